@@ -1,0 +1,38 @@
+/* idx.h - reading IDX files (the MNIST format), plain or gzip-compressed.
+ *
+ * An IDX file is a 4-byte magic (two zero bytes, a type code, the number of
+ * dimensions), one big-endian u32 per dimension, then the items.  Only the
+ * unsigned-byte type (0x08) is accepted, which is what MNIST and Fashion-MNIST
+ * use.  Compression is detected from the content, not the file name. */
+#ifndef TRAINER_IDX_H
+#define TRAINER_IDX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define IDX_MAX_DIMS 4
+
+typedef struct {
+    int ndim;                    /* 1 to IDX_MAX_DIMS */
+    uint32_t dims[IDX_MAX_DIMS]; /* dims[0] is the item count */
+    size_t item_size;            /* bytes per item: product of dims[1..ndim) */
+    uint8_t *data;               /* dims[0] * item_size bytes, owned */
+} idx_array;
+
+/* Parses an uncompressed IDX image held in memory.  name is used in messages
+ * only.  The header is checked against len before anything is allocated.
+ * On success out->data is a new copy the caller frees with idx_free. */
+int idx_parse(idx_array *out, const uint8_t *buf, size_t len, const char *name,
+              tr_error *err);
+
+/* Reads path (plain or gzip) and parses it as idx_parse does.  Memory grows
+ * only with bytes actually read, and reading stops past the size the header
+ * announces, so a small corrupt file cannot ask for gigabytes. */
+int idx_load(idx_array *out, const char *path, tr_error *err);
+
+/* Frees out->data; safe on a zeroed or already freed array. */
+void idx_free(idx_array *a);
+
+#endif

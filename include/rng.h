@@ -1,0 +1,31 @@
+/* rng.h - the seeded generator everything random draws from.
+ *
+ * xoshiro256** seeded through splitmix64.  A generator is derived from a seed
+ * and a stream number, so that each use (weight init of layer k, the shuffle of
+ * epoch e) has its own sequence that depends on nothing else: not on the thread
+ * count, not on what was drawn before. */
+#ifndef TRAINER_RNG_H
+#define TRAINER_RNG_H
+
+#include <stdint.h>
+
+typedef struct {
+    uint64_t s[4];
+} rng;
+
+/* Streams in use; the value is mixed with the seed. */
+enum {
+    RNG_STREAM_INIT = 1,    /* + layer index */
+    RNG_STREAM_SHUFFLE = 1000000 /* + epoch index */
+};
+
+void rng_seed(rng *r, uint64_t seed, uint64_t stream);
+uint64_t rng_next(rng *r);
+/* Uniform float in [0, 1) with 24 random bits. */
+float rng_uniform(rng *r);
+/* Uniform integer in [0, n), n > 0, without modulo bias. */
+uint64_t rng_below(rng *r, uint64_t n);
+/* Fisher-Yates shuffle of idx[0..n). */
+void rng_shuffle(rng *r, uint32_t *idx, uint32_t n);
+
+#endif

@@ -1,0 +1,70 @@
+/* train.h - mini-batch training and evaluation on several threads.
+ *
+ * Each mini-batch is split into shards; every shard's gradient goes into its
+ * own buffer (the parameters' layout).  The buffers are then reduced, each
+ * thread summing one slice of the parameters over all shards in shard order,
+ * and the Adam step is applied to that slice at once.  By default there is one
+ * shard per thread.  Threads live for a whole epoch; nothing is allocated in a
+ * step. */
+#ifndef TRAINER_TRAIN_H
+#define TRAINER_TRAIN_H
+
+#include <stdint.h>
+
+#include "adam.h"
+#include "dataset.h"
+#include "error.h"
+#include "mlp.h"
+
+typedef struct {
+    int threads;        /* OpenMP threads, >= 1 */
+    int shards;         /* gradient buffers per batch; 0 means one per thread */
+    int batch_size;     /* >= 1; the last partial batch of an epoch is kept */
+    adam_hparams adam;
+    uint64_t seed;      /* the epoch shuffles derive from it */
+} train_config;
+
+typedef struct {
+    int epoch;           /* 1-based */
+    double loss;         /* training loss, averaged over the epoch's samples */
+    double accuracy;     /* training accuracy, likewise */
+    double val_loss;     /* after the epoch; NaN without a validation set */
+    double val_accuracy;
+    double seconds;      /* wall time of the epoch, validation included */
+} epoch_stats;
+
+/* Called by the calling thread after a batch, with the running means of the
+ * epoch so far.  Keep it quick: the other threads wait for it. */
+typedef void (*train_progress_fn)(void *ctx, long batch, long n_batches,
+                                  double loss, double accuracy);
+
+typedef struct train_session train_session;
+
+/* Prepares to train model (which the session uses but does not own) with cfg:
+ * allocates the shard buffers, the workspaces and the optimizer state. */
+int train_session_new(train_session **out, mlp *model, const train_config *cfg,
+                      tr_error *err);
+void train_session_free(train_session *s);
+
+/* Threads the session runs (cfg->threads), and shards per batch. */
+int train_session_threads(const train_session *s);
+int train_session_shards(const train_session *s);
+
+/* The optimizer's state: its moments share the parameters' layout. */
+adam *train_session_optimizer(train_session *s);
+
+/* One epoch over data, visiting the samples in an order drawn from the seed
+ * and the epoch number (1-based) alone.  Fills *loss and *accuracy with the
+ * epoch's means.  progress may be NULL.  Fails on an empty dataset or when out
+ * of memory for the sample order (allocated once, at the first epoch). */
+int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
+                double *accuracy, train_progress_fn progress, void *ctx, tr_error *err);
+
+/* Mean loss and accuracy of m over d on `threads` threads; pred (if not NULL,
+ * [d->n]) receives each sample's predicted class.  Samples are taken in fixed
+ * chunks whose sums are added in order, so the result is the same for any
+ * thread count.  Fails only when out of memory. */
+int evaluate(const mlp *m, const dataset *d, int threads, double *loss,
+             double *accuracy, uint8_t *pred, tr_error *err);
+
+#endif

@@ -1,0 +1,67 @@
+#include "adam.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "mlp.h"
+
+adam_hparams adam_defaults(void)
+{
+    return (adam_hparams){.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
+}
+
+int adam_init(adam *a, size_t len, const adam_hparams *hp, tr_error *err)
+{
+    memset(a, 0, sizeof *a);
+    a->hp = *hp;
+    a->len = len;
+    a->m = mlp_buffer_new(len);
+    a->v = mlp_buffer_new(len);
+    if (!a->m || !a->v) {
+        adam_free(a);
+        return error_set(err, "out of memory for the optimizer state");
+    }
+    return 0;
+}
+
+void adam_free(adam *a)
+{
+    mlp_buffer_free(a->m);
+    mlp_buffer_free(a->v);
+    a->m = a->v = NULL;
+}
+
+float adam_alpha(const adam_hparams *hp, long t)
+{
+    double b1t = pow((double)hp->beta1, (double)t);
+    double b2t = pow((double)hp->beta2, (double)t);
+    return (float)((double)hp->lr * sqrt(1.0 - b2t) / (1.0 - b1t));
+}
+
+void adam_update(float *restrict p, float *restrict m, float *restrict v,
+                 const float *const *grads, int n_grads, size_t lo, size_t hi,
+                 const adam_hparams *hp, float alpha)
+{
+    /* The gradient is summed block by block into a small stack buffer so that
+     * both loops vectorize and the sum stays in the L1 cache. */
+    enum { BLOCK = 256 };
+    const float c1 = 1.0f - hp->beta1, c2 = 1.0f - hp->beta2, eps = hp->eps;
+    float g[BLOCK];
+    for (size_t j0 = lo; j0 < hi; j0 += BLOCK) {
+        size_t nb = hi - j0 < BLOCK ? hi - j0 : BLOCK;
+        memcpy(g, grads[0] + j0, nb * sizeof(float));
+        for (int k = 1; k < n_grads; k++) {
+            const float *restrict gk = grads[k] + j0;
+            for (size_t i = 0; i < nb; i++)
+                g[i] += gk[i];
+        }
+        float *restrict pj = p + j0, *restrict mj = m + j0, *restrict vj = v + j0;
+        for (size_t i = 0; i < nb; i++) {
+            float mi = mj[i] + c1 * (g[i] - mj[i]);
+            float vi = vj[i] + c2 * (g[i] * g[i] - vj[i]);
+            mj[i] = mi;
+            vj[i] = vi;
+            pj[i] -= alpha * mi / (sqrtf(vi) + eps);
+        }
+    }
+}

@@ -1,0 +1,139 @@
+#include "dataset.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "idx.h"
+
+const char *const DATASET_TRAIN_IMAGES = "train-images-idx3-ubyte";
+const char *const DATASET_TRAIN_LABELS = "train-labels-idx1-ubyte";
+const char *const DATASET_TEST_IMAGES = "t10k-images-idx3-ubyte";
+const char *const DATASET_TEST_LABELS = "t10k-labels-idx1-ubyte";
+
+int dataset_load_files(dataset *d, const char *images_path, const char *labels_path,
+                       tr_error *err)
+{
+    memset(d, 0, sizeof *d);
+    idx_array im = {0}, lb = {0};
+    if (idx_load(&im, images_path, err))
+        return -1;
+    if (im.ndim != 3) {
+        idx_free(&im);
+        return error_set(err, "%s: expected an image file (3 dimensions), found %d "
+                         "dimension%s", images_path, im.ndim, im.ndim == 1 ? "" : "s");
+    }
+    if (idx_load(&lb, labels_path, err)) {
+        idx_free(&im);
+        return -1;
+    }
+    int status = 0;
+    if (lb.ndim != 1) {
+        status = error_set(err, "%s: expected a label file (1 dimension), found %d",
+                           labels_path, lb.ndim);
+    } else if (lb.dims[0] != im.dims[0]) {
+        status = error_set(err, "%s: %u labels but %s has %u images", labels_path,
+                           lb.dims[0], images_path, im.dims[0]);
+    } else {
+        for (uint32_t i = 0; i < lb.dims[0]; i++) {
+            if (lb.data[i] >= DATASET_CLASSES) {
+                status = error_set(err, "%s: label %u of item %u is out of range "
+                                   "(0 to %d)", labels_path, lb.data[i], i,
+                                   DATASET_CLASSES - 1);
+                break;
+            }
+        }
+    }
+    if (status) {
+        idx_free(&im);
+        idx_free(&lb);
+        return status;
+    }
+    d->n = im.dims[0];
+    d->rows = im.dims[1];
+    d->cols = im.dims[2];
+    d->dim = d->rows * d->cols;
+    d->pixels = im.data;
+    d->labels = lb.data;
+    d->owned = 1;
+    return 0;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int dataset_find_file(char *buf, size_t size, const char *dir, const char *base)
+{
+    snprintf(buf, size, "%s/%s", dir, base);
+    if (exists(buf))
+        return 0;
+    snprintf(buf, size, "%s/%s.gz", dir, base);
+    return exists(buf) ? 0 : -1;
+}
+
+int dataset_load_dir(dataset *d, const char *dir, int test, tr_error *err)
+{
+    memset(d, 0, sizeof *d);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return error_set(err, "%s: data directory not found: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return error_set(err, "%s: not a directory", dir);
+    char images[4096], labels[4096];
+    const char *ib = test ? DATASET_TEST_IMAGES : DATASET_TRAIN_IMAGES;
+    const char *lb = test ? DATASET_TEST_LABELS : DATASET_TRAIN_LABELS;
+    if (dataset_find_file(images, sizeof images, dir, ib))
+        return error_set(err, "%s/%s[.gz]: not found", dir, ib);
+    if (dataset_find_file(labels, sizeof labels, dir, lb))
+        return error_set(err, "%s/%s[.gz]: not found", dir, lb);
+    return dataset_load_files(d, images, labels, err);
+}
+
+void dataset_free(dataset *d)
+{
+    if (d->owned) {
+        free(d->pixels);
+        free(d->labels);
+    }
+    memset(d, 0, sizeof *d);
+}
+
+dataset dataset_slice(const dataset *d, uint32_t first, uint32_t count)
+{
+    dataset v = *d;
+    v.n = count;
+    v.pixels = d->pixels + (size_t)first * d->dim;
+    v.labels = d->labels + first;
+    v.owned = 0;
+    return v;
+}
+
+void dataset_split(const dataset *all, double fraction, dataset *train, dataset *val)
+{
+    /* Keras computes int(n * (1 - fraction)); the same double arithmetic here
+     * gives the same split point. */
+    uint32_t n_train = (uint32_t)((double)all->n * (1.0 - fraction));
+    if (n_train > all->n)
+        n_train = all->n;
+    *train = dataset_slice(all, 0, n_train);
+    *val = dataset_slice(all, n_train, all->n - n_train);
+}
+
+void dataset_gather(float *x, uint8_t *y, const dataset *d, const uint32_t *idx,
+                    uint32_t first, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t s = idx ? idx[first + k] : first + k;
+        const uint8_t *p = d->pixels + (size_t)s * d->dim;
+        float *row = x + (size_t)k * d->dim;
+        for (uint32_t j = 0; j < d->dim; j++)
+            row[j] = (float)p[j] / 255.0f; /* as Keras' x / 255 in float32 */
+        if (y)
+            y[k] = d->labels[s];
+    }
+}

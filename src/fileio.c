@@ -1,0 +1,119 @@
+#include "fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, tr_error *err)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
+        return error_set(err, "%s: path too long", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return error_set(err, "%s: cannot create a file there: %s", path, strerror(errno));
+    mode_t mask = umask(0);
+    umask(mask);
+    int status = 0;
+    if (fchmod(fd, 0666 & ~mask) || write_all(fd, data, len) || fsync(fd)) {
+        status = error_set(err, "%s: write failed: %s", path, strerror(errno));
+        close(fd);
+    } else if (close(fd)) {
+        status = error_set(err, "%s: write failed: %s", path, strerror(errno));
+    } else if (rename(tmp, path)) {
+        status = error_set(err, "%s: cannot replace: %s", path, strerror(errno));
+    }
+    if (status)
+        unlink(tmp);
+    return status;
+}
+
+int file_read_all(const char *path, size_t max, uint8_t **data, size_t *len,
+                  tr_error *err)
+{
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int status = 0;
+    if (fstat(fileno(f), &st)) {
+        status = error_set(err, "%s: %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        status = error_set(err, "%s: not a regular file", path);
+    } else if ((unsigned long long)st.st_size > max) {
+        status = error_set(err, "%s: %lld bytes is larger than the %zu this file may "
+                           "have", path, (long long)st.st_size, max);
+    } else {
+        size_t n = (size_t)st.st_size;
+        uint8_t *buf = malloc(n ? n : 1);
+        if (!buf) {
+            status = error_set(err, "%s: out of memory", path);
+        } else if (fread(buf, 1, n, f) != n || ferror(f)) {
+            status = error_set(err, "%s: read failed", path);
+            free(buf);
+        } else {
+            *data = buf;
+            *len = n;
+        }
+    }
+    fclose(f);
+    return status;
+}
+
+int file_make_dirs(const char *dir, tr_error *err)
+{
+    char buf[4096];
+    if (dir[0] == '\0')
+        return error_set(err, "empty directory name");
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return error_set(err, "%s: path too long", dir);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, 0777) && errno != EEXIST)
+            return error_set(err, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    struct stat st;
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+        return error_set(err, "%s: not a directory", dir);
+    return 0;
+}
+
+int file_check_writable(const char *dir, tr_error *err)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s/.trainer-probe-XXXXXX", dir) >= (int)sizeof tmp)
+        return error_set(err, "%s: path too long", dir);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return error_set(err, "%s: cannot write there: %s", dir, strerror(errno));
+    close(fd);
+    unlink(tmp);
+    return 0;
+}

@@ -1,0 +1,153 @@
+#include "history.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+
+#define HISTORY_MAX_BYTES ((size_t)64 << 20)
+#define HISTORY_MAX_ROWS 1000000
+
+static int format_row(char *buf, size_t size, const epoch_stats *r)
+{
+    return snprintf(buf, size, "%d,%.6f,%.6f,%.6f,%.6f,%.3f\n", r->epoch, r->loss,
+                    r->accuracy, r->val_loss, r->val_accuracy, r->seconds);
+}
+
+int history_format(const epoch_stats *rows, int n, char **text, size_t *len,
+                   tr_error *err)
+{
+    /* Sized exactly: a diverged loss can print hundreds of digits. */
+    size_t cap = sizeof HISTORY_HEADER + 1;
+    for (int i = 0; i < n; i++)
+        cap += (size_t)format_row(NULL, 0, &rows[i]);
+    char *buf = malloc(cap);
+    if (!buf)
+        return error_set(err, "out of memory for the history");
+    size_t used = (size_t)snprintf(buf, cap, "%s\n", HISTORY_HEADER);
+    for (int i = 0; i < n; i++)
+        used += (size_t)format_row(buf + used, cap - used, &rows[i]);
+    *text = buf;
+    *len = used;
+    return 0;
+}
+
+/* Parses one number field ending at ',' (or at the line's end when last). */
+static int parse_field(const char **p, const char *end, int last, double *out)
+{
+    char tmp[64];
+    const char *q = *p;
+    size_t k = 0;
+    while (q < end && *q != ',' && *q != '\n' && *q != '\r' && k < sizeof tmp - 1)
+        tmp[k++] = *q++;
+    tmp[k] = '\0';
+    if (k == 0 || k == sizeof tmp - 1)
+        return -1;
+    char *stop;
+    errno = 0;
+    *out = strtod(tmp, &stop);
+    if (*stop != '\0' || errno == ERANGE)
+        return -1;
+    if (last) {
+        if (q < end && *q == '\r')
+            q++;
+        if (q < end && *q != '\n')
+            return -1;
+    } else if (q >= end || *q != ',') {
+        return -1;
+    }
+    *p = q + 1;
+    return 0;
+}
+
+int history_parse(epoch_stats **rows_out, int *n_out, const char *text, size_t len,
+                  const char *name, tr_error *err)
+{
+    *rows_out = NULL;
+    *n_out = 0;
+    const char *p = text, *end = text + len;
+    size_t hl = strlen(HISTORY_HEADER);
+    if (len < hl || memcmp(p, HISTORY_HEADER, hl) != 0 ||
+        (len > hl && p[hl] != '\n' && p[hl] != '\r'))
+        return error_set(err, "%s: line 1: expected the header '%s'", name, HISTORY_HEADER);
+    p += hl;
+    if (p < end && *p == '\r')
+        p++;
+    if (p < end && *p == '\n')
+        p++;
+    int cap = 64, n = 0;
+    epoch_stats *rows = malloc(sizeof *rows * (size_t)cap);
+    if (!rows)
+        return error_set(err, "out of memory");
+    int line = 2;
+    while (p < end) {
+        if (*p == '\n') { /* a blank line */
+            p++;
+            line++;
+            continue;
+        }
+        if (n == HISTORY_MAX_ROWS) {
+            free(rows);
+            return error_set(err, "%s: more than %d rows", name, HISTORY_MAX_ROWS);
+        }
+        if (n == cap) {
+            cap *= 2;
+            epoch_stats *nr = realloc(rows, sizeof *rows * (size_t)cap);
+            if (!nr) {
+                free(rows);
+                return error_set(err, "out of memory");
+            }
+            rows = nr;
+        }
+        double v[6];
+        for (int f = 0; f < 6; f++) {
+            if (parse_field(&p, end, f == 5, &v[f])) {
+                free(rows);
+                return error_set(err, "%s: line %d: field %d is missing or not a number "
+                                 "(expected 6 numbers: %s)", name, line, f + 1,
+                                 HISTORY_HEADER);
+            }
+        }
+        if (v[0] != (double)(n + 1)) {
+            free(rows);
+            return error_set(err, "%s: line %d: epoch %g, expected %d", name, line, v[0],
+                             n + 1);
+        }
+        rows[n] = (epoch_stats){.epoch = n + 1, .loss = v[1], .accuracy = v[2],
+                                  .val_loss = v[3], .val_accuracy = v[4],
+                                  .seconds = v[5]};
+        n++;
+        line++;
+    }
+    if (n == 0) {
+        free(rows);
+        return error_set(err, "%s: no rows after the header", name);
+    }
+    *rows_out = rows;
+    *n_out = n;
+    return 0;
+}
+
+int history_save(const epoch_stats *rows, int n, const char *path, tr_error *err)
+{
+    char *text;
+    size_t len;
+    if (history_format(rows, n, &text, &len, err))
+        return -1;
+    int status = file_write_atomic(path, text, len, err);
+    free(text);
+    return status;
+}
+
+int history_load(epoch_stats **rows, int *n, const char *path, tr_error *err)
+{
+    uint8_t *data;
+    size_t len;
+    if (file_read_all(path, HISTORY_MAX_BYTES, &data, &len, err))
+        return -1;
+    int status = history_parse(rows, n, (const char *)data, len, path, err);
+    free(data);
+    return status;
+}

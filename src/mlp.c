@@ -1,0 +1,203 @@
+#include "mlp.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dense.h"
+#include "rng.h"
+
+static size_t pad(size_t n)
+{
+    return (n + MLP_ALIGN - 1) / MLP_ALIGN * MLP_ALIGN;
+}
+
+int mlp_shape_make(mlp_shape *s, int inputs, const int *hidden, int n_hidden,
+                   int classes, tr_error *err)
+{
+    memset(s, 0, sizeof *s);
+    if (n_hidden < 0 || n_hidden + 1 > MLP_MAX_LAYERS)
+        return error_set(err, "at most %d hidden layers are supported",
+                         MLP_MAX_LAYERS - 1);
+    int sizes[MLP_MAX_LAYERS + 1];
+    sizes[0] = inputs;
+    for (int l = 0; l < n_hidden; l++)
+        sizes[l + 1] = hidden[l];
+    sizes[n_hidden + 1] = classes;
+    for (int l = 0; l <= n_hidden + 1; l++)
+        if (sizes[l] < 1 || sizes[l] > MLP_MAX_WIDTH)
+            return error_set(err, "layer width %d is out of range (1 to %d)",
+                             sizes[l], MLP_MAX_WIDTH);
+    s->n_layers = n_hidden + 1;
+    memcpy(s->sizes, sizes, sizeof(int) * (size_t)(n_hidden + 2));
+    return 0;
+}
+
+int mlp_parse_hidden(const char *text, int *widths, int *n, tr_error *err)
+{
+    *n = 0;
+    const char *p = text;
+    if (*p == '\0')
+        return 0;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 1 || v > MLP_MAX_WIDTH ||
+            (*end != ',' && *end != '\0'))
+            return error_set(err, "--hidden '%s': expected widths from 1 to %d "
+                             "separated by commas, like 128,32", text, MLP_MAX_WIDTH);
+        if (*n == MLP_MAX_LAYERS - 1)
+            return error_set(err, "--hidden '%s': at most %d hidden layers", text,
+                             MLP_MAX_LAYERS - 1);
+        widths[(*n)++] = (int)v;
+        if (*end == '\0')
+            return 0;
+        p = end + 1;
+    }
+}
+
+void mlp_shape_format(const mlp_shape *s, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int l = 0; l <= s->n_layers && used < size; l++)
+        used += (size_t)snprintf(buf + used, size - used, l ? "-%d" : "%d", s->sizes[l]);
+}
+
+size_t mlp_param_count(const mlp_shape *s)
+{
+    size_t n = 0;
+    for (int l = 0; l < s->n_layers; l++)
+        n += (size_t)s->sizes[l] * s->sizes[l + 1] + s->sizes[l + 1];
+    return n;
+}
+
+size_t mlp_buffer_len(const mlp_shape *s)
+{
+    size_t n = 0;
+    for (int l = 0; l < s->n_layers; l++)
+        n += pad((size_t)s->sizes[l] * s->sizes[l + 1]) + pad(s->sizes[l + 1]);
+    return n;
+}
+
+void mlp_views(const mlp_shape *s, float *buf, dense_view *views)
+{
+    size_t off = 0;
+    for (int l = 0; l < s->n_layers; l++) {
+        views[l].w = buf + off;
+        off += pad((size_t)s->sizes[l] * s->sizes[l + 1]);
+        views[l].b = buf + off;
+        off += pad(s->sizes[l + 1]);
+    }
+}
+
+float *mlp_buffer_new(size_t len)
+{
+    size_t bytes = (len * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+void mlp_buffer_free(float *buf)
+{
+    free(buf);
+}
+
+int mlp_init(mlp *m, const mlp_shape *s, tr_error *err)
+{
+    memset(m, 0, sizeof *m);
+    m->shape = *s;
+    m->len = mlp_buffer_len(s);
+    m->params = mlp_buffer_new(m->len);
+    if (!m->params)
+        return error_set(err, "out of memory for %zu parameters", m->len);
+    mlp_views(s, m->params, m->layer);
+    return 0;
+}
+
+void mlp_free(mlp *m)
+{
+    mlp_buffer_free(m->params);
+    memset(m, 0, sizeof *m);
+}
+
+void mlp_init_glorot(mlp *m, uint64_t seed)
+{
+    for (int l = 0; l < m->shape.n_layers; l++) {
+        int in = m->shape.sizes[l], out = m->shape.sizes[l + 1];
+        float limit = (float)sqrt(6.0 / (double)(in + out));
+        rng r;
+        rng_seed(&r, seed, RNG_STREAM_INIT + (uint64_t)l);
+        float *w = m->layer[l].w;
+        for (long k = 0; k < (long)in * out; k++)
+            w[k] = (2.0f * rng_uniform(&r) - 1.0f) * limit;
+        memset(m->layer[l].b, 0, sizeof(float) * (size_t)out);
+    }
+}
+
+int mlp_work_init(mlp_work *w, const mlp_shape *s, int max_n, tr_error *err)
+{
+    memset(w, 0, sizeof *w);
+    size_t floats = pad((size_t)max_n * s->sizes[0]);
+    for (int l = 0; l < s->n_layers; l++)
+        floats += 2 * pad((size_t)max_n * s->sizes[l + 1]);
+    floats += pad((size_t)max_n); /* labels, as bytes, fit in max_n floats */
+    float *block = mlp_buffer_new(floats);
+    if (!block)
+        return error_set(err, "out of memory for a workspace of %zu floats", floats);
+    w->block = block;
+    w->max_n = max_n;
+    float *p = block;
+    w->x = p;
+    p += pad((size_t)max_n * s->sizes[0]);
+    for (int l = 0; l < s->n_layers; l++) {
+        w->act[l] = p;
+        p += pad((size_t)max_n * s->sizes[l + 1]);
+        w->delta[l] = p;
+        p += pad((size_t)max_n * s->sizes[l + 1]);
+    }
+    w->y = (uint8_t *)p;
+    return 0;
+}
+
+void mlp_work_free(mlp_work *w)
+{
+    free(w->block);
+    memset(w, 0, sizeof *w);
+}
+
+void mlp_forward(const mlp *m, mlp_work *w, int n)
+{
+    const mlp_shape *s = &m->shape;
+    const float *in = w->x;
+    for (int l = 0; l < s->n_layers; l++) {
+        dense_forward(w->act[l], in, m->layer[l].w, m->layer[l].b, n, s->sizes[l],
+                      s->sizes[l + 1], l < s->n_layers - 1);
+        in = w->act[l];
+    }
+}
+
+double mlp_forward_backward(const mlp *m, mlp_work *w, int n, float scale,
+                            const dense_view *grad, int *correct)
+{
+    const mlp_shape *s = &m->shape;
+    const int last = s->n_layers - 1;
+    mlp_forward(m, w, n);
+    double loss = softmax_xent(w->delta[last], w->act[last], w->y, n,
+                               s->sizes[last + 1], scale, correct);
+    for (int l = last; l >= 0; l--) {
+        const float *in = l ? w->act[l - 1] : w->x;
+        float *d_in = l ? w->delta[l - 1] : NULL;
+        dense_backward(d_in, grad[l].w, grad[l].b, w->delta[l], in, m->layer[l].w, n,
+                       s->sizes[l], s->sizes[l + 1]);
+        if (l)
+            relu_backward(d_in, w->act[l - 1], (long)n * s->sizes[l]);
+    }
+    return loss;
+}

@@ -1,0 +1,268 @@
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dense.h"
+#include "parallel.h"
+#include "rng.h"
+
+/* Per-shard results of one step, one cache line each so that threads writing
+ * neighbouring shards do not share a line. */
+typedef struct {
+    double loss;
+    int correct;
+    int n;
+    char pad[64 - sizeof(double) - 2 * sizeof(int)];
+} shard_result;
+
+struct train_session {
+    mlp *model;
+    train_config cfg;
+    int shards;
+    adam opt;
+    float **grad;               /* [shards] buffers of model->len floats */
+    dense_view (*grad_view)[MLP_MAX_LAYERS];
+    mlp_work *work;             /* [threads] */
+    shard_result *result;       /* [shards] */
+    const float **nonempty;     /* [threads][shards]: scratch for the reduce */
+    uint32_t *order;            /* sample order of the current epoch */
+    uint32_t order_cap;
+};
+
+int train_session_new(train_session **out, mlp *model, const train_config *cfg,
+                      tr_error *err)
+{
+    *out = NULL;
+    if (cfg->threads < 1 || cfg->batch_size < 1 || cfg->shards < 0)
+        return error_set(err, "invalid training configuration");
+    train_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return error_set(err, "out of memory");
+    s->model = model;
+    s->cfg = *cfg;
+    s->shards = cfg->shards ? cfg->shards : cfg->threads;
+    int max_shard = (cfg->batch_size + s->shards - 1) / s->shards;
+    s->grad = calloc((size_t)s->shards, sizeof *s->grad);
+    s->grad_view = calloc((size_t)s->shards, sizeof *s->grad_view);
+    s->work = calloc((size_t)cfg->threads, sizeof *s->work);
+    s->result = aligned_alloc(64, sizeof(shard_result) * (size_t)s->shards);
+    s->nonempty = calloc((size_t)cfg->threads * s->shards, sizeof *s->nonempty);
+    if (!s->grad || !s->grad_view || !s->work || !s->result || !s->nonempty)
+        goto oom;
+    for (int k = 0; k < s->shards; k++) {
+        s->grad[k] = mlp_buffer_new(model->len);
+        if (!s->grad[k])
+            goto oom;
+        mlp_views(&model->shape, s->grad[k], s->grad_view[k]);
+    }
+    for (int t = 0; t < cfg->threads; t++)
+        if (mlp_work_init(&s->work[t], &model->shape, max_shard, err))
+            goto fail;
+    if (adam_init(&s->opt, model->len, &cfg->adam, err))
+        goto fail;
+    *out = s;
+    return 0;
+oom:
+    error_set(err, "out of memory for the training buffers");
+fail:
+    train_session_free(s);
+    return -1;
+}
+
+void train_session_free(train_session *s)
+{
+    if (!s)
+        return;
+    for (int k = 0; s->grad && k < s->shards; k++)
+        mlp_buffer_free(s->grad[k]);
+    for (int t = 0; s->work && t < s->cfg.threads; t++)
+        mlp_work_free(&s->work[t]);
+    adam_free(&s->opt);
+    free(s->grad);
+    free(s->grad_view);
+    free(s->work);
+    free(s->result);
+    free(s->nonempty);
+    free(s->order);
+    free(s);
+}
+
+int train_session_threads(const train_session *s)
+{
+    return s->cfg.threads;
+}
+
+int train_session_shards(const train_session *s)
+{
+    return s->shards;
+}
+
+adam *train_session_optimizer(train_session *s)
+{
+    return &s->opt;
+}
+
+/* The slice [*lo, *hi) of a buffer of len floats that thread t of nt reduces;
+ * boundaries fall on cache lines. */
+static void thread_slice(size_t len, int t, int nt, size_t *lo, size_t *hi)
+{
+    size_t lines = (len + MLP_ALIGN - 1) / MLP_ALIGN;
+    size_t per = (lines + (size_t)nt - 1) / (size_t)nt;
+    *lo = (size_t)t * per * MLP_ALIGN;
+    *hi = *lo + per * MLP_ALIGN;
+    if (*lo > len)
+        *lo = len;
+    if (*hi > len)
+        *hi = len;
+}
+
+/* Forward and backward pass of every shard of the batch that thread t owns. */
+static void run_shards(train_session *s, const dataset *data, uint32_t first,
+                       uint32_t bn, int t, int nt)
+{
+    mlp_work *w = &s->work[t];
+    for (int k = t; k < s->shards; k += nt) {
+        uint32_t lo = (uint32_t)((uint64_t)k * bn / s->shards);
+        uint32_t hi = (uint32_t)((uint64_t)(k + 1) * bn / s->shards);
+        shard_result *r = &s->result[k];
+        r->n = (int)(hi - lo);
+        r->loss = 0.0;
+        r->correct = 0;
+        if (hi == lo)
+            continue;
+        dataset_gather(w->x, w->y, data, s->order, first + lo, hi - lo);
+        r->loss = mlp_forward_backward(s->model, w, (int)(hi - lo), 1.0f / (float)bn,
+                                       s->grad_view[k], &r->correct);
+    }
+}
+
+/* Sums the non-empty shards' gradients over thread t's slice and applies the
+ * Adam step of number `step` to it. */
+static void reduce_and_update(train_session *s, int t, int nt, long step)
+{
+    const float **g = s->nonempty + (size_t)t * s->shards;
+    int ng = 0;
+    for (int k = 0; k < s->shards; k++)
+        if (s->result[k].n > 0)
+            g[ng++] = s->grad[k];
+    size_t lo, hi;
+    thread_slice(s->model->len, t, nt, &lo, &hi);
+    if (lo < hi)
+        adam_update(s->model->params, s->opt.m, s->opt.v, g, ng, lo, hi,
+                    &s->opt.hp, adam_alpha(&s->opt.hp, step));
+}
+
+static int prepare_order(train_session *s, uint32_t n, int epoch)
+{
+    if (n > s->order_cap) {
+        uint32_t *o = realloc(s->order, sizeof *o * n);
+        if (!o)
+            return -1;
+        s->order = o;
+        s->order_cap = n;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        s->order[i] = i;
+    rng r;
+    rng_seed(&r, s->cfg.seed, RNG_STREAM_SHUFFLE + (uint64_t)epoch);
+    rng_shuffle(&r, s->order, n);
+    return 0;
+}
+
+int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
+                double *accuracy, train_progress_fn progress, void *ctx, tr_error *err)
+{
+    *loss = *accuracy = NAN;
+    if (data->n == 0)
+        return error_set(err, "no training samples");
+    if (prepare_order(s, data->n, epoch))
+        return error_set(err, "out of memory for the sample order");
+    const uint32_t bs = (uint32_t)s->cfg.batch_size;
+    const long n_batches = (long)((data->n + bs - 1) / bs);
+    const long step0 = s->opt.step;
+    double loss_sum = 0.0;
+    long correct = 0, seen = 0;
+    omp_set_dynamic(0);
+#pragma omp parallel num_threads(s->cfg.threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (long b = 0; b < n_batches; b++) {
+            uint32_t first = (uint32_t)b * bs;
+            uint32_t bn = data->n - first < bs ? data->n - first : bs;
+            run_shards(s, data, first, bn, t, nt);
+#pragma omp barrier
+            reduce_and_update(s, t, nt, step0 + b + 1);
+            if (t == 0) {
+                for (int k = 0; k < s->shards; k++) {
+                    loss_sum += s->result[k].loss;
+                    correct += s->result[k].correct;
+                }
+                seen += bn;
+                if (progress)
+                    progress(ctx, b + 1, n_batches, loss_sum / (double)seen,
+                             (double)correct / (double)seen);
+            }
+#pragma omp barrier
+        }
+    }
+    s->opt.step = step0 + n_batches;
+    *loss = loss_sum / (double)data->n;
+    *accuracy = (double)correct / (double)data->n;
+    return 0;
+}
+
+enum { EVAL_CHUNK = 256 };
+
+int evaluate(const mlp *m, const dataset *d, int threads, double *loss,
+             double *accuracy, uint8_t *pred, tr_error *err)
+{
+    *loss = *accuracy = NAN;
+    if (d->n == 0)
+        return 0;
+    const long n_chunks = (long)((d->n + EVAL_CHUNK - 1) / EVAL_CHUNK);
+    if (threads > n_chunks)
+        threads = (int)n_chunks;
+    double *chunk_loss = calloc((size_t)n_chunks, sizeof *chunk_loss);
+    int *chunk_correct = calloc((size_t)n_chunks, sizeof *chunk_correct);
+    mlp_work *work = calloc((size_t)threads, sizeof *work);
+    int status = 0;
+    if (!chunk_loss || !chunk_correct || !work) {
+        status = error_set(err, "out of memory for evaluation");
+        goto done;
+    }
+    for (int t = 0; t < threads; t++)
+        if (mlp_work_init(&work[t], &m->shape, EVAL_CHUNK, err)) {
+            status = -1;
+            goto done;
+        }
+    const int last = m->shape.n_layers - 1;
+    omp_set_dynamic(0);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long c = 0; c < n_chunks; c++) {
+        mlp_work *w = &work[omp_get_thread_num()];
+        uint32_t first = (uint32_t)c * EVAL_CHUNK;
+        uint32_t n = d->n - first < EVAL_CHUNK ? d->n - first : EVAL_CHUNK;
+        dataset_gather(w->x, w->y, d, NULL, first, n);
+        mlp_forward(m, w, (int)n);
+        chunk_loss[c] = softmax_xent_eval(pred ? pred + first : NULL, w->act[last], w->y,
+                                          (int)n, m->shape.sizes[last + 1],
+                                          &chunk_correct[c]);
+    }
+    double total = 0.0;
+    long correct = 0;
+    for (long c = 0; c < n_chunks; c++) {
+        total += chunk_loss[c];
+        correct += chunk_correct[c];
+    }
+    *loss = total / (double)d->n;
+    *accuracy = (double)correct / (double)d->n;
+done:
+    for (int t = 0; work && t < threads; t++)
+        mlp_work_free(&work[t]);
+    free(work);
+    free(chunk_loss);
+    free(chunk_correct);
+    return status;
+}

@@ -1,0 +1,463 @@
+/* trainer - trains a dense classifier on MNIST-format data, Keras-style.
+ *
+ * This file holds only the command line, the console and the order of work;
+ * everything else is in the library. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "ckpt.h"
+#include "dataset.h"
+#include "fileio.h"
+#include "history.h"
+#include "mlp.h"
+#include "train.h"
+
+#define EXIT_USAGE 2
+#define MAX_THREADS 256
+
+typedef struct {
+    const char *data_dir; /* NULL: data/mnist here, else in the source tree */
+    const char *out_dir;
+    const char *load;
+    const char *hidden_text;
+    int hidden[MLP_MAX_LAYERS];
+    int n_hidden;
+    int hidden_given;
+    int epochs;
+    int batch_size;
+    int threads;
+    double lr;
+    double validation_split;
+    unsigned long long seed;
+} options;
+
+static int cores_available(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: trainer [OPTION]...\n"
+            "Train a dense classifier on MNIST-format data (Keras' Sequential + Adam).\n"
+            "\n"
+            "  --data DIR              the four IDX files, plain or .gz (default: data/mnist\n"
+            "                          here, else %s/data/mnist)\n"
+            "  --out DIR               where history.csv and model.ckpt go, created if\n"
+            "                          missing (default: .)\n"
+            "  --hidden LIST           hidden layer widths (default: 128,32; '' for none)\n"
+            "  --epochs N              passes over the training set (default: 25; 0 only\n"
+            "                          evaluates)\n"
+            "  --batch-size N          samples per Adam step (default: 32)\n"
+            "  --lr X                  Adam learning rate (default: 0.001)\n"
+            "  --validation-split X    last fraction of the training file held out for\n"
+            "                          validation, 0 <= X < 1 (default: 0.2)\n"
+            "  --seed N                seed of the weights and the shuffles (default: 0)\n"
+            "  --threads N             OpenMP threads (default: the %d cores available)\n"
+            "  --load FILE             start from a saved model.ckpt (its layer sizes win)\n"
+            "  --help                  show this help\n"
+            "  --version               show the version\n"
+            "\n"
+            "Exit status: 0 on success, 1 for a data, checkpoint or output problem,\n"
+            "2 for a bad command line.\n",
+            TRAINER_SOURCE_DIR, cores_available());
+}
+
+static int bad_flag(const char *flag, const char *value, const char *want)
+{
+    fprintf(stderr, "trainer: %s '%s': %s (see --help)\n", flag, value, want);
+    return -1;
+}
+
+static int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno || v < lo || v > hi) {
+        char want[96];
+        snprintf(want, sizeof want, "expected a whole number from %ld to %ld", lo, hi);
+        return bad_flag(flag, s, want);
+    }
+    *out = v;
+    return 0;
+}
+
+/* Parses a real number in [lo, hi) (hi_open) or [lo, hi]. */
+static int parse_double(const char *flag, const char *s, double lo, double hi,
+                        int hi_open, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno || !isfinite(v) || v < lo ||
+        (hi_open ? v >= hi : v > hi)) {
+        char want[96];
+        snprintf(want, sizeof want, "expected a number from %g to %g%s", lo, hi,
+                 hi_open ? " (excluded)" : "");
+        return bad_flag(flag, s, want);
+    }
+    *out = v;
+    return 0;
+}
+
+enum {
+    OPT_DATA = 256, OPT_OUT, OPT_HIDDEN, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VSPLIT,
+    OPT_SEED, OPT_THREADS, OPT_LOAD, OPT_HELP, OPT_VERSION
+};
+
+/* Returns 0 to run, 1 when --help or --version was served, -1 on a bad flag. */
+static int parse_options(options *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, OPT_DATA},
+        {"out", required_argument, NULL, OPT_OUT},
+        {"hidden", required_argument, NULL, OPT_HIDDEN},
+        {"epochs", required_argument, NULL, OPT_EPOCHS},
+        {"batch-size", required_argument, NULL, OPT_BATCH},
+        {"lr", required_argument, NULL, OPT_LR},
+        {"validation-split", required_argument, NULL, OPT_VSPLIT},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"load", required_argument, NULL, OPT_LOAD},
+        {"help", no_argument, NULL, OPT_HELP},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (options){.out_dir = ".", .hidden_text = "128,32", .epochs = 25,
+                   .batch_size = 32, .threads = cores_available(), .lr = 1e-3,
+                   .validation_split = 0.2, .seed = 0};
+    opterr = 0;
+    int c;
+    long v;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        const char *flag = argv[optind - 1];
+        switch (c) {
+        case OPT_DATA: o->data_dir = optarg; break;
+        case OPT_OUT: o->out_dir = optarg; break;
+        case OPT_LOAD: o->load = optarg; break;
+        case OPT_HIDDEN: o->hidden_text = optarg; o->hidden_given = 1; break;
+        case OPT_EPOCHS:
+            if (parse_long("--epochs", optarg, 0, 1000000, &v)) return -1;
+            o->epochs = (int)v;
+            break;
+        case OPT_BATCH:
+            if (parse_long("--batch-size", optarg, 1, 65536, &v)) return -1;
+            o->batch_size = (int)v;
+            break;
+        case OPT_THREADS:
+            if (parse_long("--threads", optarg, 1, MAX_THREADS, &v)) return -1;
+            o->threads = (int)v;
+            break;
+        case OPT_SEED: {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || errno || optarg[0] == '-')
+                return bad_flag("--seed", optarg, "expected a whole number >= 0");
+            o->seed = s;
+            break;
+        }
+        case OPT_LR:
+            if (parse_double("--lr", optarg, 0.0, 1e6, 0, &o->lr)) return -1;
+            if (o->lr <= 0.0) return bad_flag("--lr", optarg, "expected a number > 0");
+            break;
+        case OPT_VSPLIT:
+            if (parse_double("--validation-split", optarg, 0.0, 1.0, 1,
+                             &o->validation_split))
+                return -1;
+            break;
+        case OPT_HELP: usage(stdout); return 1;
+        case OPT_VERSION: printf("trainer %s\n", TRAINER_VERSION); return 1;
+        case '?':
+        default:
+            if (optopt)
+                fprintf(stderr, "trainer: %s needs a value (see --help)\n", flag);
+            else
+                fprintf(stderr, "trainer: unknown option '%s' (see --help)\n", flag);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "trainer: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
+    }
+    tr_error err;
+    if (mlp_parse_hidden(o->hidden_text, o->hidden, &o->n_hidden, &err)) {
+        fprintf(stderr, "trainer: %s (see --help)\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The data directory: --data, else data/mnist here, else in the source tree. */
+static const char *data_dir(const options *o)
+{
+    static const char *const candidates[] = {"data/mnist", TRAINER_SOURCE_DIR "/data/mnist"};
+    if (o->data_dir)
+        return o->data_dir;
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        char probe[4096];
+        if (dataset_find_file(probe, sizeof probe, candidates[i], DATASET_TRAIN_IMAGES) == 0)
+            return candidates[i];
+    }
+    return NULL;
+}
+
+static void print_summary(const mlp *m)
+{
+    printf("Model: %d dense layers\n", m->shape.n_layers);
+    printf("%-22s %-18s %10s\n", "Layer (type)", "Output Shape", "Param #");
+    printf("%-22s %-18s %10s\n", "flatten (Flatten)", "", "0");
+    size_t total = 0;
+    for (int l = 0; l < m->shape.n_layers; l++) {
+        char name[32], shape[32];
+        int in = m->shape.sizes[l], out = m->shape.sizes[l + 1];
+        size_t n = (size_t)in * out + out;
+        total += n;
+        snprintf(name, sizeof name, "dense_%d (Dense)", l + 1);
+        snprintf(shape, sizeof shape, "(None, %d)", out);
+        printf("%-22s %-18s %10zu\n", name, shape, n);
+    }
+    char digits[32], grouped[48];
+    int len = snprintf(digits, sizeof digits, "%zu", total), k = 0;
+    for (int i = 0; i < len; i++) {
+        if (i && (len - i) % 3 == 0)
+            grouped[k++] = ',';
+        grouped[k++] = digits[i];
+    }
+    grouped[k] = '\0';
+    printf("Total params: %s\n\n", grouped);
+}
+
+typedef struct {
+    int tty;
+    double start, last_draw;
+} progress_state;
+
+static void draw_progress(void *ctx, long batch, long n_batches, double loss, double acc)
+{
+    progress_state *p = ctx;
+    double t = now();
+    if (batch != n_batches && t - p->last_draw < 0.1)
+        return;
+    p->last_draw = t;
+    int width = 30, filled = (int)(width * batch / n_batches);
+    char bar[32];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < filled ? '=' : (i == filled ? '>' : '.');
+    bar[width] = '\0';
+    printf("\r%ld/%ld [%s] - %.1fs - loss: %.4f - accuracy: %.4f", batch, n_batches, bar,
+           t - p->start, loss, acc);
+    fflush(stdout);
+}
+
+/* Everything a run needs, released in one place. */
+typedef struct {
+    dataset all, train, val, test;
+    mlp model;
+    train_session *session;
+    epoch_stats *history;
+} run_state;
+
+static void run_free(run_state *r)
+{
+    train_session_free(r->session);
+    mlp_free(&r->model);
+    dataset_free(&r->all);
+    dataset_free(&r->test);
+    free(r->history);
+}
+
+static int fail(const tr_error *err)
+{
+    fprintf(stderr, "trainer: %s\n", err->msg);
+    return EXIT_FAILURE;
+}
+
+static int load_data(run_state *r, const options *o, tr_error *err)
+{
+    const char *dir = data_dir(o);
+    if (!dir)
+        return error_set(err, "no MNIST data in data/mnist nor in %s/data/mnist; fetch it "
+                         "with %s/tools/fetch-mnist (or name a directory with --data)",
+                         TRAINER_SOURCE_DIR, TRAINER_SOURCE_DIR);
+    if (dataset_load_dir(&r->all, dir, 0, err) || dataset_load_dir(&r->test, dir, 1, err))
+        return -1;
+    if (r->test.dim != r->all.dim)
+        return error_set(err, "%s: test images are %ux%u but training images %ux%u", dir,
+                         r->test.rows, r->test.cols, r->all.rows, r->all.cols);
+    dataset_split(&r->all, o->validation_split, &r->train, &r->val);
+    if (o->epochs > 0 && r->train.n == 0)
+        return error_set(err, "--validation-split %g leaves no training samples out of %u",
+                         o->validation_split, r->all.n);
+    printf("Data: %s: %u training, %u validation, %u test images of %ux%u\n", dir,
+           r->train.n, r->val.n, r->test.n, r->all.rows, r->all.cols);
+    return 0;
+}
+
+static int build_model(run_state *r, const options *o, tr_error *err)
+{
+    if (o->load) {
+        if (ckpt_load(&r->model, o->load, err))
+            return -1;
+        if (r->model.shape.sizes[0] != (int)r->all.dim ||
+            r->model.shape.sizes[r->model.shape.n_layers] != DATASET_CLASSES)
+            return error_set(err, "%s: the model takes %d inputs and %d classes, the data "
+                             "has %u pixels and %d classes", o->load,
+                             r->model.shape.sizes[0],
+                             r->model.shape.sizes[r->model.shape.n_layers], r->all.dim,
+                             DATASET_CLASSES);
+        mlp_shape want;
+        if (o->hidden_given &&
+            (mlp_shape_make(&want, (int)r->all.dim, o->hidden, o->n_hidden,
+                            DATASET_CLASSES, err) ||
+             memcmp(want.sizes, r->model.shape.sizes, sizeof want.sizes) != 0 ||
+             want.n_layers != r->model.shape.n_layers))
+            return error_set(err, "--hidden %s does not match the model in %s",
+                             o->hidden_text, o->load);
+        return 0;
+    }
+    mlp_shape shape;
+    if (mlp_shape_make(&shape, (int)r->all.dim, o->hidden, o->n_hidden, DATASET_CLASSES,
+                       err) ||
+        mlp_init(&r->model, &shape, err))
+        return -1;
+    mlp_init_glorot(&r->model, o->seed);
+    return 0;
+}
+
+static int output_path(char *buf, size_t size, const char *dir, const char *name,
+                       tr_error *err)
+{
+    if (snprintf(buf, size, "%s/%s", dir, name) >= (int)size)
+        return error_set(err, "%s/%s: path too long", dir, name);
+    return 0;
+}
+
+static int fit(run_state *r, const options *o, const char *history_path,
+               const char *model_path, tr_error *err)
+{
+    train_config cfg = {.threads = o->threads, .batch_size = o->batch_size,
+                        .adam = adam_defaults(), .seed = o->seed};
+    cfg.adam.lr = (float)o->lr;
+    if (train_session_new(&r->session, &r->model, &cfg, err))
+        return -1;
+    r->history = calloc((size_t)o->epochs, sizeof *r->history);
+    if (!r->history)
+        return error_set(err, "out of memory");
+    progress_state prog = {.tty = isatty(STDOUT_FILENO)};
+    for (int e = 1; e <= o->epochs; e++) {
+        epoch_stats *st = &r->history[e - 1];
+        st->epoch = e;
+        printf("Epoch %d/%d\n", e, o->epochs);
+        fflush(stdout);
+        prog.start = now();
+        prog.last_draw = 0.0;
+        if (train_epoch(r->session, &r->train, e, &st->loss, &st->accuracy,
+                        prog.tty ? draw_progress : NULL, &prog, err))
+            return -1;
+        double train_seconds = now() - prog.start;
+        if (evaluate(&r->model, &r->val, o->threads, &st->val_loss, &st->val_accuracy,
+                     NULL, err))
+            return -1;
+        st->seconds = now() - prog.start;
+        long n_batches = (long)((r->train.n + o->batch_size - 1) / o->batch_size);
+        printf("%s%ld/%ld - %.2fs - %.0f samples/s - loss: %.4f - accuracy: %.4f", prog.tty ? "\r\033[K" : "",
+               n_batches, n_batches, st->seconds, r->train.n / train_seconds, st->loss,
+               st->accuracy);
+        if (r->val.n)
+            printf(" - val_loss: %.4f - val_accuracy: %.4f", st->val_loss, st->val_accuracy);
+        printf("\n");
+        fflush(stdout);
+        if (!isfinite(st->loss))
+            return error_set(err, "epoch %d: the loss is %g; training diverged (try a "
+                             "smaller --lr)", e, st->loss);
+        if (history_save(r->history, e, history_path, err) ||
+            ckpt_save(&r->model, model_path, err))
+            return -1;
+    }
+    return 0;
+}
+
+static int report_test(run_state *r, const options *o, tr_error *err)
+{
+    uint8_t *pred = malloc(r->test.n ? r->test.n : 1);
+    if (!pred)
+        return error_set(err, "out of memory");
+    double loss, acc;
+    if (evaluate(&r->model, &r->test, o->threads, &loss, &acc, pred, err)) {
+        free(pred);
+        return -1;
+    }
+    printf("Test loss: %.4f - test accuracy: %.4f (%u images)\n", loss, acc, r->test.n);
+    if (r->test.n > 1)
+        printf("Test image 1: predicted %d, true label %d\n", pred[1], r->test.labels[1]);
+    free(pred);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    int parsed = parse_options(&o, argc, argv);
+    if (parsed)
+        return parsed > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+
+    tr_error err;
+    run_state r = {0};
+    char history_path[4096], model_path[4096];
+    int status = EXIT_FAILURE;
+    if (output_path(history_path, sizeof history_path, o.out_dir, "history.csv", &err) ||
+        output_path(model_path, sizeof model_path, o.out_dir, "model.ckpt", &err) ||
+        load_data(&r, &o, &err) || build_model(&r, &o, &err))
+        goto done;
+    if (o.epochs > 0 &&
+        (file_make_dirs(o.out_dir, &err) || file_check_writable(o.out_dir, &err)))
+        goto done;
+
+    char shape[128];
+    mlp_shape_format(&r.model.shape, shape, sizeof shape);
+    printf("trainer %s: %s, %d thread%s on %d core%s, batch %d, %d epoch%s, Adam lr %g, "
+           "seed %llu\n", TRAINER_VERSION, shape, o.threads, o.threads == 1 ? "" : "s",
+           cores_available(), cores_available() == 1 ? "" : "s", o.batch_size, o.epochs,
+           o.epochs == 1 ? "" : "s", o.lr, o.seed);
+    print_summary(&r.model);
+    if (o.epochs > 0) {
+        double t0 = now();
+        if (fit(&r, &o, history_path, model_path, &err))
+            goto done;
+        printf("Trained in %.2fs; wrote %s and %s\n", now() - t0, history_path, model_path);
+    }
+    if (report_test(&r, &o, &err))
+        goto done;
+    status = EXIT_SUCCESS;
+done:
+    if (status != EXIT_SUCCESS)
+        fail(&err);
+    run_free(&r);
+    return status;
+}
