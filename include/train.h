@@ -60,6 +60,13 @@ adam *train_session_optimizer(train_session *s);
 int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
                 double *accuracy, train_progress_fn progress, void *ctx, tr_error *err);
 
+/* The mean gradient of the loss over samples idx[0..n) of data (n at most the
+ * batch size), computed exactly as a training step computes it (shards on the
+ * session's threads, reduced in shard order), without updating anything.
+ * grad: a buffer of the model's length; *loss: the mean loss. */
+int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
+                   uint32_t n, float *grad, double *loss, tr_error *err);
+
 /* Mean loss and accuracy of m over d on `threads` threads; pred (if not NULL,
  * [d->n]) receives each sample's predicted class.  Samples are taken in fixed
  * chunks whose sums are added in order, so the result is the same for any

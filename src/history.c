@@ -34,31 +34,37 @@ int history_format(const epoch_stats *rows, int n, char **text, size_t *len,
     return 0;
 }
 
-/* Parses one number field ending at ',' (or at the line's end when last). */
-static int parse_field(const char **p, const char *end, int last, double *out)
+/* Parses the line [p, end) (no newline) into 6 numbers; on failure says why
+ * in err, for line number `line` of name. */
+static int parse_row(const char *p, const char *end, double *v, const char *name,
+                     int line, tr_error *err)
 {
-    char tmp[64];
-    const char *q = *p;
-    size_t k = 0;
-    while (q < end && *q != ',' && *q != '\n' && *q != '\r' && k < sizeof tmp - 1)
-        tmp[k++] = *q++;
-    tmp[k] = '\0';
-    if (k == 0 || k == sizeof tmp - 1)
-        return -1;
-    char *stop;
-    errno = 0;
-    *out = strtod(tmp, &stop);
-    if (*stop != '\0' || errno == ERANGE)
-        return -1;
-    if (last) {
-        if (q < end && *q == '\r')
+    if (end > p && end[-1] == '\r')
+        end--;
+    int fields = 1;
+    for (const char *q = p; q < end; q++)
+        fields += *q == ',';
+    if (fields != 6)
+        return error_set(err, "%s: line %d: %d field%s, expected 6 (%s)", name, line,
+                         fields, fields == 1 ? "" : "s", HISTORY_HEADER);
+    for (int f = 0; f < 6; f++) {
+        const char *q = p;
+        while (q < end && *q != ',')
             q++;
-        if (q < end && *q != '\n')
-            return -1;
-    } else if (q >= end || *q != ',') {
-        return -1;
+        char tmp[64];
+        size_t k = (size_t)(q - p);
+        char *stop = tmp;
+        if (k > 0 && k < sizeof tmp) {
+            memcpy(tmp, p, k);
+            tmp[k] = '\0';
+            errno = 0;
+            v[f] = strtod(tmp, &stop);
+        }
+        if (k == 0 || k >= sizeof tmp || *stop != '\0' || errno == ERANGE)
+            return error_set(err, "%s: line %d: field %d ('%.*s') is not a number", name,
+                             line, f + 1, (int)(k < 32 ? k : 32), p);
+        p = q + 1;
     }
-    *p = q + 1;
     return 0;
 }
 
@@ -101,15 +107,15 @@ int history_parse(epoch_stats **rows_out, int *n_out, const char *text, size_t l
             }
             rows = nr;
         }
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            eol = end;
         double v[6];
-        for (int f = 0; f < 6; f++) {
-            if (parse_field(&p, end, f == 5, &v[f])) {
-                free(rows);
-                return error_set(err, "%s: line %d: field %d is missing or not a number "
-                                 "(expected 6 numbers: %s)", name, line, f + 1,
-                                 HISTORY_HEADER);
-            }
+        if (parse_row(p, eol, v, name, line, err)) {
+            free(rows);
+            return -1;
         }
+        p = eol < end ? eol + 1 : end;
         if (v[0] != (double)(n + 1)) {
             free(rows);
             return error_set(err, "%s: line %d: epoch %g, expected %d", name, line, v[0],

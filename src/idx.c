@@ -10,6 +10,16 @@
  * enough that a forged header cannot exhaust memory. */
 #define IDX_MAX_BYTES ((size_t)1 << 31)
 
+/* zlib's gzerror() text, without the "path: " it puts in front. */
+static const char *gz_message(gzFile f, const char *path, int *code)
+{
+    const char *msg = gzerror(f, code);
+    size_t n = strlen(path);
+    if (strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+        msg += n + 2;
+    return msg;
+}
+
 static uint32_t be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
@@ -129,9 +139,11 @@ int idx_load(idx_array *out, const char *path, tr_error *err)
         int n = gzread(f, buf + len, chunk);
         if (n < 0) {
             int code;
-            const char *msg = gzerror(f, &code);
-            status = error_set(err, "%s: %s", path,
-                               code == Z_ERRNO ? strerror(errno) : msg);
+            const char *msg = gz_message(f, path, &code);
+            if (code == Z_ERRNO)
+                status = error_set(err, "%s: read failed: %s", path, strerror(errno));
+            else
+                status = error_set(err, "%s: corrupt gzip data (%s)", path, msg);
             goto done;
         }
         if (n == 0)
@@ -152,7 +164,7 @@ int idx_load(idx_array *out, const char *path, tr_error *err)
     }
     {
         int code;
-        const char *msg = gzerror(f, &code);
+        const char *msg = gz_message(f, path, &code);
         if (code != Z_OK && code != Z_STREAM_END) {
             status = error_set(err, "%s: corrupt or truncated gzip data (%s)", path, msg);
             goto done;

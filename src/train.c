@@ -119,8 +119,8 @@ static void thread_slice(size_t len, int t, int nt, size_t *lo, size_t *hi)
 }
 
 /* Forward and backward pass of every shard of the batch that thread t owns. */
-static void run_shards(train_session *s, const dataset *data, uint32_t first,
-                       uint32_t bn, int t, int nt)
+static void run_shards(train_session *s, const dataset *data, const uint32_t *order,
+                       uint32_t first, uint32_t bn, int t, int nt)
 {
     mlp_work *w = &s->work[t];
     for (int k = t; k < s->shards; k += nt) {
@@ -132,26 +132,74 @@ static void run_shards(train_session *s, const dataset *data, uint32_t first,
         r->correct = 0;
         if (hi == lo)
             continue;
-        dataset_gather(w->x, w->y, data, s->order, first + lo, hi - lo);
+        dataset_gather(w->x, w->y, data, order, first + lo, hi - lo);
         r->loss = mlp_forward_backward(s->model, w, (int)(hi - lo), 1.0f / (float)bn,
                                        s->grad_view[k], &r->correct);
     }
 }
 
-/* Sums the non-empty shards' gradients over thread t's slice and applies the
- * Adam step of number `step` to it. */
-static void reduce_and_update(train_session *s, int t, int nt, long step)
+/* Lists, in shard order, the gradient buffers of the shards that had samples
+ * in this step; thread t uses its own scratch list.  Returns how many. */
+static int nonempty_grads(train_session *s, int t, const float ***out)
 {
     const float **g = s->nonempty + (size_t)t * s->shards;
     int ng = 0;
     for (int k = 0; k < s->shards; k++)
         if (s->result[k].n > 0)
             g[ng++] = s->grad[k];
+    *out = g;
+    return ng;
+}
+
+/* Sums the non-empty shards' gradients over thread t's slice and applies the
+ * Adam step of number `step` to it. */
+static void reduce_and_update(train_session *s, int t, int nt, long step)
+{
+    const float **g;
+    int ng = nonempty_grads(s, t, &g);
     size_t lo, hi;
     thread_slice(s->model->len, t, nt, &lo, &hi);
     if (lo < hi)
         adam_update(s->model->params, s->opt.m, s->opt.v, g, ng, lo, hi,
                     &s->opt.hp, adam_alpha(&s->opt.hp, step));
+}
+
+/* out[j] = sum of the non-empty shards' gradients, over thread t's slice. */
+static void reduce_into(train_session *s, float *out, int t, int nt)
+{
+    const float **g;
+    int ng = nonempty_grads(s, t, &g);
+    size_t lo, hi;
+    thread_slice(s->model->len, t, nt, &lo, &hi);
+    for (size_t j = lo; j < hi; j++) {
+        float sum = g[0][j];
+        for (int k = 1; k < ng; k++)
+            sum += g[k][j];
+        out[j] = sum;
+    }
+}
+
+int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
+                   uint32_t n, float *grad, double *loss, tr_error *err)
+{
+    if (n < 1 || n > (uint32_t)s->cfg.batch_size)
+        return error_set(err, "train_gradient: %u samples, the batch size is %d", n,
+                         s->cfg.batch_size);
+    omp_set_dynamic(0);
+#pragma omp parallel num_threads(s->cfg.threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const unsigned fp_mode = fp_flush_denormals();
+        run_shards(s, data, idx, 0, n, t, nt);
+#pragma omp barrier
+        reduce_into(s, grad, t, nt);
+        fp_restore(fp_mode);
+    }
+    double sum = 0.0;
+    for (int k = 0; k < s->shards; k++)
+        sum += s->result[k].loss;
+    *loss = sum / (double)n;
+    return 0;
 }
 
 static int prepare_order(train_session *s, uint32_t n, int epoch)
@@ -188,10 +236,11 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
 #pragma omp parallel num_threads(s->cfg.threads)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const unsigned fp_mode = fp_flush_denormals();
         for (long b = 0; b < n_batches; b++) {
             uint32_t first = (uint32_t)b * bs;
             uint32_t bn = data->n - first < bs ? data->n - first : bs;
-            run_shards(s, data, first, bn, t, nt);
+            run_shards(s, data, s->order, first, bn, t, nt);
 #pragma omp barrier
             reduce_and_update(s, t, nt, step0 + b + 1);
             if (t == 0) {
@@ -206,6 +255,7 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
             }
 #pragma omp barrier
         }
+        fp_restore(fp_mode);
     }
     s->opt.step = step0 + n_batches;
     *loss = loss_sum / (double)data->n;
@@ -239,7 +289,10 @@ int evaluate(const mlp *m, const dataset *d, int threads, double *loss,
         }
     const int last = m->shape.n_layers - 1;
     omp_set_dynamic(0);
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel num_threads(threads)
+    {
+        const unsigned fp_mode = fp_flush_denormals();
+#pragma omp for schedule(static)
     for (long c = 0; c < n_chunks; c++) {
         mlp_work *w = &work[omp_get_thread_num()];
         uint32_t first = (uint32_t)c * EVAL_CHUNK;
@@ -249,6 +302,8 @@ int evaluate(const mlp *m, const dataset *d, int threads, double *loss,
         chunk_loss[c] = softmax_xent_eval(pred ? pred + first : NULL, w->act[last], w->y,
                                           (int)n, m->shape.sizes[last + 1],
                                           &chunk_correct[c]);
+    }
+        fp_restore(fp_mode);
     }
     double total = 0.0;
     long correct = 0;

@@ -1,0 +1,161 @@
+/* Checkpoint round trip and refusal of damaged files; history round trip and
+ * refusal of malformed files. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ckpt.h"
+#include "fileio.h"
+#include "history.h"
+#include "testutil.h"
+#include "train.h"
+
+static const char *dir;
+
+static void expect_ckpt_error(const uint8_t *bytes, size_t len, const char *want)
+{
+    const char *path = test_write_file(dir, "bad.ckpt", bytes, len, 0);
+    mlp m;
+    tr_error err = {{0}};
+    CHECK(ckpt_load(&m, path, &err) == -1, "damaged checkpoint loaded (%s)", want);
+    CHECK(strstr(err.msg, want) && strstr(err.msg, "bad.ckpt"), "message '%s' lacks '%s'",
+          err.msg, want);
+    CHECK(m.params == NULL, "parameters left allocated");
+}
+
+static void test_ckpt(void)
+{
+    tr_error err;
+    mlp_shape shape;
+    const int hidden[] = {20, 7};
+    CHECK(mlp_shape_make(&shape, 36, hidden, 2, 10, &err) == 0, "%s", err.msg);
+    mlp m;
+    CHECK(mlp_init(&m, &shape, &err) == 0, "%s", err.msg);
+    mlp_init_glorot(&m, 3);
+    for (int o = 0; o < 7; o++)
+        m.layer[1].b[o] = 0.01f * (float)o;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.ckpt", dir);
+    CHECK(ckpt_save(&m, path, &err) == 0, "%s", err.msg);
+
+    mlp back;
+    CHECK(ckpt_load(&back, path, &err) == 0, "%s", err.msg);
+    CHECK(back.shape.n_layers == 3 && back.shape.sizes[0] == 36 && back.shape.sizes[2] == 7 &&
+          back.shape.sizes[3] == 10, "shape came back different");
+    CHECK(back.len == m.len && memcmp(back.params, m.params, sizeof(float) * m.len) == 0,
+          "parameters came back different");
+
+    dataset d;
+    test_make_dataset(&d, 300, 6, 6, 9);
+    uint8_t p1[300], p2[300];
+    double l1, a1, l2, a2;
+    CHECK(evaluate(&m, &d, 2, &l1, &a1, p1, &err) == 0, "%s", err.msg);
+    CHECK(evaluate(&back, &d, 3, &l2, &a2, p2, &err) == 0, "%s", err.msg);
+    CHECK(memcmp(p1, p2, sizeof p1) == 0 && l1 == l2 && a1 == a2,
+          "the loaded model predicts differently");
+    dataset_free(&d);
+
+    uint8_t *bytes;
+    size_t len;
+    CHECK(ckpt_encode(&m, &bytes, &len, &err) == 0, "%s", err.msg);
+    CHECK(len == 8 + 16 + 4 * 4 + 8 + 4 * mlp_param_count(&shape) + 4, "length %zu", len);
+    CHECK(memcmp(bytes, "TRNRCKPT", 8) == 0 && bytes[8] == 1 && bytes[12] == 4,
+          "header: magic, version 1, little-endian tag");
+
+    uint8_t *bad = malloc(len);
+    for (size_t k = 0; k < 5; k++) {
+        memcpy(bad, bytes, len);
+        size_t at = 100 + k * (len - 200) / 5;
+        bad[at] ^= 0x10;
+        expect_ckpt_error(bad, len, "checksum");
+    }
+    expect_ckpt_error(bytes, len - 1, "checksum");
+    expect_ckpt_error(bytes, 20, "too short");
+    expect_ckpt_error(bytes, 0, "too short");
+    memcpy(bad, bytes, len);
+    bad[0] = 'X';
+    expect_ckpt_error(bad, len, "bad magic");
+    memcpy(bad, bytes, len);
+    bad[8] = 2;
+    expect_ckpt_error(bad, len, "version 2");
+    memcpy(bad, bytes, len);
+    bad[20] = 99;
+    expect_ckpt_error(bad, len, "99 layers");
+
+    /* A failed save leaves the earlier file as it was. */
+    char missing[4096];
+    snprintf(missing, sizeof missing, "%s/no-such-dir/model.ckpt", dir);
+    CHECK(ckpt_save(&m, missing, &err) == -1 && strstr(err.msg, "no-such-dir"),
+          "save into a missing directory: '%s'", err.msg);
+    uint8_t *again;
+    size_t again_len;
+    CHECK(file_read_all(path, 1 << 20, &again, &again_len, &err) == 0, "%s", err.msg);
+    CHECK(again_len == len && memcmp(again, bytes, len) == 0, "model.ckpt changed");
+    free(again);
+    free(bad);
+    free(bytes);
+    mlp_free(&back);
+    mlp_free(&m);
+}
+
+static void expect_history_error(const char *text, const char *want)
+{
+    epoch_stats *rows;
+    int n;
+    tr_error err = {{0}};
+    CHECK(history_parse(&rows, &n, text, strlen(text), "h.csv", &err) == -1,
+          "accepted: %s", text);
+    CHECK(strstr(err.msg, want) != NULL, "message '%s' lacks '%s'", err.msg, want);
+}
+
+static void test_history(void)
+{
+    epoch_stats rows[3] = {
+        {1, 0.28, 0.918, 0.14, 0.96, 0.8},
+        {2, 0.12, 0.964, 0.117, 0.965, 0.7},
+        {3, 0.085, 0.974, 0.1055, 0.9665, 0.71},
+    };
+    char path[4096];
+    snprintf(path, sizeof path, "%s/history.csv", dir);
+    tr_error err;
+    CHECK(history_save(rows, 3, path, &err) == 0, "%s", err.msg);
+    epoch_stats *back;
+    int n;
+    CHECK(history_load(&back, &n, path, &err) == 0, "%s", err.msg);
+    CHECK(n == 3, "%d rows", n);
+    for (int i = 0; i < n && i < 3; i++)
+        CHECK(back[i].epoch == i + 1 && back[i].loss == rows[i].loss &&
+              back[i].val_accuracy == rows[i].val_accuracy, "row %d differs", i);
+    free(back);
+
+    const char *h = HISTORY_HEADER "\n";
+    char text[512];
+    expect_history_error("", "header");
+    expect_history_error("epoch,loss\n1,2\n", "header");
+    expect_history_error(h, "no rows");
+    snprintf(text, sizeof text, "%s1,0.2,0.9,0.1,0.9\n", h);
+    expect_history_error(text, "line 2: 5 fields, expected 6");
+    snprintf(text, sizeof text, "%s1,0.2,abc,0.1,0.9,1\n", h);
+    expect_history_error(text, "line 2: field 3 ('abc') is not a number");
+    snprintf(text, sizeof text, "%s1,0.2,0.9,0.1,0.9,1,7\n", h);
+    expect_history_error(text, "line 2: 7 fields");
+    snprintf(text, sizeof text, "%s1,0.2,0.9,,0.9,1\n", h);
+    expect_history_error(text, "line 2: field 4");
+    snprintf(text, sizeof text, "%s1,0.2,0.9,0.1,0.9,1\n3,0.2,0.9,0.1,0.9,1\n", h);
+    expect_history_error(text, "line 3: epoch 3, expected 2");
+    snprintf(text, sizeof text, "%s1,0.2,0.9,nan,nan,1\r\n", h);
+    epoch_stats *r1;
+    CHECK(history_parse(&r1, &n, text, strlen(text), "h.csv", &err) == 0 && n == 1,
+          "a run without validation (nan) and CRLF: %s", err.msg);
+    if (n == 1)
+        free(r1);
+}
+
+int main(void)
+{
+    dir = test_tmpdir();
+    test_ckpt();
+    test_history();
+    return test_finish("test_ckpt");
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""The trainer's command line: bad flags give a one-line message and status 2
+with nothing written; data and checkpoint problems give status 1 and leave
+earlier outputs as they were."""
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mnistgen  # noqa: E402
+
+TRAINER = os.path.abspath(sys.argv[1])
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL:", what)
+
+
+def run(args, cwd):
+    return subprocess.run([TRAINER] + args, cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def snapshot(path):
+    """Every file under path with its bytes."""
+    out = {}
+    for root, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(root, name)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, path)] = f.read()
+    return out
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    data = os.path.join(tmp, "data")
+    mnistgen.write_dataset(data, n_train=300, n_test=50)
+    work = os.path.join(tmp, "work")
+    os.makedirs(work)
+    out = os.path.join(work, "out")
+
+    bad_flags = [
+        (["--threads", "0"], "--threads"),
+        (["--threads", "-3"], "--threads"),
+        (["--threads", "8x"], "--threads"),
+        (["--batch-size", "abc"], "--batch-size"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--validation-split", "1.5"], "--validation-split"),
+        (["--validation-split", "1"], "--validation-split"),
+        (["--validation-split", "-0.1"], "--validation-split"),
+        (["--validation-split", "nan"], "--validation-split"),
+        (["--epochs", "-1"], "--epochs"),
+        (["--epochs", ""], "--epochs"),
+        (["--lr", "0"], "--lr"),
+        (["--lr", "fast"], "--lr"),
+        (["--lr", "inf"], "--lr"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", "99999999999999999999999"], "--seed"),
+        (["--hidden", "0,5"], "--hidden"),
+        (["--hidden", "128,"], "--hidden"),
+        (["--hidden", "12a"], "--hidden"),
+        (["--hidden", "1,2,3,4,5,6,7,8"], "--hidden"),
+        (["--frobnicate"], "--frobnicate"),
+        (["--threads"], "--threads"),
+        (["stray"], "stray"),
+    ]
+    for args, word in bad_flags:
+        r = run(args + ["--data", data, "--out", out], work)
+        check(r.returncode == 2, f"{args}: status {r.returncode}, want 2")
+        lines = r.stderr.strip().splitlines()
+        check(len(lines) == 1 and word in lines[0],
+              f"{args}: want one line naming {word}, got {r.stderr!r}")
+        check(r.stdout == "", f"{args}: printed {r.stdout!r}")
+        check(os.listdir(work) == [],
+              f"{args}: wrote something")
+
+    r = run(["--help"], work)
+    check(r.returncode == 0 and "--threads" in r.stdout and "default: 25" in r.stdout,
+          "--help shows the flags and their defaults")
+    r = run(["--version"], work)
+    check(r.returncode == 0 and r.stdout.startswith("trainer "), "--version")
+
+    r = run(["--data", os.path.join(tmp, "nowhere"), "--out", out], work)
+    check(r.returncode == 1 and "nowhere" in r.stderr, f"missing data dir: {r.stderr!r}")
+    check(not os.path.exists(out), "missing data dir: wrote outputs")
+
+    # A damaged data file is named in the message.
+    broken = os.path.join(tmp, "broken")
+    mnistgen.write_dataset(broken, n_train=100, n_test=20, gz_train=False)
+    path = os.path.join(broken, "train-labels-idx1-ubyte")
+    with open(path, "r+b") as f:
+        f.seek(8 + 5)
+        f.write(bytes([42]))
+    r = run(["--data", broken, "--out", out], work)
+    check(r.returncode == 1 and "train-labels-idx1-ubyte" in r.stderr and "42" in r.stderr,
+          f"label out of range: {r.stderr!r}")
+
+    # Earlier results survive a corrupt checkpoint.
+    os.makedirs(out)
+    for name in ("history.csv", "model.ckpt"):
+        with open(os.path.join(out, name), "w") as f:
+            f.write("earlier result\n")
+    before = snapshot(out)
+    bad = os.path.join(tmp, "bad.ckpt")
+    with open(bad, "wb") as f:
+        f.write(b"TRNRCKPT" + bytes(100))
+    r = run(["--data", data, "--out", out, "--load", bad, "--epochs", "1"], work)
+    check(r.returncode == 1 and "bad.ckpt" in r.stderr, f"corrupt --load: {r.stderr!r}")
+    check(snapshot(out) == before, "corrupt --load changed the output directory")
+    r = run(["--data", data, "--out", out, "--load", os.path.join(tmp, "none.ckpt")], work)
+    check(r.returncode == 1 and "none.ckpt" in r.stderr, f"missing --load: {r.stderr!r}")
+
+    # An output path that cannot be a directory.
+    r = run(["--data", data, "--out", os.path.join(out, "history.csv", "x"), "--epochs", "1"],
+            work)
+    check(r.returncode == 1 and "history.csv" in r.stderr, f"--out under a file: {r.stderr!r}")
+    check(snapshot(out) == before, "--out under a file changed the output directory")
+
+if failures:
+    print(f"test_cli: {failures} check(s) failed")
+    sys.exit(1)
+print("test_cli: all checks passed")

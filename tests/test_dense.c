@@ -1,0 +1,144 @@
+/* The fast kernels against their plain twins, and the fused softmax with
+ * cross-entropy against a computation in double. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dense.h"
+#include "rng.h"
+#include "testutil.h"
+
+/* Float rounding of sums of up to a few hundred products of numbers near 1:
+ * the kernels may sum in another order than the oracle. */
+#define KERNEL_TOL 1e-5f
+
+static float *random_buffer(rng *r, long n, int zero_share)
+{
+    float *p = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    for (long i = 0; i < n; i++)
+        p[i] = rng_below(r, 100) < (uint64_t)zero_share ? 0.0f : 2.0f * rng_uniform(r) - 1.0f;
+    return p;
+}
+
+static float max_rel_diff(const float *a, const float *b, long n)
+{
+    float worst = 0.0f;
+    for (long i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]) / fmaxf(1.0f, fabsf(b[i]));
+        if (d > worst || isnan(d))
+            worst = isnan(d) ? INFINITY : d;
+    }
+    return worst;
+}
+
+static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
+{
+    float *in = random_buffer(r, (long)n * in_dim, 60); /* sparse, like MNIST */
+    float *w = random_buffer(r, (long)in_dim * out_dim, 0);
+    float *b = random_buffer(r, out_dim, 0);
+    float *d_out = random_buffer(r, (long)n * out_dim, 10);
+    long no = (long)n * out_dim, ni = (long)n * in_dim, nw = (long)in_dim * out_dim;
+    float *o1 = malloc(sizeof(float) * (size_t)no), *o2 = malloc(sizeof(float) * (size_t)no);
+    float *dw1 = malloc(sizeof(float) * (size_t)nw), *dw2 = malloc(sizeof(float) * (size_t)nw);
+    float *db1 = malloc(sizeof(float) * (size_t)out_dim), *db2 = malloc(sizeof(float) * (size_t)out_dim);
+    float *di1 = malloc(sizeof(float) * (size_t)ni), *di2 = malloc(sizeof(float) * (size_t)ni);
+    /* Garbage in the outputs: the kernels must overwrite, not accumulate. */
+    memset(dw1, 0x7f, sizeof(float) * (size_t)nw);
+    memset(db1, 0x7f, sizeof(float) * (size_t)out_dim);
+    memset(di1, 0x7f, sizeof(float) * (size_t)ni);
+
+    dense_forward(o1, in, w, b, n, in_dim, out_dim, relu);
+    dense_forward_ref(o2, in, w, b, n, in_dim, out_dim, relu);
+    float e = max_rel_diff(o1, o2, no);
+    CHECK(e <= KERNEL_TOL, "forward %dx%dx%d relu=%d: %g", n, in_dim, out_dim, relu, e);
+
+    dense_backward(di1, dw1, db1, d_out, in, w, n, in_dim, out_dim);
+    dense_backward_ref(di2, dw2, db2, d_out, in, w, n, in_dim, out_dim);
+    e = max_rel_diff(dw1, dw2, nw);
+    CHECK(e <= KERNEL_TOL, "d_w %dx%dx%d: %g", n, in_dim, out_dim, e);
+    e = max_rel_diff(db1, db2, out_dim);
+    CHECK(e <= KERNEL_TOL, "d_b %dx%dx%d: %g", n, in_dim, out_dim, e);
+    e = max_rel_diff(di1, di2, ni);
+    CHECK(e <= KERNEL_TOL, "d_in %dx%dx%d: %g", n, in_dim, out_dim, e);
+
+    free(in); free(w); free(b); free(d_out); free(o1); free(o2);
+    free(dw1); free(dw2); free(db1); free(db2); free(di1); free(di2);
+}
+
+static void test_relu_backward(void)
+{
+    float d[5] = {1, 2, 3, 4, 5}, out[5] = {0.5f, 0.0f, -1.0f, 2.0f, -0.0f};
+    relu_backward(d, out, 5);
+    CHECK(d[0] == 1 && d[1] == 0 && d[2] == 0 && d[3] == 4 && d[4] == 0,
+          "relu_backward %g %g %g %g %g", d[0], d[1], d[2], d[3], d[4]);
+}
+
+static void test_softmax_xent(rng *r)
+{
+    enum { N = 7, C = 10 };
+    float z[N * C], d[N * C];
+    uint8_t y[N];
+    for (int i = 0; i < N * C; i++)
+        z[i] = 8.0f * (2.0f * rng_uniform(r) - 1.0f);
+    z[3 * C + 2] = 500.0f; /* exp overflows unless the max is subtracted */
+    for (int s = 0; s < N; s++)
+        y[s] = (uint8_t)rng_below(r, C);
+    int correct = 0;
+    const float scale = 0.25f;
+    double loss = softmax_xent(d, z, y, N, C, scale, &correct);
+    double want_loss = 0.0;
+    int want_correct = 0;
+    for (int s = 0; s < N; s++) {
+        const float *row = z + s * C;
+        double m = -INFINITY;
+        int arg = 0;
+        for (int c = 0; c < C; c++)
+            if (row[c] > m) {
+                m = row[c];
+                arg = c;
+            }
+        double sum = 0.0;
+        for (int c = 0; c < C; c++)
+            sum += exp(row[c] - m);
+        want_loss += log(sum) + m - row[y[s]];
+        want_correct += arg == y[s];
+        for (int c = 0; c < C; c++) {
+            double p = exp(row[c] - m) / sum;
+            double g = scale * (p - (c == y[s]));
+            CHECK(fabs(d[s * C + c] - g) <= 1e-6, "d[%d][%d] = %g, want %g", s, c,
+                  d[s * C + c], g);
+        }
+    }
+    CHECK(isfinite(loss) && fabs(loss - want_loss) <= 1e-9 * fabs(want_loss),
+          "loss %.12g, want %.12g", loss, want_loss);
+    CHECK(correct == want_correct, "correct %d, want %d", correct, want_correct);
+
+    uint8_t pred[N];
+    int correct2 = 0;
+    double loss2 = softmax_xent_eval(pred, z, y, N, C, &correct2);
+    CHECK(loss2 == loss && correct2 == correct, "eval loss %g, correct %d", loss2, correct2);
+    CHECK(pred[3] == 2, "arg max of the row with 500: %d", pred[3]);
+
+    float tie[4] = {1, 3, 3, 0};
+    uint8_t lab = 2, p;
+    int c = 0;
+    softmax_xent_eval(&p, tie, &lab, 1, 4, &c);
+    CHECK(p == 1 && c == 0, "ties go to the lowest class: %d", p);
+}
+
+int main(void)
+{
+    rng r;
+    rng_seed(&r, 12345, 0);
+    const int shapes[][3] = {
+        {1, 1, 1}, {16, 784, 128}, {3, 128, 32}, {5, 32, 10}, {7, 33, 17},
+        {4, 10, 129}, {2, 100, 3}, {32, 64, 64},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        for (int relu = 0; relu <= 1; relu++)
+            compare(shapes[i][0], shapes[i][1], shapes[i][2], relu, &r);
+    test_relu_backward();
+    test_softmax_xent(&r);
+    return test_finish("test_dense");
+}

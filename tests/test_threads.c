@@ -1,0 +1,98 @@
+/* The same batch gives the same loss and gradients whatever the number of
+ * threads, and the gradient a threaded step uses is the plain whole-batch one. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlp.h"
+#include "testutil.h"
+#include "train.h"
+
+#define TOL 1e-5
+
+static float max_abs_diff(const float *a, const float *b, size_t n)
+{
+    float worst = 0.0f;
+    for (size_t j = 0; j < n; j++)
+        worst = fmaxf(worst, fabsf(a[j] - b[j]));
+    return worst;
+}
+
+static void gradient(mlp *m, const dataset *d, const uint32_t *idx, uint32_t n,
+                     int threads, int shards, float *grad, double *loss)
+{
+    train_config cfg = {.threads = threads, .shards = shards, .batch_size = 32,
+                        .adam = adam_defaults(), .seed = 0};
+    train_session *s;
+    tr_error err;
+    CHECK(train_session_new(&s, m, &cfg, &err) == 0, "%s", err.msg);
+    CHECK(train_gradient(s, d, idx, n, grad, loss, &err) == 0, "%s", err.msg);
+    train_session_free(s);
+}
+
+int main(void)
+{
+    dataset d;
+    test_make_dataset(&d, 200, 28, 28, 5);
+    mlp_shape shape;
+    tr_error err;
+    const int hidden[] = {128, 32};
+    CHECK(mlp_shape_make(&shape, 784, hidden, 2, 10, &err) == 0, "%s", err.msg);
+    mlp m;
+    CHECK(mlp_init(&m, &shape, &err) == 0, "%s", err.msg);
+    mlp_init_glorot(&m, 7);
+
+    uint32_t idx[32];
+    for (int i = 0; i < 32; i++)
+        idx[i] = (uint32_t)(i * 6 + 1);
+    float *g1 = mlp_buffer_new(m.len), *g4 = mlp_buffer_new(m.len);
+    float *g3 = mlp_buffer_new(m.len), *ref = mlp_buffer_new(m.len);
+    double l1, l4, l3, lref;
+    gradient(&m, &d, idx, 32, 1, 0, g1, &l1);
+    gradient(&m, &d, idx, 32, 4, 0, g4, &l4);
+    float e = max_abs_diff(g1, g4, m.len);
+    printf("1 vs 4 threads: loss %.9f vs %.9f, max gradient difference %.3g\n", l1, l4, e);
+    CHECK(fabs(l1 - l4) <= TOL, "loss %.9f vs %.9f", l1, l4);
+    CHECK(e <= TOL, "gradients differ by %g", e);
+    float norm = 0.0f;
+    for (size_t j = 0; j < m.len; j++)
+        norm = fmaxf(norm, fabsf(g1[j]));
+    CHECK(norm > 1e-3f, "the gradient is all but zero (%g): nothing was compared", norm);
+
+    /* The whole batch in one plain pass is the reference for both. */
+    mlp_work w;
+    CHECK(mlp_work_init(&w, &shape, 32, &err) == 0, "%s", err.msg);
+    dataset_gather(w.x, w.y, &d, idx, 0, 32);
+    dense_view rv[MLP_MAX_LAYERS];
+    mlp_views(&shape, ref, rv);
+    int correct = 0;
+    lref = mlp_forward_backward(&m, &w, 32, 1.0f / 32, rv, &correct) / 32;
+    CHECK(fabs(lref - l4) <= TOL && max_abs_diff(ref, g4, m.len) <= TOL,
+          "4 threads vs one plain pass: loss %.9f vs %.9f", l4, lref);
+
+    /* With a fixed number of shards the arithmetic does not depend on the
+     * thread count at all: bit for bit. */
+    gradient(&m, &d, idx, 32, 1, 8, g1, &l1);
+    gradient(&m, &d, idx, 32, 3, 8, g3, &l3);
+    gradient(&m, &d, idx, 32, 8, 8, g4, &l4);
+    CHECK(memcmp(g1, g3, sizeof(float) * m.len) == 0 && l1 == l3,
+          "8 shards on 1 and 3 threads differ");
+    CHECK(memcmp(g1, g4, sizeof(float) * m.len) == 0 && l1 == l4,
+          "8 shards on 1 and 8 threads differ");
+
+    /* A batch smaller than the thread count leaves shards empty. */
+    gradient(&m, &d, idx, 3, 8, 0, g4, &l4);
+    gradient(&m, &d, idx, 3, 1, 0, g1, &l1);
+    CHECK(fabs(l1 - l4) <= TOL && max_abs_diff(g1, g4, m.len) <= TOL,
+          "3 samples on 8 threads");
+
+    mlp_work_free(&w);
+    mlp_buffer_free(g1);
+    mlp_buffer_free(g3);
+    mlp_buffer_free(g4);
+    mlp_buffer_free(ref);
+    mlp_free(&m);
+    dataset_free(&d);
+    return test_finish("test_threads");
+}
