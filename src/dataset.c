@@ -69,11 +69,13 @@ static int exists(const char *path)
 
 int dataset_find_file(char *buf, size_t size, const char *dir, const char *base)
 {
-    snprintf(buf, size, "%s/%s", dir, base);
-    if (exists(buf))
-        return 0;
-    snprintf(buf, size, "%s/%s.gz", dir, base);
-    return exists(buf) ? 0 : -1;
+    static const char *const suffixes[] = {"", ".gz"};
+    for (int i = 0; i < 2; i++) {
+        int n = snprintf(buf, size, "%s/%s%s", dir, base, suffixes[i]);
+        if (n >= 0 && (size_t)n < size && exists(buf))
+            return 0;
+    }
+    return -1;
 }
 
 int dataset_load_dir(dataset *d, const char *dir, int test, tr_error *err)
