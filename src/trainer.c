@@ -21,6 +21,7 @@
 #include "fileio.h"
 #include "history.h"
 #include "mlp.h"
+#include "plots.h"
 #include "train.h"
 
 #define EXIT_USAGE 2
@@ -34,6 +35,7 @@ typedef struct {
     int hidden[MLP_MAX_LAYERS];
     int n_hidden;
     int hidden_given;
+    int plots;
     int epochs;
     int batch_size;
     int threads;
@@ -59,8 +61,8 @@ static void usage(FILE *f)
             "\n"
             "  --data DIR              the four IDX files, plain or .gz (default: data/mnist\n"
             "                          here, else %s/data/mnist)\n"
-            "  --out DIR               where history.csv and model.ckpt go, created if\n"
-            "                          missing (default: .)\n"
+            "  --out DIR               where history.csv, model.ckpt and the pictures go,\n"
+            "                          created if missing (default: .)\n"
             "  --hidden LIST           hidden layer widths (default: 128,32; '' for none)\n"
             "  --epochs N              passes over the training set (default: 25; 0 only\n"
             "                          evaluates)\n"
@@ -71,6 +73,7 @@ static void usage(FILE *f)
             "  --seed N                seed of the weights and the shuffles (default: 0)\n"
             "  --threads N             OpenMP threads (default: the %d cores available)\n"
             "  --load FILE             start from a saved model.ckpt (its layer sizes win)\n"
+            "  --no-plots              do not write samples.png, curves.png, predictions.png\n"
             "  --help                  show this help\n"
             "  --version               show the version\n"
             "\n"
@@ -119,7 +122,7 @@ static int parse_double(const char *flag, const char *s, double lo, double hi,
 
 enum {
     OPT_DATA = 256, OPT_OUT, OPT_HIDDEN, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VSPLIT,
-    OPT_SEED, OPT_THREADS, OPT_LOAD, OPT_HELP, OPT_VERSION
+    OPT_SEED, OPT_THREADS, OPT_LOAD, OPT_NO_PLOTS, OPT_HELP, OPT_VERSION
 };
 
 /* Returns 0 to run, 1 when --help or --version was served, -1 on a bad flag. */
@@ -136,13 +139,14 @@ static int parse_options(options *o, int argc, char **argv)
         {"seed", required_argument, NULL, OPT_SEED},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"load", required_argument, NULL, OPT_LOAD},
+        {"no-plots", no_argument, NULL, OPT_NO_PLOTS},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     *o = (options){.out_dir = ".", .hidden_text = "128,32", .epochs = 25,
                    .batch_size = 32, .threads = cores_available(), .lr = 1e-3,
-                   .validation_split = 0.2, .seed = 0};
+                   .validation_split = 0.2, .seed = 0, .plots = 1};
     opterr = 0;
     int c;
     long v;
@@ -152,6 +156,7 @@ static int parse_options(options *o, int argc, char **argv)
         case OPT_DATA: o->data_dir = optarg; break;
         case OPT_OUT: o->out_dir = optarg; break;
         case OPT_LOAD: o->load = optarg; break;
+        case OPT_NO_PLOTS: o->plots = 0; break;
         case OPT_HIDDEN: o->hidden_text = optarg; o->hidden_given = 1; break;
         case OPT_EPOCHS:
             if (parse_long("--epochs", optarg, 0, 1000000, &v)) return -1;
@@ -350,6 +355,10 @@ static int build_model(run_state *r, const options *o, tr_error *err)
     return 0;
 }
 
+typedef struct {
+    char history[4096], model[4096], samples[4096], curves[4096], predictions[4096];
+} output_paths;
+
 static int output_path(char *buf, size_t size, const char *dir, const char *name,
                        tr_error *err)
 {
@@ -358,8 +367,27 @@ static int output_path(char *buf, size_t size, const char *dir, const char *name
     return 0;
 }
 
-static int fit(run_state *r, const options *o, const char *history_path,
-               const char *model_path, tr_error *err)
+static int output_paths_make(output_paths *p, const char *dir, tr_error *err)
+{
+    return output_path(p->history, sizeof p->history, dir, "history.csv", err) ||
+           output_path(p->model, sizeof p->model, dir, "model.ckpt", err) ||
+           output_path(p->samples, sizeof p->samples, dir, "samples.png", err) ||
+           output_path(p->curves, sizeof p->curves, dir, "curves.png", err) ||
+           output_path(p->predictions, sizeof p->predictions, dir, "predictions.png", err);
+}
+
+/* Saves to path, and frees, the canvas that a plot function just drew;
+ * plot_status is what that function returned. */
+static int save_picture(int plot_status, canvas *c, const char *path, tr_error *err)
+{
+    if (plot_status)
+        return -1;
+    int status = canvas_save_png(c, path, err);
+    canvas_free(c);
+    return status;
+}
+
+static int fit(run_state *r, const options *o, const output_paths *out, tr_error *err)
 {
     train_config cfg = {.threads = o->threads, .batch_size = o->batch_size,
                         .adam = adam_defaults(), .seed = o->seed};
@@ -396,14 +424,19 @@ static int fit(run_state *r, const options *o, const char *history_path,
         if (!isfinite(st->loss))
             return error_set(err, "epoch %d: the loss is %g; training diverged (try a "
                              "smaller --lr)", e, st->loss);
-        if (history_save(r->history, e, history_path, err) ||
-            ckpt_save(&r->model, model_path, err))
+        if (history_save(r->history, e, out->history, err) ||
+            ckpt_save(&r->model, out->model, err))
+            return -1;
+        canvas c;
+        if (o->plots &&
+            save_picture(plot_curves(&c, r->history, e, err), &c, out->curves, err))
             return -1;
     }
     return 0;
 }
 
-static int report_test(run_state *r, const options *o, tr_error *err)
+static int report_test(run_state *r, const options *o, const output_paths *out,
+                       tr_error *err)
 {
     uint8_t *pred = malloc(r->test.n ? r->test.n : 1);
     if (!pred)
@@ -416,8 +449,13 @@ static int report_test(run_state *r, const options *o, tr_error *err)
     printf("Test loss: %.4f - test accuracy: %.4f (%u images)\n", loss, acc, r->test.n);
     if (r->test.n > 1)
         printf("Test image 1: predicted %d, true label %d\n", pred[1], r->test.labels[1]);
+    int status = 0;
+    canvas c;
+    if (o->plots && o->epochs > 0)
+        status = save_picture(plot_predictions(&c, &r->test, pred, 0, 40, 0, err), &c,
+                              out->predictions, err);
     free(pred);
-    return 0;
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -429,11 +467,10 @@ int main(int argc, char **argv)
 
     tr_error err;
     run_state r = {0};
-    char history_path[4096], model_path[4096];
+    output_paths out;
     int status = EXIT_FAILURE;
-    if (output_path(history_path, sizeof history_path, o.out_dir, "history.csv", &err) ||
-        output_path(model_path, sizeof model_path, o.out_dir, "model.ckpt", &err) ||
-        load_data(&r, &o, &err) || build_model(&r, &o, &err))
+    if (output_paths_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
+        build_model(&r, &o, &err))
         goto done;
     if (o.epochs > 0 &&
         (file_make_dirs(o.out_dir, &err) || file_check_writable(o.out_dir, &err)))
@@ -448,12 +485,18 @@ int main(int argc, char **argv)
     print_summary(&r.model);
     if (o.epochs > 0) {
         double t0 = now();
-        if (fit(&r, &o, history_path, model_path, &err))
+        canvas c;
+        if (o.plots && save_picture(plot_digits(&c, &r.train, 0, 20, 1, &err), &c,
+                                    out.samples, &err))
             goto done;
-        printf("Trained in %.2fs; wrote %s and %s\n", now() - t0, history_path, model_path);
+        if (fit(&r, &o, &out, &err))
+            goto done;
+        printf("Trained in %.2fs; wrote %s and %s\n", now() - t0, out.history, out.model);
     }
-    if (report_test(&r, &o, &err))
+    if (report_test(&r, &o, &out, &err))
         goto done;
+    if (o.plots && o.epochs > 0)
+        printf("Pictures: %s, %s, %s\n", out.samples, out.curves, out.predictions);
     status = EXIT_SUCCESS;
 done:
     if (status != EXIT_SUCCESS)

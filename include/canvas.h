@@ -1,0 +1,76 @@
+/* canvas.h - an RGB picture in memory: rectangles, anti-aliased lines and
+ * disks, bitmap text, and PNG output through libpng.
+ *
+ * Pixels are drawn into a byte buffer first, so tests can look at them without
+ * files; a PNG is encoded to memory and written with a temporary file and a
+ * rename, so no half-written image is ever visible. */
+#ifndef TRAINER_CANVAS_H
+#define TRAINER_CANVAS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct {
+    uint8_t r, g, b;
+} rgb;
+
+typedef struct {
+    int width, height;
+    uint8_t *pixels; /* [height][width][3], owned */
+} canvas;
+
+/* The 5x7 font's cell: glyphs are FONT_W x FONT_H pixels, advanced by
+ * FONT_ADVANCE, all times the scale. */
+#define FONT_W 5
+#define FONT_H 7
+#define FONT_ADVANCE 6
+
+/* Allocates a width x height canvas filled with bg.  Sizes 1 to 16384. */
+int canvas_init(canvas *c, int width, int height, rgb bg, tr_error *err);
+void canvas_free(canvas *c);
+
+rgb canvas_get(const canvas *c, int x, int y);
+
+/* Blends color over pixel (x, y) with coverage a in [0, 1]; outside: nothing. */
+void canvas_blend(canvas *c, int x, int y, rgb color, float a);
+
+/* Fills the rectangle [x, x + w) x [y, y + h), clipped to the canvas. */
+void canvas_fill_rect(canvas *c, int x, int y, int w, int h, rgb color);
+
+/* A one-pixel rectangle outline. */
+void canvas_frame_rect(canvas *c, int x, int y, int w, int h, rgb color);
+
+/* An anti-aliased line of the given width from (x0, y0) to (x1, y1), in pixel
+ * coordinates (pixel centres at integer + 0.5), with round ends. */
+void canvas_line(canvas *c, float x0, float y0, float x1, float y1, float width,
+                 rgb color);
+
+/* An anti-aliased filled disk. */
+void canvas_disk(canvas *c, float cx, float cy, float radius, rgb color);
+
+/* Text in the built-in 5x7 font, each font pixel scale x scale, top-left at
+ * (x, y).  Characters outside printable ASCII draw as '?'. */
+void canvas_text(canvas *c, int x, int y, const char *text, int scale, rgb color);
+
+/* The same, turned 90 degrees counter-clockwise (reading bottom to top), with
+ * the top-left of the turned text's bounding box at (x, y). */
+void canvas_text_up(canvas *c, int x, int y, const char *text, int scale, rgb color);
+
+/* Width in pixels of text at scale (its height is FONT_H * scale). */
+int canvas_text_width(const char *text, int scale);
+
+/* Draws a gray image (0 = white paper, 255 = black ink, as MNIST digits read
+ * best) enlarged by scale with its top-left at (x, y).  img: [h][w]. */
+void canvas_gray_image(canvas *c, int x, int y, const uint8_t *img, int w, int h,
+                       int scale);
+
+/* Encodes the canvas as an 8-bit RGB PNG into a new buffer (*png, freed by the
+ * caller). */
+int canvas_encode_png(const canvas *c, uint8_t **png, size_t *len, tr_error *err);
+
+/* Encodes and writes path through a temporary file and a rename. */
+int canvas_save_png(const canvas *c, const char *path, tr_error *err);
+
+#endif

@@ -1,0 +1,45 @@
+/* plots.h - the pictures: training curves, digit grids, predictions and the
+ * confusion matrix, drawn on a canvas (which each function allocates; free it
+ * with canvas_free). */
+#ifndef TRAINER_PLOTS_H
+#define TRAINER_PLOTS_H
+
+#include <stdint.h>
+
+#include "canvas.h"
+#include "dataset.h"
+#include "error.h"
+#include "train.h"
+
+/* The series colours, as matplotlib's first two, which users know. */
+#define PLOT_TRAIN_COLOR ((rgb){31, 119, 180})
+#define PLOT_VAL_COLOR ((rgb){255, 127, 14})
+#define PLOT_MISTAKE_COLOR ((rgb){214, 39, 40})
+
+/* curves.png: two panels side by side, accuracy (left) and loss (right)
+ * against the epoch, training and validation as lines with point markers.
+ * Non-finite values break the line; a value far above the rest (a spike) is
+ * drawn clipped at the top with its value written beside it. */
+int plot_curves(canvas *c, const epoch_stats *rows, int n, tr_error *err);
+
+/* A grid of images first..first+count of d, each enlarged, with its label
+ * (with_labels) or its index under it. */
+int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
+                int with_labels, tr_error *err);
+
+/* A grid of images of d from first on with their predicted and true labels,
+ * mistakes in red; with errors_only, only the mistakes (up to count of them).
+ * pred: [d->n]. */
+int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t first,
+                     uint32_t count, int errors_only, tr_error *err);
+
+/* counts[t][p] = number of samples of true class t predicted as p. */
+void confusion_count(uint32_t counts[DATASET_CLASSES][DATASET_CLASSES],
+                     const uint8_t *labels, const uint8_t *pred, uint32_t n);
+
+/* The confusion matrix as a heat map (rows: true class, columns: predicted),
+ * the counts in the cells, each class's accuracy beside its row. */
+int plot_confusion(canvas *c, const uint32_t counts[DATASET_CLASSES][DATASET_CLASSES],
+                   tr_error *err);
+
+#endif

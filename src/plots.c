@@ -1,0 +1,425 @@
+#include "plots.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const rgb WHITE = {255, 255, 255};
+static const rgb INK = {30, 30, 30};
+static const rgb AXIS = {90, 90, 90};
+static const rgb GRID = {228, 228, 228};
+
+/* ---- axes ---------------------------------------------------------------- */
+
+typedef struct {
+    double lo, hi;   /* the axis range */
+    double step;     /* distance between ticks */
+    int decimals;    /* for the tick labels */
+} axis;
+
+/* 1, 2 or 5 times a power of ten, the smallest not below x. */
+static double nice_step(double x)
+{
+    double p = pow(10.0, floor(log10(x)));
+    double f = x / p;
+    return (f <= 1.0 ? 1.0 : f <= 2.0 ? 2.0 : f <= 5.0 ? 5.0 : 10.0) * p;
+}
+
+/* An axis that holds [lo, hi] with about 5 ticks at round values, its ends on
+ * ticks.  integral: steps of at least 1 (epochs). */
+static axis make_axis(double lo, double hi, int integral)
+{
+    if (!(hi > lo)) {
+        double pad = fmax(fabs(lo) * 0.05, integral ? 1.0 : 0.01);
+        lo -= pad;
+        hi += pad;
+    }
+    axis a;
+    a.step = nice_step((hi - lo) / 5.0);
+    if (integral && a.step < 1.0)
+        a.step = 1.0;
+    a.lo = floor(lo / a.step + 1e-9) * a.step;
+    a.hi = ceil(hi / a.step - 1e-9) * a.step;
+    a.decimals = a.step >= 1.0 ? 0 : (int)ceil(-log10(a.step) - 1e-9);
+    return a;
+}
+
+typedef struct {
+    int x, y, w, h; /* the plot area in pixels */
+    axis ax, ay;
+} frame;
+
+static float px_x(const frame *f, double v)
+{
+    return (float)(f->x + (v - f->ax.lo) / (f->ax.hi - f->ax.lo) * f->w);
+}
+
+static float px_y(const frame *f, double v)
+{
+    return (float)(f->y + f->h - (v - f->ay.lo) / (f->ay.hi - f->ay.lo) * f->h);
+}
+
+/* Clips the segment to the frame (Liang-Barsky); returns 0 when nothing is left. */
+static int clip(const frame *f, float *x0, float *y0, float *x1, float *y1)
+{
+    float t0 = 0.0f, t1 = 1.0f, dx = *x1 - *x0, dy = *y1 - *y0;
+    const float p[4] = {-dx, dx, -dy, dy};
+    const float q[4] = {*x0 - f->x, f->x + f->w - *x0, *y0 - f->y, f->y + f->h - *y0};
+    for (int i = 0; i < 4; i++) {
+        if (p[i] == 0.0f) {
+            if (q[i] < 0.0f)
+                return 0;
+            continue;
+        }
+        float t = q[i] / p[i];
+        if (p[i] < 0.0f) {
+            if (t > t1)
+                return 0;
+            if (t > t0)
+                t0 = t;
+        } else {
+            if (t < t0)
+                return 0;
+            if (t < t1)
+                t1 = t;
+        }
+    }
+    float ox = *x0, oy = *y0;
+    *x0 = ox + t0 * dx;
+    *y0 = oy + t0 * dy;
+    *x1 = ox + t1 * dx;
+    *y1 = oy + t1 * dy;
+    return 1;
+}
+
+static void format_tick(char *buf, size_t size, double v, int decimals)
+{
+    if (fabs(v) < 1e-12)
+        v = 0.0; /* no "-0.00" */
+    snprintf(buf, size, "%.*f", decimals, v);
+}
+
+static void draw_frame(canvas *c, const frame *f, const char *xlabel, const char *ylabel)
+{
+    char buf[32];
+    int max_label = 0;
+    for (double v = f->ay.lo; v <= f->ay.hi + f->ay.step * 1e-6; v += f->ay.step) {
+        int y = (int)lrintf(px_y(f, v));
+        canvas_fill_rect(c, f->x, y, f->w, 1, GRID);
+        canvas_fill_rect(c, f->x - 6, y, 6, 1, AXIS);
+        format_tick(buf, sizeof buf, v, f->ay.decimals);
+        int w = canvas_text_width(buf, 2);
+        max_label = w > max_label ? w : max_label;
+        canvas_text(c, f->x - 10 - w, y - FONT_H, buf, 2, INK);
+    }
+    for (double v = f->ax.lo; v <= f->ax.hi + f->ax.step * 1e-6; v += f->ax.step) {
+        int x = (int)lrintf(px_x(f, v));
+        canvas_fill_rect(c, x, f->y, 1, f->h, GRID);
+        canvas_fill_rect(c, x, f->y + f->h, 1, 6, AXIS);
+        format_tick(buf, sizeof buf, v, f->ax.decimals);
+        canvas_text(c, x - canvas_text_width(buf, 2) / 2, f->y + f->h + 12, buf, 2, INK);
+    }
+    canvas_frame_rect(c, f->x, f->y, f->w + 1, f->h + 1, AXIS);
+    canvas_text(c, f->x + (f->w - canvas_text_width(xlabel, 2)) / 2, f->y + f->h + 36,
+                xlabel, 2, INK);
+    canvas_text_up(c, f->x - 24 - max_label - FONT_H * 2,
+                   f->y + (f->h - canvas_text_width(ylabel, 2)) / 2, ylabel, 2, INK);
+}
+
+/* ---- curves -------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The y range of the finite values of both series; a far outlier above the
+ * rest (a spike) does not stretch the axis: the top is capped above the 90th
+ * percentile instead. */
+static void value_range(const double *v, int n, double *lo, double *hi)
+{
+    double *sorted = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i]))
+            sorted[k++] = v[i];
+    if (k == 0) {
+        *lo = 0.0;
+        *hi = 1.0;
+        free(sorted);
+        return;
+    }
+    qsort(sorted, (size_t)k, sizeof *sorted, cmp_double);
+    *lo = sorted[0];
+    *hi = sorted[k - 1];
+    if (k >= 5) {
+        double q = sorted[(k - 1) * 9 / 10];
+        double cap = q + 3.0 * fmax(q - *lo, 0.1 * fabs(q));
+        if (*hi > cap)
+            *hi = cap;
+    }
+    free(sorted);
+}
+
+/* One series: the line, then the markers, then the value of points clipped off
+ * the top. */
+static void draw_series(canvas *c, const frame *f, const double *v, int n, rgb color)
+{
+    const float marker = n <= 60 ? 3.5f : n <= 150 ? 2.5f : 0.0f;
+    for (int i = 0; i + 1 < n; i++) {
+        if (!isfinite(v[i]) || !isfinite(v[i + 1]))
+            continue;
+        float x0 = px_x(f, i + 1), y0 = px_y(f, v[i]);
+        float x1 = px_x(f, i + 2), y1 = px_y(f, v[i + 1]);
+        if (clip(f, &x0, &y0, &x1, &y1))
+            canvas_line(c, x0, y0, x1, y1, 2.0f, color);
+    }
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(v[i]))
+            continue;
+        float x = px_x(f, i + 1), y = px_y(f, v[i]);
+        if (v[i] > f->ay.hi) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%.3g", v[i]);
+            canvas_disk(c, x, (float)f->y, 4.0f, color);
+            canvas_text(c, (int)x + 6, f->y + 4, buf, 2, color);
+        } else if (marker > 0.0f || n == 1) {
+            canvas_disk(c, x, y, marker > 0.0f ? marker : 3.5f, color);
+        }
+    }
+}
+
+static int any_finite(const double *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i]))
+            return 1;
+    return 0;
+}
+
+static void draw_legend(canvas *c, int right, int y, int with_val)
+{
+    const char *names[2] = {"training", "validation"};
+    const rgb colors[2] = {PLOT_TRAIN_COLOR, PLOT_VAL_COLOR};
+    int x = right;
+    for (int s = with_val ? 1 : 0; s >= 0; s--) {
+        x -= canvas_text_width(names[s], 2);
+        canvas_text(c, x, y, names[s], 2, INK);
+        x -= 34;
+        canvas_line(c, (float)x, y + 7.0f, x + 24.0f, y + 7.0f, 2.0f, colors[s]);
+        canvas_disk(c, x + 12.0f, y + 7.0f, 3.5f, colors[s]);
+        x -= 20;
+    }
+}
+
+static void draw_panel(canvas *c, int left, const char *title, const double *train,
+                       const double *val, int n)
+{
+    enum { PANEL_W = 600, TOP = 56, BOTTOM = 64, LEFT = 96, RIGHT = 24 };
+    double *both = malloc(sizeof(double) * (size_t)(2 * n));
+    memcpy(both, train, sizeof(double) * (size_t)n);
+    memcpy(both + n, val, sizeof(double) * (size_t)n);
+    double lo, hi;
+    value_range(both, 2 * n, &lo, &hi);
+    free(both);
+    frame f = {.x = left + LEFT, .y = TOP, .w = PANEL_W - LEFT - RIGHT,
+               .h = c->height - TOP - BOTTOM};
+    f.ax = make_axis(1.0, (double)n, 1);
+    f.ay = make_axis(lo, hi, 0);
+    draw_frame(c, &f, "Epoch", title);
+    draw_series(c, &f, train, n, PLOT_TRAIN_COLOR);
+    draw_series(c, &f, val, n, PLOT_VAL_COLOR);
+    canvas_text(c, f.x, 18, title, 3, INK);
+    draw_legend(c, f.x + f.w, 22, any_finite(val, n));
+}
+
+int plot_curves(canvas *c, const epoch_stats *rows, int n, tr_error *err)
+{
+    if (n < 1)
+        return error_set(err, "no epochs to plot");
+    if (canvas_init(c, 1200, 520, WHITE, err))
+        return -1;
+    double *v = malloc(sizeof(double) * 4 * (size_t)n);
+    if (!v) {
+        canvas_free(c);
+        return error_set(err, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        v[i] = rows[i].accuracy;
+        v[n + i] = rows[i].val_accuracy;
+        v[2 * n + i] = rows[i].loss;
+        v[3 * n + i] = rows[i].val_loss;
+    }
+    draw_panel(c, 0, "Accuracy", v, v + n, n);
+    draw_panel(c, 600, "Loss", v + 2 * n, v + 3 * n, n);
+    free(v);
+    return 0;
+}
+
+/* ---- digit grids --------------------------------------------------------- */
+
+enum { GRID_COLS = 10, TILE_PAD = 12, CAPTION_H = 28, TITLE_H = 44 };
+
+static int tile_scale(const dataset *d)
+{
+    int s = 84 / (int)(d->rows > d->cols ? d->rows : d->cols);
+    return s < 1 ? 1 : s;
+}
+
+/* Allocates a grid canvas for count tiles of d. */
+static int grid_init(canvas *c, const dataset *d, uint32_t count, const char *title,
+                     int *cell_w, int *cell_h, tr_error *err)
+{
+    int s = tile_scale(d);
+    int cols = count < GRID_COLS ? (int)count : GRID_COLS;
+    int rows = (int)((count + GRID_COLS - 1) / GRID_COLS);
+    *cell_w = (int)d->cols * s + 2 * TILE_PAD;
+    if (*cell_w < 120)
+        *cell_w = 120;
+    *cell_h = (int)d->rows * s + CAPTION_H + TILE_PAD;
+    int width = cols * *cell_w;
+    int tw = canvas_text_width(title, 2) + 2 * TILE_PAD;
+    if (width < tw)
+        width = tw;
+    if (canvas_init(c, width, TITLE_H + rows * *cell_h, WHITE, err))
+        return -1;
+    canvas_text(c, TILE_PAD, 14, title, 2, INK);
+    return 0;
+}
+
+static void grid_tile(canvas *c, const dataset *d, uint32_t sample, int slot, int cell_w,
+                      int cell_h, const char *caption, rgb color)
+{
+    int s = tile_scale(d);
+    int x = (slot % GRID_COLS) * cell_w, y = TITLE_H + (slot / GRID_COLS) * cell_h;
+    int ix = x + (cell_w - (int)d->cols * s) / 2;
+    canvas_gray_image(c, ix, y, d->pixels + (size_t)sample * d->dim, (int)d->cols,
+                      (int)d->rows, s);
+    canvas_frame_rect(c, ix - 1, y - 1, (int)d->cols * s + 2, (int)d->rows * s + 2, GRID);
+    canvas_text(c, x + (cell_w - canvas_text_width(caption, 2)) / 2,
+                y + (int)d->rows * s + 8, caption, 2, color);
+}
+
+int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
+                int with_labels, tr_error *err)
+{
+    if (first >= d->n || count == 0)
+        return error_set(err, "no images from %u on (the file has %u)", first, d->n);
+    if (count > d->n - first)
+        count = d->n - first;
+    char title[96];
+    snprintf(title, sizeof title, "Images %u to %u%s", first, first + count - 1,
+             with_labels ? " with their labels" : "");
+    int cw, ch;
+    if (grid_init(c, d, count, title, &cw, &ch, err))
+        return -1;
+    for (uint32_t k = 0; k < count; k++) {
+        char caption[32];
+        if (with_labels)
+            snprintf(caption, sizeof caption, "%u", d->labels[first + k]);
+        else
+            snprintf(caption, sizeof caption, "#%u", first + k);
+        grid_tile(c, d, first + k, (int)k, cw, ch, caption, INK);
+    }
+    return 0;
+}
+
+int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t first,
+                     uint32_t count, int errors_only, tr_error *err)
+{
+    if (first >= d->n || count == 0)
+        return error_set(err, "no images from %u on (the file has %u)", first, d->n);
+    uint32_t *pick = malloc(sizeof *pick * count);
+    if (!pick)
+        return error_set(err, "out of memory");
+    uint32_t n = 0, wrong = 0;
+    for (uint32_t i = first; i < d->n && n < count; i++) {
+        int mistake = pred[i] != d->labels[i];
+        wrong += (uint32_t)mistake;
+        if (!errors_only || mistake)
+            pick[n++] = i;
+    }
+    if (n == 0) {
+        free(pick);
+        return error_set(err, "no mistakes from image %u on: nothing to show", first);
+    }
+    char title[128];
+    if (errors_only)
+        snprintf(title, sizeof title, "Mistakes: predicted (true), %u shown", n);
+    else
+        snprintf(title, sizeof title, "Test images %u to %u: predicted (true), %u wrong in red",
+                 pick[0], pick[n - 1], wrong);
+    int cw, ch;
+    if (grid_init(c, d, n, title, &cw, &ch, err)) {
+        free(pick);
+        return -1;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = pick[k];
+        char caption[32];
+        snprintf(caption, sizeof caption, "%u (%u)", pred[i], d->labels[i]);
+        grid_tile(c, d, i, (int)k, cw, ch, caption,
+                  pred[i] != d->labels[i] ? PLOT_MISTAKE_COLOR : INK);
+    }
+    free(pick);
+    return 0;
+}
+
+/* ---- confusion matrix ---------------------------------------------------- */
+
+void confusion_count(uint32_t counts[DATASET_CLASSES][DATASET_CLASSES],
+                     const uint8_t *labels, const uint8_t *pred, uint32_t n)
+{
+    memset(counts, 0, sizeof(uint32_t) * DATASET_CLASSES * DATASET_CLASSES);
+    for (uint32_t i = 0; i < n; i++)
+        counts[labels[i]][pred[i]]++;
+}
+
+int plot_confusion(canvas *c, const uint32_t counts[DATASET_CLASSES][DATASET_CLASSES],
+                   tr_error *err)
+{
+    enum { CELL = 60, LEFT = 90, TOP = 110, RIGHT = 130 };
+    const int K = DATASET_CLASSES;
+    if (canvas_init(c, LEFT + K * CELL + RIGHT, TOP + K * CELL + 30, WHITE, err))
+        return -1;
+    uint64_t total = 0, right = 0;
+    for (int t = 0; t < K; t++)
+        for (int p = 0; p < K; p++) {
+            total += counts[t][p];
+            right += t == p ? counts[t][p] : 0;
+        }
+    char buf[96];
+    snprintf(buf, sizeof buf, "Confusion matrix: %llu images, accuracy %.2f%%",
+             (unsigned long long)total, total ? 100.0 * (double)right / (double)total : 0.0);
+    canvas_text(c, 16, 14, buf, 2, INK);
+    canvas_text(c, LEFT + (K * CELL - canvas_text_width("predicted", 2)) / 2, TOP - 56,
+                "predicted", 2, INK);
+    canvas_text_up(c, 16, TOP + (K * CELL - canvas_text_width("true", 2)) / 2, "true", 2, INK);
+    canvas_text(c, LEFT + K * CELL + 14, TOP - 28, "right", 2, INK);
+    for (int t = 0; t < K; t++) {
+        uint64_t row = 0;
+        for (int p = 0; p < K; p++)
+            row += counts[t][p];
+        snprintf(buf, sizeof buf, "%d", t);
+        canvas_text(c, LEFT - 24, TOP + t * CELL + CELL / 2 - FONT_H, buf, 2, INK);
+        canvas_text(c, LEFT + t * CELL + CELL / 2 - 5, TOP - 28, buf, 2, INK);
+        for (int p = 0; p < K; p++) {
+            /* The share of the true class' row, on a white-to-blue ramp. */
+            double share = row ? (double)counts[t][p] / (double)row : 0.0;
+            double a = counts[t][p] ? 0.08 + 0.92 * sqrt(share) : 0.0;
+            rgb cell = {(uint8_t)lrint(255 - a * (255 - 8)), (uint8_t)lrint(255 - a * (255 - 48)),
+                        (uint8_t)lrint(255 - a * (255 - 107))};
+            int x = LEFT + p * CELL, y = TOP + t * CELL;
+            canvas_fill_rect(c, x, y, CELL, CELL, cell);
+            snprintf(buf, sizeof buf, "%u", counts[t][p]);
+            canvas_text(c, x + (CELL - canvas_text_width(buf, 2)) / 2, y + CELL / 2 - FONT_H,
+                        buf, 2, a > 0.55 ? WHITE : INK);
+        }
+        snprintf(buf, sizeof buf, "%.1f%%", row ? 100.0 * counts[t][t] / (double)row : 0.0);
+        canvas_text(c, LEFT + K * CELL + 14, TOP + t * CELL + CELL / 2 - FONT_H, buf, 2, INK);
+    }
+    canvas_frame_rect(c, LEFT - 1, TOP - 1, K * CELL + 2, K * CELL + 2, AXIS);
+    return 0;
+}

@@ -1,0 +1,282 @@
+/* trainer-plot - the pictures of a training run, as PNG files.
+ *
+ *   trainer-plot curves HISTORY.csv -o curves.png
+ *   trainer-plot digits IMAGES [LABELS] -o samples.png [--count N] [--start N]
+ *   trainer-plot predictions --model model.ckpt --data DIR -o predictions.png [--errors]
+ *   trainer-plot confusion --model model.ckpt --data DIR -o confusion.png
+ *
+ * Exit status: 0 on success, 1 for a bad input file or an unwritable output,
+ * 2 for a bad command line.  A PNG is written whole or not at all. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "canvas.h"
+#include "ckpt.h"
+#include "dataset.h"
+#include "history.h"
+#include "idx.h"
+#include "plots.h"
+#include "train.h"
+
+#define EXIT_USAGE 2
+
+typedef struct {
+    const char *out, *model, *data;
+    long count, start;
+    int errors_only, threads;
+    int n_args;
+    const char *args[2];
+} options;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: trainer-plot COMMAND [ARGS] -o OUT.png\n"
+            "Draw the pictures of a training run as PNG files.\n"
+            "\n"
+            "  curves HISTORY.csv -o curves.png\n"
+            "      accuracy and loss per epoch, training and validation\n"
+            "  digits IMAGES.idx[.gz] [LABELS.idx[.gz]] -o samples.png [--count N] [--start N]\n"
+            "      a grid of images with their labels (default: 20 from 0)\n"
+            "  predictions --model model.ckpt --data DIR -o predictions.png [--errors]\n"
+            "              [--count N] [--start N]\n"
+            "      test images with predicted (true) labels, mistakes in red; --errors\n"
+            "      shows only the mistakes (default: 40 from 0)\n"
+            "  confusion --model model.ckpt --data DIR -o confusion.png\n"
+            "      the test set's confusion matrix with per-class accuracy\n"
+            "\n"
+            "  --threads N   threads for the predictions (default: the cores available)\n"
+            "\n"
+            "Exit status: 0 on success, 1 for a bad input or output file, 2 for a bad\n"
+            "command line.\n");
+}
+
+static int usage_error(const char *fmt, const char *what)
+{
+    fprintf(stderr, "trainer-plot: ");
+    fprintf(stderr, fmt, what);
+    fprintf(stderr, " (see --help)\n");
+    return -1;
+}
+
+/* For a command given the wrong arguments: says so and gives the exit status. */
+static int bad_usage(const char *what)
+{
+    usage_error("%s", what);
+    return EXIT_USAGE;
+}
+
+static int parse_count(const char *flag, const char *s, long lo, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > 100000) {
+        fprintf(stderr, "trainer-plot: %s '%s': expected a whole number from %ld to 100000 "
+                "(see --help)\n", flag, s, lo);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Parses the options after the command word. */
+static int parse(options *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'}, {"model", required_argument, NULL, 'm'},
+        {"data", required_argument, NULL, 'd'},   {"count", required_argument, NULL, 'c'},
+        {"start", required_argument, NULL, 's'},  {"errors", no_argument, NULL, 'e'},
+        {"threads", required_argument, NULL, 't'}, {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    optind = 1;
+    int c;
+    long v;
+    while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': o->out = optarg; break;
+        case 'm': o->model = optarg; break;
+        case 'd': o->data = optarg; break;
+        case 'e': o->errors_only = 1; break;
+        case 'c': if (parse_count("--count", optarg, 1, &o->count)) return -1; break;
+        case 's': if (parse_count("--start", optarg, 0, &o->start)) return -1; break;
+        case 't':
+            if (parse_count("--threads", optarg, 1, &v))
+                return -1;
+            if (v > 256)
+                return usage_error("--threads '%s': at most 256", optarg);
+            o->threads = (int)v;
+            break;
+        default:
+            return usage_error(optopt ? "option '%s' needs a value" : "unknown option '%s'",
+                               argv[optind - 1]);
+        }
+    }
+    for (; optind < argc; optind++) {
+        if (o->n_args == 2)
+            return usage_error("unexpected argument '%s'", argv[optind]);
+        o->args[o->n_args++] = argv[optind];
+    }
+    if (!o->out)
+        return usage_error("%s", "missing -o OUT.png");
+    return 0;
+}
+
+static int fail(const tr_error *err)
+{
+    fprintf(stderr, "trainer-plot: %s\n", err->msg);
+    return EXIT_FAILURE;
+}
+
+static int save(canvas *c, const char *path)
+{
+    tr_error err;
+    int status = canvas_save_png(c, path, &err);
+    canvas_free(c);
+    if (status)
+        return fail(&err);
+    printf("wrote %s\n", path);
+    return EXIT_SUCCESS;
+}
+
+static int cmd_curves(const options *o)
+{
+    if (o->n_args != 1 || o->model || o->data || o->errors_only)
+        return bad_usage("curves takes one HISTORY.csv and -o");
+    tr_error err;
+    epoch_stats *rows;
+    int n;
+    if (history_load(&rows, &n, o->args[0], &err))
+        return fail(&err);
+    canvas c;
+    int r = plot_curves(&c, rows, n, &err);
+    free(rows);
+    return r ? fail(&err) : save(&c, o->out);
+}
+
+static int cmd_digits(const options *o)
+{
+    if (o->n_args < 1 || o->model || o->data || o->errors_only)
+        return bad_usage("digits takes IMAGES [LABELS] and -o");
+    tr_error err;
+    dataset d = {0};
+    idx_array images = {0};
+    if (o->n_args == 2) {
+        if (dataset_load_files(&d, o->args[0], o->args[1], &err))
+            return fail(&err);
+    } else {
+        if (idx_load(&images, o->args[0], &err))
+            return fail(&err);
+        if (images.ndim != 3) {
+            idx_free(&images);
+            fprintf(stderr, "trainer-plot: %s: expected an image file (3 dimensions), "
+                    "found %d\n", o->args[0], images.ndim);
+            return EXIT_FAILURE;
+        }
+        d = (dataset){.n = images.dims[0], .rows = images.dims[1], .cols = images.dims[2],
+                      .dim = images.dims[1] * images.dims[2], .pixels = images.data};
+    }
+    canvas c;
+    int r = plot_digits(&c, &d, (uint32_t)o->start, (uint32_t)(o->count ? o->count : 20),
+                        o->n_args == 2, &err);
+    dataset_free(&d);
+    idx_free(&images);
+    return r ? fail(&err) : save(&c, o->out);
+}
+
+/* Loads the model and the test set and predicts every test image. */
+static int predict_test(const options *o, dataset *test, uint8_t **pred, double *acc,
+                        tr_error *err)
+{
+    mlp m;
+    if (ckpt_load(&m, o->model, err))
+        return -1;
+    if (dataset_load_dir(test, o->data, 1, err)) {
+        mlp_free(&m);
+        return -1;
+    }
+    int status = 0;
+    double loss;
+    if ((int)test->dim != m.shape.sizes[0] ||
+        m.shape.sizes[m.shape.n_layers] != DATASET_CLASSES) {
+        status = error_set(err, "%s: the model takes %d inputs and %d classes, %s has "
+                           "%u pixels per image", o->model, m.shape.sizes[0],
+                           m.shape.sizes[m.shape.n_layers], o->data, test->dim);
+    } else if (!(*pred = malloc(test->n))) {
+        status = error_set(err, "out of memory");
+    } else if (evaluate(&m, test, o->threads, &loss, acc, *pred, err)) {
+        free(*pred);
+        *pred = NULL;
+        status = -1;
+    }
+    mlp_free(&m);
+    if (status)
+        dataset_free(test);
+    return status;
+}
+
+static int cmd_model(const options *o, int confusion)
+{
+    if (o->n_args || !o->model || !o->data || (confusion && (o->errors_only || o->count)))
+        return bad_usage(confusion ? "confusion takes --model, --data and -o"
+                                   : "predictions takes --model, --data and -o");
+    tr_error err;
+    dataset test;
+    uint8_t *pred = NULL;
+    double acc;
+    if (predict_test(o, &test, &pred, &acc, &err))
+        return fail(&err);
+    canvas c;
+    int r;
+    if (confusion) {
+        uint32_t counts[DATASET_CLASSES][DATASET_CLASSES];
+        confusion_count(counts, test.labels, pred, test.n);
+        r = plot_confusion(&c, (const uint32_t(*)[DATASET_CLASSES])counts, &err);
+    } else {
+        r = plot_predictions(&c, &test, pred, (uint32_t)o->start,
+                             (uint32_t)(o->count ? o->count : 40), o->errors_only, &err);
+    }
+    free(pred);
+    dataset_free(&test);
+    return r ? fail(&err) : save(&c, o->out);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return EXIT_SUCCESS;
+    }
+    options o = {0};
+#ifdef _OPENMP
+    o.threads = omp_get_num_procs();
+#else
+    o.threads = 1;
+#endif
+    const char *cmd = argv[1];
+    int known = !strcmp(cmd, "curves") || !strcmp(cmd, "digits") ||
+                !strcmp(cmd, "predictions") || !strcmp(cmd, "confusion");
+    if (!known) {
+        usage_error("unknown command '%s'", cmd);
+        return EXIT_USAGE;
+    }
+    if (parse(&o, argc - 1, argv + 1))
+        return EXIT_USAGE;
+    if (!strcmp(cmd, "curves"))
+        return cmd_curves(&o);
+    if (!strcmp(cmd, "digits"))
+        return cmd_digits(&o);
+    return cmd_model(&o, !strcmp(cmd, "confusion"));
+}
