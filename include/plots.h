@@ -33,6 +33,11 @@ int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
 int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t first,
                      uint32_t count, int errors_only, tr_error *err);
 
+/* Where the image of grid slot `slot` lands in a plot_digits or
+ * plot_predictions picture of images like d's: its top-left corner and side
+ * lengths in pixels. */
+void plot_tile_rect(const dataset *d, int slot, int *x, int *y, int *w, int *h);
+
 /* counts[t][p] = number of samples of true class t predicted as p. */
 void confusion_count(uint32_t counts[DATASET_CLASSES][DATASET_CLASSES],
                      const uint8_t *labels, const uint8_t *pred, uint32_t n);

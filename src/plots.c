@@ -214,8 +214,10 @@ static void draw_legend(canvas *c, int right, int y, int with_val)
     }
 }
 
+/* A panel; values never go above `ceiling` (1 for accuracy), so the axis does not
+ * either. */
 static void draw_panel(canvas *c, int left, const char *title, const double *train,
-                       const double *val, int n)
+                       const double *val, int n, double ceiling)
 {
     enum { PANEL_W = 600, TOP = 56, BOTTOM = 64, LEFT = 96, RIGHT = 24 };
     double *both = malloc(sizeof(double) * (size_t)(2 * n));
@@ -227,7 +229,12 @@ static void draw_panel(canvas *c, int left, const char *title, const double *tra
     frame f = {.x = left + LEFT, .y = TOP, .w = PANEL_W - LEFT - RIGHT,
                .h = c->height - TOP - BOTTOM};
     f.ax = make_axis(1.0, (double)n, 1);
-    f.ay = make_axis(lo, hi, 0);
+    /* A margin keeps points off the frame, as matplotlib's 5%, but it does not
+     * make room for values that cannot occur: below 0 or above the ceiling. */
+    double margin = 0.05 * (hi - lo);
+    double lo_m = lo >= 0.0 && lo - margin < 0.0 ? 0.0 : lo - margin;
+    double hi_m = hi <= ceiling && hi + margin > ceiling ? ceiling : hi + margin;
+    f.ay = make_axis(lo_m, hi_m, 0);
     draw_frame(c, &f, "Epoch", title);
     draw_series(c, &f, train, n, PLOT_TRAIN_COLOR);
     draw_series(c, &f, val, n, PLOT_VAL_COLOR);
@@ -252,8 +259,8 @@ int plot_curves(canvas *c, const epoch_stats *rows, int n, tr_error *err)
         v[2 * n + i] = rows[i].loss;
         v[3 * n + i] = rows[i].val_loss;
     }
-    draw_panel(c, 0, "Accuracy", v, v + n, n);
-    draw_panel(c, 600, "Loss", v + 2 * n, v + 3 * n, n);
+    draw_panel(c, 0, "Accuracy", v, v + n, n, 1.0);
+    draw_panel(c, 600, "Loss", v + 2 * n, v + 3 * n, n, INFINITY);
     free(v);
     return 0;
 }
@@ -268,38 +275,52 @@ static int tile_scale(const dataset *d)
     return s < 1 ? 1 : s;
 }
 
+static int cell_width(const dataset *d)
+{
+    int w = (int)d->cols * tile_scale(d) + 2 * TILE_PAD;
+    return w < 120 ? 120 : w;
+}
+
+static int cell_height(const dataset *d)
+{
+    return (int)d->rows * tile_scale(d) + CAPTION_H + TILE_PAD;
+}
+
+void plot_tile_rect(const dataset *d, int slot, int *x, int *y, int *w, int *h)
+{
+    int s = tile_scale(d), cw = cell_width(d);
+    *w = (int)d->cols * s;
+    *h = (int)d->rows * s;
+    *x = (slot % GRID_COLS) * cw + (cw - *w) / 2;
+    *y = TITLE_H + (slot / GRID_COLS) * cell_height(d);
+}
+
 /* Allocates a grid canvas for count tiles of d. */
 static int grid_init(canvas *c, const dataset *d, uint32_t count, const char *title,
-                     int *cell_w, int *cell_h, tr_error *err)
+                     tr_error *err)
 {
-    int s = tile_scale(d);
     int cols = count < GRID_COLS ? (int)count : GRID_COLS;
     int rows = (int)((count + GRID_COLS - 1) / GRID_COLS);
-    *cell_w = (int)d->cols * s + 2 * TILE_PAD;
-    if (*cell_w < 120)
-        *cell_w = 120;
-    *cell_h = (int)d->rows * s + CAPTION_H + TILE_PAD;
-    int width = cols * *cell_w;
+    int width = cols * cell_width(d);
     int tw = canvas_text_width(title, 2) + 2 * TILE_PAD;
     if (width < tw)
         width = tw;
-    if (canvas_init(c, width, TITLE_H + rows * *cell_h, WHITE, err))
+    if (canvas_init(c, width, TITLE_H + rows * cell_height(d), WHITE, err))
         return -1;
     canvas_text(c, TILE_PAD, 14, title, 2, INK);
     return 0;
 }
 
-static void grid_tile(canvas *c, const dataset *d, uint32_t sample, int slot, int cell_w,
-                      int cell_h, const char *caption, rgb color)
+static void grid_tile(canvas *c, const dataset *d, uint32_t sample, int slot,
+                      const char *caption, rgb color)
 {
-    int s = tile_scale(d);
-    int x = (slot % GRID_COLS) * cell_w, y = TITLE_H + (slot / GRID_COLS) * cell_h;
-    int ix = x + (cell_w - (int)d->cols * s) / 2;
-    canvas_gray_image(c, ix, y, d->pixels + (size_t)sample * d->dim, (int)d->cols,
-                      (int)d->rows, s);
-    canvas_frame_rect(c, ix - 1, y - 1, (int)d->cols * s + 2, (int)d->rows * s + 2, GRID);
-    canvas_text(c, x + (cell_w - canvas_text_width(caption, 2)) / 2,
-                y + (int)d->rows * s + 8, caption, 2, color);
+    int x, y, w, h;
+    plot_tile_rect(d, slot, &x, &y, &w, &h);
+    canvas_gray_image(c, x, y, d->pixels + (size_t)sample * d->dim, (int)d->cols,
+                      (int)d->rows, tile_scale(d));
+    canvas_frame_rect(c, x - 1, y - 1, w + 2, h + 2, GRID);
+    canvas_text(c, x + (w - canvas_text_width(caption, 2)) / 2, y + h + 8, caption, 2,
+                color);
 }
 
 int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
@@ -312,8 +333,7 @@ int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
     char title[96];
     snprintf(title, sizeof title, "Images %u to %u%s", first, first + count - 1,
              with_labels ? " with their labels" : "");
-    int cw, ch;
-    if (grid_init(c, d, count, title, &cw, &ch, err))
+    if (grid_init(c, d, count, title, err))
         return -1;
     for (uint32_t k = 0; k < count; k++) {
         char caption[32];
@@ -321,7 +341,7 @@ int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
             snprintf(caption, sizeof caption, "%u", d->labels[first + k]);
         else
             snprintf(caption, sizeof caption, "#%u", first + k);
-        grid_tile(c, d, first + k, (int)k, cw, ch, caption, INK);
+        grid_tile(c, d, first + k, (int)k, caption, INK);
     }
     return 0;
 }
@@ -351,8 +371,7 @@ int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t 
     else
         snprintf(title, sizeof title, "Test images %u to %u: predicted (true), %u wrong in red",
                  pick[0], pick[n - 1], wrong);
-    int cw, ch;
-    if (grid_init(c, d, n, title, &cw, &ch, err)) {
+    if (grid_init(c, d, n, title, err)) {
         free(pick);
         return -1;
     }
@@ -360,7 +379,7 @@ int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t 
         uint32_t i = pick[k];
         char caption[32];
         snprintf(caption, sizeof caption, "%u (%u)", pred[i], d->labels[i]);
-        grid_tile(c, d, i, (int)k, cw, ch, caption,
+        grid_tile(c, d, i, (int)k, caption,
                   pred[i] != d->labels[i] ? PLOT_MISTAKE_COLOR : INK);
     }
     free(pick);

@@ -74,6 +74,12 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(os.path.join(out2, "history.csv")) as f:
         last = f.read().strip().splitlines()[-1].split(",")
     check(last[3] == "nan" and last[4] == "nan", f"no validation gives nan: {last}")
+    check(all(os.path.exists(os.path.join(out, n))
+              for n in ("samples.png", "curves.png", "predictions.png")), "pictures written")
+    out4 = os.path.join(tmp, "d")
+    r = run(["--data", data, "--out", out4, "--epochs", "1", "--no-plots"])
+    check(r.returncode == 0 and sorted(os.listdir(out4)) == ["history.csv", "model.ckpt"],
+          f"--no-plots wrote {os.listdir(out4) if os.path.isdir(out4) else None}")
 
     # Same seed and threads: the same run.
     out3 = os.path.join(tmp, "c")

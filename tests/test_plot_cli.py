@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""trainer-plot: each command writes a PNG that decodes (checked with libpng
+through pngcheck) and shows what it should; each bad input is refused with a
+message and status 1 or 2, and leaves no PNG behind."""
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mnistgen  # noqa: E402
+
+PLOT, PNGCHECK, TRAINER = (os.path.abspath(p) for p in sys.argv[1:4])
+TRAIN, VAL = "1f77b4", "ff7f0e"
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL:", what)
+
+
+def plot(*args):
+    r = subprocess.run([PLOT] + list(args), capture_output=True, text=True, timeout=300)
+    print("$ trainer-plot", " ".join(args), "->", r.returncode, r.stderr.strip())
+    return r
+
+
+def pngcheck(path, *colors):
+    """(width, height, non-white pixels, {colour: (left, right)}) or None."""
+    r = subprocess.run([PNGCHECK, path] + list(colors), capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    lines = r.stdout.split("\n")
+    w, h, ink = (int(x) for x in lines[0].split())
+    counts = {}
+    for line in lines[1:]:
+        if line:
+            c, left, right = line.split()
+            counts[c] = (int(left), int(right))
+    return w, h, ink, counts
+
+
+def expect_refused(status, out, *args, word=""):
+    r = plot(*args, "-o", out)
+    check(r.returncode == status, f"{args}: status {r.returncode}, want {status}")
+    check(word in r.stderr and r.stderr.count("\n") == 1,
+          f"{args}: want one line naming {word!r}, got {r.stderr!r}")
+    check(not os.path.exists(out), f"{args}: left {out} behind")
+    check(not [n for n in os.listdir(os.path.dirname(out)) if ".tmp-" in n],
+          f"{args}: left a temporary file")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    data = os.path.join(tmp, "data")
+    mnistgen.write_dataset(data, n_train=600, n_test=200)
+    out = os.path.join(tmp, "run")
+    r = subprocess.run([TRAINER, "--data", data, "--out", out, "--epochs", "3", "--threads", "2"],
+                       capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, f"training failed: {r.stderr}")
+
+    # The trainer's own pictures.
+    for name in ("samples.png", "curves.png", "predictions.png"):
+        info = pngcheck(os.path.join(out, name), TRAIN, VAL)
+        check(info is not None and info[2] > 1000, f"{name} from the trainer: {info}")
+    info = pngcheck(os.path.join(out, "curves.png"), TRAIN, VAL)
+    if info:
+        check(info[:2] == (1200, 520), f"curves.png size {info[:2]}")
+        for colour in (TRAIN, VAL):
+            check(min(info[3][colour]) > 50, f"curves.png: {colour} in both panels: {info[3]}")
+
+    pics = os.path.join(tmp, "pics")
+    os.makedirs(pics)
+    p = os.path.join(pics, "curves.png")
+    check(plot("curves", os.path.join(out, "history.csv"), "-o", p).returncode == 0, "curves")
+    info = pngcheck(p, TRAIN, VAL)
+    check(info is not None and info[:2] == (1200, 520), f"curves: {info}")
+
+    images = os.path.join(data, "t10k-images-idx3-ubyte")
+    labels = os.path.join(data, "t10k-labels-idx1-ubyte")
+    p = os.path.join(pics, "samples.png")
+    check(plot("digits", images, labels, "-o", p, "--count", "25", "--start", "5").returncode == 0,
+          "digits")
+    info = pngcheck(p)
+    check(info is not None and info[0] == 1200 and info[2] > 1000, f"digits: {info}")
+    p = os.path.join(pics, "nolabels.png")
+    check(plot("digits", images, "-o", p, "--count", "3").returncode == 0, "digits without labels")
+    check(pngcheck(p) is not None, "digits without labels decodes")
+
+    model = os.path.join(out, "model.ckpt")
+    for cmd, extra in (("predictions", []), ("predictions", ["--errors"]), ("confusion", [])):
+        p = os.path.join(pics, f"{cmd}{len(extra)}.png")
+        r = plot(cmd, "--model", model, "--data", data, "-o", p, *extra)
+        # An easy dataset may have no mistakes at all; that is said, not drawn.
+        if extra and r.returncode == 1 and "no mistakes" in r.stderr:
+            continue
+        check(r.returncode == 0, f"{cmd} {extra}: {r.stderr}")
+        info = pngcheck(p)
+        check(info is not None and info[2] > 1000, f"{cmd} {extra}: {info}")
+
+    # Bad inputs.
+    bad = os.path.join(tmp, "bad")
+    os.makedirs(bad)
+    header = "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n"
+    cases = {
+        "short.csv": header + "1,0.2,0.9,0.1\n",
+        "text.csv": header + "1,0.2,high,0.1,0.9,1\n",
+        "empty-rows.csv": header,
+        "no-header.csv": "1,0.2,0.9,0.1,0.9,1\n",
+        "empty.csv": "",
+    }
+    for name, text in cases.items():
+        with open(os.path.join(bad, name), "w") as f:
+            f.write(text)
+        expect_refused(1, os.path.join(bad, name + ".png"), "curves", os.path.join(bad, name),
+                       word=name)
+    expect_refused(1, os.path.join(bad, "missing.png"), "curves", os.path.join(bad, "none.csv"),
+                   word="none.csv")
+    expect_refused(1, os.path.join(bad, "kind.png"), "digits", labels, word="image file")
+    expect_refused(1, os.path.join(bad, "kind2.png"), "digits", images, images,
+                   word="label file")
+    expect_refused(1, os.path.join(bad, "model.png"), "predictions", "--model",
+                   os.path.join(out, "history.csv"), "--data", data, word="history.csv")
+    expect_refused(2, os.path.join(bad, "cmd.png"), "frobnicate", word="frobnicate")
+    expect_refused(2, os.path.join(bad, "count.png"), "digits", images, "--count", "0",
+                   word="--count")
+    expect_refused(2, os.path.join(bad, "args.png"), "curves", word="curves")
+    r = plot("curves", os.path.join(out, "history.csv"))
+    check(r.returncode == 2 and "-o" in r.stderr, "missing -o")
+    # An output that cannot be written: a missing directory.
+    r = plot("curves", os.path.join(out, "history.csv"), "-o", os.path.join(bad, "no", "c.png"))
+    check(r.returncode == 1 and "c.png" in r.stderr, f"unwritable output: {r.stderr!r}")
+
+if failures:
+    print(f"test_plot_cli: {failures} check(s) failed")
+    sys.exit(1)
+print("test_plot_cli: all checks passed")

@@ -1,0 +1,275 @@
+/* The pictures, decoded back with libpng and looked at: sizes, ink where it
+ * belongs, both series' colours in each panel, odd histories, failed writes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "plots.h"
+#include "pngutil.h"
+#include "testutil.h"
+
+/* The curves' plot areas sit below the title and legend line (y < 56) and
+ * above the tick labels; counting only there keeps the legend out. */
+enum { PLOT_TOP = 58, PLOT_BOTTOM = 520 - 64 };
+
+static int encode_decode(const canvas *c, decoded_png *out)
+{
+    uint8_t *png;
+    size_t len;
+    tr_error err;
+    if (canvas_encode_png(c, &png, &len, &err)) {
+        CHECK(0, "encode: %s", err.msg);
+        return -1;
+    }
+    int r = png_decode_memory(out, png, len);
+    CHECK(r == 0, "the PNG does not decode");
+    CHECK(len > 8 && memcmp(png, "\x89PNG\r\n\x1a\n", 8) == 0, "PNG signature");
+    free(png);
+    return r;
+}
+
+static long series_pixels(const decoded_png *p, int panel, rgb color)
+{
+    int x0 = panel * p->width / 2;
+    return png_count_color(p, x0, PLOT_TOP, x0 + p->width / 2, PLOT_BOTTOM, color.r, color.g,
+                           color.b);
+}
+
+/* The rows spanned by a colour inside a panel's plot area. */
+static int series_span(const decoded_png *p, int panel, rgb color)
+{
+    int top = -1, bottom = -1;
+    int x0 = panel * p->width / 2;
+    for (int y = PLOT_TOP; y < PLOT_BOTTOM; y++)
+        if (png_count_color(p, x0, y, x0 + p->width / 2, y + 1, color.r, color.g, color.b)) {
+            if (top < 0)
+                top = y;
+            bottom = y;
+        }
+    return top < 0 ? 0 : bottom - top;
+}
+
+/* Draws the curves of rows[0..n) and checks what every curves picture must show. */
+static void check_curves(const char *what, const epoch_stats *rows, int n, int with_val,
+                         decoded_png *out)
+{
+    canvas c;
+    tr_error err;
+    memset(out, 0, sizeof *out);
+    if (plot_curves(&c, rows, n, &err)) {
+        CHECK(0, "%s: %s", what, err.msg);
+        return;
+    }
+    int r = encode_decode(&c, out);
+    canvas_free(&c);
+    if (r)
+        return;
+    CHECK(out->width == 1200 && out->height == 520, "%s: size %dx%d", what, out->width,
+          out->height);
+    for (int panel = 0; panel < 2; panel++) {
+        long t = series_pixels(out, panel, PLOT_TRAIN_COLOR);
+        long v = series_pixels(out, panel, PLOT_VAL_COLOR);
+        CHECK(t >= 20, "%s: panel %d has %ld training pixels", what, panel, t);
+        if (with_val)
+            CHECK(v >= 20, "%s: panel %d has %ld validation pixels", what, panel, v);
+        else
+            CHECK(v == 0, "%s: panel %d shows validation without data", what, panel);
+    }
+}
+
+static void test_curves(void)
+{
+    enum { N = 1000 };
+    epoch_stats *rows = calloc(N, sizeof *rows);
+    decoded_png p;
+    for (int i = 0; i < N; i++) {
+        double t = (double)(i + 1);
+        rows[i] = (epoch_stats){i + 1, 0.3 / t, 1.0 - 0.08 / t, 0.1 + 0.002 * t,
+                                0.96 + 0.0004 * t / (1 + 0.01 * t), 0.6};
+    }
+    check_curves("25 epochs", rows, 25, 1, &p);
+    CHECK(series_span(&p, 1, PLOT_TRAIN_COLOR) > (PLOT_BOTTOM - PLOT_TOP) / 2,
+          "the loss curve uses the panel's height");
+    png_decoded_free(&p);
+    check_curves("1000 epochs", rows, N, 1, &p);
+    png_decoded_free(&p);
+    check_curves("1 epoch", rows, 1, 1, &p);
+    png_decoded_free(&p);
+
+    for (int i = 0; i < 30; i++)
+        rows[i] = (epoch_stats){i + 1, 0.5, 0.9, 0.6, 0.85, 1.0};
+    check_curves("constant values", rows, 30, 1, &p);
+    png_decoded_free(&p);
+    /* Identical constant series: the validation line covers the training one,
+     * but the picture is still drawn. */
+    canvas same;
+    tr_error err;
+    for (int i = 0; i < 30; i++)
+        rows[i] = (epoch_stats){i + 1, 0.5, 0.9, 0.5, 0.9, 1.0};
+    CHECK(plot_curves(&same, rows, 30, &err) == 0, "%s", err.msg);
+    if (encode_decode(&same, &p) == 0) {
+        CHECK(series_pixels(&p, 0, PLOT_VAL_COLOR) >= 20, "identical constant series drawn");
+        png_decoded_free(&p);
+    }
+    canvas_free(&same);
+
+    /* A spike of 1000 among losses near 0.1 to 0.3 must not flatten the rest. */
+    for (int i = 0; i < 30; i++)
+        rows[i] = (epoch_stats){i + 1, 0.3 - 0.006 * i, 0.9 + 0.002 * i, 0.2, 0.95, 1.0};
+    rows[12].loss = 1000.0;
+    check_curves("a loss spike", rows, 30, 1, &p);
+    int span = series_span(&p, 1, PLOT_TRAIN_COLOR);
+    CHECK(span > (PLOT_BOTTOM - PLOT_TOP) / 2, "with a spike the loss curve spans %d rows", span);
+    png_decoded_free(&p);
+
+    /* No validation (nan) and a diverged epoch (inf): drawn, not crashed. */
+    for (int i = 0; i < 10; i++)
+        rows[i] = (epoch_stats){i + 1, 0.3, 0.9, NAN, NAN, 1.0};
+    rows[9].loss = INFINITY;
+    check_curves("no validation", rows, 10, 0, &p);
+    png_decoded_free(&p);
+
+    canvas c;
+    CHECK(plot_curves(&c, rows, 0, &err) == -1, "no epochs accepted");
+    free(rows);
+}
+
+/* A dataset whose image 0 is a block of ink in the middle of the frame. */
+static void block_dataset(dataset *d, uint32_t n)
+{
+    test_make_dataset(d, n, 28, 28, 3);
+    memset(d->pixels, 0, d->dim);
+    for (int y = 9; y < 19; y++)
+        for (int x = 10; x < 18; x++)
+            d->pixels[y * 28 + x] = 255;
+}
+
+static void test_digits(void)
+{
+    dataset d;
+    block_dataset(&d, 30);
+    canvas c;
+    tr_error err;
+    CHECK(plot_digits(&c, &d, 0, 12, 1, &err) == 0, "%s", err.msg);
+    decoded_png p;
+    if (encode_decode(&c, &p) == 0) {
+        CHECK(p.width == 10 * 120 && p.height > 2 * 84, "grid size %dx%d", p.width, p.height);
+        int x, y, w, h;
+        plot_tile_rect(&d, 0, &x, &y, &w, &h);
+        CHECK(w >= 56 && h >= 56, "tiles are enlarged: %dx%d", w, h);
+        int cx = x + w / 2, cy = y + h / 2, k = w / 8;
+        CHECK(png_count_dark(&p, cx - k, cy - k, cx + k, cy + k) == 4 * k * k,
+              "the middle of tile 0 is ink");
+        CHECK(png_count_dark(&p, x, y, x + w / 4, y + h / 4) == 0 &&
+                  png_count_dark(&p, x + 3 * w / 4, y + 3 * h / 4, x + w, y + h) == 0 &&
+                  png_count_dark(&p, x + 3 * w / 4, y, x + w, y + h / 4) == 0 &&
+                  png_count_dark(&p, x, y + 3 * h / 4, x + w / 4, y + h) == 0,
+              "the corners of tile 0 are blank");
+        CHECK(png_count_dark(&p, x, y + h + 2, x + w, y + h + 24) > 10,
+              "tile 0 has its label under it");
+        png_decoded_free(&p);
+    }
+    canvas_free(&c);
+    CHECK(plot_digits(&c, &d, 30, 5, 1, &err) == -1, "start past the end accepted");
+
+    uint8_t pred[30];
+    memcpy(pred, d.labels, 30);
+    CHECK(plot_predictions(&c, &d, pred, 0, 20, 0, &err) == 0, "%s", err.msg);
+    if (encode_decode(&c, &p) == 0) {
+        rgb red = PLOT_MISTAKE_COLOR;
+        CHECK(png_count_color(&p, 0, 0, p.width, p.height, red.r, red.g, red.b) == 0,
+              "red without a mistake");
+        png_decoded_free(&p);
+    }
+    canvas_free(&c);
+    pred[3] = (uint8_t)((pred[3] + 1) % 10);
+    CHECK(plot_predictions(&c, &d, pred, 0, 20, 0, &err) == 0, "%s", err.msg);
+    if (encode_decode(&c, &p) == 0) {
+        rgb red = PLOT_MISTAKE_COLOR;
+        int x, y, w, h;
+        plot_tile_rect(&d, 3, &x, &y, &w, &h);
+        CHECK(png_count_color(&p, x - 20, y + h, x + w + 20, y + h + 28, red.r, red.g, red.b) > 10,
+              "the mistake's caption is red");
+        png_decoded_free(&p);
+    }
+    canvas_free(&c);
+    CHECK(plot_predictions(&c, &d, pred, 0, 20, 1, &err) == 0, "%s", err.msg);
+    if (encode_decode(&c, &p) == 0) {
+        int x, y, w, h, x1, y1;
+        plot_tile_rect(&d, 0, &x, &y, &w, &h);
+        plot_tile_rect(&d, 1, &x1, &y1, &w, &h);
+        CHECK(png_count_nonwhite(&p, x, y, x + w, y + h) > 0 &&
+                  png_count_nonwhite(&p, x1 - 2, y1 - 2, x1 + w + 2, y1 + h + 30) == 0,
+              "--errors shows the one mistake and nothing after it");
+        png_decoded_free(&p);
+    }
+    canvas_free(&c);
+    CHECK(plot_predictions(&c, &d, pred, 4, 20, 1, &err) == -1 && strstr(err.msg, "no mistakes"),
+          "no mistakes to show: '%s'", err.msg);
+    dataset_free(&d);
+}
+
+static void test_confusion(void)
+{
+    uint8_t labels[100], pred[100];
+    for (int i = 0; i < 100; i++) {
+        labels[i] = (uint8_t)(i % 10);
+        pred[i] = i % 7 == 0 ? (uint8_t)((i + 1) % 10) : labels[i];
+    }
+    uint32_t counts[DATASET_CLASSES][DATASET_CLASSES];
+    confusion_count(counts, labels, pred, 100);
+    CHECK(counts[0][0] == 8 && counts[0][1] == 2, "counts[0][0] %u, [0][1] %u", counts[0][0],
+          counts[0][1]);
+    canvas c;
+    tr_error err;
+    CHECK(plot_confusion(&c, (const uint32_t(*)[DATASET_CLASSES])counts, &err) == 0, "%s",
+          err.msg);
+    decoded_png p;
+    if (encode_decode(&c, &p) == 0) {
+        CHECK(p.width > 600 && p.height > 600, "size %dx%d", p.width, p.height);
+        /* Cells are 60 px from (90, 110): the diagonal is dark, an empty cell white. */
+        CHECK(png_count_dark(&p, 90 + 2, 110 + 2, 90 + 10, 110 + 10) == 64, "cell (0,0) is dark");
+        CHECK(png_count_nonwhite(&p, 90 + 3 * 60 + 2, 110 + 2, 90 + 3 * 60 + 10, 110 + 10) == 0,
+              "cell (0,3) is empty");
+        png_decoded_free(&p);
+    }
+    canvas_free(&c);
+}
+
+static void test_canvas(void)
+{
+    CHECK(canvas_text_width("abc", 2) == 34, "text width %d", canvas_text_width("abc", 2));
+    canvas c;
+    tr_error err;
+    CHECK(canvas_init(&c, 0, 10, (rgb){0, 0, 0}, &err) == -1, "a 0-wide canvas");
+    CHECK(canvas_init(&c, 40, 20, (rgb){255, 255, 255}, &err) == 0, "%s", err.msg);
+    canvas_text(&c, 2, 2, "Hi", 2, (rgb){0, 0, 0});
+    canvas_line(&c, -50, -50, 500, 500, 3, (rgb){0, 0, 0}); /* clipped, no crash */
+    canvas_line(&c, NAN, 0, 5, 5, 3, (rgb){0, 0, 0});
+    decoded_png p;
+    if (encode_decode(&c, &p) == 0) {
+        CHECK(png_count_dark(&p, 0, 0, 40, 20) > 30, "text and line drew ink");
+        png_decoded_free(&p);
+    }
+    const char *dir = test_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/missing/x.png", dir);
+    CHECK(canvas_save_png(&c, path, &err) == -1 && strstr(err.msg, "missing"),
+          "save into a missing directory: '%s'", err.msg);
+    snprintf(path, sizeof path, "%s/x.png", dir);
+    CHECK(canvas_save_png(&c, path, &err) == 0, "%s", err.msg);
+    CHECK(png_decode_file(&p, path) == 0 && p.width == 40, "the saved file decodes");
+    png_decoded_free(&p);
+    canvas_free(&c);
+}
+
+int main(void)
+{
+    test_canvas();
+    test_curves();
+    test_digits();
+    test_confusion();
+    return test_finish("test_plots");
+}
