@@ -2,26 +2,55 @@
  *
  * Weights are stored input-major, w[i][o] for input i and output o, so that
  * the inner loops run over contiguous outputs.  Each fast kernel has a plain
- * *_ref twin that is the oracle the tests compare it with. */
+ * *_ref twin that is the oracle the tests compare it with.
+ *
+ * The fast kernels skip inputs that are exactly 0: 81% of MNIST's pixels and
+ * about half of the ReLU outputs.  Skipping a product with 0 changes no sum, so
+ * this is exact, not an approximation. */
 #ifndef TRAINER_DENSE_H
 #define TRAINER_DENSE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+/* The nonzero inputs of a block of samples, listed by input: for input i,
+ * entries start[i] .. start[i+1]-1 give the samples whose input i is not 0
+ * (in sample order) and the values.  Both kernels walk the weights row by row
+ * through this list, so that each weight row is read once per block. */
+typedef struct {
+    int *start;    /* [in_dim + 1] */
+    int *counts;   /* [max_n]: nonzero inputs per sample */
+    int *sample;   /* [max_n * in_dim] */
+    float *value;  /* [max_n * in_dim] */
+    int *scratch;  /* [max_n * in_dim]: per-sample lists while building */
+} dense_inputs;
+
+/* Bytes that dense_inputs_init needs for blocks of max_n samples of in_dim. */
+size_t dense_inputs_bytes(int max_n, int in_dim);
+
+/* Points the arrays into mem (dense_inputs_bytes long, 64-byte aligned). */
+void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim);
+
+/* Lists the nonzero entries of in: [n][in_dim]. */
+void dense_inputs_index(dense_inputs *l, const float *in, int n, int in_dim);
+
 /* out = act(in . w + b); act is ReLU when relu is nonzero, identity otherwise.
- * out: [n][out_dim]   in: [n][in_dim]   w: [in_dim][out_dim]   b: [out_dim] */
-void dense_forward(float *out, const float *in, const float *w, const float *b,
+ * in is given by its list (dense_inputs_index of the input block).
+ * out: [n][out_dim]   w: [in_dim][out_dim]   b: [out_dim] */
+void dense_forward(float *out, const dense_inputs *in, const float *w, const float *b,
                    int n, int in_dim, int out_dim, int relu);
 void dense_forward_ref(float *out, const float *in, const float *w, const float *b,
                        int n, int in_dim, int out_dim, int relu);
 
 /* Gradients of a dense layer from the gradient at its (pre-activation) output.
  * They overwrite: d_w = in^T . d_out, d_b = column sums of d_out, and, unless
- * d_in is NULL, d_in = d_out . w^T.
+ * d_in is NULL, d_in = d_out . w^T, which uses wt ([out_dim][in_dim]) as
+ * scratch.
  * d_in: [n][in_dim]   d_w: [in_dim][out_dim]   d_b: [out_dim]
- * d_out: [n][out_dim]   in: [n][in_dim]   w: [in_dim][out_dim] */
+ * d_out: [n][out_dim]   in: the input block's list   w: [in_dim][out_dim] */
 void dense_backward(float *d_in, float *d_w, float *d_b, const float *d_out,
-                    const float *in, const float *w, int n, int in_dim, int out_dim);
+                    const dense_inputs *in, const float *w, float *wt, int n,
+                    int in_dim, int out_dim);
 void dense_backward_ref(float *d_in, float *d_w, float *d_b, const float *d_out,
                         const float *in, const float *w, int n, int in_dim,
                         int out_dim);

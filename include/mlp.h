@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dense.h"
 #include "error.h"
 
 #define MLP_MAX_LAYERS 8 /* dense layers, output layer included */
@@ -44,6 +45,8 @@ typedef struct {
     uint8_t *y;                     /* [max_n] */
     float *act[MLP_MAX_LAYERS];     /* [max_n][sizes[l + 1]] */
     float *delta[MLP_MAX_LAYERS];   /* [max_n][sizes[l + 1]] */
+    dense_inputs inputs[MLP_MAX_LAYERS]; /* layer l's input block, listed */
+    float *wt;                      /* scratch: the widest layer's w transposed */
     void *block;                    /* the one allocation behind all of them */
 } mlp_work;
 

@@ -4,6 +4,12 @@
 #include <math.h>
 #include <string.h>
 
+#include "simd.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 void dense_forward_ref(float *out, const float *in, const float *w, const float *b,
                        int n, int in_dim, int out_dim, int relu)
 {
@@ -47,59 +53,227 @@ void dense_backward_ref(float *d_in, float *d_w, float *d_b, const float *d_out,
     }
 }
 
-void dense_forward(float *restrict out, const float *restrict in,
+/* Sums over up to MAX_VECTORS vectors of outputs stay in registers while a
+ * list is walked. */
+enum { MAX_VECTORS = 8 };
+
+/* Writes the indices i of the nonzero x[i], i < len, into idx; returns how many. */
+static int nonzero_indices(int *restrict idx, const float *restrict x, int len)
+{
+    int k = 0, i = 0;
+#if defined(__AVX512F__)
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (; i + 16 <= len; i += 16) {
+        __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_setzero_ps(),
+                                         _CMP_NEQ_UQ);
+        _mm512_mask_compressstoreu_epi32(idx + k, m, _mm512_add_epi32(iota, _mm512_set1_epi32(i)));
+        k += __builtin_popcount(m);
+    }
+#endif
+    /* Branch-free: MNIST's zeros are too irregular to predict. */
+    for (; i < len; i++) {
+        idx[k] = i;
+        k += x[i] != 0.0f;
+    }
+    return k;
+}
+
+static size_t align64(size_t bytes)
+{
+    return (bytes + 63) / 64 * 64;
+}
+
+size_t dense_inputs_bytes(int max_n, int in_dim)
+{
+    size_t entries = (size_t)max_n * in_dim;
+    return align64(sizeof(int) * ((size_t)in_dim + 1)) + align64(sizeof(int) * (size_t)max_n) +
+           2 * align64(sizeof(int) * entries) + align64(sizeof(float) * entries);
+}
+
+void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim)
+{
+    char *p = mem;
+    size_t entries = (size_t)max_n * in_dim;
+    l->start = (int *)p;
+    p += align64(sizeof(int) * ((size_t)in_dim + 1));
+    l->counts = (int *)p;
+    p += align64(sizeof(int) * (size_t)max_n);
+    l->sample = (int *)p;
+    p += align64(sizeof(int) * entries);
+    l->scratch = (int *)p;
+    p += align64(sizeof(int) * entries);
+    l->value = (float *)p;
+}
+
+void dense_inputs_index(dense_inputs *restrict l, const float *restrict in, int n,
+                        int in_dim)
+{
+    int *restrict start = l->start;
+    memset(start, 0, sizeof(int) * ((size_t)in_dim + 1));
+    /* Each sample's nonzero positions, and how many samples use each input. */
+    int total = 0;
+    for (int k = 0; k < n; k++) {
+        int *restrict idx = l->scratch + total;
+        int c = nonzero_indices(idx, in + (long)k * in_dim, in_dim);
+        for (int j = 0; j < c; j++)
+            start[idx[j] + 1]++;
+        l->counts[k] = c;
+        total += c;
+    }
+    for (int i = 0; i < in_dim; i++)
+        start[i + 1] += start[i];
+    /* Filled in sample order, so that each input's samples are in order; the
+     * fill advances start[i] to start[i + 1], undone after. */
+    const int *restrict idx = l->scratch;
+    for (int k = 0; k < n; k++) {
+        const float *restrict x = in + (long)k * in_dim;
+        for (int j = 0; j < l->counts[k]; j++) {
+            int i = idx[j];
+            int at = start[i]++;
+            l->sample[at] = k;
+            l->value[at] = x[i];
+        }
+        idx += l->counts[k];
+    }
+    for (int i = in_dim; i > 0; i--)
+        start[i] = start[i - 1];
+    start[0] = 0;
+}
+
+/* out[s][0 .. nv*VF_LEN) += value * w[i][0 .. nv*VF_LEN) for every listed
+ * (s, value) of every input i, the row of w held in registers.  Inlined with a
+ * constant nv. */
+static inline __attribute__((always_inline)) void
+forward_block(float *restrict out, int nv, const dense_inputs *restrict in,
+              const float *restrict w, int in_dim, int out_dim)
+{
+    for (int i = 0; i < in_dim; i++) {
+        const int first = in->start[i], last = in->start[i + 1];
+        if (first == last)
+            continue;
+        vf wi[MAX_VECTORS];
+        for (int v = 0; v < nv; v++)
+            wi[v] = vf_load(w + (long)i * out_dim + v * VF_LEN);
+        for (int k = first; k < last; k++) {
+            const vf x = vf_splat(in->value[k]);
+            float *restrict y = out + (long)in->sample[k] * out_dim;
+            for (int v = 0; v < nv; v++)
+                vf_store(y + v * VF_LEN, vf_load(y + v * VF_LEN) + x * wi[v]);
+        }
+    }
+}
+
+void dense_forward(float *restrict out, const dense_inputs *restrict in,
                    const float *restrict w, const float *restrict b, int n,
                    int in_dim, int out_dim, int relu)
 {
-    for (int s = 0; s < n; s++) {
-        float *restrict y = out + (long)s * out_dim;
-        const float *restrict x = in + (long)s * in_dim;
-        memcpy(y, b, sizeof(float) * (size_t)out_dim);
-        for (int i = 0; i < in_dim; i++) {
-            const float xi = x[i];
-            /* Most MNIST pixels are 0: skipping them changes no result. */
-            if (xi == 0.0f)
-                continue;
-            const float *restrict wi = w + (long)i * out_dim;
-            for (int o = 0; o < out_dim; o++)
-                y[o] += xi * wi[o];
+    for (int s = 0; s < n; s++)
+        memcpy(out + (long)s * out_dim, b, sizeof(float) * (size_t)out_dim);
+    int o = 0;
+    for (; out_dim - o >= 8 * VF_LEN; o += 8 * VF_LEN)
+        forward_block(out + o, 8, in, w + o, in_dim, out_dim);
+    if (out_dim - o >= 4 * VF_LEN) {
+        forward_block(out + o, 4, in, w + o, in_dim, out_dim);
+        o += 4 * VF_LEN;
+    }
+    if (out_dim - o >= 2 * VF_LEN) {
+        forward_block(out + o, 2, in, w + o, in_dim, out_dim);
+        o += 2 * VF_LEN;
+    }
+    if (out_dim - o >= VF_LEN) {
+        forward_block(out + o, 1, in, w + o, in_dim, out_dim);
+        o += VF_LEN;
+    }
+    if (o < out_dim) {
+        for (int i = 0; i < in_dim; i++)
+            for (int k = in->start[i]; k < in->start[i + 1]; k++) {
+                float *restrict y = out + (long)in->sample[k] * out_dim;
+                for (int j = o; j < out_dim; j++)
+                    y[j] += in->value[k] * w[(long)i * out_dim + j];
+            }
+    }
+    if (relu)
+        for (long k = 0; k < (long)n * out_dim; k++)
+            out[k] = out[k] < 0.0f ? 0.0f : out[k];
+}
+
+/* d_w[i][0 .. nv*VF_LEN) = sum over the samples listed for input i of their
+ * value times their d_out row.  Inlined with a constant nv. */
+static inline __attribute__((always_inline)) void
+weight_gradient_block(float *restrict dwi, int nv, const dense_inputs *restrict in,
+                      int first, int last, const float *restrict d_out, int out_dim)
+{
+    vf acc[MAX_VECTORS];
+    for (int v = 0; v < nv; v++)
+        acc[v] = vf_splat(0.0f);
+    for (int k = first; k < last; k++) {
+        const vf x = vf_splat(in->value[k]);
+        const float *restrict g = d_out + (long)in->sample[k] * out_dim;
+        for (int v = 0; v < nv; v++)
+            acc[v] += x * vf_load(g + v * VF_LEN);
+    }
+    for (int v = 0; v < nv; v++)
+        vf_store(dwi + v * VF_LEN, acc[v]);
+}
+
+static void weight_gradient(float *restrict d_w, const dense_inputs *restrict in,
+                            const float *restrict d_out, int in_dim, int out_dim)
+{
+    for (int i = 0; i < in_dim; i++) {
+        const int first = in->start[i], last = in->start[i + 1];
+        float *restrict dwi = d_w + (long)i * out_dim;
+        int o = 0;
+        for (; out_dim - o >= 8 * VF_LEN; o += 8 * VF_LEN)
+            weight_gradient_block(dwi + o, 8, in, first, last, d_out + o, out_dim);
+        if (out_dim - o >= 4 * VF_LEN) {
+            weight_gradient_block(dwi + o, 4, in, first, last, d_out + o, out_dim);
+            o += 4 * VF_LEN;
         }
-        if (relu)
-            for (int o = 0; o < out_dim; o++)
-                y[o] = y[o] < 0.0f ? 0.0f : y[o];
+        if (out_dim - o >= 2 * VF_LEN) {
+            weight_gradient_block(dwi + o, 2, in, first, last, d_out + o, out_dim);
+            o += 2 * VF_LEN;
+        }
+        if (out_dim - o >= VF_LEN) {
+            weight_gradient_block(dwi + o, 1, in, first, last, d_out + o, out_dim);
+            o += VF_LEN;
+        }
+        for (; o < out_dim; o++) {
+            float acc = 0.0f;
+            for (int k = first; k < last; k++)
+                acc += in->value[k] * d_out[(long)in->sample[k] * out_dim + o];
+            dwi[o] = acc;
+        }
     }
 }
 
 void dense_backward(float *restrict d_in, float *restrict d_w, float *restrict d_b,
-                    const float *restrict d_out, const float *restrict in,
-                    const float *restrict w, int n, int in_dim, int out_dim)
+                    const float *restrict d_out, const dense_inputs *restrict in,
+                    const float *restrict w, float *restrict wt, int n, int in_dim,
+                    int out_dim)
 {
     memset(d_b, 0, sizeof(float) * (size_t)out_dim);
     for (int s = 0; s < n; s++)
         for (int o = 0; o < out_dim; o++)
             d_b[o] += d_out[(long)s * out_dim + o];
-    for (int i = 0; i < in_dim; i++) {
-        float *restrict dwi = d_w + (long)i * out_dim;
-        memset(dwi, 0, sizeof(float) * (size_t)out_dim);
-        for (int s = 0; s < n; s++) {
-            const float xi = in[(long)s * in_dim + i];
-            if (xi == 0.0f)
-                continue;
-            const float *restrict g = d_out + (long)s * out_dim;
-            for (int o = 0; o < out_dim; o++)
-                dwi[o] += xi * g[o];
-        }
-    }
+    weight_gradient(d_w, in, d_out, in_dim, out_dim);
     if (!d_in)
         return;
+    /* d_in[s] = sum over o of d_out[s][o] * w[.][o]: with w transposed, each
+     * term is a contiguous row, and zero gradients (ReLU) are skipped. */
+    for (int i = 0; i < in_dim; i++)
+        for (int o = 0; o < out_dim; o++)
+            wt[(long)o * in_dim + i] = w[(long)i * out_dim + o];
     for (int s = 0; s < n; s++) {
         const float *restrict g = d_out + (long)s * out_dim;
-        for (int i = 0; i < in_dim; i++) {
-            const float *restrict wi = w + (long)i * out_dim;
-            float acc = 0.0f;
-            for (int o = 0; o < out_dim; o++)
-                acc += g[o] * wi[o];
-            d_in[(long)s * in_dim + i] = acc;
+        float *restrict di = d_in + (long)s * in_dim;
+        memset(di, 0, sizeof(float) * (size_t)in_dim);
+        for (int o = 0; o < out_dim; o++) {
+            const float go = g[o];
+            if (go == 0.0f)
+                continue;
+            const float *restrict wo = wt + (long)o * in_dim;
+            for (int i = 0; i < in_dim; i++)
+                di[i] += go * wo[i];
         }
     }
 }
@@ -135,15 +309,25 @@ double softmax_xent(float *d_logits, const float *logits, const uint8_t *labels,
     for (int s = 0; s < n; s++) {
         const float *z = logits + (long)s * classes;
         float *d = d_logits + (long)s * classes;
-        float m;
-        int arg;
-        double lse = row_logsumexp(z, classes, &m, &arg);
-        loss += lse - ((double)z[labels[s]] - (double)m);
-        *correct += arg == labels[s];
+        float m = z[0];
+        int arg = 0;
+        for (int c = 1; c < classes; c++)
+            if (z[c] > m) {
+                m = z[c];
+                arg = c;
+            }
+        /* exp(z - max) once per class, kept in d until the sum is known. */
+        double sum = 0.0;
         for (int c = 0; c < classes; c++) {
-            double p = exp((double)z[c] - (double)m - lse);
-            d[c] = scale * (float)(p - (c == labels[s]));
+            double e = exp((double)z[c] - (double)m);
+            sum += e;
+            d[c] = (float)e;
         }
+        loss += log(sum) - ((double)z[labels[s]] - (double)m);
+        *correct += arg == labels[s];
+        const double inv = 1.0 / sum;
+        for (int c = 0; c < classes; c++)
+            d[c] = scale * (float)((double)d[c] * inv - (c == labels[s]));
     }
     return loss;
 }

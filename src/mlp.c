@@ -148,6 +148,13 @@ int mlp_work_init(mlp_work *w, const mlp_shape *s, int max_n, tr_error *err)
     for (int l = 0; l < s->n_layers; l++)
         floats += 2 * pad((size_t)max_n * s->sizes[l + 1]);
     floats += pad((size_t)max_n); /* labels, as bytes, fit in max_n floats */
+    size_t max_weights = 0;
+    for (int l = 0; l < s->n_layers; l++) {
+        size_t nw = (size_t)s->sizes[l] * s->sizes[l + 1];
+        max_weights = nw > max_weights ? nw : max_weights;
+        floats += pad(dense_inputs_bytes(max_n, s->sizes[l]) / sizeof(float) + 1);
+    }
+    floats += pad(max_weights);
     float *block = mlp_buffer_new(floats);
     if (!block)
         return error_set(err, "out of memory for a workspace of %zu floats", floats);
@@ -163,6 +170,12 @@ int mlp_work_init(mlp_work *w, const mlp_shape *s, int max_n, tr_error *err)
         p += pad((size_t)max_n * s->sizes[l + 1]);
     }
     w->y = (uint8_t *)p;
+    p += pad((size_t)max_n);
+    for (int l = 0; l < s->n_layers; l++) {
+        dense_inputs_init(&w->inputs[l], p, max_n, s->sizes[l]);
+        p += pad(dense_inputs_bytes(max_n, s->sizes[l]) / sizeof(float) + 1);
+    }
+    w->wt = p;
     return 0;
 }
 
@@ -177,8 +190,9 @@ void mlp_forward(const mlp *m, mlp_work *w, int n)
     const mlp_shape *s = &m->shape;
     const float *in = w->x;
     for (int l = 0; l < s->n_layers; l++) {
-        dense_forward(w->act[l], in, m->layer[l].w, m->layer[l].b, n, s->sizes[l],
-                      s->sizes[l + 1], l < s->n_layers - 1);
+        dense_inputs_index(&w->inputs[l], in, n, s->sizes[l]);
+        dense_forward(w->act[l], &w->inputs[l], m->layer[l].w, m->layer[l].b, n,
+                      s->sizes[l], s->sizes[l + 1], l < s->n_layers - 1);
         in = w->act[l];
     }
 }
@@ -192,10 +206,10 @@ double mlp_forward_backward(const mlp *m, mlp_work *w, int n, float scale,
     double loss = softmax_xent(w->delta[last], w->act[last], w->y, n,
                                s->sizes[last + 1], scale, correct);
     for (int l = last; l >= 0; l--) {
-        const float *in = l ? w->act[l - 1] : w->x;
         float *d_in = l ? w->delta[l - 1] : NULL;
-        dense_backward(d_in, grad[l].w, grad[l].b, w->delta[l], in, m->layer[l].w, n,
-                       s->sizes[l], s->sizes[l + 1]);
+        /* The input lists from the forward pass serve the backward pass. */
+        dense_backward(d_in, grad[l].w, grad[l].b, w->delta[l], &w->inputs[l],
+                       m->layer[l].w, w->wt, n, s->sizes[l], s->sizes[l + 1]);
         if (l)
             relu_backward(d_in, w->act[l - 1], (long)n * s->sizes[l]);
     }

@@ -48,12 +48,19 @@ static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
     memset(db1, 0x7f, sizeof(float) * (size_t)out_dim);
     memset(di1, 0x7f, sizeof(float) * (size_t)ni);
 
-    dense_forward(o1, in, w, b, n, in_dim, out_dim, relu);
+    void *mem = aligned_alloc(64, dense_inputs_bytes(n, in_dim));
+    dense_inputs list;
+    dense_inputs_init(&list, mem, n, in_dim);
+    dense_inputs_index(&list, in, n, in_dim);
+    float *wt = malloc(sizeof(float) * (size_t)nw);
+    dense_forward(o1, &list, w, b, n, in_dim, out_dim, relu);
     dense_forward_ref(o2, in, w, b, n, in_dim, out_dim, relu);
     float e = max_rel_diff(o1, o2, no);
     CHECK(e <= KERNEL_TOL, "forward %dx%dx%d relu=%d: %g", n, in_dim, out_dim, relu, e);
 
-    dense_backward(di1, dw1, db1, d_out, in, w, n, in_dim, out_dim);
+    dense_backward(di1, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim);
+    free(mem);
+    free(wt);
     dense_backward_ref(di2, dw2, db2, d_out, in, w, n, in_dim, out_dim);
     e = max_rel_diff(dw1, dw2, nw);
     CHECK(e <= KERNEL_TOL, "d_w %dx%dx%d: %g", n, in_dim, out_dim, e);
