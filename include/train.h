@@ -1,11 +1,16 @@
 /* train.h - mini-batch training and evaluation on several threads.
  *
- * Each mini-batch is split into shards; every shard's gradient goes into its
- * own buffer (the parameters' layout).  The buffers are then reduced, each
- * thread summing one slice of the parameters over all shards in shard order,
- * and the Adam step is applied to that slice at once.  By default there is one
- * shard per thread.  Threads live for a whole epoch; nothing is allocated in a
- * step. */
+ * Each mini-batch is split into a fixed number of shards; every shard's
+ * gradient goes into its own buffer (the parameters' layout).  The buffers are
+ * then reduced, each thread summing one slice of the parameters over all
+ * shards in shard order, and the Adam step is applied to that slice at once.
+ * Threads take shards in turn; there are never more threads than shards, as a
+ * thread without a shard would only wait at the barriers.  With one shard per
+ * thread, each thread has its own gradient buffer.
+ *
+ * The arithmetic depends on the shards, never on the threads: the same seed,
+ * data and shard count give bit-identical results for any thread count.
+ * Threads live for a whole epoch; nothing is allocated in a step. */
 #ifndef TRAINER_TRAIN_H
 #define TRAINER_TRAIN_H
 
@@ -17,7 +22,7 @@
 #include "mlp.h"
 
 typedef struct {
-    int threads;        /* OpenMP threads, >= 1 */
+    int threads;        /* OpenMP threads wanted, >= 1 (at most `shards` run) */
     int shards;         /* gradient buffers per batch; 0 means one per thread */
     int batch_size;     /* >= 1; the last partial batch of an epoch is kept */
     adam_hparams adam;
@@ -46,7 +51,8 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
                       tr_error *err);
 void train_session_free(train_session *s);
 
-/* Threads the session runs (cfg->threads), and shards per batch. */
+/* Threads the session runs (cfg->threads, at most the shards), and shards per
+ * batch. */
 int train_session_threads(const train_session *s);
 int train_session_shards(const train_session *s);
 

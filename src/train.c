@@ -20,6 +20,7 @@ typedef struct {
 struct train_session {
     mlp *model;
     train_config cfg;
+    int threads; /* threads that run: cfg.threads, at most shards */
     int shards;
     adam opt;
     float **grad;               /* [shards] buffers of model->len floats */
@@ -43,12 +44,13 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
     s->model = model;
     s->cfg = *cfg;
     s->shards = cfg->shards ? cfg->shards : cfg->threads;
+    s->threads = cfg->threads < s->shards ? cfg->threads : s->shards;
     int max_shard = (cfg->batch_size + s->shards - 1) / s->shards;
     s->grad = calloc((size_t)s->shards, sizeof *s->grad);
     s->grad_view = calloc((size_t)s->shards, sizeof *s->grad_view);
-    s->work = calloc((size_t)cfg->threads, sizeof *s->work);
+    s->work = calloc((size_t)s->threads, sizeof *s->work);
     s->result = aligned_alloc(64, sizeof(shard_result) * (size_t)s->shards);
-    s->nonempty = calloc((size_t)cfg->threads * s->shards, sizeof *s->nonempty);
+    s->nonempty = calloc((size_t)s->threads * s->shards, sizeof *s->nonempty);
     if (!s->grad || !s->grad_view || !s->work || !s->result || !s->nonempty)
         goto oom;
     for (int k = 0; k < s->shards; k++) {
@@ -57,7 +59,7 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
             goto oom;
         mlp_views(&model->shape, s->grad[k], s->grad_view[k]);
     }
-    for (int t = 0; t < cfg->threads; t++)
+    for (int t = 0; t < s->threads; t++)
         if (mlp_work_init(&s->work[t], &model->shape, max_shard, err))
             goto fail;
     if (adam_init(&s->opt, model->len, &cfg->adam, err))
@@ -77,7 +79,7 @@ void train_session_free(train_session *s)
         return;
     for (int k = 0; s->grad && k < s->shards; k++)
         mlp_buffer_free(s->grad[k]);
-    for (int t = 0; s->work && t < s->cfg.threads; t++)
+    for (int t = 0; s->work && t < s->threads; t++)
         mlp_work_free(&s->work[t]);
     adam_free(&s->opt);
     free(s->grad);
@@ -91,7 +93,7 @@ void train_session_free(train_session *s)
 
 int train_session_threads(const train_session *s)
 {
-    return s->cfg.threads;
+    return s->threads;
 }
 
 int train_session_shards(const train_session *s)
@@ -186,7 +188,7 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
         return error_set(err, "train_gradient: %u samples, the batch size is %d", n,
                          s->cfg.batch_size);
     omp_set_dynamic(0);
-#pragma omp parallel num_threads(s->cfg.threads)
+#pragma omp parallel num_threads(s->threads)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const unsigned fp_mode = fp_flush_denormals();
@@ -233,7 +235,7 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
     double loss_sum = 0.0;
     long correct = 0, seen = 0;
     omp_set_dynamic(0);
-#pragma omp parallel num_threads(s->cfg.threads)
+#pragma omp parallel num_threads(s->threads)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const unsigned fp_mode = fp_flush_denormals();

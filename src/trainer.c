@@ -39,6 +39,7 @@ typedef struct {
     int epochs;
     int batch_size;
     int threads;
+    int shards;
     double lr;
     double validation_split;
     unsigned long long seed;
@@ -71,7 +72,11 @@ static void usage(FILE *f)
             "  --validation-split X    last fraction of the training file held out for\n"
             "                          validation, 0 <= X < 1 (default: 0.2)\n"
             "  --seed N                seed of the weights and the shuffles (default: 0)\n"
-            "  --threads N             OpenMP threads (default: the %d cores available)\n"
+            "  --threads N             OpenMP threads (default: the %d cores available);\n"
+            "                          never more run than there are shards\n"
+            "  --shards N              parts each batch is split into, each with its own\n"
+            "                          gradient buffer (default: the cores available);\n"
+            "                          results depend on it, never on --threads\n"
             "  --load FILE             start from a saved model.ckpt (its layer sizes win)\n"
             "  --no-plots              do not write samples.png, curves.png, predictions.png\n"
             "  --help                  show this help\n"
@@ -122,7 +127,7 @@ static int parse_double(const char *flag, const char *s, double lo, double hi,
 
 enum {
     OPT_DATA = 256, OPT_OUT, OPT_HIDDEN, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VSPLIT,
-    OPT_SEED, OPT_THREADS, OPT_LOAD, OPT_NO_PLOTS, OPT_HELP, OPT_VERSION
+    OPT_SEED, OPT_THREADS, OPT_SHARDS, OPT_LOAD, OPT_NO_PLOTS, OPT_HELP, OPT_VERSION
 };
 
 /* Returns 0 to run, 1 when --help or --version was served, -1 on a bad flag. */
@@ -138,6 +143,7 @@ static int parse_options(options *o, int argc, char **argv)
         {"validation-split", required_argument, NULL, OPT_VSPLIT},
         {"seed", required_argument, NULL, OPT_SEED},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"shards", required_argument, NULL, OPT_SHARDS},
         {"load", required_argument, NULL, OPT_LOAD},
         {"no-plots", no_argument, NULL, OPT_NO_PLOTS},
         {"help", no_argument, NULL, OPT_HELP},
@@ -145,7 +151,8 @@ static int parse_options(options *o, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     *o = (options){.out_dir = ".", .hidden_text = "128,32", .epochs = 25,
-                   .batch_size = 32, .threads = cores_available(), .lr = 1e-3,
+                   .batch_size = 32, .threads = cores_available(),
+                   .shards = cores_available(), .lr = 1e-3,
                    .validation_split = 0.2, .seed = 0, .plots = 1};
     opterr = 0;
     int c;
@@ -169,6 +176,10 @@ static int parse_options(options *o, int argc, char **argv)
         case OPT_THREADS:
             if (parse_long("--threads", optarg, 1, MAX_THREADS, &v)) return -1;
             o->threads = (int)v;
+            break;
+        case OPT_SHARDS:
+            if (parse_long("--shards", optarg, 1, MAX_THREADS, &v)) return -1;
+            o->shards = (int)v;
             break;
         case OPT_SEED: {
             char *end;
@@ -209,6 +220,12 @@ static int parse_options(options *o, int argc, char **argv)
         return -1;
     }
     return 0;
+}
+
+/* The threads that run: those asked for, but no more than there are shards. */
+static int run_threads(const options *o)
+{
+    return o->threads < o->shards ? o->threads : o->shards;
 }
 
 static double now(void)
@@ -389,8 +406,8 @@ static int save_picture(int plot_status, canvas *c, const char *path, tr_error *
 
 static int fit(run_state *r, const options *o, const output_paths *out, tr_error *err)
 {
-    train_config cfg = {.threads = o->threads, .batch_size = o->batch_size,
-                        .adam = adam_defaults(), .seed = o->seed};
+    train_config cfg = {.threads = o->threads, .shards = o->shards,
+                        .batch_size = o->batch_size, .adam = adam_defaults(), .seed = o->seed};
     cfg.adam.lr = (float)o->lr;
     if (train_session_new(&r->session, &r->model, &cfg, err))
         return -1;
@@ -409,7 +426,7 @@ static int fit(run_state *r, const options *o, const output_paths *out, tr_error
                         prog.tty ? draw_progress : NULL, &prog, err))
             return -1;
         double train_seconds = now() - prog.start;
-        if (evaluate(&r->model, &r->val, o->threads, &st->val_loss, &st->val_accuracy,
+        if (evaluate(&r->model, &r->val, run_threads(o), &st->val_loss, &st->val_accuracy,
                      NULL, err))
             return -1;
         st->seconds = now() - prog.start;
@@ -442,7 +459,7 @@ static int report_test(run_state *r, const options *o, const output_paths *out,
     if (!pred)
         return error_set(err, "out of memory");
     double loss, acc;
-    if (evaluate(&r->model, &r->test, o->threads, &loss, &acc, pred, err)) {
+    if (evaluate(&r->model, &r->test, run_threads(o), &loss, &acc, pred, err)) {
         free(pred);
         return -1;
     }
@@ -478,10 +495,14 @@ int main(int argc, char **argv)
 
     char shape[128];
     mlp_shape_format(&r.model.shape, shape, sizeof shape);
-    printf("trainer %s: %s, %d thread%s on %d core%s, batch %d, %d epoch%s, Adam lr %g, "
-           "seed %llu\n", TRAINER_VERSION, shape, o.threads, o.threads == 1 ? "" : "s",
-           cores_available(), cores_available() == 1 ? "" : "s", o.batch_size, o.epochs,
-           o.epochs == 1 ? "" : "s", o.lr, o.seed);
+    int nt = run_threads(&o);
+    printf("trainer %s: %s, batch %d in %d shard%s, %d thread%s", TRAINER_VERSION, shape,
+           o.batch_size, o.shards, o.shards == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
+    if (nt < o.threads)
+        printf(" (of %d asked: no more threads than shards)", o.threads);
+    printf(" on %d core%s, %d epoch%s, Adam lr %g, seed %llu\n", cores_available(),
+           cores_available() == 1 ? "" : "s", o.epochs, o.epochs == 1 ? "" : "s", o.lr,
+           o.seed);
     print_summary(&r.model);
     if (o.epochs > 0) {
         double t0 = now();

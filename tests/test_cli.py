@@ -48,6 +48,8 @@ with tempfile.TemporaryDirectory() as tmp:
         (["--threads", "0"], "--threads"),
         (["--threads", "-3"], "--threads"),
         (["--threads", "8x"], "--threads"),
+        (["--shards", "0"], "--shards"),
+        (["--shards", "x"], "--shards"),
         (["--batch-size", "abc"], "--batch-size"),
         (["--batch-size", "0"], "--batch-size"),
         (["--validation-split", "1.5"], "--validation-split"),
