@@ -1,0 +1,262 @@
+/* trainer-bench - training and inference speed of the engine on this machine.
+ *
+ * Trains the default model (784-128-32-10, Keras semantics) on MNIST's 48,000
+ * training images, or on random images of the same shape when MNIST is absent
+ * (and says so), for 1, 2 and 8 threads and batch sizes 32 and 128.  Prints
+ * medians over repeated epochs: samples/s, seconds per epoch, and the
+ * dense-equivalent GFLOP/s against the machine's fp32 FMA peak, which it
+ * measures rather than assumes.  Then inference over the test images, and the
+ * process' peak resident memory.
+ *
+ *   trainer-bench [--data DIR] [--epochs N] [--quick]
+ * --quick measures only 2 threads at batch 32 and prints one line of figures,
+ * for tools/compare-torch. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "dataset.h"
+#include "mlp.h"
+#include "rng.h"
+#include "train.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+typedef float vf __attribute__((vector_size(64)));
+
+/* fp32 FMA throughput of one core: 12 independent chains of 16-float
+ * multiply-adds, enough to cover the latency of two FMA units. */
+static double measure_core_peak(void)
+{
+    enum { CHAINS = 12 };
+    const long iters = 20000000;
+    vf acc[CHAINS];
+    for (int c = 0; c < CHAINS; c++)
+        for (int k = 0; k < 16; k++)
+            acc[c][k] = (float)(c + k) * 1e-3f;
+    vf m, a;
+    for (int k = 0; k < 16; k++) {
+        m[k] = 0.999999f;
+        a[k] = 1e-6f;
+    }
+    double t0 = now();
+    for (long i = 0; i < iters; i++)
+        for (int c = 0; c < CHAINS; c++)
+            acc[c] = acc[c] * m + a;
+    double t = now() - t0;
+    float sink = 0.0f;
+    for (int c = 0; c < CHAINS; c++)
+        sink += acc[c][0];
+    if (sink == 12345.0f)
+        printf(" ");
+    return 2.0 * 16 * CHAINS * (double)iters / t / 1e9;
+}
+
+/* Dense-equivalent floating-point work of one training sample: the forward
+ * pass, the weight gradients, and the input gradients of every layer but the
+ * first (which has none), two operations per multiply-add. */
+static double train_flop_per_sample(const mlp_shape *s)
+{
+    double macs = 0.0;
+    for (int l = 0; l < s->n_layers; l++) {
+        double w = (double)s->sizes[l] * s->sizes[l + 1];
+        macs += 2.0 * w + (l > 0 ? w : 0.0);
+    }
+    return 2.0 * macs;
+}
+
+static void random_dataset(dataset *d, uint32_t n, uint64_t seed)
+{
+    rng r;
+    rng_seed(&r, seed, 5);
+    *d = (dataset){.n = n, .rows = 28, .cols = 28, .dim = 784, .owned = 1};
+    d->pixels = malloc((size_t)n * 784);
+    d->labels = malloc(n);
+    if (!d->pixels || !d->labels) {
+        fprintf(stderr, "trainer-bench: out of memory\n");
+        exit(1);
+    }
+    /* MNIST-like sparsity: about 19% of the pixels lit. */
+    for (size_t i = 0; i < (size_t)n * 784; i++)
+        d->pixels[i] = rng_below(&r, 100) < 19 ? (uint8_t)(1 + rng_below(&r, 255)) : 0;
+    for (uint32_t i = 0; i < n; i++)
+        d->labels[i] = (uint8_t)rng_below(&r, 10);
+}
+
+typedef struct {
+    double seconds, samples_per_s;
+} timing;
+
+/* Median over `epochs` epochs of training with the given threads and batch. */
+static timing time_training(const mlp_shape *shape, const dataset *train, int threads,
+                            int shards, int batch, int epochs)
+{
+    mlp m;
+    tr_error err;
+    train_session *s;
+    train_config cfg = {.threads = threads, .shards = shards, .batch_size = batch,
+                        .adam = adam_defaults(), .seed = 1};
+    if (mlp_init(&m, shape, &err) || train_session_new(&s, &m, &cfg, &err)) {
+        fprintf(stderr, "trainer-bench: %s\n", err.msg);
+        exit(1);
+    }
+    mlp_init_glorot(&m, 1);
+    double t[64];
+    for (int e = 0; e <= epochs; e++) {
+        double loss, acc, t0 = now();
+        if (train_epoch(s, train, e + 1, &loss, &acc, NULL, NULL, &err)) {
+            fprintf(stderr, "trainer-bench: %s\n", err.msg);
+            exit(1);
+        }
+        if (e > 0) /* the first epoch warms caches and pages up */
+            t[e - 1] = now() - t0;
+    }
+    train_session_free(s);
+    mlp_free(&m);
+    double sec = median(t, epochs);
+    return (timing){sec, train->n / sec};
+}
+
+static double time_inference(const mlp_shape *shape, const dataset *test, int threads)
+{
+    mlp m;
+    tr_error err;
+    if (mlp_init(&m, shape, &err)) {
+        fprintf(stderr, "trainer-bench: %s\n", err.msg);
+        exit(1);
+    }
+    mlp_init_glorot(&m, 1);
+    double t[7];
+    for (int i = 0; i < 7; i++) {
+        double loss, acc, t0 = now();
+        if (evaluate(&m, test, threads, &loss, &acc, NULL, &err)) {
+            fprintf(stderr, "trainer-bench: %s\n", err.msg);
+            exit(1);
+        }
+        t[i] = now() - t0;
+    }
+    mlp_free(&m);
+    return test->n / median(t, 7);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = NULL;
+    int epochs = 3, quick = 0;
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'}, {"epochs", required_argument, NULL, 'e'},
+        {"quick", no_argument, NULL, 'q'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 'd') {
+            dir = optarg;
+        } else if (c == 'e') {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end || errno || v < 1 || v > 64) {
+                fprintf(stderr, "trainer-bench: --epochs '%s': expected 1 to 64\n", optarg);
+                return 2;
+            }
+            epochs = (int)v;
+        } else if (c == 'q') {
+            quick = 1;
+        } else {
+            printf("Usage: trainer-bench [--data DIR] [--epochs N] [--quick]\n");
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    dataset all = {0}, test = {0}, train, val;
+    tr_error err;
+    const char *source = "random images of MNIST's shape (MNIST not found)";
+    char probe[4096];
+    if (!dir) {
+        static const char *const candidates[] = {"data/mnist", TRAINER_SOURCE_DIR "/data/mnist"};
+        for (int i = 0; i < 2 && !dir; i++)
+            if (!dataset_find_file(probe, sizeof probe, candidates[i], DATASET_TRAIN_IMAGES))
+                dir = candidates[i];
+    }
+    if (dir && !dataset_load_dir(&all, dir, 0, &err) && !dataset_load_dir(&test, dir, 1, &err)) {
+        source = dir;
+    } else {
+        if (dir)
+            fprintf(stderr, "trainer-bench: %s; using random data\n", err.msg);
+        dataset_free(&all);
+        dataset_free(&test);
+        random_dataset(&all, 60000, 1);
+        random_dataset(&test, 10000, 2);
+    }
+    dataset_split(&all, 0.2, &train, &val);
+    mlp_shape shape;
+    const int hidden[] = {128, 32};
+    if (mlp_shape_make(&shape, 784, hidden, 2, 10, &err)) {
+        fprintf(stderr, "trainer-bench: %s\n", err.msg);
+        return 1;
+    }
+    int cores = 1;
+#ifdef _OPENMP
+    cores = omp_get_num_procs();
+#endif
+    const double flop = train_flop_per_sample(&shape);
+    if (quick) {
+        timing t = time_training(&shape, &train, 2, 2, 32, epochs);
+        printf("samples_per_s %.0f seconds_per_epoch %.4f\n", t.samples_per_s, t.seconds);
+        return 0;
+    }
+    double core_peak = measure_core_peak();
+    printf("trainer-bench: model 784-128-32-10, %u training images from %s\n", train.n, source);
+    printf("machine: %d cores; measured fp32 FMA peak %.1f GFLOP/s per core\n", cores, core_peak);
+    printf("work: %.0f dense-equivalent FLOP per training sample, %.1f GFLOP per epoch\n",
+           flop, flop * train.n / 1e9);
+    printf("(the engine skips zero inputs, so its real work is smaller: GFLOP/s below\n"
+           " counts the dense work a framework without that would do)\n\n");
+    printf("%7s %6s %12s %10s %10s %12s\n", "threads", "batch", "samples/s", "s/epoch",
+           "GFLOP/s", "% of peak");
+    const int threads[] = {1, 2, 8}, batches[] = {32, 128};
+    for (int b = 0; b < 2; b++)
+        for (int i = 0; i < 3; i++) {
+            /* As the trainer does by default: shards = the cores, so that the
+             * results are the same for every thread count. */
+            timing t = time_training(&shape, &train, threads[i], cores, batches[b], epochs);
+            int used = threads[i] < cores ? threads[i] : cores;
+            double gflops = flop * t.samples_per_s / 1e9;
+            printf("%7d %6d %12.0f %10.4f %10.1f %11.1f%%\n", threads[i], batches[b],
+                   t.samples_per_s, t.seconds, gflops, 100.0 * gflops / (core_peak * used));
+        }
+    for (int i = 0; i < 2; i++)
+        printf("inference, %d thread%s: %.0f test images/s\n", i + 1, i ? "s" : "",
+               time_inference(&shape, &test, i + 1));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("peak resident memory of this process: %.1f MB\n", ru.ru_maxrss / 1024.0);
+    dataset_free(&all);
+    dataset_free(&test);
+    return 0;
+}
