@@ -73,10 +73,22 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
 int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
                    uint32_t n, float *grad, double *loss, tr_error *err);
 
-/* Mean loss and accuracy of m over d on `threads` threads; pred (if not NULL,
- * [d->n]) receives each sample's predicted class.  Samples are taken in fixed
- * chunks whose sums are added in order, so the result is the same for any
- * thread count.  Fails only when out of memory. */
+/* Evaluation of models of one shape on `threads` threads, with workspaces
+ * allocated once: a training run evaluates every epoch without allocating. */
+typedef struct evaluator evaluator;
+
+int evaluator_new(evaluator **out, const mlp_shape *shape, int threads, tr_error *err);
+void evaluator_free(evaluator *e);
+
+/* Mean loss and accuracy of m (of the evaluator's shape) over d; pred (if not
+ * NULL, [d->n]) receives each sample's predicted class.  Samples are taken in
+ * fixed chunks whose sums are added in order, so the result is the same for
+ * any thread count.  Fails only when out of memory (its per-chunk sums grow
+ * with the largest dataset seen). */
+int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
+                  double *accuracy, uint8_t *pred, tr_error *err);
+
+/* evaluator_new, evaluator_run and evaluator_free in one call. */
 int evaluate(const mlp *m, const dataset *d, int threads, double *loss,
              double *accuracy, uint8_t *pred, tr_error *err);
 

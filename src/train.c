@@ -267,44 +267,84 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
 
 enum { EVAL_CHUNK = 256 };
 
-int evaluate(const mlp *m, const dataset *d, int threads, double *loss,
-             double *accuracy, uint8_t *pred, tr_error *err)
+struct evaluator {
+    mlp_shape shape;
+    int threads;
+    mlp_work *work;     /* [threads] */
+    double *chunk_loss; /* [chunk_cap] */
+    int *chunk_correct; /* [chunk_cap] */
+    long chunk_cap;
+};
+
+int evaluator_new(evaluator **out, const mlp_shape *shape, int threads, tr_error *err)
+{
+    *out = NULL;
+    evaluator *e = calloc(1, sizeof *e);
+    if (!e || !(e->work = calloc((size_t)threads, sizeof *e->work))) {
+        free(e);
+        return error_set(err, "out of memory for evaluation");
+    }
+    e->shape = *shape;
+    e->threads = threads;
+    for (int t = 0; t < threads; t++)
+        if (mlp_work_init(&e->work[t], shape, EVAL_CHUNK, err)) {
+            evaluator_free(e);
+            return -1;
+        }
+    *out = e;
+    return 0;
+}
+
+void evaluator_free(evaluator *e)
+{
+    if (!e)
+        return;
+    for (int t = 0; t < e->threads; t++)
+        mlp_work_free(&e->work[t]);
+    free(e->work);
+    free(e->chunk_loss);
+    free(e->chunk_correct);
+    free(e);
+}
+
+int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
+                  double *accuracy, uint8_t *pred, tr_error *err)
 {
     *loss = *accuracy = NAN;
     if (d->n == 0)
         return 0;
     const long n_chunks = (long)((d->n + EVAL_CHUNK - 1) / EVAL_CHUNK);
-    if (threads > n_chunks)
-        threads = (int)n_chunks;
-    double *chunk_loss = calloc((size_t)n_chunks, sizeof *chunk_loss);
-    int *chunk_correct = calloc((size_t)n_chunks, sizeof *chunk_correct);
-    mlp_work *work = calloc((size_t)threads, sizeof *work);
-    int status = 0;
-    if (!chunk_loss || !chunk_correct || !work) {
-        status = error_set(err, "out of memory for evaluation");
-        goto done;
+    if (n_chunks > e->chunk_cap) {
+        double *cl = realloc(e->chunk_loss, sizeof *cl * (size_t)n_chunks);
+        if (cl)
+            e->chunk_loss = cl;
+        int *cc = realloc(e->chunk_correct, sizeof *cc * (size_t)n_chunks);
+        if (cc)
+            e->chunk_correct = cc;
+        if (!cl || !cc)
+            return error_set(err, "out of memory for evaluation");
+        e->chunk_cap = n_chunks;
     }
-    for (int t = 0; t < threads; t++)
-        if (mlp_work_init(&work[t], &m->shape, EVAL_CHUNK, err)) {
-            status = -1;
-            goto done;
-        }
+    const int threads = e->threads < n_chunks ? e->threads : (int)n_chunks;
     const int last = m->shape.n_layers - 1;
+    double *chunk_loss = e->chunk_loss;
+    int *chunk_correct = e->chunk_correct;
     omp_set_dynamic(0);
 #pragma omp parallel num_threads(threads)
     {
         const unsigned fp_mode = fp_flush_denormals();
 #pragma omp for schedule(static)
-    for (long c = 0; c < n_chunks; c++) {
-        mlp_work *w = &work[omp_get_thread_num()];
-        uint32_t first = (uint32_t)c * EVAL_CHUNK;
-        uint32_t n = d->n - first < EVAL_CHUNK ? d->n - first : EVAL_CHUNK;
-        dataset_gather(w->x, w->y, d, NULL, first, n);
-        mlp_forward(m, w, (int)n);
-        chunk_loss[c] = softmax_xent_eval(pred ? pred + first : NULL, w->act[last], w->y,
-                                          (int)n, m->shape.sizes[last + 1],
-                                          &chunk_correct[c]);
-    }
+        for (long c = 0; c < n_chunks; c++) {
+            mlp_work *w = &e->work[omp_get_thread_num()];
+            uint32_t first = (uint32_t)c * EVAL_CHUNK;
+            uint32_t n = d->n - first < EVAL_CHUNK ? d->n - first : EVAL_CHUNK;
+            dataset_gather(w->x, w->y, d, NULL, first, n);
+            mlp_forward(m, w, (int)n);
+            chunk_correct[c] = 0;
+            chunk_loss[c] = softmax_xent_eval(pred ? pred + first : NULL, w->act[last], w->y,
+                                              (int)n, m->shape.sizes[last + 1],
+                                              &chunk_correct[c]);
+        }
         fp_restore(fp_mode);
     }
     double total = 0.0;
@@ -315,11 +355,16 @@ int evaluate(const mlp *m, const dataset *d, int threads, double *loss,
     }
     *loss = total / (double)d->n;
     *accuracy = (double)correct / (double)d->n;
-done:
-    for (int t = 0; work && t < threads; t++)
-        mlp_work_free(&work[t]);
-    free(work);
-    free(chunk_loss);
-    free(chunk_correct);
+    return 0;
+}
+
+int evaluate(const mlp *m, const dataset *d, int threads, double *loss,
+             double *accuracy, uint8_t *pred, tr_error *err)
+{
+    evaluator *e;
+    if (evaluator_new(&e, &m->shape, threads, err))
+        return -1;
+    int status = evaluator_run(e, m, d, loss, accuracy, pred, err);
+    evaluator_free(e);
     return status;
 }

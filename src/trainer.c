@@ -302,12 +302,14 @@ typedef struct {
     dataset all, train, val, test;
     mlp model;
     train_session *session;
+    evaluator *eval;
     epoch_stats *history;
 } run_state;
 
 static void run_free(run_state *r)
 {
     train_session_free(r->session);
+    evaluator_free(r->eval);
     mlp_free(&r->model);
     dataset_free(&r->all);
     dataset_free(&r->test);
@@ -426,8 +428,8 @@ static int fit(run_state *r, const options *o, const output_paths *out, tr_error
                         prog.tty ? draw_progress : NULL, &prog, err))
             return -1;
         double train_seconds = now() - prog.start;
-        if (evaluate(&r->model, &r->val, run_threads(o), &st->val_loss, &st->val_accuracy,
-                     NULL, err))
+        if (evaluator_run(r->eval, &r->model, &r->val, &st->val_loss, &st->val_accuracy,
+                          NULL, err))
             return -1;
         st->seconds = now() - prog.start;
         long n_batches = (long)((r->train.n + o->batch_size - 1) / o->batch_size);
@@ -459,7 +461,7 @@ static int report_test(run_state *r, const options *o, const output_paths *out,
     if (!pred)
         return error_set(err, "out of memory");
     double loss, acc;
-    if (evaluate(&r->model, &r->test, run_threads(o), &loss, &acc, pred, err)) {
+    if (evaluator_run(r->eval, &r->model, &r->test, &loss, &acc, pred, err)) {
         free(pred);
         return -1;
     }
@@ -487,7 +489,8 @@ int main(int argc, char **argv)
     output_paths out;
     int status = EXIT_FAILURE;
     if (output_paths_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
-        build_model(&r, &o, &err))
+        build_model(&r, &o, &err) ||
+        evaluator_new(&r.eval, &r.model.shape, run_threads(&o), &err))
         goto done;
     if (o.epochs > 0 &&
         (file_make_dirs(o.out_dir, &err) || file_check_writable(o.out_dir, &err)))
