@@ -61,8 +61,10 @@ adam *train_session_optimizer(train_session *s);
 
 /* One epoch over data, visiting the samples in an order drawn from the seed
  * and the epoch number (1-based) alone.  Fills *loss and *accuracy with the
- * epoch's means.  progress may be NULL.  Fails on an empty dataset or when out
- * of memory for the sample order (allocated once, at the first epoch). */
+ * epoch's means.  progress may be NULL.  Fails on an empty dataset, when out
+ * of memory for the sample order (allocated once, at the first epoch), and when
+ * a step's loss is not finite: that step is not applied, so the parameters are
+ * those after the last good step, and the message names the epoch and step. */
 int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
                 double *accuracy, train_progress_fn progress, void *ctx, tr_error *err);
 

@@ -234,6 +234,7 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
     const long step0 = s->opt.step;
     double loss_sum = 0.0;
     long correct = 0, seen = 0;
+    long diverged = -1; /* the step whose loss was not finite */
     omp_set_dynamic(0);
 #pragma omp parallel num_threads(s->threads)
     {
@@ -244,12 +245,21 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
             uint32_t bn = data->n - first < bs ? data->n - first : bs;
             run_shards(s, data, s->order, first, bn, t, nt);
 #pragma omp barrier
+            /* Every thread sums the losses in shard order and so reaches the
+             * same verdict: a diverged step is not applied, and all stop. */
+            double step_loss = 0.0;
+            for (int k = 0; k < s->shards; k++)
+                step_loss += s->result[k].loss;
+            if (!isfinite(step_loss)) {
+                if (t == 0)
+                    diverged = b;
+                break;
+            }
             reduce_and_update(s, t, nt, step0 + b + 1);
             if (t == 0) {
-                for (int k = 0; k < s->shards; k++) {
-                    loss_sum += s->result[k].loss;
+                loss_sum += step_loss;
+                for (int k = 0; k < s->shards; k++)
                     correct += s->result[k].correct;
-                }
                 seen += bn;
                 if (progress)
                     progress(ctx, b + 1, n_batches, loss_sum / (double)seen,
@@ -258,6 +268,11 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
 #pragma omp barrier
         }
         fp_restore(fp_mode);
+    }
+    if (diverged >= 0) {
+        s->opt.step = step0 + diverged;
+        return error_set(err, "epoch %d, step %ld of %ld: the loss is not finite; training "
+                         "diverged (try a smaller --lr)", epoch, diverged + 1, n_batches);
     }
     s->opt.step = step0 + n_batches;
     *loss = loss_sum / (double)data->n;

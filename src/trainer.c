@@ -440,9 +440,6 @@ static int fit(run_state *r, const options *o, const output_paths *out, tr_error
             printf(" - val_loss: %.4f - val_accuracy: %.4f", st->val_loss, st->val_accuracy);
         printf("\n");
         fflush(stdout);
-        if (!isfinite(st->loss))
-            return error_set(err, "epoch %d: the loss is %g; training diverged (try a "
-                             "smaller --lr)", e, st->loss);
         if (history_save(r->history, e, out->history, err) ||
             ckpt_save(&r->model, out->model, err))
             return -1;

@@ -4,7 +4,9 @@ history.csv and model.ckpt, and the saved model evaluates to the same test
 figures when loaded again."""
 import os
 import re
+import struct
 import subprocess
+import zlib
 import sys
 import tempfile
 
@@ -87,6 +89,25 @@ with tempfile.TemporaryDirectory() as tmp:
          "--batch-size", "16", "--seed", "5"])
     with open(ckpt, "rb") as f1, open(os.path.join(out3, "model.ckpt"), "rb") as f2:
         check(f1.read() == f2.read(), "the same seed and thread count gave another model")
+
+    # Divergence: weights of 1e30 overflow the logits, so the very first step's
+    # loss is not finite. Training stops naming the epoch and step, exit 1, and
+    # the model.ckpt of the earlier run stays as it was.
+    sizes = [784, 16, 10]
+    n_params = 784 * 16 + 16 + 16 * 10 + 10
+    body = (b"TRNRCKPT" + struct.pack("<IIII", 1, 0x01020304, 4, 2) +
+            struct.pack("<3I", *sizes) + struct.pack("<Q", n_params) +
+            struct.pack(f"<{n_params}f", *([1e30] * n_params)))
+    huge = os.path.join(tmp, "huge.ckpt")
+    with open(huge, "wb") as f:
+        f.write(body + struct.pack("<I", zlib.crc32(body)))
+    with open(ckpt, "rb") as f:
+        before = f.read()
+    r = run(["--data", data, "--out", out, "--load", huge, "--epochs", "2", "--no-plots"])
+    check(r.returncode == 1 and "epoch 1, step 1 of" in r.stderr and "diverged" in r.stderr,
+          f"divergence guard: status {r.returncode}, {r.stderr!r}")
+    with open(ckpt, "rb") as f:
+        check(f.read() == before, "a diverged run replaced model.ckpt")
 
     # The arithmetic depends on the shards, not the threads: bit-identical runs.
     outs = {}
