@@ -51,7 +51,7 @@ static int parse_row(const char *p, const char *end, double *v, const char *name
         const char *q = p;
         while (q < end && *q != ',')
             q++;
-        char tmp[64];
+        char tmp[400]; /* %.6f of a diverged loss near DBL_MAX is 316 characters */
         size_t k = (size_t)(q - p);
         char *stop = tmp;
         if (k > 0 && k < sizeof tmp) {

@@ -341,6 +341,7 @@ int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
         e->chunk_cap = n_chunks;
     }
     const int threads = e->threads < n_chunks ? e->threads : (int)n_chunks;
+    (void)threads; /* used only by the OpenMP clause */
     const int last = m->shape.n_layers - 1;
     double *chunk_loss = e->chunk_loss;
     int *chunk_correct = e->chunk_correct;

@@ -1,0 +1,32 @@
+/* libFuzzer harness: the IDX reader, from memory and through a file (which
+ * takes the gzip path when the input starts like gzip). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "idx.h"
+
+static char path[64];
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    idx_array a;
+    tr_error err;
+    if (idx_parse(&a, data, size, "fuzz", &err) == 0) {
+        if (a.item_size * a.dims[0] + 4 + 4 * (size_t)a.ndim != size)
+            abort(); /* accepted a file whose size does not match its header */
+        idx_free(&a);
+    }
+    if (!path[0]) {
+        snprintf(path, sizeof path, "/tmp/fuzz-idx-%d", (int)getpid());
+    }
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return 0;
+    fwrite(data, 1, size, f);
+    fclose(f);
+    if (idx_load(&a, path, &err) == 0)
+        idx_free(&a);
+    return 0;
+}
