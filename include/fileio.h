@@ -12,6 +12,25 @@
  * whatever was at path before is left as it was. */
 int file_write_atomic(const char *path, const void *data, size_t len, tr_error *err);
 
+/* Several files replaced together: each is written to a temporary file
+ * beside its path and flushed (file_batch_add), and only when all are written
+ * are they renamed into place (file_batch_commit).  If any write fails, the
+ * temporary files are removed and every earlier file stays as it was. */
+#define FILE_BATCH_MAX 8
+typedef struct {
+    int n;
+    char tmp[FILE_BATCH_MAX][4096];
+    char dst[FILE_BATCH_MAX][4096];
+} file_batch;
+
+/* Writes a file of the batch; on failure aborts the whole batch. */
+int file_batch_add(file_batch *b, const char *path, const void *data, size_t len,
+                   tr_error *err);
+/* Renames every file of the batch into place; on failure aborts the rest. */
+int file_batch_commit(file_batch *b, tr_error *err);
+/* Removes the batch's temporary files. */
+void file_batch_abort(file_batch *b);
+
 /* Reads the whole of path into a new buffer (*data, freed by the caller).
  * Files larger than max bytes are refused before anything is allocated. */
 int file_read_all(const char *path, size_t max, uint8_t **data, size_t *len,

@@ -23,10 +23,12 @@ static int write_all(int fd, const uint8_t *p, size_t len)
     return 0;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t len, tr_error *err)
+/* Writes data to a new temporary file beside path and flushes it; its name
+ * goes into tmp. */
+static int write_temp(char *tmp, size_t size, const char *path, const void *data,
+                      size_t len, tr_error *err)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
+    if (snprintf(tmp, size, "%s.tmp-XXXXXX", path) >= (int)size)
         return error_set(err, "%s: path too long", path);
     int fd = mkstemp(tmp);
     if (fd < 0)
@@ -39,12 +41,56 @@ int file_write_atomic(const char *path, const void *data, size_t len, tr_error *
         close(fd);
     } else if (close(fd)) {
         status = error_set(err, "%s: write failed: %s", path, strerror(errno));
-    } else if (rename(tmp, path)) {
-        status = error_set(err, "%s: cannot replace: %s", path, strerror(errno));
     }
     if (status)
         unlink(tmp);
     return status;
+}
+
+int file_batch_add(file_batch *b, const char *path, const void *data, size_t len,
+                   tr_error *err)
+{
+    if (b->n == FILE_BATCH_MAX) {
+        file_batch_abort(b);
+        return error_set(err, "%s: too many files in one batch", path);
+    }
+    if (write_temp(b->tmp[b->n], sizeof b->tmp[b->n], path, data, len, err)) {
+        file_batch_abort(b);
+        return -1;
+    }
+    snprintf(b->dst[b->n], sizeof b->dst[b->n], "%s", path);
+    b->n++;
+    return 0;
+}
+
+int file_batch_commit(file_batch *b, tr_error *err)
+{
+    for (int i = 0; i < b->n; i++) {
+        if (rename(b->tmp[i], b->dst[i])) {
+            int e = errno;
+            for (int j = i; j < b->n; j++)
+                unlink(b->tmp[j]);
+            b->n = 0;
+            return error_set(err, "%s: cannot replace: %s", b->dst[i], strerror(e));
+        }
+    }
+    b->n = 0;
+    return 0;
+}
+
+void file_batch_abort(file_batch *b)
+{
+    for (int i = 0; i < b->n; i++)
+        unlink(b->tmp[i]);
+    b->n = 0;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, tr_error *err)
+{
+    file_batch b = {0};
+    if (file_batch_add(&b, path, data, len, err))
+        return -1;
+    return file_batch_commit(&b, err);
 }
 
 int file_read_all(const char *path, size_t max, uint8_t **data, size_t *len,

@@ -395,15 +395,56 @@ static int output_paths_make(output_paths *p, const char *dir, tr_error *err)
            output_path(p->predictions, sizeof p->predictions, dir, "predictions.png", err);
 }
 
-/* Saves to path, and frees, the canvas that a plot function just drew;
- * plot_status is what that function returned. */
-static int save_picture(int plot_status, canvas *c, const char *path, tr_error *err)
+/* Adds the canvas that a plot function just drew (plot_status is what it
+ * returned) to the batch as a PNG, and frees the canvas. */
+static int add_picture(file_batch *b, int plot_status, canvas *c, const char *path,
+                       tr_error *err)
 {
-    if (plot_status)
+    if (plot_status) {
+        file_batch_abort(b);
         return -1;
-    int status = canvas_save_png(c, path, err);
+    }
+    uint8_t *png;
+    size_t len;
+    int status = canvas_encode_png(c, &png, &len, err);
     canvas_free(c);
+    if (status) {
+        file_batch_abort(b);
+        return -1;
+    }
+    status = file_batch_add(b, path, png, len, err);
+    free(png);
     return status;
+}
+
+/* The files of epoch e, replaced together or not at all: history.csv,
+ * model.ckpt, curves.png, and samples.png after the first epoch. */
+static int save_epoch(run_state *r, const options *o, const output_paths *out, int e,
+                      tr_error *err)
+{
+    file_batch b = {0};
+    char *text;
+    uint8_t *ckpt;
+    size_t len;
+    if (history_format(r->history, e, &text, &len, err))
+        return -1;
+    int status = file_batch_add(&b, out->history, text, len, err);
+    free(text);
+    if (status || ckpt_encode(&r->model, &ckpt, &len, err)) {
+        file_batch_abort(&b);
+        return -1;
+    }
+    status = file_batch_add(&b, out->model, ckpt, len, err);
+    free(ckpt);
+    if (status)
+        return -1;
+    canvas c;
+    if (o->plots &&
+        (add_picture(&b, plot_curves(&c, r->history, e, err), &c, out->curves, err) ||
+         (e == 1 &&
+          add_picture(&b, plot_digits(&c, &r->train, 0, 20, 1, err), &c, out->samples, err))))
+        return -1;
+    return file_batch_commit(&b, err);
 }
 
 static int fit(run_state *r, const options *o, const output_paths *out, tr_error *err)
@@ -440,12 +481,7 @@ static int fit(run_state *r, const options *o, const output_paths *out, tr_error
             printf(" - val_loss: %.4f - val_accuracy: %.4f", st->val_loss, st->val_accuracy);
         printf("\n");
         fflush(stdout);
-        if (history_save(r->history, e, out->history, err) ||
-            ckpt_save(&r->model, out->model, err))
-            return -1;
-        canvas c;
-        if (o->plots &&
-            save_picture(plot_curves(&c, r->history, e, err), &c, out->curves, err))
+        if (save_epoch(r, o, out, e, err))
             return -1;
     }
     return 0;
@@ -467,9 +503,11 @@ static int report_test(run_state *r, const options *o, const output_paths *out,
         printf("Test image 1: predicted %d, true label %d\n", pred[1], r->test.labels[1]);
     int status = 0;
     canvas c;
+    file_batch b = {0};
     if (o->plots && o->epochs > 0)
-        status = save_picture(plot_predictions(&c, &r->test, pred, 0, 40, 0, err), &c,
-                              out->predictions, err);
+        status = add_picture(&b, plot_predictions(&c, &r->test, pred, 0, 40, 0, err), &c,
+                             out->predictions, err) ||
+                 file_batch_commit(&b, err);
     free(pred);
     return status;
 }
@@ -506,10 +544,6 @@ int main(int argc, char **argv)
     print_summary(&r.model);
     if (o.epochs > 0) {
         double t0 = now();
-        canvas c;
-        if (o.plots && save_picture(plot_digits(&c, &r.train, 0, 20, 1, &err), &c,
-                                    out.samples, &err))
-            goto done;
         if (fit(&r, &o, &out, &err))
             goto done;
         printf("Trained in %.2fs; wrote %s and %s\n", now() - t0, out.history, out.model);

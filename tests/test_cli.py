@@ -3,6 +3,10 @@
 with nothing written; data and checkpoint problems give status 1 and leave
 earlier outputs as they were."""
 import os
+import resource
+import shutil
+import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -122,6 +126,45 @@ with tempfile.TemporaryDirectory() as tmp:
             work)
     check(r.returncode == 1 and "history.csv" in r.stderr, f"--out under a file: {r.stderr!r}")
     check(snapshot(out) == before, "--out under a file changed the output directory")
+
+    # A write that fails halfway: the file size is limited below the checkpoint's
+    # 420 kB (SIGXFSZ ignored, so write() fails with EFBIG). Every file of the
+    # earlier run stays byte for byte, and no temporary file is left.
+    full = os.path.join(tmp, "full")
+    r = run(["--data", data, "--out", full, "--epochs", "1", "--hidden", "128,32"], work)
+    check(r.returncode == 0, f"a first run: {r.stderr}")
+    before = snapshot(full)
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    r = subprocess.run([TRAINER, "--data", data, "--out", full, "--epochs", "2", "--seed", "9"],
+                       cwd=work, capture_output=True, text=True, timeout=300,
+                       preexec_fn=limit_file_size)
+    check(r.returncode == 1 and "model.ckpt" in r.stderr and "File too large" in r.stderr,
+          f"size-limited write: status {r.returncode}, {r.stderr!r}")
+    check(snapshot(full) == before, "a failed write changed earlier files or left a temporary one")
+
+    # A directory the trainer may not write into. As root, permissions do not
+    # stop writes, so the trainer runs as nobody (when runuser can do that).
+    ro = os.path.join(tmp, "readonly")
+    shutil.copytree(full, ro)
+    os.chmod(ro, 0o555)
+    cmd = [TRAINER, "--data", data, "--out", ro, "--epochs", "1"]
+    if os.geteuid() == 0:
+        for d in (tmp, data):
+            os.chmod(d, os.stat(d).st_mode | stat.S_IRWXO)
+        for f in os.listdir(data):
+            os.chmod(os.path.join(data, f), 0o644)
+        cmd = ["runuser", "-u", "nobody", "--"] + cmd if shutil.which("runuser") else None
+    if cmd:
+        r = subprocess.run(cmd, cwd="/", capture_output=True, text=True, timeout=300)
+        check(r.returncode == 1 and "readonly" in r.stderr and "cannot write there" in r.stderr,
+              f"read-only --out: status {r.returncode}, {r.stderr!r}")
+        check(snapshot(ro) == before, "a read-only --out was changed")
+    else:
+        print("note: no runuser; the read-only case was not run")
 
 if failures:
     print(f"test_cli: {failures} check(s) failed")
