@@ -59,6 +59,23 @@ int train_session_shards(const train_session *s);
 /* The optimizer's state: its moments share the parameters' layout. */
 adam *train_session_optimizer(train_session *s);
 
+/* Where an epoch stands: the batches done and the running sums of their
+ * losses and right answers.  Zero it to start an epoch. */
+typedef struct {
+    long next_batch; /* batches of the epoch already applied */
+    double loss_sum; /* summed loss of their samples */
+    long correct;    /* their samples classified right */
+    long seen;       /* their samples */
+} epoch_progress;
+
+/* Runs epoch `epoch` from where *p stands.  Before each step, if *stop is
+ * nonzero (stop may be NULL), it stops; a step once started is finished.
+ * Returns 0 when the epoch is complete (*loss and *accuracy are its means),
+ * 1 when stopped early (*p tells where), -1 on error as train_epoch. */
+int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_progress *p,
+                     const volatile int *stop, double *loss, double *accuracy,
+                     train_progress_fn progress, void *ctx, tr_error *err);
+
 /* One epoch over data, visiting the samples in an order drawn from the seed
  * and the epoch number (1-based) alone.  Fills *loss and *accuracy with the
  * epoch's means.  progress may be NULL.  Fails on an empty dataset, when out

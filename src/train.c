@@ -221,8 +221,9 @@ static int prepare_order(train_session *s, uint32_t n, int epoch)
     return 0;
 }
 
-int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
-                double *accuracy, train_progress_fn progress, void *ctx, tr_error *err)
+int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_progress *p,
+                     const volatile int *stop, double *loss, double *accuracy,
+                     train_progress_fn progress, void *ctx, tr_error *err)
 {
     *loss = *accuracy = NAN;
     if (data->n == 0)
@@ -231,16 +232,26 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
         return error_set(err, "out of memory for the sample order");
     const uint32_t bs = (uint32_t)s->cfg.batch_size;
     const long n_batches = (long)((data->n + bs - 1) / bs);
-    const long step0 = s->opt.step;
-    double loss_sum = 0.0;
-    long correct = 0, seen = 0;
+    if (p->next_batch < 0 || p->next_batch > n_batches)
+        return error_set(err, "epoch %d has %ld batches, cannot start at %ld", epoch,
+                         n_batches, p->next_batch);
+    /* Adam's step count is the batches applied so far, this epoch's included. */
+    const long step0 = s->opt.step - p->next_batch;
+    double loss_sum = p->loss_sum;
+    long correct = p->correct, seen = p->seen;
     long diverged = -1; /* the step whose loss was not finite */
+    long done = p->next_batch;
+    /* The stop request is read by one thread only, before the barrier that
+     * ends a step, so that every thread acts on the same value. */
+    int stopping = stop && *stop;
     omp_set_dynamic(0);
 #pragma omp parallel num_threads(s->threads)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const unsigned fp_mode = fp_flush_denormals();
-        for (long b = 0; b < n_batches; b++) {
+        for (long b = p->next_batch; b < n_batches; b++) {
+            if (stopping)
+                break;
             uint32_t first = (uint32_t)b * bs;
             uint32_t bn = data->n - first < bs ? data->n - first : bs;
             run_shards(s, data, s->order, first, bn, t, nt);
@@ -261,6 +272,8 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
                 for (int k = 0; k < s->shards; k++)
                     correct += s->result[k].correct;
                 seen += bn;
+                done = b + 1;
+                stopping = stop && *stop;
                 if (progress)
                     progress(ctx, b + 1, n_batches, loss_sum / (double)seen,
                              (double)correct / (double)seen);
@@ -269,15 +282,24 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
         }
         fp_restore(fp_mode);
     }
-    if (diverged >= 0) {
-        s->opt.step = step0 + diverged;
+    s->opt.step = step0 + done;
+    *p = (epoch_progress){done, loss_sum, correct, seen};
+    if (diverged >= 0)
         return error_set(err, "epoch %d, step %ld of %ld: the loss is not finite; training "
                          "diverged (try a smaller --lr)", epoch, diverged + 1, n_batches);
-    }
-    s->opt.step = step0 + n_batches;
+    if (done < n_batches)
+        return 1;
     *loss = loss_sum / (double)data->n;
     *accuracy = (double)correct / (double)data->n;
     return 0;
+}
+
+int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
+                double *accuracy, train_progress_fn progress, void *ctx, tr_error *err)
+{
+    epoch_progress p = {0};
+    return train_epoch_from(s, data, epoch, &p, NULL, loss, accuracy, progress, ctx, err)
+               ? -1 : 0;
 }
 
 enum { EVAL_CHUNK = 256 };
