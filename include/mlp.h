@@ -71,6 +71,11 @@ size_t mlp_buffer_len(const mlp_shape *s);
 /* Points views[l] at the tensors of layer l inside buf (of mlp_buffer_len). */
 void mlp_views(const mlp_shape *s, float *buf, dense_view *views);
 
+/* Lists the real tensors of a buffer of this shape in file order (per layer,
+ * the weights then the biases), skipping the padding: ptr[k] and count[k] for
+ * k < the returned number (2 * n_layers). */
+int mlp_tensors(const mlp_shape *s, float *buf, float **ptr, size_t *count);
+
 /* Allocates a 64-byte aligned, zeroed float buffer of len floats; NULL when out
  * of memory.  Free with mlp_buffer_free. */
 float *mlp_buffer_new(size_t len);

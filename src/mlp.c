@@ -95,6 +95,20 @@ void mlp_views(const mlp_shape *s, float *buf, dense_view *views)
     }
 }
 
+int mlp_tensors(const mlp_shape *s, float *buf, float **ptr, size_t *count)
+{
+    dense_view v[MLP_MAX_LAYERS];
+    mlp_views(s, buf, v);
+    int k = 0;
+    for (int l = 0; l < s->n_layers; l++) {
+        ptr[k] = v[l].w;
+        count[k++] = (size_t)s->sizes[l] * s->sizes[l + 1];
+        ptr[k] = v[l].b;
+        count[k++] = (size_t)s->sizes[l + 1];
+    }
+    return k;
+}
+
 float *mlp_buffer_new(size_t len)
 {
     size_t bytes = (len * sizeof(float) + 63) / 64 * 64;
