@@ -14,6 +14,7 @@
 #ifndef TRAINER_TRAIN_H
 #define TRAINER_TRAIN_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "adam.h"
@@ -73,7 +74,7 @@ typedef struct {
  * Returns 0 when the epoch is complete (*loss and *accuracy are its means),
  * 1 when stopped early (*p tells where), -1 on error as train_epoch. */
 int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_progress *p,
-                     const volatile int *stop, double *loss, double *accuracy,
+                     const volatile sig_atomic_t *stop, double *loss, double *accuracy,
                      train_progress_fn progress, void *ctx, tr_error *err);
 
 /* One epoch over data, visiting the samples in an order drawn from the seed

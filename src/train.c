@@ -222,7 +222,7 @@ static int prepare_order(train_session *s, uint32_t n, int epoch)
 }
 
 int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_progress *p,
-                     const volatile int *stop, double *loss, double *accuracy,
+                     const volatile sig_atomic_t *stop, double *loss, double *accuracy,
                      train_progress_fn progress, void *ctx, tr_error *err)
 {
     *loss = *accuracy = NAN;

@@ -2,8 +2,11 @@
  *
  * This file holds only the command line, the console and the order of work;
  * everything else is in the library. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,7 @@
 #include "history.h"
 #include "mlp.h"
 #include "plots.h"
+#include "state.h"
 #include "train.h"
 
 #define EXIT_USAGE 2
@@ -31,6 +35,8 @@ typedef struct {
     const char *data_dir; /* NULL: data/mnist here, else in the source tree */
     const char *out_dir;
     const char *load;
+    const char *resume;   /* a run's directory to continue */
+    unsigned given;       /* GIVEN_* bits: settings set on the command line */
     const char *hidden_text;
     int hidden[MLP_MAX_LAYERS];
     int n_hidden;
@@ -44,6 +50,12 @@ typedef struct {
     double validation_split;
     unsigned long long seed;
 } options;
+
+/* Settings a resumed run takes from its training.state, not from flags. */
+enum {
+    GIVEN_OUT = 1, GIVEN_HIDDEN = 2, GIVEN_BATCH = 4, GIVEN_LR = 8, GIVEN_VSPLIT = 16,
+    GIVEN_SEED = 32, GIVEN_SHARDS = 64, GIVEN_LOAD = 128, GIVEN_EPOCHS = 256, GIVEN_DATA = 512
+};
 
 static int cores_available(void)
 {
@@ -78,12 +90,18 @@ static void usage(FILE *f)
             "                          gradient buffer (default: the cores available);\n"
             "                          results depend on it, never on --threads\n"
             "  --load FILE             start from a saved model.ckpt (its layer sizes win)\n"
+            "  --resume DIR            continue the run whose outputs are in DIR, exactly\n"
+            "                          as if it had not stopped (with --data, --threads,\n"
+            "                          --epochs to extend it, --no-plots)\n"
             "  --no-plots              do not write samples.png, curves.png, predictions.png\n"
             "  --help                  show this help\n"
             "  --version               show the version\n"
             "\n"
+            "Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves the state and\n"
+            "exits; a second one exits at once.\n"
+            "\n"
             "Exit status: 0 on success, 1 for a data, checkpoint or output problem,\n"
-            "2 for a bad command line.\n",
+            "2 for a bad command line, 130 or 143 when interrupted.\n",
             TRAINER_SOURCE_DIR, cores_available());
 }
 
@@ -127,7 +145,7 @@ static int parse_double(const char *flag, const char *s, double lo, double hi,
 
 enum {
     OPT_DATA = 256, OPT_OUT, OPT_HIDDEN, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VSPLIT,
-    OPT_SEED, OPT_THREADS, OPT_SHARDS, OPT_LOAD, OPT_NO_PLOTS, OPT_HELP, OPT_VERSION
+    OPT_SEED, OPT_THREADS, OPT_SHARDS, OPT_LOAD, OPT_RESUME, OPT_NO_PLOTS, OPT_HELP, OPT_VERSION
 };
 
 /* Returns 0 to run, 1 when --help or --version was served, -1 on a bad flag. */
@@ -145,6 +163,7 @@ static int parse_options(options *o, int argc, char **argv)
         {"threads", required_argument, NULL, OPT_THREADS},
         {"shards", required_argument, NULL, OPT_SHARDS},
         {"load", required_argument, NULL, OPT_LOAD},
+        {"resume", required_argument, NULL, OPT_RESUME},
         {"no-plots", no_argument, NULL, OPT_NO_PLOTS},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -160,18 +179,25 @@ static int parse_options(options *o, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         const char *flag = argv[optind - 1];
         switch (c) {
-        case OPT_DATA: o->data_dir = optarg; break;
-        case OPT_OUT: o->out_dir = optarg; break;
-        case OPT_LOAD: o->load = optarg; break;
+        case OPT_DATA: o->data_dir = optarg; o->given |= GIVEN_DATA; break;
+        case OPT_OUT: o->out_dir = optarg; o->given |= GIVEN_OUT; break;
+        case OPT_LOAD: o->load = optarg; o->given |= GIVEN_LOAD; break;
+        case OPT_RESUME: o->resume = optarg; break;
         case OPT_NO_PLOTS: o->plots = 0; break;
-        case OPT_HIDDEN: o->hidden_text = optarg; o->hidden_given = 1; break;
+        case OPT_HIDDEN:
+            o->hidden_text = optarg;
+            o->hidden_given = 1;
+            o->given |= GIVEN_HIDDEN;
+            break;
         case OPT_EPOCHS:
             if (parse_long("--epochs", optarg, 0, 1000000, &v)) return -1;
             o->epochs = (int)v;
+            o->given |= GIVEN_EPOCHS;
             break;
         case OPT_BATCH:
             if (parse_long("--batch-size", optarg, 1, 65536, &v)) return -1;
             o->batch_size = (int)v;
+            o->given |= GIVEN_BATCH;
             break;
         case OPT_THREADS:
             if (parse_long("--threads", optarg, 1, MAX_THREADS, &v)) return -1;
@@ -180,6 +206,7 @@ static int parse_options(options *o, int argc, char **argv)
         case OPT_SHARDS:
             if (parse_long("--shards", optarg, 1, MAX_THREADS, &v)) return -1;
             o->shards = (int)v;
+            o->given |= GIVEN_SHARDS;
             break;
         case OPT_SEED: {
             char *end;
@@ -188,16 +215,19 @@ static int parse_options(options *o, int argc, char **argv)
             if (end == optarg || *end != '\0' || errno || optarg[0] == '-')
                 return bad_flag("--seed", optarg, "expected a whole number >= 0");
             o->seed = s;
+            o->given |= GIVEN_SEED;
             break;
         }
         case OPT_LR:
             if (parse_double("--lr", optarg, 0.0, 1e6, 0, &o->lr)) return -1;
             if (o->lr <= 0.0) return bad_flag("--lr", optarg, "expected a number > 0");
+            o->given |= GIVEN_LR;
             break;
         case OPT_VSPLIT:
             if (parse_double("--validation-split", optarg, 0.0, 1.0, 1,
                              &o->validation_split))
                 return -1;
+            o->given |= GIVEN_VSPLIT;
             break;
         case OPT_HELP: usage(stdout); return 1;
         case OPT_VERSION: printf("trainer %s\n", TRAINER_VERSION); return 1;
@@ -212,6 +242,13 @@ static int parse_options(options *o, int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "trainer: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
+    }
+    const unsigned fixed = GIVEN_OUT | GIVEN_HIDDEN | GIVEN_BATCH | GIVEN_LR | GIVEN_VSPLIT |
+                           GIVEN_SEED | GIVEN_SHARDS | GIVEN_LOAD;
+    if (o->resume && (o->given & fixed)) {
+        fprintf(stderr, "trainer: --resume continues a run with its own settings; only "
+                "--data, --threads, --epochs and --no-plots may go with it (see --help)\n");
         return -1;
     }
     tr_error err;
@@ -300,10 +337,13 @@ static void draw_progress(void *ctx, long batch, long n_batches, double loss, do
 /* Everything a run needs, released in one place. */
 typedef struct {
     dataset all, train, val, test;
+    char data_dir[PATH_MAX];
     mlp model;
     train_session *session;
     evaluator *eval;
-    epoch_stats *history;
+    epoch_stats *history;      /* [epochs] */
+    train_state saved;         /* when resuming: the state read */
+    float *saved_m, *saved_v;  /* when resuming: Adam's moments read */
 } run_state;
 
 static void run_free(run_state *r)
@@ -314,6 +354,65 @@ static void run_free(run_state *r)
     dataset_free(&r->all);
     dataset_free(&r->test);
     free(r->history);
+    free(r->saved.history);
+    mlp_buffer_free(r->saved_m);
+    mlp_buffer_free(r->saved_v);
+}
+
+/* The first SIGINT or SIGTERM asks training to stop after its current step;
+ * a second one ends the program at once (the files written so far are whole:
+ * every write goes through a temporary file). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    if (stop_signal) {
+        static const char msg[] = "\ntrainer: second signal, exiting at once; the last "
+                                  "saved state is kept\n";
+        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)ignored;
+        _exit(128 + sig);
+    }
+    stop_signal = sig;
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Takes a resumed run's settings from DIR/training.state, with its model and
+ * Adam's moments; --data, --threads, --epochs and --no-plots may still be given. */
+static int read_saved_run(run_state *r, options *o, char *state_path, size_t size,
+                          tr_error *err)
+{
+    if (snprintf(state_path, size, "%s/training.state", o->resume) >= (int)size)
+        return error_set(err, "%s: path too long", o->resume);
+    train_state *st = &r->saved;
+    if (state_load(st, &r->model, &r->saved_m, &r->saved_v, state_path, err))
+        return -1;
+    o->out_dir = o->resume;
+    o->n_hidden = st->shape.n_layers - 1;
+    for (int l = 0; l < o->n_hidden; l++)
+        o->hidden[l] = st->shape.sizes[l + 1];
+    o->batch_size = st->batch_size;
+    o->shards = st->shards;
+    o->lr = st->lr;
+    o->validation_split = st->validation_split;
+    o->seed = st->seed;
+    if (!(o->given & GIVEN_EPOCHS))
+        o->epochs = st->epochs;
+    else if (o->epochs < st->epoch - 1)
+        return error_set(err, "--epochs %d: the run in %s has done %d epochs already",
+                         o->epochs, o->resume, st->epoch - 1);
+    if (!(o->given & GIVEN_DATA))
+        o->data_dir = st->data_dir;
+    return 0;
 }
 
 static int fail(const tr_error *err)
@@ -329,6 +428,9 @@ static int load_data(run_state *r, const options *o, tr_error *err)
         return error_set(err, "no MNIST data in data/mnist nor in %s/data/mnist; fetch it "
                          "with %s/tools/fetch-mnist (or name a directory with --data)",
                          TRAINER_SOURCE_DIR, TRAINER_SOURCE_DIR);
+    /* Saved with a run's state, so that --resume finds it from anywhere. */
+    if (!realpath(dir, r->data_dir))
+        snprintf(r->data_dir, sizeof r->data_dir, "%s", dir);
     if (dataset_load_dir(&r->all, dir, 0, err) || dataset_load_dir(&r->test, dir, 1, err))
         return -1;
     if (r->test.dim != r->all.dim)
@@ -340,11 +442,21 @@ static int load_data(run_state *r, const options *o, tr_error *err)
                          o->validation_split, r->all.n);
     printf("Data: %s: %u training, %u validation, %u test images of %ux%u\n", dir,
            r->train.n, r->val.n, r->test.n, r->all.rows, r->all.cols);
+    if (o->resume && (r->train.n != r->saved.n_train || r->val.n != r->saved.n_val))
+        return error_set(err, "%s: %u training and %u validation images, but the run in %s "
+                         "had %u and %u: not the same data", dir, r->train.n, r->val.n,
+                         o->resume, r->saved.n_train, r->saved.n_val);
     return 0;
 }
 
 static int build_model(run_state *r, const options *o, tr_error *err)
 {
+    if (o->resume) {
+        if (r->model.shape.sizes[0] != (int)r->all.dim)
+            return error_set(err, "%s: the model takes %d inputs, the data has %u pixels",
+                             o->resume, r->model.shape.sizes[0], r->all.dim);
+        return 0;
+    }
     if (o->load) {
         if (ckpt_load(&r->model, o->load, err))
             return -1;
@@ -375,7 +487,8 @@ static int build_model(run_state *r, const options *o, tr_error *err)
 }
 
 typedef struct {
-    char history[4096], model[4096], samples[4096], curves[4096], predictions[4096];
+    char history[4096], model[4096], samples[4096], curves[4096], predictions[4096],
+        state[4096];
 } output_paths;
 
 static int output_path(char *buf, size_t size, const char *dir, const char *name,
@@ -392,7 +505,8 @@ static int output_paths_make(output_paths *p, const char *dir, tr_error *err)
            output_path(p->model, sizeof p->model, dir, "model.ckpt", err) ||
            output_path(p->samples, sizeof p->samples, dir, "samples.png", err) ||
            output_path(p->curves, sizeof p->curves, dir, "curves.png", err) ||
-           output_path(p->predictions, sizeof p->predictions, dir, "predictions.png", err);
+           output_path(p->predictions, sizeof p->predictions, dir, "predictions.png", err) ||
+           output_path(p->state, sizeof p->state, dir, "training.state", err);
 }
 
 /* Adds the canvas that a plot function just drew (plot_status is what it
@@ -417,8 +531,33 @@ static int add_picture(file_batch *b, int plot_status, canvas *c, const char *pa
     return status;
 }
 
+/* Adds training.state to the batch: the run stands at epoch `epoch`, whose
+ * first batches *p are done. */
+static int add_state(file_batch *b, run_state *r, const options *o, const char *path,
+                     int epoch, const epoch_progress *p, tr_error *err)
+{
+    train_state st = {.shape = r->model.shape, .seed = o->seed,
+                      .batch_size = o->batch_size, .shards = o->shards,
+                      .epochs = o->epochs, .lr = o->lr,
+                      .validation_split = o->validation_split, .n_train = r->train.n,
+                      .n_val = r->val.n, .epoch = epoch, .progress = *p,
+                      .adam_step = train_session_optimizer(r->session)->step,
+                      .n_history = epoch - 1, .history = r->history};
+    snprintf(st.data_dir, sizeof st.data_dir, "%s", r->data_dir);
+    uint8_t *data;
+    size_t len;
+    if (state_encode(&st, &r->model, train_session_optimizer(r->session), &data, &len, err)) {
+        file_batch_abort(b);
+        return -1;
+    }
+    int status = file_batch_add(b, path, data, len, err);
+    free(data);
+    return status;
+}
+
 /* The files of epoch e, replaced together or not at all: history.csv,
- * model.ckpt, curves.png, and samples.png after the first epoch. */
+ * model.ckpt, training.state, curves.png, and samples.png after the first
+ * epoch. */
 static int save_epoch(run_state *r, const options *o, const output_paths *out, int e,
                       tr_error *err)
 {
@@ -426,6 +565,7 @@ static int save_epoch(run_state *r, const options *o, const output_paths *out, i
     char *text;
     uint8_t *ckpt;
     size_t len;
+    const epoch_progress fresh = {0};
     if (history_format(r->history, e, &text, &len, err))
         return -1;
     int status = file_batch_add(&b, out->history, text, len, err);
@@ -436,7 +576,7 @@ static int save_epoch(run_state *r, const options *o, const output_paths *out, i
     }
     status = file_batch_add(&b, out->model, ckpt, len, err);
     free(ckpt);
-    if (status)
+    if (status || add_state(&b, r, o, out->state, e + 1, &fresh, err))
         return -1;
     canvas c;
     if (o->plots &&
@@ -447,36 +587,80 @@ static int save_epoch(run_state *r, const options *o, const output_paths *out, i
     return file_batch_commit(&b, err);
 }
 
-static int fit(run_state *r, const options *o, const output_paths *out, tr_error *err)
+/* Sets up training, from scratch or from the saved state of a resumed run;
+ * fills the epoch to start with and where it stands. */
+static int start_training(run_state *r, const options *o, int *epoch, epoch_progress *p,
+                          tr_error *err)
 {
     train_config cfg = {.threads = o->threads, .shards = o->shards,
                         .batch_size = o->batch_size, .adam = adam_defaults(), .seed = o->seed};
     cfg.adam.lr = (float)o->lr;
     if (train_session_new(&r->session, &r->model, &cfg, err))
         return -1;
-    r->history = calloc((size_t)o->epochs, sizeof *r->history);
+    r->history = calloc((size_t)(o->epochs ? o->epochs : 1), sizeof *r->history);
     if (!r->history)
         return error_set(err, "out of memory");
+    *epoch = 1;
+    *p = (epoch_progress){0};
+    if (o->resume) {
+        adam *opt = train_session_optimizer(r->session);
+        memcpy(opt->m, r->saved_m, sizeof(float) * r->model.len);
+        memcpy(opt->v, r->saved_v, sizeof(float) * r->model.len);
+        opt->step = r->saved.adam_step;
+        memcpy(r->history, r->saved.history, sizeof *r->history * (size_t)r->saved.n_history);
+        *epoch = r->saved.epoch;
+        *p = r->saved.progress;
+    }
+    return 0;
+}
+
+/* Saves where an interrupted run stands and says how to continue it. */
+static int save_interrupted(run_state *r, const options *o, const output_paths *out,
+                            int epoch, const epoch_progress *p, tr_error *err)
+{
+    file_batch b = {0};
+    if (add_state(&b, r, o, out->state, epoch, p, err) || file_batch_commit(&b, err))
+        return -1;
+    long n_batches = (long)((r->train.n + o->batch_size - 1) / o->batch_size);
+    printf("\n");
+    fprintf(stderr, "trainer: interrupted in epoch %d after step %ld of %ld; the state is "
+            "saved in %s\ncontinue with: trainer --resume %s\n", epoch, p->next_batch,
+            n_batches, out->state, o->out_dir);
+    return 0;
+}
+
+/* Trains to the last epoch.  Returns 0, -1 on error, or the signal number
+ * when interrupted (the state then saved). */
+static int fit(run_state *r, const options *o, const output_paths *out, tr_error *err)
+{
+    int first = 1;
+    epoch_progress p = {0};
+    if (start_training(r, o, &first, &p, err))
+        return -1;
     progress_state prog = {.tty = isatty(STDOUT_FILENO)};
-    for (int e = 1; e <= o->epochs; e++) {
+    for (int e = first; e <= o->epochs; e++, p = (epoch_progress){0}) {
         epoch_stats *st = &r->history[e - 1];
         st->epoch = e;
-        printf("Epoch %d/%d\n", e, o->epochs);
+        printf("Epoch %d/%d%s\n", e, o->epochs, p.next_batch ? " (resumed)" : "");
         fflush(stdout);
         prog.start = now();
         prog.last_draw = 0.0;
-        if (train_epoch(r->session, &r->train, e, &st->loss, &st->accuracy,
-                        prog.tty ? draw_progress : NULL, &prog, err))
+        long seen_before = p.seen;
+        int rc = train_epoch_from(r->session, &r->train, e, &p, &stop_signal, &st->loss,
+                                  &st->accuracy, prog.tty ? draw_progress : NULL, &prog, err);
+        if (rc < 0)
             return -1;
+        if (rc > 0)
+            return save_interrupted(r, o, out, e, &p, err) ? -1 : stop_signal;
         double train_seconds = now() - prog.start;
         if (evaluator_run(r->eval, &r->model, &r->val, &st->val_loss, &st->val_accuracy,
                           NULL, err))
             return -1;
         st->seconds = now() - prog.start;
         long n_batches = (long)((r->train.n + o->batch_size - 1) / o->batch_size);
-        printf("%s%ld/%ld - %.2fs - %.0f samples/s - loss: %.4f - accuracy: %.4f", prog.tty ? "\r\033[K" : "",
-               n_batches, n_batches, st->seconds, r->train.n / train_seconds, st->loss,
-               st->accuracy);
+        printf("%s%ld/%ld - %.2fs - %.0f samples/s - loss: %.4f - accuracy: %.4f",
+               prog.tty ? "\r\033[K" : "", n_batches, n_batches, st->seconds,
+               (double)(p.seen - seen_before) / train_seconds, st->loss, st->accuracy);
         if (r->val.n)
             printf(" - val_loss: %.4f - val_accuracy: %.4f", st->val_loss, st->val_accuracy);
         printf("\n");
@@ -523,6 +707,9 @@ int main(int argc, char **argv)
     run_state r = {0};
     output_paths out;
     int status = EXIT_FAILURE;
+    char state_path[4096];
+    if (o.resume && read_saved_run(&r, &o, state_path, sizeof state_path, &err))
+        goto done;
     if (output_paths_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
         build_model(&r, &o, &err) ||
         evaluator_new(&r.eval, &r.model.shape, run_threads(&o), &err))
@@ -542,10 +729,19 @@ int main(int argc, char **argv)
            cores_available() == 1 ? "" : "s", o.epochs, o.epochs == 1 ? "" : "s", o.lr,
            o.seed);
     print_summary(&r.model);
+    if (o.resume)
+        printf("Resuming %s at epoch %d, step %ld\n", state_path, r.saved.epoch,
+               r.saved.progress.next_batch);
     if (o.epochs > 0) {
         double t0 = now();
-        if (fit(&r, &o, &out, &err))
+        catch_signals();
+        int rc = fit(&r, &o, &out, &err);
+        if (rc < 0)
             goto done;
+        if (rc > 0) {
+            run_free(&r);
+            return 128 + rc;
+        }
         printf("Trained in %.2fs; wrote %s and %s\n", now() - t0, out.history, out.model);
     }
     if (report_test(&r, &o, &out, &err))

@@ -8,6 +8,7 @@
 #include "ckpt.h"
 #include "fileio.h"
 #include "history.h"
+#include "state.h"
 #include "testutil.h"
 #include "train.h"
 
@@ -152,10 +153,81 @@ static void test_history(void)
         free(r1);
 }
 
+static void test_state(void)
+{
+    tr_error err;
+    mlp_shape shape;
+    const int hidden[] = {5};
+    CHECK(mlp_shape_make(&shape, 12, hidden, 1, 10, &err) == 0, "%s", err.msg);
+    mlp m;
+    CHECK(mlp_init(&m, &shape, &err) == 0, "%s", err.msg);
+    mlp_init_glorot(&m, 4);
+    adam opt;
+    adam_hparams hp = adam_defaults();
+    CHECK(adam_init(&opt, m.len, &hp, &err) == 0, "%s", err.msg);
+    /* Values in the real tensors; the padding between them stays 0. */
+    float *pm[2 * MLP_MAX_LAYERS], *pv[2 * MLP_MAX_LAYERS];
+    size_t count[2 * MLP_MAX_LAYERS];
+    int nt = mlp_tensors(&shape, opt.m, pm, count);
+    mlp_tensors(&shape, opt.v, pv, count);
+    for (int t = 0; t < nt; t++)
+        for (size_t k = 0; k < count[t]; k++) {
+            pm[t][k] = 0.001f * (float)(k + 1);
+            pv[t][k] = 1e-6f * (float)(k + 1);
+        }
+    epoch_stats rows[2] = {{1, 0.5, 0.8, 0.4, 0.85, 1.5}, {2, 0.3, 0.9, 0.35, 0.88, 1.25}};
+    train_state st = {.shape = shape, .seed = 77, .batch_size = 16, .shards = 3,
+                      .epochs = 9, .lr = 0.002, .validation_split = 0.25, .n_train = 300,
+                      .n_val = 100, .epoch = 3,
+                      .progress = {.next_batch = 5, .loss_sum = 12.125, .correct = 61,
+                                   .seen = 80},
+                      .adam_step = 43, .n_history = 2, .history = rows};
+    snprintf(st.data_dir, sizeof st.data_dir, "/some/where");
+    uint8_t *data;
+    size_t len;
+    CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
+    train_state back;
+    mlp bm;
+    float *m1, *m2;
+    CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == 0, "%s", err.msg);
+    if (bm.params) {
+        CHECK(back.seed == 77 && back.batch_size == 16 && back.shards == 3 && back.epochs == 9 &&
+                  back.lr == 0.002 && back.validation_split == 0.25 && back.n_train == 300 &&
+                  back.n_val == 100 && back.epoch == 3 && back.adam_step == 43 &&
+                  strcmp(back.data_dir, "/some/where") == 0,
+              "the configuration came back different");
+        CHECK(back.progress.next_batch == 5 && back.progress.loss_sum == 12.125 &&
+                  back.progress.correct == 61 && back.progress.seen == 80,
+              "the progress came back different");
+        CHECK(back.n_history == 2 && back.history[1].seconds == 1.25 &&
+                  back.history[0].val_accuracy == 0.85, "the history came back different");
+        CHECK(memcmp(bm.params, m.params, sizeof(float) * m.len) == 0 &&
+                  memcmp(m1, opt.m, sizeof(float) * m.len) == 0 &&
+                  memcmp(m2, opt.v, sizeof(float) * m.len) == 0,
+              "parameters or moments came back different");
+        free(back.history);
+        mlp_buffer_free(m1);
+        mlp_buffer_free(m2);
+        mlp_free(&bm);
+    }
+    for (size_t at = 0; at < len; at += len / 7 + 1) {
+        data[at] ^= 0x04;
+        CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 && !bm.params,
+              "a flipped bit at %zu was accepted", at);
+        data[at] ^= 0x04;
+    }
+    CHECK(state_decode(&back, &bm, &m1, &m2, data, len - 9, "s", &err) == -1,
+          "a cut state was accepted");
+    free(data);
+    adam_free(&opt);
+    mlp_free(&m);
+}
+
 int main(void)
 {
     dir = test_tmpdir();
     test_ckpt();
+    test_state();
     test_history();
     return test_finish("test_ckpt");
 }

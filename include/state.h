@@ -1,0 +1,62 @@
+/* state.h - training.state, everything needed to continue a run exactly.
+ *
+ * Version 1, little-endian, like model.ckpt (see ckpt.h), with the CRC-32 of
+ * every byte before it at the end:
+ *   magic "TRNRSTAT", u32 version, u32 byte-order tag 0x01020304, u32 4
+ *   configuration: u32 L, u32 sizes[L+1], u64 seed, u32 batch size,
+ *     u32 shards, u32 epochs, f64 learning rate, f64 validation split,
+ *     u32 training samples, u32 validation samples,
+ *     u32 n + n bytes: the data directory
+ *   progress: u32 epoch in progress (1-based), u64 batches of it done,
+ *     f64 their summed loss, u64 right answers, u64 samples, u64 Adam steps
+ *   history: u32 rows, each u32 epoch + 5 f64 (loss, accuracy, val_loss,
+ *     val_accuracy, seconds)
+ *   u64 P, then P float32 parameters, P float32 first moments and P float32
+ *     second moments, each in model.ckpt's tensor order
+ *   u32 CRC-32
+ * The shuffle of an epoch derives from the seed and the epoch number, and the
+ * arithmetic from the shard count, so nothing else is needed to continue
+ * bit for bit. */
+#ifndef TRAINER_STATE_H
+#define TRAINER_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adam.h"
+#include "error.h"
+#include "mlp.h"
+#include "train.h"
+
+#define STATE_VERSION 1
+
+typedef struct {
+    mlp_shape shape;
+    uint64_t seed;
+    int batch_size, shards, epochs;
+    double lr, validation_split;
+    uint32_t n_train, n_val;   /* to check that the data is the same */
+    char data_dir[4096];
+    int epoch;                 /* the epoch in progress or next to run */
+    epoch_progress progress;   /* where that epoch stands */
+    long adam_step;
+    int n_history;
+    epoch_stats *history;      /* [n_history], owned */
+} train_state;
+
+/* Encodes st with the parameters of m and the moments of opt into a new
+ * buffer (*data, freed by the caller). */
+int state_encode(const train_state *st, const mlp *m, const adam *opt, uint8_t **data,
+                 size_t *len, tr_error *err);
+
+/* Decodes a state image: fills st (free st->history), a new model m (free
+ * with mlp_free) and new moment buffers *m1, *m2 of m's padded layout (free
+ * with mlp_buffer_free).  name is used in messages. */
+int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t *data,
+                 size_t len, const char *name, tr_error *err);
+
+/* Reads and decodes path. */
+int state_load(train_state *st, mlp *m, float **m1, float **m2, const char *path,
+               tr_error *err);
+
+#endif

@@ -1,0 +1,228 @@
+#include "state.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "bytes.h"
+#include "fileio.h"
+
+static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'S', 'T', 'A', 'T'};
+#define ORDER_TAG 0x01020304u
+#define STATE_MAX_BYTES ((size_t)3 << 30)
+#define STATE_MAX_HISTORY 1000000
+
+/* An upper bound of the encoded size; the real one is what gets written. */
+static size_t encoded_len(const train_state *st, size_t n_params)
+{
+    return 8 + 4 * 4 + 4 + 4 * (size_t)(st->shape.n_layers + 1) + 8 + 4 * 3 + 8 * 2 + 4 * 2 +
+           4 + strlen(st->data_dir) + 4 + 8 + 8 + 8 * 3 + 4 +
+           (size_t)st->n_history * (4 + 5 * 8) + 8 + 3 * 4 * n_params + 4;
+}
+
+static void put_buffer(byte_writer *w, const mlp_shape *s, float *buf)
+{
+    float *ptr[2 * MLP_MAX_LAYERS];
+    size_t count[2 * MLP_MAX_LAYERS];
+    int n = mlp_tensors(s, buf, ptr, count);
+    for (int t = 0; t < n; t++)
+        for (size_t k = 0; k < count[t]; k++)
+            put_f32(w, ptr[t][k]);
+}
+
+static void get_buffer(byte_reader *r, const mlp_shape *s, float *buf)
+{
+    float *ptr[2 * MLP_MAX_LAYERS];
+    size_t count[2 * MLP_MAX_LAYERS];
+    int n = mlp_tensors(s, buf, ptr, count);
+    for (int t = 0; t < n; t++)
+        for (size_t k = 0; k < count[t]; k++)
+            ptr[t][k] = get_f32(r);
+}
+
+int state_encode(const train_state *st, const mlp *m, const adam *opt, uint8_t **data,
+                 size_t *len, tr_error *err)
+{
+    size_t n_params = mlp_param_count(&m->shape);
+    size_t total = encoded_len(st, n_params);
+    uint8_t *buf = malloc(total);
+    if (!buf)
+        return error_set(err, "out of memory for a training state of %zu bytes", total);
+    byte_writer w = {buf};
+    put_bytes(&w, MAGIC, 8);
+    put_u32(&w, STATE_VERSION);
+    put_u32(&w, ORDER_TAG);
+    put_u32(&w, (uint32_t)sizeof(float));
+    put_u32(&w, (uint32_t)st->shape.n_layers);
+    for (int l = 0; l <= st->shape.n_layers; l++)
+        put_u32(&w, (uint32_t)st->shape.sizes[l]);
+    put_u64(&w, st->seed);
+    put_u32(&w, (uint32_t)st->batch_size);
+    put_u32(&w, (uint32_t)st->shards);
+    put_u32(&w, (uint32_t)st->epochs);
+    put_f64(&w, st->lr);
+    put_f64(&w, st->validation_split);
+    put_u32(&w, st->n_train);
+    put_u32(&w, st->n_val);
+    uint32_t dlen = (uint32_t)strlen(st->data_dir);
+    put_u32(&w, dlen);
+    put_bytes(&w, st->data_dir, dlen);
+    put_u32(&w, (uint32_t)st->epoch);
+    put_u64(&w, (uint64_t)st->progress.next_batch);
+    put_f64(&w, st->progress.loss_sum);
+    put_u64(&w, (uint64_t)st->progress.correct);
+    put_u64(&w, (uint64_t)st->progress.seen);
+    put_u64(&w, (uint64_t)st->adam_step);
+    put_u32(&w, (uint32_t)st->n_history);
+    for (int i = 0; i < st->n_history; i++) {
+        const epoch_stats *h = &st->history[i];
+        put_u32(&w, (uint32_t)h->epoch);
+        put_f64(&w, h->loss);
+        put_f64(&w, h->accuracy);
+        put_f64(&w, h->val_loss);
+        put_f64(&w, h->val_accuracy);
+        put_f64(&w, h->seconds);
+    }
+    put_u64(&w, n_params);
+    put_buffer(&w, &m->shape, m->params);
+    put_buffer(&w, &m->shape, opt->m);
+    put_buffer(&w, &m->shape, opt->v);
+    put_u32(&w, (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), buf, (size_t)(w.p - buf)));
+    *data = buf;
+    *len = (size_t)(w.p - buf);
+    return 0;
+}
+
+/* The checks of the fixed part; returns 0 or fills err. */
+static int check_config(const train_state *st, const char *name, tr_error *err)
+{
+    if (st->batch_size < 1 || st->batch_size > 65536)
+        return error_set(err, "%s: batch size %d out of range", name, st->batch_size);
+    if (st->shards < 1 || st->shards > 256)
+        return error_set(err, "%s: shard count %d out of range", name, st->shards);
+    if (st->epochs < 0 || st->epochs > 1000000 || st->epoch < 1 ||
+        st->epoch > st->epochs + 1)
+        return error_set(err, "%s: epoch %d of %d is out of range", name, st->epoch,
+                         st->epochs);
+    if (!(st->lr > 0.0) || !(st->validation_split >= 0.0 && st->validation_split < 1.0))
+        return error_set(err, "%s: learning rate or validation split out of range", name);
+    if (st->progress.next_batch < 0 || st->progress.correct < 0 || st->progress.seen < 0 ||
+        st->adam_step < 0)
+        return error_set(err, "%s: negative counts", name);
+    if (st->n_history != st->epoch - 1)
+        return error_set(err, "%s: %d history rows for epoch %d", name, st->n_history,
+                         st->epoch);
+    return 0;
+}
+
+int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t *data,
+                 size_t len, const char *name, tr_error *err)
+{
+    memset(st, 0, sizeof *st);
+    memset(m, 0, sizeof *m);
+    *m1 = *m2 = NULL;
+    if (len < 12 || memcmp(data, MAGIC, 8) != 0)
+        return error_set(err, "%s: not a trainer training state (bad magic)", name);
+    uint32_t stored_crc = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
+                          (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24;
+    if ((uint32_t)crc32_z(crc32(0L, Z_NULL, 0), data, len - 4) != stored_crc)
+        return error_set(err, "%s: checksum mismatch: the file is corrupt or truncated", name);
+    byte_reader r = {data + 8, data + len - 4, 0};
+    uint32_t version = get_u32(&r);
+    if (version != STATE_VERSION)
+        return error_set(err, "%s: training state version %u, this program reads %d", name,
+                         version, STATE_VERSION);
+    if (get_u32(&r) != ORDER_TAG || get_u32(&r) != sizeof(float))
+        return error_set(err, "%s: byte order or float size does not match", name);
+    uint32_t n_layers = get_u32(&r);
+    if (n_layers < 1 || n_layers > MLP_MAX_LAYERS)
+        return error_set(err, "%s: %u layers (1 to %d supported)", name, n_layers,
+                         MLP_MAX_LAYERS);
+    st->shape.n_layers = (int)n_layers;
+    for (uint32_t l = 0; l <= n_layers; l++) {
+        uint32_t v = get_u32(&r);
+        if (v < 1 || v > MLP_MAX_WIDTH)
+            return error_set(err, "%s: layer size %u out of range", name, v);
+        st->shape.sizes[l] = (int)v;
+    }
+    st->seed = get_u64(&r);
+    st->batch_size = (int)get_u32(&r);
+    st->shards = (int)get_u32(&r);
+    st->epochs = (int)get_u32(&r);
+    st->lr = get_f64(&r);
+    st->validation_split = get_f64(&r);
+    st->n_train = get_u32(&r);
+    st->n_val = get_u32(&r);
+    uint32_t dlen = get_u32(&r);
+    if (dlen >= sizeof st->data_dir)
+        return error_set(err, "%s: data directory name of %u bytes is too long", name, dlen);
+    get_bytes(&r, st->data_dir, dlen);
+    st->data_dir[dlen] = '\0';
+    st->epoch = (int)get_u32(&r);
+    st->progress.next_batch = (long)get_u64(&r);
+    st->progress.loss_sum = get_f64(&r);
+    st->progress.correct = (long)get_u64(&r);
+    st->progress.seen = (long)get_u64(&r);
+    st->adam_step = (long)get_u64(&r);
+    uint32_t rows = get_u32(&r);
+    if (r.bad || rows > STATE_MAX_HISTORY || (size_t)(r.end - r.p) / 44 < rows)
+        return error_set(err, "%s: truncated or implausible history", name);
+    st->n_history = (int)rows;
+    if (check_config(st, name, err))
+        return -1;
+    st->history = calloc(rows ? rows : 1, sizeof *st->history);
+    if (!st->history)
+        return error_set(err, "out of memory");
+    for (uint32_t i = 0; i < rows; i++) {
+        epoch_stats *h = &st->history[i];
+        h->epoch = (int)get_u32(&r);
+        h->loss = get_f64(&r);
+        h->accuracy = get_f64(&r);
+        h->val_loss = get_f64(&r);
+        h->val_accuracy = get_f64(&r);
+        h->seconds = get_f64(&r);
+    }
+    uint64_t n_params = get_u64(&r);
+    size_t expect = mlp_param_count(&st->shape);
+    if (r.bad || n_params != expect || (size_t)(r.end - r.p) != 12 * expect) {
+        free(st->history);
+        st->history = NULL;
+        return error_set(err, "%s: %llu parameters stored, the layer sizes need %zu (or the "
+                         "file is cut)", name, (unsigned long long)n_params, expect);
+    }
+    if (mlp_init(m, &st->shape, err)) {
+        free(st->history);
+        st->history = NULL;
+        return -1;
+    }
+    *m1 = mlp_buffer_new(m->len);
+    *m2 = mlp_buffer_new(m->len);
+    if (!*m1 || !*m2) {
+        mlp_buffer_free(*m1);
+        mlp_buffer_free(*m2);
+        *m1 = *m2 = NULL;
+        mlp_free(m);
+        free(st->history);
+        st->history = NULL;
+        return error_set(err, "out of memory");
+    }
+    get_buffer(&r, &st->shape, m->params);
+    get_buffer(&r, &st->shape, *m1);
+    get_buffer(&r, &st->shape, *m2);
+    return 0;
+}
+
+int state_load(train_state *st, mlp *m, float **m1, float **m2, const char *path,
+               tr_error *err)
+{
+    uint8_t *data;
+    size_t len;
+    memset(st, 0, sizeof *st);
+    memset(m, 0, sizeof *m);
+    *m1 = *m2 = NULL;
+    if (file_read_all(path, STATE_MAX_BYTES, &data, &len, err))
+        return -1;
+    int status = state_decode(st, m, m1, m2, data, len, path, err);
+    free(data);
+    return status;
+}
