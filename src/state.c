@@ -158,6 +158,8 @@ int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t 
         return error_set(err, "%s: data directory name of %u bytes is too long", name, dlen);
     get_bytes(&r, st->data_dir, dlen);
     st->data_dir[dlen] = '\0';
+    if (memchr(st->data_dir, '\0', dlen))
+        return error_set(err, "%s: the data directory name holds a NUL byte", name);
     st->epoch = (int)get_u32(&r);
     st->progress.next_batch = (long)get_u64(&r);
     st->progress.loss_sum = get_f64(&r);
@@ -181,6 +183,12 @@ int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t 
         h->val_loss = get_f64(&r);
         h->val_accuracy = get_f64(&r);
         h->seconds = get_f64(&r);
+        if (h->epoch != (int)i + 1) {
+            int said = h->epoch;
+            free(st->history);
+            st->history = NULL;
+            return error_set(err, "%s: history row %u is for epoch %d", name, i + 1, said);
+        }
     }
     uint64_t n_params = get_u64(&r);
     size_t expect = mlp_param_count(&st->shape);
