@@ -37,7 +37,7 @@ float adam_alpha(const adam_hparams *hp, long t);
 /* Updates p, m, v over the slice [lo, hi) with the gradient
  * g[j] = grads[0][j] + grads[1][j] + ... + grads[n_grads - 1][j], summed in
  * that order, so the result depends on the shard buffers alone and not on
- * which thread runs the slice.
+ * which thread runs the slice.  With n_grads 0 the gradient is 0.
  * p, m, v, grads[k]: buffers of the same length, indexed by j in [lo, hi). */
 void adam_update(float *p, float *m, float *v, const float *const *grads, int n_grads,
                  size_t lo, size_t hi, const adam_hparams *hp, float alpha);

@@ -45,12 +45,14 @@ void dense_forward_ref(float *out, const float *in, const float *w, const float 
 /* Gradients of a dense layer from the gradient at its (pre-activation) output.
  * They overwrite: d_w = in^T . d_out, d_b = column sums of d_out, and, unless
  * d_in is NULL, d_in = d_out . w^T, which uses wt ([out_dim][in_dim]) as
- * scratch.
+ * scratch.  With row_used ([in_dim]) not NULL, the rows of d_w whose input is
+ * 0 in every sample (so whose gradient is 0) are not written: row_used[i]
+ * says whether row i was.
  * d_in: [n][in_dim]   d_w: [in_dim][out_dim]   d_b: [out_dim]
  * d_out: [n][out_dim]   in: the input block's list   w: [in_dim][out_dim] */
 void dense_backward(float *d_in, float *d_w, float *d_b, const float *d_out,
                     const dense_inputs *in, const float *w, float *wt, int n,
-                    int in_dim, int out_dim);
+                    int in_dim, int out_dim, uint8_t *row_used);
 void dense_backward_ref(float *d_in, float *d_w, float *d_b, const float *d_out,
                         const float *in, const float *w, int n, int in_dim,
                         int out_dim);

@@ -97,9 +97,12 @@ void mlp_work_free(mlp_work *w);
 void mlp_forward(const mlp *m, mlp_work *w, int n);
 
 /* Forward and backward pass of w->x[0..n) with labels w->y.  The gradients of
- * scale * (summed loss) overwrite grad (views of a buffer of this shape).
- * Returns the summed loss; adds to *correct the samples classified right. */
+ * scale * (summed loss) overwrite grad (views of a buffer of this shape),
+ * except that with first_rows ([sizes[0]]) not NULL, the first layer's weight
+ * rows of inputs that are 0 in every sample are left as they were and marked
+ * 0 in first_rows (their gradient is 0).  Returns the summed loss; adds to
+ * *correct the samples classified right. */
 double mlp_forward_backward(const mlp *m, mlp_work *w, int n, float scale,
-                            const dense_view *grad, int *correct);
+                            const dense_view *grad, uint8_t *first_rows, int *correct);
 
 #endif

@@ -49,7 +49,10 @@ void adam_update(float *restrict p, float *restrict m, float *restrict v,
     float g[BLOCK];
     for (size_t j0 = lo; j0 < hi; j0 += BLOCK) {
         size_t nb = hi - j0 < BLOCK ? hi - j0 : BLOCK;
-        memcpy(g, grads[0] + j0, nb * sizeof(float));
+        if (n_grads > 0)
+            memcpy(g, grads[0] + j0, nb * sizeof(float));
+        else
+            memset(g, 0, nb * sizeof(float));
         for (int k = 1; k < n_grads; k++) {
             const float *restrict gk = grads[k] + j0;
             for (size_t i = 0; i < nb; i++)

@@ -217,11 +217,17 @@ weight_gradient_block(float *restrict dwi, int nv, const dense_inputs *restrict 
 }
 
 static void weight_gradient(float *restrict d_w, const dense_inputs *restrict in,
-                            const float *restrict d_out, int in_dim, int out_dim)
+                            const float *restrict d_out, int in_dim, int out_dim,
+                            uint8_t *restrict row_used)
 {
     for (int i = 0; i < in_dim; i++) {
         const int first = in->start[i], last = in->start[i + 1];
         float *restrict dwi = d_w + (long)i * out_dim;
+        if (row_used) {
+            row_used[i] = first < last;
+            if (first == last)
+                continue;
+        }
         int o = 0;
         for (; out_dim - o >= 8 * VF_LEN; o += 8 * VF_LEN)
             weight_gradient_block(dwi + o, 8, in, first, last, d_out + o, out_dim);
@@ -249,13 +255,13 @@ static void weight_gradient(float *restrict d_w, const dense_inputs *restrict in
 void dense_backward(float *restrict d_in, float *restrict d_w, float *restrict d_b,
                     const float *restrict d_out, const dense_inputs *restrict in,
                     const float *restrict w, float *restrict wt, int n, int in_dim,
-                    int out_dim)
+                    int out_dim, uint8_t *restrict row_used)
 {
     memset(d_b, 0, sizeof(float) * (size_t)out_dim);
     for (int s = 0; s < n; s++)
         for (int o = 0; o < out_dim; o++)
             d_b[o] += d_out[(long)s * out_dim + o];
-    weight_gradient(d_w, in, d_out, in_dim, out_dim);
+    weight_gradient(d_w, in, d_out, in_dim, out_dim, row_used);
     if (!d_in)
         return;
     /* d_in[s] = sum over o of d_out[s][o] * w[.][o]: with w transposed, each

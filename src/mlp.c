@@ -212,7 +212,7 @@ void mlp_forward(const mlp *m, mlp_work *w, int n)
 }
 
 double mlp_forward_backward(const mlp *m, mlp_work *w, int n, float scale,
-                            const dense_view *grad, int *correct)
+                            const dense_view *grad, uint8_t *first_rows, int *correct)
 {
     const mlp_shape *s = &m->shape;
     const int last = s->n_layers - 1;
@@ -223,7 +223,8 @@ double mlp_forward_backward(const mlp *m, mlp_work *w, int n, float scale,
         float *d_in = l ? w->delta[l - 1] : NULL;
         /* The input lists from the forward pass serve the backward pass. */
         dense_backward(d_in, grad[l].w, grad[l].b, w->delta[l], &w->inputs[l],
-                       m->layer[l].w, w->wt, n, s->sizes[l], s->sizes[l + 1]);
+                       m->layer[l].w, w->wt, n, s->sizes[l], s->sizes[l + 1],
+                       l ? NULL : first_rows);
         if (l)
             relu_backward(d_in, w->act[l - 1], (long)n * s->sizes[l]);
     }

@@ -8,6 +8,9 @@
 #include "parallel.h"
 #include "rng.h"
 
+/* The shards a session may have (train_config.shards is checked against it). */
+#define MAX_SHARDS_PER_ROW 256
+
 /* Per-shard results of one step, one cache line each so that threads writing
  * neighbouring shards do not share a line. */
 typedef struct {
@@ -27,7 +30,9 @@ struct train_session {
     dense_view (*grad_view)[MLP_MAX_LAYERS];
     mlp_work *work;             /* [threads] */
     shard_result *result;       /* [shards] */
+    uint8_t **rows_used;        /* [shards][inputs]: first-layer weight rows written */
     const float **nonempty;     /* [threads][shards]: scratch for the reduce */
+    int *nonempty_shard;        /* [threads][shards]: which shard each of those is */
     uint32_t *order;            /* sample order of the current epoch */
     uint32_t order_cap;
 };
@@ -36,7 +41,8 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
                       tr_error *err)
 {
     *out = NULL;
-    if (cfg->threads < 1 || cfg->batch_size < 1 || cfg->shards < 0)
+    if (cfg->threads < 1 || cfg->batch_size < 1 || cfg->shards < 0 ||
+        cfg->shards > MAX_SHARDS_PER_ROW || (!cfg->shards && cfg->threads > MAX_SHARDS_PER_ROW))
         return error_set(err, "invalid training configuration");
     train_session *s = calloc(1, sizeof *s);
     if (!s)
@@ -51,13 +57,19 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
     s->work = calloc((size_t)s->threads, sizeof *s->work);
     s->result = aligned_alloc(64, sizeof(shard_result) * (size_t)s->shards);
     s->nonempty = calloc((size_t)s->threads * s->shards, sizeof *s->nonempty);
-    if (!s->grad || !s->grad_view || !s->work || !s->result || !s->nonempty)
+    s->nonempty_shard = calloc((size_t)s->threads * s->shards, sizeof *s->nonempty_shard);
+    s->rows_used = calloc((size_t)s->shards, sizeof *s->rows_used);
+    if (!s->grad || !s->grad_view || !s->work || !s->result || !s->nonempty ||
+        !s->nonempty_shard || !s->rows_used)
         goto oom;
     for (int k = 0; k < s->shards; k++) {
         s->grad[k] = mlp_buffer_new(model->len);
         if (!s->grad[k])
             goto oom;
         mlp_views(&model->shape, s->grad[k], s->grad_view[k]);
+        s->rows_used[k] = calloc((size_t)model->shape.sizes[0], 1);
+        if (!s->rows_used[k])
+            goto oom;
     }
     for (int t = 0; t < s->threads; t++)
         if (mlp_work_init(&s->work[t], &model->shape, max_shard, err))
@@ -79,6 +91,10 @@ void train_session_free(train_session *s)
         return;
     for (int k = 0; s->grad && k < s->shards; k++)
         mlp_buffer_free(s->grad[k]);
+    for (int k = 0; s->rows_used && k < s->shards; k++)
+        free(s->rows_used[k]);
+    free(s->rows_used);
+    free(s->nonempty_shard);
     for (int t = 0; s->work && t < s->threads; t++)
         mlp_work_free(&s->work[t]);
     adam_free(&s->opt);
@@ -120,14 +136,26 @@ static void thread_slice(size_t len, int t, int nt, size_t *lo, size_t *hi)
         *hi = len;
 }
 
-/* Forward and backward pass of every shard of the batch that thread t owns. */
+/* Samples [*lo, *hi) of a batch of bn make up shard k. */
+static void shard_range(const train_session *s, int k, uint32_t bn, uint32_t *lo,
+                        uint32_t *hi)
+{
+    *lo = (uint32_t)((uint64_t)k * bn / s->shards);
+    *hi = (uint32_t)((uint64_t)(k + 1) * bn / s->shards);
+}
+
+/* Forward and backward pass of every shard of the batch [first, first + bn)
+ * that thread t owns, and a prefetch of the same shards of the next batch
+ * [next, next + next_bn) (next_bn 0: none). */
 static void run_shards(train_session *s, const dataset *data, const uint32_t *order,
-                       uint32_t first, uint32_t bn, int t, int nt)
+                       uint32_t first, uint32_t bn, uint32_t next, uint32_t next_bn,
+                       int t, int nt)
 {
     mlp_work *w = &s->work[t];
     for (int k = t; k < s->shards; k += nt) {
-        uint32_t lo = (uint32_t)((uint64_t)k * bn / s->shards);
-        uint32_t hi = (uint32_t)((uint64_t)(k + 1) * bn / s->shards);
+        uint32_t lo, hi, nlo, nhi;
+        shard_range(s, k, bn, &lo, &hi);
+        shard_range(s, k, next_bn, &nlo, &nhi);
         shard_result *r = &s->result[k];
         r->n = (int)(hi - lo);
         r->loss = 0.0;
@@ -135,50 +163,93 @@ static void run_shards(train_session *s, const dataset *data, const uint32_t *or
         if (hi == lo)
             continue;
         dataset_gather(w->x, w->y, data, order, first + lo, hi - lo);
+        dataset_prefetch(data, order, next + nlo, nhi - nlo);
         r->loss = mlp_forward_backward(s->model, w, (int)(hi - lo), 1.0f / (float)bn,
-                                       s->grad_view[k], &r->correct);
+                                       s->grad_view[k], s->rows_used[k], &r->correct);
     }
 }
 
 /* Lists, in shard order, the gradient buffers of the shards that had samples
- * in this step; thread t uses its own scratch list.  Returns how many. */
-static int nonempty_grads(train_session *s, int t, const float ***out)
+ * in this step, and their shard numbers; thread t uses its own scratch lists.
+ * Returns how many. */
+static int nonempty_grads(train_session *s, int t, const float ***out, int **shard)
 {
     const float **g = s->nonempty + (size_t)t * s->shards;
+    int *which = s->nonempty_shard + (size_t)t * s->shards;
     int ng = 0;
     for (int k = 0; k < s->shards; k++)
-        if (s->result[k].n > 0)
+        if (s->result[k].n > 0) {
+            which[ng] = k;
             g[ng++] = s->grad[k];
+        }
     *out = g;
+    *shard = which;
     return ng;
+}
+
+/* Sums the gradients over [lo, hi) into out or, with out NULL, applies an Adam
+ * step of size alpha with them. */
+static void reduce_segment(train_session *s, const float *const *g, int ng, size_t lo,
+                           size_t hi, float *out, float alpha)
+{
+    if (lo >= hi)
+        return;
+    if (!out) {
+        adam_update(s->model->params, s->opt.m, s->opt.v, g, ng, lo, hi, &s->opt.hp, alpha);
+        return;
+    }
+    for (size_t j = lo; j < hi; j++) {
+        float sum = ng ? g[0][j] : 0.0f;
+        for (int k = 1; k < ng; k++)
+            sum += g[k][j];
+        out[j] = sum;
+    }
+}
+
+/* Reduces thread t's slice of the shards' gradients (into out, or into an Adam
+ * step when out is NULL).  In the first layer's weights, a row counts only the
+ * shards that wrote it: the others' gradient there is 0, so the sums are the
+ * same as over every shard, bit for bit, and rows no sample used are not read
+ * at all. */
+static void reduce_slice(train_session *s, int t, int nt, float *out, long step)
+{
+    const float **g;
+    int *which;
+    int ng = nonempty_grads(s, t, &g, &which);
+    size_t lo, hi;
+    thread_slice(s->model->len, t, nt, &lo, &hi);
+    const int width = s->model->shape.sizes[1];
+    const size_t w0 = (size_t)(s->model->layer[0].w - s->model->params);
+    const size_t w1 = w0 + (size_t)s->model->shape.sizes[0] * width;
+    const float alpha = out ? 0.0f : adam_alpha(&s->opt.hp, step);
+    reduce_segment(s, g, ng, lo, hi < w0 ? hi : w0, out, alpha);
+    const float *rows[MAX_SHARDS_PER_ROW];
+    for (size_t j = lo > w0 ? lo : w0; j < hi && j < w1;) {
+        size_t row = (j - w0) / (size_t)width;
+        size_t end = w0 + (row + 1) * (size_t)width;
+        if (end > hi)
+            end = hi;
+        int nr = 0;
+        for (int k = 0; k < ng; k++)
+            if (s->rows_used[which[k]][row])
+                rows[nr++] = g[k];
+        reduce_segment(s, rows, nr, j, end, out, alpha);
+        j = end;
+    }
+    reduce_segment(s, g, ng, lo > w1 ? lo : w1, hi, out, alpha);
 }
 
 /* Sums the non-empty shards' gradients over thread t's slice and applies the
  * Adam step of number `step` to it. */
 static void reduce_and_update(train_session *s, int t, int nt, long step)
 {
-    const float **g;
-    int ng = nonempty_grads(s, t, &g);
-    size_t lo, hi;
-    thread_slice(s->model->len, t, nt, &lo, &hi);
-    if (lo < hi)
-        adam_update(s->model->params, s->opt.m, s->opt.v, g, ng, lo, hi,
-                    &s->opt.hp, adam_alpha(&s->opt.hp, step));
+    reduce_slice(s, t, nt, NULL, step);
 }
 
 /* out[j] = sum of the non-empty shards' gradients, over thread t's slice. */
 static void reduce_into(train_session *s, float *out, int t, int nt)
 {
-    const float **g;
-    int ng = nonempty_grads(s, t, &g);
-    size_t lo, hi;
-    thread_slice(s->model->len, t, nt, &lo, &hi);
-    for (size_t j = lo; j < hi; j++) {
-        float sum = g[0][j];
-        for (int k = 1; k < ng; k++)
-            sum += g[k][j];
-        out[j] = sum;
-    }
+    reduce_slice(s, t, nt, out, 0);
 }
 
 int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
@@ -192,7 +263,7 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const unsigned fp_mode = fp_flush_denormals();
-        run_shards(s, data, idx, 0, n, t, nt);
+        run_shards(s, data, idx, 0, n, 0, 0, t, nt);
 #pragma omp barrier
         reduce_into(s, grad, t, nt);
         fp_restore(fp_mode);
@@ -254,7 +325,9 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
                 break;
             uint32_t first = (uint32_t)b * bs;
             uint32_t bn = data->n - first < bs ? data->n - first : bs;
-            run_shards(s, data, s->order, first, bn, t, nt);
+            uint32_t next = first + bn;
+            uint32_t next_bn = data->n - next < bs ? data->n - next : bs;
+            run_shards(s, data, s->order, first, bn, next, next_bn, t, nt);
 #pragma omp barrier
             /* Every thread sums the losses in shard order and so reaches the
              * same verdict: a diverged step is not applied, and all stop. */

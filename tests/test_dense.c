@@ -58,9 +58,7 @@ static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
     float e = max_rel_diff(o1, o2, no);
     CHECK(e <= KERNEL_TOL, "forward %dx%dx%d relu=%d: %g", n, in_dim, out_dim, relu, e);
 
-    dense_backward(di1, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim);
-    free(mem);
-    free(wt);
+    dense_backward(di1, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim, NULL);
     dense_backward_ref(di2, dw2, db2, d_out, in, w, n, in_dim, out_dim);
     e = max_rel_diff(dw1, dw2, nw);
     CHECK(e <= KERNEL_TOL, "d_w %dx%dx%d: %g", n, in_dim, out_dim, e);
@@ -68,6 +66,27 @@ static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
     CHECK(e <= KERNEL_TOL, "d_b %dx%dx%d: %g", n, in_dim, out_dim, e);
     e = max_rel_diff(di1, di2, ni);
     CHECK(e <= KERNEL_TOL, "d_in %dx%dx%d: %g", n, in_dim, out_dim, e);
+
+    /* With row_used, unused rows keep what was there and used rows match. */
+    uint8_t *used = malloc((size_t)in_dim);
+    memset(dw1, 0x7f, sizeof(float) * (size_t)nw);
+    dense_backward(NULL, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim, used);
+    int n_used = 0;
+    for (int i = 0; i < in_dim; i++) {
+        int any = 0;
+        for (int k = 0; k < n; k++)
+            any |= in[(long)k * in_dim + i] != 0.0f;
+        CHECK(used[i] == any, "row_used[%d] = %d, want %d", i, used[i], any);
+        n_used += any;
+        const float *row = dw1 + (long)i * out_dim, *want = dw2 + (long)i * out_dim;
+        if (any)
+            CHECK(max_rel_diff(row, want, out_dim) <= KERNEL_TOL, "used row %d differs", i);
+        else
+            CHECK(((const uint8_t *)row)[0] == 0x7f, "unused row %d was written", i);
+    }
+    free(used);
+    free(mem);
+    free(wt);
 
     free(in); free(w); free(b); free(d_out); free(o1); free(o2);
     free(dw1); free(dw2); free(db1); free(db2); free(di1); free(di2);
