@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <zlib.h>
 
 typedef struct {
     uint8_t *p;
@@ -98,6 +99,17 @@ static inline void get_bytes(byte_reader *r, void *dst, size_t n)
     }
     memcpy(dst, r->p, n);
     r->p += n;
+}
+
+/* Whether the last 4 bytes of data[0..len) (len >= 4) are the CRC-32 of the
+ * rest; gives both values for messages. */
+static inline int crc_trailer_ok(const uint8_t *data, size_t len, uint32_t *stored,
+                                 uint32_t *computed)
+{
+    *stored = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
+              (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24;
+    *computed = (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), data, len - 4);
+    return *stored == *computed;
 }
 
 #endif

@@ -72,10 +72,8 @@ int ckpt_decode(mlp *m, const uint8_t *data, size_t len, const char *name,
     size_t hlen = header_len((int)n_layers);
     if (len < hlen + 4)
         return error_set(err, "%s: truncated header", name);
-    uint32_t stored_crc = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
-                          (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24;
-    uint32_t crc = (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), data, len - 4);
-    if (crc != stored_crc)
+    uint32_t stored_crc, crc;
+    if (!crc_trailer_ok(data, len, &stored_crc, &crc))
         return error_set(err, "%s: checksum mismatch (file says %08x, contents give "
                          "%08x): the file is corrupt or truncated", name, stored_crc, crc);
     mlp_shape s = {.n_layers = (int)n_layers};

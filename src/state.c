@@ -123,10 +123,10 @@ int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t 
     *m1 = *m2 = NULL;
     if (len < 12 || memcmp(data, MAGIC, 8) != 0)
         return error_set(err, "%s: not a trainer training state (bad magic)", name);
-    uint32_t stored_crc = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
-                          (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24;
-    if ((uint32_t)crc32_z(crc32(0L, Z_NULL, 0), data, len - 4) != stored_crc)
-        return error_set(err, "%s: checksum mismatch: the file is corrupt or truncated", name);
+    uint32_t stored_crc, crc;
+    if (!crc_trailer_ok(data, len, &stored_crc, &crc))
+        return error_set(err, "%s: checksum mismatch (file says %08x, contents give %08x): "
+                         "the file is corrupt or truncated", name, stored_crc, crc);
     byte_reader r = {data + 8, data + len - 4, 0};
     uint32_t version = get_u32(&r);
     if (version != STATE_VERSION)

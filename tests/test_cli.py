@@ -13,16 +13,9 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
+from testlib import check, finish  # noqa: E402
 
 TRAINER = os.path.abspath(sys.argv[1])
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
 
 
 def run(args, cwd):
@@ -166,7 +159,4 @@ with tempfile.TemporaryDirectory() as tmp:
     else:
         print("note: no runuser; the read-only case was not run")
 
-if failures:
-    print(f"test_cli: {failures} check(s) failed")
-    sys.exit(1)
-print("test_cli: all checks passed")
+finish("test_cli")

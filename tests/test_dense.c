@@ -71,13 +71,11 @@ static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
     uint8_t *used = malloc((size_t)in_dim);
     memset(dw1, 0x7f, sizeof(float) * (size_t)nw);
     dense_backward(NULL, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim, used);
-    int n_used = 0;
     for (int i = 0; i < in_dim; i++) {
         int any = 0;
         for (int k = 0; k < n; k++)
             any |= in[(long)k * in_dim + i] != 0.0f;
         CHECK(used[i] == any, "row_used[%d] = %d, want %d", i, used[i], any);
-        n_used += any;
         const float *row = dw1 + (long)i * out_dim, *want = dw2 + (long)i * out_dim;
         if (any)
             CHECK(max_rel_diff(row, want, out_dim) <= KERNEL_TOL, "used row %d differs", i);

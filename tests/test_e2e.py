@@ -12,16 +12,9 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
+from testlib import check, finish  # noqa: E402
 
 TRAINER = os.path.abspath(sys.argv[1])
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
 
 
 def run(args):
@@ -126,7 +119,4 @@ with tempfile.TemporaryDirectory() as tmp:
         check(outs[t][0] == outs[1][0], f"--threads {t}: model.ckpt differs from --threads 1")
         check(outs[t][1] == outs[1][1], f"--threads {t}: history.csv differs from --threads 1")
 
-if failures:
-    print(f"test_e2e: {failures} check(s) failed")
-    sys.exit(1)
-print("test_e2e: all checks passed")
+finish("test_e2e")

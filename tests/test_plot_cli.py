@@ -9,17 +9,10 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
+from testlib import check, finish  # noqa: E402
 
 PLOT, PNGCHECK, TRAINER = (os.path.abspath(p) for p in sys.argv[1:4])
 TRAIN, VAL = "1f77b4", "ff7f0e"
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
 
 
 def plot(*args):
@@ -133,7 +126,4 @@ with tempfile.TemporaryDirectory() as tmp:
     r = plot("curves", os.path.join(out, "history.csv"), "-o", os.path.join(bad, "no", "c.png"))
     check(r.returncode == 1 and "c.png" in r.stderr, f"unwritable output: {r.stderr!r}")
 
-if failures:
-    print(f"test_plot_cli: {failures} check(s) failed")
-    sys.exit(1)
-print("test_plot_cli: all checks passed")
+finish("test_plot_cli")

@@ -11,16 +11,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
+from testlib import check, finish  # noqa: E402
 
 TRAINER = os.path.abspath(sys.argv[1])
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
 
 
 def outputs(d):
@@ -91,7 +84,4 @@ with tempfile.TemporaryDirectory() as tmp:
     r = subprocess.run([TRAINER, "--resume", whole], capture_output=True, text=True)
     check(r.returncode == 1 and "checksum" in r.stderr, f"corrupt state: {r.stderr!r}")
 
-if failures:
-    print(f"test_resume: {failures} check(s) failed")
-    sys.exit(1)
-print("test_resume: all checks passed")
+finish("test_resume")

@@ -1,0 +1,21 @@
+"""What the program-level tests share: checks that record a failure and go on,
+and the closing line and exit status."""
+import sys
+
+failures = 0
+
+
+def check(cond, what):
+    """Records a failed check (and goes on, so one run shows them all)."""
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL:", what)
+
+
+def finish(name):
+    """Prints the summary and exits 1 if any check failed."""
+    if failures:
+        print(f"{name}: {failures} check(s) failed")
+        sys.exit(1)
+    print(f"{name}: all checks passed")
