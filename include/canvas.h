@@ -31,11 +31,6 @@ typedef struct {
 int canvas_init(canvas *c, int width, int height, rgb bg, tr_error *err);
 void canvas_free(canvas *c);
 
-rgb canvas_get(const canvas *c, int x, int y);
-
-/* Blends color over pixel (x, y) with coverage a in [0, 1]; outside: nothing. */
-void canvas_blend(canvas *c, int x, int y, rgb color, float a);
-
 /* Fills the rectangle [x, x + w) x [y, y + h), clipped to the canvas. */
 void canvas_fill_rect(canvas *c, int x, int y, int w, int h, rgb color);
 

@@ -46,9 +46,6 @@ void dataset_free(dataset *d);
  * the rest validate, before any shuffle.  Both are views into all. */
 void dataset_split(const dataset *all, double fraction, dataset *train, dataset *val);
 
-/* Samples first..first+count of d as a view. */
-dataset dataset_slice(const dataset *d, uint32_t first, uint32_t count);
-
 /* x[k][j] = pixels[idx[k]][j] / 255 and y[k] = labels[idx[k]] for k < n.
  * idx may be NULL for the samples first..first+n in order.  y may be NULL. */
 void dataset_gather(float *x, uint8_t *y, const dataset *d, const uint32_t *idx,

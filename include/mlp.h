@@ -65,9 +65,6 @@ void mlp_shape_format(const mlp_shape *s, char *buf, size_t size);
 /* Real parameters (104,938 for 784-128-32-10), padding excluded. */
 size_t mlp_param_count(const mlp_shape *s);
 
-/* Floats in one padded buffer of this shape. */
-size_t mlp_buffer_len(const mlp_shape *s);
-
 /* Points views[l] at the tensors of layer l inside buf (of mlp_buffer_len). */
 void mlp_views(const mlp_shape *s, float *buf, dense_view *views);
 

@@ -22,9 +22,12 @@
 #include "error.h"
 #include "mlp.h"
 
+#define TRAIN_MAX_SHARDS 256
+
 typedef struct {
     int threads;        /* OpenMP threads wanted, >= 1 (at most `shards` run) */
-    int shards;         /* gradient buffers per batch; 0 means one per thread */
+    int shards;         /* gradient buffers per batch, at most TRAIN_MAX_SHARDS;
+                           0 means one per thread */
     int batch_size;     /* >= 1; the last partial batch of an epoch is kept */
     adam_hparams adam;
     uint64_t seed;      /* the epoch shuffles derive from it */
@@ -52,10 +55,9 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
                       tr_error *err);
 void train_session_free(train_session *s);
 
-/* Threads the session runs (cfg->threads, at most the shards), and shards per
- * batch. */
-int train_session_threads(const train_session *s);
-int train_session_shards(const train_session *s);
+/* The threads that run for `threads` asked and `shards` per batch (0: one
+ * per thread): never more than there are shards. */
+int train_threads_used(int threads, int shards);
 
 /* The optimizer's state: its moments share the parameters' layout. */
 adam *train_session_optimizer(train_session *s);

@@ -35,13 +35,8 @@ void canvas_free(canvas *c)
     memset(c, 0, sizeof *c);
 }
 
-rgb canvas_get(const canvas *c, int x, int y)
-{
-    const uint8_t *p = c->pixels + 3 * ((size_t)y * c->width + x);
-    return (rgb){p[0], p[1], p[2]};
-}
-
-void canvas_blend(canvas *c, int x, int y, rgb color, float a)
+/* Blends color over pixel (x, y) with coverage a in [0, 1]; outside: nothing. */
+static void canvas_blend(canvas *c, int x, int y, rgb color, float a)
 {
     if (x < 0 || y < 0 || x >= c->width || y >= c->height || a <= 0.0f)
         return;

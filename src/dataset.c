@@ -105,7 +105,8 @@ void dataset_free(dataset *d)
     memset(d, 0, sizeof *d);
 }
 
-dataset dataset_slice(const dataset *d, uint32_t first, uint32_t count)
+/* Samples first..first+count of d as a view. */
+static dataset dataset_slice(const dataset *d, uint32_t first, uint32_t count)
 {
     dataset v = *d;
     v.n = count;

@@ -76,7 +76,8 @@ size_t mlp_param_count(const mlp_shape *s)
     return n;
 }
 
-size_t mlp_buffer_len(const mlp_shape *s)
+/* Floats in one padded buffer of this shape. */
+static size_t mlp_buffer_len(const mlp_shape *s)
 {
     size_t n = 0;
     for (int l = 0; l < s->n_layers; l++)

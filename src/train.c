@@ -8,9 +8,6 @@
 #include "parallel.h"
 #include "rng.h"
 
-/* The shards a session may have (train_config.shards is checked against it). */
-#define MAX_SHARDS_PER_ROW 256
-
 /* Per-shard results of one step, one cache line each so that threads writing
  * neighbouring shards do not share a line. */
 typedef struct {
@@ -41,16 +38,18 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
                       tr_error *err)
 {
     *out = NULL;
-    if (cfg->threads < 1 || cfg->batch_size < 1 || cfg->shards < 0 ||
-        cfg->shards > MAX_SHARDS_PER_ROW || (!cfg->shards && cfg->threads > MAX_SHARDS_PER_ROW))
-        return error_set(err, "invalid training configuration");
+    const int shards = cfg->shards ? cfg->shards : cfg->threads;
+    if (cfg->threads < 1 || cfg->batch_size < 1 || shards < 1 || shards > TRAIN_MAX_SHARDS)
+        return error_set(err, "training needs threads >= 1, a batch size >= 1 and 1 to %d "
+                         "shards (got %d, %d, %d)", TRAIN_MAX_SHARDS, cfg->threads,
+                         cfg->batch_size, shards);
     train_session *s = calloc(1, sizeof *s);
     if (!s)
         return error_set(err, "out of memory");
     s->model = model;
     s->cfg = *cfg;
-    s->shards = cfg->shards ? cfg->shards : cfg->threads;
-    s->threads = cfg->threads < s->shards ? cfg->threads : s->shards;
+    s->shards = shards;
+    s->threads = train_threads_used(cfg->threads, s->shards);
     int max_shard = (cfg->batch_size + s->shards - 1) / s->shards;
     s->grad = calloc((size_t)s->shards, sizeof *s->grad);
     s->grad_view = calloc((size_t)s->shards, sizeof *s->grad_view);
@@ -107,14 +106,9 @@ void train_session_free(train_session *s)
     free(s);
 }
 
-int train_session_threads(const train_session *s)
+int train_threads_used(int threads, int shards)
 {
-    return s->threads;
-}
-
-int train_session_shards(const train_session *s)
-{
-    return s->shards;
+    return shards && shards < threads ? shards : threads;
 }
 
 adam *train_session_optimizer(train_session *s)
@@ -223,7 +217,7 @@ static void reduce_slice(train_session *s, int t, int nt, float *out, long step)
     const size_t w1 = w0 + (size_t)s->model->shape.sizes[0] * width;
     const float alpha = out ? 0.0f : adam_alpha(&s->opt.hp, step);
     reduce_segment(s, g, ng, lo, hi < w0 ? hi : w0, out, alpha);
-    const float *rows[MAX_SHARDS_PER_ROW];
+    const float *rows[TRAIN_MAX_SHARDS];
     for (size_t j = lo > w0 ? lo : w0; j < hi && j < w1;) {
         size_t row = (j - w0) / (size_t)width;
         size_t end = w0 + (row + 1) * (size_t)width;

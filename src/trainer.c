@@ -204,7 +204,7 @@ static int parse_options(options *o, int argc, char **argv)
             o->threads = (int)v;
             break;
         case OPT_SHARDS:
-            if (parse_long("--shards", optarg, 1, MAX_THREADS, &v)) return -1;
+            if (parse_long("--shards", optarg, 1, TRAIN_MAX_SHARDS, &v)) return -1;
             o->shards = (int)v;
             o->given |= GIVEN_SHARDS;
             break;
@@ -259,10 +259,9 @@ static int parse_options(options *o, int argc, char **argv)
     return 0;
 }
 
-/* The threads that run: those asked for, but no more than there are shards. */
 static int run_threads(const options *o)
 {
-    return o->threads < o->shards ? o->threads : o->shards;
+    return train_threads_used(o->threads, o->shards);
 }
 
 static double now(void)
@@ -381,6 +380,8 @@ static void catch_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    /* The files being written when the signal comes must still be written. */
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

@@ -245,7 +245,7 @@ int main(int argc, char **argv)
             /* As the trainer does by default: shards = the cores, so that the
              * results are the same for every thread count. */
             timing t = time_training(&shape, &train, threads[i], cores, batches[b], epochs);
-            int used = threads[i] < cores ? threads[i] : cores;
+            int used = train_threads_used(threads[i], cores);
             double gflops = flop * t.samples_per_s / 1e9;
             printf("%7d %6d %12.0f %10.4f %10.1f %11.1f%%\n", threads[i], batches[b],
                    t.samples_per_s, t.seconds, gflops, 100.0 * gflops / (core_peak * used));
