@@ -150,6 +150,12 @@ with tempfile.TemporaryDirectory() as tmp:
             os.chmod(d, os.stat(d).st_mode | stat.S_IRWXO)
         for f in os.listdir(data):
             os.chmod(os.path.join(data, f), 0o644)
+        # A copy of the program, where nobody may run it whatever the build
+        # directory's permissions.
+        copy = os.path.join(tmp, "trainer")
+        shutil.copy(TRAINER, copy)
+        os.chmod(copy, 0o755)
+        cmd[0] = copy
         cmd = ["runuser", "-u", "nobody", "--"] + cmd if shutil.which("runuser") else None
     if cmd:
         r = subprocess.run(cmd, cwd="/", capture_output=True, text=True, timeout=300)
