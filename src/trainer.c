@@ -557,8 +557,7 @@ static int add_state(file_batch *b, run_state *r, const options *o, const char *
 }
 
 /* The files of epoch e, replaced together or not at all: history.csv,
- * model.ckpt, training.state, curves.png, and samples.png after the first
- * epoch. */
+ * model.ckpt, training.state and curves.png. */
 static int save_epoch(run_state *r, const options *o, const output_paths *out, int e,
                       tr_error *err)
 {
@@ -581,11 +580,19 @@ static int save_epoch(run_state *r, const options *o, const output_paths *out, i
         return -1;
     canvas c;
     if (o->plots &&
-        (add_picture(&b, plot_curves(&c, r->history, e, err), &c, out->curves, err) ||
-         (e == 1 &&
-          add_picture(&b, plot_digits(&c, &r->train, 0, 20, 1, err), &c, out->samples, err))))
+        add_picture(&b, plot_curves(&c, r->history, e, err), &c, out->curves, err))
         return -1;
     return file_batch_commit(&b, err);
+}
+
+/* samples.png, before training (the notebook shows a digit first).  It
+ * depends on the data alone, so rewriting it gives the same bytes. */
+static int save_samples(run_state *r, const output_paths *out, tr_error *err)
+{
+    file_batch b = {0};
+    canvas c;
+    return add_picture(&b, plot_digits(&c, &r->train, 0, 20, 1, err), &c, out->samples, err) ||
+           file_batch_commit(&b, err);
 }
 
 /* Sets up training, from scratch or from the saved state of a resumed run;
@@ -735,6 +742,8 @@ int main(int argc, char **argv)
                r.saved.progress.next_batch);
     if (o.epochs > 0) {
         double t0 = now();
+        if (o.plots && save_samples(&r, &out, &err))
+            goto done;
         catch_signals();
         int rc = fit(&r, &o, &out, &err);
         if (rc < 0)
