@@ -450,24 +450,26 @@ static int load_data(run_state *r, const options *o, tr_error *err)
     return 0;
 }
 
+/* A model read from a file must take the data's pixels and give its classes:
+ * a label past the last output would be read out of bounds. */
+static int check_model_fits(const mlp *m, uint32_t pixels, const char *from, tr_error *err)
+{
+    const int classes = m->shape.sizes[m->shape.n_layers];
+    if (m->shape.sizes[0] != (int)pixels || classes != DATASET_CLASSES)
+        return error_set(err, "%s: the model takes %d inputs and %d classes, the data has "
+                         "%u pixels and %d classes", from, m->shape.sizes[0], classes, pixels,
+                         DATASET_CLASSES);
+    return 0;
+}
+
 static int build_model(run_state *r, const options *o, tr_error *err)
 {
-    if (o->resume) {
-        if (r->model.shape.sizes[0] != (int)r->all.dim)
-            return error_set(err, "%s: the model takes %d inputs, the data has %u pixels",
-                             o->resume, r->model.shape.sizes[0], r->all.dim);
-        return 0;
-    }
+    if (o->resume)
+        return check_model_fits(&r->model, r->all.dim, o->resume, err);
     if (o->load) {
-        if (ckpt_load(&r->model, o->load, err))
+        if (ckpt_load(&r->model, o->load, err) ||
+            check_model_fits(&r->model, r->all.dim, o->load, err))
             return -1;
-        if (r->model.shape.sizes[0] != (int)r->all.dim ||
-            r->model.shape.sizes[r->model.shape.n_layers] != DATASET_CLASSES)
-            return error_set(err, "%s: the model takes %d inputs and %d classes, the data "
-                             "has %u pixels and %d classes", o->load,
-                             r->model.shape.sizes[0],
-                             r->model.shape.sizes[r->model.shape.n_layers], r->all.dim,
-                             DATASET_CLASSES);
         mlp_shape want;
         if (o->hidden_given &&
             (mlp_shape_make(&want, (int)r->all.dim, o->hidden, o->n_hidden,

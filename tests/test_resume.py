@@ -4,10 +4,12 @@ makes it finish its step, save, and exit 130 (143); --resume then ends with a
 model.ckpt and history.csv identical to an uninterrupted run's."""
 import os
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
@@ -83,5 +85,21 @@ with tempfile.TemporaryDirectory() as tmp:
         f.write(bytes([b[0] ^ 1]))
     r = subprocess.run([TRAINER, "--resume", whole], capture_output=True, text=True)
     check(r.returncode == 1 and "checksum" in r.stderr, f"corrupt state: {r.stderr!r}")
+
+    # A state whose model has 5 outputs, written here after the format in
+    # include/state.h: the labels go up to 9, so it must be refused.
+    sizes, n_params = [784, 5], 784 * 5 + 5
+    data_dir = data.encode()
+    body = (b"TRNRSTAT" + struct.pack("<IIII", 1, 0x01020304, 4, 1) + struct.pack("<2I", *sizes) +
+            struct.pack("<QIIIdd", 4, 8, 2, 3, 0.001, 0.2) + struct.pack("<II", 960, 240) +
+            struct.pack("<I", len(data_dir)) + data_dir +
+            struct.pack("<IQdQQQ", 1, 0, 0.0, 0, 0, 0) + struct.pack("<I", 0) +
+            struct.pack("<Q", n_params) + bytes(3 * 4 * n_params))
+    five = os.path.join(tmp, "five")
+    os.makedirs(five)
+    with open(os.path.join(five, "training.state"), "wb") as f:
+        f.write(body + struct.pack("<I", zlib.crc32(body)))
+    r = subprocess.run([TRAINER, "--resume", five], capture_output=True, text=True)
+    check(r.returncode == 1 and "5 classes" in r.stderr, f"a 5-class state: {r.stderr!r}")
 
 finish("test_resume")
