@@ -84,7 +84,8 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
  * epoch's means.  progress may be NULL.  Fails on an empty dataset, when out
  * of memory for the sample order (allocated once, at the first epoch), and when
  * a step's loss is not finite: that step is not applied, so the parameters are
- * those after the last good step, and the message names the epoch and step. */
+ * those after the last good step, and the message names the epoch and step.
+ * Also fails when the model has fewer outputs than DATASET_CLASSES. */
 int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
                 double *accuracy, train_progress_fn progress, void *ctx, tr_error *err);
 
@@ -105,8 +106,8 @@ void evaluator_free(evaluator *e);
 /* Mean loss and accuracy of m (of the evaluator's shape) over d; pred (if not
  * NULL, [d->n]) receives each sample's predicted class.  Samples are taken in
  * fixed chunks whose sums are added in order, so the result is the same for
- * any thread count.  Fails only when out of memory (its per-chunk sums grow
- * with the largest dataset seen). */
+ * any thread count.  Fails when out of memory (its per-chunk sums grow with the
+ * largest dataset seen) and when m has fewer outputs than DATASET_CLASSES. */
 int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
                   double *accuracy, uint8_t *pred, tr_error *err);
 

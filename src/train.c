@@ -116,6 +116,17 @@ adam *train_session_optimizer(train_session *s)
     return &s->opt;
 }
 
+/* Labels go up to DATASET_CLASSES - 1: a model with fewer outputs would have
+ * its softmax read past a row. */
+static int check_classes(const mlp_shape *s, tr_error *err)
+{
+    int classes = s->sizes[s->n_layers];
+    if (classes < DATASET_CLASSES)
+        return error_set(err, "the model has %d outputs, the labels go up to %d", classes,
+                         DATASET_CLASSES - 1);
+    return 0;
+}
+
 /* The slice [*lo, *hi) of a buffer of len floats that thread t of nt reduces;
  * boundaries fall on cache lines. */
 static void thread_slice(size_t len, int t, int nt, size_t *lo, size_t *hi)
@@ -252,6 +263,8 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
     if (n < 1 || n > (uint32_t)s->cfg.batch_size)
         return error_set(err, "train_gradient: %u samples, the batch size is %d", n,
                          s->cfg.batch_size);
+    if (check_classes(&s->model->shape, err))
+        return -1;
     omp_set_dynamic(0);
 #pragma omp parallel num_threads(s->threads)
     {
@@ -293,6 +306,8 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
     *loss = *accuracy = NAN;
     if (data->n == 0)
         return error_set(err, "no training samples");
+    if (check_classes(&s->model->shape, err))
+        return -1;
     if (prepare_order(s, data->n, epoch))
         return error_set(err, "out of memory for the sample order");
     const uint32_t bs = (uint32_t)s->cfg.batch_size;
@@ -417,6 +432,8 @@ int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
     *loss = *accuracy = NAN;
     if (d->n == 0)
         return 0;
+    if (check_classes(&m->shape, err))
+        return -1;
     const long n_chunks = (long)((d->n + EVAL_CHUNK - 1) / EVAL_CHUNK);
     if (n_chunks > e->chunk_cap) {
         double *cl = realloc(e->chunk_loss, sizeof *cl * (size_t)n_chunks);
