@@ -23,6 +23,7 @@
 #include "mlp.h"
 
 #define TRAIN_MAX_SHARDS 256
+#define TRAIN_MAX_BATCH 65536
 
 typedef struct {
     int threads;        /* OpenMP threads wanted, >= 1 (at most `shards` run) */

@@ -6,6 +6,7 @@
 
 #include "bytes.h"
 #include "fileio.h"
+#include "model_io.h"
 
 static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'C', 'K', 'P', 'T'};
 #define ORDER_TAG 0x01020304u
@@ -29,16 +30,9 @@ int ckpt_encode(const mlp *m, uint8_t **data, size_t *len, tr_error *err)
     put_u32(&w, CKPT_VERSION);
     put_u32(&w, ORDER_TAG);
     put_u32(&w, (uint32_t)sizeof(float));
-    put_u32(&w, (uint32_t)m->shape.n_layers);
-    for (int l = 0; l <= m->shape.n_layers; l++)
-        put_u32(&w, (uint32_t)m->shape.sizes[l]);
+    put_shape(&w, &m->shape);
     put_u64(&w, n_params);
-    float *ptr[2 * MLP_MAX_LAYERS];
-    size_t count[2 * MLP_MAX_LAYERS];
-    int n = mlp_tensors(&m->shape, m->params, ptr, count);
-    for (int t = 0; t < n; t++)
-        for (size_t k = 0; k < count[t]; k++)
-            put_f32(&w, ptr[t][k]);
+    put_tensors(&w, &m->shape, m->params);
     put_u32(&w, (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), buf, (size_t)(w.p - buf)));
     *data = buf;
     *len = total;
@@ -76,13 +70,9 @@ int ckpt_decode(mlp *m, const uint8_t *data, size_t len, const char *name,
     if (!crc_trailer_ok(data, len, &stored_crc, &crc))
         return error_set(err, "%s: checksum mismatch (file says %08x, contents give "
                          "%08x): the file is corrupt or truncated", name, stored_crc, crc);
-    mlp_shape s = {.n_layers = (int)n_layers};
-    for (uint32_t l = 0; l <= n_layers; l++) {
-        uint32_t v = get_u32(&r);
-        if (v < 1 || v > MLP_MAX_WIDTH)
-            return error_set(err, "%s: layer size %u out of range", name, v);
-        s.sizes[l] = (int)v;
-    }
+    mlp_shape s;
+    if (get_sizes(&r, &s, n_layers, name, err))
+        return -1;
     uint64_t n_params = get_u64(&r);
     size_t expect = mlp_param_count(&s);
     if (n_params != expect)
@@ -93,12 +83,7 @@ int ckpt_decode(mlp *m, const uint8_t *data, size_t len, const char *name,
                          hlen + 4 * expect + 4);
     if (mlp_init(m, &s, err))
         return -1;
-    float *ptr[2 * MLP_MAX_LAYERS];
-    size_t count[2 * MLP_MAX_LAYERS];
-    int n = mlp_tensors(&s, m->params, ptr, count);
-    for (int t = 0; t < n; t++)
-        for (size_t k = 0; k < count[t]; k++)
-            ptr[t][k] = get_f32(&r);
+    get_tensors(&r, &s, m->params);
     return 0;
 }
 

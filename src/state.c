@@ -6,6 +6,7 @@
 
 #include "bytes.h"
 #include "fileio.h"
+#include "model_io.h"
 
 static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'S', 'T', 'A', 'T'};
 #define ORDER_TAG 0x01020304u
@@ -18,26 +19,6 @@ static size_t encoded_len(const train_state *st, size_t n_params)
     return 8 + 4 * 4 + 4 + 4 * (size_t)(st->shape.n_layers + 1) + 8 + 4 * 3 + 8 * 2 + 4 * 2 +
            4 + strlen(st->data_dir) + 4 + 8 + 8 + 8 * 3 + 4 +
            (size_t)st->n_history * (4 + 5 * 8) + 8 + 3 * 4 * n_params + 4;
-}
-
-static void put_buffer(byte_writer *w, const mlp_shape *s, float *buf)
-{
-    float *ptr[2 * MLP_MAX_LAYERS];
-    size_t count[2 * MLP_MAX_LAYERS];
-    int n = mlp_tensors(s, buf, ptr, count);
-    for (int t = 0; t < n; t++)
-        for (size_t k = 0; k < count[t]; k++)
-            put_f32(w, ptr[t][k]);
-}
-
-static void get_buffer(byte_reader *r, const mlp_shape *s, float *buf)
-{
-    float *ptr[2 * MLP_MAX_LAYERS];
-    size_t count[2 * MLP_MAX_LAYERS];
-    int n = mlp_tensors(s, buf, ptr, count);
-    for (int t = 0; t < n; t++)
-        for (size_t k = 0; k < count[t]; k++)
-            ptr[t][k] = get_f32(r);
 }
 
 int state_encode(const train_state *st, const mlp *m, const adam *opt, uint8_t **data,
@@ -53,9 +34,7 @@ int state_encode(const train_state *st, const mlp *m, const adam *opt, uint8_t *
     put_u32(&w, STATE_VERSION);
     put_u32(&w, ORDER_TAG);
     put_u32(&w, (uint32_t)sizeof(float));
-    put_u32(&w, (uint32_t)st->shape.n_layers);
-    for (int l = 0; l <= st->shape.n_layers; l++)
-        put_u32(&w, (uint32_t)st->shape.sizes[l]);
+    put_shape(&w, &st->shape);
     put_u64(&w, st->seed);
     put_u32(&w, (uint32_t)st->batch_size);
     put_u32(&w, (uint32_t)st->shards);
@@ -84,9 +63,9 @@ int state_encode(const train_state *st, const mlp *m, const adam *opt, uint8_t *
         put_f64(&w, h->seconds);
     }
     put_u64(&w, n_params);
-    put_buffer(&w, &m->shape, m->params);
-    put_buffer(&w, &m->shape, opt->m);
-    put_buffer(&w, &m->shape, opt->v);
+    put_tensors(&w, &m->shape, m->params);
+    put_tensors(&w, &m->shape, opt->m);
+    put_tensors(&w, &m->shape, opt->v);
     put_u32(&w, (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), buf, (size_t)(w.p - buf)));
     *data = buf;
     *len = (size_t)(w.p - buf);
@@ -96,9 +75,9 @@ int state_encode(const train_state *st, const mlp *m, const adam *opt, uint8_t *
 /* The checks of the fixed part; returns 0 or fills err. */
 static int check_config(const train_state *st, const char *name, tr_error *err)
 {
-    if (st->batch_size < 1 || st->batch_size > 65536)
+    if (st->batch_size < 1 || st->batch_size > TRAIN_MAX_BATCH)
         return error_set(err, "%s: batch size %d out of range", name, st->batch_size);
-    if (st->shards < 1 || st->shards > 256)
+    if (st->shards < 1 || st->shards > TRAIN_MAX_SHARDS)
         return error_set(err, "%s: shard count %d out of range", name, st->shards);
     if (st->epochs < 0 || st->epochs > 1000000 || st->epoch < 1 ||
         st->epoch > st->epochs + 1)
@@ -138,13 +117,8 @@ int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t 
     if (n_layers < 1 || n_layers > MLP_MAX_LAYERS)
         return error_set(err, "%s: %u layers (1 to %d supported)", name, n_layers,
                          MLP_MAX_LAYERS);
-    st->shape.n_layers = (int)n_layers;
-    for (uint32_t l = 0; l <= n_layers; l++) {
-        uint32_t v = get_u32(&r);
-        if (v < 1 || v > MLP_MAX_WIDTH)
-            return error_set(err, "%s: layer size %u out of range", name, v);
-        st->shape.sizes[l] = (int)v;
-    }
+    if (get_sizes(&r, &st->shape, n_layers, name, err))
+        return -1;
     st->seed = get_u64(&r);
     st->batch_size = (int)get_u32(&r);
     st->shards = (int)get_u32(&r);
@@ -214,9 +188,9 @@ int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t 
         st->history = NULL;
         return error_set(err, "out of memory");
     }
-    get_buffer(&r, &st->shape, m->params);
-    get_buffer(&r, &st->shape, *m1);
-    get_buffer(&r, &st->shape, *m2);
+    get_tensors(&r, &st->shape, m->params);
+    get_tensors(&r, &st->shape, *m1);
+    get_tensors(&r, &st->shape, *m2);
     return 0;
 }
 

@@ -40,7 +40,6 @@ typedef struct {
     const char *hidden_text;
     int hidden[MLP_MAX_LAYERS];
     int n_hidden;
-    int hidden_given;
     int plots;
     int epochs;
     int batch_size;
@@ -186,7 +185,6 @@ static int parse_options(options *o, int argc, char **argv)
         case OPT_NO_PLOTS: o->plots = 0; break;
         case OPT_HIDDEN:
             o->hidden_text = optarg;
-            o->hidden_given = 1;
             o->given |= GIVEN_HIDDEN;
             break;
         case OPT_EPOCHS:
@@ -195,7 +193,7 @@ static int parse_options(options *o, int argc, char **argv)
             o->given |= GIVEN_EPOCHS;
             break;
         case OPT_BATCH:
-            if (parse_long("--batch-size", optarg, 1, 65536, &v)) return -1;
+            if (parse_long("--batch-size", optarg, 1, TRAIN_MAX_BATCH, &v)) return -1;
             o->batch_size = (int)v;
             o->given |= GIVEN_BATCH;
             break;
@@ -471,7 +469,7 @@ static int build_model(run_state *r, const options *o, tr_error *err)
             check_model_fits(&r->model, r->all.dim, o->load, err))
             return -1;
         mlp_shape want;
-        if (o->hidden_given &&
+        if ((o->given & GIVEN_HIDDEN) &&
             (mlp_shape_make(&want, (int)r->all.dim, o->hidden, o->n_hidden,
                             DATASET_CLASSES, err) ||
              memcmp(want.sizes, r->model.shape.sizes, sizeof want.sizes) != 0 ||

@@ -1,0 +1,55 @@
+/* model_io.h - the parts of the binary formats (model.ckpt, training.state)
+ * that describe a model: its layer sizes and the float tensors of a buffer of
+ * its layout, in file order (internal to the library). */
+#ifndef TRAINER_MODEL_IO_H
+#define TRAINER_MODEL_IO_H
+
+#include "bytes.h"
+#include "error.h"
+#include "mlp.h"
+
+/* u32 n_layers, then the n_layers + 1 layer sizes. */
+static inline void put_shape(byte_writer *w, const mlp_shape *s)
+{
+    put_u32(w, (uint32_t)s->n_layers);
+    for (int l = 0; l <= s->n_layers; l++)
+        put_u32(w, (uint32_t)s->sizes[l]);
+}
+
+/* Reads the n_layers + 1 layer sizes into s (whose n_layers the caller has
+ * read and checked), refusing a size outside 1..MLP_MAX_WIDTH. */
+static inline int get_sizes(byte_reader *r, mlp_shape *s, uint32_t n_layers,
+                            const char *name, tr_error *err)
+{
+    s->n_layers = (int)n_layers;
+    for (uint32_t l = 0; l <= n_layers; l++) {
+        uint32_t v = get_u32(r);
+        if (v < 1 || v > MLP_MAX_WIDTH)
+            return error_set(err, "%s: layer size %u out of range", name, v);
+        s->sizes[l] = (int)v;
+    }
+    return 0;
+}
+
+/* The real (unpadded) floats of buf, a buffer of shape s, in file order. */
+static inline void put_tensors(byte_writer *w, const mlp_shape *s, float *buf)
+{
+    float *ptr[2 * MLP_MAX_LAYERS];
+    size_t count[2 * MLP_MAX_LAYERS];
+    int n = mlp_tensors(s, buf, ptr, count);
+    for (int t = 0; t < n; t++)
+        for (size_t k = 0; k < count[t]; k++)
+            put_f32(w, ptr[t][k]);
+}
+
+static inline void get_tensors(byte_reader *r, const mlp_shape *s, float *buf)
+{
+    float *ptr[2 * MLP_MAX_LAYERS];
+    size_t count[2 * MLP_MAX_LAYERS];
+    int n = mlp_tensors(s, buf, ptr, count);
+    for (int t = 0; t < n; t++)
+        for (size_t k = 0; k < count[t]; k++)
+            ptr[t][k] = get_f32(r);
+}
+
+#endif
