@@ -51,9 +51,4 @@ void dataset_split(const dataset *all, double fraction, dataset *train, dataset 
 void dataset_gather(float *x, uint8_t *y, const dataset *d, const uint32_t *idx,
                     uint32_t first, uint32_t n);
 
-/* Asks the CPU to start loading the pixels of samples idx[first..first+n)
- * (in order when idx is NULL), so that a later dataset_gather of them does not
- * wait on memory: the shuffled training images are read in random order. */
-void dataset_prefetch(const dataset *d, const uint32_t *idx, uint32_t first, uint32_t n);
-
 #endif

@@ -140,13 +140,3 @@ void dataset_gather(float *x, uint8_t *y, const dataset *d, const uint32_t *idx,
             y[k] = d->labels[s];
     }
 }
-
-void dataset_prefetch(const dataset *d, const uint32_t *idx, uint32_t first, uint32_t n)
-{
-    for (uint32_t k = 0; k < n; k++) {
-        uint32_t s = idx ? idx[first + k] : first + k;
-        const uint8_t *p = d->pixels + (size_t)s * d->dim;
-        for (uint32_t off = 0; off < d->dim; off += 64)
-            __builtin_prefetch(p + off);
-    }
-}

@@ -150,17 +150,14 @@ static void shard_range(const train_session *s, int k, uint32_t bn, uint32_t *lo
 }
 
 /* Forward and backward pass of every shard of the batch [first, first + bn)
- * that thread t owns, and a prefetch of the same shards of the next batch
- * [next, next + next_bn) (next_bn 0: none). */
+ * that thread t owns. */
 static void run_shards(train_session *s, const dataset *data, const uint32_t *order,
-                       uint32_t first, uint32_t bn, uint32_t next, uint32_t next_bn,
-                       int t, int nt)
+                       uint32_t first, uint32_t bn, int t, int nt)
 {
     mlp_work *w = &s->work[t];
     for (int k = t; k < s->shards; k += nt) {
-        uint32_t lo, hi, nlo, nhi;
+        uint32_t lo, hi;
         shard_range(s, k, bn, &lo, &hi);
-        shard_range(s, k, next_bn, &nlo, &nhi);
         shard_result *r = &s->result[k];
         r->n = (int)(hi - lo);
         r->loss = 0.0;
@@ -168,7 +165,6 @@ static void run_shards(train_session *s, const dataset *data, const uint32_t *or
         if (hi == lo)
             continue;
         dataset_gather(w->x, w->y, data, order, first + lo, hi - lo);
-        dataset_prefetch(data, order, next + nlo, nhi - nlo);
         r->loss = mlp_forward_backward(s->model, w, (int)(hi - lo), 1.0f / (float)bn,
                                        s->grad_view[k], s->rows_used[k], &r->correct);
     }
@@ -270,7 +266,7 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const unsigned fp_mode = fp_flush_denormals();
-        run_shards(s, data, idx, 0, n, 0, 0, t, nt);
+        run_shards(s, data, idx, 0, n, t, nt);
 #pragma omp barrier
         reduce_into(s, grad, t, nt);
         fp_restore(fp_mode);
@@ -334,9 +330,7 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
                 break;
             uint32_t first = (uint32_t)b * bs;
             uint32_t bn = data->n - first < bs ? data->n - first : bs;
-            uint32_t next = first + bn;
-            uint32_t next_bn = data->n - next < bs ? data->n - next : bs;
-            run_shards(s, data, s->order, first, bn, next, next_bn, t, nt);
+            run_shards(s, data, s->order, first, bn, t, nt);
 #pragma omp barrier
             /* Every thread sums the losses in shard order and so reaches the
              * same verdict: a diverged step is not applied, and all stop. */
