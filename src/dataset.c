@@ -127,11 +127,23 @@ void dataset_split(const dataset *all, double fraction, dataset *train, dataset 
     *val = dataset_slice(all, n_train, all->n - n_train);
 }
 
+static void prefetch_image(const dataset *d, uint32_t s)
+{
+    const uint8_t *q = d->pixels + (size_t)s * d->dim;
+    for (uint32_t j = 0; j < d->dim; j += 64)
+        __builtin_prefetch(q + j, 0, 3);
+}
+
 void dataset_gather(float *x, uint8_t *y, const dataset *d, const uint32_t *idx,
                     uint32_t first, uint32_t n)
 {
+    enum { AHEAD = 6 };
+    for (uint32_t k = 0; idx && k < n && k < AHEAD; k++)
+        prefetch_image(d, idx[first + k]);
     for (uint32_t k = 0; k < n; k++) {
         uint32_t s = idx ? idx[first + k] : first + k;
+        if (idx && k + AHEAD < n)
+            prefetch_image(d, idx[first + k + AHEAD]);
         const uint8_t *p = d->pixels + (size_t)s * d->dim;
         float *row = x + (size_t)k * d->dim;
         for (uint32_t j = 0; j < d->dim; j++)
