@@ -57,6 +57,20 @@ void dense_backward_ref(float *d_in, float *d_w, float *d_b, const float *d_out,
                         const float *in, const float *w, int n, int in_dim,
                         int out_dim);
 
+/* The same layer without input lists, for layers whose weights fit in the
+ * first-level caches: the output sums of 4 samples stay in registers while the
+ * weight rows stream past, and zero inputs are multiplied like the others.
+ * The sums run in the same order as in the listed kernels, so the results are
+ * the same bits, up to the sign of zeros.  wt: [out_dim][in_dim] scratch. */
+void dense_forward_small(float *out, const float *in, const float *w, const float *b,
+                         int n, int in_dim, int out_dim, int relu);
+void dense_backward_small(float *d_in, float *d_w, float *d_b, const float *d_out,
+                          const float *in, const float *w, float *wt, int n, int in_dim,
+                          int out_dim);
+
+/* dst[c][r] = src[r][c].  dst: [cols][rows]   src: [rows][cols] */
+void dense_transpose(float *dst, const float *src, int rows, int cols);
+
 /* d[k] = 0 where out[k] <= 0: the ReLU's derivative applied in place.
  * d, out: [count] */
 void relu_backward(float *d, const float *out, long count);

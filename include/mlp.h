@@ -46,7 +46,7 @@ typedef struct {
     float *act[MLP_MAX_LAYERS];     /* [max_n][sizes[l + 1]] */
     float *delta[MLP_MAX_LAYERS];   /* [max_n][sizes[l + 1]] */
     dense_inputs inputs[MLP_MAX_LAYERS]; /* layer l's input block, listed */
-    float *wt;                      /* scratch: the widest layer's w transposed */
+    float *wt;                      /* scratch: the widest hidden layer's w transposed */
     void *block;                    /* the one allocation behind all of them */
 } mlp_work;
 

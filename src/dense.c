@@ -57,6 +57,15 @@ void dense_backward_ref(float *d_in, float *d_w, float *d_b, const float *d_out,
  * list is walked. */
 enum { MAX_VECTORS = 8 };
 
+/* The small-layer kernels keep SMALL_SAMPLES x SMALL_VECTORS output sums (16
+ * of AVX-512's 32 registers), and SMALL_ROWS x SMALL_GRAD_VECTORS weight
+ * gradient sums, so that enough independent FMA chains hide their latency; an
+ * input gradient of up to SMALL_INPUT_VECTORS vectors stays in registers. */
+enum {
+    SMALL_SAMPLES = 4, SMALL_VECTORS = 4, SMALL_ROWS = 4, SMALL_GRAD_VECTORS = 2,
+    SMALL_INPUT_VECTORS = 8
+};
+
 /* Writes the indices i of the nonzero x[i], i < len, into idx; returns how many. */
 static int nonzero_indices(int *restrict idx, const float *restrict x, int len)
 {
@@ -189,7 +198,7 @@ void dense_forward(float *restrict out, const dense_inputs *restrict in,
             for (int k = in->start[i]; k < in->start[i + 1]; k++) {
                 float *restrict y = out + (long)in->sample[k] * out_dim;
                 for (int j = o; j < out_dim; j++)
-                    y[j] += in->value[k] * w[(long)i * out_dim + j];
+                    y[j] = madd(in->value[k], w[(long)i * out_dim + j], y[j]);
             }
     }
     if (relu)
@@ -246,29 +255,65 @@ static void weight_gradient(float *restrict d_w, const dense_inputs *restrict in
         for (; o < out_dim; o++) {
             float acc = 0.0f;
             for (int k = first; k < last; k++)
-                acc += in->value[k] * d_out[(long)in->sample[k] * out_dim + o];
+                acc = madd(in->value[k], d_out[(long)in->sample[k] * out_dim + o], acc);
             dwi[o] = acc;
         }
     }
 }
 
-void dense_backward(float *restrict d_in, float *restrict d_w, float *restrict d_b,
-                    const float *restrict d_out, const dense_inputs *restrict in,
-                    const float *restrict w, float *restrict wt, int n, int in_dim,
-                    int out_dim, uint8_t *restrict row_used)
+typedef int vi __attribute__((vector_size(VF_LEN * sizeof(int))));
+
+/* dst[c][r] = src[r][c] for a 16 x 16 tile (row strides in floats), in four
+ * stages that each swap the off-diagonal blocks of size h within blocks of 2h:
+ * 64 two-register shuffles instead of 256 scattered scalar moves. */
+static void transpose_tile(float *restrict dst, long dst_stride, const float *restrict src,
+                           long src_stride)
 {
-    memset(d_b, 0, sizeof(float) * (size_t)out_dim);
-    for (int s = 0; s < n; s++)
-        for (int o = 0; o < out_dim; o++)
-            d_b[o] += d_out[(long)s * out_dim + o];
-    weight_gradient(d_w, in, d_out, in_dim, out_dim, row_used);
-    if (!d_in)
-        return;
-    /* d_in[s] = sum over o of d_out[s][o] * w[.][o]: with w transposed, each
-     * term is a contiguous row, and zero gradients (ReLU) are skipped. */
-    for (int i = 0; i < in_dim; i++)
-        for (int o = 0; o < out_dim; o++)
-            wt[(long)o * in_dim + i] = w[(long)i * out_dim + o];
+    vf a[VF_LEN];
+    for (int r = 0; r < VF_LEN; r++)
+        a[r] = vf_load(src + r * src_stride);
+    static const vi lo[4] = {
+        {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+        {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+        {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+        {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
+    };
+    static const vi hi[4] = {
+        {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
+        {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
+        {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
+        {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31},
+    };
+    for (int stage = 0, h = 8; h >= 1; stage++, h /= 2)
+        for (int r = 0; r < VF_LEN; r++)
+            if (!(r & h)) {
+                vf x = a[r], y = a[r + h];
+                a[r] = __builtin_shuffle(x, y, lo[stage]);
+                a[r + h] = __builtin_shuffle(x, y, hi[stage]);
+            }
+    for (int r = 0; r < VF_LEN; r++)
+        vf_store(dst + r * dst_stride, a[r]);
+}
+
+void dense_transpose(float *restrict dst, const float *restrict src, int rows, int cols)
+{
+    const int rt = rows / VF_LEN * VF_LEN, ct = cols / VF_LEN * VF_LEN;
+    for (int r = 0; r < rt; r += VF_LEN)
+        for (int c = 0; c < ct; c += VF_LEN)
+            transpose_tile(dst + (long)c * rows + r, rows, src + (long)r * cols + c, cols);
+    /* The edges that do not fill a tile. */
+    for (int r = 0; r < rows; r++)
+        for (int c = r < rt ? ct : 0; c < cols; c++)
+            dst[(long)c * rows + r] = src[(long)r * cols + c];
+}
+
+/* d_in[s] = sum over o of d_out[s][o] * w[.][o]: with w transposed into wt,
+ * each term is a contiguous row, and zero gradients (ReLU) are skipped. */
+static void input_gradient(float *restrict d_in, const float *restrict d_out,
+                           const float *restrict w, float *restrict wt, int n, int in_dim,
+                           int out_dim)
+{
+    dense_transpose(wt, w, in_dim, out_dim);
     for (int s = 0; s < n; s++) {
         const float *restrict g = d_out + (long)s * out_dim;
         float *restrict di = d_in + (long)s * in_dim;
@@ -281,6 +326,191 @@ void dense_backward(float *restrict d_in, float *restrict d_w, float *restrict d
             for (int i = 0; i < in_dim; i++)
                 di[i] += go * wo[i];
         }
+    }
+}
+
+static void bias_gradient(float *restrict d_b, const float *restrict d_out, int n,
+                          int out_dim)
+{
+    memset(d_b, 0, sizeof(float) * (size_t)out_dim);
+    for (int s = 0; s < n; s++)
+        for (int o = 0; o < out_dim; o++)
+            d_b[o] += d_out[(long)s * out_dim + o];
+}
+
+void dense_backward(float *restrict d_in, float *restrict d_w, float *restrict d_b,
+                    const float *restrict d_out, const dense_inputs *restrict in,
+                    const float *restrict w, float *restrict wt, int n, int in_dim,
+                    int out_dim, uint8_t *restrict row_used)
+{
+    bias_gradient(d_b, d_out, n, out_dim);
+    weight_gradient(d_w, in, d_out, in_dim, out_dim, row_used);
+    if (d_in)
+        input_gradient(d_in, d_out, w, wt, n, in_dim, out_dim);
+}
+
+/* out[s][o .. o + nv*VF_LEN) for ns samples, where the last vector may hold
+ * only `lanes` outputs; the sums stay in registers while the weight rows
+ * stream past.  Inlined with constant ns and nv. */
+static inline __attribute__((always_inline)) void
+forward_small_block(float *restrict out, const float *restrict in, const float *restrict w,
+                    const float *restrict b, int ns, int nv, int lanes, int in_dim,
+                    int out_dim)
+{
+    vf acc[SMALL_SAMPLES][SMALL_VECTORS];
+    for (int s = 0; s < ns; s++)
+        for (int v = 0; v < nv; v++)
+            acc[s][v] = vf_load_part(b + v * VF_LEN, v == nv - 1 ? lanes : VF_LEN);
+    for (int i = 0; i < in_dim; i++) {
+        vf wi[SMALL_VECTORS];
+        for (int v = 0; v < nv; v++)
+            wi[v] = vf_load_part(w + (long)i * out_dim + v * VF_LEN,
+                                 v == nv - 1 ? lanes : VF_LEN);
+        for (int s = 0; s < ns; s++) {
+            const vf x = vf_splat(in[(long)s * in_dim + i]);
+            for (int v = 0; v < nv; v++)
+                acc[s][v] += x * wi[v];
+        }
+    }
+    for (int s = 0; s < ns; s++)
+        for (int v = 0; v < nv; v++)
+            vf_store_part(out + (long)s * out_dim + v * VF_LEN, acc[s][v],
+                          v == nv - 1 ? lanes : VF_LEN);
+}
+
+/* Chunks of nv vectors, then single vectors, the last one partial, over
+ * out_dim outputs; `body(o, nv, lanes)` computes one chunk. */
+#define FOR_OUTPUT_CHUNKS(out_dim, max_nv, body)                                       \
+    do {                                                                                \
+        int o_ = 0;                                                                     \
+        for (; (out_dim) - o_ >= (max_nv) * VF_LEN; o_ += (max_nv) * VF_LEN)            \
+            body(o_, (max_nv), VF_LEN);                                                 \
+        for (; (out_dim) - o_ >= VF_LEN; o_ += VF_LEN)                                  \
+            body(o_, 1, VF_LEN);                                                        \
+        if (o_ < (out_dim))                                                             \
+            body(o_, 1, (out_dim) - o_);                                                \
+    } while (0)
+
+void dense_forward_small(float *restrict out, const float *restrict in,
+                         const float *restrict w, const float *restrict b, int n, int in_dim,
+                         int out_dim, int relu)
+{
+    int s = 0;
+#define SAMPLES_CHUNK(o, nv, lanes)                                                     \
+    forward_small_block(out + (long)s * out_dim + (o), in + (long)s * in_dim, w + (o),   \
+                        b + (o), SMALL_SAMPLES, nv, lanes, in_dim, out_dim)
+#define SAMPLE_CHUNK(o, nv, lanes)                                                      \
+    forward_small_block(out + (long)s * out_dim + (o), in + (long)s * in_dim, w + (o),   \
+                        b + (o), 1, nv, lanes, in_dim, out_dim)
+    for (; n - s >= SMALL_SAMPLES; s += SMALL_SAMPLES)
+        FOR_OUTPUT_CHUNKS(out_dim, SMALL_VECTORS, SAMPLES_CHUNK);
+    for (; s < n; s++)
+        FOR_OUTPUT_CHUNKS(out_dim, SMALL_VECTORS, SAMPLE_CHUNK);
+#undef SAMPLES_CHUNK
+#undef SAMPLE_CHUNK
+    if (relu)
+        for (long k = 0; k < (long)n * out_dim; k++)
+            out[k] = out[k] < 0.0f ? 0.0f : out[k];
+}
+
+/* d_w[r][o .. o + nv*VF_LEN) for nr rows, the last vector possibly partial;
+ * the sums stay in registers while the samples' gradient rows stream past.
+ * Inlined with constant nr and nv. */
+static inline __attribute__((always_inline)) void
+weight_gradient_small_block(float *restrict d_w, const float *restrict in,
+                            const float *restrict d_out, int nr, int nv, int lanes, int n,
+                            int in_dim, int out_dim)
+{
+    vf acc[SMALL_ROWS][SMALL_GRAD_VECTORS];
+    for (int r = 0; r < nr; r++)
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = vf_splat(0.0f);
+    for (int s = 0; s < n; s++) {
+        vf d[SMALL_GRAD_VECTORS];
+        for (int v = 0; v < nv; v++)
+            d[v] = vf_load_part(d_out + (long)s * out_dim + v * VF_LEN,
+                                v == nv - 1 ? lanes : VF_LEN);
+        for (int r = 0; r < nr; r++) {
+            const vf x = vf_splat(in[(long)s * in_dim + r]);
+            for (int v = 0; v < nv; v++)
+                acc[r][v] += x * d[v];
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int v = 0; v < nv; v++)
+            vf_store_part(d_w + (long)r * out_dim + v * VF_LEN, acc[r][v],
+                          v == nv - 1 ? lanes : VF_LEN);
+}
+
+/* d_in[s] = sum over o of d_out[s][o] * wt[o] for an input of nv vectors, the
+ * last one `lanes` wide, held in registers; zero gradients (ReLU) are skipped.
+ * Inlined with a constant nv. */
+static inline __attribute__((always_inline)) void
+input_gradient_block(float *restrict d_in, const float *restrict d_out,
+                     const float *restrict wt, int nv, int lanes, int n, int in_dim,
+                     int out_dim)
+{
+    for (int s = 0; s < n; s++) {
+        const float *restrict g = d_out + (long)s * out_dim;
+        vf acc[SMALL_INPUT_VECTORS];
+        for (int v = 0; v < nv; v++)
+            acc[v] = vf_splat(0.0f);
+        for (int o = 0; o < out_dim; o++) {
+            if (g[o] == 0.0f)
+                continue;
+            const vf go = vf_splat(g[o]);
+            for (int v = 0; v < nv; v++)
+                acc[v] += go * vf_load_part(wt + (long)o * in_dim + v * VF_LEN,
+                                            v == nv - 1 ? lanes : VF_LEN);
+        }
+        for (int v = 0; v < nv; v++)
+            vf_store_part(d_in + (long)s * in_dim + v * VF_LEN, acc[v],
+                          v == nv - 1 ? lanes : VF_LEN);
+    }
+}
+
+/* input_gradient for in_dim <= SMALL_INPUT_VECTORS * VF_LEN. */
+_Static_assert(SMALL_INPUT_VECTORS == 8, "input_gradient_small has a case per vector count");
+static void input_gradient_small(float *restrict d_in, const float *restrict d_out,
+                                 const float *restrict wt, int n, int in_dim, int out_dim)
+{
+    const int nv = (in_dim + VF_LEN - 1) / VF_LEN, lanes = in_dim - (nv - 1) * VF_LEN;
+    switch (nv) {
+#define CASE(k)                                                                         \
+    case k:                                                                             \
+        input_gradient_block(d_in, d_out, wt, k, lanes, n, in_dim, out_dim);            \
+        break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+    }
+}
+
+void dense_backward_small(float *restrict d_in, float *restrict d_w, float *restrict d_b,
+                          const float *restrict d_out, const float *restrict in,
+                          const float *restrict w, float *restrict wt, int n, int in_dim,
+                          int out_dim)
+{
+    bias_gradient(d_b, d_out, n, out_dim);
+    int i = 0;
+#define ROWS_CHUNK(o, nv, lanes)                                                        \
+    weight_gradient_small_block(d_w + (long)i * out_dim + (o), in + i, d_out + (o),      \
+                                SMALL_ROWS, nv, lanes, n, in_dim, out_dim)
+#define ROW_CHUNK(o, nv, lanes)                                                         \
+    weight_gradient_small_block(d_w + (long)i * out_dim + (o), in + i, d_out + (o), 1,   \
+                                nv, lanes, n, in_dim, out_dim)
+    for (; in_dim - i >= SMALL_ROWS; i += SMALL_ROWS)
+        FOR_OUTPUT_CHUNKS(out_dim, SMALL_GRAD_VECTORS, ROWS_CHUNK);
+    for (; i < in_dim; i++)
+        FOR_OUTPUT_CHUNKS(out_dim, SMALL_GRAD_VECTORS, ROW_CHUNK);
+#undef ROWS_CHUNK
+#undef ROW_CHUNK
+    if (!d_in)
+        return;
+    if (in_dim <= SMALL_INPUT_VECTORS * VF_LEN) {
+        dense_transpose(wt, w, in_dim, out_dim);
+        input_gradient_small(d_in, d_out, wt, n, in_dim, out_dim);
+    } else {
+        input_gradient(d_in, d_out, w, wt, n, in_dim, out_dim);
     }
 }
 

@@ -156,6 +156,19 @@ void mlp_init_glorot(mlp *m, uint64_t seed)
     }
 }
 
+/* The first layer reads the pixels, 81% zeros in MNIST, through weights too
+ * big for the L1 cache: listing its nonzero inputs pays, and the list also
+ * tells which weight rows have a gradient.  The hidden layers' inputs are
+ * about half zeros and their weights small: register-blocked kernels that
+ * multiply the zeros too are faster there: the 128-32 and 32-10 layers' forward
+ * and backward passes went from about 50k to 12k cycles per 16 samples. */
+enum { SMALL_WEIGHTS = 32768 };
+
+static int layer_listed(const mlp_shape *s, int l)
+{
+    return l == 0 || (size_t)s->sizes[l] * s->sizes[l + 1] > SMALL_WEIGHTS;
+}
+
 int mlp_work_init(mlp_work *w, const mlp_shape *s, int max_n, tr_error *err)
 {
     memset(w, 0, sizeof *w);
@@ -163,11 +176,13 @@ int mlp_work_init(mlp_work *w, const mlp_shape *s, int max_n, tr_error *err)
     for (int l = 0; l < s->n_layers; l++)
         floats += 2 * pad((size_t)max_n * s->sizes[l + 1]);
     floats += pad((size_t)max_n); /* labels, as bytes, fit in max_n floats */
-    size_t max_weights = 0;
+    size_t max_weights = 0; /* of the layers whose input gradient is needed */
     for (int l = 0; l < s->n_layers; l++) {
         size_t nw = (size_t)s->sizes[l] * s->sizes[l + 1];
-        max_weights = nw > max_weights ? nw : max_weights;
-        floats += pad(dense_inputs_bytes(max_n, s->sizes[l]) / sizeof(float) + 1);
+        if (l > 0 && nw > max_weights)
+            max_weights = nw;
+        if (layer_listed(s, l))
+            floats += pad(dense_inputs_bytes(max_n, s->sizes[l]) / sizeof(float) + 1);
     }
     floats += pad(max_weights);
     float *block = mlp_buffer_new(floats);
@@ -186,10 +201,11 @@ int mlp_work_init(mlp_work *w, const mlp_shape *s, int max_n, tr_error *err)
     }
     w->y = (uint8_t *)p;
     p += pad((size_t)max_n);
-    for (int l = 0; l < s->n_layers; l++) {
-        dense_inputs_init(&w->inputs[l], p, max_n, s->sizes[l]);
-        p += pad(dense_inputs_bytes(max_n, s->sizes[l]) / sizeof(float) + 1);
-    }
+    for (int l = 0; l < s->n_layers; l++)
+        if (layer_listed(s, l)) {
+            dense_inputs_init(&w->inputs[l], p, max_n, s->sizes[l]);
+            p += pad(dense_inputs_bytes(max_n, s->sizes[l]) / sizeof(float) + 1);
+        }
     w->wt = p;
     return 0;
 }
@@ -205,9 +221,15 @@ void mlp_forward(const mlp *m, mlp_work *w, int n)
     const mlp_shape *s = &m->shape;
     const float *in = w->x;
     for (int l = 0; l < s->n_layers; l++) {
-        dense_inputs_index(&w->inputs[l], in, n, s->sizes[l]);
-        dense_forward(w->act[l], &w->inputs[l], m->layer[l].w, m->layer[l].b, n,
-                      s->sizes[l], s->sizes[l + 1], l < s->n_layers - 1);
+        const int relu = l < s->n_layers - 1;
+        if (layer_listed(s, l)) {
+            dense_inputs_index(&w->inputs[l], in, n, s->sizes[l]);
+            dense_forward(w->act[l], &w->inputs[l], m->layer[l].w, m->layer[l].b, n,
+                          s->sizes[l], s->sizes[l + 1], relu);
+        } else {
+            dense_forward_small(w->act[l], in, m->layer[l].w, m->layer[l].b, n, s->sizes[l],
+                                s->sizes[l + 1], relu);
+        }
         in = w->act[l];
     }
 }
@@ -223,9 +245,13 @@ double mlp_forward_backward(const mlp *m, mlp_work *w, int n, float scale,
     for (int l = last; l >= 0; l--) {
         float *d_in = l ? w->delta[l - 1] : NULL;
         /* The input lists from the forward pass serve the backward pass. */
-        dense_backward(d_in, grad[l].w, grad[l].b, w->delta[l], &w->inputs[l],
-                       m->layer[l].w, w->wt, n, s->sizes[l], s->sizes[l + 1],
-                       l ? NULL : first_rows);
+        if (layer_listed(s, l))
+            dense_backward(d_in, grad[l].w, grad[l].b, w->delta[l], &w->inputs[l],
+                           m->layer[l].w, w->wt, n, s->sizes[l], s->sizes[l + 1],
+                           l ? NULL : first_rows);
+        else
+            dense_backward_small(d_in, grad[l].w, grad[l].b, w->delta[l], w->act[l - 1],
+                                 m->layer[l].w, w->wt, n, s->sizes[l], s->sizes[l + 1]);
         if (l)
             relu_backward(d_in, w->act[l - 1], (long)n * s->sizes[l]);
     }

@@ -32,6 +32,15 @@ static float max_rel_diff(const float *a, const float *b, long n)
     return worst;
 }
 
+/* a[i] == b[i] for every i: the same values, bit for bit except zero signs. */
+static int same_values(const float *a, const float *b, long n)
+{
+    for (long i = 0; i < n; i++)
+        if (!(a[i] == b[i]))
+            return 0;
+    return 1;
+}
+
 static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
 {
     float *in = random_buffer(r, (long)n * in_dim, 60); /* sparse, like MNIST */
@@ -83,11 +92,51 @@ static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
             CHECK(((const uint8_t *)row)[0] == 0x7f, "unused row %d was written", i);
     }
     free(used);
+
+    /* The small-layer kernels: against the oracle, and the same bits as the
+     * listed kernels (their sums run in the same order; zeros may differ in
+     * sign only, which == ignores). */
+    float *o3 = malloc(sizeof(float) * (size_t)no), *dw3 = malloc(sizeof(float) * (size_t)nw);
+    float *db3 = malloc(sizeof(float) * (size_t)out_dim), *di3 = malloc(sizeof(float) * (size_t)ni);
+    memset(dw3, 0x7f, sizeof(float) * (size_t)nw);
+    memset(db3, 0x7f, sizeof(float) * (size_t)out_dim);
+    memset(di3, 0x7f, sizeof(float) * (size_t)ni);
+    dense_forward_small(o3, in, w, b, n, in_dim, out_dim, relu);
+    e = max_rel_diff(o3, o2, no);
+    CHECK(e <= KERNEL_TOL, "small forward %dx%dx%d relu=%d: %g", n, in_dim, out_dim, relu, e);
+    dense_backward(di1, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim, NULL);
+    dense_backward_small(di3, dw3, db3, d_out, in, w, wt, n, in_dim, out_dim);
+    e = max_rel_diff(dw3, dw2, nw);
+    CHECK(e <= KERNEL_TOL, "small d_w %dx%dx%d: %g", n, in_dim, out_dim, e);
+    e = max_rel_diff(di3, di2, ni);
+    CHECK(e <= KERNEL_TOL, "small d_in %dx%dx%d: %g", n, in_dim, out_dim, e);
+    CHECK(same_values(o3, o1, no) && same_values(dw3, dw1, nw) && same_values(db3, db1, out_dim) &&
+              same_values(di3, di1, ni),
+          "small and listed kernels differ on %dx%dx%d", n, in_dim, out_dim);
+    free(o3); free(dw3); free(db3); free(di3);
     free(mem);
     free(wt);
 
     free(in); free(w); free(b); free(d_out); free(o1); free(o2);
     free(dw1); free(dw2); free(db1); free(db2); free(di1); free(di2);
+}
+
+static void test_transpose(rng *r)
+{
+    const int shapes[][2] = {{1, 1}, {16, 16}, {128, 32}, {32, 10}, {37, 50}, {17, 33}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        const int rows = shapes[k][0], cols = shapes[k][1];
+        float *src = random_buffer(r, (long)rows * cols, 0);
+        float *dst = malloc(sizeof(float) * (size_t)rows * cols);
+        dense_transpose(dst, src, rows, cols);
+        int bad = 0;
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++)
+                bad += dst[(long)j * rows + i] != src[(long)i * cols + j];
+        CHECK(bad == 0, "transpose %dx%d: %d misplaced", rows, cols, bad);
+        free(src);
+        free(dst);
+    }
 }
 
 static void test_relu_backward(void)
@@ -157,11 +206,13 @@ int main(void)
     rng_seed(&r, 12345, 0);
     const int shapes[][3] = {
         {1, 1, 1}, {16, 784, 128}, {3, 128, 32}, {5, 32, 10}, {7, 33, 17},
-        {4, 10, 129}, {2, 100, 3}, {32, 64, 64},
+        {4, 10, 129}, {2, 100, 3}, {32, 64, 64}, {16, 128, 32}, {16, 32, 10},
+        {17, 200, 20}, {9, 129, 48},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         for (int relu = 0; relu <= 1; relu++)
             compare(shapes[i][0], shapes[i][1], shapes[i][2], relu, &r);
+    test_transpose(&r);
     test_relu_backward();
     test_softmax_xent(&r);
     return test_finish("test_dense");
