@@ -394,7 +394,10 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
                ? -1 : 0;
 }
 
-enum { EVAL_CHUNK = 256 };
+/* Samples per evaluation block: the first layer's outputs of 64 samples
+ * (32 KB) stay in the L1 cache while its input list is walked.  Blocks of 256
+ * ran at 520-630k test images/s on 2 threads, blocks of 64 at 0.9-1M. */
+enum { EVAL_CHUNK = 64 };
 
 struct evaluator {
     mlp_shape shape;
