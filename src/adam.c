@@ -38,10 +38,34 @@ float adam_alpha(const adam_hparams *hp, long t)
     return (float)((double)hp->lr * sqrt(1.0 - b2t) / (1.0 - b1t));
 }
 
+/* The update of [lo, hi) with the gradient g0 (+ g1 when given). */
+static void update_direct(float *restrict p, float *restrict m, float *restrict v,
+                          const float *restrict g0, const float *restrict g1, size_t lo,
+                          size_t hi, const adam_hparams *hp, float alpha)
+{
+    const float c1 = 1.0f - hp->beta1, c2 = 1.0f - hp->beta2, eps = hp->eps;
+    for (size_t i = lo; i < hi; i++) {
+        float g = g1 ? g0[i] + g1[i] : g0[i];
+        float mi = m[i] + c1 * (g - m[i]);
+        float vi = v[i] + c2 * (g * g - v[i]);
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= alpha * mi / (sqrtf(vi) + eps);
+    }
+}
+
 void adam_update(float *restrict p, float *restrict m, float *restrict v,
                  const float *const *grads, int n_grads, size_t lo, size_t hi,
                  const adam_hparams *hp, float alpha)
 {
+    /* One or two gradients (one per thread on 2 cores) are read in place. */
+    if (n_grads == 1 || n_grads == 2) {
+        if (n_grads == 1)
+            update_direct(p, m, v, grads[0], NULL, lo, hi, hp, alpha);
+        else
+            update_direct(p, m, v, grads[0], grads[1], lo, hi, hp, alpha);
+        return;
+    }
     /* The gradient is summed block by block into a small stack buffer so that
      * both loops vectorize and the sum stays in the L1 cache. */
     enum { BLOCK = 256 };
