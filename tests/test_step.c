@@ -1,0 +1,114 @@
+/* Training epochs against plain steps: for every batch of the epoch's order,
+ * the whole-batch gradient and an Adam update of every parameter.  The epoch
+ * must give the same parameters bit for bit, although it fuses the reduction
+ * with the update, splits it across threads, and skips the first-layer rows
+ * whose moments are 0 and that no sample lights.  The data has such rows
+ * (pixels never lit), a row lit by one sample only (its moments become nonzero
+ * in the middle of the first epoch and must keep decaying after), and the
+ * second epoch starts from a state that is not fresh. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adam.h"
+#include "mlp.h"
+#include "rng.h"
+#include "testutil.h"
+#include "train.h"
+
+enum { N = 200, BATCH = 32, EPOCHS = 2, SEED = 3 };
+
+/* The reference: plain steps in the order train_epoch shuffles to. */
+static void plain_epochs(mlp *m, const dataset *d, const train_config *cfg)
+{
+    train_session *s;
+    tr_error err;
+    CHECK(train_session_new(&s, m, cfg, &err) == 0, "%s", err.msg);
+    adam opt;
+    CHECK(adam_init(&opt, m->len, &cfg->adam, &err) == 0, "%s", err.msg);
+    float *grad = mlp_buffer_new(m->len);
+    uint32_t order[N];
+    long step = 0;
+    for (int epoch = 0; epoch < EPOCHS; epoch++) {
+        for (uint32_t i = 0; i < N; i++)
+            order[i] = i;
+        rng r;
+        rng_seed(&r, cfg->seed, RNG_STREAM_SHUFFLE + (uint64_t)epoch);
+        rng_shuffle(&r, order, N);
+        for (uint32_t first = 0; first < N; first += BATCH) {
+            uint32_t n = N - first < BATCH ? N - first : BATCH;
+            double loss;
+            CHECK(train_gradient(s, d, order + first, n, grad, &loss, &err) == 0, "%s",
+                  err.msg);
+            const float *g[1] = {grad};
+            adam_update(m->params, opt.m, opt.v, g, 1, 0, m->len, &cfg->adam,
+                        adam_alpha(&cfg->adam, ++step));
+        }
+    }
+    mlp_buffer_free(grad);
+    adam_free(&opt);
+    train_session_free(s);
+}
+
+static void trained_epochs(mlp *m, const dataset *d, const train_config *cfg)
+{
+    train_session *s;
+    tr_error err;
+    CHECK(train_session_new(&s, m, cfg, &err) == 0, "%s", err.msg);
+    for (int epoch = 0; epoch < EPOCHS; epoch++) {
+        double loss, acc;
+        CHECK(train_epoch(s, d, epoch, &loss, &acc, NULL, NULL, &err) == 0, "%s", err.msg);
+    }
+    train_session_free(s);
+}
+
+int main(void)
+{
+    dataset d;
+    test_make_dataset(&d, N, 28, 28, 9);
+    /* Column 0 never lit; pixel 5 lit by one sample only. */
+    for (uint32_t i = 0; i < N; i++)
+        for (uint32_t y = 0; y < 28; y++) {
+            d.pixels[(size_t)i * d.dim + y * 28] = 0;
+            d.pixels[(size_t)i * d.dim + 5] = 0;
+        }
+    d.pixels[(size_t)17 * d.dim + 5] = 200;
+
+    mlp_shape shape;
+    tr_error err;
+    const int hidden[] = {128, 32};
+    CHECK(mlp_shape_make(&shape, 784, hidden, 2, 10, &err) == 0, "%s", err.msg);
+    const int threads[] = {1, 2, 3};
+    for (size_t k = 0; k < sizeof threads / sizeof *threads; k++) {
+        train_config cfg = {.threads = threads[k], .shards = 2, .batch_size = BATCH,
+                            .adam = adam_defaults(), .seed = SEED};
+        mlp a, b;
+        CHECK(mlp_init(&a, &shape, &err) == 0 && mlp_init(&b, &shape, &err) == 0, "%s",
+              err.msg);
+        mlp_init_glorot(&a, SEED);
+        mlp_init_glorot(&b, SEED);
+        plain_epochs(&a, &d, &cfg);
+        trained_epochs(&b, &d, &cfg);
+        size_t differ = 0;
+        for (size_t j = 0; j < a.len; j++)
+            differ += memcmp(&a.params[j], &b.params[j], sizeof(float)) != 0;
+        CHECK(differ == 0, "%d threads: %zu of %zu parameters differ from plain steps",
+              threads[k], differ, a.len);
+        /* The data did exercise both kinds of rows: the row lit once moved,
+         * a row never lit did not. */
+        const float *w5 = a.layer[0].w + 5 * 128;
+        float init[128];
+        mlp c;
+        CHECK(mlp_init(&c, &shape, &err) == 0, "%s", err.msg);
+        mlp_init_glorot(&c, SEED);
+        memcpy(init, c.layer[0].w + 5 * 128, sizeof init);
+        CHECK(memcmp(w5, init, sizeof init) != 0, "the row lit once never moved");
+        CHECK(memcmp(a.layer[0].w, c.layer[0].w, 128 * sizeof(float)) == 0,
+              "a row never lit moved");
+        mlp_free(&a);
+        mlp_free(&b);
+        mlp_free(&c);
+    }
+    dataset_free(&d);
+    return test_finish("test_step");
+}
