@@ -46,6 +46,15 @@ void dataset_free(dataset *d);
  * the rest validate, before any shuffle.  Both are views into all. */
 void dataset_split(const dataset *all, double fraction, dataset *train, dataset *val);
 
+/* table[b] = b / 255 in float32, as Keras' x / 255: the value of pixel b. */
+void dataset_pixel_values(float table[256]);
+
+/* rows[k] = the image of sample idx[k] and y[k] = its label, for k < n; idx
+ * may be NULL for the samples first..first+n in order.  The images ahead are
+ * prefetched. */
+void dataset_rows(const uint8_t **rows, uint8_t *y, const dataset *d, const uint32_t *idx,
+                  uint32_t first, uint32_t n);
+
 /* x[k][j] = pixels[idx[k]][j] / 255 and y[k] = labels[idx[k]] for k < n.
  * idx may be NULL for the samples first..first+n in order.  y may be NULL. */
 void dataset_gather(float *x, uint8_t *y, const dataset *d, const uint32_t *idx,

@@ -34,6 +34,12 @@ void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim);
 /* Lists the nonzero entries of in: [n][in_dim]. */
 void dense_inputs_index(dense_inputs *l, const float *in, int n, int in_dim);
 
+/* The same for inputs stored as bytes, read where they are: sample k's input i
+ * is value_of[rows[k][i]], and zero bytes are the zero inputs (value_of[0]
+ * must be 0).  Images need no conversion to floats this way. */
+void dense_inputs_index_bytes(dense_inputs *l, const uint8_t *const *rows, int n,
+                              int in_dim, const float *value_of);
+
 /* out = act(in . w + b); act is ReLU when relu is nonzero, identity otherwise.
  * in is given by its list (dense_inputs_index of the input block).
  * out: [n][out_dim]   w: [in_dim][out_dim]   b: [out_dim] */

@@ -46,6 +46,7 @@ typedef struct {
     float *act[MLP_MAX_LAYERS];     /* [max_n][sizes[l + 1]] */
     float *delta[MLP_MAX_LAYERS];   /* [max_n][sizes[l + 1]] */
     dense_inputs inputs[MLP_MAX_LAYERS]; /* layer l's input block, listed */
+    const uint8_t **rows;           /* [max_n]: the block's images, for listing bytes */
     float *wt;                      /* scratch: the widest hidden layer's w transposed */
     void *block;                    /* the one allocation behind all of them */
 } mlp_work;
@@ -89,11 +90,17 @@ void mlp_init_glorot(mlp *m, uint64_t seed);
 int mlp_work_init(mlp_work *w, const mlp_shape *s, int max_n, tr_error *err);
 void mlp_work_free(mlp_work *w);
 
-/* Forward pass of w->x[0..n) through every layer; the logits end in
- * w->act[n_layers - 1]. */
+/* Lists w->x[0..n) as the first layer's input, w->inputs[0].  The passes
+ * below start from that list; images stored as bytes can be listed straight
+ * from them instead, with dense_inputs_index_bytes (w->rows is there for
+ * their addresses). */
+void mlp_list_input(const mlp *m, mlp_work *w, int n);
+
+/* Forward pass of the n listed samples through every layer; the logits end
+ * in w->act[n_layers - 1]. */
 void mlp_forward(const mlp *m, mlp_work *w, int n);
 
-/* Forward and backward pass of w->x[0..n) with labels w->y.  The gradients of
+/* Forward and backward pass of the n listed samples with labels w->y.  The gradients of
  * scale * (summed loss) overwrite grad (views of a buffer of this shape),
  * except that with first_rows ([sizes[0]]) not NULL, the first layer's weight
  * rows of inputs that are 0 in every sample are left as they were and marked

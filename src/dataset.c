@@ -134,9 +134,17 @@ static void prefetch_image(const dataset *d, uint32_t s)
         __builtin_prefetch(q + j, 0, 3);
 }
 
-void dataset_gather(float *x, uint8_t *y, const dataset *d, const uint32_t *idx,
-                    uint32_t first, uint32_t n)
+void dataset_pixel_values(float table[256])
 {
+    for (int b = 0; b < 256; b++)
+        table[b] = (float)b / 255.0f;
+}
+
+void dataset_rows(const uint8_t **rows, uint8_t *y, const dataset *d, const uint32_t *idx,
+                  uint32_t first, uint32_t n)
+{
+    /* The shuffled images are scattered over 47 MB: their reads were most of
+     * the time spent gathering a batch until they were prefetched. */
     enum { AHEAD = 6 };
     for (uint32_t k = 0; idx && k < n && k < AHEAD; k++)
         prefetch_image(d, idx[first + k]);
@@ -144,10 +152,22 @@ void dataset_gather(float *x, uint8_t *y, const dataset *d, const uint32_t *idx,
         uint32_t s = idx ? idx[first + k] : first + k;
         if (idx && k + AHEAD < n)
             prefetch_image(d, idx[first + k + AHEAD]);
+        rows[k] = d->pixels + (size_t)s * d->dim;
+        y[k] = d->labels[s];
+    }
+}
+
+void dataset_gather(float *x, uint8_t *y, const dataset *d, const uint32_t *idx,
+                    uint32_t first, uint32_t n)
+{
+    float value[256];
+    dataset_pixel_values(value);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t s = idx ? idx[first + k] : first + k;
         const uint8_t *p = d->pixels + (size_t)s * d->dim;
         float *row = x + (size_t)k * d->dim;
         for (uint32_t j = 0; j < d->dim; j++)
-            row[j] = (float)p[j] / 255.0f; /* as Keras' x / 255 in float32 */
+            row[j] = value[p[j]];
         if (y)
             y[k] = d->labels[s];
     }

@@ -114,39 +114,82 @@ void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim)
     l->value = (float *)p;
 }
 
-void dense_inputs_index(dense_inputs *restrict l, const float *restrict in, int n,
-                        int in_dim)
+/* Writes the indices i of the nonzero bytes x[i], i < len, into idx; returns
+ * how many. */
+static int nonzero_bytes(int *restrict idx, const uint8_t *restrict x, int len)
+{
+    int k = 0, i = 0;
+#if defined(__AVX512BW__)
+    for (; i + 64 <= len; i += 64) {
+        const __m512i v = _mm512_loadu_si512(x + i);
+        for (uint64_t m = _mm512_test_epi8_mask(v, v); m; m &= m - 1)
+            idx[k++] = i + __builtin_ctzll(m);
+    }
+#endif
+    for (; i < len; i++) {
+        idx[k] = i;
+        k += x[i] != 0;
+    }
+    return k;
+}
+
+/* The shared part of both index functions: with each sample's nonzero
+ * positions in l->scratch and their counts in l->counts, lists them by input.
+ * The values come from in ([n][in_dim]) or, when it is NULL, from
+ * value_of[rows[k][i]]. */
+static void list_by_input(dense_inputs *restrict l, const float *restrict in,
+                          const uint8_t *const *rows, const float *restrict value_of, int n,
+                          int in_dim)
 {
     int *restrict start = l->start;
     memset(start, 0, sizeof(int) * ((size_t)in_dim + 1));
-    /* Each sample's nonzero positions, and how many samples use each input. */
-    int total = 0;
+    const int *restrict idx = l->scratch;
     for (int k = 0; k < n; k++) {
-        int *restrict idx = l->scratch + total;
-        int c = nonzero_indices(idx, in + (long)k * in_dim, in_dim);
-        for (int j = 0; j < c; j++)
+        for (int j = 0; j < l->counts[k]; j++)
             start[idx[j] + 1]++;
-        l->counts[k] = c;
-        total += c;
+        idx += l->counts[k];
     }
     for (int i = 0; i < in_dim; i++)
         start[i + 1] += start[i];
     /* Filled in sample order, so that each input's samples are in order; the
      * fill advances start[i] to start[i + 1], undone after. */
-    const int *restrict idx = l->scratch;
+    idx = l->scratch;
     for (int k = 0; k < n; k++) {
-        const float *restrict x = in + (long)k * in_dim;
+        const float *restrict x = in ? in + (long)k * in_dim : NULL;
+        const uint8_t *restrict bytes = in ? NULL : rows[k];
         for (int j = 0; j < l->counts[k]; j++) {
             int i = idx[j];
             int at = start[i]++;
             l->sample[at] = k;
-            l->value[at] = x[i];
+            l->value[at] = x ? x[i] : value_of[bytes[i]];
         }
         idx += l->counts[k];
     }
     for (int i = in_dim; i > 0; i--)
         start[i] = start[i - 1];
     start[0] = 0;
+}
+
+void dense_inputs_index(dense_inputs *restrict l, const float *restrict in, int n,
+                        int in_dim)
+{
+    int total = 0;
+    for (int k = 0; k < n; k++) {
+        l->counts[k] = nonzero_indices(l->scratch + total, in + (long)k * in_dim, in_dim);
+        total += l->counts[k];
+    }
+    list_by_input(l, in, NULL, NULL, n, in_dim);
+}
+
+void dense_inputs_index_bytes(dense_inputs *restrict l, const uint8_t *const *rows, int n,
+                              int in_dim, const float *restrict value_of)
+{
+    int total = 0;
+    for (int k = 0; k < n; k++) {
+        l->counts[k] = nonzero_bytes(l->scratch + total, rows[k], in_dim);
+        total += l->counts[k];
+    }
+    list_by_input(l, NULL, rows, value_of, n, in_dim);
 }
 
 /* out[s][0 .. nv*VF_LEN) += value * w[i][0 .. nv*VF_LEN) for every listed

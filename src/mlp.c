@@ -176,6 +176,7 @@ int mlp_work_init(mlp_work *w, const mlp_shape *s, int max_n, tr_error *err)
     for (int l = 0; l < s->n_layers; l++)
         floats += 2 * pad((size_t)max_n * s->sizes[l + 1]);
     floats += pad((size_t)max_n); /* labels, as bytes, fit in max_n floats */
+    floats += pad((size_t)max_n * sizeof(uint8_t *) / sizeof(float)); /* rows */
     size_t max_weights = 0; /* of the layers whose input gradient is needed */
     for (int l = 0; l < s->n_layers; l++) {
         size_t nw = (size_t)s->sizes[l] * s->sizes[l + 1];
@@ -201,6 +202,8 @@ int mlp_work_init(mlp_work *w, const mlp_shape *s, int max_n, tr_error *err)
     }
     w->y = (uint8_t *)p;
     p += pad((size_t)max_n);
+    w->rows = (const uint8_t **)(void *)p;
+    p += pad((size_t)max_n * sizeof(uint8_t *) / sizeof(float));
     for (int l = 0; l < s->n_layers; l++)
         if (layer_listed(s, l)) {
             dense_inputs_init(&w->inputs[l], p, max_n, s->sizes[l]);
@@ -216,14 +219,20 @@ void mlp_work_free(mlp_work *w)
     memset(w, 0, sizeof *w);
 }
 
+void mlp_list_input(const mlp *m, mlp_work *w, int n)
+{
+    dense_inputs_index(&w->inputs[0], w->x, n, m->shape.sizes[0]);
+}
+
 void mlp_forward(const mlp *m, mlp_work *w, int n)
 {
     const mlp_shape *s = &m->shape;
-    const float *in = w->x;
+    const float *in = w->x; /* read only through its list, for layer 0 */
     for (int l = 0; l < s->n_layers; l++) {
         const int relu = l < s->n_layers - 1;
         if (layer_listed(s, l)) {
-            dense_inputs_index(&w->inputs[l], in, n, s->sizes[l]);
+            if (l > 0)
+                dense_inputs_index(&w->inputs[l], in, n, s->sizes[l]);
             dense_forward(w->act[l], &w->inputs[l], m->layer[l].w, m->layer[l].b, n,
                           s->sizes[l], s->sizes[l + 1], relu);
         } else {

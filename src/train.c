@@ -29,6 +29,7 @@ struct train_session {
     shard_result *result;       /* [shards] */
     uint8_t **rows_used;        /* [shards][inputs]: first-layer weight rows written */
     uint8_t *row_idle;          /* [inputs]: first-layer rows whose m and v are all 0 */
+    float pixel_value[256];
     const float **nonempty;     /* [threads][shards]: scratch for the reduce */
     int *nonempty_shard;        /* [threads][shards]: which shard each of those is */
     uint32_t *order;            /* sample order of the current epoch */
@@ -49,6 +50,7 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
         return error_set(err, "out of memory");
     s->model = model;
     s->cfg = *cfg;
+    dataset_pixel_values(s->pixel_value);
     s->shards = shards;
     s->threads = train_threads_used(cfg->threads, s->shards);
     int max_shard = (cfg->batch_size + s->shards - 1) / s->shards;
@@ -119,10 +121,14 @@ adam *train_session_optimizer(train_session *s)
     return &s->opt;
 }
 
-/* Labels go up to DATASET_CLASSES - 1: a model with fewer outputs would have
- * its softmax read past a row. */
-static int check_classes(const mlp_shape *s, tr_error *err)
+/* The model must take one input per pixel, and labels go up to
+ * DATASET_CLASSES - 1: a model with fewer outputs would have its softmax read
+ * past a row. */
+static int check_fit(const mlp_shape *s, const dataset *d, tr_error *err)
 {
+    if ((uint32_t)s->sizes[0] != d->dim)
+        return error_set(err, "the model takes %d inputs, the images have %u pixels",
+                         s->sizes[0], d->dim);
     int classes = s->sizes[s->n_layers];
     if (classes < DATASET_CLASSES)
         return error_set(err, "the model has %d outputs, the labels go up to %d", classes,
@@ -178,7 +184,9 @@ static void run_shards(train_session *s, const dataset *data, const uint32_t *or
         r->correct = 0;
         if (hi == lo)
             continue;
-        dataset_gather(w->x, w->y, data, order, first + lo, hi - lo);
+        dataset_rows(w->rows, w->y, data, order, first + lo, hi - lo);
+        dense_inputs_index_bytes(&w->inputs[0], w->rows, (int)(hi - lo), (int)data->dim,
+                                 s->pixel_value);
         r->loss = mlp_forward_backward(s->model, w, (int)(hi - lo), 1.0f / (float)bn,
                                        s->grad_view[k], s->rows_used[k], &r->correct);
     }
@@ -298,7 +306,7 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
     if (n < 1 || n > (uint32_t)s->cfg.batch_size)
         return error_set(err, "train_gradient: %u samples, the batch size is %d", n,
                          s->cfg.batch_size);
-    if (check_classes(&s->model->shape, err))
+    if (check_fit(&s->model->shape, data, err))
         return -1;
     omp_set_dynamic(0);
 #pragma omp parallel num_threads(s->threads)
@@ -357,7 +365,7 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
     *loss = *accuracy = NAN;
     if (data->n == 0)
         return error_set(err, "no training samples");
-    if (check_classes(&s->model->shape, err))
+    if (check_fit(&s->model->shape, data, err))
         return -1;
     if (prepare_order(s, data->n, epoch))
         return error_set(err, "out of memory for the sample order");
@@ -446,6 +454,7 @@ struct evaluator {
     double *chunk_loss; /* [chunk_cap] */
     int *chunk_correct; /* [chunk_cap] */
     long chunk_cap;
+    float pixel_value[256];
 };
 
 int evaluator_new(evaluator **out, const mlp_shape *shape, int threads, tr_error *err)
@@ -458,6 +467,7 @@ int evaluator_new(evaluator **out, const mlp_shape *shape, int threads, tr_error
     }
     e->shape = *shape;
     e->threads = threads;
+    dataset_pixel_values(e->pixel_value);
     for (int t = 0; t < threads; t++)
         if (mlp_work_init(&e->work[t], shape, EVAL_CHUNK, err)) {
             evaluator_free(e);
@@ -485,7 +495,7 @@ int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
     *loss = *accuracy = NAN;
     if (d->n == 0)
         return 0;
-    if (check_classes(&m->shape, err))
+    if (check_fit(&m->shape, d, err))
         return -1;
     const long n_chunks = (long)((d->n + EVAL_CHUNK - 1) / EVAL_CHUNK);
     if (n_chunks > e->chunk_cap) {
@@ -513,7 +523,9 @@ int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
             mlp_work *w = &e->work[omp_get_thread_num()];
             uint32_t first = (uint32_t)c * EVAL_CHUNK;
             uint32_t n = d->n - first < EVAL_CHUNK ? d->n - first : EVAL_CHUNK;
-            dataset_gather(w->x, w->y, d, NULL, first, n);
+            dataset_rows(w->rows, w->y, d, NULL, first, n);
+            dense_inputs_index_bytes(&w->inputs[0], w->rows, (int)n, (int)d->dim,
+                                     e->pixel_value);
             mlp_forward(m, w, (int)n);
             chunk_correct[c] = 0;
             chunk_loss[c] = softmax_xent_eval(pred ? pred + first : NULL, w->act[last], w->y,
