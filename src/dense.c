@@ -304,7 +304,44 @@ static void weight_gradient(float *restrict d_w, const dense_inputs *restrict in
     }
 }
 
-typedef int vi __attribute__((vector_size(VF_LEN * sizeof(int))));
+/* One stage of the 16 x 16 transpose below: rows r and r + h (r & h == 0)
+ * swap their off-diagonal blocks of h lanes.  __builtin_shufflevector (GCC 12
+ * and clang) needs its lane numbers as constants, hence one stage each. */
+#define TRANSPOSE_STAGE(name, h, ...)                                                   \
+    static inline void name(vf *a)                                                      \
+    {                                                                                   \
+        for (int r = 0; r < VF_LEN; r++)                                                \
+            if (!(r & (h))) {                                                           \
+                const vf x = a[r], y = a[r + (h)];                                      \
+                a[r] = __builtin_shufflevector(x, y, __VA_ARGS__);                      \
+                a[r + (h)] = shuffle_high_##name(x, y);                                 \
+            }                                                                           \
+    }
+
+static inline vf shuffle_high_stage8(vf x, vf y)
+{
+    return __builtin_shufflevector(x, y, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28,
+                                   29, 30, 31);
+}
+static inline vf shuffle_high_stage4(vf x, vf y)
+{
+    return __builtin_shufflevector(x, y, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29,
+                                   30, 31);
+}
+static inline vf shuffle_high_stage2(vf x, vf y)
+{
+    return __builtin_shufflevector(x, y, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15,
+                                   30, 31);
+}
+static inline vf shuffle_high_stage1(vf x, vf y)
+{
+    return __builtin_shufflevector(x, y, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29,
+                                   15, 31);
+}
+TRANSPOSE_STAGE(stage8, 8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+TRANSPOSE_STAGE(stage4, 4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)
+TRANSPOSE_STAGE(stage2, 2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
+TRANSPOSE_STAGE(stage1, 1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)
 
 /* dst[c][r] = src[r][c] for a 16 x 16 tile (row strides in floats), in four
  * stages that each swap the off-diagonal blocks of size h within blocks of 2h:
@@ -315,25 +352,10 @@ static void transpose_tile(float *restrict dst, long dst_stride, const float *re
     vf a[VF_LEN];
     for (int r = 0; r < VF_LEN; r++)
         a[r] = vf_load(src + r * src_stride);
-    static const vi lo[4] = {
-        {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
-        {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
-        {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
-        {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
-    };
-    static const vi hi[4] = {
-        {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
-        {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
-        {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
-        {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31},
-    };
-    for (int stage = 0, h = 8; h >= 1; stage++, h /= 2)
-        for (int r = 0; r < VF_LEN; r++)
-            if (!(r & h)) {
-                vf x = a[r], y = a[r + h];
-                a[r] = __builtin_shuffle(x, y, lo[stage]);
-                a[r + h] = __builtin_shuffle(x, y, hi[stage]);
-            }
+    stage8(a);
+    stage4(a);
+    stage2(a);
+    stage1(a);
     for (int r = 0; r < VF_LEN; r++)
         vf_store(dst + r * dst_stride, a[r]);
 }
