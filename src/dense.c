@@ -210,7 +210,7 @@ forward_block(float *restrict out, int nv, const dense_inputs *restrict in,
             const vf x = vf_splat(in->value[k]);
             float *restrict y = out + (long)in->sample[k] * out_dim;
             for (int v = 0; v < nv; v++)
-                vf_store(y + v * VF_LEN, vf_load(y + v * VF_LEN) + x * wi[v]);
+                vf_store(y + v * VF_LEN, vf_madd(x, wi[v], vf_load(y + v * VF_LEN)));
         }
     }
 }
@@ -262,7 +262,7 @@ weight_gradient_block(float *restrict dwi, int nv, const dense_inputs *restrict 
         const vf x = vf_splat(in->value[k]);
         const float *restrict g = d_out + (long)in->sample[k] * out_dim;
         for (int v = 0; v < nv; v++)
-            acc[v] += x * vf_load(g + v * VF_LEN);
+            acc[v] = vf_madd(x, vf_load(g + v * VF_LEN), acc[v]);
     }
     for (int v = 0; v < nv; v++)
         vf_store(dwi + v * VF_LEN, acc[v]);
@@ -389,7 +389,7 @@ static void input_gradient(float *restrict d_in, const float *restrict d_out,
                 continue;
             const float *restrict wo = wt + (long)o * in_dim;
             for (int i = 0; i < in_dim; i++)
-                di[i] += go * wo[i];
+                di[i] = madd(go, wo[i], di[i]);
         }
     }
 }
@@ -434,7 +434,7 @@ forward_small_block(float *restrict out, const float *restrict in, const float *
         for (int s = 0; s < ns; s++) {
             const vf x = vf_splat(in[(long)s * in_dim + i]);
             for (int v = 0; v < nv; v++)
-                acc[s][v] += x * wi[v];
+                acc[s][v] = vf_madd(x, wi[v], acc[s][v]);
         }
     }
     for (int s = 0; s < ns; s++)
@@ -498,7 +498,7 @@ weight_gradient_small_block(float *restrict d_w, const float *restrict in,
         for (int r = 0; r < nr; r++) {
             const vf x = vf_splat(in[(long)s * in_dim + r]);
             for (int v = 0; v < nv; v++)
-                acc[r][v] += x * d[v];
+                acc[r][v] = vf_madd(x, d[v], acc[r][v]);
         }
     }
     for (int r = 0; r < nr; r++)
@@ -525,8 +525,10 @@ input_gradient_block(float *restrict d_in, const float *restrict d_out,
                 continue;
             const vf go = vf_splat(g[o]);
             for (int v = 0; v < nv; v++)
-                acc[v] += go * vf_load_part(wt + (long)o * in_dim + v * VF_LEN,
-                                            v == nv - 1 ? lanes : VF_LEN);
+                acc[v] = vf_madd(go,
+                                 vf_load_part(wt + (long)o * in_dim + v * VF_LEN,
+                                              v == nv - 1 ? lanes : VF_LEN),
+                                 acc[v]);
         }
         for (int v = 0; v < nv; v++)
             vf_store_part(d_in + (long)s * in_dim + v * VF_LEN, acc[v],

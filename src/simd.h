@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__FMA__)
 #include <immintrin.h>
 #endif
 
@@ -62,13 +62,33 @@ static inline void vf_store_part(float *p, vf v, int lanes)
 #endif
 }
 
-/* a * b + c rounded as the vector code rounds it: fused where the target has
- * FMA (which -ffp-contract=fast makes the vector code use), so that the
- * scalar tails of a kernel sum exactly like its vector part. */
+/* a * b + c, fused (rounded once) where the target has FMA, else a product
+ * and a sum.  The kernels accumulate only through these two, never through
+ * the compiler's own contraction, which differs between compilers, flags and
+ * even neighbouring loops: so that kernels that add the same products in the
+ * same order give the same bits, and scalar tails sum like vector parts. */
 static inline float madd(float a, float b, float c)
 {
 #if defined(__FMA__)
     return __builtin_fmaf(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
+static inline vf vf_madd(vf a, vf b, vf c)
+{
+#if defined(__AVX512F__)
+    return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__)
+    __m256 h[3][2];
+    memcpy(h[0], &a, sizeof a);
+    memcpy(h[1], &b, sizeof b);
+    memcpy(h[2], &c, sizeof c);
+    h[2][0] = _mm256_fmadd_ps(h[0][0], h[1][0], h[2][0]);
+    h[2][1] = _mm256_fmadd_ps(h[0][1], h[1][1], h[2][1]);
+    memcpy(&c, h[2], sizeof c);
+    return c;
 #else
     return a * b + c;
 #endif
