@@ -4,9 +4,10 @@
  * the inner loops run over contiguous outputs.  Each fast kernel has a plain
  * *_ref twin that is the oracle the tests compare it with.
  *
- * The fast kernels skip inputs that are exactly 0: 81% of MNIST's pixels and
- * about half of the ReLU outputs.  Skipping a product with 0 changes no sum, so
- * this is exact, not an approximation. */
+ * The listed kernels skip inputs that are exactly 0, 81% of MNIST's pixels.
+ * Skipping a product with 0 changes no sum but for the sign of a zero sum, so
+ * this is exact, not an approximation.  The small-layer kernels multiply the
+ * zeros instead (about half of the ReLU outputs): listing them costs more. */
 #ifndef TRAINER_DENSE_H
 #define TRAINER_DENSE_H
 

@@ -227,9 +227,9 @@ void mlp_list_input(const mlp *m, mlp_work *w, int n)
 void mlp_forward(const mlp *m, mlp_work *w, int n)
 {
     const mlp_shape *s = &m->shape;
-    const float *in = w->x; /* read only through its list, for layer 0 */
     for (int l = 0; l < s->n_layers; l++) {
         const int relu = l < s->n_layers - 1;
+        const float *in = l ? w->act[l - 1] : NULL; /* layer 0 has its list already */
         if (layer_listed(s, l)) {
             if (l > 0)
                 dense_inputs_index(&w->inputs[l], in, n, s->sizes[l]);
@@ -239,7 +239,6 @@ void mlp_forward(const mlp *m, mlp_work *w, int n)
             dense_forward_small(w->act[l], in, m->layer[l].w, m->layer[l].b, n, s->sizes[l],
                                 s->sizes[l + 1], relu);
         }
-        in = w->act[l];
     }
 }
 
