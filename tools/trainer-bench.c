@@ -77,6 +77,35 @@ static double measure_core_peak(void)
     return 2.0 * 16 * CHAINS * (double)iters / t / 1e9;
 }
 
+/* The same loop on every core at once, slowest and fastest core: the cores of
+ * a shared virtual machine do not always run at the same speed, which shows in
+ * every multithreaded figure. */
+static void measure_peaks_together(int cores, double *slowest, double *fastest)
+{
+    enum { MAX_CORES = 256 };
+    double peak[MAX_CORES];
+    if (cores > MAX_CORES)
+        cores = MAX_CORES;
+#ifdef _OPENMP
+    int team = 1;
+#pragma omp parallel num_threads(cores)
+    {
+        peak[omp_get_thread_num()] = measure_core_peak();
+#pragma omp single
+        team = omp_get_num_threads();
+    }
+    cores = team;
+#else
+    peak[0] = measure_core_peak();
+    cores = 1;
+#endif
+    *slowest = *fastest = peak[0];
+    for (int c = 1; c < cores; c++) {
+        *slowest = peak[c] < *slowest ? peak[c] : *slowest;
+        *fastest = peak[c] > *fastest ? peak[c] : *fastest;
+    }
+}
+
 /* Dense-equivalent floating-point work of one training sample: the forward
  * pass, the weight gradients, and the input gradients of every layer but the
  * first (which has none), two operations per multiply-add. */
@@ -230,9 +259,11 @@ int main(int argc, char **argv)
         printf("samples_per_s %.0f seconds_per_epoch %.4f\n", t.samples_per_s, t.seconds);
         return 0;
     }
-    double core_peak = measure_core_peak();
+    double core_peak = measure_core_peak(), slowest, fastest;
+    measure_peaks_together(cores, &slowest, &fastest);
     printf("trainer-bench: model 784-128-32-10, %u training images from %s\n", train.n, source);
-    printf("machine: %d cores; measured fp32 FMA peak %.1f GFLOP/s per core\n", cores, core_peak);
+    printf("machine: %d cores; measured fp32 FMA peak %.1f GFLOP/s per core (%.1f to %.1f "
+           "with all cores busy at once)\n", cores, core_peak, slowest, fastest);
     printf("work: %.0f dense-equivalent FLOP per training sample, %.1f GFLOP per epoch\n",
            flop, flop * train.n / 1e9);
     printf("(the engine skips zero inputs, so its real work is smaller: GFLOP/s below\n"
