@@ -121,6 +121,40 @@ static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
     free(dw1); free(dw2); free(db1); free(db2); free(di1); free(di2);
 }
 
+/* Listing image bytes gives the same lists as listing their float values. */
+static void test_index_bytes(rng *r)
+{
+    enum { N = 9, DIM = 200 }; /* 200: three 64-byte blocks and a tail */
+    uint8_t img[N][DIM];
+    const uint8_t *rows[N];
+    float x[N * DIM], value_of[256];
+    for (int b = 0; b < 256; b++)
+        value_of[b] = (float)b / 255.0f;
+    for (int k = 0; k < N; k++) {
+        for (int i = 0; i < DIM; i++) {
+            img[k][i] = rng_below(r, 100) < 30 ? (uint8_t)(1 + rng_below(r, 255)) : 0;
+            x[k * DIM + i] = value_of[img[k][i]];
+        }
+        rows[k] = img[k];
+    }
+    memset(img[3], 0, DIM);    /* an empty sample */
+    memset(x + 3 * DIM, 0, sizeof(float) * DIM);
+    void *m1 = aligned_alloc(64, dense_inputs_bytes(N, DIM));
+    void *m2 = aligned_alloc(64, dense_inputs_bytes(N, DIM));
+    dense_inputs a, b;
+    dense_inputs_init(&a, m1, N, DIM);
+    dense_inputs_init(&b, m2, N, DIM);
+    dense_inputs_index(&a, x, N, DIM);
+    dense_inputs_index_bytes(&b, rows, N, DIM, value_of);
+    const int entries = a.start[DIM];
+    CHECK(entries > 0 && memcmp(a.start, b.start, sizeof(int) * (DIM + 1)) == 0 &&
+              memcmp(a.sample, b.sample, sizeof(int) * (size_t)entries) == 0 &&
+              memcmp(a.value, b.value, sizeof(float) * (size_t)entries) == 0,
+          "byte and float lists differ (%d entries)", entries);
+    free(m1);
+    free(m2);
+}
+
 static void test_transpose(rng *r)
 {
     const int shapes[][2] = {{1, 1}, {16, 16}, {128, 32}, {32, 10}, {37, 50}, {17, 33}};
@@ -213,6 +247,7 @@ int main(void)
         for (int relu = 0; relu <= 1; relu++)
             compare(shapes[i][0], shapes[i][1], shapes[i][2], relu, &r);
     test_transpose(&r);
+    test_index_bytes(&r);
     test_relu_backward();
     test_softmax_xent(&r);
     return test_finish("test_dense");

@@ -5,7 +5,8 @@
  * whose moments are 0 and that no sample lights.  The data has such rows
  * (pixels never lit), a row lit by one sample only (its moments become nonzero
  * in the middle of the first epoch and must keep decaying after), and the
- * second epoch starts from a state that is not fresh. */
+ * second epoch starts from a state that is not fresh.  Also: images of the
+ * wrong size are refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,5 +111,25 @@ int main(void)
         mlp_free(&c);
     }
     dataset_free(&d);
+
+    /* Images of another size than the model's input are refused, not read
+     * past their end. */
+    dataset small;
+    test_make_dataset(&small, 40, 10, 10, 4);
+    mlp m;
+    CHECK(mlp_init(&m, &shape, &err) == 0, "%s", err.msg);
+    train_config cfg = {.threads = 2, .shards = 2, .batch_size = BATCH,
+                        .adam = adam_defaults(), .seed = SEED};
+    train_session *s;
+    CHECK(train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
+    double loss, acc;
+    CHECK(train_epoch(s, &small, 0, &loss, &acc, NULL, NULL, &err) != 0 &&
+              strstr(err.msg, "784 inputs") && strstr(err.msg, "100 pixels"),
+          "training on 10x10 images with a 784-input model: '%s'", err.msg);
+    CHECK(evaluate(&m, &small, 2, &loss, &acc, NULL, &err) != 0 && strstr(err.msg, "784 inputs"),
+          "evaluating 10x10 images with a 784-input model: '%s'", err.msg);
+    train_session_free(s);
+    mlp_free(&m);
+    dataset_free(&small);
     return test_finish("test_step");
 }
