@@ -192,11 +192,35 @@ void dense_inputs_index_bytes(dense_inputs *restrict l, const uint8_t *const *ro
     list_by_input(l, NULL, rows, value_of, n, in_dim);
 }
 
+/* Chunks of max_nv vectors of outputs, then at most one of 4 and one of 2
+ * (when they are smaller than max_nv), then single vectors, the last one
+ * possibly partial, over out_dim outputs: body(o, nv, lanes) computes the
+ * chunk at output o of nv vectors, the last of them `lanes` wide, with nv a
+ * constant in each call so that the kernels keep their sums in registers. */
+#define FOR_OUTPUT_CHUNKS(out_dim, max_nv, body)                                       \
+    do {                                                                                \
+        int o_ = 0;                                                                     \
+        for (; (out_dim) - o_ >= (max_nv) * VF_LEN; o_ += (max_nv) * VF_LEN)            \
+            body(o_, (max_nv), VF_LEN);                                                 \
+        if ((max_nv) > 4 && (out_dim) - o_ >= 4 * VF_LEN) {                             \
+            body(o_, 4, VF_LEN);                                                        \
+            o_ += 4 * VF_LEN;                                                           \
+        }                                                                               \
+        if ((max_nv) > 2 && (out_dim) - o_ >= 2 * VF_LEN) {                             \
+            body(o_, 2, VF_LEN);                                                        \
+            o_ += 2 * VF_LEN;                                                           \
+        }                                                                               \
+        for (; (out_dim) - o_ >= VF_LEN; o_ += VF_LEN)                                  \
+            body(o_, 1, VF_LEN);                                                        \
+        if (o_ < (out_dim))                                                             \
+            body(o_, 1, (out_dim) - o_);                                                \
+    } while (0)
+
 /* out[s][0 .. nv*VF_LEN) += value * w[i][0 .. nv*VF_LEN) for every listed
- * (s, value) of every input i, the row of w held in registers.  Inlined with a
- * constant nv. */
+ * (s, value) of every input i, the row of w held in registers; the last vector
+ * is `lanes` wide.  Inlined with a constant nv. */
 static inline __attribute__((always_inline)) void
-forward_block(float *restrict out, int nv, const dense_inputs *restrict in,
+forward_block(float *restrict out, int nv, int lanes, const dense_inputs *restrict in,
               const float *restrict w, int in_dim, int out_dim)
 {
     for (int i = 0; i < in_dim; i++) {
@@ -205,12 +229,16 @@ forward_block(float *restrict out, int nv, const dense_inputs *restrict in,
             continue;
         vf wi[MAX_VECTORS];
         for (int v = 0; v < nv; v++)
-            wi[v] = vf_load(w + (long)i * out_dim + v * VF_LEN);
+            wi[v] = vf_load_part(w + (long)i * out_dim + v * VF_LEN,
+                                 v == nv - 1 ? lanes : VF_LEN);
         for (int k = first; k < last; k++) {
             const vf x = vf_splat(in->value[k]);
             float *restrict y = out + (long)in->sample[k] * out_dim;
-            for (int v = 0; v < nv; v++)
-                vf_store(y + v * VF_LEN, vf_madd(x, wi[v], vf_load(y + v * VF_LEN)));
+            for (int v = 0; v < nv; v++) {
+                const int l = v == nv - 1 ? lanes : VF_LEN;
+                vf_store_part(y + v * VF_LEN, vf_madd(x, wi[v], vf_load_part(y + v * VF_LEN, l)),
+                              l);
+            }
         }
     }
 }
@@ -221,38 +249,19 @@ void dense_forward(float *restrict out, const dense_inputs *restrict in,
 {
     for (int s = 0; s < n; s++)
         memcpy(out + (long)s * out_dim, b, sizeof(float) * (size_t)out_dim);
-    int o = 0;
-    for (; out_dim - o >= 8 * VF_LEN; o += 8 * VF_LEN)
-        forward_block(out + o, 8, in, w + o, in_dim, out_dim);
-    if (out_dim - o >= 4 * VF_LEN) {
-        forward_block(out + o, 4, in, w + o, in_dim, out_dim);
-        o += 4 * VF_LEN;
-    }
-    if (out_dim - o >= 2 * VF_LEN) {
-        forward_block(out + o, 2, in, w + o, in_dim, out_dim);
-        o += 2 * VF_LEN;
-    }
-    if (out_dim - o >= VF_LEN) {
-        forward_block(out + o, 1, in, w + o, in_dim, out_dim);
-        o += VF_LEN;
-    }
-    if (o < out_dim) {
-        for (int i = 0; i < in_dim; i++)
-            for (int k = in->start[i]; k < in->start[i + 1]; k++) {
-                float *restrict y = out + (long)in->sample[k] * out_dim;
-                for (int j = o; j < out_dim; j++)
-                    y[j] = madd(in->value[k], w[(long)i * out_dim + j], y[j]);
-            }
-    }
+#define FORWARD_CHUNK(o, nv, lanes) forward_block(out + (o), nv, lanes, in, w + (o), in_dim, out_dim)
+    FOR_OUTPUT_CHUNKS(out_dim, MAX_VECTORS, FORWARD_CHUNK);
+#undef FORWARD_CHUNK
     if (relu)
         for (long k = 0; k < (long)n * out_dim; k++)
             out[k] = out[k] < 0.0f ? 0.0f : out[k];
 }
 
 /* d_w[i][0 .. nv*VF_LEN) = sum over the samples listed for input i of their
- * value times their d_out row.  Inlined with a constant nv. */
+ * value times their d_out row; the last vector is `lanes` wide.  Inlined with
+ * a constant nv. */
 static inline __attribute__((always_inline)) void
-weight_gradient_block(float *restrict dwi, int nv, const dense_inputs *restrict in,
+weight_gradient_block(float *restrict dwi, int nv, int lanes, const dense_inputs *restrict in,
                       int first, int last, const float *restrict d_out, int out_dim)
 {
     vf acc[MAX_VECTORS];
@@ -262,10 +271,11 @@ weight_gradient_block(float *restrict dwi, int nv, const dense_inputs *restrict 
         const vf x = vf_splat(in->value[k]);
         const float *restrict g = d_out + (long)in->sample[k] * out_dim;
         for (int v = 0; v < nv; v++)
-            acc[v] = vf_madd(x, vf_load(g + v * VF_LEN), acc[v]);
+            acc[v] = vf_madd(x, vf_load_part(g + v * VF_LEN, v == nv - 1 ? lanes : VF_LEN),
+                             acc[v]);
     }
     for (int v = 0; v < nv; v++)
-        vf_store(dwi + v * VF_LEN, acc[v]);
+        vf_store_part(dwi + v * VF_LEN, acc[v], v == nv - 1 ? lanes : VF_LEN);
 }
 
 static void weight_gradient(float *restrict d_w, const dense_inputs *restrict in,
@@ -280,27 +290,10 @@ static void weight_gradient(float *restrict d_w, const dense_inputs *restrict in
             if (first == last)
                 continue;
         }
-        int o = 0;
-        for (; out_dim - o >= 8 * VF_LEN; o += 8 * VF_LEN)
-            weight_gradient_block(dwi + o, 8, in, first, last, d_out + o, out_dim);
-        if (out_dim - o >= 4 * VF_LEN) {
-            weight_gradient_block(dwi + o, 4, in, first, last, d_out + o, out_dim);
-            o += 4 * VF_LEN;
-        }
-        if (out_dim - o >= 2 * VF_LEN) {
-            weight_gradient_block(dwi + o, 2, in, first, last, d_out + o, out_dim);
-            o += 2 * VF_LEN;
-        }
-        if (out_dim - o >= VF_LEN) {
-            weight_gradient_block(dwi + o, 1, in, first, last, d_out + o, out_dim);
-            o += VF_LEN;
-        }
-        for (; o < out_dim; o++) {
-            float acc = 0.0f;
-            for (int k = first; k < last; k++)
-                acc = madd(in->value[k], d_out[(long)in->sample[k] * out_dim + o], acc);
-            dwi[o] = acc;
-        }
+#define GRADIENT_CHUNK(o, nv, lanes)                                                    \
+    weight_gradient_block(dwi + (o), nv, lanes, in, first, last, d_out + (o), out_dim)
+        FOR_OUTPUT_CHUNKS(out_dim, MAX_VECTORS, GRADIENT_CHUNK);
+#undef GRADIENT_CHUNK
     }
 }
 
@@ -443,18 +436,6 @@ forward_small_block(float *restrict out, const float *restrict in, const float *
                           v == nv - 1 ? lanes : VF_LEN);
 }
 
-/* Chunks of nv vectors, then single vectors, the last one partial, over
- * out_dim outputs; `body(o, nv, lanes)` computes one chunk. */
-#define FOR_OUTPUT_CHUNKS(out_dim, max_nv, body)                                       \
-    do {                                                                                \
-        int o_ = 0;                                                                     \
-        for (; (out_dim) - o_ >= (max_nv) * VF_LEN; o_ += (max_nv) * VF_LEN)            \
-            body(o_, (max_nv), VF_LEN);                                                 \
-        for (; (out_dim) - o_ >= VF_LEN; o_ += VF_LEN)                                  \
-            body(o_, 1, VF_LEN);                                                        \
-        if (o_ < (out_dim))                                                             \
-            body(o_, 1, (out_dim) - o_);                                                \
-    } while (0)
 
 void dense_forward_small(float *restrict out, const float *restrict in,
                          const float *restrict w, const float *restrict b, int n, int in_dim,
