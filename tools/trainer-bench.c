@@ -247,6 +247,8 @@ int main(int argc, char **argv)
     const int hidden[] = {128, 32};
     if (mlp_shape_make(&shape, 784, hidden, 2, 10, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
+        dataset_free(&all);
+        dataset_free(&test);
         return 1;
     }
     int cores = 1;
@@ -257,6 +259,8 @@ int main(int argc, char **argv)
     if (quick) {
         timing t = time_training(&shape, &train, 2, 2, 32, epochs);
         printf("samples_per_s %.0f seconds_per_epoch %.4f\n", t.samples_per_s, t.seconds);
+        dataset_free(&all);
+        dataset_free(&test);
         return 0;
     }
     double core_peak = measure_core_peak(), slowest, fastest;
