@@ -38,20 +38,27 @@ float adam_alpha(const adam_hparams *hp, long t)
     return (float)((double)hp->lr * sqrt(1.0 - b2t) / (1.0 - b1t));
 }
 
+/* One parameter's step in Keras' form: the moments move a (1 - beta) part of
+ * the way to g and g^2, then the parameter moves by alpha m / (sqrt(v) + eps).
+ * Inlined into the loops below, which vectorize. */
+static inline void step_one(float *restrict p, float *restrict m, float *restrict v,
+                            float g, float c1, float c2, float eps, float alpha)
+{
+    const float mi = *m + c1 * (g - *m);
+    const float vi = *v + c2 * (g * g - *v);
+    *m = mi;
+    *v = vi;
+    *p -= alpha * mi / (sqrtf(vi) + eps);
+}
+
 /* The update of [lo, hi) with the gradient g0 (+ g1 when given). */
 static void update_direct(float *restrict p, float *restrict m, float *restrict v,
                           const float *restrict g0, const float *restrict g1, size_t lo,
                           size_t hi, const adam_hparams *hp, float alpha)
 {
     const float c1 = 1.0f - hp->beta1, c2 = 1.0f - hp->beta2, eps = hp->eps;
-    for (size_t i = lo; i < hi; i++) {
-        float g = g1 ? g0[i] + g1[i] : g0[i];
-        float mi = m[i] + c1 * (g - m[i]);
-        float vi = v[i] + c2 * (g * g - v[i]);
-        m[i] = mi;
-        v[i] = vi;
-        p[i] -= alpha * mi / (sqrtf(vi) + eps);
-    }
+    for (size_t i = lo; i < hi; i++)
+        step_one(p + i, m + i, v + i, g1 ? g0[i] + g1[i] : g0[i], c1, c2, eps, alpha);
 }
 
 void adam_update(float *restrict p, float *restrict m, float *restrict v,
@@ -60,10 +67,7 @@ void adam_update(float *restrict p, float *restrict m, float *restrict v,
 {
     /* One or two gradients (one per thread on 2 cores) are read in place. */
     if (n_grads == 1 || n_grads == 2) {
-        if (n_grads == 1)
-            update_direct(p, m, v, grads[0], NULL, lo, hi, hp, alpha);
-        else
-            update_direct(p, m, v, grads[0], grads[1], lo, hi, hp, alpha);
+        update_direct(p, m, v, grads[0], n_grads == 2 ? grads[1] : NULL, lo, hi, hp, alpha);
         return;
     }
     /* The gradient is summed block by block into a small stack buffer so that
@@ -82,13 +86,7 @@ void adam_update(float *restrict p, float *restrict m, float *restrict v,
             for (size_t i = 0; i < nb; i++)
                 g[i] += gk[i];
         }
-        float *restrict pj = p + j0, *restrict mj = m + j0, *restrict vj = v + j0;
-        for (size_t i = 0; i < nb; i++) {
-            float mi = mj[i] + c1 * (g[i] - mj[i]);
-            float vi = vj[i] + c2 * (g[i] * g[i] - vj[i]);
-            mj[i] = mi;
-            vj[i] = vi;
-            pj[i] -= alpha * mi / (sqrtf(vi) + eps);
-        }
+        for (size_t i = 0; i < nb; i++)
+            step_one(p + j0 + i, m + j0 + i, v + j0 + i, g[i], c1, c2, eps, alpha);
     }
 }
