@@ -216,6 +216,12 @@ void dense_inputs_index_bytes(dense_inputs *restrict l, const uint8_t *const *ro
             body(o_, 1, (out_dim) - o_);                                                \
     } while (0)
 
+static void relu_in_place(float *restrict x, long count)
+{
+    for (long k = 0; k < count; k++)
+        x[k] = x[k] < 0.0f ? 0.0f : x[k];
+}
+
 /* out[s][0 .. nv*VF_LEN) += value * w[i][0 .. nv*VF_LEN) for every listed
  * (s, value) of every input i, the row of w held in registers; the last vector
  * is `lanes` wide.  Inlined with a constant nv. */
@@ -253,8 +259,7 @@ void dense_forward(float *restrict out, const dense_inputs *restrict in,
     FOR_OUTPUT_CHUNKS(out_dim, MAX_VECTORS, FORWARD_CHUNK);
 #undef FORWARD_CHUNK
     if (relu)
-        for (long k = 0; k < (long)n * out_dim; k++)
-            out[k] = out[k] < 0.0f ? 0.0f : out[k];
+        relu_in_place(out, (long)n * out_dim);
 }
 
 /* d_w[i][0 .. nv*VF_LEN) = sum over the samples listed for input i of their
@@ -490,7 +495,6 @@ forward_small_block(float *restrict out, const float *restrict in, const float *
                           v == nv - 1 ? lanes : VF_LEN);
 }
 
-
 void dense_forward_small(float *restrict out, const float *restrict in,
                          const float *restrict w, const float *restrict b, int n, int in_dim,
                          int out_dim, int relu)
@@ -509,8 +513,7 @@ void dense_forward_small(float *restrict out, const float *restrict in,
 #undef SAMPLES_CHUNK
 #undef SAMPLE_CHUNK
     if (relu)
-        for (long k = 0; k < (long)n * out_dim; k++)
-            out[k] = out[k] < 0.0f ? 0.0f : out[k];
+        relu_in_place(out, (long)n * out_dim);
 }
 
 /* d_w[r][o .. o + nv*VF_LEN) for nr rows, the last vector possibly partial;
