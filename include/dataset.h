@@ -46,8 +46,9 @@ void dataset_free(dataset *d);
  * the rest validate, before any shuffle.  Both are views into all. */
 void dataset_split(const dataset *all, double fraction, dataset *train, dataset *val);
 
-/* table[b] = b / 255 in float32, as Keras' x / 255: the value of pixel b. */
-void dataset_pixel_values(float table[256]);
+/* dataset_pixel_value[b] = b / 255 in float32, as Keras' x / 255: the value
+ * the network sees for a pixel b. */
+extern const float dataset_pixel_value[256];
 
 /* rows[k] = the image of sample idx[k] and y[k] = its label, for k < n; idx
  * may be NULL for the samples first..first+n in order.  The images ahead are

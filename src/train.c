@@ -29,7 +29,6 @@ struct train_session {
     shard_result *result;       /* [shards] */
     uint8_t **rows_used;        /* [shards][inputs]: first-layer weight rows written */
     uint8_t *row_idle;          /* [inputs]: first-layer rows whose m and v are all 0 */
-    float pixel_value[256];
     const float **nonempty;     /* [threads][shards]: scratch for the reduce */
     int *nonempty_shard;        /* [threads][shards]: which shard each of those is */
     uint32_t *order;            /* sample order of the current epoch */
@@ -50,7 +49,6 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
         return error_set(err, "out of memory");
     s->model = model;
     s->cfg = *cfg;
-    dataset_pixel_values(s->pixel_value);
     s->shards = shards;
     s->threads = train_threads_used(cfg->threads, s->shards);
     int max_shard = (cfg->batch_size + s->shards - 1) / s->shards;
@@ -186,7 +184,7 @@ static void run_shards(train_session *s, const dataset *data, const uint32_t *or
             continue;
         dataset_rows(w->rows, w->y, data, order, first + lo, hi - lo);
         dense_inputs_index_bytes(&w->inputs[0], w->rows, (int)(hi - lo), (int)data->dim,
-                                 s->pixel_value);
+                                 dataset_pixel_value);
         r->loss = mlp_forward_backward(s->model, w, (int)(hi - lo), 1.0f / (float)bn,
                                        s->grad_view[k], s->rows_used[k], &r->correct);
     }
@@ -454,7 +452,6 @@ struct evaluator {
     double *chunk_loss; /* [chunk_cap] */
     int *chunk_correct; /* [chunk_cap] */
     long chunk_cap;
-    float pixel_value[256];
 };
 
 int evaluator_new(evaluator **out, const mlp_shape *shape, int threads, tr_error *err)
@@ -467,7 +464,6 @@ int evaluator_new(evaluator **out, const mlp_shape *shape, int threads, tr_error
     }
     e->shape = *shape;
     e->threads = threads;
-    dataset_pixel_values(e->pixel_value);
     for (int t = 0; t < threads; t++)
         if (mlp_work_init(&e->work[t], shape, EVAL_CHUNK, err)) {
             evaluator_free(e);
@@ -525,7 +521,7 @@ int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
             uint32_t n = d->n - first < EVAL_CHUNK ? d->n - first : EVAL_CHUNK;
             dataset_rows(w->rows, w->y, d, NULL, first, n);
             dense_inputs_index_bytes(&w->inputs[0], w->rows, (int)n, (int)d->dim,
-                                     e->pixel_value);
+                                     dataset_pixel_value);
             mlp_forward(m, w, (int)n);
             chunk_correct[c] = 0;
             chunk_loss[c] = softmax_xent_eval(pred ? pred + first : NULL, w->act[last], w->y,
