@@ -134,29 +134,40 @@ static int check_fit(const mlp_shape *s, const dataset *d, tr_error *err)
     return 0;
 }
 
+/* Where the first layer's weights lie in a buffer of the model's layout:
+ * floats [w0, w1), in rows of `width` (one row per input). */
+typedef struct {
+    size_t w0, w1, width;
+} weight_rows;
+
+static weight_rows first_layer_rows(const mlp *m)
+{
+    const size_t width = (size_t)m->shape.sizes[1];
+    const size_t w0 = (size_t)(m->layer[0].w - m->params);
+    return (weight_rows){w0, w0 + (size_t)m->shape.sizes[0] * width, width};
+}
+
 /* Where thread t of nt starts its slice of the buffer: on a cache line, or, in
- * the first layer's weights [w0, w1), on the start of a row, so that each row
- * has one owner. */
-static size_t slice_start(size_t len, int t, int nt, size_t w0, size_t w1, size_t width)
+ * the first layer's weights, on the start of a row, so that each row has one
+ * owner. */
+static size_t slice_start(size_t len, int t, int nt, weight_rows w)
 {
     size_t lines = (len + MLP_ALIGN - 1) / MLP_ALIGN;
     size_t per = (lines + (size_t)nt - 1) / (size_t)nt;
     size_t at = (size_t)t * per * MLP_ALIGN;
     if (at > len)
         at = len;
-    if (at > w0 && at < w1)
-        at = w0 + (at - w0 + width / 2) / width * width;
+    if (at > w.w0 && at < w.w1)
+        at = w.w0 + (at - w.w0 + w.width / 2) / w.width * w.width;
     return at;
 }
 
 /* The slice [*lo, *hi) of the parameters that thread t of nt reduces. */
 static void thread_slice(const mlp *m, int t, int nt, size_t *lo, size_t *hi)
 {
-    const size_t width = (size_t)m->shape.sizes[1];
-    const size_t w0 = (size_t)(m->layer[0].w - m->params);
-    const size_t w1 = w0 + (size_t)m->shape.sizes[0] * width;
-    *lo = slice_start(m->len, t, nt, w0, w1, width);
-    *hi = slice_start(m->len, t + 1, nt, w0, w1, width);
+    const weight_rows w = first_layer_rows(m);
+    *lo = slice_start(m->len, t, nt, w);
+    *hi = slice_start(m->len, t + 1, nt, w);
 }
 
 /* Samples [*lo, *hi) of a batch of bn make up shard k. */
@@ -165,6 +176,16 @@ static void shard_range(const train_session *s, int k, uint32_t bn, uint32_t *lo
 {
     *lo = (uint32_t)((uint64_t)k * bn / s->shards);
     *hi = (uint32_t)((uint64_t)(k + 1) * bn / s->shards);
+}
+
+/* Lists the images of samples order[first .. first + n) (first .. first + n
+ * when order is NULL), straight from their bytes, as w's first-layer input,
+ * and their labels into w->y. */
+static void list_images(mlp_work *w, const dataset *d, const uint32_t *order, uint32_t first,
+                        uint32_t n)
+{
+    dataset_rows(w->rows, w->y, d, order, first, n);
+    dense_inputs_index_bytes(&w->inputs[0], w->rows, (int)n, (int)d->dim, dataset_pixel_value);
 }
 
 /* Forward and backward pass of every shard of the batch [first, first + bn)
@@ -182,9 +203,7 @@ static void run_shards(train_session *s, const dataset *data, const uint32_t *or
         r->correct = 0;
         if (hi == lo)
             continue;
-        dataset_rows(w->rows, w->y, data, order, first + lo, hi - lo);
-        dense_inputs_index_bytes(&w->inputs[0], w->rows, (int)(hi - lo), (int)data->dim,
-                                 dataset_pixel_value);
+        list_images(w, data, order, first + lo, hi - lo);
         r->loss = mlp_forward_backward(s->model, w, (int)(hi - lo), 1.0f / (float)bn,
                                        s->grad_view[k], s->rows_used[k], &r->correct);
     }
@@ -252,20 +271,19 @@ static void reduce_slice(train_session *s, int t, int nt, float *out, long step)
     int ng = nonempty_grads(s, t, &g, &which);
     size_t lo, hi;
     thread_slice(s->model, t, nt, &lo, &hi);
-    const int width = s->model->shape.sizes[1];
-    const size_t w0 = (size_t)(s->model->layer[0].w - s->model->params);
-    const size_t w1 = w0 + (size_t)s->model->shape.sizes[0] * width;
+    const weight_rows wr = first_layer_rows(s->model);
+    const size_t w0 = wr.w0, w1 = wr.w1, width = wr.width;
     const float alpha = out ? 0.0f : adam_alpha(&s->opt.hp, step);
     reduce_segment(s, g, ng, lo, hi < w0 ? hi : w0, out, alpha);
     const float *rows[TRAIN_MAX_SHARDS];
     for (size_t j = lo > w0 ? lo : w0; j < hi && j < w1;) {
-        size_t row = (j - w0) / (size_t)width;
-        size_t end = w0 + (row + 1) * (size_t)width;
+        size_t row = (j - w0) / width;
+        size_t end = w0 + (row + 1) * width;
         if (end > hi)
             end = hi;
         if (!out)
-            prefetch_for_update(s->model->params, end + (UPDATE_AHEAD - 1) * (size_t)width,
-                                (size_t)width, hi);
+            prefetch_for_update(s->model->params, end + (UPDATE_AHEAD - 1) * width, width,
+                                hi);
         int nr = 0;
         for (int k = 0; k < ng; k++)
             if (s->rows_used[which[k]][row])
@@ -328,12 +346,12 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
  * loaded or resumed optimizer is judged as well as a fresh one. */
 static void find_idle_rows(train_session *s)
 {
-    const size_t width = (size_t)s->model->shape.sizes[1];
-    const size_t w0 = (size_t)(s->model->layer[0].w - s->model->params);
+    const weight_rows wr = first_layer_rows(s->model);
     for (int r = 0; r < s->model->shape.sizes[0]; r++) {
-        const float *m = s->opt.m + w0 + (size_t)r * width, *v = s->opt.v + w0 + (size_t)r * width;
+        const size_t at = wr.w0 + (size_t)r * wr.width;
+        const float *m = s->opt.m + at, *v = s->opt.v + at;
         uint8_t idle = 1;
-        for (size_t j = 0; j < width; j++)
+        for (size_t j = 0; j < wr.width; j++)
             idle &= m[j] == 0.0f && v[j] == 0.0f;
         s->row_idle[r] = idle;
     }
@@ -519,9 +537,7 @@ int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
             mlp_work *w = &e->work[omp_get_thread_num()];
             uint32_t first = (uint32_t)c * EVAL_CHUNK;
             uint32_t n = d->n - first < EVAL_CHUNK ? d->n - first : EVAL_CHUNK;
-            dataset_rows(w->rows, w->y, d, NULL, first, n);
-            dense_inputs_index_bytes(&w->inputs[0], w->rows, (int)n, (int)d->dim,
-                                     dataset_pixel_value);
+            list_images(w, d, NULL, first, n);
             mlp_forward(m, w, (int)n);
             chunk_correct[c] = 0;
             chunk_loss[c] = softmax_xent_eval(pred ? pred + first : NULL, w->act[last], w->y,
