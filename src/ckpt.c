@@ -9,7 +9,6 @@
 #include "model_io.h"
 
 static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'C', 'K', 'P', 'T'};
-#define ORDER_TAG 0x01020304u
 /* A generous bound: 2^28 float parameters is a 1 GiB file. */
 #define CKPT_MAX_BYTES ((size_t)1 << 30)
 
@@ -26,10 +25,7 @@ int ckpt_encode(const mlp *m, uint8_t **data, size_t *len, tr_error *err)
     if (!buf)
         return error_set(err, "out of memory for a checkpoint of %zu bytes", total);
     byte_writer w = {buf};
-    put_bytes(&w, MAGIC, 8);
-    put_u32(&w, CKPT_VERSION);
-    put_u32(&w, ORDER_TAG);
-    put_u32(&w, (uint32_t)sizeof(float));
+    put_format_head(&w, MAGIC, CKPT_VERSION);
     put_shape(&w, &m->shape);
     put_u64(&w, n_params);
     put_tensors(&w, &m->shape, m->params);

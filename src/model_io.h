@@ -8,6 +8,20 @@
 #include "error.h"
 #include "mlp.h"
 
+/* Written as a u32, it reads back as this only in the byte order it was
+ * written in. */
+#define ORDER_TAG 0x01020304u
+
+/* The head both formats share: the 8-byte magic, u32 version, the order tag
+ * and u32 sizeof(float). */
+static inline void put_format_head(byte_writer *w, const char magic[8], uint32_t version)
+{
+    put_bytes(w, magic, 8);
+    put_u32(w, version);
+    put_u32(w, ORDER_TAG);
+    put_u32(w, (uint32_t)sizeof(float));
+}
+
 /* u32 n_layers, then the n_layers + 1 layer sizes. */
 static inline void put_shape(byte_writer *w, const mlp_shape *s)
 {

@@ -9,7 +9,6 @@
 #include "model_io.h"
 
 static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'S', 'T', 'A', 'T'};
-#define ORDER_TAG 0x01020304u
 #define STATE_MAX_BYTES ((size_t)3 << 30)
 #define STATE_MAX_HISTORY 1000000
 
@@ -30,10 +29,7 @@ int state_encode(const train_state *st, const mlp *m, const adam *opt, uint8_t *
     if (!buf)
         return error_set(err, "out of memory for a training state of %zu bytes", total);
     byte_writer w = {buf};
-    put_bytes(&w, MAGIC, 8);
-    put_u32(&w, STATE_VERSION);
-    put_u32(&w, ORDER_TAG);
-    put_u32(&w, (uint32_t)sizeof(float));
+    put_format_head(&w, MAGIC, STATE_VERSION);
     put_shape(&w, &st->shape);
     put_u64(&w, st->seed);
     put_u32(&w, (uint32_t)st->batch_size);
