@@ -8,6 +8,15 @@
  * thread without a shard would only wait at the barriers.  With one shard per
  * thread, each thread has its own gradient buffer.
  *
+ * The first layer's sums are the exception to splitting by samples: the
+ * parameters are cut into as many parts as there are shards, and the thread
+ * that updates a part's first-layer weight rows goes on to compute, over
+ * those rows, the next batch's sums for every sample (each shard lists its
+ * samples of the next batch before the update).  A thread so reads only the
+ * weight rows it has just written, never the ones another core has: that
+ * traffic had cost more than the sums.  A sample's output is its bias plus
+ * the parts' sums, added in part order.
+ *
  * The arithmetic depends on the shards, never on the threads: the same seed,
  * data and shard count give bit-identical results for any thread count.
  * Threads live for a whole epoch; nothing is allocated in a step. */

@@ -53,9 +53,10 @@ void dense_backward_ref(float *d_in, float *d_w, float *d_b, const float *d_out,
     }
 }
 
-/* Sums over up to MAX_VECTORS vectors of outputs stay in registers while a
- * list is walked. */
-enum { MAX_VECTORS = 8 };
+/* The listed kernels hold DENSE_GROUP weight rows of MAX_VECTORS vectors of
+ * outputs in registers (16 of AVX-512's 32), and a sample's sums or a
+ * gradient row's sums over those vectors. */
+enum { MAX_VECTORS = 4 };
 
 /* The small-layer kernels keep SMALL_SAMPLES x SMALL_VECTORS output sums (16
  * of AVX-512's 32 registers), and SMALL_ROWS x SMALL_GRAD_VECTORS weight
@@ -66,23 +67,44 @@ enum {
     SMALL_INPUT_VECTORS = 8
 };
 
-/* Writes the indices i of the nonzero x[i], i < len, into idx; returns how many. */
-static int nonzero_indices(int *restrict idx, const float *restrict x, int len)
+static int group_count(int in_dim)
 {
-    int k = 0, i = 0;
-#if defined(__AVX512F__)
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (; i + 16 <= len; i += 16) {
-        __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_setzero_ps(),
-                                         _CMP_NEQ_UQ);
-        _mm512_mask_compressstoreu_epi32(idx + k, m, _mm512_add_epi32(iota, _mm512_set1_epi32(i)));
-        k += __builtin_popcount(m);
+    return (in_dim + DENSE_GROUP - 1) / DENSE_GROUP;
+}
+
+/* Writes the numbers g of the groups of x[0 .. len) that hold a nonzero value
+ * into idx; returns how many. */
+static int nonzero_groups(int *restrict idx, const float *restrict x, int len)
+{
+    int k = 0;
+    for (int g = 0; g * DENSE_GROUP < len; g++) {
+        int lit = 0;
+        for (int j = g * DENSE_GROUP; j < len && j < (g + 1) * DENSE_GROUP; j++)
+            lit |= x[j] != 0.0f;
+        idx[k] = g;
+        k += lit;
+    }
+    return k;
+}
+
+/* The same for bytes. */
+static int nonzero_byte_groups(int *restrict idx, const uint8_t *restrict x, int len)
+{
+    int k = 0, g = 0;
+#if defined(__AVX512F__) && DENSE_GROUP == 4
+    for (; (g + 16) * 4 <= len; g += 16) {
+        const __m512i v = _mm512_loadu_si512(x + g * 4);
+        for (unsigned m = _mm512_test_epi32_mask(v, v); m; m &= m - 1)
+            idx[k++] = g + __builtin_ctz(m);
     }
 #endif
     /* Branch-free: MNIST's zeros are too irregular to predict. */
-    for (; i < len; i++) {
-        idx[k] = i;
-        k += x[i] != 0.0f;
+    for (; g * DENSE_GROUP < len; g++) {
+        int lit = 0;
+        for (int j = g * DENSE_GROUP; j < len && j < (g + 1) * DENSE_GROUP; j++)
+            lit |= x[j];
+        idx[k] = g;
+        k += lit != 0;
     }
     return k;
 }
@@ -94,17 +116,17 @@ static size_t align64(size_t bytes)
 
 size_t dense_inputs_bytes(int max_n, int in_dim)
 {
-    size_t entries = (size_t)max_n * in_dim;
-    return align64(sizeof(int) * ((size_t)in_dim + 1)) + align64(sizeof(int) * (size_t)max_n) +
-           2 * align64(sizeof(int) * entries) + align64(sizeof(float) * entries);
+    const size_t groups = (size_t)group_count(in_dim), entries = (size_t)max_n * groups;
+    return align64(sizeof(int) * (groups + 1)) + align64(sizeof(int) * (size_t)max_n) +
+           2 * align64(sizeof(int) * entries) + align64(sizeof(float) * entries * DENSE_GROUP);
 }
 
 void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim)
 {
     char *p = mem;
-    size_t entries = (size_t)max_n * in_dim;
+    const size_t groups = (size_t)group_count(in_dim), entries = (size_t)max_n * groups;
     l->start = (int *)p;
-    p += align64(sizeof(int) * ((size_t)in_dim + 1));
+    p += align64(sizeof(int) * (groups + 1));
     l->counts = (int *)p;
     p += align64(sizeof(int) * (size_t)max_n);
     l->sample = (int *)p;
@@ -114,59 +136,47 @@ void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim)
     l->value = (float *)p;
 }
 
-/* Writes the indices i of the nonzero bytes x[i], i < len, into idx; returns
- * how many. */
-static int nonzero_bytes(int *restrict idx, const uint8_t *restrict x, int len)
-{
-    int k = 0, i = 0;
-#if defined(__AVX512BW__)
-    for (; i + 64 <= len; i += 64) {
-        const __m512i v = _mm512_loadu_si512(x + i);
-        for (uint64_t m = _mm512_test_epi8_mask(v, v); m; m &= m - 1)
-            idx[k++] = i + __builtin_ctzll(m);
-    }
-#endif
-    for (; i < len; i++) {
-        idx[k] = i;
-        k += x[i] != 0;
-    }
-    return k;
-}
-
-/* The shared part of both index functions: with each sample's nonzero
- * positions in l->scratch and their counts in l->counts, lists them by input.
- * The values come from in ([n][in_dim]) or, when it is NULL, from
- * value_of[rows[k][i]]. */
-static void list_by_input(dense_inputs *restrict l, const float *restrict in,
+/* The shared part of both index functions: with each sample's nonzero groups
+ * in l->scratch and their counts in l->counts, lists them by group.  The
+ * values come from in ([n][in_dim]) or, when it is NULL, from
+ * value_of[rows[k][i]]; inputs past in_dim in the last group are 0. */
+static void list_by_group(dense_inputs *restrict l, const float *restrict in,
                           const uint8_t *const *rows, const float *restrict value_of, int n,
                           int in_dim)
 {
+    const int groups = group_count(in_dim);
     int *restrict start = l->start;
-    memset(start, 0, sizeof(int) * ((size_t)in_dim + 1));
+    memset(start, 0, sizeof(int) * ((size_t)groups + 1));
     const int *restrict idx = l->scratch;
     for (int k = 0; k < n; k++) {
         for (int j = 0; j < l->counts[k]; j++)
             start[idx[j] + 1]++;
         idx += l->counts[k];
     }
-    for (int i = 0; i < in_dim; i++)
-        start[i + 1] += start[i];
-    /* Filled in sample order, so that each input's samples are in order; the
-     * fill advances start[i] to start[i + 1], undone after. */
+    for (int g = 0; g < groups; g++)
+        start[g + 1] += start[g];
+    /* Filled in sample order, so that each group's samples are in order; the
+     * fill advances start[g] to start[g + 1], undone after. */
     idx = l->scratch;
     for (int k = 0; k < n; k++) {
         const float *restrict x = in ? in + (long)k * in_dim : NULL;
         const uint8_t *restrict bytes = in ? NULL : rows[k];
         for (int j = 0; j < l->counts[k]; j++) {
-            int i = idx[j];
-            int at = start[i]++;
+            const int g = idx[j], at = start[g]++, i0 = g * DENSE_GROUP;
+            float *restrict v = l->value + (long)at * DENSE_GROUP;
             l->sample[at] = k;
-            l->value[at] = x ? x[i] : value_of[bytes[i]];
+            if (i0 + DENSE_GROUP <= in_dim) {
+                for (int q = 0; q < DENSE_GROUP; q++)
+                    v[q] = x ? x[i0 + q] : value_of[bytes[i0 + q]];
+            } else {
+                for (int q = 0; q < DENSE_GROUP; q++)
+                    v[q] = i0 + q >= in_dim ? 0.0f : x ? x[i0 + q] : value_of[bytes[i0 + q]];
+            }
         }
         idx += l->counts[k];
     }
-    for (int i = in_dim; i > 0; i--)
-        start[i] = start[i - 1];
+    for (int g = groups; g > 0; g--)
+        start[g] = start[g - 1];
     start[0] = 0;
 }
 
@@ -175,10 +185,10 @@ void dense_inputs_index(dense_inputs *restrict l, const float *restrict in, int 
 {
     int total = 0;
     for (int k = 0; k < n; k++) {
-        l->counts[k] = nonzero_indices(l->scratch + total, in + (long)k * in_dim, in_dim);
+        l->counts[k] = nonzero_groups(l->scratch + total, in + (long)k * in_dim, in_dim);
         total += l->counts[k];
     }
-    list_by_input(l, in, NULL, NULL, n, in_dim);
+    list_by_group(l, in, NULL, NULL, n, in_dim);
 }
 
 void dense_inputs_index_bytes(dense_inputs *restrict l, const uint8_t *const *rows, int n,
@@ -186,10 +196,10 @@ void dense_inputs_index_bytes(dense_inputs *restrict l, const uint8_t *const *ro
 {
     int total = 0;
     for (int k = 0; k < n; k++) {
-        l->counts[k] = nonzero_bytes(l->scratch + total, rows[k], in_dim);
+        l->counts[k] = nonzero_byte_groups(l->scratch + total, rows[k], in_dim);
         total += l->counts[k];
     }
-    list_by_input(l, NULL, rows, value_of, n, in_dim);
+    list_by_group(l, NULL, rows, value_of, n, in_dim);
 }
 
 /* Chunks of max_nv vectors of outputs, then at most one of 4 and one of 2
@@ -222,31 +232,67 @@ static void relu_in_place(float *restrict x, long count)
         x[k] = x[k] < 0.0f ? 0.0f : x[k];
 }
 
-/* out[s][0 .. nv*VF_LEN) += value * w[i][0 .. nv*VF_LEN) for every listed
- * (s, value) of every input i, the row of w held in registers; the last vector
- * is `lanes` wide.  Inlined with a constant nv. */
+/* For every sample listed in group g: out[s][0 .. nv*VF_LEN) += the products
+ * of its `rows` values (rows <= DENSE_GROUP) with w's rows of the group,
+ * added in row order, the rows held in registers; the last vector is `lanes`
+ * wide.  Inlined with constant nv and, but for a last partial group, rows. */
 static inline __attribute__((always_inline)) void
-forward_block(float *restrict out, int nv, int lanes, const dense_inputs *restrict in,
-              const float *restrict w, int in_dim, int out_dim)
+forward_group(float *restrict out, int nv, int lanes, int rows, const dense_inputs *restrict in,
+              int g, const float *restrict w, int out_dim)
 {
-    for (int i = 0; i < in_dim; i++) {
-        const int first = in->start[i], last = in->start[i + 1];
-        if (first == last)
-            continue;
-        vf wi[MAX_VECTORS];
+    vf wr[DENSE_GROUP][MAX_VECTORS];
+    for (int q = 0; q < rows; q++)
         for (int v = 0; v < nv; v++)
-            wi[v] = vf_load_part(w + (long)i * out_dim + v * VF_LEN,
-                                 v == nv - 1 ? lanes : VF_LEN);
-        for (int k = first; k < last; k++) {
-            const vf x = vf_splat(in->value[k]);
-            float *restrict y = out + (long)in->sample[k] * out_dim;
-            for (int v = 0; v < nv; v++) {
-                const int l = v == nv - 1 ? lanes : VF_LEN;
-                vf_store_part(y + v * VF_LEN, vf_madd(x, wi[v], vf_load_part(y + v * VF_LEN, l)),
-                              l);
-            }
+            wr[q][v] = vf_load_part(w + (long)(g * DENSE_GROUP + q) * out_dim + v * VF_LEN,
+                                    v == nv - 1 ? lanes : VF_LEN);
+    for (int k = in->start[g]; k < in->start[g + 1]; k++) {
+        const float *restrict x = in->value + (long)k * DENSE_GROUP;
+        float *restrict y = out + (long)in->sample[k] * out_dim;
+        vf acc[MAX_VECTORS];
+        for (int v = 0; v < nv; v++)
+            acc[v] = vf_load_part(y + v * VF_LEN, v == nv - 1 ? lanes : VF_LEN);
+        for (int q = 0; q < rows; q++) {
+            const vf xq = vf_splat(x[q]);
+            for (int v = 0; v < nv; v++)
+                acc[v] = vf_madd(xq, wr[q][v], acc[v]);
+        }
+        for (int v = 0; v < nv; v++)
+            vf_store_part(y + v * VF_LEN, acc[v], v == nv - 1 ? lanes : VF_LEN);
+    }
+}
+
+/* forward_group over the groups [g0, g1) of every list j, into the sums at
+ * out + base[j] rows, for one chunk of outputs.  A zero input of a listed
+ * group adds 0 * w, which changes no sum but for the sign of a zero sum: so
+ * the sums are those of the plain loop over inputs. */
+static inline __attribute__((always_inline)) void
+forward_block(float *restrict out, int nv, int lanes, const dense_inputs *const *lists,
+              const int *base, int n_lists, const float *restrict w, int g0, int g1,
+              int in_dim, int out_dim)
+{
+    for (int g = g0; g < g1; g++) {
+        const int rows = in_dim - g * DENSE_GROUP;
+        for (int j = 0; j < n_lists; j++) {
+            if (lists[j]->start[g] == lists[j]->start[g + 1])
+                continue;
+            float *restrict block = out + (long)base[j] * out_dim;
+            if (rows >= DENSE_GROUP)
+                forward_group(block, nv, lanes, DENSE_GROUP, lists[j], g, w, out_dim);
+            else
+                forward_group(block, nv, lanes, rows, lists[j], g, w, out_dim);
         }
     }
+}
+
+void dense_forward_rows(float *restrict out, const dense_inputs *const *lists,
+                        const int *base, int n_lists, const float *restrict w, int i0,
+                        int i1, int in_dim, int out_dim)
+{
+    const int g0 = group_count(i0), g1 = group_count(i1);
+#define FORWARD_CHUNK(o, nv, lanes)                                                     \
+    forward_block(out + (o), nv, lanes, lists, base, n_lists, w + (o), g0, g1, in_dim, out_dim)
+    FOR_OUTPUT_CHUNKS(out_dim, MAX_VECTORS, FORWARD_CHUNK);
+#undef FORWARD_CHUNK
 }
 
 void dense_forward(float *restrict out, const dense_inputs *restrict in,
@@ -255,105 +301,102 @@ void dense_forward(float *restrict out, const dense_inputs *restrict in,
 {
     for (int s = 0; s < n; s++)
         memcpy(out + (long)s * out_dim, b, sizeof(float) * (size_t)out_dim);
-#define FORWARD_CHUNK(o, nv, lanes) forward_block(out + (o), nv, lanes, in, w + (o), in_dim, out_dim)
-    FOR_OUTPUT_CHUNKS(out_dim, MAX_VECTORS, FORWARD_CHUNK);
-#undef FORWARD_CHUNK
+    const dense_inputs *list = in;
+    const int base = 0;
+    dense_forward_rows(out, &list, &base, 1, w, 0, in_dim, in_dim, out_dim);
     if (relu)
         relu_in_place(out, (long)n * out_dim);
 }
 
-/* d_w[i][0 .. nv*VF_LEN) = sum over the samples listed for input i of their
- * value times their d_out row; the last vector is `lanes` wide.  Inlined with
- * a constant nv. */
-static inline __attribute__((always_inline)) void
-weight_gradient_block(float *restrict dwi, int nv, int lanes, const dense_inputs *restrict in,
-                      int first, int last, const float *restrict d_out, int out_dim)
+void dense_sum_parts(float *restrict out, const float *const *parts, int n_parts,
+                     const float *restrict b, int n, int out_dim, int relu)
 {
-    vf acc[MAX_VECTORS];
-    for (int v = 0; v < nv; v++)
-        acc[v] = vf_splat(0.0f);
-    for (int k = first; k < last; k++) {
-        const vf x = vf_splat(in->value[k]);
-        const float *restrict g = d_out + (long)in->sample[k] * out_dim;
-        for (int v = 0; v < nv; v++)
-            acc[v] = vf_madd(x, vf_load_part(g + v * VF_LEN, v == nv - 1 ? lanes : VF_LEN),
-                             acc[v]);
-    }
-    for (int v = 0; v < nv; v++)
-        vf_store_part(dwi + v * VF_LEN, acc[v], v == nv - 1 ? lanes : VF_LEN);
-}
-
-/* Rows i and j of d_w over their first MAX_VECTORS vectors, the sums of both
- * in registers: two rows' chains of multiply-adds interleaved hide the
- * latency that a row's few entries (about 5 on MNIST) leave exposed.  Each
- * row still sums its samples in order. */
-static void weight_gradient_rows(float *restrict dwi, float *restrict dwj,
-                                 const dense_inputs *restrict in, int i, int j,
-                                 const float *restrict d_out, int out_dim)
-{
-    vf a[MAX_VECTORS], b[MAX_VECTORS];
-    for (int v = 0; v < MAX_VECTORS; v++)
-        a[v] = b[v] = vf_splat(0.0f);
-    int ka = in->start[i], kb = in->start[j];
-    const int ea = in->start[i + 1], eb = in->start[j + 1];
-    for (; ka < ea && kb < eb; ka++, kb++) {
-        const vf xa = vf_splat(in->value[ka]), xb = vf_splat(in->value[kb]);
-        const float *restrict ga = d_out + (long)in->sample[ka] * out_dim;
-        const float *restrict gb = d_out + (long)in->sample[kb] * out_dim;
-        for (int v = 0; v < MAX_VECTORS; v++) {
-            a[v] = vf_madd(xa, vf_load(ga + v * VF_LEN), a[v]);
-            b[v] = vf_madd(xb, vf_load(gb + v * VF_LEN), b[v]);
+    for (int s = 0; s < n; s++) {
+        float *restrict y = out + (long)s * out_dim;
+        memcpy(y, b, sizeof(float) * (size_t)out_dim);
+        for (int p = 0; p < n_parts; p++) {
+            const float *restrict q = parts[p] + (long)s * out_dim;
+            for (int o = 0; o < out_dim; o++)
+                y[o] += q[o];
         }
     }
-    for (; ka < ea; ka++) {
-        const vf xa = vf_splat(in->value[ka]);
-        const float *restrict ga = d_out + (long)in->sample[ka] * out_dim;
-        for (int v = 0; v < MAX_VECTORS; v++)
-            a[v] = vf_madd(xa, vf_load(ga + v * VF_LEN), a[v]);
+    if (relu)
+        relu_in_place(out, (long)n * out_dim);
+}
+
+/* The `rows` rows of d_w of group g, over one chunk of nv vectors (the last
+ * `lanes` wide): each the sum over the samples listed for the group of their
+ * value times their d_out row, in sample order, all of the group's sums in
+ * registers.  Inlined with constant nv and, but for a last partial group,
+ * rows. */
+static inline __attribute__((always_inline)) void
+weight_gradient_group(float *restrict d_w, int nv, int lanes, int rows,
+                      const dense_inputs *restrict in, int g, const float *restrict d_out,
+                      int out_dim)
+{
+    vf acc[DENSE_GROUP][MAX_VECTORS];
+    for (int q = 0; q < rows; q++)
+        for (int v = 0; v < nv; v++)
+            acc[q][v] = vf_splat(0.0f);
+    for (int k = in->start[g]; k < in->start[g + 1]; k++) {
+        const float *restrict x = in->value + (long)k * DENSE_GROUP;
+        const float *restrict d = d_out + (long)in->sample[k] * out_dim;
+        vf dv[MAX_VECTORS];
+        for (int v = 0; v < nv; v++)
+            dv[v] = vf_load_part(d + v * VF_LEN, v == nv - 1 ? lanes : VF_LEN);
+        for (int q = 0; q < rows; q++) {
+            const vf xq = vf_splat(x[q]);
+            for (int v = 0; v < nv; v++)
+                acc[q][v] = vf_madd(xq, dv[v], acc[q][v]);
+        }
     }
-    for (; kb < eb; kb++) {
-        const vf xb = vf_splat(in->value[kb]);
-        const float *restrict gb = d_out + (long)in->sample[kb] * out_dim;
-        for (int v = 0; v < MAX_VECTORS; v++)
-            b[v] = vf_madd(xb, vf_load(gb + v * VF_LEN), b[v]);
-    }
-    for (int v = 0; v < MAX_VECTORS; v++) {
-        vf_store(dwi + v * VF_LEN, a[v]);
-        vf_store(dwj + v * VF_LEN, b[v]);
+    for (int q = 0; q < rows; q++)
+        for (int v = 0; v < nv; v++)
+            vf_store_part(d_w + (long)(g * DENSE_GROUP + q) * out_dim + v * VF_LEN, acc[q][v],
+                          v == nv - 1 ? lanes : VF_LEN);
+}
+
+static inline __attribute__((always_inline)) void
+weight_gradient_block(float *restrict d_w, int nv, int lanes, const dense_inputs *restrict in,
+                      const float *restrict d_out, int in_dim, int out_dim, int skip_empty)
+{
+    const int full = in_dim / DENSE_GROUP;
+    for (int g = 0; g < full; g++)
+        if (!skip_empty || in->start[g] < in->start[g + 1])
+            weight_gradient_group(d_w, nv, lanes, DENSE_GROUP, in, g, d_out, out_dim);
+    if (full * DENSE_GROUP < in_dim && (!skip_empty || in->start[full] < in->start[full + 1]))
+        weight_gradient_group(d_w, nv, lanes, in_dim - full * DENSE_GROUP, in, full, d_out,
+                              out_dim);
+}
+
+/* row_used[i] = whether input i is nonzero in some listed sample. */
+static void mark_used_rows(uint8_t *restrict row_used, const dense_inputs *restrict in,
+                           int in_dim)
+{
+    for (int g = 0; g * DENSE_GROUP < in_dim; g++) {
+        uint8_t lit[DENSE_GROUP] = {0};
+        for (int k = in->start[g]; k < in->start[g + 1]; k++)
+            for (int q = 0; q < DENSE_GROUP; q++)
+                lit[q] |= in->value[(long)k * DENSE_GROUP + q] != 0.0f;
+        for (int q = 0; q < DENSE_GROUP && g * DENSE_GROUP + q < in_dim; q++)
+            row_used[g * DENSE_GROUP + q] = lit[q];
     }
 }
 
+/* With row_used, the groups no sample lit are skipped, and their rows keep
+ * what they held; the other rows of a listed group get their sums, zeros
+ * included. */
 static void weight_gradient(float *restrict d_w, const dense_inputs *restrict in,
                             const float *restrict d_out, int in_dim, int out_dim,
                             uint8_t *restrict row_used)
 {
-    int pending = -1; /* a row waiting for a partner, when out_dim is 8 vectors */
-    for (int i = 0; i < in_dim; i++) {
-        const int first = in->start[i], last = in->start[i + 1];
-        float *restrict dwi = d_w + (long)i * out_dim;
-        if (row_used) {
-            row_used[i] = first < last;
-            if (first == last)
-                continue;
-        }
-        if (out_dim == MAX_VECTORS * VF_LEN) {
-            if (pending < 0) {
-                pending = i;
-                continue;
-            }
-            weight_gradient_rows(d_w + (long)pending * out_dim, dwi, in, pending, i, d_out,
-                                 out_dim);
-            pending = -1;
-            continue;
-        }
+    if (row_used)
+        mark_used_rows(row_used, in, in_dim);
+    const int skip = row_used != NULL;
 #define GRADIENT_CHUNK(o, nv, lanes)                                                    \
-    weight_gradient_block(dwi + (o), nv, lanes, in, first, last, d_out + (o), out_dim)
-        FOR_OUTPUT_CHUNKS(out_dim, MAX_VECTORS, GRADIENT_CHUNK);
+    weight_gradient_block(d_w + (o), nv, lanes, in, d_out + (o), in_dim, out_dim, skip)
+    FOR_OUTPUT_CHUNKS(out_dim, MAX_VECTORS, GRADIENT_CHUNK);
 #undef GRADIENT_CHUNK
-    }
-    if (pending >= 0)
-        weight_gradient_block(d_w + (long)pending * out_dim, MAX_VECTORS, VF_LEN, in,
-                              in->start[pending], in->start[pending + 1], d_out, out_dim);
 }
 
 /* One stage of the 16 x 16 transpose below: rows r and r + h (r & h == 0)

@@ -227,12 +227,19 @@ void mlp_list_input(const mlp *m, mlp_work *w, int n)
 void mlp_forward(const mlp *m, mlp_work *w, int n)
 {
     const mlp_shape *s = &m->shape;
-    for (int l = 0; l < s->n_layers; l++) {
+    dense_forward(w->act[0], &w->inputs[0], m->layer[0].w, m->layer[0].b, n, s->sizes[0],
+                  s->sizes[1], s->n_layers > 1);
+    mlp_forward_rest(m, w, n);
+}
+
+void mlp_forward_rest(const mlp *m, mlp_work *w, int n)
+{
+    const mlp_shape *s = &m->shape;
+    for (int l = 1; l < s->n_layers; l++) {
         const int relu = l < s->n_layers - 1;
-        const float *in = l ? w->act[l - 1] : NULL; /* layer 0 has its list already */
+        const float *in = w->act[l - 1];
         if (layer_listed(s, l)) {
-            if (l > 0)
-                dense_inputs_index(&w->inputs[l], in, n, s->sizes[l]);
+            dense_inputs_index(&w->inputs[l], in, n, s->sizes[l]);
             dense_forward(w->act[l], &w->inputs[l], m->layer[l].w, m->layer[l].b, n,
                           s->sizes[l], s->sizes[l + 1], relu);
         } else {
@@ -242,19 +249,19 @@ void mlp_forward(const mlp *m, mlp_work *w, int n)
     }
 }
 
-double mlp_forward_backward(const mlp *m, mlp_work *w, int n, float scale,
-                            const dense_view *grad, uint8_t *first_rows, int *correct)
+double mlp_backward(const mlp *m, mlp_work *w, const dense_inputs *first,
+                    const uint8_t *labels, int n, float scale, const dense_view *grad,
+                    uint8_t *first_rows, int *correct)
 {
     const mlp_shape *s = &m->shape;
     const int last = s->n_layers - 1;
-    mlp_forward(m, w, n);
-    double loss = softmax_xent(w->delta[last], w->act[last], w->y, n,
-                               s->sizes[last + 1], scale, correct);
+    double loss = softmax_xent(w->delta[last], w->act[last], labels, n, s->sizes[last + 1],
+                               scale, correct);
     for (int l = last; l >= 0; l--) {
         float *d_in = l ? w->delta[l - 1] : NULL;
         /* The input lists from the forward pass serve the backward pass. */
         if (layer_listed(s, l))
-            dense_backward(d_in, grad[l].w, grad[l].b, w->delta[l], &w->inputs[l],
+            dense_backward(d_in, grad[l].w, grad[l].b, w->delta[l], l ? &w->inputs[l] : first,
                            m->layer[l].w, w->wt, n, s->sizes[l], s->sizes[l + 1],
                            l ? NULL : first_rows);
         else
@@ -264,4 +271,11 @@ double mlp_forward_backward(const mlp *m, mlp_work *w, int n, float scale,
             relu_backward(d_in, w->act[l - 1], (long)n * s->sizes[l]);
     }
     return loss;
+}
+
+double mlp_forward_backward(const mlp *m, mlp_work *w, int n, float scale,
+                            const dense_view *grad, uint8_t *first_rows, int *correct)
+{
+    mlp_forward(m, w, n);
+    return mlp_backward(m, w, &w->inputs[0], w->y, n, scale, grad, first_rows, correct);
 }

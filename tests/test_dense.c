@@ -76,20 +76,32 @@ static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
     e = max_rel_diff(di1, di2, ni);
     CHECK(e <= KERNEL_TOL, "d_in %dx%dx%d: %g", n, in_dim, out_dim, e);
 
-    /* With row_used, unused rows keep what was there and used rows match. */
+    /* With row_used: used rows match; an unused row holds zeros when its
+     * group of DENSE_GROUP inputs was listed, and keeps what was there when
+     * no sample lit any input of its group. */
     uint8_t *used = malloc((size_t)in_dim);
     memset(dw1, 0x7f, sizeof(float) * (size_t)nw);
     dense_backward(NULL, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim, used);
     for (int i = 0; i < in_dim; i++) {
-        int any = 0;
-        for (int k = 0; k < n; k++)
+        int any = 0, group_lit = 0;
+        const int g0 = i / DENSE_GROUP * DENSE_GROUP;
+        for (int k = 0; k < n; k++) {
             any |= in[(long)k * in_dim + i] != 0.0f;
+            for (int j = g0; j < g0 + DENSE_GROUP && j < in_dim; j++)
+                group_lit |= in[(long)k * in_dim + j] != 0.0f;
+        }
         CHECK(used[i] == any, "row_used[%d] = %d, want %d", i, used[i], any);
         const float *row = dw1 + (long)i * out_dim, *want = dw2 + (long)i * out_dim;
-        if (any)
+        if (any) {
             CHECK(max_rel_diff(row, want, out_dim) <= KERNEL_TOL, "used row %d differs", i);
-        else
-            CHECK(((const uint8_t *)row)[0] == 0x7f, "unused row %d was written", i);
+        } else if (group_lit) {
+            int zeros = 1;
+            for (int o = 0; o < out_dim; o++)
+                zeros &= row[o] == 0.0f;
+            CHECK(zeros, "unused row %d of a listed group is not 0", i);
+        } else {
+            CHECK(((const uint8_t *)row)[0] == 0x7f, "row %d of an unlisted group was written", i);
+        }
     }
     free(used);
 
@@ -124,7 +136,7 @@ static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
 /* Listing image bytes gives the same lists as listing their float values. */
 static void test_index_bytes(rng *r)
 {
-    enum { N = 9, DIM = 200 }; /* 200: three 64-byte blocks and a tail */
+    enum { N = 9, DIM = 201 }; /* three 64-byte blocks and a tail, a partial group */
     uint8_t img[N][DIM];
     const uint8_t *rows[N];
     float x[N * DIM], value_of[256];
@@ -146,13 +158,62 @@ static void test_index_bytes(rng *r)
     dense_inputs_init(&b, m2, N, DIM);
     dense_inputs_index(&a, x, N, DIM);
     dense_inputs_index_bytes(&b, rows, N, DIM, value_of);
-    const int entries = a.start[DIM];
-    CHECK(entries > 0 && memcmp(a.start, b.start, sizeof(int) * (DIM + 1)) == 0 &&
+    const int groups = (DIM + DENSE_GROUP - 1) / DENSE_GROUP, entries = a.start[groups];
+    CHECK(entries > 0 && memcmp(a.start, b.start, sizeof(int) * (groups + 1)) == 0 &&
               memcmp(a.sample, b.sample, sizeof(int) * (size_t)entries) == 0 &&
-              memcmp(a.value, b.value, sizeof(float) * (size_t)entries) == 0,
+              memcmp(a.value, b.value, sizeof(float) * (size_t)entries * DENSE_GROUP) == 0,
           "byte and float lists differ (%d entries)", entries);
     free(m1);
     free(m2);
+}
+
+/* The first layer split by inputs (dense_forward_rows over parts, then
+ * dense_sum_parts), as training computes it: against the oracle, and the same
+ * bits however the samples are split into lists. */
+static void test_forward_parts(rng *r)
+{
+    enum { N = 11, IN = 203, OUT = 70, CUT = 100 }; /* CUT: a multiple of DENSE_GROUP */
+    float *in = random_buffer(r, (long)N * IN, 70);
+    float *w = random_buffer(r, (long)IN * OUT, 0);
+    float *b = random_buffer(r, OUT, 0);
+    float ref[N * OUT], whole[2][N * OUT], split[2][N * OUT], o1[N * OUT], o2[N * OUT];
+    void *m0 = aligned_alloc(64, dense_inputs_bytes(N, IN));
+    void *m1 = aligned_alloc(64, dense_inputs_bytes(N, IN));
+    void *m2 = aligned_alloc(64, dense_inputs_bytes(N, IN));
+    dense_inputs all, head, tail;
+    dense_inputs_init(&all, m0, N, IN);
+    dense_inputs_init(&head, m1, N, IN);
+    dense_inputs_init(&tail, m2, N, IN);
+    dense_inputs_index(&all, in, N, IN);
+    dense_inputs_index(&head, in, 4, IN);          /* samples 0..3 */
+    dense_inputs_index(&tail, in + 4 * IN, N - 4, IN); /* samples 4..10 */
+    const dense_inputs *one[1] = {&all}, *two[2] = {&head, &tail};
+    const int base1[1] = {0}, base2[2] = {0, 4};
+    const int cut[3] = {0, CUT, IN};
+    for (int p = 0; p < 2; p++) {
+        memset(whole[p], 0, sizeof whole[p]);
+        memset(split[p], 0, sizeof split[p]);
+        dense_forward_rows(whole[p], one, base1, 1, w, cut[p], cut[p + 1], IN, OUT);
+        dense_forward_rows(split[p], two, base2, 2, w, cut[p], cut[p + 1], IN, OUT);
+    }
+    CHECK(memcmp(whole, split, sizeof whole) == 0, "the sums depend on how samples are listed");
+    const float *parts1[2] = {whole[0], whole[1]}, *parts2[2] = {split[0], split[1]};
+    dense_sum_parts(o1, parts1, 2, b, N, OUT, 1);
+    dense_sum_parts(o2, parts2, 2, b, N, OUT, 1);
+    dense_forward_ref(ref, in, w, b, N, IN, OUT, 1);
+    float e = max_rel_diff(o1, ref, N * OUT);
+    CHECK(e <= KERNEL_TOL, "forward by parts: %g", e);
+    CHECK(memcmp(o1, o2, sizeof o1) == 0, "summed parts differ");
+    /* One part over every input, from 0, then plus b: the same value as the
+     * plain sum within rounding, and a part over no input adds nothing. */
+    float none[N * OUT];
+    memset(none, 0, sizeof none);
+    dense_forward_rows(none, one, base1, 1, w, IN, IN, IN, OUT);
+    int zeros = 1;
+    for (int k = 0; k < N * OUT; k++)
+        zeros &= none[k] == 0.0f;
+    CHECK(zeros, "an empty range of inputs changed the sums");
+    free(in); free(w); free(b); free(m0); free(m1); free(m2);
 }
 
 static void test_transpose(rng *r)
@@ -248,6 +309,7 @@ int main(void)
             compare(shapes[i][0], shapes[i][1], shapes[i][2], relu, &r);
     test_transpose(&r);
     test_index_bytes(&r);
+    test_forward_parts(&r);
     test_relu_backward();
     test_softmax_xent(&r);
     return test_finish("test_dense");
