@@ -92,10 +92,12 @@ static int nonzero_byte_groups(int *restrict idx, const uint8_t *restrict x, int
 {
     int k = 0, g = 0;
 #if defined(__AVX512F__) && DENSE_GROUP == 4
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (; (g + 16) * 4 <= len; g += 16) {
         const __m512i v = _mm512_loadu_si512(x + g * 4);
-        for (unsigned m = _mm512_test_epi32_mask(v, v); m; m &= m - 1)
-            idx[k++] = g + __builtin_ctz(m);
+        const __mmask16 m = _mm512_test_epi32_mask(v, v);
+        _mm512_mask_compressstoreu_epi32(idx + k, m, _mm512_add_epi32(iota, _mm512_set1_epi32(g)));
+        k += __builtin_popcount(m);
     }
 #endif
     /* Branch-free: MNIST's zeros are too irregular to predict. */
@@ -140,9 +142,9 @@ void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim)
  * in l->scratch and their counts in l->counts, lists them by group.  The
  * values come from in ([n][in_dim]) or, when it is NULL, from
  * value_of[rows[k][i]]; inputs past in_dim in the last group are 0. */
-static void list_by_group(dense_inputs *restrict l, const float *restrict in,
-                          const uint8_t *const *rows, const float *restrict value_of, int n,
-                          int in_dim)
+static inline __attribute__((always_inline)) void
+list_by_group(dense_inputs *restrict l, const float *restrict in, const uint8_t *const *rows,
+              const float *restrict value_of, int n, int in_dim)
 {
     const int groups = group_count(in_dim);
     int *restrict start = l->start;
@@ -165,9 +167,12 @@ static void list_by_group(dense_inputs *restrict l, const float *restrict in,
             const int g = idx[j], at = start[g]++, i0 = g * DENSE_GROUP;
             float *restrict v = l->value + (long)at * DENSE_GROUP;
             l->sample[at] = k;
-            if (i0 + DENSE_GROUP <= in_dim) {
+            if (i0 + DENSE_GROUP <= in_dim && !in) {
                 for (int q = 0; q < DENSE_GROUP; q++)
-                    v[q] = x ? x[i0 + q] : value_of[bytes[i0 + q]];
+                    v[q] = value_of[bytes[i0 + q]];
+            } else if (i0 + DENSE_GROUP <= in_dim) {
+                for (int q = 0; q < DENSE_GROUP; q++)
+                    v[q] = x[i0 + q];
             } else {
                 for (int q = 0; q < DENSE_GROUP; q++)
                     v[q] = i0 + q >= in_dim ? 0.0f : x ? x[i0 + q] : value_of[bytes[i0 + q]];
