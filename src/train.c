@@ -364,19 +364,6 @@ static void reduce_segment(train_session *s, const float *const *g, int ng, size
     }
 }
 
-/* The forward passes of the other threads read the parameters, so every line
- * an Adam update writes is shared and costs a round trip to invalidate the
- * other copies.  Queued behind the stores those round trips serialize;
- * prefetched for writing some rows ahead they overlap: 13% more samples/s at
- * 2 threads here (medians of runs alternated with the build without it). */
-enum { UPDATE_AHEAD = 16 }; /* rows of the first layer's weights */
-
-static void prefetch_for_update(const float *p, size_t from, size_t len, size_t hi)
-{
-    for (size_t i = from; i < from + len && i < hi; i += MLP_ALIGN)
-        __builtin_prefetch(p + i, 1, 3);
-}
-
 /* Reduces part k of the shards' gradients (into out, or into an Adam step
  * when out is NULL), thread t's scratch serving.  In the first layer's
  * weights, a row counts only the shards that wrote it: the others' gradient
@@ -404,9 +391,6 @@ static void reduce_part(train_session *s, int k, int t, float *out, long step,
         size_t end = w0 + (row + 1) * width;
         if (end > hi)
             end = hi;
-        if (!out)
-            prefetch_for_update(s->model->params, end + (UPDATE_AHEAD - 1) * width, width,
-                                hi);
         int nr = 0;
         for (int q = 0; q < ng; q++)
             if (s->rows_used[which[q]][row])
