@@ -51,9 +51,17 @@ static inline void put_tensors(byte_writer *w, const mlp_shape *s, float *buf)
     float *ptr[2 * MLP_MAX_LAYERS];
     size_t count[2 * MLP_MAX_LAYERS];
     int n = mlp_tensors(s, buf, ptr, count);
-    for (int t = 0; t < n; t++)
+    for (int t = 0; t < n; t++) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* The files are little-endian: here that is the floats' own bytes,
+         * copied at memory speed (float by float, encoding model.ckpt and
+         * training.state took 4-5 ms an epoch, now 2.5-3.5). */
+        put_bytes(w, ptr[t], sizeof(float) * count[t]);
+#else
         for (size_t k = 0; k < count[t]; k++)
             put_f32(w, ptr[t][k]);
+#endif
+    }
 }
 
 static inline void get_tensors(byte_reader *r, const mlp_shape *s, float *buf)
@@ -61,9 +69,14 @@ static inline void get_tensors(byte_reader *r, const mlp_shape *s, float *buf)
     float *ptr[2 * MLP_MAX_LAYERS];
     size_t count[2 * MLP_MAX_LAYERS];
     int n = mlp_tensors(s, buf, ptr, count);
-    for (int t = 0; t < n; t++)
+    for (int t = 0; t < n; t++) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        get_bytes(r, ptr[t], sizeof(float) * count[t]);
+#else
         for (size_t k = 0; k < count[t]; k++)
             ptr[t][k] = get_f32(r);
+#endif
+    }
 }
 
 #endif
