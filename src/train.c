@@ -95,13 +95,11 @@ static void part_slice(const train_session *s, int k, size_t *lo, size_t *hi)
 static void find_parts(train_session *s)
 {
     const weight_rows w = first_layer_rows(s->model);
-    const size_t rows = (w.w1 - w.w0) / w.width;
     for (int k = 0; k <= s->shards; k++) {
         size_t at = slice_start(s->model->len, k, s->shards, w);
         at = at < w.w0 ? w.w0 : at > w.w1 ? w.w1 : at;
         s->part_row[k] = (int)((at - w.w0) / w.width);
     }
-    s->part_row[s->shards] = (int)rows;
 }
 
 int train_session_new(train_session **out, mlp *model, const train_config *cfg,
@@ -285,8 +283,9 @@ static float *part_sums(const train_session *s, int k)
     return s->partial + (size_t)k * (size_t)s->cfg.batch_size * (size_t)s->model->shape.sizes[1];
 }
 
-/* Part k's first-layer sums over a whole batch, when no update computed them
- * (the first step of a run, or a gradient alone). */
+/* Part k's first-layer sums over a whole batch, from its weights as they
+ * stand: after the part's update, or alone at the first step of a run and
+ * for a gradient. */
 static void sum_part(train_session *s, int k, const batch_lists *b)
 {
     const int r0 = s->part_row[k], r1 = s->part_row[k + 1], width = s->model->shape.sizes[1];
@@ -381,9 +380,6 @@ static void reduce_part(train_session *s, int k, int t, float *out, long step,
     const weight_rows wr = first_layer_rows(s->model);
     const size_t w0 = wr.w0, w1 = wr.w1, width = wr.width;
     const float alpha = out ? 0.0f : adam_alpha(&s->opt.hp, step);
-    float *sums = part_sums(s, k);
-    if (next && s->part_row[k] < s->part_row[k + 1])
-        memset(sums, 0, sizeof(float) * next->bn * width);
     reduce_segment(s, g, ng, lo, hi < w0 ? hi : w0, out, alpha);
     const float *rows[TRAIN_MAX_SHARDS];
     for (size_t j = lo > w0 ? lo : w0; j < hi && j < w1;) {
@@ -406,10 +402,8 @@ static void reduce_part(train_session *s, int k, int t, float *out, long step,
         j = end;
     }
     reduce_segment(s, g, ng, lo > w1 ? lo : w1, hi, out, alpha);
-    if (next && s->part_row[k] < s->part_row[k + 1])
-        dense_forward_rows(sums, next->list, next->base, next->n, s->model->layer[0].w,
-                           s->part_row[k], s->part_row[k + 1], s->model->shape.sizes[0],
-                           (int)width);
+    if (next)
+        sum_part(s, k, next);
 }
 
 /* Sums the non-empty shards' gradients over thread t's parts and applies the
