@@ -365,13 +365,15 @@ static inline __attribute__((always_inline)) void
 weight_gradient_block(float *restrict d_w, int nv, int lanes, const dense_inputs *restrict in,
                       const float *restrict d_out, int in_dim, int out_dim, int skip_empty)
 {
-    const int full = in_dim / DENSE_GROUP;
-    for (int g = 0; g < full; g++)
-        if (!skip_empty || in->start[g] < in->start[g + 1])
+    for (int g = 0; g < group_count(in_dim); g++) {
+        if (skip_empty && in->start[g] == in->start[g + 1])
+            continue;
+        const int rows = in_dim - g * DENSE_GROUP;
+        if (rows >= DENSE_GROUP)
             weight_gradient_group(d_w, nv, lanes, DENSE_GROUP, in, g, d_out, out_dim);
-    if (full * DENSE_GROUP < in_dim && (!skip_empty || in->start[full] < in->start[full + 1]))
-        weight_gradient_group(d_w, nv, lanes, in_dim - full * DENSE_GROUP, in, full, d_out,
-                              out_dim);
+        else
+            weight_gradient_group(d_w, nv, lanes, rows, in, g, d_out, out_dim);
+    }
 }
 
 /* row_used[i] = whether input i is nonzero in some listed sample. */
