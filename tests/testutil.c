@@ -1,5 +1,8 @@
+#define _XOPEN_SOURCE 700 /* nftw */
+
 #include "testutil.h"
 
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,16 +35,41 @@ int test_finish(const char *name)
     return 0;
 }
 
+static char tmpdir_path[4096];
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+    (void)st;
+    (void)type;
+    (void)f;
+    return remove(path);
+}
+
+/* A passing run leaves nothing behind; a failing one keeps its files for a
+ * look, and says where they are. */
+static void remove_tmpdir(void)
+{
+    if (test_failures)
+        fprintf(stderr, "the test's files are kept in %s\n", tmpdir_path);
+    else if (nftw(tmpdir_path, remove_entry, 16, FTW_DEPTH | FTW_PHYS))
+        perror(tmpdir_path);
+}
+
 const char *test_tmpdir(void)
 {
-    static char path[4096];
+    if (tmpdir_path[0]) {
+        fprintf(stderr, "test_tmpdir: called twice\n");
+        exit(1);
+    }
     const char *base = getenv("TMPDIR");
-    snprintf(path, sizeof path, "%s/trainer-test-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(path)) {
+    snprintf(tmpdir_path, sizeof tmpdir_path, "%s/trainer-test-XXXXXX",
+             base && *base ? base : "/tmp");
+    if (!mkdtemp(tmpdir_path)) {
         perror("mkdtemp");
         exit(1);
     }
-    return path;
+    atexit(remove_tmpdir);
+    return tmpdir_path;
 }
 
 const char *test_write_file(const char *dir, const char *name, const void *data,

@@ -24,7 +24,8 @@ void test_fail(const char *file, int line, const char *cond, const char *fmt, ..
 /* Prints a summary and returns the exit status: 0 or 1. */
 int test_finish(const char *name);
 
-/* A new empty directory under $TMPDIR (or /tmp); aborts on failure. */
+/* A new empty directory under $TMPDIR (or /tmp), removed with its files at
+ * exit unless a check failed; aborts on failure.  One per test program. */
 const char *test_tmpdir(void);
 
 /* Writes len bytes to dir/name (gzip-compressed when gz); returns the path in
