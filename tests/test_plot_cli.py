@@ -3,9 +3,11 @@
 through pngcheck) and shows what it should; each bad input is refused with a
 message and status 1 or 2, and leaves no PNG behind."""
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
@@ -66,6 +68,41 @@ with tempfile.TemporaryDirectory() as tmp:
 
     pics = os.path.join(tmp, "pics")
     os.makedirs(pics)
+
+    def same_lines(png, history, what):
+        """png shows the curves of history (as trainer-plot draws them)."""
+        ref = os.path.join(pics, "reference.png")
+        check(plot("curves", history, "-o", ref).returncode == 0, f"{what}: curves")
+        a, b = pngcheck(png, TRAIN, VAL), pngcheck(ref, TRAIN, VAL)
+        check(a is not None and b is not None, f"{what}: {a} {b}")
+        for colour in (TRAIN, VAL):
+            for side in (0, 1):
+                if a and b:
+                    x, y = a[3][colour][side], b[3][colour][side]
+                    check(abs(x - y) <= 0.05 * y, f"{what} {colour}: {x} pixels, from "
+                          f"history.csv {y}")
+
+    # The trainer redraws curves.png at most once a second, but always after
+    # the last epoch: its lines are those of the whole history, up to the
+    # rounding of history.csv's numbers (a missing epoch would take a third).
+    same_lines(os.path.join(out, "curves.png"), os.path.join(out, "history.csv"), "curves.png")
+
+    # Interrupted between two redraws, it catches up with history.csv.
+    cut = os.path.join(tmp, "cut")
+    p = subprocess.Popen([TRAINER, "--data", data, "--out", cut, "--epochs", "10000"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    history = os.path.join(cut, "history.csv")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if os.path.exists(history):
+            with open(history) as f:
+                if len(f.readlines()) > 4:
+                    break
+        time.sleep(0.01)
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=120)
+    check(p.returncode == 130, f"interrupted run: exit {p.returncode}")
+    same_lines(os.path.join(cut, "curves.png"), history, "curves.png when interrupted")
     p = os.path.join(pics, "curves.png")
     check(plot("curves", os.path.join(out, "history.csv"), "-o", p).returncode == 0, "curves")
     info = pngcheck(p, TRAIN, VAL)
