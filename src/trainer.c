@@ -558,8 +558,6 @@ static int add_state(file_batch *b, run_state *r, const options *o, const char *
     return status;
 }
 
-/* The files of epoch e, replaced together or not at all: history.csv,
- * model.ckpt, training.state and curves.png. */
 /* curves.png is redrawn at most once in this many seconds, and after the
  * last epoch: encoding it takes about 5 ms, 4% of a default run (25 epochs of
  * 0.13 s) if it were redrawn after each one, while nobody watches a picture
@@ -580,6 +578,8 @@ static int add_curves(file_batch *b, run_state *r, const options *o, const outpu
     return 0;
 }
 
+/* The files of epoch e, replaced together or not at all: history.csv,
+ * model.ckpt, training.state and, when it is due, curves.png. */
 static int save_epoch(run_state *r, const options *o, const output_paths *out, int e,
                       tr_error *err)
 {
