@@ -80,11 +80,17 @@ void dense_sum_parts(float *out, const float *const *parts, int n_parts, const f
  * scratch.  With row_used ([in_dim]) not NULL, row_used[i] says whether input
  * i is nonzero in some sample: where it is not, the gradient row is 0 but d_w
  * may hold anything there (rows of groups no sample lit are not written).
+ * With d_w NULL the weight gradient is left out.
  * d_in: [n][in_dim]   d_w: [in_dim][out_dim]   d_b: [out_dim]
  * d_out: [n][out_dim]   in: the input block's list   w: [in_dim][out_dim] */
 void dense_backward(float *d_in, float *d_w, float *d_b, const float *d_out,
                     const dense_inputs *in, const float *w, float *wt, int n,
                     int in_dim, int out_dim, uint8_t *row_used);
+
+/* d_w's rows [i0, i1) alone (i0 and i1 as for dense_forward_rows), and
+ * row_used over them: the same values as dense_backward's there. */
+void dense_weight_gradient_rows(float *d_w, const dense_inputs *in, const float *d_out, int i0,
+                                int i1, int in_dim, int out_dim, uint8_t *row_used);
 void dense_backward_ref(float *d_in, float *d_w, float *d_b, const float *d_out,
                         const float *in, const float *w, int n, int in_dim,
                         int out_dim);

@@ -363,9 +363,10 @@ weight_gradient_group(float *restrict d_w, int nv, int lanes, int rows,
 
 static inline __attribute__((always_inline)) void
 weight_gradient_block(float *restrict d_w, int nv, int lanes, const dense_inputs *restrict in,
-                      const float *restrict d_out, int in_dim, int out_dim, int skip_empty)
+                      const float *restrict d_out, int g0, int g1, int in_dim, int out_dim,
+                      int skip_empty)
 {
-    for (int g = 0; g < group_count(in_dim); g++) {
+    for (int g = g0; g < g1; g++) {
         if (skip_empty && in->start[g] == in->start[g + 1])
             continue;
         const int rows = in_dim - g * DENSE_GROUP;
@@ -376,11 +377,12 @@ weight_gradient_block(float *restrict d_w, int nv, int lanes, const dense_inputs
     }
 }
 
-/* row_used[i] = whether input i is nonzero in some listed sample. */
+/* row_used[i] = whether input i is nonzero in some listed sample, for the
+ * inputs of groups [g0, g1). */
 static void mark_used_rows(uint8_t *restrict row_used, const dense_inputs *restrict in,
-                           int in_dim)
+                           int g0, int g1, int in_dim)
 {
-    for (int g = 0; g * DENSE_GROUP < in_dim; g++) {
+    for (int g = g0; g < g1; g++) {
         uint8_t lit[DENSE_GROUP] = {0};
         for (int k = in->start[g]; k < in->start[g + 1]; k++)
             for (int q = 0; q < DENSE_GROUP; q++)
@@ -394,16 +396,23 @@ static void mark_used_rows(uint8_t *restrict row_used, const dense_inputs *restr
  * what they held; the other rows of a listed group get their sums, zeros
  * included. */
 static void weight_gradient(float *restrict d_w, const dense_inputs *restrict in,
-                            const float *restrict d_out, int in_dim, int out_dim,
-                            uint8_t *restrict row_used)
+                            const float *restrict d_out, int g0, int g1, int in_dim,
+                            int out_dim, uint8_t *restrict row_used)
 {
     if (row_used)
-        mark_used_rows(row_used, in, in_dim);
+        mark_used_rows(row_used, in, g0, g1, in_dim);
     const int skip = row_used != NULL;
 #define GRADIENT_CHUNK(o, nv, lanes)                                                    \
-    weight_gradient_block(d_w + (o), nv, lanes, in, d_out + (o), in_dim, out_dim, skip)
+    weight_gradient_block(d_w + (o), nv, lanes, in, d_out + (o), g0, g1, in_dim, out_dim, skip)
     FOR_OUTPUT_CHUNKS(out_dim, MAX_VECTORS, GRADIENT_CHUNK);
 #undef GRADIENT_CHUNK
+}
+
+void dense_weight_gradient_rows(float *restrict d_w, const dense_inputs *restrict in,
+                                const float *restrict d_out, int i0, int i1, int in_dim,
+                                int out_dim, uint8_t *restrict row_used)
+{
+    weight_gradient(d_w, in, d_out, group_count(i0), group_count(i1), in_dim, out_dim, row_used);
 }
 
 /* One stage of the 16 x 16 transpose below: rows r and r + h (r & h == 0)
@@ -511,7 +520,8 @@ void dense_backward(float *restrict d_in, float *restrict d_w, float *restrict d
                     int out_dim, uint8_t *restrict row_used)
 {
     bias_gradient(d_b, d_out, n, out_dim);
-    weight_gradient(d_w, in, d_out, in_dim, out_dim, row_used);
+    if (d_w)
+        weight_gradient(d_w, in, d_out, 0, group_count(in_dim), in_dim, out_dim, row_used);
     if (d_in)
         input_gradient(d_in, d_out, w, wt, n, in_dim, out_dim);
 }

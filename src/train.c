@@ -27,7 +27,8 @@ struct train_session {
     dense_view (*grad_view)[MLP_MAX_LAYERS];
     mlp_work *work;             /* [threads] */
     shard_result *result;       /* [shards] */
-    uint8_t **rows_used;        /* [shards][inputs]: first-layer weight rows written */
+    uint8_t **rows_used;        /* [shards][inputs]: first-layer weight rows its samples use,
+                                   each part's found by the part's owner */
     /* The first layer's sums are computed by the owners of its weight rows
      * (see train.h): after updating its part of the parameters, a thread
      * sums the next batch over that part's first-layer rows, which are still
@@ -41,6 +42,9 @@ struct train_session {
     void *list_block;           /* the memory behind lists and labels */
     int *part_row;              /* [shards + 1]: part k's first-layer rows */
     float *partial;             /* [shards][batch_size][sizes[1]]: part k's sums */
+    float *first_delta;         /* [shards][max shard][sizes[1]]: the first layer's output
+                                   gradient of each shard's samples */
+    int max_shard;
     uint8_t *row_idle;          /* [inputs]: first-layer rows whose m and v are all 0 */
     const float **nonempty;     /* [threads][shards]: scratch for the reduce */
     int *nonempty_shard;        /* [threads][shards]: which shard each of those is */
@@ -135,9 +139,12 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
     s->list_block = aligned_alloc(64, 2 * (size_t)s->shards * (list_bytes + label_bytes));
     s->partial = mlp_buffer_new((size_t)s->shards * (size_t)cfg->batch_size *
                                 (size_t)model->shape.sizes[1]);
+    s->max_shard = max_shard;
+    s->first_delta = mlp_buffer_new((size_t)s->shards * (size_t)max_shard *
+                                    (size_t)model->shape.sizes[1]);
     if (!s->grad || !s->grad_view || !s->work || !s->result || !s->nonempty ||
         !s->nonempty_shard || !s->rows_used || !s->row_idle || !s->lists || !s->labels ||
-        !s->part_row || !s->list_block || !s->partial)
+        !s->part_row || !s->list_block || !s->partial || !s->first_delta)
         goto oom;
     char *mem = s->list_block;
     for (int k = 0; k < s->shards; k++)
@@ -185,6 +192,7 @@ void train_session_free(train_session *s)
     free(s->list_block);
     free(s->part_row);
     mlp_buffer_free(s->partial);
+    mlp_buffer_free(s->first_delta);
     free(s->nonempty_shard);
     for (int t = 0; s->work && t < s->threads; t++)
         mlp_work_free(&s->work[t]);
@@ -296,6 +304,32 @@ static void sum_part(train_session *s, int k, const batch_lists *b)
                        s->model->shape.sizes[0], width);
 }
 
+static float *shard_delta(const train_session *s, int k)
+{
+    return s->first_delta + (size_t)k * (size_t)s->max_shard * (size_t)s->model->shape.sizes[1];
+}
+
+/* The first layer's weight gradient of every shard with samples in the
+ * batch of bn (lists number buf) over part k's rows, into each shard's
+ * buffer, and which of those rows each shard's samples use (train.h): the
+ * values the shards' own backward passes would give, computed by the thread
+ * that goes on to reduce them. */
+static void first_layer_gradient(train_session *s, int k, int buf, uint32_t bn)
+{
+    const int r0 = s->part_row[k], r1 = s->part_row[k + 1];
+    if (r0 == r1)
+        return;
+    const mlp *m = s->model;
+    for (int q = 0; q < s->shards; q++) {
+        uint32_t lo, hi;
+        shard_range(s, q, bn, &lo, &hi);
+        if (hi > lo)
+            dense_weight_gradient_rows(s->grad_view[q][0].w, &s->lists[q][buf], shard_delta(s, q),
+                                       r0, r1, m->shape.sizes[0], m->shape.sizes[1],
+                                       s->rows_used[q]);
+    }
+}
+
 /* Forward and backward pass of every shard of a batch of bn samples that
  * thread t owns, from the parts' first-layer sums and the lists number buf. */
 static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt)
@@ -304,6 +338,7 @@ static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt)
     const mlp *m = s->model;
     const int width = m->shape.sizes[1];
     const float *parts[TRAIN_MAX_SHARDS];
+    dense_view views[MLP_MAX_LAYERS];
     for (int k = t; k < s->shards; k += nt) {
         uint32_t lo, hi;
         shard_range(s, k, bn, &lo, &hi);
@@ -320,9 +355,14 @@ static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt)
                 parts[np++] = part_sums(s, p) + (size_t)lo * (size_t)width;
         dense_sum_parts(w->act[0], parts, np, m->layer[0].b, n, width, m->shape.n_layers > 1);
         mlp_forward_rest(m, w, n);
+        /* The first layer's weight gradient is left to the owners of its
+         * rows (first_layer_gradient): kept here are its factors, the
+         * samples' inputs (listed) and output gradients. */
+        memcpy(views, s->grad_view[k], sizeof views);
+        views[0].w = NULL;
         r->loss = mlp_backward(m, w, &s->lists[k][buf], s->labels[k][buf], n,
-                               1.0f / (float)bn, s->grad_view[k], s->rows_used[k],
-                               &r->correct);
+                               1.0f / (float)bn, views, NULL, &r->correct);
+        memcpy(shard_delta(s, k), w->delta[0], sizeof(float) * (size_t)n * (size_t)width);
     }
 }
 
@@ -364,14 +404,17 @@ static void reduce_segment(train_session *s, const float *const *g, int ng, size
 }
 
 /* Reduces part k of the shards' gradients (into out, or into an Adam step
- * when out is NULL), thread t's scratch serving.  In the first layer's
- * weights, a row counts only the shards that wrote it: the others' gradient
- * there is 0, so the sums are the same as over every shard, bit for bit, and
- * rows no sample used are not read at all.  With next not NULL, part k's
- * first-layer sums of the next batch (listed in next) follow the update. */
-static void reduce_part(train_session *s, int k, int t, float *out, long step,
-                        const batch_lists *next)
+ * when out is NULL), thread t's scratch serving, after filling in their
+ * first-layer rows for the batch of bn listed in lists number buf.  In the
+ * first layer's weights, a row counts only the shards whose samples use it:
+ * the others' gradient there is 0, so the sums are the same as over every
+ * shard, bit for bit, and rows no sample used are not read at all.  With next
+ * not NULL, part k's first-layer sums of the next batch (listed in next)
+ * follow the update. */
+static void reduce_part(train_session *s, int k, int t, float *out, long step, int buf,
+                        uint32_t bn, const batch_lists *next)
 {
+    first_layer_gradient(s, k, buf, bn);
     const float **g;
     int *which;
     int ng = nonempty_grads(s, t, &g, &which);
@@ -409,18 +452,18 @@ static void reduce_part(train_session *s, int k, int t, float *out, long step,
 /* Sums the non-empty shards' gradients over thread t's parts and applies the
  * Adam step of number `step` to them; with next not NULL, computes those
  * parts' first-layer sums of the next batch on the way. */
-static void reduce_and_update(train_session *s, int t, int nt, long step,
-                              const batch_lists *next)
+static void reduce_and_update(train_session *s, int t, int nt, long step, int buf,
+                              uint32_t bn, const batch_lists *next)
 {
     for (int k = t; k < s->shards; k += nt)
-        reduce_part(s, k, t, NULL, step, next);
+        reduce_part(s, k, t, NULL, step, buf, bn, next);
 }
 
 /* out[j] = sum of the non-empty shards' gradients, over thread t's parts. */
-static void reduce_into(train_session *s, float *out, int t, int nt)
+static void reduce_into(train_session *s, float *out, int t, int nt, uint32_t bn)
 {
     for (int k = t; k < s->shards; k += nt)
-        reduce_part(s, k, t, out, 0, NULL);
+        reduce_part(s, k, t, out, 0, 0, bn, NULL);
 }
 
 /* The first step of a run: lists thread t's shards of the batch [first,
@@ -454,7 +497,7 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
         start_batch(s, data, idx, 0, n, 0, t, nt);
         run_shards(s, 0, n, t, nt);
 #pragma omp barrier
-        reduce_into(s, grad, t, nt);
+        reduce_into(s, grad, t, nt, n);
         fp_restore(fp_mode);
     }
     double sum = 0.0;
@@ -555,7 +598,7 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
                     diverged = b;
                 break;
             }
-            reduce_and_update(s, t, nt, step0 + b + 1, has_next ? &next : NULL);
+            reduce_and_update(s, t, nt, step0 + b + 1, buf, bn, has_next ? &next : NULL);
             if (t == 0) {
                 loss_sum += step_loss;
                 for (int k = 0; k < s->shards; k++)

@@ -216,6 +216,40 @@ static void test_forward_parts(rng *r)
     free(in); free(w); free(b); free(m0); free(m1); free(m2);
 }
 
+/* The first layer's weight gradient in parts of its rows, as training fills
+ * it in: the same bits as the whole, and nothing written outside the part. */
+static void test_weight_gradient_rows(rng *r)
+{
+    enum { N = 9, IN = 203, OUT = 37, CUT = 100 }; /* CUT: a multiple of DENSE_GROUP */
+    float *in = random_buffer(r, (long)N * IN, 70);
+    float *d_out = random_buffer(r, (long)N * OUT, 10);
+    static float whole[IN * OUT], parts[IN * OUT], d_b[OUT];
+    uint8_t used_whole[IN], used_parts[IN];
+    void *mem = aligned_alloc(64, dense_inputs_bytes(N, IN));
+    dense_inputs list;
+    dense_inputs_init(&list, mem, N, IN);
+    dense_inputs_index(&list, in, N, IN);
+    memset(whole, 0, sizeof whole);
+    memset(parts, 0x7f, sizeof parts);
+    memset(used_parts, 2, sizeof used_parts);
+    dense_backward(NULL, whole, d_b, d_out, &list, NULL, NULL, N, IN, OUT, used_whole);
+    dense_weight_gradient_rows(parts, &list, d_out, CUT, IN, IN, OUT, used_parts);
+    int outside = 0;
+    for (long i = 0; i < (long)CUT * OUT; i++)
+        outside += ((const uint8_t *)&parts[i])[0] != 0x7f;
+    for (int i = 0; i < CUT; i++)
+        outside += used_parts[i] != 2;
+    CHECK(outside == 0, "rows before the part were written (%d)", outside);
+    dense_weight_gradient_rows(parts, &list, d_out, 0, CUT, IN, OUT, used_parts);
+    CHECK(memcmp(used_parts, used_whole, sizeof used_whole) == 0, "row_used differs");
+    int differ = 0;
+    for (int i = 0; i < IN; i++)
+        if (used_whole[i])
+            differ += memcmp(parts + (long)i * OUT, whole + (long)i * OUT, sizeof(float) * OUT) != 0;
+    CHECK(differ == 0, "%d used rows differ from the whole gradient's", differ);
+    free(in); free(d_out); free(mem);
+}
+
 static void test_transpose(rng *r)
 {
     const int shapes[][2] = {{1, 1}, {16, 16}, {128, 32}, {32, 10}, {37, 50}, {17, 33}};
@@ -309,6 +343,7 @@ int main(void)
             compare(shapes[i][0], shapes[i][1], shapes[i][2], relu, &r);
     test_transpose(&r);
     test_index_bytes(&r);
+    test_weight_gradient_rows(&r);
     test_forward_parts(&r);
     test_relu_backward();
     test_softmax_xent(&r);
