@@ -105,18 +105,18 @@ void mlp_forward(const mlp *m, mlp_work *w, int n);
 void mlp_forward_rest(const mlp *m, mlp_work *w, int n);
 
 /* Backward pass after a forward pass, with layer 0's input listed in first
- * and the labels in labels: the loss and the gradients, as below. */
+ * and the labels in labels: the loss and the gradients, as below.  A view
+ * whose w is NULL leaves out that layer's weight gradient (training computes
+ * the first layer's elsewhere). */
 double mlp_backward(const mlp *m, mlp_work *w, const dense_inputs *first,
                     const uint8_t *labels, int n, float scale, const dense_view *grad,
-                    uint8_t *first_rows, int *correct);
+                    int *correct);
 
-/* Forward and backward pass of the n listed samples with labels w->y.  The gradients of
- * scale * (summed loss) overwrite grad (views of a buffer of this shape),
- * except that with first_rows ([sizes[0]]) not NULL, the first layer's weight
- * rows of inputs that are 0 in every sample are marked 0 in first_rows: their
- * gradient is 0, and grad may hold anything there (see dense_backward).  Returns the summed loss; adds to
- * *correct the samples classified right. */
+/* Forward and backward pass of the n listed samples with labels w->y.  The
+ * gradients of scale * (summed loss) overwrite grad (views of a buffer of this
+ * shape).  Returns the summed loss; adds to *correct the samples classified
+ * right. */
 double mlp_forward_backward(const mlp *m, mlp_work *w, int n, float scale,
-                            const dense_view *grad, uint8_t *first_rows, int *correct);
+                            const dense_view *grad, int *correct);
 
 #endif

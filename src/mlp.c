@@ -251,7 +251,7 @@ void mlp_forward_rest(const mlp *m, mlp_work *w, int n)
 
 double mlp_backward(const mlp *m, mlp_work *w, const dense_inputs *first,
                     const uint8_t *labels, int n, float scale, const dense_view *grad,
-                    uint8_t *first_rows, int *correct)
+                    int *correct)
 {
     const mlp_shape *s = &m->shape;
     const int last = s->n_layers - 1;
@@ -259,11 +259,11 @@ double mlp_backward(const mlp *m, mlp_work *w, const dense_inputs *first,
                                scale, correct);
     for (int l = last; l >= 0; l--) {
         float *d_in = l ? w->delta[l - 1] : NULL;
-        /* The input lists from the forward pass serve the backward pass. */
+        /* The input lists from the forward pass serve the backward pass.
+         * Layer 0 is always listed, so its weight gradient may be left out. */
         if (layer_listed(s, l))
             dense_backward(d_in, grad[l].w, grad[l].b, w->delta[l], l ? &w->inputs[l] : first,
-                           m->layer[l].w, w->wt, n, s->sizes[l], s->sizes[l + 1],
-                           l ? NULL : first_rows);
+                           m->layer[l].w, w->wt, n, s->sizes[l], s->sizes[l + 1], NULL);
         else
             dense_backward_small(d_in, grad[l].w, grad[l].b, w->delta[l], w->act[l - 1],
                                  m->layer[l].w, w->wt, n, s->sizes[l], s->sizes[l + 1]);
@@ -274,8 +274,8 @@ double mlp_backward(const mlp *m, mlp_work *w, const dense_inputs *first,
 }
 
 double mlp_forward_backward(const mlp *m, mlp_work *w, int n, float scale,
-                            const dense_view *grad, uint8_t *first_rows, int *correct)
+                            const dense_view *grad, int *correct)
 {
     mlp_forward(m, w, n);
-    return mlp_backward(m, w, &w->inputs[0], w->y, n, scale, grad, first_rows, correct);
+    return mlp_backward(m, w, &w->inputs[0], w->y, n, scale, grad, correct);
 }

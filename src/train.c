@@ -361,7 +361,7 @@ static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt)
         memcpy(views, s->grad_view[k], sizeof views);
         views[0].w = NULL;
         r->loss = mlp_backward(m, w, &s->lists[k][buf], s->labels[k][buf], n,
-                               1.0f / (float)bn, views, NULL, &r->correct);
+                               1.0f / (float)bn, views, &r->correct);
         memcpy(shard_delta(s, k), w->delta[0], sizeof(float) * (size_t)n * (size_t)width);
     }
 }

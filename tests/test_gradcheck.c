@@ -81,7 +81,7 @@ static void check_network(const int *hidden, int n_hidden, uint64_t seed)
     mlp_views(&shape, grad, gv);
     int correct = 0;
     mlp_list_input(&m, &w, N);
-    double loss = mlp_forward_backward(&m, &w, N, 1.0f / N, gv, NULL, &correct) / N;
+    double loss = mlp_forward_backward(&m, &w, N, 1.0f / N, gv, &correct) / N;
 
     double *p = malloc(sizeof(double) * m.len);
     for (size_t j = 0; j < m.len; j++)

@@ -68,7 +68,7 @@ int main(void)
     mlp_views(&shape, ref, rv);
     int correct = 0;
     mlp_list_input(&m, &w, 32);
-    lref = mlp_forward_backward(&m, &w, 32, 1.0f / 32, rv, NULL, &correct) / 32;
+    lref = mlp_forward_backward(&m, &w, 32, 1.0f / 32, rv, &correct) / 32;
     CHECK(fabs(lref - l4) <= TOL && max_abs_diff(ref, g4, m.len) <= TOL,
           "4 threads vs one plain pass: loss %.9f vs %.9f", l4, lref);
 
