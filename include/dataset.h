@@ -47,7 +47,8 @@ void dataset_free(dataset *d);
 void dataset_split(const dataset *all, double fraction, dataset *train, dataset *val);
 
 /* dataset_pixel_value[b] = b / 255 in float32, as Keras' x / 255: the value
- * the network sees for a pixel b. */
+ * the network sees for a pixel b, (float)b / DATASET_PIXEL_DIVISOR. */
+#define DATASET_PIXEL_DIVISOR 255.0f
 extern const float dataset_pixel_value[256];
 
 /* rows[k] = the image of sample idx[k] and y[k] = its label, for k < n; idx

@@ -34,6 +34,8 @@ typedef struct {
     int *sample;   /* [max_n * groups] */
     float *value;  /* [max_n * groups][DENSE_GROUP] */
     int *scratch;  /* [max_n * groups]: per-sample lists while building */
+    uint8_t *packed;  /* [max_n * groups][DENSE_GROUP]: their bytes, likewise */
+    float *converted; /* [groups][DENSE_GROUP]: one sample's values, likewise */
 } dense_inputs;
 
 /* Bytes that dense_inputs_init needs for blocks of max_n samples of in_dim. */
@@ -46,10 +48,10 @@ void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim);
 void dense_inputs_index(dense_inputs *l, const float *in, int n, int in_dim);
 
 /* The same for inputs stored as bytes, read where they are: sample k's input i
- * is value_of[rows[k][i]], and zero bytes are the zero inputs (value_of[0]
- * must be 0).  Images need no conversion to floats this way. */
+ * is (float)rows[k][i] / divisor, rounded as that float division rounds.
+ * Images need no conversion to floats this way. */
 void dense_inputs_index_bytes(dense_inputs *l, const uint8_t *const *rows, int n,
-                              int in_dim, const float *value_of);
+                              int in_dim, float divisor);
 
 /* out = act(in . w + b); act is ReLU when relu is nonzero, identity otherwise.
  * in is given by its list (dense_inputs_index of the input block).

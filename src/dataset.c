@@ -135,7 +135,7 @@ static void prefetch_image(const dataset *d, uint32_t s)
 }
 
 /* Folded by the compiler, which rounds the quotients as the division would. */
-#define PIXEL_1(b) ((float)(b) / 255.0f)
+#define PIXEL_1(b) ((float)(b) / DATASET_PIXEL_DIVISOR)
 #define PIXEL_4(b) PIXEL_1(b), PIXEL_1(b + 1), PIXEL_1(b + 2), PIXEL_1(b + 3)
 #define PIXEL_16(b) PIXEL_4(b), PIXEL_4(b + 4), PIXEL_4(b + 8), PIXEL_4(b + 12)
 #define PIXEL_64(b) PIXEL_16(b), PIXEL_16(b + 16), PIXEL_16(b + 32), PIXEL_16(b + 48)

@@ -87,8 +87,10 @@ static int nonzero_groups(int *restrict idx, const float *restrict x, int len)
     return k;
 }
 
-/* The same for bytes. */
-static int nonzero_byte_groups(int *restrict idx, const uint8_t *restrict x, int len)
+/* The same for bytes, which also writes each listed group's DENSE_GROUP bytes
+ * (zeros past len) into packed, in the order of idx. */
+static int nonzero_byte_groups(int *restrict idx, uint8_t *restrict packed,
+                               const uint8_t *restrict x, int len)
 {
     int k = 0, g = 0;
 #if defined(__AVX512F__) && DENSE_GROUP == 4
@@ -97,18 +99,45 @@ static int nonzero_byte_groups(int *restrict idx, const uint8_t *restrict x, int
         const __m512i v = _mm512_loadu_si512(x + g * 4);
         const __mmask16 m = _mm512_test_epi32_mask(v, v);
         _mm512_mask_compressstoreu_epi32(idx + k, m, _mm512_add_epi32(iota, _mm512_set1_epi32(g)));
+        _mm512_mask_compressstoreu_epi32(packed + 4 * k, m, v);
         k += __builtin_popcount(m);
     }
 #endif
     /* Branch-free: MNIST's zeros are too irregular to predict. */
     for (; g * DENSE_GROUP < len; g++) {
         int lit = 0;
-        for (int j = g * DENSE_GROUP; j < len && j < (g + 1) * DENSE_GROUP; j++)
-            lit |= x[j];
+        for (int q = 0; q < DENSE_GROUP; q++) {
+            const int j = g * DENSE_GROUP + q;
+            packed[k * DENSE_GROUP + q] = j < len ? x[j] : 0;
+            lit |= packed[k * DENSE_GROUP + q];
+        }
         idx[k] = g;
         k += lit != 0;
     }
     return k;
+}
+
+/* The byte lists are converted to floats PACKED_PAD bytes at a time: the
+ * buffers have room for a last block read or written whole. */
+enum { PACKED_PAD = 16 };
+
+/* out[j] = (float)in[j] / divisor for j < count, and maybe a little past it
+ * (up to the next multiple of PACKED_PAD).  A vector division rounds as the
+ * scalar one does. */
+static void bytes_to_floats(float *restrict out, const uint8_t *restrict in, int count,
+                            float divisor)
+{
+#if defined(__AVX512F__) && PACKED_PAD == 16
+    /* GCC's __builtin_convertvector widens bytes one by one. */
+    const __m512 by = _mm512_set1_ps(divisor);
+    for (int j = 0; j < count; j += PACKED_PAD) {
+        const __m512i i = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(in + j)));
+        _mm512_storeu_ps(out + j, _mm512_div_ps(_mm512_cvtepi32_ps(i), by));
+    }
+#else
+    for (int j = 0; j < count; j++)
+        out[j] = (float)in[j] / divisor;
+#endif
 }
 
 static size_t align64(size_t bytes)
@@ -120,7 +149,9 @@ size_t dense_inputs_bytes(int max_n, int in_dim)
 {
     const size_t groups = (size_t)group_count(in_dim), entries = (size_t)max_n * groups;
     return align64(sizeof(int) * (groups + 1)) + align64(sizeof(int) * (size_t)max_n) +
-           2 * align64(sizeof(int) * entries) + align64(sizeof(float) * entries * DENSE_GROUP);
+           2 * align64(sizeof(int) * entries) + align64(sizeof(float) * entries * DENSE_GROUP) +
+           align64(DENSE_GROUP * entries + PACKED_PAD) +
+           align64(sizeof(float) * (groups * DENSE_GROUP + PACKED_PAD));
 }
 
 void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim)
@@ -136,17 +167,18 @@ void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim)
     l->scratch = (int *)p;
     p += align64(sizeof(int) * entries);
     l->value = (float *)p;
+    p += align64(sizeof(float) * entries * DENSE_GROUP);
+    l->packed = (uint8_t *)p;
+    p += align64(DENSE_GROUP * entries + PACKED_PAD);
+    l->converted = (float *)p;
 }
 
-/* The shared part of both index functions: with each sample's nonzero groups
- * in l->scratch and their counts in l->counts, lists them by group.  The
- * values come from in ([n][in_dim]) or, when it is NULL, from
- * value_of[rows[k][i]]; inputs past in_dim in the last group are 0. */
-static inline __attribute__((always_inline)) void
-list_by_group(dense_inputs *restrict l, const float *restrict in, const uint8_t *const *rows,
-              const float *restrict value_of, int n, int in_dim)
+/* Counts the entries of each group into start[] (group g's first entry at
+ * start[g]) from the per-sample lists: l->counts[k] nonzero groups for sample
+ * k in l->scratch, after those of the samples before it.  The fills then place
+ * each sample's entries in sample order. */
+static void count_groups(dense_inputs *restrict l, int n, int groups)
 {
-    const int groups = group_count(in_dim);
     int *restrict start = l->start;
     memset(start, 0, sizeof(int) * ((size_t)groups + 1));
     const int *restrict idx = l->scratch;
@@ -157,29 +189,11 @@ list_by_group(dense_inputs *restrict l, const float *restrict in, const uint8_t 
     }
     for (int g = 0; g < groups; g++)
         start[g + 1] += start[g];
-    /* Filled in sample order, so that each group's samples are in order; the
-     * fill advances start[g] to start[g + 1], undone after. */
-    idx = l->scratch;
-    for (int k = 0; k < n; k++) {
-        const float *restrict x = in ? in + (long)k * in_dim : NULL;
-        const uint8_t *restrict bytes = in ? NULL : rows[k];
-        for (int j = 0; j < l->counts[k]; j++) {
-            const int g = idx[j], at = start[g]++, i0 = g * DENSE_GROUP;
-            float *restrict v = l->value + (long)at * DENSE_GROUP;
-            l->sample[at] = k;
-            if (i0 + DENSE_GROUP <= in_dim && !in) {
-                for (int q = 0; q < DENSE_GROUP; q++)
-                    v[q] = value_of[bytes[i0 + q]];
-            } else if (i0 + DENSE_GROUP <= in_dim) {
-                for (int q = 0; q < DENSE_GROUP; q++)
-                    v[q] = x[i0 + q];
-            } else {
-                for (int q = 0; q < DENSE_GROUP; q++)
-                    v[q] = i0 + q >= in_dim ? 0.0f : x ? x[i0 + q] : value_of[bytes[i0 + q]];
-            }
-        }
-        idx += l->counts[k];
-    }
+}
+
+/* The fill advances start[g] to start[g + 1]; this undoes it. */
+static void restore_starts(int *start, int groups)
+{
     for (int g = groups; g > 0; g--)
         start[g] = start[g - 1];
     start[0] = 0;
@@ -188,23 +202,58 @@ list_by_group(dense_inputs *restrict l, const float *restrict in, const uint8_t 
 void dense_inputs_index(dense_inputs *restrict l, const float *restrict in, int n,
                         int in_dim)
 {
+    const int groups = group_count(in_dim);
     int total = 0;
     for (int k = 0; k < n; k++) {
         l->counts[k] = nonzero_groups(l->scratch + total, in + (long)k * in_dim, in_dim);
         total += l->counts[k];
     }
-    list_by_group(l, in, NULL, NULL, n, in_dim);
+    count_groups(l, n, groups);
+    /* Filled in sample order, so that each group's samples are in order. */
+    const int *restrict idx = l->scratch;
+    for (int k = 0; k < n; k++) {
+        const float *restrict x = in + (long)k * in_dim;
+        for (int j = 0; j < l->counts[k]; j++) {
+            const int g = idx[j], at = l->start[g]++;
+            float *restrict v = l->value + (long)at * DENSE_GROUP;
+            l->sample[at] = k;
+            for (int q = 0; q < DENSE_GROUP; q++)
+                v[q] = g * DENSE_GROUP + q < in_dim ? x[g * DENSE_GROUP + q] : 0.0f;
+        }
+        idx += l->counts[k];
+    }
+    restore_starts(l->start, groups);
 }
 
 void dense_inputs_index_bytes(dense_inputs *restrict l, const uint8_t *const *rows, int n,
-                              int in_dim, const float *restrict value_of)
+                              int in_dim, float divisor)
 {
+    const int groups = group_count(in_dim);
     int total = 0;
     for (int k = 0; k < n; k++) {
-        l->counts[k] = nonzero_byte_groups(l->scratch + total, rows[k], in_dim);
+        l->counts[k] = nonzero_byte_groups(l->scratch + total,
+                                           l->packed + (long)total * DENSE_GROUP, rows[k],
+                                           in_dim);
         total += l->counts[k];
     }
-    list_by_group(l, NULL, rows, value_of, n, in_dim);
+    count_groups(l, n, groups);
+    /* A sample's values are converted together (a vector division is as exact
+     * as a scalar one), then copied to their groups' entries. */
+    const int *restrict idx = l->scratch;
+    const uint8_t *restrict bytes = l->packed;
+    for (int k = 0; k < n; k++) {
+        const int c = l->counts[k];
+        bytes_to_floats(l->converted, bytes, c * DENSE_GROUP, divisor);
+        for (int j = 0; j < c; j++) {
+            const int at = l->start[idx[j]]++;
+            l->sample[at] = k;
+            memcpy(l->value + (long)at * DENSE_GROUP, l->converted + j * DENSE_GROUP,
+                   sizeof(float) * DENSE_GROUP);
+        }
+        idx += c;
+        bytes += c * DENSE_GROUP;
+    }
+    restore_starts(l->start, groups);
 }
 
 /* Chunks of max_nv vectors of outputs, then at most one of 4 and one of 2

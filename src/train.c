@@ -246,7 +246,7 @@ static void list_images(dense_inputs *l, uint8_t *y, const uint8_t **rows, const
                         const uint32_t *order, uint32_t first, uint32_t n)
 {
     dataset_rows(rows, y, d, order, first, n);
-    dense_inputs_index_bytes(l, rows, (int)n, (int)d->dim, dataset_pixel_value);
+    dense_inputs_index_bytes(l, rows, (int)n, (int)d->dim, DATASET_PIXEL_DIVISOR);
 }
 
 /* Lists the shards that thread t runs of the batch [first, first + bn) into

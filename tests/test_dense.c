@@ -151,13 +151,19 @@ static void test_index_bytes(rng *r)
     }
     memset(img[3], 0, DIM);    /* an empty sample */
     memset(x + 3 * DIM, 0, sizeof(float) * DIM);
+    for (int i = 0; i < DIM; i++) { /* every byte value, in two samples */
+        img[5][i] = (uint8_t)i;
+        img[6][i] = (uint8_t)(255 - i);
+        x[5 * DIM + i] = value_of[img[5][i]];
+        x[6 * DIM + i] = value_of[img[6][i]];
+    }
     void *m1 = aligned_alloc(64, dense_inputs_bytes(N, DIM));
     void *m2 = aligned_alloc(64, dense_inputs_bytes(N, DIM));
     dense_inputs a, b;
     dense_inputs_init(&a, m1, N, DIM);
     dense_inputs_init(&b, m2, N, DIM);
     dense_inputs_index(&a, x, N, DIM);
-    dense_inputs_index_bytes(&b, rows, N, DIM, value_of);
+    dense_inputs_index_bytes(&b, rows, N, DIM, 255.0f);
     const int groups = (DIM + DENSE_GROUP - 1) / DENSE_GROUP, entries = a.start[groups];
     CHECK(entries > 0 && memcmp(a.start, b.start, sizeof(int) * (groups + 1)) == 0 &&
               memcmp(a.sample, b.sample, sizeof(int) * (size_t)entries) == 0 &&
