@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Interrupt and resume: a real SIGINT (or SIGTERM) sent to a running trainer
-makes it finish its step, save, and exit 130 (143); --resume then ends with a
-model.ckpt and history.csv identical to an uninterrupted run's."""
+makes it finish its step, save, and exit 130 (143), its files showing every
+epoch it completed; --resume then ends with a model.ckpt and history.csv
+identical to an uninterrupted run's."""
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -29,8 +31,12 @@ def outputs(d):
 with tempfile.TemporaryDirectory() as tmp:
     data = os.path.join(tmp, "data")
     mnistgen.write_dataset(data, n_train=1200, n_test=100)
-    flags = ["--data", data, "--epochs", "20", "--batch-size", "8", "--shards", "2",
-             "--seed", "4", "--no-plots"]
+    # 60 short epochs: the signal must come before the run ends, and the epoch
+    # files, written at most once a second, must have epochs to catch up.
+    def run_flags(epochs):
+        return ["--data", data, "--epochs", str(epochs), "--batch-size", "8", "--shards",
+                "2", "--seed", "4", "--no-plots"]
+    flags = run_flags(60)
     whole = os.path.join(tmp, "whole")
     r = subprocess.run([TRAINER, "--out", whole] + flags, capture_output=True, text=True,
                        timeout=600)
@@ -49,6 +55,19 @@ with tempfile.TemporaryDirectory() as tmp:
         out, err = p.communicate(timeout=120)
         check(p.returncode == status, f"signal {sig}: exit {p.returncode}, want {status}")
         check("continue with: trainer --resume" in err, f"signal {sig}: message {err!r}")
+        # The interrupted run's history.csv and model.ckpt stand after the last
+        # epoch it completed, as those of a run of that many epochs do.
+        m = re.search(r"interrupted in epoch (\d+) ", err)
+        done = int(m.group(1)) - 1 if m else 0
+        check(done >= 1, f"signal {sig}: no completed epoch before the signal: {err!r}")
+        short = os.path.join(tmp, f"short{sig}")
+        r = subprocess.run([TRAINER, "--out", short] + run_flags(done),
+                           capture_output=True, text=True, timeout=600)
+        check(r.returncode == 0, f"the {done}-epoch run failed: {r.stderr}")
+        if done >= 1:
+            check(outputs(cut) == outputs(short),
+                  f"signal {sig}: after {done} epochs the files differ from a {done}-epoch "
+                  f"run's")
         r = subprocess.run([TRAINER, "--resume", cut, "--no-plots"], capture_output=True,
                            text=True, timeout=600)
         check(r.returncode == 0 and "Resuming" in r.stdout, f"resume failed: {r.stderr}")
