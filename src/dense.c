@@ -299,9 +299,14 @@ forward_group(float *restrict out, int nv, int lanes, int rows, const dense_inpu
         for (int v = 0; v < nv; v++)
             wr[q][v] = vf_load_part(w + (long)(g * DENSE_GROUP + q) * out_dim + v * VF_LEN,
                                     v == nv - 1 ? lanes : VF_LEN);
-    for (int k = in->start[g]; k < in->start[g + 1]; k++) {
-        const float *restrict x = in->value + (long)k * DENSE_GROUP;
-        float *restrict y = out + (long)in->sample[k] * out_dim;
+    /* Read once: the stores below are of bytes to GCC (memcpy), and could
+     * otherwise be the list's own. */
+    const int k0 = in->start[g], k1 = in->start[g + 1];
+    const float *restrict values = in->value;
+    const int *restrict samples = in->sample;
+    for (int k = k0; k < k1; k++) {
+        const float *restrict x = values + (long)k * DENSE_GROUP;
+        float *restrict y = out + (long)samples[k] * out_dim;
         vf acc[MAX_VECTORS];
         for (int v = 0; v < nv; v++)
             acc[v] = vf_load_part(y + v * VF_LEN, v == nv - 1 ? lanes : VF_LEN);
@@ -392,9 +397,12 @@ weight_gradient_group(float *restrict d_w, int nv, int lanes, int rows,
     for (int q = 0; q < rows; q++)
         for (int v = 0; v < nv; v++)
             acc[q][v] = vf_splat(0.0f);
-    for (int k = in->start[g]; k < in->start[g + 1]; k++) {
-        const float *restrict x = in->value + (long)k * DENSE_GROUP;
-        const float *restrict d = d_out + (long)in->sample[k] * out_dim;
+    const int k0 = in->start[g], k1 = in->start[g + 1];
+    const float *restrict values = in->value;
+    const int *restrict samples = in->sample;
+    for (int k = k0; k < k1; k++) {
+        const float *restrict x = values + (long)k * DENSE_GROUP;
+        const float *restrict d = d_out + (long)samples[k] * out_dim;
         vf dv[MAX_VECTORS];
         for (int v = 0; v < nv; v++)
             dv[v] = vf_load_part(d + v * VF_LEN, v == nv - 1 ? lanes : VF_LEN);
