@@ -435,17 +435,24 @@ weight_gradient_block(float *restrict d_w, int nv, int lanes, const dense_inputs
 }
 
 /* row_used[i] = whether input i is nonzero in some listed sample, for the
- * inputs of groups [g0, g1). */
+ * inputs of groups [g0, g1): a group's entries compared DENSE_GROUP at a
+ * time (as floats: a -0.0 from the ReLU is a zero). */
+typedef float group_floats __attribute__((vector_size(DENSE_GROUP * sizeof(float))));
+typedef int32_t group_ints __attribute__((vector_size(DENSE_GROUP * sizeof(int32_t))));
+
 static void mark_used_rows(uint8_t *restrict row_used, const dense_inputs *restrict in,
                            int g0, int g1, int in_dim)
 {
+    const float *restrict values = in->value;
     for (int g = g0; g < g1; g++) {
-        uint8_t lit[DENSE_GROUP] = {0};
-        for (int k = in->start[g]; k < in->start[g + 1]; k++)
-            for (int q = 0; q < DENSE_GROUP; q++)
-                lit[q] |= in->value[(long)k * DENSE_GROUP + q] != 0.0f;
+        group_ints lit = {0};
+        for (int k = in->start[g]; k < in->start[g + 1]; k++) {
+            group_floats x;
+            memcpy(&x, values + (long)k * DENSE_GROUP, sizeof x);
+            lit |= x != 0.0f;
+        }
         for (int q = 0; q < DENSE_GROUP && g * DENSE_GROUP + q < in_dim; q++)
-            row_used[g * DENSE_GROUP + q] = lit[q];
+            row_used[g * DENSE_GROUP + q] = lit[q] != 0;
     }
 }
 
