@@ -50,6 +50,9 @@ typedef struct {
     int batch_size;     /* >= 1; the last partial batch of an epoch is kept */
     adam_hparams adam;
     uint64_t seed;      /* the epoch shuffles derive from it */
+    unsigned balance_jitter; /* tests only: nonzero moves the split of the update
+                                between threads at random every step (seeded by
+                                it), which must leave the results as they are */
 } train_config;
 
 typedef struct {

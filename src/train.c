@@ -1,6 +1,7 @@
 #include "train.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,16 @@ typedef struct {
     int n;
     char pad[64 - sizeof(double) - 2 * sizeof(int)];
 } shard_result;
+
+/* A thread's side of the balanced update (update_balanced), a cache line of
+ * its own: the round whose lent rows it has updated, published for the
+ * neighbours that sum them, and how long its last update took. */
+typedef struct {
+    _Atomic long lent_round;
+    double busy;     /* seconds of its last update, waits left out */
+    double mean;     /* their running mean, read by thread 0 only */
+    char pad[64 - sizeof(_Atomic long) - 2 * sizeof(double)];
+} balance_slot;
 
 struct train_session {
     mlp *model;
@@ -41,6 +52,13 @@ struct train_session {
     uint8_t *(*labels)[2];      /* [shards][2] */
     void *list_block;           /* the memory behind lists and labels */
     int *part_row;              /* [shards + 1]: part k's first-layer rows */
+    /* With one part per thread, the rows each thread updates follow the
+     * threads' speeds (see update_balanced): thread k updates the first
+     * layer's rows [upd_row[k], upd_row[k + 1]), near its part's. */
+    int *upd_row;               /* [shards + 1] */
+    balance_slot *balance;      /* [shards] */
+    long rounds;                /* balanced updates so far, for lent_round */
+    unsigned balance_jitter;    /* tests: moves the split at random every step */
     float *partial;             /* [shards][batch_size][sizes[1]]: part k's sums */
     float *first_delta;         /* [shards][max shard][sizes[1]]: the first layer's output
                                    gradient of each shard's samples */
@@ -134,6 +152,8 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
     s->lists = calloc((size_t)s->shards, sizeof *s->lists);
     s->labels = calloc((size_t)s->shards, sizeof *s->labels);
     s->part_row = calloc((size_t)s->shards + 1, sizeof *s->part_row);
+    s->upd_row = calloc((size_t)s->shards + 1, sizeof *s->upd_row);
+    s->balance = aligned_alloc(64, sizeof(balance_slot) * (size_t)s->shards);
     const size_t list_bytes = dense_inputs_bytes(max_shard, model->shape.sizes[0]);
     const size_t label_bytes = ((size_t)max_shard + 63) / 64 * 64;
     s->list_block = aligned_alloc(64, 2 * (size_t)s->shards * (list_bytes + label_bytes));
@@ -144,7 +164,8 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
                                     (size_t)model->shape.sizes[1]);
     if (!s->grad || !s->grad_view || !s->work || !s->result || !s->nonempty ||
         !s->nonempty_shard || !s->rows_used || !s->row_idle || !s->lists || !s->labels ||
-        !s->part_row || !s->list_block || !s->partial || !s->first_delta)
+        !s->part_row || !s->upd_row || !s->balance || !s->list_block || !s->partial ||
+        !s->first_delta)
         goto oom;
     char *mem = s->list_block;
     for (int k = 0; k < s->shards; k++)
@@ -154,6 +175,12 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
             mem += list_bytes + label_bytes;
         }
     find_parts(s);
+    memcpy(s->upd_row, s->part_row, sizeof(int) * ((size_t)s->shards + 1));
+    for (int k = 0; k < s->shards; k++) {
+        atomic_init(&s->balance[k].lent_round, 0);
+        s->balance[k].busy = s->balance[k].mean = 0.0;
+    }
+    s->balance_jitter = cfg->balance_jitter;
     for (int k = 0; k < s->shards; k++) {
         s->grad[k] = mlp_buffer_new(model->len);
         if (!s->grad[k])
@@ -191,6 +218,8 @@ void train_session_free(train_session *s)
     free(s->labels);
     free(s->list_block);
     free(s->part_row);
+    free(s->upd_row);
+    free(s->balance);
     mlp_buffer_free(s->partial);
     mlp_buffer_free(s->first_delta);
     free(s->nonempty_shard);
@@ -291,17 +320,30 @@ static float *part_sums(const train_session *s, int k)
     return s->partial + (size_t)k * (size_t)s->cfg.batch_size * (size_t)s->model->shape.sizes[1];
 }
 
-/* Part k's first-layer sums over a whole batch, from its weights as they
- * stand: after the part's update, or alone at the first step of a run and
- * for a gradient. */
+/* Adds rows [r0, r1) of part k's first-layer sums over a whole batch, from
+ * the weights as they stand.  A part's sums are the rows' in order: cleared,
+ * then its rows added in one call or in consecutive ranges, which gives the
+ * same bits. */
+static void sum_part_rows(train_session *s, int k, const batch_lists *b, int r0, int r1)
+{
+    if (r0 < r1)
+        dense_forward_rows(part_sums(s, k), b->list, b->base, b->n, s->model->layer[0].w,
+                           r0, r1, s->model->shape.sizes[0], s->model->shape.sizes[1]);
+}
+
+static void clear_part_sums(train_session *s, int k, const batch_lists *b)
+{
+    memset(part_sums(s, k), 0, sizeof(float) * b->bn * (size_t)s->model->shape.sizes[1]);
+}
+
+/* Part k's first-layer sums over a whole batch: after the part's update, or
+ * alone at the first step of a run and for a gradient. */
 static void sum_part(train_session *s, int k, const batch_lists *b)
 {
-    const int r0 = s->part_row[k], r1 = s->part_row[k + 1], width = s->model->shape.sizes[1];
-    if (r0 == r1)
+    if (s->part_row[k] == s->part_row[k + 1])
         return;
-    memset(part_sums(s, k), 0, sizeof(float) * b->bn * (size_t)width);
-    dense_forward_rows(part_sums(s, k), b->list, b->base, b->n, s->model->layer[0].w, r0, r1,
-                       s->model->shape.sizes[0], width);
+    clear_part_sums(s, k, b);
+    sum_part_rows(s, k, b, s->part_row[k], s->part_row[k + 1]);
 }
 
 static float *shard_delta(const train_session *s, int k)
@@ -310,14 +352,13 @@ static float *shard_delta(const train_session *s, int k)
 }
 
 /* The first layer's weight gradient of every shard with samples in the
- * batch of bn (lists number buf) over part k's rows, into each shard's
- * buffer, and which of those rows each shard's samples use (train.h): the
- * values the shards' own backward passes would give, computed by the thread
- * that goes on to reduce them. */
-static void first_layer_gradient(train_session *s, int k, int buf, uint32_t bn)
+ * batch of bn (lists number buf) over rows [r0, r1) (whole groups), into each
+ * shard's buffer, and which of those rows each shard's samples use
+ * (train.h): the values the shards' own backward passes would give, computed
+ * by the thread that goes on to reduce them. */
+static void first_layer_gradient(train_session *s, int r0, int r1, int buf, uint32_t bn)
 {
-    const int r0 = s->part_row[k], r1 = s->part_row[k + 1];
-    if (r0 == r1)
+    if (r0 >= r1)
         return;
     const mlp *m = s->model;
     for (int q = 0; q < s->shards; q++) {
@@ -403,33 +444,23 @@ static void reduce_segment(train_session *s, const float *const *g, int ng, size
     }
 }
 
-/* Reduces part k of the shards' gradients (into out, or into an Adam step
- * when out is NULL), thread t's scratch serving, after filling in their
- * first-layer rows for the batch of bn listed in lists number buf.  In the
- * first layer's weights, a row counts only the shards whose samples use it:
- * the others' gradient there is 0, so the sums are the same as over every
- * shard, bit for bit, and rows no sample used are not read at all.  With next
- * not NULL, part k's first-layer sums of the next batch (listed in next)
- * follow the update. */
-static void reduce_part(train_session *s, int k, int t, float *out, long step, int buf,
-                        uint32_t bn, const batch_lists *next)
+/* The first layer's rows [r0, r1) (whole groups) of the shards' gradients,
+ * filled in for the batch of bn listed in lists number buf, then reduced
+ * (into out, or into an Adam step when out is NULL).  A row counts only the
+ * shards whose samples use it: the others' gradient there is 0, so the sums
+ * are the same as over every shard, bit for bit, and rows no sample used are
+ * not read at all.  g, which, ng: the non-empty shards (nonempty_grads). */
+static void update_first_rows(train_session *s, int r0, int r1, int buf, uint32_t bn,
+                              const float **g, const int *which, int ng, float *out,
+                              float alpha)
 {
-    first_layer_gradient(s, k, buf, bn);
-    const float **g;
-    int *which;
-    int ng = nonempty_grads(s, t, &g, &which);
-    size_t lo, hi;
-    part_slice(s, k, &lo, &hi);
+    if (r0 >= r1)
+        return;
+    first_layer_gradient(s, r0, r1, buf, bn);
     const weight_rows wr = first_layer_rows(s->model);
-    const size_t w0 = wr.w0, w1 = wr.w1, width = wr.width;
-    const float alpha = out ? 0.0f : adam_alpha(&s->opt.hp, step);
-    reduce_segment(s, g, ng, lo, hi < w0 ? hi : w0, out, alpha);
     const float *rows[TRAIN_MAX_SHARDS];
-    for (size_t j = lo > w0 ? lo : w0; j < hi && j < w1;) {
-        size_t row = (j - w0) / width;
-        size_t end = w0 + (row + 1) * width;
-        if (end > hi)
-            end = hi;
+    for (int row = r0; row < r1; row++) {
+        const size_t j = wr.w0 + (size_t)row * wr.width;
         int nr = 0;
         for (int q = 0; q < ng; q++)
             if (s->rows_used[which[q]][row])
@@ -440,21 +471,144 @@ static void reduce_part(train_session *s, int k, int t, float *out, long step, i
         if (out || nr > 0 || !s->row_idle[row]) {
             if (!out)
                 s->row_idle[row] = 0;
-            reduce_segment(s, rows, nr, j, end, out, alpha);
+            reduce_segment(s, rows, nr, j, j + wr.width, out, alpha);
         }
-        j = end;
     }
-    reduce_segment(s, g, ng, lo > w1 ? lo : w1, hi, out, alpha);
+}
+
+/* Part k's parameters outside the first layer's weights, reduced likewise. */
+static void update_rest(train_session *s, int k, const float **g, int ng, float *out,
+                        float alpha)
+{
+    size_t lo, hi;
+    part_slice(s, k, &lo, &hi);
+    const weight_rows wr = first_layer_rows(s->model);
+    reduce_segment(s, g, ng, lo, hi < wr.w0 ? hi : wr.w0, out, alpha);
+    reduce_segment(s, g, ng, lo > wr.w1 ? lo : wr.w1, hi, out, alpha);
+}
+
+/* Reduces part k of the shards' gradients (into out, or into an Adam step
+ * when out is NULL), thread t's scratch serving.  With next not NULL, part
+ * k's first-layer sums of the next batch (listed in next) follow the
+ * update. */
+static void reduce_part(train_session *s, int k, int t, float *out, long step, int buf,
+                        uint32_t bn, const batch_lists *next)
+{
+    const float **g;
+    int *which;
+    const int ng = nonempty_grads(s, t, &g, &which);
+    const float alpha = out ? 0.0f : adam_alpha(&s->opt.hp, step);
+    update_first_rows(s, s->part_row[k], s->part_row[k + 1], buf, bn, g, which, ng, out,
+                      alpha);
+    update_rest(s, k, g, ng, out, alpha);
     if (next)
         sum_part(s, k, next);
+}
+
+static double wait_for_rows(train_session *s, int k, long round)
+{
+    const double t0 = omp_get_wtime();
+    while (atomic_load_explicit(&s->balance[k].lent_round, memory_order_acquire) < round)
+        cpu_relax();
+    return omp_get_wtime() - t0;
+}
+
+/* The update of thread k with one part per thread (part k), balanced: the
+ * part's sums (its rows in order, the arithmetic) stay the part's, but the
+ * rows the thread updates, [upd_row[k], upd_row[k + 1]), follow the threads'
+ * speeds (balance_update), so that a slower core is given fewer rows and the
+ * other does not wait for it at the barrier.  Rows a thread updates for a
+ * neighbour's sums (lent) go first, and it then says so (lent_round); the
+ * neighbour adds those rows to its sums in their place in the row order,
+ * after waiting for that if need be.  Which thread updates a row changes no
+ * value: a row's Adam step and gradient are the same bits whoever computes
+ * them. */
+static void update_balanced(train_session *s, int k, long step, long round, int buf,
+                            uint32_t bn, const batch_lists *next)
+{
+    const double start = omp_get_wtime();
+    double waited = 0.0;
+    const float **g;
+    int *which;
+    const int ng = nonempty_grads(s, k, &g, &which);
+    const float alpha = adam_alpha(&s->opt.hp, step);
+    const int p0 = s->part_row[k], p1 = s->part_row[k + 1];
+    const int u0 = s->upd_row[k], u1 = s->upd_row[k + 1];
+    const int own0 = u0 > p0 ? u0 : p0, own1 = u1 < p1 ? u1 : p1;
+    update_first_rows(s, u0, u1 < p0 ? u1 : p0, buf, bn, g, which, ng, NULL, alpha);
+    update_first_rows(s, u0 > p1 ? u0 : p1, u1, buf, bn, g, which, ng, NULL, alpha);
+    atomic_store_explicit(&s->balance[k].lent_round, round, memory_order_release);
+    update_first_rows(s, own0, own1, buf, bn, g, which, ng, NULL, alpha);
+    update_rest(s, k, g, ng, NULL, alpha);
+    if (next && p0 < p1) {
+        clear_part_sums(s, k, next);
+        if (p0 < u0) {
+            waited += wait_for_rows(s, k - 1, round);
+            sum_part_rows(s, k, next, p0, u0);
+        }
+        sum_part_rows(s, k, next, own0, own1);
+        if (u1 < p1) {
+            waited += wait_for_rows(s, k + 1, round);
+            sum_part_rows(s, k, next, u1, p1);
+        }
+    }
+    s->balance[k].busy = omp_get_wtime() - start - waited;
+}
+
+/* Whether this step's update is balanced: one part per thread, and more
+ * than one thread. */
+static int balancing(const train_session *s, int nt)
+{
+    return nt > 1 && nt == s->shards;
+}
+
+/* Moves the split of the first layer's rows between neighbouring threads
+ * by a group towards the slower thread's neighbour, when one thread's
+ * updates have been taking 4% longer than the other's (running means over
+ * about 16 steps), at most every 4 steps and at most a quarter of the
+ * smaller part away from the parts' own split.  Run by one thread between
+ * the update's barrier and the next. */
+static void balance_update(train_session *s, long step)
+{
+    enum { EVERY = 4 };
+    const double slack = 1.04;
+    for (int k = 0; k < s->shards; k++) {
+        balance_slot *b = &s->balance[k];
+        b->mean = b->mean > 0.0 ? b->mean + (b->busy - b->mean) / 16.0 : b->busy;
+    }
+    if (step % EVERY && !s->balance_jitter)
+        return;
+    for (int k = 1; k < s->shards; k++) {
+        const int before = s->part_row[k] - s->part_row[k - 1];
+        const int after = s->part_row[k + 1] - s->part_row[k];
+        const int reach = (before < after ? before : after) / 4 / DENSE_GROUP * DENSE_GROUP;
+        int at = s->upd_row[k];
+        if (s->balance_jitter) {
+            uint64_t h = (uint64_t)s->balance_jitter * 0x9e3779b97f4a7c15u ^
+                         (uint64_t)(step * 31 + k) * 0xbf58476d1ce4e5b9u;
+            h ^= h >> 29;
+            const int groups = reach / DENSE_GROUP;
+            at = s->part_row[k] + ((int)(h % (uint64_t)(2 * groups + 1)) - groups) * DENSE_GROUP;
+        } else if (s->balance[k - 1].mean > s->balance[k].mean * slack) {
+            at -= DENSE_GROUP;
+        } else if (s->balance[k].mean > s->balance[k - 1].mean * slack) {
+            at += DENSE_GROUP;
+        }
+        if (at >= s->part_row[k] - reach && at <= s->part_row[k] + reach)
+            s->upd_row[k] = at;
+    }
 }
 
 /* Sums the non-empty shards' gradients over thread t's parts and applies the
  * Adam step of number `step` to them; with next not NULL, computes those
  * parts' first-layer sums of the next batch on the way. */
-static void reduce_and_update(train_session *s, int t, int nt, long step, int buf,
-                              uint32_t bn, const batch_lists *next)
+static void reduce_and_update(train_session *s, int t, int nt, long step, long round,
+                              int buf, uint32_t bn, const batch_lists *next)
 {
+    if (balancing(s, nt)) {
+        update_balanced(s, t, step, round, buf, bn, next);
+        return;
+    }
     for (int k = t; k < s->shards; k += nt)
         reduce_part(s, k, t, NULL, step, buf, bn, next);
 }
@@ -563,6 +717,8 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
     long correct = p->correct, seen = p->seen;
     long diverged = -1; /* the step whose loss was not finite */
     long done = p->next_batch;
+    const long round0 = s->rounds - p->next_batch;
+    s->rounds = round0 + n_batches + 1;
     /* The stop request is read by one thread only, before the barrier that
      * ends a step, so that every thread acts on the same value. */
     int stopping = stop && *stop;
@@ -580,6 +736,8 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
             const uint32_t bn = data->n - first < bs ? data->n - first : bs;
             if (b == p->next_batch)
                 start_batch(s, data, s->order, first, bn, buf, t, nt);
+            if (t == 0 && balancing(s, nt))
+                balance_update(s, b);
             run_shards(s, buf, bn, t, nt);
             const int has_next = b + 1 < n_batches;
             if (has_next) {
@@ -598,7 +756,8 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
                     diverged = b;
                 break;
             }
-            reduce_and_update(s, t, nt, step0 + b + 1, buf, bn, has_next ? &next : NULL);
+            reduce_and_update(s, t, nt, step0 + b + 1, round0 + b + 1, buf, bn,
+                              has_next ? &next : NULL);
             if (t == 0) {
                 loss_sum += step_loss;
                 for (int k = 0; k < s->shards; k++)
