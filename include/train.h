@@ -26,6 +26,14 @@
  * core to core is the factors instead of gradient rows (100 kB and more a
  * step).  Measured: 1.078x samples/s at 2 threads, 11 alternated runs.
  *
+ * With one part per thread (the default), which thread updates the rows near
+ * the split between two parts follows the threads' speeds: on a shared
+ * machine one core often runs slower than the other, and the faster thread
+ * then takes over rows a group at a time, so that neither waits for the
+ * other at the barrier.  A part's sums are still its rows in order: the
+ * rows a neighbour updated for it are added in their place once it has said
+ * they are done.
+ *
  * The arithmetic depends on the shards, never on the threads: the same seed,
  * data and shard count give bit-identical results for any thread count.
  * Threads live for a whole epoch; nothing is allocated in a step. */
