@@ -562,12 +562,11 @@ static int balancing(const train_session *s, int nt)
     return nt > 1 && nt == s->shards;
 }
 
-/* Moves the split of the first layer's rows between neighbouring threads
- * by a group towards the slower thread's neighbour, when one thread's
- * updates have been taking 4% longer than the other's (running means over
- * about 16 steps), at most every 4 steps and at most a quarter of the
- * smaller part away from the parts' own split.  Run by one thread between
- * the update's barrier and the next. */
+/* Moves a group of the first layer's rows from a thread to its neighbour
+ * when the thread's updates have been taking 4% longer than the
+ * neighbour's (running means over about 16 steps): at most every 4 steps,
+ * and never further than a quarter of the smaller part from the parts' own
+ * split.  Run by one thread between the update's barrier and the next. */
 static void balance_update(train_session *s, long step)
 {
     enum { EVERY = 4 };
