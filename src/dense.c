@@ -117,27 +117,13 @@ static int nonzero_byte_groups(int *restrict idx, uint8_t *restrict packed,
     return k;
 }
 
-/* The byte lists are converted to floats PACKED_PAD bytes at a time: the
- * buffers have room for a last block read or written whole. */
-enum { PACKED_PAD = 16 };
-
-/* out[j] = (float)in[j] / divisor for j < count, and maybe a little past it
- * (up to the next multiple of PACKED_PAD).  A vector division rounds as the
- * scalar one does. */
+/* out[j] = (float)in[j] / divisor for j < count.  GCC vectorizes the loop,
+ * and a vector division rounds as the scalar one does. */
 static void bytes_to_floats(float *restrict out, const uint8_t *restrict in, int count,
                             float divisor)
 {
-#if defined(__AVX512F__) && PACKED_PAD == 16
-    /* GCC's __builtin_convertvector widens bytes one by one. */
-    const __m512 by = _mm512_set1_ps(divisor);
-    for (int j = 0; j < count; j += PACKED_PAD) {
-        const __m512i i = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(in + j)));
-        _mm512_storeu_ps(out + j, _mm512_div_ps(_mm512_cvtepi32_ps(i), by));
-    }
-#else
     for (int j = 0; j < count; j++)
         out[j] = (float)in[j] / divisor;
-#endif
 }
 
 static size_t align64(size_t bytes)
@@ -150,8 +136,7 @@ size_t dense_inputs_bytes(int max_n, int in_dim)
     const size_t groups = (size_t)group_count(in_dim), entries = (size_t)max_n * groups;
     return align64(sizeof(int) * (groups + 1)) + align64(sizeof(int) * (size_t)max_n) +
            2 * align64(sizeof(int) * entries) + align64(sizeof(float) * entries * DENSE_GROUP) +
-           align64(DENSE_GROUP * entries + PACKED_PAD) +
-           align64(sizeof(float) * (groups * DENSE_GROUP + PACKED_PAD));
+           align64(DENSE_GROUP * entries) + align64(sizeof(float) * groups * DENSE_GROUP);
 }
 
 void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim)
@@ -169,7 +154,7 @@ void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim)
     l->value = (float *)p;
     p += align64(sizeof(float) * entries * DENSE_GROUP);
     l->packed = (uint8_t *)p;
-    p += align64(DENSE_GROUP * entries + PACKED_PAD);
+    p += align64(DENSE_GROUP * entries);
     l->converted = (float *)p;
 }
 
