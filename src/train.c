@@ -58,7 +58,6 @@ struct train_session {
     int *upd_row;               /* [shards + 1] */
     balance_slot *balance;      /* [shards] */
     long rounds;                /* balanced updates so far, for lent_round */
-    unsigned balance_jitter;    /* tests: moves the split at random every step */
     float *partial;             /* [shards][batch_size][sizes[1]]: part k's sums */
     float *first_delta;         /* [shards][max shard][sizes[1]]: the first layer's output
                                    gradient of each shard's samples */
@@ -180,7 +179,6 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
         atomic_init(&s->balance[k].lent_round, 0);
         s->balance[k].busy = s->balance[k].mean = 0.0;
     }
-    s->balance_jitter = cfg->balance_jitter;
     for (int k = 0; k < s->shards; k++) {
         s->grad[k] = mlp_buffer_new(model->len);
         if (!s->grad[k])
@@ -575,15 +573,16 @@ static void balance_update(train_session *s, long step)
         balance_slot *b = &s->balance[k];
         b->mean = b->mean > 0.0 ? b->mean + (b->busy - b->mean) / 16.0 : b->busy;
     }
-    if (step % EVERY && !s->balance_jitter)
+    const unsigned jitter = s->cfg.balance_jitter;
+    if (step % EVERY && !jitter)
         return;
     for (int k = 1; k < s->shards; k++) {
         const int before = s->part_row[k] - s->part_row[k - 1];
         const int after = s->part_row[k + 1] - s->part_row[k];
         const int reach = (before < after ? before : after) / 4 / DENSE_GROUP * DENSE_GROUP;
         int at = s->upd_row[k];
-        if (s->balance_jitter) {
-            uint64_t h = (uint64_t)s->balance_jitter * 0x9e3779b97f4a7c15u ^
+        if (jitter) {
+            uint64_t h = (uint64_t)jitter * 0x9e3779b97f4a7c15u ^
                          (uint64_t)(step * 31 + k) * 0xbf58476d1ce4e5b9u;
             h ^= h >> 29;
             const int groups = reach / DENSE_GROUP;
