@@ -419,12 +419,13 @@ weight_gradient_block(float *restrict d_w, int nv, int lanes, const dense_inputs
     }
 }
 
-/* row_used[i] = whether input i is nonzero in some listed sample, for the
- * inputs of groups [g0, g1): a group's entries compared DENSE_GROUP at a
- * time (as floats: a -0.0 from the ReLU is a zero). */
+/* A group's DENSE_GROUP values, and the masks of comparing them. */
 typedef float group_floats __attribute__((vector_size(DENSE_GROUP * sizeof(float))));
 typedef int32_t group_ints __attribute__((vector_size(DENSE_GROUP * sizeof(int32_t))));
 
+/* row_used[i] = whether input i is nonzero in some listed sample, for the
+ * inputs of groups [g0, g1): a group's entries compared DENSE_GROUP at a
+ * time (as floats: a -0.0 from the ReLU is a zero). */
 static void mark_used_rows(uint8_t *restrict row_used, const dense_inputs *restrict in,
                            int g0, int g1, int in_dim)
 {
