@@ -17,6 +17,8 @@ typedef struct {
     uint32_t dim;        /* rows * cols */
     uint8_t *pixels;     /* [n][dim] */
     uint8_t *labels;     /* [n], each < DATASET_CLASSES */
+    uint32_t fingerprint; /* CRC-32 of the image file's bytes followed by the label
+                             file's, decompressed (views keep their set's) */
     int owned;           /* whether dataset_free releases pixels and labels */
 } dataset;
 

@@ -13,12 +13,17 @@
 #include "error.h"
 
 #define IDX_MAX_DIMS 4
+/* The largest payload accepted (2 GiB): larger than any dataset this engine
+ * is meant for (MNIST is 47 MB). */
+#define IDX_MAX_BYTES ((size_t)1 << 31)
 
 typedef struct {
     int ndim;                    /* 1 to IDX_MAX_DIMS */
     uint32_t dims[IDX_MAX_DIMS]; /* dims[0] is the item count */
     size_t item_size;            /* bytes per item: product of dims[1..ndim) */
     uint8_t *data;               /* dims[0] * item_size bytes, owned */
+    uint32_t crc;                /* idx_load: CRC-32 of the whole file as read, header
+                                    included (decompressed, for gzip) */
 } idx_array;
 
 /* Parses an uncompressed IDX image held in memory.  name is used in messages
@@ -27,10 +32,17 @@ typedef struct {
 int idx_parse(idx_array *out, const uint8_t *buf, size_t len, const char *name,
               tr_error *err);
 
-/* Reads path (plain or gzip) and parses it as idx_parse does.  Memory grows
- * only with bytes actually read, and reading stops past the size the header
- * announces, so a small corrupt file cannot ask for gigabytes. */
-int idx_load(idx_array *out, const char *path, tr_error *err);
+/* Reads path (plain or gzip) and parses it as idx_parse does.  A gzip file
+ * may hold several members one after the other (as gzip itself reads them);
+ * any other bytes after the gzip data are an error.  With items nonzero, a
+ * header announcing another item count is refused before the items are read.
+ *
+ * Memory: the buffer grows with the bytes actually read (decompressed), and
+ * reading stops one byte past the size the header announces, so a file costs
+ * at most what its header announces and it really holds, and never more than
+ * IDX_MAX_BYTES.  Deflate packs up to about 1000 bytes into one, so a small
+ * gzip file can still hold, and cost, that much. */
+int idx_load(idx_array *out, const char *path, uint32_t items, tr_error *err);
 
 /* Frees out->data; safe on a zeroed or already freed array. */
 void idx_free(idx_array *a);

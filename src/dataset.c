@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "idx.h"
 
@@ -18,24 +19,15 @@ int dataset_load_files(dataset *d, const char *images_path, const char *labels_p
 {
     memset(d, 0, sizeof *d);
     idx_array im = {0}, lb = {0};
-    if (idx_load(&im, images_path, err))
+    /* The labels first: they are small, and the image file must then hold
+     * as many items, which is checked from its header before its images are
+     * read. */
+    if (idx_load(&lb, labels_path, 0, err))
         return -1;
-    if (im.ndim != 3) {
-        idx_free(&im);
-        return error_set(err, "%s: expected an image file (3 dimensions), found %d "
-                         "dimension%s", images_path, im.ndim, im.ndim == 1 ? "" : "s");
-    }
-    if (idx_load(&lb, labels_path, err)) {
-        idx_free(&im);
-        return -1;
-    }
     int status = 0;
     if (lb.ndim != 1) {
         status = error_set(err, "%s: expected a label file (1 dimension), found %d",
                            labels_path, lb.ndim);
-    } else if (lb.dims[0] != im.dims[0]) {
-        status = error_set(err, "%s: %u labels but %s has %u images", labels_path,
-                           lb.dims[0], images_path, im.dims[0]);
     } else {
         for (uint32_t i = 0; i < lb.dims[0]; i++) {
             if (lb.data[i] >= DATASET_CLASSES) {
@@ -46,7 +38,13 @@ int dataset_load_files(dataset *d, const char *images_path, const char *labels_p
             }
         }
     }
-    if (status) {
+    if (status || idx_load(&im, images_path, lb.dims[0], err)) {
+        idx_free(&lb);
+        return -1;
+    }
+    if (im.ndim != 3) {
+        status = error_set(err, "%s: expected an image file (3 dimensions), found %d "
+                           "dimension%s", images_path, im.ndim, im.ndim == 1 ? "" : "s");
         idx_free(&im);
         idx_free(&lb);
         return status;
@@ -57,6 +55,8 @@ int dataset_load_files(dataset *d, const char *images_path, const char *labels_p
     d->dim = d->rows * d->cols;
     d->pixels = im.data;
     d->labels = lb.data;
+    d->fingerprint = (uint32_t)crc32_combine(im.crc, lb.crc,
+                                             (z_off_t)(8 + (size_t)lb.dims[0]));
     d->owned = 1;
     return 0;
 }

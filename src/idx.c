@@ -1,24 +1,12 @@
 #include "idx.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
 #define IDX_TYPE_UBYTE 0x08
-/* Larger than any dataset this engine is meant for (MNIST is 47 MB), small
- * enough that a forged header cannot exhaust memory. */
-#define IDX_MAX_BYTES ((size_t)1 << 31)
-
-/* zlib's gzerror() text, without the "path: " it puts in front. */
-static const char *gz_message(gzFile f, const char *path, int *code)
-{
-    const char *msg = gzerror(f, code);
-    size_t n = strlen(path);
-    if (strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
-        msg += n + 2;
-    return msg;
-}
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -106,18 +94,138 @@ int idx_parse(idx_array *out, const uint8_t *buf, size_t len, const char *name,
     return 0;
 }
 
-int idx_load(idx_array *out, const char *path, tr_error *err)
+/* The reading side of idx_load: a file read in chunks, its bytes handed to
+ * the caller as they are or inflated when the file is gzip. */
+typedef struct {
+    FILE *f;
+    const char *path;
+    uint8_t in[1 << 16];
+    z_stream zs;
+    int gzip, zs_ready, member_open;
+    uint32_t crc;       /* CRC-32 of the bytes produced so far */
+    uint64_t member_len; /* bytes the open gzip member has produced */
+} idx_reader;
+
+/* Moves what is left of the input to the front of in[] and reads more after
+ * it.  Returns the bytes now available, 0 at the end of the file, -1 on a
+ * read error (err filled). */
+static long refill(idx_reader *rd, tr_error *err)
+{
+    size_t have = rd->zs.avail_in;
+    if (have && rd->zs.next_in != rd->in)
+        memmove(rd->in, rd->zs.next_in, have);
+    size_t n = fread(rd->in + have, 1, sizeof rd->in - have, rd->f);
+    if (n == 0 && ferror(rd->f))
+        return error_set(err, "%s: read failed: %s", rd->path, strerror(errno));
+    rd->zs.next_in = rd->in;
+    rd->zs.avail_in = (uInt)(have + n);
+    return (long)(have + n);
+}
+
+/* After a gzip member's end: another member may follow (as `cat a.gz b.gz`
+ * makes, and gzip reads), anything else is an error.  Returns 1 when a member
+ * follows, 0 at the end of the file, -1 on error. */
+static int next_member(idx_reader *rd, tr_error *err)
+{
+    while (rd->zs.avail_in < 2) {
+        size_t before = rd->zs.avail_in;
+        long n = refill(rd, err);
+        if (n < 0)
+            return -1;
+        if ((size_t)n == before)
+            break;
+    }
+    if (rd->zs.avail_in == 0)
+        return 0;
+    if (rd->zs.avail_in < 2 || rd->zs.next_in[0] != 0x1f || rd->zs.next_in[1] != 0x8b)
+        return error_set(err, "%s: unexpected bytes after the end of the gzip data", rd->path);
+    if (inflateReset(&rd->zs) != Z_OK)
+        return error_set(err, "%s: zlib could not start the next gzip member", rd->path);
+    return 1;
+}
+
+/* Fills out[0..room) with the file's next bytes (inflated for gzip).  Returns
+ * how many (0 at the end of the data), or -1 on error. */
+static long produce(idx_reader *rd, uint8_t *out, size_t room, tr_error *err)
+{
+    if (!rd->gzip) {
+        size_t n = rd->zs.avail_in < room ? rd->zs.avail_in : room;
+        memcpy(out, rd->zs.next_in, n);
+        rd->zs.next_in += n;
+        rd->zs.avail_in -= (uInt)n;
+        if (n == 0) {
+            n = fread(out, 1, room, rd->f);
+            if (n == 0 && ferror(rd->f))
+                return error_set(err, "%s: read failed: %s", rd->path, strerror(errno));
+        }
+        rd->crc = (uint32_t)crc32_z(rd->crc, out, n);
+        return (long)n;
+    }
+    room = room > (1u << 30) ? 1u << 30 : room;
+    rd->zs.next_out = out;
+    rd->zs.avail_out = (uInt)room;
+    while (rd->zs.avail_out == room) {
+        if (!rd->member_open) {
+            int more = next_member(rd, err);
+            if (more <= 0)
+                return more;
+            rd->member_open = 1;
+            rd->member_len = 0;
+        }
+        if (rd->zs.avail_in == 0) {
+            long n = refill(rd, err);
+            if (n < 0)
+                return -1;
+            if (n == 0)
+                return error_set(err, "%s: truncated gzip data", rd->path);
+        }
+        const size_t before = rd->zs.avail_out;
+        int r = inflate(&rd->zs, Z_NO_FLUSH);
+        rd->member_len += before - rd->zs.avail_out;
+        if (r == Z_STREAM_END) {
+            /* For gzip, zlib keeps the member's CRC-32 (checked against its
+             * trailer) in adler: the fingerprint costs nothing more. */
+            rd->crc = (uint32_t)crc32_combine(rd->crc, rd->zs.adler, (z_off_t)rd->member_len);
+            rd->member_open = 0;
+        } else if (r == Z_MEM_ERROR) {
+            return error_set(err, "%s: out of memory for zlib", rd->path);
+        } else if (r != Z_OK && r != Z_BUF_ERROR) {
+            return error_set(err, "%s: corrupt gzip data (%s)", rd->path,
+                             rd->zs.msg ? rd->zs.msg : "inflate failed");
+        }
+    }
+    return (long)(room - rd->zs.avail_out);
+}
+
+int idx_load(idx_array *out, const char *path, uint32_t items, tr_error *err)
 {
     memset(out, 0, sizeof *out);
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return error_set(err, "%s: cannot open: %s", path,
-                         errno ? strerror(errno) : "out of memory");
+    idx_reader *rd = calloc(1, sizeof *rd);
+    if (!rd)
+        return error_set(err, "%s: out of memory", path);
+    rd->path = path;
     size_t cap = 1 << 16, len = 0, total = 0;
     int have_total = 0;
-    uint8_t *buf = malloc(cap);
+    uint8_t *buf = NULL;
     int status = 0;
-    if (!buf) {
+    rd->f = fopen(path, "rb");
+    if (!rd->f) {
+        status = error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        goto done;
+    }
+    if (refill(rd, err) < 0) {
+        status = -1;
+        goto done;
+    }
+    rd->gzip = rd->zs.avail_in >= 2 && rd->in[0] == 0x1f && rd->in[1] == 0x8b;
+    if (rd->gzip) {
+        if (inflateInit2(&rd->zs, 16 + MAX_WBITS) != Z_OK) {
+            status = error_set(err, "%s: zlib could not start", path);
+            goto done;
+        }
+        rd->zs_ready = 1;
+    }
+    if (!(buf = malloc(cap))) {
         status = error_set(err, "%s: out of memory", path);
         goto done;
     }
@@ -134,16 +242,9 @@ int idx_load(idx_array *out, const char *path, tr_error *err)
             buf = nb;
             cap = want;
         }
-        size_t room = cap - len;
-        unsigned chunk = room > (1u << 30) ? 1u << 30 : (unsigned)room;
-        int n = gzread(f, buf + len, chunk);
+        long n = produce(rd, buf + len, cap - len, err);
         if (n < 0) {
-            int code;
-            const char *msg = gz_message(f, path, &code);
-            if (code == Z_ERRNO)
-                status = error_set(err, "%s: read failed: %s", path, strerror(errno));
-            else
-                status = error_set(err, "%s: corrupt gzip data (%s)", path, msg);
+            status = -1;
             goto done;
         }
         if (n == 0)
@@ -157,18 +258,15 @@ int idx_load(idx_array *out, const char *path, tr_error *err)
                 goto done;
             }
             have_total = r == 0;
+            if (have_total && items && hdr.dims[0] != items) {
+                status = error_set(err, "%s: the header announces %u items, %u expected", path,
+                                   hdr.dims[0], items);
+                goto done;
+            }
         }
         /* One byte past the announced size is enough to know there is junk. */
         if (have_total && len > total)
             break;
-    }
-    {
-        int code;
-        const char *msg = gz_message(f, path, &code);
-        if (code != Z_OK && code != Z_STREAM_END) {
-            status = error_set(err, "%s: corrupt or truncated gzip data (%s)", path, msg);
-            goto done;
-        }
     }
     {
         /* Hand the buffer over instead of copying: the training images are
@@ -182,12 +280,17 @@ int idx_load(idx_array *out, const char *path, tr_error *err)
         memmove(buf, buf + offset, len - offset);
         uint8_t *shrunk = realloc(buf, len - offset);
         hdr.data = shrunk ? shrunk : buf;
+        hdr.crc = rd->crc;
         buf = NULL;
         *out = hdr;
     }
 done:
     free(buf);
-    gzclose(f);
+    if (rd->zs_ready)
+        inflateEnd(&rd->zs);
+    if (rd->f)
+        fclose(rd->f);
+    free(rd);
     return status;
 }
 

@@ -96,11 +96,11 @@ static void usage(FILE *f)
             "  --help                  show this help\n"
             "  --version               show the version\n"
             "\n"
-            "Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves the state and\n"
-            "exits; a second one exits at once.\n"
+            "Ctrl-C (SIGINT), SIGTERM or SIGHUP finishes the current step, saves the\n"
+            "state and exits; a second one exits at once.\n"
             "\n"
             "Exit status: 0 on success, 1 for a data, checkpoint or output problem,\n"
-            "2 for a bad command line, 130 or 143 when interrupted.\n",
+            "2 for a bad command line, 130, 143 or 129 when interrupted (128 + the signal).\n",
             TRAINER_SOURCE_DIR, cores_available());
 }
 
@@ -361,7 +361,7 @@ static void run_free(run_state *r)
     mlp_buffer_free(r->saved_v);
 }
 
-/* The first SIGINT or SIGTERM asks training to stop after its current step;
+/* The first SIGINT, SIGTERM or SIGHUP asks training to stop after its current step;
  * a second one ends the program at once (the files written so far are whole:
  * every write goes through a temporary file). */
 static volatile sig_atomic_t stop_signal;
@@ -388,6 +388,9 @@ static void catch_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* A closed terminal or a dropped ssh session: the run is saved as for
+     * SIGTERM, not lost. */
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 /* Takes a resumed run's settings from DIR/training.state, with its model and

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "dataset.h"
 #include "idx.h"
@@ -17,7 +18,7 @@ static void expect_idx_error(const char *name, const uint8_t *bytes, size_t len,
     const char *path = test_write_file(dir, name, bytes, len, gz);
     idx_array a;
     tr_error err = {{0}};
-    int r = idx_load(&a, path, &err);
+    int r = idx_load(&a, path, 0, &err);
     CHECK(r == -1, "%s: loaded although malformed", name);
     CHECK(strstr(err.msg, want) != NULL, "%s: message '%s' lacks '%s'", name, err.msg, want);
     CHECK(strstr(err.msg, name) != NULL, "%s: message '%s' lacks the file name", name,
@@ -39,7 +40,7 @@ static void test_good_files(void)
                                            len, gz);
         idx_array a;
         tr_error err;
-        int r = idx_load(&a, path, &err);
+        int r = idx_load(&a, path, 0, &err);
         CHECK(r == 0, "gz=%d: %s", gz, err.msg);
         if (r)
             continue;
@@ -49,6 +50,33 @@ static void test_good_files(void)
         CHECK(memcmp(a.data, items, 24) == 0, "gz=%d: items differ", gz);
         idx_free(&a);
     }
+    /* Two gzip members one after the other read as one file (as gzip does),
+     * and the CRC-32 is the whole file's, as zlib computes it on the plain
+     * bytes. */
+    const uLong want_crc = crc32(0L, bytes, (uInt)len);
+    uint8_t joined[512];
+    size_t jlen = 0;
+    for (int half = 0; half < 2; half++) {
+        const size_t from = half ? len / 2 : 0, to = half ? len : len / 2;
+        const char *path = test_write_file(dir, "half.gz", bytes + from, to - from, 1);
+        FILE *f = fopen(path, "rb");
+        jlen += fread(joined + jlen, 1, sizeof joined - jlen, f);
+        fclose(f);
+    }
+    for (int kind = 0; kind < 3; kind++) {
+        const char *path = kind == 2 ? test_write_file(dir, "joined.gz", joined, jlen, 0)
+                                     : test_write_file(dir, "crc.idx", bytes, len, kind);
+        idx_array a;
+        tr_error err;
+        int r = idx_load(&a, path, 2, &err);
+        CHECK(r == 0, "kind %d: %s", kind, err.msg);
+        if (r)
+            continue;
+        CHECK(memcmp(a.data, items, 24) == 0, "kind %d: items differ", kind);
+        CHECK(a.crc == want_crc, "kind %d: CRC %08x, zlib gives %08lx", kind, a.crc, want_crc);
+        idx_free(&a);
+    }
+
     idx_array a;
     tr_error err;
     CHECK(idx_parse(&a, bytes, len, "mem", &err) == 0, "%s", err.msg);
@@ -108,9 +136,28 @@ static void test_malformed_files(void)
     gzbytes[glen - 6] ^= 0xff;
     expect_idx_error("cut-gz.idx", gzbytes, glen - 12, 0, "gzip");
 
+    /* gzip data followed by anything but another gzip member. */
+    const char *gz_path = test_write_file(dir, "member.gz", good, len, 1);
+    f = fopen(gz_path, "rb");
+    glen = fread(gzbytes, 1, sizeof gzbytes - 8, f);
+    fclose(f);
+    memcpy(gzbytes + glen, "junk", 4);
+    expect_idx_error("junk-gz.idx", gzbytes, glen + 4, 0, "after the end of the gzip data");
+    gzbytes[glen] = 0x1f;
+    expect_idx_error("junk1-gz.idx", gzbytes, glen + 1, 0, "after the end of the gzip data");
+    gzbytes[glen] = 0;
+    expect_idx_error("zero-gz.idx", gzbytes, glen + 1, 0, "after the end of the gzip data");
+
+    /* A header announcing 2.7 million images where 2 are expected is refused
+     * from the header, not after reading (or failing to read) them. */
+    uint8_t many[16] = {0, 0, 8, 3, 0, 0x29, 0x32, 0xe0, 0, 0, 0, 28, 0, 0, 0, 28};
+    const char *many_path = test_write_file(dir, "many.idx", many, sizeof many, 1);
     idx_array a;
     tr_error err = {{0}};
-    CHECK(idx_load(&a, "/nonexistent/x.idx", &err) == -1, "missing file loaded");
+    CHECK(idx_load(&a, many_path, 2, &err) == -1 &&
+              strstr(err.msg, "announces 2700000 items, 2 expected"),
+          "forged count: '%s'", err.msg);
+    CHECK(idx_load(&a, "/nonexistent/x.idx", 0, &err) == -1, "missing file loaded");
     CHECK(strstr(err.msg, "/nonexistent/x.idx") != NULL, "message '%s'", err.msg);
     free(good);
 }
@@ -131,14 +178,17 @@ static int load_pair(uint32_t n_images, uint32_t n_labels, uint8_t bad_label,
     char images[4096], lbls[4096];
     snprintf(images, sizeof images, "%s", test_write_file(dir, "pair-images", ib, ilen, 0));
     snprintf(lbls, sizeof lbls, "%s", test_write_file(dir, "pair-labels", lb, llen, 1));
-    free(ib);
-    free(lb);
     dataset d;
     int r = dataset_load_files(&d, images, lbls, err);
     if (r == 0) {
         CHECK(d.n == n_images && d.dim == 4, "dataset n %u dim %u", d.n, d.dim);
+        /* The fingerprint is the CRC-32 of both files' bytes, images first. */
+        uLong crc = crc32(crc32(0L, ib, (uInt)ilen), lb, (uInt)llen);
+        CHECK(d.fingerprint == crc, "fingerprint %08x, want %08lx", d.fingerprint, crc);
         dataset_free(&d);
     }
+    free(ib);
+    free(lb);
     return r;
 }
 
@@ -146,14 +196,19 @@ static void test_dataset_checks(void)
 {
     tr_error err = {{0}};
     CHECK(load_pair(10, 10, 0, &err) == 0, "good pair: %s", err.msg);
-    CHECK(load_pair(10, 9, 0, &err) == -1 && strstr(err.msg, "9 labels"),
+    /* The image file's header is checked against the label count before its
+     * images are read (a forged header could otherwise cost its size). */
+    CHECK(load_pair(10, 9, 0, &err) == -1 && strstr(err.msg, "pair-images") &&
+              strstr(err.msg, "announces 10 items, 9 expected"),
           "count mismatch: '%s'", err.msg);
     CHECK(load_pair(10, 10, 10, &err) == -1 && strstr(err.msg, "out of range"),
           "label 10: '%s'", err.msg);
     CHECK(load_pair(10, 10, 255, &err) == -1 && strstr(err.msg, "label 255"),
           "label 255: '%s'", err.msg);
 
-    /* An image file where labels belong, and the other way round. */
+    /* An image file where labels belong, and the other way round (with good
+     * files written again: the last pair has a bad label). */
+    CHECK(load_pair(10, 10, 0, &err) == 0, "good pair: %s", err.msg);
     char images[4096];
     snprintf(images, sizeof images, "%s/pair-images", dir);
     dataset d;

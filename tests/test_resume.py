@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Interrupt and resume: a real SIGINT (or SIGTERM) sent to a running trainer
-makes it finish its step, save, and exit 130 (143), its files showing every
+"""Interrupt and resume: a real SIGINT (or SIGTERM, or SIGHUP) sent to a running
+trainer makes it finish its step, save, and exit 130 (143, 129), its files showing every
 epoch it completed; --resume then ends with a model.ckpt and history.csv
 identical to an uninterrupted run's."""
 import os
@@ -43,7 +43,7 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 0, f"the uninterrupted run failed: {r.stderr}")
     reference = outputs(whole)
 
-    for sig, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+    for sig, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)):
         cut = os.path.join(tmp, f"cut{sig}")
         p = subprocess.Popen([TRAINER, "--out", cut] + flags, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)

@@ -173,7 +173,7 @@ static int cmd_digits(const options *o)
         if (dataset_load_files(&d, o->args[0], o->args[1], &err))
             return fail(&err);
     } else {
-        if (idx_load(&images, o->args[0], &err))
+        if (idx_load(&images, o->args[0], 0, &err))
             return fail(&err);
         if (images.ndim != 3) {
             idx_free(&images);

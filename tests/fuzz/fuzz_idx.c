@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     fwrite(data, 1, size, f);
     fclose(f);
-    if (idx_load(&a, path, &err) == 0)
+    if (idx_load(&a, path, 0, &err) == 0)
         idx_free(&a);
     return 0;
 }
