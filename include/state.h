@@ -1,19 +1,27 @@
 /* state.h - training.state, everything needed to continue a run exactly.
  *
- * Version 1, little-endian, like model.ckpt (see ckpt.h), with the CRC-32 of
+ * Version 2, little-endian, like model.ckpt (see ckpt.h), with the CRC-32 of
  * every byte before it at the end:
  *   magic "TRNRSTAT", u32 version, u32 byte-order tag 0x01020304, u32 4
  *   configuration: u32 L, u32 sizes[L+1], u64 seed, u32 batch size,
  *     u32 shards, u32 epochs, f64 learning rate, f64 validation split,
  *     u32 training samples, u32 validation samples,
- *     u32 n + n bytes: the data directory
- *   progress: u32 epoch in progress (1-based), u64 batches of it done,
- *     f64 their summed loss, u64 right answers, u64 samples, u64 Adam steps
- *   history: u32 rows, each u32 epoch + 5 f64 (loss, accuracy, val_loss,
- *     val_accuracy, seconds)
+ *     u32 n + n bytes: the data directory,
+ *     u32 image rows, u32 image columns, u32 the data's fingerprint (the
+ *       CRC-32 of the training image file's decompressed bytes followed by
+ *       the training label file's; version 2 only)
+ *   progress: u32 the epoch in progress or next to run (1-based; epochs + 1
+ *     once the run is complete), u64 batches of it done, f64 the summed loss
+ *     of their samples (a sum over samples, not a sum of batch means),
+ *     u64 their samples classified right, u64 their samples, u64 Adam steps
+ *     taken since the run began
+ *   history: u32 rows (the epochs completed: epoch in progress - 1), each
+ *     u32 epoch + 5 f64 (loss, accuracy, val_loss, val_accuracy, seconds)
  *   u64 P, then P float32 parameters, P float32 first moments and P float32
  *     second moments, each in model.ckpt's tensor order
  *   u32 CRC-32
+ * Version 1 is the same without the three u32 after the data directory; it
+ * still loads (its data then checked by sample counts alone).
  * The shuffle of an epoch derives from the seed and the epoch number, and the
  * arithmetic from the shard count, so nothing else is needed to continue
  * bit for bit. */
@@ -28,7 +36,7 @@
 #include "mlp.h"
 #include "train.h"
 
-#define STATE_VERSION 1
+#define STATE_VERSION 2
 
 typedef struct {
     mlp_shape shape;
@@ -37,6 +45,9 @@ typedef struct {
     double lr, validation_split;
     uint32_t n_train, n_val;   /* to check that the data is the same */
     char data_dir[4096];
+    uint32_t rows, cols;       /* the images' shape (0 in version 1 files) */
+    uint32_t fingerprint;      /* dataset.fingerprint of the training data */
+    int has_fingerprint;       /* 0 for version 1 files, which have none */
     int epoch;                 /* the epoch in progress or next to run */
     epoch_progress progress;   /* where that epoch stands */
     long adam_step;

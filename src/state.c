@@ -16,7 +16,7 @@ static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'S', 'T', 'A', 'T'};
 static size_t encoded_len(const train_state *st, size_t n_params)
 {
     return 8 + 4 * 4 + 4 + 4 * (size_t)(st->shape.n_layers + 1) + 8 + 4 * 3 + 8 * 2 + 4 * 2 +
-           4 + strlen(st->data_dir) + 4 + 8 + 8 + 8 * 3 + 4 +
+           4 + strlen(st->data_dir) + 4 * 3 + 4 + 8 + 8 + 8 * 3 + 4 +
            (size_t)st->n_history * (4 + 5 * 8) + 8 + 3 * 4 * n_params + 4;
 }
 
@@ -42,6 +42,9 @@ int state_encode(const train_state *st, const mlp *m, const adam *opt, uint8_t *
     uint32_t dlen = (uint32_t)strlen(st->data_dir);
     put_u32(&w, dlen);
     put_bytes(&w, st->data_dir, dlen);
+    put_u32(&w, st->rows);
+    put_u32(&w, st->cols);
+    put_u32(&w, st->fingerprint);
     put_u32(&w, (uint32_t)st->epoch);
     put_u64(&w, (uint64_t)st->progress.next_batch);
     put_f64(&w, st->progress.loss_sum);
@@ -68,25 +71,32 @@ int state_encode(const train_state *st, const mlp *m, const adam *opt, uint8_t *
     return 0;
 }
 
-/* The checks of the fixed part; returns 0 or fills err. */
-static int check_config(const train_state *st, const char *name, tr_error *err)
+/* The 32-bit fields of the fixed part as stored, checked as unsigned numbers
+ * before they become ints: a damaged file must not print "batch size
+ * -294967296". */
+typedef struct {
+    uint32_t batch_size, shards, epochs, epoch;
+} raw_config;
+
+static int check_config(const raw_config *c, const train_state *st, const char *name,
+                        tr_error *err)
 {
-    if (st->batch_size < 1 || st->batch_size > TRAIN_MAX_BATCH)
-        return error_set(err, "%s: batch size %d out of range", name, st->batch_size);
-    if (st->shards < 1 || st->shards > TRAIN_MAX_SHARDS)
-        return error_set(err, "%s: shard count %d out of range", name, st->shards);
-    if (st->epochs < 0 || st->epochs > 1000000 || st->epoch < 1 ||
-        st->epoch > st->epochs + 1)
-        return error_set(err, "%s: epoch %d of %d is out of range", name, st->epoch,
-                         st->epochs);
+    if (c->batch_size < 1 || c->batch_size > TRAIN_MAX_BATCH)
+        return error_set(err, "%s: batch size %u out of range (1 to %d)", name, c->batch_size,
+                         TRAIN_MAX_BATCH);
+    if (c->shards < 1 || c->shards > TRAIN_MAX_SHARDS)
+        return error_set(err, "%s: shard count %u out of range (1 to %d)", name, c->shards,
+                         TRAIN_MAX_SHARDS);
+    if (c->epochs > 1000000 || c->epoch < 1 || c->epoch > c->epochs + 1)
+        return error_set(err, "%s: epoch %u of %u is out of range", name, c->epoch, c->epochs);
     if (!(st->lr > 0.0) || !(st->validation_split >= 0.0 && st->validation_split < 1.0))
         return error_set(err, "%s: learning rate or validation split out of range", name);
     if (st->progress.next_batch < 0 || st->progress.correct < 0 || st->progress.seen < 0 ||
         st->adam_step < 0)
         return error_set(err, "%s: negative counts", name);
-    if (st->n_history != st->epoch - 1)
-        return error_set(err, "%s: %d history rows for epoch %d", name, st->n_history,
-                         st->epoch);
+    if ((uint64_t)st->n_history != (uint64_t)c->epoch - 1)
+        return error_set(err, "%s: %d history rows for epoch %u", name, st->n_history,
+                         c->epoch);
     return 0;
 }
 
@@ -104,9 +114,9 @@ int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t 
                          "the file is corrupt or truncated", name, stored_crc, crc);
     byte_reader r = {data + 8, data + len - 4, 0};
     uint32_t version = get_u32(&r);
-    if (version != STATE_VERSION)
-        return error_set(err, "%s: training state version %u, this program reads %d", name,
-                         version, STATE_VERSION);
+    if (version < 1 || version > STATE_VERSION)
+        return error_set(err, "%s: training state version %u, this program reads 1 to %d",
+                         name, version, STATE_VERSION);
     if (get_u32(&r) != ORDER_TAG || get_u32(&r) != sizeof(float))
         return error_set(err, "%s: byte order or float size does not match", name);
     uint32_t n_layers = get_u32(&r);
@@ -115,10 +125,11 @@ int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t 
                          MLP_MAX_LAYERS);
     if (get_sizes(&r, &st->shape, n_layers, name, err))
         return -1;
+    raw_config raw;
     st->seed = get_u64(&r);
-    st->batch_size = (int)get_u32(&r);
-    st->shards = (int)get_u32(&r);
-    st->epochs = (int)get_u32(&r);
+    raw.batch_size = get_u32(&r);
+    raw.shards = get_u32(&r);
+    raw.epochs = get_u32(&r);
     st->lr = get_f64(&r);
     st->validation_split = get_f64(&r);
     st->n_train = get_u32(&r);
@@ -130,7 +141,13 @@ int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t 
     st->data_dir[dlen] = '\0';
     if (memchr(st->data_dir, '\0', dlen))
         return error_set(err, "%s: the data directory name holds a NUL byte", name);
-    st->epoch = (int)get_u32(&r);
+    if (version >= 2) {
+        st->rows = get_u32(&r);
+        st->cols = get_u32(&r);
+        st->fingerprint = get_u32(&r);
+        st->has_fingerprint = 1;
+    }
+    raw.epoch = get_u32(&r);
     st->progress.next_batch = (long)get_u64(&r);
     st->progress.loss_sum = get_f64(&r);
     st->progress.correct = (long)get_u64(&r);
@@ -140,24 +157,28 @@ int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t 
     if (r.bad || rows > STATE_MAX_HISTORY || (size_t)(r.end - r.p) / 44 < rows)
         return error_set(err, "%s: truncated or implausible history", name);
     st->n_history = (int)rows;
-    if (check_config(st, name, err))
+    if (check_config(&raw, st, name, err))
         return -1;
+    st->batch_size = (int)raw.batch_size;
+    st->shards = (int)raw.shards;
+    st->epochs = (int)raw.epochs;
+    st->epoch = (int)raw.epoch;
     st->history = calloc(rows ? rows : 1, sizeof *st->history);
     if (!st->history)
         return error_set(err, "out of memory");
     for (uint32_t i = 0; i < rows; i++) {
         epoch_stats *h = &st->history[i];
-        h->epoch = (int)get_u32(&r);
+        const uint32_t said = get_u32(&r);
+        h->epoch = (int)said;
         h->loss = get_f64(&r);
         h->accuracy = get_f64(&r);
         h->val_loss = get_f64(&r);
         h->val_accuracy = get_f64(&r);
         h->seconds = get_f64(&r);
-        if (h->epoch != (int)i + 1) {
-            int said = h->epoch;
+        if (said != i + 1) {
             free(st->history);
             st->history = NULL;
-            return error_set(err, "%s: history row %u is for epoch %d", name, i + 1, said);
+            return error_set(err, "%s: history row %u is for epoch %u", name, i + 1, said);
         }
     }
     uint64_t n_params = get_u64(&r);

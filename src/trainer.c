@@ -428,6 +428,24 @@ static int fail(const tr_error *err)
     return EXIT_FAILURE;
 }
 
+/* A resumed run must go on with the data it started on: same sample counts,
+ * image shape and fingerprint (version 1 states have the counts alone). */
+static int check_same_data(const run_state *r, const char *dir, const char *run,
+                           tr_error *err)
+{
+    const train_state *st = &r->saved;
+    if (r->train.n != st->n_train || r->val.n != st->n_val)
+        return error_set(err, "%s: %u training and %u validation images, but the run in %s "
+                         "had %u and %u: not the same data", dir, r->train.n, r->val.n, run,
+                         st->n_train, st->n_val);
+    if (st->has_fingerprint && (r->all.rows != st->rows || r->all.cols != st->cols ||
+                                r->all.fingerprint != st->fingerprint))
+        return error_set(err, "%s: not the data the run in %s was trained on (%s): "
+                         "fingerprints %08x and %08x differ", dir, run, st->data_dir,
+                         r->all.fingerprint, st->fingerprint);
+    return 0;
+}
+
 static int load_data(run_state *r, const options *o, tr_error *err)
 {
     const char *dir = data_dir(o);
@@ -440,7 +458,7 @@ static int load_data(run_state *r, const options *o, tr_error *err)
         snprintf(r->data_dir, sizeof r->data_dir, "%s", dir);
     if (dataset_load_dir(&r->all, dir, 0, err) || dataset_load_dir(&r->test, dir, 1, err))
         return -1;
-    if (r->test.dim != r->all.dim)
+    if (r->test.rows != r->all.rows || r->test.cols != r->all.cols)
         return error_set(err, "%s: test images are %ux%u but training images %ux%u", dir,
                          r->test.rows, r->test.cols, r->all.rows, r->all.cols);
     dataset_split(&r->all, o->validation_split, &r->train, &r->val);
@@ -449,10 +467,8 @@ static int load_data(run_state *r, const options *o, tr_error *err)
                          o->validation_split, r->all.n);
     printf("Data: %s: %u training, %u validation, %u test images of %ux%u\n", dir,
            r->train.n, r->val.n, r->test.n, r->all.rows, r->all.cols);
-    if (o->resume && (r->train.n != r->saved.n_train || r->val.n != r->saved.n_val))
-        return error_set(err, "%s: %u training and %u validation images, but the run in %s "
-                         "had %u and %u: not the same data", dir, r->train.n, r->val.n,
-                         o->resume, r->saved.n_train, r->saved.n_val);
+    if (o->resume)
+        return check_same_data(r, dir, o->resume, err);
     return 0;
 }
 
@@ -549,7 +565,8 @@ static int add_state(file_batch *b, run_state *r, const options *o, const char *
                       .batch_size = o->batch_size, .shards = o->shards,
                       .epochs = o->epochs, .lr = o->lr,
                       .validation_split = o->validation_split, .n_train = r->train.n,
-                      .n_val = r->val.n, .epoch = epoch, .progress = *p,
+                      .n_val = r->val.n, .rows = r->all.rows, .cols = r->all.cols,
+                      .fingerprint = r->all.fingerprint, .has_fingerprint = 1, .epoch = epoch, .progress = *p,
                       .adam_step = train_session_optimizer(r->session)->step,
                       .n_history = epoch - 1, .history = r->history};
     snprintf(st.data_dir, sizeof st.data_dir, "%s", r->data_dir);

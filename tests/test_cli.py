@@ -99,6 +99,15 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 1 and "train-labels-idx1-ubyte" in r.stderr and "42" in r.stderr,
           f"label out of range: {r.stderr!r}")
 
+    # Test images of another shape with the same pixel count.
+    wide = os.path.join(tmp, "wide")
+    mnistgen.write_dataset(wide, n_train=100, n_test=20)
+    mnistgen.write_pair(wide, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 20, 2,
+                        False, rows=14, cols=56)
+    r = run(["--data", wide, "--out", out, "--epochs", "0"], work)
+    check(r.returncode == 1 and "test images are 14x56 but training images 28x28" in r.stderr,
+          f"test images of another shape: {r.stderr!r}")
+
     # Earlier results survive a corrupt checkpoint.
     os.makedirs(out)
     for name in ("history.csv", "model.ckpt"):

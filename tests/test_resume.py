@@ -91,6 +91,26 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 0 and outputs(twice) == reference,
           f"after two signals the saved state did not resume to the same run: {r.stderr}")
 
+    # Other data of the same size and shape: the fingerprint tells them apart.
+    other = os.path.join(tmp, "other")
+    mnistgen.write_dataset(other, n_train=1200, n_test=100)
+    mnistgen.write_pair(other, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 1200,
+                        seed=3, gz=True)
+    before = outputs(twice)
+    r = subprocess.run([TRAINER, "--resume", twice, "--data", other, "--epochs", "61",
+                        "--no-plots"], capture_output=True, text=True, timeout=600)
+    lines = r.stderr.strip().splitlines()
+    check(r.returncode == 1 and len(lines) == 1 and "not the data" in r.stderr and
+          other in r.stderr and data in r.stderr,
+          f"resume on other data: status {r.returncode}, {r.stderr!r}")
+    check(outputs(twice) == before, "resume on other data changed the run's files")
+    # The same data in another directory (plain files, not gzip) is accepted.
+    same = os.path.join(tmp, "same")
+    mnistgen.write_dataset(same, n_train=1200, n_test=100, gz_train=False)
+    r = subprocess.run([TRAINER, "--resume", twice, "--data", same, "--epochs", "61",
+                        "--no-plots"], capture_output=True, text=True, timeout=600)
+    check(r.returncode == 0, f"resume on the same data elsewhere: {r.stderr!r}")
+
     # What --resume refuses.
     r = subprocess.run([TRAINER, "--resume", whole, "--lr", "0.1"], capture_output=True,
                        text=True)
