@@ -74,6 +74,13 @@ void mlp_views(const mlp_shape *s, float *buf, dense_view *views);
  * k < the returned number (2 * n_layers). */
 int mlp_tensors(const mlp_shape *s, float *buf, float **ptr, size_t *count);
 
+/* Fails, naming the first value that is NaN or infinite among the real
+ * tensors of buf (a buffer of shape s): "NAME: WHAT of layer 2 (dense_2),
+ * weight [13][5], is nan".  A model read from a file must pass: an infinite
+ * weight on a pixel that is always 0 would even go unnoticed in training. */
+int mlp_check_finite(const mlp_shape *s, const float *buf, const char *name,
+                     const char *what, tr_error *err);
+
 /* Allocates a 64-byte aligned, zeroed float buffer of len floats; NULL when out
  * of memory.  Free with mlp_buffer_free. */
 float *mlp_buffer_new(size_t len);

@@ -80,6 +80,10 @@ int ckpt_decode(mlp *m, const uint8_t *data, size_t len, const char *name,
     if (mlp_init(m, &s, err))
         return -1;
     get_tensors(&r, &s, m->params);
+    if (mlp_check_finite(&s, m->params, name, "the parameter", err)) {
+        mlp_free(m);
+        return -1;
+    }
     return 0;
 }
 

@@ -110,6 +110,27 @@ int mlp_tensors(const mlp_shape *s, float *buf, float **ptr, size_t *count)
     return k;
 }
 
+int mlp_check_finite(const mlp_shape *s, const float *buf, const char *name,
+                     const char *what, tr_error *err)
+{
+    float *ptr[2 * MLP_MAX_LAYERS];
+    size_t count[2 * MLP_MAX_LAYERS];
+    const int n = mlp_tensors(s, (float *)buf, ptr, count);
+    for (int t = 0; t < n; t++)
+        for (size_t k = 0; k < count[t]; k++) {
+            if (isfinite(ptr[t][k]))
+                continue;
+            const int layer = t / 2, out = s->sizes[layer + 1];
+            if (t % 2 == 0)
+                return error_set(err, "%s: %s of layer %d (dense_%d), weight [%zu][%zu], is "
+                                 "%g", name, what, layer + 1, layer + 1, k / (size_t)out,
+                                 k % (size_t)out, (double)ptr[t][k]);
+            return error_set(err, "%s: %s of layer %d (dense_%d), bias [%zu], is %g", name,
+                             what, layer + 1, layer + 1, k, (double)ptr[t][k]);
+        }
+    return 0;
+}
+
 float *mlp_buffer_new(size_t len)
 {
     size_t bytes = (len * sizeof(float) + 63) / 64 * 64;

@@ -208,6 +208,17 @@ int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t 
     get_tensors(&r, &st->shape, m->params);
     get_tensors(&r, &st->shape, *m1);
     get_tensors(&r, &st->shape, *m2);
+    if (mlp_check_finite(&st->shape, m->params, name, "the parameter", err) ||
+        mlp_check_finite(&st->shape, *m1, name, "Adam's first moment", err) ||
+        mlp_check_finite(&st->shape, *m2, name, "Adam's second moment", err)) {
+        mlp_buffer_free(*m1);
+        mlp_buffer_free(*m2);
+        *m1 = *m2 = NULL;
+        mlp_free(m);
+        free(st->history);
+        st->history = NULL;
+        return -1;
+    }
     return 0;
 }
 

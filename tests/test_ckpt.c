@@ -1,9 +1,11 @@
 /* Checkpoint round trip and refusal of damaged files; history round trip and
  * refusal of malformed files. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "ckpt.h"
 #include "fileio.h"
@@ -83,6 +85,22 @@ static void test_ckpt(void)
     memcpy(bad, bytes, len);
     bad[20] = 99;
     expect_ckpt_error(bad, len, "99 layers");
+
+    /* Parameters that are not finite are refused, the first one named; an
+     * infinite weight would go unnoticed on a pixel that is always 0. */
+    const float keep_w = m.layer[0].w[5 * 20 + 3], keep_b = m.layer[2].b[4];
+    m.layer[0].w[5 * 20 + 3] = INFINITY;
+    m.layer[2].b[4] = NAN;
+    uint8_t *odd;
+    size_t odd_len;
+    CHECK(ckpt_encode(&m, &odd, &odd_len, &err) == 0, "%s", err.msg);
+    expect_ckpt_error(odd, odd_len, "the parameter of layer 1 (dense_1), weight [5][3], is inf");
+    free(odd);
+    m.layer[0].w[5 * 20 + 3] = keep_w;
+    CHECK(ckpt_encode(&m, &odd, &odd_len, &err) == 0, "%s", err.msg);
+    expect_ckpt_error(odd, odd_len, "layer 3 (dense_3), bias [4], is nan");
+    free(odd);
+    m.layer[2].b[4] = keep_b;
 
     /* A failed save leaves the earlier file as it was. */
     char missing[4096];
@@ -178,7 +196,8 @@ static void test_state(void)
     epoch_stats rows[2] = {{1, 0.5, 0.8, 0.4, 0.85, 1.5}, {2, 0.3, 0.9, 0.35, 0.88, 1.25}};
     train_state st = {.shape = shape, .seed = 77, .batch_size = 16, .shards = 3,
                       .epochs = 9, .lr = 0.002, .validation_split = 0.25, .n_train = 300,
-                      .n_val = 100, .epoch = 3,
+                      .n_val = 100, .rows = 3, .cols = 4, .fingerprint = 0xdeadbeef,
+                      .has_fingerprint = 1, .epoch = 3,
                       .progress = {.next_batch = 5, .loss_sum = 12.125, .correct = 61,
                                    .seen = 80},
                       .adam_step = 43, .n_history = 2, .history = rows};
@@ -196,6 +215,8 @@ static void test_state(void)
                   back.n_val == 100 && back.epoch == 3 && back.adam_step == 43 &&
                   strcmp(back.data_dir, "/some/where") == 0,
               "the configuration came back different");
+        CHECK(back.rows == 3 && back.cols == 4 && back.fingerprint == 0xdeadbeef &&
+                  back.has_fingerprint, "the data's shape and fingerprint came back different");
         CHECK(back.progress.next_batch == 5 && back.progress.loss_sum == 12.125 &&
                   back.progress.correct == 61 && back.progress.seen == 80,
               "the progress came back different");
@@ -218,6 +239,32 @@ static void test_state(void)
     }
     CHECK(state_decode(&back, &bm, &m1, &m2, data, len - 9, "s", &err) == -1,
           "a cut state was accepted");
+    /* A second moment that is not finite would poison every later step. */
+    free(data);
+    pv[2][1] = NAN;
+    CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
+    CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 && !bm.params &&
+              !m1 && strstr(err.msg, "s: Adam's second moment of layer 2 (dense_2), weight "
+                                     "[0][1], is nan"),
+          "a NaN moment: '%s'", err.msg);
+    free(data);
+    pv[2][1] = 0.0f;
+    CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
+    /* A batch size past INT_MAX, with a checksum that fits: the message gives
+     * the number stored, not a negative one.  It lies after the head (20
+     * bytes), L and its 3 sizes (16) and the seed (8). */
+    const uint32_t huge = 4000000000u;
+    uint8_t saved[4];
+    memcpy(saved, data + 44, 4);
+    for (int b = 0; b < 4; b++)
+        data[44 + b] = (uint8_t)(huge >> (8 * b));
+    const uint32_t crc = (uint32_t)crc32(0L, data, (uInt)(len - 4));
+    for (int b = 0; b < 4; b++)
+        data[len - 4 + b] = (uint8_t)(crc >> (8 * b));
+    CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
+              strstr(err.msg, "batch size 4000000000 out of range"),
+          "batch size 4e9: '%s'", err.msg);
+    memcpy(data + 44, saved, 4);
     free(data);
     adam_free(&opt);
     mlp_free(&m);
