@@ -4,6 +4,7 @@
  * everything else is in the library. */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
+#include <float.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -53,7 +54,8 @@ typedef struct {
 /* Settings a resumed run takes from its training.state, not from flags. */
 enum {
     GIVEN_OUT = 1, GIVEN_HIDDEN = 2, GIVEN_BATCH = 4, GIVEN_LR = 8, GIVEN_VSPLIT = 16,
-    GIVEN_SEED = 32, GIVEN_SHARDS = 64, GIVEN_LOAD = 128, GIVEN_EPOCHS = 256, GIVEN_DATA = 512
+    GIVEN_SEED = 32, GIVEN_SHARDS = 64, GIVEN_LOAD = 128, GIVEN_EPOCHS = 256, GIVEN_DATA = 512,
+    GIVEN_THREADS = 1024
 };
 
 static int cores_available(void)
@@ -124,22 +126,36 @@ static int parse_long(const char *flag, const char *s, long lo, long hi, long *o
     return 0;
 }
 
-/* Parses a real number in [lo, hi) (hi_open) or [lo, hi]. */
-static int parse_double(const char *flag, const char *s, double lo, double hi,
+/* Parses a real number between lo and hi, each bound included or not (lo_open,
+ * hi_open).  A number too small for a double reads as 0 and is judged so. */
+static int parse_double(const char *flag, const char *s, double lo, int lo_open, double hi,
                         int hi_open, double *out)
 {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno || !isfinite(v) || v < lo ||
-        (hi_open ? v >= hi : v > hi)) {
+    const int underflow = errno == ERANGE && fabs(v) <= DBL_MIN;
+    if (end == s || *end != '\0' || (errno && !underflow) || !isfinite(v) ||
+        (lo_open ? v <= lo : v < lo) || (hi_open ? v >= hi : v > hi)) {
         char want[96];
-        snprintf(want, sizeof want, "expected a number from %g to %g%s", lo, hi,
-                 hi_open ? " (excluded)" : "");
+        snprintf(want, sizeof want, "expected a number from %g%s to %g%s", lo,
+                 lo_open ? " (excluded)" : "", hi, hi_open ? " (excluded)" : "");
         return bad_flag(flag, s, want);
     }
     *out = v;
     return 0;
+}
+
+/* The shortest text that reads back as v ("0.9999999", not "1"). */
+static const char *exact(char *buf, size_t size, double v)
+{
+    for (int digits = 6; digits < 17; digits++) {
+        snprintf(buf, size, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            return buf;
+    }
+    snprintf(buf, size, "%.17g", v);
+    return buf;
 }
 
 enum {
@@ -181,7 +197,11 @@ static int parse_options(options *o, int argc, char **argv)
         case OPT_DATA: o->data_dir = optarg; o->given |= GIVEN_DATA; break;
         case OPT_OUT: o->out_dir = optarg; o->given |= GIVEN_OUT; break;
         case OPT_LOAD: o->load = optarg; o->given |= GIVEN_LOAD; break;
-        case OPT_RESUME: o->resume = optarg; break;
+        case OPT_RESUME:
+            if (optarg[0] == '\0')
+                return bad_flag("--resume", optarg, "expected the directory of a run");
+            o->resume = optarg;
+            break;
         case OPT_NO_PLOTS: o->plots = 0; break;
         case OPT_HIDDEN:
             o->hidden_text = optarg;
@@ -200,6 +220,7 @@ static int parse_options(options *o, int argc, char **argv)
         case OPT_THREADS:
             if (parse_long("--threads", optarg, 1, MAX_THREADS, &v)) return -1;
             o->threads = (int)v;
+            o->given |= GIVEN_THREADS;
             break;
         case OPT_SHARDS:
             if (parse_long("--shards", optarg, 1, TRAIN_MAX_SHARDS, &v)) return -1;
@@ -211,18 +232,18 @@ static int parse_options(options *o, int argc, char **argv)
             errno = 0;
             unsigned long long s = strtoull(optarg, &end, 10);
             if (end == optarg || *end != '\0' || errno || optarg[0] == '-')
-                return bad_flag("--seed", optarg, "expected a whole number >= 0");
+                return bad_flag("--seed", optarg,
+                                "expected a whole number from 0 to 18446744073709551615");
             o->seed = s;
             o->given |= GIVEN_SEED;
             break;
         }
         case OPT_LR:
-            if (parse_double("--lr", optarg, 0.0, 1e6, 0, &o->lr)) return -1;
-            if (o->lr <= 0.0) return bad_flag("--lr", optarg, "expected a number > 0");
+            if (parse_double("--lr", optarg, 0.0, 1, 1e6, 0, &o->lr)) return -1;
             o->given |= GIVEN_LR;
             break;
         case OPT_VSPLIT:
-            if (parse_double("--validation-split", optarg, 0.0, 1.0, 1,
+            if (parse_double("--validation-split", optarg, 0.0, 0, 1.0, 1,
                              &o->validation_split))
                 return -1;
             o->given |= GIVEN_VSPLIT;
@@ -448,6 +469,7 @@ static int check_same_data(const run_state *r, const char *dir, const char *run,
 
 static int load_data(run_state *r, const options *o, tr_error *err)
 {
+    char text[32];
     const char *dir = data_dir(o);
     if (!dir)
         return error_set(err, "no MNIST data in data/mnist nor in %s/data/mnist; fetch it "
@@ -463,8 +485,8 @@ static int load_data(run_state *r, const options *o, tr_error *err)
                          r->test.rows, r->test.cols, r->all.rows, r->all.cols);
     dataset_split(&r->all, o->validation_split, &r->train, &r->val);
     if (o->epochs > 0 && r->train.n == 0)
-        return error_set(err, "--validation-split %g leaves no training samples out of %u",
-                         o->validation_split, r->all.n);
+        return error_set(err, "--validation-split %s leaves no training samples out of %u",
+                         exact(text, sizeof text, o->validation_split), r->all.n);
     printf("Data: %s: %u training, %u validation, %u test images of %ux%u\n", dir,
            r->train.n, r->val.n, r->test.n, r->all.rows, r->all.cols);
     if (o->resume)
@@ -787,7 +809,7 @@ int main(int argc, char **argv)
     int nt = run_threads(&o);
     printf("trainer %s: %s, batch %d in %d shard%s, %d thread%s", TRAINER_VERSION, shape,
            o.batch_size, o.shards, o.shards == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
-    if (nt < o.threads)
+    if (nt < o.threads && (o.given & GIVEN_THREADS))
         printf(" (of %d asked: no more threads than shards)", o.threads);
     printf(" on %d core%s, %d epoch%s, Adam lr %g, seed %llu\n", cores_available(),
            cores_available() == 1 ? "" : "s", o.epochs, o.epochs == 1 ? "" : "s", o.lr,

@@ -68,6 +68,14 @@ with tempfile.TemporaryDirectory() as tmp:
         (["--threads"], "--threads"),
         (["stray"], "stray"),
     ]
+    # What the messages say of the ranges (issue 17: the seed's range was not
+    # named, and --lr 1e-400 and --lr 0 got different messages).
+    bad_flags += [
+        (["--seed", "99999999999999999999"], "from 0 to 18446744073709551615"),
+        (["--lr", "1e-400"], "'1e-400': expected a number from 0 (excluded) to 1e+06"),
+        (["--lr", "0"], "'0': expected a number from 0 (excluded) to 1e+06"),
+        (["--resume", ""], "--resume '': expected the directory of a run"),
+    ]
     for args, word in bad_flags:
         r = run(args + ["--data", data, "--out", out], work)
         check(r.returncode == 2, f"{args}: status {r.returncode}, want 2")
@@ -98,6 +106,17 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run(["--data", broken, "--out", out], work)
     check(r.returncode == 1 and "train-labels-idx1-ubyte" in r.stderr and "42" in r.stderr,
           f"label out of range: {r.stderr!r}")
+
+    # A split that leaves nothing to train on is reported as given, not rounded.
+    r = run(["--data", data, "--out", out, "--validation-split", "0.9999999"], work)
+    check(r.returncode == 1 and "--validation-split 0.9999999 leaves" in r.stderr,
+          f"split 0.9999999: {r.stderr!r}")
+    # The header mentions threads asked only when they were.
+    r = run(["--data", data, "--out", out, "--epochs", "0", "--shards", "1"], work)
+    check(r.returncode == 0 and "asked" not in r.stdout, f"--shards 1 alone: {r.stdout!r}")
+    r = run(["--data", data, "--out", out, "--epochs", "0", "--shards", "1", "--threads", "3"],
+            work)
+    check(r.returncode == 0 and "(of 3 asked" in r.stdout, f"--threads 3 --shards 1: {r.stdout!r}")
 
     # Test images of another shape with the same pixel count.
     wide = os.path.join(tmp, "wide")
