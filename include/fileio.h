@@ -43,4 +43,12 @@ int file_make_dirs(const char *dir, tr_error *err);
  * one), so that a long run does not find out at its end. */
 int file_check_writable(const char *dir, tr_error *err);
 
+/* Takes the lock of an output directory (a POSIX record lock on
+ * DIR/.trainer.lock, created empty if missing), so that two runs never
+ * write the same files; *fd holds it until file_unlock_dir(*fd) or the
+ * process ends.  When another process holds it, fails at once with "DIR is
+ * in use by process N". */
+int file_lock_dir(const char *dir, int *fd, tr_error *err);
+void file_unlock_dir(int fd);
+
 #endif

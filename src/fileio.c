@@ -163,3 +163,34 @@ int file_check_writable(const char *dir, tr_error *err)
     unlink(tmp);
     return 0;
 }
+
+int file_lock_dir(const char *dir, int *fd_out, tr_error *err)
+{
+    char path[4096];
+    *fd_out = -1;
+    if (snprintf(path, sizeof path, "%s/.trainer.lock", dir) >= (int)sizeof path)
+        return error_set(err, "%s: path too long", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return error_set(err, "%s: cannot create a lock file there: %s", dir, strerror(errno));
+    struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLK, &lk) == 0) {
+        *fd_out = fd;
+        return 0;
+    }
+    const int e = errno;
+    struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    const int known = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK;
+    close(fd);
+    if (e != EAGAIN && e != EACCES)
+        return error_set(err, "%s: cannot lock %s: %s", dir, path, strerror(e));
+    if (known)
+        return error_set(err, "%s is in use by process %ld", dir, (long)who.l_pid);
+    return error_set(err, "%s is in use by another process", dir);
+}
+
+void file_unlock_dir(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}

@@ -794,6 +794,7 @@ int main(int argc, char **argv)
     output_paths out;
     int status = EXIT_FAILURE;
     char state_path[4096];
+    int lock_fd = -1;
     if (o.resume && read_saved_run(&r, &o, state_path, sizeof state_path, &err))
         goto done;
     if (output_paths_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
@@ -801,7 +802,8 @@ int main(int argc, char **argv)
         evaluator_new(&r.eval, &r.model.shape, run_threads(&o), &err))
         goto done;
     if (o.epochs > 0 &&
-        (file_make_dirs(o.out_dir, &err) || file_check_writable(o.out_dir, &err)))
+        (file_make_dirs(o.out_dir, &err) || file_check_writable(o.out_dir, &err) ||
+         file_lock_dir(o.out_dir, &lock_fd, &err)))
         goto done;
 
     char shape[128];
@@ -828,6 +830,7 @@ int main(int argc, char **argv)
             goto done;
         if (rc > 0) {
             run_free(&r);
+            file_unlock_dir(lock_fd);
             return 128 + rc;
         }
         printf("Trained in %.2fs; wrote %s and %s\n", now() - t0, out.history, out.model);
@@ -841,5 +844,6 @@ done:
     if (status != EXIT_SUCCESS)
         fail(&err);
     run_free(&r);
+    file_unlock_dir(lock_fd);
     return status;
 }

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
@@ -117,6 +118,26 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run(["--data", data, "--out", out, "--epochs", "0", "--shards", "1", "--threads", "3"],
             work)
     check(r.returncode == 0 and "(of 3 asked" in r.stdout, f"--threads 3 --shards 1: {r.stdout!r}")
+
+    # Two runs on one --out: the second refuses at once, naming the first.
+    busy = os.path.join(tmp, "busy")
+    first = subprocess.Popen([TRAINER, "--data", data, "--out", busy, "--epochs", "100000",
+                              "--no-plots"], cwd=work, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not os.path.exists(os.path.join(busy, "history.csv")) and time.time() < deadline:
+        time.sleep(0.01)
+    for extra in (["--out", busy, "--epochs", "1"], ["--resume", busy, "--epochs", "100001"]):
+        r = run(["--data", data] + extra, work)
+        check(r.returncode == 1 and
+              r.stderr.strip() == f"trainer: {busy} is in use by process {first.pid}",
+              f"a second run {extra}: status {r.returncode}, {r.stderr!r}")
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=120)
+    check(first.returncode == 143, f"the first run: status {first.returncode}")
+    # Once it has ended, the directory is free again.
+    r = run(["--data", data, "--out", busy, "--epochs", "1", "--no-plots"], work)
+    check(r.returncode == 0, f"a run after the first ended: {r.stderr!r}")
 
     # Test images of another shape with the same pixel count.
     wide = os.path.join(tmp, "wide")
