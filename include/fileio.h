@@ -12,10 +12,16 @@
  * whatever was at path before is left as it was. */
 int file_write_atomic(const char *path, const void *data, size_t len, tr_error *err);
 
-/* Several files replaced together: each is written to a temporary file
- * beside its path and flushed (file_batch_add), and only when all are written
- * are they renamed into place (file_batch_commit).  If any write fails, the
- * temporary files are removed and every earlier file stays as it was. */
+/* Several files replaced together or not at all: each is written to a
+ * temporary file beside its path and flushed (file_batch_add), and only when
+ * all are written are they renamed into place (file_batch_commit).  If any
+ * write fails, the temporary files are removed and every earlier file stays
+ * as it was.  While committing, each earlier file is kept under a second
+ * name (a hard link): if one rename fails, the files already replaced get
+ * their earlier versions back (and files that did not exist are removed), so
+ * the set on disk is the old one or the new one, never a mix.  A crash in
+ * the middle of a commit can still leave a mix, with the earlier versions
+ * beside them as NAME.tmp-XXXXXX.old. */
 #define FILE_BATCH_MAX 8
 typedef struct {
     int n;
@@ -26,7 +32,8 @@ typedef struct {
 /* Writes a file of the batch; on failure aborts the whole batch. */
 int file_batch_add(file_batch *b, const char *path, const void *data, size_t len,
                    tr_error *err);
-/* Renames every file of the batch into place; on failure aborts the rest. */
+/* Renames every file of the batch into place; on failure puts back what it
+ * had replaced and removes the temporary files. */
 int file_batch_commit(file_batch *b, tr_error *err);
 /* Removes the batch's temporary files. */
 void file_batch_abort(file_batch *b);

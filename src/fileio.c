@@ -63,19 +63,86 @@ int file_batch_add(file_batch *b, const char *path, const void *data, size_t len
     return 0;
 }
 
+/* How a file's earlier version is kept while a batch is committed. */
+enum { KEPT_NONE, KEPT_LINK, KEPT_MOVED };
+
+/* Keeps the file at dst (if any) under the name bak: a second hard link, so
+ * that dst never goes missing, or where the file system has no hard links,
+ * dst itself moved there.  Returns KEPT_*, or -1 with errno set. */
+static int keep_old(const char *dst, const char *bak)
+{
+    struct stat st;
+    /* Nothing to keep; nor of a directory, which no file can replace (its
+     * rename fails, and that is reported). */
+    if (lstat(dst, &st))
+        return errno == ENOENT ? KEPT_NONE : -1;
+    if (S_ISDIR(st.st_mode))
+        return KEPT_NONE;
+    if (link(dst, bak) == 0)
+        return KEPT_LINK;
+    if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP && errno != EMLINK &&
+        errno != EXDEV)
+        return -1;
+    return rename(dst, bak) == 0 ? KEPT_MOVED : -1;
+}
+
+/* Puts back the earlier version of the file at dst kept under bak (or
+ * removes dst when there was none).  Returns 0, or -1 with errno set. */
+static int restore_old(const char *dst, const char *bak, int kept)
+{
+    if (kept == KEPT_NONE)
+        return unlink(dst) == 0 || errno == ENOENT ? 0 : -1;
+    return rename(bak, dst);
+}
+
 int file_batch_commit(file_batch *b, tr_error *err)
 {
-    for (int i = 0; i < b->n; i++) {
-        if (rename(b->tmp[i], b->dst[i])) {
-            int e = errno;
-            for (int j = i; j < b->n; j++)
-                unlink(b->tmp[j]);
-            b->n = 0;
-            return error_set(err, "%s: cannot replace: %s", b->dst[i], strerror(e));
+    char bak[FILE_BATCH_MAX][4096 + 8];
+    int kept[FILE_BATCH_MAX];
+    int placed = 0, status = 0;
+    for (int i = 0; i < b->n; i++)
+        snprintf(bak[i], sizeof bak[i], "%s.old", b->tmp[i]);
+    int k = 0;
+    for (; k < b->n; k++) {
+        kept[k] = keep_old(b->dst[k], bak[k]);
+        if (kept[k] < 0) {
+            status = error_set(err, "%s: cannot keep the earlier file while replacing it: %s",
+                               b->dst[k], strerror(errno));
+            break;
         }
     }
+    for (; status == 0 && placed < b->n; placed++) {
+        if (rename(b->tmp[placed], b->dst[placed])) {
+            const int e = errno;
+            const char *failed = b->dst[placed];
+            /* All or nothing: the files already replaced get their earlier
+             * version back. */
+            int j = placed - 1;
+            for (; j >= 0; j--)
+                if (restore_old(b->dst[j], bak[j], kept[j]))
+                    break;
+            if (j >= 0)
+                status = error_set(err, "%s: cannot replace: %s; and %s could not be put "
+                                   "back: %s (its earlier version is %s)", failed,
+                                   strerror(e), b->dst[j], strerror(errno), bak[j]);
+            else
+                status = error_set(err, "%s: cannot replace: %s", failed, strerror(e));
+            break;
+        }
+    }
+    /* Once the new files are in place the earlier versions go.  After a
+     * failure, those put back above are where they belong, and the files not
+     * replaced yet are left (or moved back) as they were. */
+    for (int i = status ? placed : 0; i < k; i++) {
+        if (status && kept[i] == KEPT_MOVED)
+            rename(bak[i], b->dst[i]);
+        else if (kept[i] != KEPT_NONE)
+            unlink(bak[i]);
+    }
+    for (int i = placed; i < b->n; i++)
+        unlink(b->tmp[i]);
     b->n = 0;
-    return 0;
+    return status;
 }
 
 void file_batch_abort(file_batch *b)

@@ -188,6 +188,18 @@ with tempfile.TemporaryDirectory() as tmp:
           f"size-limited write: status {r.returncode}, {r.stderr!r}")
     check(snapshot(full) == before, "a failed write changed earlier files or left a temporary one")
 
+    # A rename that fails in the middle of the epoch's files (training.state,
+    # renamed last, is a directory): the files renamed before it get their
+    # earlier versions back, so the set on disk stays the earlier run's.
+    os.remove(os.path.join(full, "training.state"))
+    os.makedirs(os.path.join(full, "training.state"))
+    before = snapshot(full)
+    r = run(["--data", data, "--out", full, "--epochs", "2", "--seed", "9"], work)
+    check(r.returncode == 1 and "training.state: cannot replace" in r.stderr,
+          f"a state that is a directory: status {r.returncode}, {r.stderr!r}")
+    check(snapshot(full) == before, "a failed rename left a mix of old and new epoch files")
+    os.rmdir(os.path.join(full, "training.state"))
+
     # A directory the trainer may not write into. As root, permissions do not
     # stop writes, so the trainer runs as nobody (when runuser can do that).
     ro = os.path.join(tmp, "readonly")
