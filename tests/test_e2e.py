@@ -74,7 +74,8 @@ with tempfile.TemporaryDirectory() as tmp:
     out4 = os.path.join(tmp, "d")
     r = run(["--data", data, "--out", out4, "--epochs", "1", "--no-plots"])
     check(r.returncode == 0 and
-          sorted(os.listdir(out4)) == ["history.csv", "model.ckpt", "training.state"],
+          sorted(os.listdir(out4)) == [".trainer.lock", "history.csv", "model.ckpt",
+                                       "training.state"],
           f"--no-plots wrote {os.listdir(out4) if os.path.isdir(out4) else None}")
 
     # Same seed and threads: the same run.
