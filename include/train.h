@@ -89,6 +89,11 @@ void train_session_free(train_session *s);
  * per thread): never more than there are shards. */
 int train_threads_used(int threads, int shards);
 
+/* The threads that the session's last epoch or gradient really ran on (0
+ * before the first): the threads asked, at most the shards, unless OpenMP
+ * gave fewer (OMP_THREAD_LIMIT, or a build without OpenMP: 1). */
+int train_session_threads_ran(const train_session *s);
+
 /* The optimizer's state: its moments share the parameters' layout. */
 adam *train_session_optimizer(train_session *s);
 

@@ -67,6 +67,7 @@ struct train_session {
     int *nonempty_shard;        /* [threads][shards]: which shard each of those is */
     uint32_t *order;            /* sample order of the current epoch */
     uint32_t order_cap;
+    int threads_ran;            /* threads the last parallel region had */
 };
 
 /* Where the first layer's weights lie in a buffer of the model's layout:
@@ -241,6 +242,11 @@ int train_threads_used(int threads, int shards)
 adam *train_session_optimizer(train_session *s)
 {
     return &s->opt;
+}
+
+int train_session_threads_ran(const train_session *s)
+{
+    return s->threads_ran;
 }
 
 /* The model must take one input per pixel, and labels go up to
@@ -646,6 +652,8 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const unsigned fp_mode = fp_flush_denormals();
+        if (t == 0)
+            s->threads_ran = nt;
         start_batch(s, data, idx, 0, n, 0, t, nt);
         run_shards(s, 0, n, t, nt);
 #pragma omp barrier
@@ -725,6 +733,8 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const unsigned fp_mode = fp_flush_denormals();
+        if (t == 0)
+            s->threads_ran = nt;
         batch_lists next;
         int buf = 0;
         for (long b = p->next_batch; b < n_batches; b++, buf ^= 1) {

@@ -62,6 +62,7 @@ static void trained_epochs(mlp *m, const dataset *d, const train_config *cfg)
         double loss, acc;
         CHECK(train_epoch(s, d, epoch, &loss, &acc, NULL, NULL, &err) == 0, "%s", err.msg);
     }
+    test_check_threads_ran(train_session_threads_ran(s), cfg->threads, cfg->shards);
     train_session_free(s);
 }
 

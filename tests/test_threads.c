@@ -28,6 +28,7 @@ static void gradient(mlp *m, const dataset *d, const uint32_t *idx, uint32_t n,
     tr_error err;
     CHECK(train_session_new(&s, m, &cfg, &err) == 0, "%s", err.msg);
     CHECK(train_gradient(s, d, idx, n, grad, loss, &err) == 0, "%s", err.msg);
+    test_check_threads_ran(train_session_threads_ran(s), threads, shards ? shards : threads);
     train_session_free(s);
 }
 

@@ -55,6 +55,19 @@ static void remove_tmpdir(void)
         perror(tmpdir_path);
 }
 
+void test_check_threads_ran(int ran, int threads, int shards)
+{
+#ifdef _OPENMP
+    const int want = threads < shards ? threads : shards;
+    CHECK(ran == want, "asked %d threads with %d shards: %d ran", threads, shards, ran);
+#else
+    static int said;
+    if (!said++)
+        printf("note: built without OpenMP: every session ran on 1 thread (%d here); the "
+               "shard arithmetic was tested, the threads were not\n", ran);
+#endif
+}
+
 const char *test_tmpdir(void)
 {
     if (tmpdir_path[0]) {

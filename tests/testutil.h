@@ -24,6 +24,12 @@ void test_fail(const char *file, int line, const char *cond, const char *fmt, ..
 /* Prints a summary and returns the exit status: 0 or 1. */
 int test_finish(const char *name);
 
+/* Where OpenMP is built in, checks that a session asked for `threads` with
+ * `shards` shards ran on that many threads (at most the shards), so that a
+ * test "on 4 threads" cannot pass on one; without OpenMP, says once that
+ * the thread counts were not exercised. */
+void test_check_threads_ran(int ran, int threads, int shards);
+
 /* A new empty directory under $TMPDIR (or /tmp), removed with its files at
  * exit unless a check failed; aborts on failure.  One per test program. */
 const char *test_tmpdir(void);
