@@ -1,5 +1,5 @@
 /* canvas.h - an RGB picture in memory: rectangles, anti-aliased lines and
- * disks, bitmap text, and PNG output through libpng.
+ * disks, text, and PNG output through libpng.
  *
  * Pixels are drawn into a byte buffer first, so tests can look at them without
  * files; a PNG is encoded to memory and written with a temporary file and a
@@ -21,8 +21,11 @@ typedef struct {
     uint8_t *pixels; /* [height][width][3], owned */
 } canvas;
 
-/* The 5x7 font's cell: glyphs are FONT_W x FONT_H pixels, advanced by
- * FONT_ADVANCE, all times the scale. */
+/* Text is anti-aliased DejaVu Sans (through FreeType) where the build has
+ * FreeType and the font is found (TRAINER_FONT names another file), else the
+ * built-in 5x7 bitmap font.  Its size is given as a scale: capitals about
+ * FONT_H * scale pixels tall either way.  The bitmap font's cell: glyphs are
+ * FONT_W x FONT_H pixels, advanced by FONT_ADVANCE, all times the scale. */
 #define FONT_W 5
 #define FONT_H 7
 #define FONT_ADVANCE 6
@@ -45,16 +48,21 @@ void canvas_line(canvas *c, float x0, float y0, float x1, float y1, float width,
 /* An anti-aliased filled disk. */
 void canvas_disk(canvas *c, float cx, float cy, float radius, rgb color);
 
-/* Text in the built-in 5x7 font, each font pixel scale x scale, top-left at
- * (x, y).  Characters outside printable ASCII draw as '?'. */
+/* Text at scale with the top-left of its capitals at (x, y); descenders go
+ * below y + FONT_H * scale.  Characters outside printable ASCII draw as '?'. */
 void canvas_text(canvas *c, int x, int y, const char *text, int scale, rgb color);
 
 /* The same, turned 90 degrees counter-clockwise (reading bottom to top), with
  * the top-left of the turned text's bounding box at (x, y). */
 void canvas_text_up(canvas *c, int x, int y, const char *text, int scale, rgb color);
 
-/* Width in pixels of text at scale (its height is FONT_H * scale). */
+/* Width in pixels of text at scale (its capitals are about FONT_H * scale
+ * tall). */
 int canvas_text_width(const char *text, int scale);
+
+/* NULL when text is drawn with the vector font, else why it is drawn with
+ * the bitmap font (for the programs to say once). */
+const char *canvas_font_fallback(void);
 
 /* Draws a gray image (0 = white paper, 255 = black ink, as MNIST digits read
  * best) enlarged by scale with its top-left at (x, y).  img: [h][w]. */

@@ -109,29 +109,30 @@ void canvas_disk(canvas *c, float cx, float cy, float radius, rgb color)
 
 int canvas_text_width(const char *text, int scale)
 {
-    size_t n = strlen(text);
-    return n ? (int)(n * FONT_ADVANCE - (FONT_ADVANCE - FONT_W)) * scale : 0;
+    return font_text_width(text, scale);
 }
 
-/* Draws the glyphs of text; `up` turns them 90 degrees counter-clockwise. */
+/* Draws text's coverage in color; `up` turns it 90 degrees counter-clockwise,
+ * its top towards x.  (x, y) is the top-left of the capitals' box. */
 static void draw_text(canvas *c, int x, int y, const char *text, int scale, rgb color,
                       int up)
 {
-    int total = canvas_text_width(text, scale);
-    for (int k = 0; text[k]; k++) {
-        const char *g = font_glyph((unsigned char)text[k]);
-        int along = k * FONT_ADVANCE * scale;
-        for (int row = 0; row < FONT_H; row++)
-            for (int col = 0; col < FONT_W; col++) {
-                if (g[row * FONT_W + col] != '#')
-                    continue;
-                int gx = along + col * scale, gy = row * scale;
-                if (up)
-                    canvas_fill_rect(c, x + gy, y + total - gx - scale, scale, scale, color);
-                else
-                    canvas_fill_rect(c, x + gx, y + gy, scale, scale, color);
-            }
-    }
+    font_mask m;
+    /* Out of memory for a line of text: the picture goes without it. */
+    if (font_render(&m, text, scale))
+        return;
+    for (int r = 0; r < m.h; r++)
+        for (int col = 0; col < m.w; col++) {
+            const uint8_t a = m.a[(size_t)r * m.w + col];
+            if (!a)
+                continue;
+            const int across = r - m.top;
+            if (up)
+                canvas_blend(c, x + across, y + m.w - 1 - col, color, (float)a / 255.0f);
+            else
+                canvas_blend(c, x + col, y + across, color, (float)a / 255.0f);
+        }
+    font_mask_free(&m);
 }
 
 void canvas_text(canvas *c, int x, int y, const char *text, int scale, rgb color)
@@ -142,6 +143,11 @@ void canvas_text(canvas *c, int x, int y, const char *text, int scale, rgb color
 void canvas_text_up(canvas *c, int x, int y, const char *text, int scale, rgb color)
 {
     draw_text(c, x, y, text, scale, color, 1);
+}
+
+const char *canvas_font_fallback(void)
+{
+    return font_fallback_reason();
 }
 
 void canvas_gray_image(canvas *c, int x, int y, const uint8_t *img, int w, int h,

@@ -422,8 +422,9 @@ int plot_confusion(canvas *c, const uint32_t counts[DATASET_CLASSES][DATASET_CLA
         for (int p = 0; p < K; p++)
             row += counts[t][p];
         snprintf(buf, sizeof buf, "%d", t);
-        canvas_text(c, LEFT - 24, TOP + t * CELL + CELL / 2 - FONT_H, buf, 2, INK);
-        canvas_text(c, LEFT + t * CELL + CELL / 2 - 5, TOP - 28, buf, 2, INK);
+        const int w = canvas_text_width(buf, 2);
+        canvas_text(c, LEFT - 14 - w, TOP + t * CELL + CELL / 2 - FONT_H, buf, 2, INK);
+        canvas_text(c, LEFT + t * CELL + (CELL - w) / 2, TOP - 28, buf, 2, INK);
         for (int p = 0; p < K; p++) {
             /* The share of the true class' row, on a white-to-blue ramp. */
             double share = row ? (double)counts[t][p] / (double)row : 0.0;

@@ -937,6 +937,10 @@ int main(int argc, char **argv)
                r.saved.progress.next_batch);
     if (o.epochs > 0) {
         double t0 = now();
+        const char *why = o.plots ? canvas_font_fallback() : NULL;
+        if (why)
+            fprintf(stderr, "trainer: text in the pictures in the built-in bitmap font: %s\n",
+                    why);
         if (o.plots && save_samples(&r, &out, &err))
             goto done;
         catch_signals();

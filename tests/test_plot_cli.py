@@ -56,6 +56,25 @@ with tempfile.TemporaryDirectory() as tmp:
                        capture_output=True, text=True, timeout=300)
     check(r.returncode == 0, f"training failed: {r.stderr}")
 
+    # Text: DejaVu Sans where it is installed, else the bitmap font, said once.
+    history = os.path.join(out, "history.csv")
+    nofont = dict(os.environ, TRAINER_FONT=os.path.join(tmp, "no-such-font.ttf"))
+    r = subprocess.run([PLOT, "curves", history, "-o", os.path.join(tmp, "bitmap.png")],
+                       capture_output=True, text=True, env=nofont, timeout=300)
+    check(r.returncode == 0 and r.stderr.count("bitmap font") == 1 and
+          "no-such-font.ttf" in r.stderr and r.stderr.count("\n") == 1,
+          f"trainer-plot without its font: {r.returncode} {r.stderr!r}")
+    check(pngcheck(os.path.join(tmp, "bitmap.png")) is not None, "the bitmap-font picture")
+    r = subprocess.run([TRAINER, "--data", data, "--out", os.path.join(tmp, "nofont"),
+                        "--epochs", "1"], capture_output=True, text=True, env=nofont,
+                       timeout=300)
+    check(r.returncode == 0 and r.stderr.count("bitmap font") == 1,
+          f"the trainer without its font: {r.returncode} {r.stderr!r}")
+    if os.path.exists("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
+        r = plot("curves", history, "-o", os.path.join(tmp, "vector.png"))
+        check(r.returncode == 0 and "bitmap" not in r.stderr,
+              f"with DejaVu Sans installed: {r.stderr!r}")
+
     # The trainer's own pictures.
     for name in ("samples.png", "curves.png", "predictions.png"):
         info = pngcheck(os.path.join(out, name), TRAIN, VAL)

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "plots.h"
@@ -238,9 +240,88 @@ static void test_confusion(void)
     canvas_free(&c);
 }
 
+/* Distinct gray levels among the pixels of a decoded picture's box. */
+static int gray_levels(const decoded_png *p, int x0, int y0, int x1, int y1)
+{
+    uint8_t seen[256] = {0};
+    int n = 0;
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) {
+            const uint8_t v = p->rgb[3 * ((size_t)y * p->width + x)];
+            n += !seen[v];
+            seen[v] = 1;
+        }
+    return n;
+}
+
+/* Text in the bitmap font, as a process without the font file draws it:
+ * told why, 6 pixels a character at scale 1, two levels only.  Run in a
+ * child, since the font is looked up once a process. */
+static void test_bitmap_fallback(void)
+{
+    const pid_t child = fork();
+    if (child == 0) {
+        setenv("TRAINER_FONT", "/nonexistent/font.ttf", 1);
+        const char *why = canvas_font_fallback();
+        CHECK(why && strstr(why, "/nonexistent/font.ttf"), "fallback reason '%s'", why);
+        CHECK(canvas_text_width("abc", 2) == 34, "bitmap text width %d",
+              canvas_text_width("abc", 2));
+        canvas c;
+        tr_error err;
+        decoded_png p;
+        CHECK(canvas_init(&c, 40, 20, (rgb){255, 255, 255}, &err) == 0, "%s", err.msg);
+        canvas_text(&c, 2, 2, "Hi", 2, (rgb){0, 0, 0});
+        if (encode_decode(&c, &p) == 0) {
+            CHECK(gray_levels(&p, 0, 0, 40, 20) == 2, "bitmap text has %d levels",
+                  gray_levels(&p, 0, 0, 40, 20));
+            CHECK(png_count_dark(&p, 2, 2, 2 + 22, 2 + 14) > 30 &&
+                      png_count_dark(&p, 0, 16, 40, 20) == 0,
+                  "bitmap text out of its box");
+            png_decoded_free(&p);
+        }
+        canvas_free(&c);
+        _exit(test_failures ? 1 : 0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the bitmap font checks failed");
+}
+
+/* Text in DejaVu Sans, where this build and machine have it: proportional,
+ * anti-aliased, its capitals in their box. */
+static void test_vector_text(void)
+{
+    const char *why = canvas_font_fallback();
+    if (why) {
+        printf("note: text is drawn with the bitmap font here (%s); the vector font's "
+               "checks were not run\n", why);
+        return;
+    }
+    const int abc = canvas_text_width("abc", 2);
+    CHECK(abc > 20 && abc < 40, "\"abc\" at scale 2 is %d pixels wide", abc);
+    CHECK(canvas_text_width("iiii", 2) * 2 < canvas_text_width("WWWW", 2),
+          "not proportional: iiii %d, WWWW %d", canvas_text_width("iiii", 2),
+          canvas_text_width("WWWW", 2));
+    canvas c;
+    tr_error err;
+    decoded_png p;
+    CHECK(canvas_init(&c, 60, 40, (rgb){255, 255, 255}, &err) == 0, "%s", err.msg);
+    canvas_text(&c, 10, 10, "HE", 2, (rgb){0, 0, 0});
+    if (encode_decode(&c, &p) == 0) {
+        CHECK(gray_levels(&p, 0, 0, 60, 40) > 4, "text has %d gray levels: not anti-aliased",
+              gray_levels(&p, 0, 0, 60, 40));
+        /* Capitals: ink from about y = 10 to 10 + 14, none far above or below. */
+        CHECK(png_count_dark(&p, 10, 12, 10 + canvas_text_width("HE", 2), 22) > 20,
+              "no ink inside the capitals' box");
+        CHECK(png_count_nonwhite(&p, 0, 0, 60, 8) == 0 && png_count_nonwhite(&p, 0, 27, 60, 40) == 0,
+              "capitals drawn outside their box");
+        png_decoded_free(&p);
+    }
+    canvas_free(&c);
+}
+
 static void test_canvas(void)
 {
-    CHECK(canvas_text_width("abc", 2) == 34, "text width %d", canvas_text_width("abc", 2));
     canvas c;
     tr_error err;
     CHECK(canvas_init(&c, 0, 10, (rgb){0, 0, 0}, &err) == -1, "a 0-wide canvas");
@@ -267,6 +348,8 @@ static void test_canvas(void)
 
 int main(void)
 {
+    test_bitmap_fallback();
+    test_vector_text();
     test_canvas();
     test_curves();
     test_digits();

@@ -274,9 +274,12 @@ int main(int argc, char **argv)
     }
     if (parse(&o, argc - 1, argv + 1))
         return EXIT_USAGE;
-    if (!strcmp(cmd, "curves"))
-        return cmd_curves(&o);
-    if (!strcmp(cmd, "digits"))
-        return cmd_digits(&o);
-    return cmd_model(&o, !strcmp(cmd, "confusion"));
+    const int status = !strcmp(cmd, "curves")   ? cmd_curves(&o)
+                       : !strcmp(cmd, "digits") ? cmd_digits(&o)
+                                                : cmd_model(&o, !strcmp(cmd, "confusion"));
+    /* Said once, after the picture: a refused input keeps its one line. */
+    const char *why = status == EXIT_SUCCESS ? canvas_font_fallback() : NULL;
+    if (why)
+        fprintf(stderr, "trainer-plot: text in the built-in bitmap font: %s\n", why);
+    return status;
 }
