@@ -501,19 +501,25 @@ static void on_signal(int sig)
     stop_signal = sig;
 }
 
-static void catch_signals(void)
+/* Calls handler on sig; SA_RESTART, since the files being written when a
+ * signal comes must still be written. */
+static void handle_signal(int sig, void (*handler)(int))
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    /* The files being written when the signal comes must still be written. */
+    sa.sa_handler = handler;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sigaction(sig, &sa, NULL);
+}
+
+static void catch_signals(void)
+{
+    handle_signal(SIGINT, on_signal);
+    handle_signal(SIGTERM, on_signal);
     /* A closed terminal or a dropped ssh session: the run is saved as for
      * SIGTERM, not lost. */
-    sigaction(SIGHUP, &sa, NULL);
+    handle_signal(SIGHUP, on_signal);
 }
 
 /* Takes a resumed run's settings from DIR/training.state, with its model and
@@ -826,14 +832,8 @@ static int fit(run_state *r, const options *o, const output_paths *out, tr_error
     if (start_training(r, o, &first, &p, err))
         return -1;
     progress_state prog = {.tty = isatty(STDOUT_FILENO)};
-    if (prog.tty) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_resize;
-        sa.sa_flags = SA_RESTART;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGWINCH, &sa, NULL);
-    }
+    if (prog.tty)
+        handle_signal(SIGWINCH, on_resize);
     for (int e = first; e <= o->epochs; e++, p = (epoch_progress){0}) {
         epoch_stats *st = &r->history[e - 1];
         st->epoch = e;

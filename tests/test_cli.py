@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
-from testlib import check, finish  # noqa: E402
+from testlib import check, finish, snapshot  # noqa: E402
 
 TRAINER = os.path.abspath(sys.argv[1])
 
@@ -20,17 +20,6 @@ TRAINER = os.path.abspath(sys.argv[1])
 def run(args, cwd):
     return subprocess.run([TRAINER] + args, cwd=cwd, capture_output=True, text=True,
                           timeout=300)
-
-
-def snapshot(path):
-    """Every file under path with its bytes."""
-    out = {}
-    for root, _, files in os.walk(path):
-        for name in files:
-            full = os.path.join(root, name)
-            with open(full, "rb") as f:
-                out[os.path.relpath(full, path)] = f.read()
-    return out
 
 
 with tempfile.TemporaryDirectory() as tmp:

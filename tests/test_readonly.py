@@ -12,7 +12,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
-from testlib import check, finish  # noqa: E402
+from testlib import check, finish, snapshot  # noqa: E402
 
 TRAINER = os.path.abspath(sys.argv[1])
 
@@ -20,17 +20,6 @@ if os.geteuid() == 0 and not shutil.which("runuser"):
     print("SKIP: running as root and runuser is missing, so the trainer cannot be run as an "
           "unprivileged user; the read-only --out case was not run")
     sys.exit(77)
-
-
-def snapshot(path):
-    out = {}
-    for root, _, files in os.walk(path):
-        for name in files:
-            full = os.path.join(root, name)
-            with open(full, "rb") as f:
-                out[os.path.relpath(full, path)] = f.read()
-    return out
-
 
 with tempfile.TemporaryDirectory() as tmp:
     data = os.path.join(tmp, "data")

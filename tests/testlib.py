@@ -1,5 +1,6 @@
 """What the program-level tests share: checks that record a failure and go on,
 and the closing line and exit status."""
+import os
 import sys
 
 failures = 0
@@ -19,3 +20,14 @@ def finish(name):
         print(f"{name}: {failures} check(s) failed")
         sys.exit(1)
     print(f"{name}: all checks passed")
+
+
+def snapshot(path):
+    """Every file under path with its bytes."""
+    out = {}
+    for root, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(root, name)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, path)] = f.read()
+    return out
