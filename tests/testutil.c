@@ -61,6 +61,8 @@ void test_check_threads_ran(int ran, int threads, int shards)
     const int want = threads < shards ? threads : shards;
     CHECK(ran == want, "asked %d threads with %d shards: %d ran", threads, shards, ran);
 #else
+    (void)threads;
+    (void)shards;
     static int said;
     if (!said++)
         printf("note: built without OpenMP: every session ran on 1 thread (%d here); the "
