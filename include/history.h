@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "error.h"
-#include "train.h"
+#include "epoch.h"
 
 #define HISTORY_HEADER "epoch,loss,accuracy,val_loss,val_accuracy,seconds"
 

@@ -9,7 +9,7 @@
 #include "canvas.h"
 #include "dataset.h"
 #include "error.h"
-#include "train.h"
+#include "epoch.h"
 
 /* The series colours, as matplotlib's first two, which users know. */
 #define PLOT_TRAIN_COLOR ((rgb){31, 119, 180})

@@ -33,8 +33,8 @@
 
 #include "adam.h"
 #include "error.h"
+#include "epoch.h"
 #include "mlp.h"
-#include "train.h"
 
 #define STATE_VERSION 2
 

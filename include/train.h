@@ -45,6 +45,7 @@
 
 #include "adam.h"
 #include "dataset.h"
+#include "epoch.h"
 #include "error.h"
 #include "mlp.h"
 
@@ -62,15 +63,6 @@ typedef struct {
                                 between threads at random every step (seeded by
                                 it), which must leave the results as they are */
 } train_config;
-
-typedef struct {
-    int epoch;           /* 1-based */
-    double loss;         /* training loss, averaged over the epoch's samples */
-    double accuracy;     /* training accuracy, likewise */
-    double val_loss;     /* after the epoch; NaN without a validation set */
-    double val_accuracy;
-    double seconds;      /* wall time of the epoch, validation included */
-} epoch_stats;
 
 /* Called by the calling thread after a batch, with the running means of the
  * epoch so far.  Keep it quick: the other threads wait for it. */
@@ -96,15 +88,6 @@ int train_session_threads_ran(const train_session *s);
 
 /* The optimizer's state: its moments share the parameters' layout. */
 adam *train_session_optimizer(train_session *s);
-
-/* Where an epoch stands: the batches done and the running sums of their
- * losses and right answers.  Zero it to start an epoch. */
-typedef struct {
-    long next_batch; /* batches of the epoch already applied */
-    double loss_sum; /* summed loss of their samples */
-    long correct;    /* their samples classified right */
-    long seen;       /* their samples */
-} epoch_progress;
 
 /* Runs epoch `epoch` from where *p stands.  Before each step, if *stop is
  * nonzero (stop may be NULL), it stops; a step once started is finished.

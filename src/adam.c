@@ -1,13 +1,23 @@
 #include "adam.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
-
-#include "mlp.h"
 
 adam_hparams adam_defaults(void)
 {
     return (adam_hparams){.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
+}
+
+/* A zeroed moment buffer on a cache line, as the parameters are, so that a
+ * slice of one lines up with the same slice of the others. */
+static float *moment_new(size_t len)
+{
+    const size_t bytes = (len * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p)
+        memset(p, 0, bytes ? bytes : 64);
+    return p;
 }
 
 int adam_init(adam *a, size_t len, const adam_hparams *hp, tr_error *err)
@@ -15,8 +25,8 @@ int adam_init(adam *a, size_t len, const adam_hparams *hp, tr_error *err)
     memset(a, 0, sizeof *a);
     a->hp = *hp;
     a->len = len;
-    a->m = mlp_buffer_new(len);
-    a->v = mlp_buffer_new(len);
+    a->m = moment_new(len);
+    a->v = moment_new(len);
     if (!a->m || !a->v) {
         adam_free(a);
         return error_set(err, "out of memory for the optimizer state");
@@ -26,8 +36,8 @@ int adam_init(adam *a, size_t len, const adam_hparams *hp, tr_error *err)
 
 void adam_free(adam *a)
 {
-    mlp_buffer_free(a->m);
-    mlp_buffer_free(a->v);
+    free(a->m);
+    free(a->v);
     a->m = a->v = NULL;
 }
 

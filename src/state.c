@@ -7,6 +7,7 @@
 #include "bytes.h"
 #include "fileio.h"
 #include "model_io.h"
+#include "train.h"
 
 static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'S', 'T', 'A', 'T'};
 #define STATE_MAX_BYTES ((size_t)3 << 30)
