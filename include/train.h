@@ -87,7 +87,11 @@ int train_threads_used(int threads, int shards);
 int train_session_threads_ran(const train_session *s);
 
 /* The optimizer's state: its moments share the parameters' layout. */
-adam *train_session_optimizer(train_session *s);
+const adam *train_session_optimizer(const train_session *s);
+
+/* Sets the optimizer's state, to continue a run: the moments m and v
+ * (buffers of the model's layout) and the steps taken so far. */
+void train_session_set_optimizer(train_session *s, const float *m, const float *v, long step);
 
 /* Runs epoch `epoch` from where *p stands.  Before each step, if *stop is
  * nonzero (stop may be NULL), it stops; a step once started is finished.

@@ -239,9 +239,16 @@ int train_threads_used(int threads, int shards)
     return shards && shards < threads ? shards : threads;
 }
 
-adam *train_session_optimizer(train_session *s)
+const adam *train_session_optimizer(const train_session *s)
 {
     return &s->opt;
+}
+
+void train_session_set_optimizer(train_session *s, const float *m, const float *v, long step)
+{
+    memcpy(s->opt.m, m, sizeof(float) * s->opt.len);
+    memcpy(s->opt.v, v, sizeof(float) * s->opt.len);
+    s->opt.step = step;
 }
 
 int train_session_threads_ran(const train_session *s)

@@ -26,6 +26,7 @@
 #include "dataset.h"
 #include "mlp.h"
 #include "rng.h"
+#include "run.h"
 #include "train.h"
 
 static double now(void)
@@ -141,33 +142,48 @@ typedef struct {
     double seconds, samples_per_s;
 } timing;
 
-/* Median over `epochs` epochs of training with the given threads and batch. */
+/* The seconds each epoch's training took, recorded by the run. */
+typedef struct {
+    double t[65];
+    int n;
+} epoch_times;
+
+static void record_epoch(void *ctx, const epoch_stats *st, long n_batches,
+                         double train_seconds, long samples)
+{
+    (void)st;
+    (void)n_batches;
+    (void)samples;
+    epoch_times *e = ctx;
+    e->t[e->n++] = train_seconds;
+}
+
+/* Median over `epochs` epochs of training with the given threads and batch,
+ * through the run loop the trainer uses (without its files). */
 static timing time_training(const mlp_shape *shape, const dataset *train, int threads,
                             int shards, int batch, int epochs)
 {
     mlp m;
     tr_error err;
-    train_session *s;
-    train_config cfg = {.threads = threads, .shards = shards, .batch_size = batch,
-                        .adam = adam_defaults(), .seed = 1};
-    if (mlp_init(&m, shape, &err) || train_session_new(&s, &m, &cfg, &err)) {
+    run *r = NULL;
+    const dataset none = {0};
+    /* The first epoch warms caches and pages up and is not counted. */
+    const run_config cfg = {.epochs = epochs + 1, .batch_size = batch, .threads = threads,
+                            .shards = shards, .lr = 1e-3, .seed = 1};
+    epoch_times times = {.n = 0};
+    const run_observer obs = {.epoch_end = record_epoch, .ctx = &times};
+    if (mlp_init(&m, shape, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
         exit(1);
     }
     mlp_init_glorot(&m, 1);
-    double t[64];
-    for (int e = 0; e <= epochs; e++) {
-        double loss, acc, t0 = now();
-        if (train_epoch(s, train, e + 1, &loss, &acc, NULL, NULL, &err)) {
-            fprintf(stderr, "trainer-bench: %s\n", err.msg);
-            exit(1);
-        }
-        if (e > 0) /* the first epoch warms caches and pages up */
-            t[e - 1] = now() - t0;
+    if (run_new(&r, &m, train, &none, &cfg, &err) || run_fit(r, NULL, &obs, &err)) {
+        fprintf(stderr, "trainer-bench: %s\n", err.msg);
+        exit(1);
     }
-    train_session_free(s);
+    run_free(r);
     mlp_free(&m);
-    double sec = median(t, epochs);
+    double sec = median(times.t + 1, epochs);
     return (timing){sec, train->n / sec};
 }
 

@@ -24,9 +24,9 @@
 #include "ckpt.h"
 #include "dataset.h"
 #include "fileio.h"
-#include "history.h"
 #include "mlp.h"
 #include "plots.h"
+#include "run.h"
 #include "state.h"
 #include "train.h"
 
@@ -454,31 +454,24 @@ static void print_epoch_tty(progress_state *p, long n_batches, double seconds,
     fputc('\n', stdout);
 }
 
-/* Everything a run needs, released in one place. */
+/* Everything the program holds, released in one place. */
 typedef struct {
     dataset all, train, val, test;
     char data_dir[PATH_MAX];
     mlp model;
-    train_session *session;
-    evaluator *eval;
-    epoch_stats *history;      /* [epochs] */
+    run *run;
+    evaluator *eval;           /* the test set's */
     train_state saved;         /* when resuming: the state read */
     float *saved_m, *saved_v;  /* when resuming: Adam's moments read */
-    int saved_epoch;           /* the last epoch whose files are written */
-    double saved_time;         /* when they were (now()), 0 before */
-    mlp epoch_model;           /* the model after the last epoch, when its files
-                                  are not written yet */
-} run_state;
+} program;
 
-static void run_free(run_state *r)
+static void program_free(program *r)
 {
-    train_session_free(r->session);
+    run_free(r->run);
     evaluator_free(r->eval);
     mlp_free(&r->model);
-    mlp_free(&r->epoch_model);
     dataset_free(&r->all);
     dataset_free(&r->test);
-    free(r->history);
     free(r->saved.history);
     mlp_buffer_free(r->saved_m);
     mlp_buffer_free(r->saved_v);
@@ -524,7 +517,7 @@ static void catch_signals(void)
 
 /* Takes a resumed run's settings from DIR/training.state, with its model and
  * Adam's moments; --data, --threads, --epochs and --no-plots may still be given. */
-static int read_saved_run(run_state *r, options *o, char *state_path, size_t size,
+static int read_saved_run(program *r, options *o, char *state_path, size_t size,
                           tr_error *err)
 {
     if (snprintf(state_path, size, "%s/training.state", o->resume) >= (int)size)
@@ -559,7 +552,7 @@ static int fail(const tr_error *err)
 
 /* A resumed run must go on with the data it started on: same sample counts,
  * image shape and fingerprint (version 1 states have the counts alone). */
-static int check_same_data(const run_state *r, const char *dir, const char *run,
+static int check_same_data(const program *r, const char *dir, const char *run,
                            tr_error *err)
 {
     const train_state *st = &r->saved;
@@ -575,7 +568,7 @@ static int check_same_data(const run_state *r, const char *dir, const char *run,
     return 0;
 }
 
-static int load_data(run_state *r, const options *o, tr_error *err)
+static int load_data(program *r, const options *o, tr_error *err)
 {
     char text[32];
     const char *dir = data_dir(o);
@@ -614,7 +607,7 @@ static int check_model_fits(const mlp *m, uint32_t pixels, const char *from, tr_
     return 0;
 }
 
-static int build_model(run_state *r, const options *o, tr_error *err)
+static int build_model(program *r, const options *o, tr_error *err)
 {
     if (o->resume)
         return check_model_fits(&r->model, r->all.dim, o->resume, err);
@@ -646,233 +639,88 @@ typedef struct {
         state[4096];
 } output_paths;
 
-static int output_path(char *buf, size_t size, const char *dir, const char *name,
-                       tr_error *err)
-{
-    if (snprintf(buf, size, "%s/%s", dir, name) >= (int)size)
-        return error_set(err, "%s/%s: path too long", dir, name);
-    return 0;
-}
-
 static int output_paths_make(output_paths *p, const char *dir, tr_error *err)
 {
-    return output_path(p->history, sizeof p->history, dir, "history.csv", err) ||
-           output_path(p->model, sizeof p->model, dir, "model.ckpt", err) ||
-           output_path(p->samples, sizeof p->samples, dir, "samples.png", err) ||
-           output_path(p->curves, sizeof p->curves, dir, "curves.png", err) ||
-           output_path(p->predictions, sizeof p->predictions, dir, "predictions.png", err) ||
-           output_path(p->state, sizeof p->state, dir, "training.state", err);
+    return run_output_path(p->history, sizeof p->history, dir, "history.csv", err) ||
+           run_output_path(p->model, sizeof p->model, dir, "model.ckpt", err) ||
+           run_output_path(p->samples, sizeof p->samples, dir, "samples.png", err) ||
+           run_output_path(p->curves, sizeof p->curves, dir, "curves.png", err) ||
+           run_output_path(p->predictions, sizeof p->predictions, dir, "predictions.png",
+                           err) ||
+           run_output_path(p->state, sizeof p->state, dir, "training.state", err);
 }
 
-/* Adds the canvas that a plot function just drew (plot_status is what it
- * returned) to the batch as a PNG, and frees the canvas. */
-static int add_picture(file_batch *b, int plot_status, canvas *c, const char *path,
-                       tr_error *err)
+/* Writes the canvas that a plot function just drew (plot_status is what it
+ * returned) to path, and frees it. */
+static int save_picture(int plot_status, canvas *c, const char *path, tr_error *err)
 {
-    if (plot_status) {
-        file_batch_abort(b);
+    if (plot_status)
         return -1;
-    }
-    uint8_t *png;
-    size_t len;
-    int status = canvas_encode_png(c, &png, &len, err);
+    int status = canvas_save_png(c, path, err);
     canvas_free(c);
-    if (status) {
-        file_batch_abort(b);
-        return -1;
-    }
-    status = file_batch_add(b, path, png, len, err);
-    free(png);
     return status;
 }
 
-/* Adds training.state to the batch: the run stands at epoch `epoch`, whose
- * first batches *p are done. */
-static int add_state(file_batch *b, run_state *r, const options *o, const char *path,
-                     int epoch, const epoch_progress *p, tr_error *err)
+/* The console's side of a run: the epoch lines and the progress bar. */
+static void console_epoch_start(void *ctx, int epoch, int epochs, long first_batch)
 {
-    train_state st = {.shape = r->model.shape, .seed = o->seed,
-                      .batch_size = o->batch_size, .shards = o->shards,
-                      .epochs = o->epochs, .lr = o->lr,
-                      .validation_split = o->validation_split, .n_train = r->train.n,
-                      .n_val = r->val.n, .rows = r->all.rows, .cols = r->all.cols,
-                      .fingerprint = r->all.fingerprint, .has_fingerprint = 1, .epoch = epoch, .progress = *p,
-                      .adam_step = train_session_optimizer(r->session)->step,
-                      .n_history = epoch - 1, .history = r->history};
-    snprintf(st.data_dir, sizeof st.data_dir, "%s", r->data_dir);
-    uint8_t *data;
-    size_t len;
-    if (state_encode(&st, &r->model, train_session_optimizer(r->session), &data, &len, err)) {
-        file_batch_abort(b);
-        return -1;
-    }
-    int status = file_batch_add(b, path, data, len, err);
-    free(data);
-    return status;
+    progress_state *p = ctx;
+    printf("Epoch %d/%d%s\n", epoch, epochs, first_batch ? " (resumed)" : "");
+    fflush(stdout);
+    p->start = now();
+    p->last_draw = 0.0;
 }
 
-/* The epoch files are written at most once in this many seconds, and after
- * the last epoch and on interruption.  Writing them takes about 6 ms (a
- * checkpoint, the training state with Adam's moments, curves.png and their
- * fsyncs): after each of the default run's 25 epochs of 0.12 s that was 5% of
- * the run, while a crash now loses at most this much training.  Epochs of a
- * second or more save every time. */
-#define SAVE_INTERVAL 1.0
-
-/* Adds the files that show the first n epochs to the batch: history.csv,
- * model.ckpt of m (the model after epoch n) and, if the pictures are on,
- * curves.png. */
-static int add_epoch_files(file_batch *b, run_state *r, const options *o,
-                           const output_paths *out, int n, const mlp *m, tr_error *err)
+static void console_epoch_end(void *ctx, const epoch_stats *st, long n_batches,
+                              double train_seconds, long samples)
 {
-    char *text;
-    uint8_t *ckpt;
-    size_t len;
-    canvas c;
-    if (history_format(r->history, n, &text, &len, err)) {
-        file_batch_abort(b);
-        return -1;
+    progress_state *p = ctx;
+    const int has_val = !isnan(st->val_loss);
+    if (p->tty) {
+        print_epoch_tty(p, n_batches, train_seconds, st, has_val);
+    } else {
+        printf("%ld/%ld - %.2fs - %.0f samples/s - loss: %.4f - accuracy: %.4f", n_batches,
+               n_batches, st->seconds, (double)samples / train_seconds, st->loss,
+               st->accuracy);
+        if (has_val)
+            printf(" - val_loss: %.4f - val_accuracy: %.4f", st->val_loss, st->val_accuracy);
+        printf("\n");
     }
-    int status = file_batch_add(b, out->history, text, len, err);
-    free(text);
-    if (status || ckpt_encode(m, &ckpt, &len, err)) {
-        file_batch_abort(b);
-        return -1;
-    }
-    status = file_batch_add(b, out->model, ckpt, len, err);
-    free(ckpt);
-    if (status || !o->plots)
-        return status;
-    return add_picture(b, plot_curves(&c, r->history, n, err), &c, out->curves, err);
-}
-
-/* After epoch e: its files, replaced together or not at all (history.csv,
- * model.ckpt, training.state, curves.png), when they are due; otherwise the
- * model is kept for an interruption to write. */
-static int end_epoch(run_state *r, const options *o, const output_paths *out, int e,
-                     tr_error *err)
-{
-    if (e < o->epochs && now() - r->saved_time < SAVE_INTERVAL) {
-        memcpy(r->epoch_model.params, r->model.params, sizeof(float) * r->model.len);
-        return 0;
-    }
-    file_batch b = {0};
-    const epoch_progress fresh = {0};
-    if (add_epoch_files(&b, r, o, out, e, &r->model, err) ||
-        add_state(&b, r, o, out->state, e + 1, &fresh, err) || file_batch_commit(&b, err))
-        return -1;
-    r->saved_epoch = e;
-    r->saved_time = now();
-    return 0;
-}
-
-/* samples.png, before training (the notebook shows a digit first).  It
- * depends on the data alone, so rewriting it gives the same bytes. */
-static int save_samples(run_state *r, const output_paths *out, tr_error *err)
-{
-    file_batch b = {0};
-    canvas c;
-    return add_picture(&b, plot_digits(&c, &r->train, 0, 20, 1, err), &c, out->samples, err) ||
-           file_batch_commit(&b, err);
-}
-
-/* Sets up training, from scratch or from the saved state of a resumed run;
- * fills the epoch to start with and where it stands. */
-static int start_training(run_state *r, const options *o, int *epoch, epoch_progress *p,
-                          tr_error *err)
-{
-    train_config cfg = {.threads = o->threads, .shards = o->shards,
-                        .batch_size = o->batch_size, .adam = adam_defaults(), .seed = o->seed};
-    cfg.adam.lr = (float)o->lr;
-    if (train_session_new(&r->session, &r->model, &cfg, err) ||
-        mlp_init(&r->epoch_model, &r->model.shape, err))
-        return -1;
-    r->history = calloc((size_t)(o->epochs ? o->epochs : 1), sizeof *r->history);
-    if (!r->history)
-        return error_set(err, "out of memory");
-    *epoch = 1;
-    *p = (epoch_progress){0};
-    if (o->resume) {
-        adam *opt = train_session_optimizer(r->session);
-        memcpy(opt->m, r->saved_m, sizeof(float) * r->model.len);
-        memcpy(opt->v, r->saved_v, sizeof(float) * r->model.len);
-        opt->step = r->saved.adam_step;
-        memcpy(r->history, r->saved.history, sizeof *r->history * (size_t)r->saved.n_history);
-        *epoch = r->saved.epoch;
-        *p = r->saved.progress;
-    }
-    r->saved_epoch = *epoch - 1;
-    return 0;
-}
-
-/* Saves where an interrupted run stands and says how to continue it. */
-static int save_interrupted(run_state *r, const options *o, const output_paths *out,
-                            int epoch, const epoch_progress *p, tr_error *err)
-{
-    file_batch b = {0};
-    /* The epochs before this one whose files were not due yet catch up. */
-    if ((r->saved_epoch < epoch - 1 &&
-         add_epoch_files(&b, r, o, out, epoch - 1, &r->epoch_model, err)) ||
-        add_state(&b, r, o, out->state, epoch, p, err) || file_batch_commit(&b, err))
-        return -1;
-    long n_batches = (long)((r->train.n + o->batch_size - 1) / o->batch_size);
-    printf("\n");
-    fprintf(stderr, "trainer: interrupted in epoch %d after step %ld of %ld; the state is "
-            "saved in %s\ncontinue with: trainer --resume %s\n", epoch, p->next_batch,
-            n_batches, out->state, o->out_dir);
-    return 0;
+    fflush(stdout);
 }
 
 /* Trains to the last epoch.  Returns 0, -1 on error, or the signal number
  * when interrupted (the state then saved). */
-static int fit(run_state *r, const options *o, const output_paths *out, tr_error *err)
+static int fit(program *r, const options *o, const output_paths *out, tr_error *err)
 {
-    int first = 1;
-    epoch_progress p = {0};
-    if (start_training(r, o, &first, &p, err))
+    const run_config cfg = {.epochs = o->epochs, .batch_size = o->batch_size,
+                            .threads = o->threads, .shards = o->shards, .lr = o->lr,
+                            .validation_split = o->validation_split, .seed = o->seed,
+                            .out_dir = o->out_dir, .data_dir = r->data_dir,
+                            .plots = o->plots};
+    if (run_new(&r->run, &r->model, &r->train, &r->val, &cfg, err) ||
+        (o->resume && run_resume(r->run, &r->saved, r->saved_m, r->saved_v, err)))
         return -1;
     progress_state prog = {.tty = isatty(STDOUT_FILENO)};
     if (prog.tty)
         handle_signal(SIGWINCH, on_resize);
-    for (int e = first; e <= o->epochs; e++, p = (epoch_progress){0}) {
-        epoch_stats *st = &r->history[e - 1];
-        st->epoch = e;
-        printf("Epoch %d/%d%s\n", e, o->epochs, p.next_batch ? " (resumed)" : "");
-        fflush(stdout);
-        prog.start = now();
-        prog.last_draw = 0.0;
-        long seen_before = p.seen;
-        int rc = train_epoch_from(r->session, &r->train, e, &p, &stop_signal, &st->loss,
-                                  &st->accuracy, prog.tty ? draw_progress : NULL, &prog, err);
-        if (rc < 0)
-            return -1;
-        if (rc > 0)
-            return save_interrupted(r, o, out, e, &p, err) ? -1 : stop_signal;
-        double train_seconds = now() - prog.start;
-        if (evaluator_run(r->eval, &r->model, &r->val, &st->val_loss, &st->val_accuracy,
-                          NULL, err))
-            return -1;
-        st->seconds = now() - prog.start;
-        long n_batches = (long)((r->train.n + o->batch_size - 1) / o->batch_size);
-        if (prog.tty) {
-            print_epoch_tty(&prog, n_batches, train_seconds, st, r->val.n > 0);
-        } else {
-            printf("%ld/%ld - %.2fs - %.0f samples/s - loss: %.4f - accuracy: %.4f", n_batches,
-                   n_batches, st->seconds, (double)(p.seen - seen_before) / train_seconds,
-                   st->loss, st->accuracy);
-            if (r->val.n)
-                printf(" - val_loss: %.4f - val_accuracy: %.4f", st->val_loss,
-                       st->val_accuracy);
-            printf("\n");
-        }
-        fflush(stdout);
-        if (end_epoch(r, o, out, e, err))
-            return -1;
-    }
-    return 0;
+    const run_observer console = {.epoch_start = console_epoch_start,
+                                  .batch = prog.tty ? draw_progress : NULL,
+                                  .epoch_end = console_epoch_end, .ctx = &prog};
+    const int rc = run_fit(r->run, &stop_signal, &console, err);
+    if (rc <= 0)
+        return rc;
+    int epoch;
+    long step, n_batches;
+    run_position(r->run, &epoch, &step, &n_batches);
+    printf("\n");
+    fprintf(stderr, "trainer: interrupted in epoch %d after step %ld of %ld; the state is "
+            "saved in %s\ncontinue with: trainer --resume %s\n", epoch, step, n_batches,
+            out->state, o->out_dir);
+    return stop_signal;
 }
 
-static int report_test(run_state *r, const options *o, const output_paths *out,
+static int report_test(program *r, const options *o, const output_paths *out,
                        tr_error *err)
 {
     uint8_t *pred = malloc(r->test.n ? r->test.n : 1);
@@ -888,11 +736,9 @@ static int report_test(run_state *r, const options *o, const output_paths *out,
         printf("Test image 1: predicted %d, true label %d\n", pred[1], r->test.labels[1]);
     int status = 0;
     canvas c;
-    file_batch b = {0};
     if (o->plots && o->epochs > 0)
-        status = add_picture(&b, plot_predictions(&c, &r->test, pred, 0, 40, 0, err), &c,
-                             out->predictions, err) ||
-                 file_batch_commit(&b, err);
+        status = save_picture(plot_predictions(&c, &r->test, pred, 0, 40, 0, err), &c,
+                              out->predictions, err);
     free(pred);
     return status;
 }
@@ -905,7 +751,7 @@ int main(int argc, char **argv)
         return parsed > 0 ? EXIT_SUCCESS : EXIT_USAGE;
 
     tr_error err;
-    run_state r = {0};
+    program r = {0};
     output_paths out;
     int status = EXIT_FAILURE;
     char state_path[4096];
@@ -941,14 +787,17 @@ int main(int argc, char **argv)
         if (why)
             fprintf(stderr, "trainer: text in the pictures in the built-in bitmap font: %s\n",
                     why);
-        if (o.plots && save_samples(&r, &out, &err))
+        canvas c;
+        /* samples.png, before training (the notebook shows a digit first). */
+        if (o.plots &&
+            save_picture(plot_digits(&c, &r.train, 0, 20, 1, &err), &c, out.samples, &err))
             goto done;
         catch_signals();
         int rc = fit(&r, &o, &out, &err);
         if (rc < 0)
             goto done;
         if (rc > 0) {
-            run_free(&r);
+            program_free(&r);
             file_unlock_dir(lock_fd);
             return 128 + rc;
         }
@@ -962,7 +811,7 @@ int main(int argc, char **argv)
 done:
     if (status != EXIT_SUCCESS)
         fail(&err);
-    run_free(&r);
+    program_free(&r);
     file_unlock_dir(lock_fd);
     return status;
 }

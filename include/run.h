@@ -1,0 +1,84 @@
+/* run.h - a training run: the epoch loop and what it leaves on disk.
+ *
+ * A run trains a model epoch after epoch, evaluating the validation set after
+ * each.  Given an output directory it keeps the epoch files there:
+ * history.csv, model.ckpt, training.state and (with pictures) curves.png,
+ * replaced together or not at all after an epoch when the last ones are a
+ * second old or more, after the last epoch, and when the run is stopped.  So
+ * they always show whole epochs, and a crash loses at most a second of
+ * training.  A run stopped between two steps saves where it stands in
+ * training.state; run_resume continues from it bit for bit.
+ *
+ * The trainer, the benchmark and the tests all train through run_fit. */
+#ifndef TRAINER_RUN_H
+#define TRAINER_RUN_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "epoch.h"
+#include "error.h"
+#include "mlp.h"
+#include "state.h"
+#include "train.h"
+
+typedef struct {
+    int epochs;           /* the last epoch to train */
+    int batch_size;       /* as train_config */
+    int threads, shards;  /* as train_config (shards 0: one per thread) */
+    double lr;            /* Adam's learning rate; the rest are Keras' defaults */
+    double validation_split; /* recorded in the state only: the caller splits */
+    uint64_t seed;        /* the epochs' shuffles */
+    const char *out_dir;  /* where the epoch files go; NULL: nowhere */
+    const char *data_dir; /* recorded in the state, for a resume to find */
+    int plots;            /* curves.png among the epoch files */
+} run_config;
+
+/* What a console (or a benchmark) is told; every member may be NULL. */
+typedef struct {
+    /* Before epoch `epoch` of `epochs` starts, or resumes at batch
+     * first_batch (0 for a fresh epoch). */
+    void (*epoch_start)(void *ctx, int epoch, int epochs, long first_batch);
+    train_progress_fn batch; /* after each batch, as for train_epoch */
+    /* After an epoch and its validation: its figures (st), its batch count,
+     * the seconds its training took and the samples trained in that time
+     * (fewer than the epoch's when it was resumed). */
+    void (*epoch_end)(void *ctx, const epoch_stats *st, long n_batches,
+                      double train_seconds, long samples);
+    void *ctx;
+} run_observer;
+
+typedef struct run run;
+
+/* Prepares to train model (used, not owned) on train, validating on val (may
+ * be empty), both views that outlive the run.  Allocates the training
+ * session, the evaluator and the history. */
+int run_new(run **out, mlp *model, const dataset *train, const dataset *val,
+            const run_config *cfg, tr_error *err);
+void run_free(run *r);
+
+/* Makes the run continue the one st describes (read from training.state):
+ * Adam's moments m1 and m2 (buffers of the model's layout) and step count,
+ * the history so far and the position in the epoch in progress.  The model
+ * must already hold st's parameters.  Call before run_fit. */
+int run_resume(run *r, const train_state *st, const float *m1, const float *m2,
+               tr_error *err);
+
+/* Trains from where the run stands up to the last epoch.  Before each step,
+ * if *stop is nonzero (stop may be NULL), it stops; a step once started is
+ * finished.  Returns 0 when the last epoch is done, 1 when stopped (the state
+ * then saved, with an output directory; run_position tells where), -1 on
+ * error (the files on disk are those of the last saved epoch). */
+int run_fit(run *r, const volatile sig_atomic_t *stop, const run_observer *obs,
+            tr_error *err);
+
+/* Where the run stands: the epoch in progress or next (1-based), the batches
+ * of it done and its batch count. */
+void run_position(const run *r, int *epoch, long *batch, long *n_batches);
+
+/* Path of an output file in the run's directory, into buf. */
+int run_output_path(char *buf, size_t size, const char *dir, const char *name,
+                    tr_error *err);
+
+#endif
