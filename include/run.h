@@ -77,6 +77,9 @@ int run_fit(run *r, const volatile sig_atomic_t *stop, const run_observer *obs,
  * of it done and its batch count. */
 void run_position(const run *r, int *epoch, long *batch, long *n_batches);
 
+/* The evaluator the run validates with (on its threads), for a test set. */
+evaluator *run_evaluator(run *r);
+
 /* Path of an output file in the run's directory, into buf. */
 int run_output_path(char *buf, size_t size, const char *dir, const char *name,
                     tr_error *err);

@@ -120,6 +120,11 @@ int run_resume(run *r, const train_state *st, const float *m1, const float *m2,
     return 0;
 }
 
+evaluator *run_evaluator(run *r)
+{
+    return r->eval;
+}
+
 void run_position(const run *r, int *epoch, long *batch, long *n_batches)
 {
     *epoch = r->epoch;

@@ -460,7 +460,7 @@ typedef struct {
     char data_dir[PATH_MAX];
     mlp model;
     run *run;
-    evaluator *eval;           /* the test set's */
+    evaluator *eval;           /* the test set's, when there is no run */
     train_state saved;         /* when resuming: the state read */
     float *saved_m, *saved_v;  /* when resuming: Adam's moments read */
 } program;
@@ -727,7 +727,13 @@ static int report_test(program *r, const options *o, const output_paths *out,
     if (!pred)
         return error_set(err, "out of memory");
     double loss, acc;
-    if (evaluator_run(r->eval, &r->model, &r->test, &loss, &acc, pred, err)) {
+    /* The run's evaluator when there was a run: one set of workspaces. */
+    if (!r->run && evaluator_new(&r->eval, &r->model.shape, run_threads(o), err)) {
+        free(pred);
+        return -1;
+    }
+    evaluator *e = r->run ? run_evaluator(r->run) : r->eval;
+    if (evaluator_run(e, &r->model, &r->test, &loss, &acc, pred, err)) {
         free(pred);
         return -1;
     }
@@ -759,8 +765,7 @@ int main(int argc, char **argv)
     if (o.resume && read_saved_run(&r, &o, state_path, sizeof state_path, &err))
         goto done;
     if (output_paths_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
-        build_model(&r, &o, &err) ||
-        evaluator_new(&r.eval, &r.model.shape, run_threads(&o), &err))
+        build_model(&r, &o, &err))
         goto done;
     if (o.epochs > 0 &&
         (file_make_dirs(o.out_dir, &err) || file_check_writable(o.out_dir, &err) ||
