@@ -26,14 +26,6 @@
  * core to core is the factors instead of gradient rows (100 kB and more a
  * step).  Measured: 1.078x samples/s at 2 threads, 11 alternated runs.
  *
- * With one part per thread (the default), which thread updates the rows near
- * the split between two parts follows the threads' speeds: on a shared
- * machine one core often runs slower than the other, and the faster thread
- * then takes over rows a group at a time, so that neither waits for the
- * other at the barrier.  A part's sums are still its rows in order: the
- * rows a neighbour updated for it are added in their place once it has said
- * they are done.
- *
  * The arithmetic depends on the shards, never on the threads: the same seed,
  * data and shard count give bit-identical results for any thread count.
  * Threads live for a whole epoch; nothing is allocated in a step. */
@@ -59,9 +51,6 @@ typedef struct {
     int batch_size;     /* >= 1; the last partial batch of an epoch is kept */
     adam_hparams adam;
     uint64_t seed;      /* the epoch shuffles derive from it */
-    unsigned balance_jitter; /* tests only: nonzero moves the split of the update
-                                between threads at random every step (seeded by
-                                it), which must leave the results as they are */
 } train_config;
 
 /* Called by the calling thread after a batch, with the running means of the

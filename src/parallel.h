@@ -9,7 +9,6 @@
 static inline int omp_get_thread_num(void) { return 0; }
 static inline int omp_get_num_threads(void) { return 1; }
 static inline void omp_set_dynamic(int on) { (void)on; }
-static inline double omp_get_wtime(void) { return 0.0; }
 #endif
 
 #if defined(__SSE2__)
@@ -32,14 +31,6 @@ static inline unsigned fp_flush_denormals(void)
     return old;
 #else
     return 0;
-#endif
-}
-
-/* The pause of a spin-wait, which lets the other hyperthread (if any) run. */
-static inline void cpu_relax(void)
-{
-#if defined(__SSE2__)
-    _mm_pause();
 #endif
 }
 

@@ -1,7 +1,6 @@
 #include "train.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,16 +16,6 @@ typedef struct {
     int n;
     char pad[64 - sizeof(double) - 2 * sizeof(int)];
 } shard_result;
-
-/* A thread's side of the balanced update (update_balanced), a cache line of
- * its own: the round whose lent rows it has updated, published for the
- * neighbours that sum them, and how long its last update took. */
-typedef struct {
-    _Atomic long lent_round;
-    double busy;     /* seconds of its last update, waits left out */
-    double mean;     /* their running mean, read by thread 0 only */
-    char pad[64 - sizeof(_Atomic long) - 2 * sizeof(double)];
-} balance_slot;
 
 struct train_session {
     mlp *model;
@@ -52,12 +41,6 @@ struct train_session {
     uint8_t *(*labels)[2];      /* [shards][2] */
     void *list_block;           /* the memory behind lists and labels */
     int *part_row;              /* [shards + 1]: part k's first-layer rows */
-    /* With one part per thread, the rows each thread updates follow the
-     * threads' speeds (see update_balanced): thread k updates the first
-     * layer's rows [upd_row[k], upd_row[k + 1]), near its part's. */
-    int *upd_row;               /* [shards + 1] */
-    balance_slot *balance;      /* [shards] */
-    long rounds;                /* balanced updates so far, for lent_round */
     float *partial;             /* [shards][batch_size][sizes[1]]: part k's sums */
     float *first_delta;         /* [shards][max shard][sizes[1]]: the first layer's output
                                    gradient of each shard's samples */
@@ -152,8 +135,6 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
     s->lists = calloc((size_t)s->shards, sizeof *s->lists);
     s->labels = calloc((size_t)s->shards, sizeof *s->labels);
     s->part_row = calloc((size_t)s->shards + 1, sizeof *s->part_row);
-    s->upd_row = calloc((size_t)s->shards + 1, sizeof *s->upd_row);
-    s->balance = aligned_alloc(64, sizeof(balance_slot) * (size_t)s->shards);
     const size_t list_bytes = dense_inputs_bytes(max_shard, model->shape.sizes[0]);
     const size_t label_bytes = ((size_t)max_shard + 63) / 64 * 64;
     s->list_block = aligned_alloc(64, 2 * (size_t)s->shards * (list_bytes + label_bytes));
@@ -164,7 +145,7 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
                                     (size_t)model->shape.sizes[1]);
     if (!s->grad || !s->grad_view || !s->work || !s->result || !s->nonempty ||
         !s->nonempty_shard || !s->rows_used || !s->row_idle || !s->lists || !s->labels ||
-        !s->part_row || !s->upd_row || !s->balance || !s->list_block || !s->partial ||
+        !s->part_row || !s->list_block || !s->partial ||
         !s->first_delta)
         goto oom;
     char *mem = s->list_block;
@@ -175,11 +156,6 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
             mem += list_bytes + label_bytes;
         }
     find_parts(s);
-    memcpy(s->upd_row, s->part_row, sizeof(int) * ((size_t)s->shards + 1));
-    for (int k = 0; k < s->shards; k++) {
-        atomic_init(&s->balance[k].lent_round, 0);
-        s->balance[k].busy = s->balance[k].mean = 0.0;
-    }
     for (int k = 0; k < s->shards; k++) {
         s->grad[k] = mlp_buffer_new(model->len);
         if (!s->grad[k])
@@ -217,8 +193,6 @@ void train_session_free(train_session *s)
     free(s->labels);
     free(s->list_block);
     free(s->part_row);
-    free(s->upd_row);
-    free(s->balance);
     mlp_buffer_free(s->partial);
     mlp_buffer_free(s->first_delta);
     free(s->nonempty_shard);
@@ -516,110 +490,12 @@ static void reduce_part(train_session *s, int k, int t, float *out, long step, i
         sum_part(s, k, next);
 }
 
-static double wait_for_rows(train_session *s, int k, long round)
-{
-    const double t0 = omp_get_wtime();
-    while (atomic_load_explicit(&s->balance[k].lent_round, memory_order_acquire) < round)
-        cpu_relax();
-    return omp_get_wtime() - t0;
-}
-
-/* The update of thread k with one part per thread (part k), balanced: the
- * part's sums (its rows in order, the arithmetic) stay the part's, but the
- * rows the thread updates, [upd_row[k], upd_row[k + 1]), follow the threads'
- * speeds (balance_update), so that a slower core is given fewer rows and the
- * other does not wait for it at the barrier.  Rows a thread updates for a
- * neighbour's sums (lent) go first, and it then says so (lent_round); the
- * neighbour adds those rows to its sums in their place in the row order,
- * after waiting for that if need be.  Which thread updates a row changes no
- * value: a row's Adam step and gradient are the same bits whoever computes
- * them. */
-static void update_balanced(train_session *s, int k, long step, long round, int buf,
-                            uint32_t bn, const batch_lists *next)
-{
-    const double start = omp_get_wtime();
-    double waited = 0.0;
-    const float **g;
-    int *which;
-    const int ng = nonempty_grads(s, k, &g, &which);
-    const float alpha = adam_alpha(&s->opt.hp, step);
-    const int p0 = s->part_row[k], p1 = s->part_row[k + 1];
-    const int u0 = s->upd_row[k], u1 = s->upd_row[k + 1];
-    const int own0 = u0 > p0 ? u0 : p0, own1 = u1 < p1 ? u1 : p1;
-    update_first_rows(s, u0, u1 < p0 ? u1 : p0, buf, bn, g, which, ng, NULL, alpha);
-    update_first_rows(s, u0 > p1 ? u0 : p1, u1, buf, bn, g, which, ng, NULL, alpha);
-    atomic_store_explicit(&s->balance[k].lent_round, round, memory_order_release);
-    update_first_rows(s, own0, own1, buf, bn, g, which, ng, NULL, alpha);
-    update_rest(s, k, g, ng, NULL, alpha);
-    if (next && p0 < p1) {
-        clear_part_sums(s, k, next);
-        if (p0 < u0) {
-            waited += wait_for_rows(s, k - 1, round);
-            sum_part_rows(s, k, next, p0, u0);
-        }
-        sum_part_rows(s, k, next, own0, own1);
-        if (u1 < p1) {
-            waited += wait_for_rows(s, k + 1, round);
-            sum_part_rows(s, k, next, u1, p1);
-        }
-    }
-    s->balance[k].busy = omp_get_wtime() - start - waited;
-}
-
-/* Whether this step's update is balanced: one part per thread, and more
- * than one thread. */
-static int balancing(const train_session *s, int nt)
-{
-    return nt > 1 && nt == s->shards;
-}
-
-/* Moves a group of the first layer's rows from a thread to its neighbour
- * when the thread's updates have been taking 4% longer than the
- * neighbour's (running means over about 16 steps): at most every 4 steps,
- * and never further than a quarter of the smaller part from the parts' own
- * split.  Run by one thread between the update's barrier and the next. */
-static void balance_update(train_session *s, long step)
-{
-    enum { EVERY = 4 };
-    const double slack = 1.04;
-    for (int k = 0; k < s->shards; k++) {
-        balance_slot *b = &s->balance[k];
-        b->mean = b->mean > 0.0 ? b->mean + (b->busy - b->mean) / 16.0 : b->busy;
-    }
-    const unsigned jitter = s->cfg.balance_jitter;
-    if (step % EVERY && !jitter)
-        return;
-    for (int k = 1; k < s->shards; k++) {
-        const int before = s->part_row[k] - s->part_row[k - 1];
-        const int after = s->part_row[k + 1] - s->part_row[k];
-        const int reach = (before < after ? before : after) / 4 / DENSE_GROUP * DENSE_GROUP;
-        int at = s->upd_row[k];
-        if (jitter) {
-            uint64_t h = (uint64_t)jitter * 0x9e3779b97f4a7c15u ^
-                         (uint64_t)(step * 31 + k) * 0xbf58476d1ce4e5b9u;
-            h ^= h >> 29;
-            const int groups = reach / DENSE_GROUP;
-            at = s->part_row[k] + ((int)(h % (uint64_t)(2 * groups + 1)) - groups) * DENSE_GROUP;
-        } else if (s->balance[k - 1].mean > s->balance[k].mean * slack) {
-            at -= DENSE_GROUP;
-        } else if (s->balance[k].mean > s->balance[k - 1].mean * slack) {
-            at += DENSE_GROUP;
-        }
-        if (at >= s->part_row[k] - reach && at <= s->part_row[k] + reach)
-            s->upd_row[k] = at;
-    }
-}
-
 /* Sums the non-empty shards' gradients over thread t's parts and applies the
  * Adam step of number `step` to them; with next not NULL, computes those
  * parts' first-layer sums of the next batch on the way. */
-static void reduce_and_update(train_session *s, int t, int nt, long step, long round,
-                              int buf, uint32_t bn, const batch_lists *next)
+static void reduce_and_update(train_session *s, int t, int nt, long step, int buf,
+                              uint32_t bn, const batch_lists *next)
 {
-    if (balancing(s, nt)) {
-        update_balanced(s, t, step, round, buf, bn, next);
-        return;
-    }
     for (int k = t; k < s->shards; k += nt)
         reduce_part(s, k, t, NULL, step, buf, bn, next);
 }
@@ -730,8 +606,6 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
     long correct = p->correct, seen = p->seen;
     long diverged = -1; /* the step whose loss was not finite */
     long done = p->next_batch;
-    const long round0 = s->rounds - p->next_batch;
-    s->rounds = round0 + n_batches + 1;
     /* The stop request is read by one thread only, before the barrier that
      * ends a step, so that every thread acts on the same value. */
     int stopping = stop && *stop;
@@ -751,8 +625,6 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
             const uint32_t bn = data->n - first < bs ? data->n - first : bs;
             if (b == p->next_batch)
                 start_batch(s, data, s->order, first, bn, buf, t, nt);
-            if (t == 0 && balancing(s, nt))
-                balance_update(s, b);
             run_shards(s, buf, bn, t, nt);
             const int has_next = b + 1 < n_batches;
             if (has_next) {
@@ -771,7 +643,7 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
                     diverged = b;
                 break;
             }
-            reduce_and_update(s, t, nt, step0 + b + 1, round0 + b + 1, buf, bn,
+            reduce_and_update(s, t, nt, step0 + b + 1, buf, bn,
                               has_next ? &next : NULL);
             if (t == 0) {
                 loss_sum += step_loss;
