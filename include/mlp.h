@@ -112,9 +112,9 @@ void mlp_forward(const mlp *m, mlp_work *w, int n);
 void mlp_forward_rest(const mlp *m, mlp_work *w, int n);
 
 /* Backward pass after a forward pass, with layer 0's input listed in first
- * and the labels in labels: the loss and the gradients, as below.  A view
- * whose w is NULL leaves out that layer's weight gradient (training computes
- * the first layer's elsewhere). */
+ * and the labels in labels: the loss and the gradients, as below.  grad[0].w
+ * may be NULL, which leaves out the first layer's weight gradient (training
+ * computes it elsewhere); every other view's w must be a buffer. */
 double mlp_backward(const mlp *m, mlp_work *w, const dense_inputs *first,
                     const uint8_t *labels, int n, float scale, const dense_view *grad,
                     int *correct);
