@@ -111,6 +111,34 @@ with tempfile.TemporaryDirectory() as tmp:
                         "--no-plots"], capture_output=True, text=True, timeout=600)
     check(r.returncode == 0, f"resume on the same data elsewhere: {r.stderr!r}")
 
+    # A version-1 state, written by d8a617e (tests/v1/: 2 epochs of a 784-8-10
+    # model on the data below, --batch-size 16 --shards 2 --seed 3), resumes
+    # to the very model.ckpt that d8a617e wrote after 3 epochs.
+    v1 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "v1")
+    v1data = os.path.join(tmp, "v1data")
+    mnistgen.write_dataset(v1data, n_train=400, n_test=50)
+    v1run = os.path.join(tmp, "v1run")
+    os.makedirs(v1run)
+    with open(os.path.join(v1, "training.state"), "rb") as f:
+        state = f.read()
+    check(state[8] == 1, "tests/v1/training.state is not of version 1")
+    with open(os.path.join(v1run, "training.state"), "wb") as f:
+        f.write(state)
+    r = subprocess.run([TRAINER, "--resume", v1run, "--data", v1data, "--epochs", "3",
+                        "--no-plots"], capture_output=True, text=True, timeout=600)
+    check(r.returncode == 0 and "Resuming" in r.stdout, f"resume of a version-1 state: {r.stderr}")
+    with open(os.path.join(v1, "model-3-epochs.ckpt"), "rb") as f:
+        want = f.read()
+    got = b""
+    if os.path.exists(os.path.join(v1run, "model.ckpt")):
+        with open(os.path.join(v1run, "model.ckpt"), "rb") as f:
+            got = f.read()
+    check(got == want, "the resumed version-1 run differs from d8a617e's 3-epoch model")
+    r = subprocess.run([TRAINER, "--load", os.path.join(v1, "model-3-epochs.ckpt"), "--data",
+                        v1data, "--epochs", "0"], capture_output=True, text=True, timeout=600)
+    check(r.returncode == 0 and "test accuracy: 0.7600" in r.stdout,
+          f"the version-1 model.ckpt: {r.stdout[-300:]!r} {r.stderr!r}")
+
     # What --resume refuses.
     r = subprocess.run([TRAINER, "--resume", whole, "--lr", "0.1"], capture_output=True,
                        text=True)
