@@ -9,7 +9,8 @@
  * training.  A run stopped between two steps saves where it stands in
  * training.state; run_resume continues from it bit for bit.
  *
- * The trainer, the benchmark and the tests all train through run_fit. */
+ * The trainer and the benchmark train through run_fit, and so do the tests
+ * that run the trainer; the unit tests of a step call train.h directly. */
 #ifndef TRAINER_RUN_H
 #define TRAINER_RUN_H
 
