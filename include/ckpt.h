@@ -20,22 +20,22 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "mlp.h"
+#include "model.h"
 
 #define CKPT_VERSION 1
 
 /* Encodes m into a new buffer (*data, freed by the caller). */
-int ckpt_encode(const mlp *m, uint8_t **data, size_t *len, tr_error *err);
+int ckpt_encode(const model *m, uint8_t **data, size_t *len, tr_error *err);
 
-/* Decodes a checkpoint image into a new model (free with mlp_free).  name is
+/* Decodes a checkpoint image into a new model (free with model_free).  name is
  * used in messages only.  Sizes are checked against len before allocating. */
-int ckpt_decode(mlp *m, const uint8_t *data, size_t len, const char *name,
+int ckpt_decode(model *m, const uint8_t *data, size_t len, const char *name,
                 tr_error *err);
 
 /* Writes m to path through a temporary file and a rename. */
-int ckpt_save(const mlp *m, const char *path, tr_error *err);
+int ckpt_save(const model *m, const char *path, tr_error *err);
 
-/* Reads path into a new model (free with mlp_free). */
-int ckpt_load(mlp *m, const char *path, tr_error *err);
+/* Reads path into a new model (free with model_free). */
+int ckpt_load(model *m, const char *path, tr_error *err);
 
 #endif

@@ -20,7 +20,7 @@
 #include "dataset.h"
 #include "epoch.h"
 #include "error.h"
-#include "mlp.h"
+#include "model.h"
 #include "state.h"
 #include "train.h"
 
@@ -55,7 +55,7 @@ typedef struct run run;
 /* Prepares to train model (used, not owned) on train, validating on val (may
  * be empty), both views that outlive the run.  Allocates the training
  * session, the evaluator and the history. */
-int run_new(run **out, mlp *model, const dataset *train, const dataset *val,
+int run_new(run **out, model *m, const dataset *train, const dataset *val,
             const run_config *cfg, tr_error *err);
 void run_free(run *r);
 

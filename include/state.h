@@ -34,7 +34,7 @@
 #include "adam.h"
 #include "error.h"
 #include "epoch.h"
-#include "mlp.h"
+#include "model.h"
 
 #define STATE_VERSION 2
 
@@ -57,17 +57,17 @@ typedef struct {
 
 /* Encodes st with the parameters of m and the moments of opt into a new
  * buffer (*data, freed by the caller). */
-int state_encode(const train_state *st, const mlp *m, const adam *opt, uint8_t **data,
+int state_encode(const train_state *st, const model *m, const adam *opt, uint8_t **data,
                  size_t *len, tr_error *err);
 
 /* Decodes a state image: fills st (free st->history), a new model m (free
- * with mlp_free) and new moment buffers *m1, *m2 of m's padded layout (free
- * with mlp_buffer_free).  name is used in messages. */
-int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t *data,
+ * with model_free) and new moment buffers *m1, *m2 of m's padded layout (free
+ * with model_buffer_free).  name is used in messages. */
+int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_t *data,
                  size_t len, const char *name, tr_error *err);
 
 /* Reads and decodes path. */
-int state_load(train_state *st, mlp *m, float **m1, float **m2, const char *path,
+int state_load(train_state *st, model *m, float **m1, float **m2, const char *path,
                tr_error *err);
 
 #endif

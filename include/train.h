@@ -1,30 +1,21 @@
 /* train.h - mini-batch training and evaluation on several threads.
  *
- * Each mini-batch is split into a fixed number of shards; every shard's
- * gradient goes into its own buffer (the parameters' layout).  The buffers are
- * then reduced, each thread summing one slice of the parameters over all
- * shards in shard order, and the Adam step is applied to that slice at once.
- * Threads take shards in turn; there are never more threads than shards, as a
- * thread without a shard would only wait at the barriers.  With one shard per
- * thread, each thread has its own gradient buffer.
+ * A training step knows the model's layers and its one parameter buffer,
+ * nothing more.  Each mini-batch is split into a fixed number of shards; the
+ * forward and backward passes of a shard run on one thread and leave the
+ * shard's gradient in its own buffer (the parameters' layout).  The buffers
+ * are then reduced: the parameters are cut into as many parts as there are
+ * shards, and each part is summed over the shards in shard order and given
+ * its Adam step by one thread.  Threads take shards (and parts) in turn;
+ * there are never more threads than shards, as a thread without a shard
+ * would only wait at the barriers.  With one shard per thread, each thread
+ * has its own gradient buffer.
  *
- * The first layer's sums are the exception to splitting by samples: the
- * parameters are cut into as many parts as there are shards, and the thread
- * that updates a part's first-layer weight rows goes on to compute, over
- * those rows, the next batch's sums for every sample (each shard lists its
- * samples of the next batch before the update).  A thread so reads only the
- * weight rows it has just written, never the ones another core has: that
- * traffic had cost more than the sums.  A sample's output is its bias plus
- * the parts' sums, added in part order.
- *
- * Likewise each shard's first-layer weight gradient, the largest part of its
- * buffer: the thread that owns a part of the rows fills them in every shard's
- * buffer, from the shard's factors (its listed inputs and its first layer's
- * output gradients, about 20 kB) that the shard's own backward pass leaves,
- * just before it reduces and updates them.  The buffers hold the same values
- * as if each shard's thread had filled them, bit for bit; what crosses from
- * core to core is the factors instead of gradient rows (100 kB and more a
- * step).  Measured: 1.078x samples/s at 2 threads, 11 alternated runs.
+ * A layer may do part of its work where its parameters are reduced instead
+ * of in the shards (src/model/layer_trainer.h): the dense layer on the
+ * images computes its weight gradient and its next batch's sums over the
+ * weight rows each thread updates, which it reads nowhere else.  That changes
+ * which core computes what, never a result.
  *
  * The arithmetic depends on the shards, never on the threads: the same seed,
  * data and shard count give bit-identical results for any thread count.
@@ -39,7 +30,7 @@
 #include "dataset.h"
 #include "epoch.h"
 #include "error.h"
-#include "mlp.h"
+#include "model.h"
 
 #define TRAIN_MAX_SHARDS 256
 #define TRAIN_MAX_BATCH 65536
@@ -60,9 +51,9 @@ typedef void (*train_progress_fn)(void *ctx, long batch, long n_batches,
 
 typedef struct train_session train_session;
 
-/* Prepares to train model (which the session uses but does not own) with cfg:
+/* Prepares to train m (which the session uses but does not own) with cfg:
  * allocates the shard buffers, the workspaces and the optimizer state. */
-int train_session_new(train_session **out, mlp *model, const train_config *cfg,
+int train_session_new(train_session **out, model *m, const train_config *cfg,
                       tr_error *err);
 void train_session_free(train_session *s);
 
@@ -111,19 +102,20 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
  * allocated once: a training run evaluates every epoch without allocating. */
 typedef struct evaluator evaluator;
 
-int evaluator_new(evaluator **out, const mlp_shape *shape, int threads, tr_error *err);
+/* An evaluator for models of m's layers (m itself or a copy). */
+int evaluator_new(evaluator **out, const model *m, int threads, tr_error *err);
 void evaluator_free(evaluator *e);
 
-/* Mean loss and accuracy of m (of the evaluator's shape) over d; pred (if not
+/* Mean loss and accuracy of m (of the evaluator's layers) over d; pred (if not
  * NULL, [d->n]) receives each sample's predicted class.  Samples are taken in
  * fixed chunks whose sums are added in order, so the result is the same for
  * any thread count.  Fails when out of memory (its per-chunk sums grow with the
  * largest dataset seen) and when m has fewer outputs than DATASET_CLASSES. */
-int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
+int evaluator_run(evaluator *e, const model *m, const dataset *d, double *loss,
                   double *accuracy, uint8_t *pred, tr_error *err);
 
 /* evaluator_new, evaluator_run and evaluator_free in one call. */
-int evaluate(const mlp *m, const dataset *d, int threads, double *loss,
+int evaluate(const model *m, const dataset *d, int threads, double *loss,
              double *accuracy, uint8_t *pred, tr_error *err);
 
 #endif

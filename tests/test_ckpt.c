@@ -19,7 +19,7 @@ static const char *dir;
 static void expect_ckpt_error(const uint8_t *bytes, size_t len, const char *want)
 {
     const char *path = test_write_file(dir, "bad.ckpt", bytes, len, 0);
-    mlp m;
+    model m;
     tr_error err = {{0}};
     CHECK(ckpt_load(&m, path, &err) == -1, "damaged checkpoint loaded (%s)", want);
     CHECK(strstr(err.msg, want) && strstr(err.msg, "bad.ckpt"), "message '%s' lacks '%s'",
@@ -33,16 +33,16 @@ static void test_ckpt(void)
     mlp_shape shape;
     const int hidden[] = {20, 7};
     CHECK(mlp_shape_make(&shape, 36, hidden, 2, 10, &err) == 0, "%s", err.msg);
-    mlp m;
-    CHECK(mlp_init(&m, &shape, &err) == 0, "%s", err.msg);
-    mlp_init_glorot(&m, 3);
+    model m;
+    CHECK(model_init(&m, &shape, &err) == 0, "%s", err.msg);
+    model_init_glorot(&m, 3);
     for (int o = 0; o < 7; o++)
-        m.layer[1].b[o] = 0.01f * (float)o;
+        layer_tensor(&m.layer[1], m.params, DENSE_B)[o] = 0.01f * (float)o;
     char path[4096];
     snprintf(path, sizeof path, "%s/model.ckpt", dir);
     CHECK(ckpt_save(&m, path, &err) == 0, "%s", err.msg);
 
-    mlp back;
+    model back;
     CHECK(ckpt_load(&back, path, &err) == 0, "%s", err.msg);
     CHECK(back.shape.n_layers == 3 && back.shape.sizes[0] == 36 && back.shape.sizes[2] == 7 &&
           back.shape.sizes[3] == 10, "shape came back different");
@@ -88,19 +88,19 @@ static void test_ckpt(void)
 
     /* Parameters that are not finite are refused, the first one named; an
      * infinite weight would go unnoticed on a pixel that is always 0. */
-    const float keep_w = m.layer[0].w[5 * 20 + 3], keep_b = m.layer[2].b[4];
-    m.layer[0].w[5 * 20 + 3] = INFINITY;
-    m.layer[2].b[4] = NAN;
+    const float keep_w = layer_tensor(&m.layer[0], m.params, DENSE_W)[5 * 20 + 3], keep_b = layer_tensor(&m.layer[2], m.params, DENSE_B)[4];
+    layer_tensor(&m.layer[0], m.params, DENSE_W)[5 * 20 + 3] = INFINITY;
+    layer_tensor(&m.layer[2], m.params, DENSE_B)[4] = NAN;
     uint8_t *odd;
     size_t odd_len;
     CHECK(ckpt_encode(&m, &odd, &odd_len, &err) == 0, "%s", err.msg);
     expect_ckpt_error(odd, odd_len, "the parameter of layer 1 (dense_1), weight [5][3], is inf");
     free(odd);
-    m.layer[0].w[5 * 20 + 3] = keep_w;
+    layer_tensor(&m.layer[0], m.params, DENSE_W)[5 * 20 + 3] = keep_w;
     CHECK(ckpt_encode(&m, &odd, &odd_len, &err) == 0, "%s", err.msg);
     expect_ckpt_error(odd, odd_len, "layer 3 (dense_3), bias [4], is nan");
     free(odd);
-    m.layer[2].b[4] = keep_b;
+    layer_tensor(&m.layer[2], m.params, DENSE_B)[4] = keep_b;
 
     /* A failed save leaves the earlier file as it was. */
     char missing[4096];
@@ -114,8 +114,8 @@ static void test_ckpt(void)
     free(again);
     free(bad);
     free(bytes);
-    mlp_free(&back);
-    mlp_free(&m);
+    model_free(&back);
+    model_free(&m);
 }
 
 static void expect_history_error(const char *text, const char *want)
@@ -177,17 +177,17 @@ static void test_state(void)
     mlp_shape shape;
     const int hidden[] = {5};
     CHECK(mlp_shape_make(&shape, 12, hidden, 1, 10, &err) == 0, "%s", err.msg);
-    mlp m;
-    CHECK(mlp_init(&m, &shape, &err) == 0, "%s", err.msg);
-    mlp_init_glorot(&m, 4);
+    model m;
+    CHECK(model_init(&m, &shape, &err) == 0, "%s", err.msg);
+    model_init_glorot(&m, 4);
     adam opt;
     adam_hparams hp = adam_defaults();
     CHECK(adam_init(&opt, m.len, &hp, &err) == 0, "%s", err.msg);
     /* Values in the real tensors; the padding between them stays 0. */
-    float *pm[2 * MLP_MAX_LAYERS], *pv[2 * MLP_MAX_LAYERS];
-    size_t count[2 * MLP_MAX_LAYERS];
-    int nt = mlp_tensors(&shape, opt.m, pm, count);
-    mlp_tensors(&shape, opt.v, pv, count);
+    float *pm[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS], *pv[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
+    size_t count[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
+    int nt = model_tensors(&m, opt.m, pm, count);
+    model_tensors(&m, opt.v, pv, count);
     for (int t = 0; t < nt; t++)
         for (size_t k = 0; k < count[t]; k++) {
             pm[t][k] = 0.001f * (float)(k + 1);
@@ -206,7 +206,7 @@ static void test_state(void)
     size_t len;
     CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
     train_state back;
-    mlp bm;
+    model bm;
     float *m1, *m2;
     CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == 0, "%s", err.msg);
     if (bm.params) {
@@ -227,9 +227,9 @@ static void test_state(void)
                   memcmp(m2, opt.v, sizeof(float) * m.len) == 0,
               "parameters or moments came back different");
         free(back.history);
-        mlp_buffer_free(m1);
-        mlp_buffer_free(m2);
-        mlp_free(&bm);
+        model_buffer_free(m1);
+        model_buffer_free(m2);
+        model_free(&bm);
     }
     for (size_t at = 0; at < len; at += len / 7 + 1) {
         data[at] ^= 0x04;
@@ -267,7 +267,7 @@ static void test_state(void)
     memcpy(data + 44, saved, 4);
     free(data);
     adam_free(&opt);
-    mlp_free(&m);
+    model_free(&m);
 }
 
 int main(void)

@@ -1,37 +1,50 @@
-/* The network's analytic gradients against central differences of the loss,
- * where the loss is recomputed in double by an independent plain forward pass. */
+/* The gradients the layers compute against central differences of the loss,
+ * where the loss is recomputed in double by an independent plain forward
+ * pass.  Both ways a gradient is computed are checked: model_backward, the
+ * layers' plain passes (on images and on floats), and train_gradient, the
+ * training step itself (shards on threads, the first layer's trainer, the
+ * reduce). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mlp.h"
+#include "model.h"
 #include "rng.h"
 #include "testutil.h"
+#include "train.h"
 
-enum { N = 6, INPUTS = 12, CLASSES = 4 };
+enum { N = 12, ROWS = 3, COLS = 5, INPUTS = ROWS * COLS, CLASSES = 10 };
+
+enum { MAX_UNITS = 64 };
 
 /* Mean cross-entropy of the batch, in double, for parameters p (a double copy
- * of the model's buffer, same layout). */
-static double ref_loss(const mlp *m, const double *p, const float *x, const uint8_t *y)
+ * of the model's buffer, same layout): dense layers, ReLU between them.  With
+ * lit not NULL ([N][layers][MAX_UNITS]), records which ReLUs pass their
+ * input. */
+static double ref_loss_lit(const model *m, const double *p, const double *x, const uint8_t *y,
+                           uint8_t *lit)
 {
-    const mlp_shape *s = &m->shape;
+    const int dense = m->n_layers - 1;
     double total = 0.0;
     for (int n = 0; n < N; n++) {
-        double a[64], b[64];
+        double a[MAX_UNITS], b[MAX_UNITS];
+        int width = INPUTS;
         for (int i = 0; i < INPUTS; i++)
             a[i] = x[n * INPUTS + i];
-        for (int l = 0; l < s->n_layers; l++) {
-            size_t wo = (size_t)(m->layer[l].w - m->params);
-            size_t bo = (size_t)(m->layer[l].b - m->params);
-            int in = s->sizes[l], out = s->sizes[l + 1];
+        for (int l = 0; l < dense; l++) {
+            const size_t wo = m->layer[l].offset[DENSE_W], bo = m->layer[l].offset[DENSE_B];
+            const int out = m->layer[l].units;
             for (int o = 0; o < out; o++) {
                 double z = p[bo + o];
-                for (int i = 0; i < in; i++)
+                for (int i = 0; i < width; i++)
                     z += a[i] * p[wo + (size_t)i * out + o];
-                b[o] = (l < s->n_layers - 1 && z < 0) ? 0.0 : z;
+                b[o] = (l < dense - 1 && z < 0) ? 0.0 : z;
+                if (lit)
+                    lit[((size_t)n * MODEL_MAX_LAYERS + (size_t)l) * MAX_UNITS + (size_t)o] = z > 0;
             }
             memcpy(a, b, sizeof(double) * (size_t)out);
+            width = out;
         }
         double mx = a[0], sum = 0.0;
         for (int c = 1; c < CLASSES; c++)
@@ -43,95 +56,168 @@ static double ref_loss(const mlp *m, const double *p, const float *x, const uint
     return total / N;
 }
 
+static double ref_loss(const model *m, const double *p, const double *x, const uint8_t *y)
+{
+    return ref_loss_lit(m, p, x, y, NULL);
+}
+
+/* The central difference of ref_loss at p along dir, with the largest step
+ * of 1e-5, 1e-6, ... that crosses no ReLU's kink: there the loss is not
+ * differentiable, and a step across it measures something else. */
+static double directional_difference(const model *m, const double *p, const double *dir,
+                                     const double *x, const uint8_t *y)
+{
+    const size_t lit_len = (size_t)N * MODEL_MAX_LAYERS * MAX_UNITS;
+    uint8_t *lit_up = calloc(lit_len, 1), *lit_down = calloc(lit_len, 1);
+    double *pp = malloc(sizeof(double) * m->len), *pm = malloc(sizeof(double) * m->len);
+    double fd = NAN;
+    for (double h = 1e-5; h >= 1e-8; h /= 10) {
+        for (size_t j = 0; j < m->len; j++) {
+            pp[j] = p[j] + h * dir[j];
+            pm[j] = p[j] - h * dir[j];
+        }
+        fd = (ref_loss_lit(m, pp, x, y, lit_up) - ref_loss_lit(m, pm, x, y, lit_down)) / (2 * h);
+        if (memcmp(lit_up, lit_down, lit_len) == 0)
+            break;
+        printf("  a step of %g crosses a ReLU's kink: a smaller one\n", h);
+    }
+    free(lit_up);
+    free(lit_down);
+    free(pp);
+    free(pm);
+    return fd;
+}
+
 /* Relative error with a floor, so that tiny gradients are not judged on noise. */
 static double rel_err(double a, double b)
 {
     return fabs(a - b) / fmax(fabs(a) + fabs(b), 1e-4);
 }
 
-static void check_network(const int *hidden, int n_hidden, uint64_t seed)
+/* grad (the mean loss's gradient, m's layout) against central differences of
+ * ref_loss: every coordinate of every tensor (the nets are small), then along
+ * a random direction over all parameters at once. */
+static void check_gradient(const model *m, const float *grad, const double *x, const uint8_t *y,
+                           const char *what, uint64_t seed)
 {
-    mlp_shape shape;
-    tr_error err;
-    mlp m;
-    CHECK(mlp_shape_make(&shape, INPUTS, hidden, n_hidden, CLASSES, &err) == 0, "%s", err.msg);
-    CHECK(mlp_init(&m, &shape, &err) == 0, "%s", err.msg);
-    mlp_init_glorot(&m, seed);
-    rng r;
-    rng_seed(&r, seed, 99);
-    /* Nonzero biases, so that the bias gradients of every layer are exercised
-     * and ReLU inputs are not all near 0. */
-    for (int l = 0; l < shape.n_layers; l++)
-        for (int o = 0; o < shape.sizes[l + 1]; o++)
-            m.layer[l].b[o] = 0.2f * (2.0f * rng_uniform(&r) - 1.0f);
-
-    mlp_work w;
-    CHECK(mlp_work_init(&w, &shape, N, &err) == 0, "%s", err.msg);
-    for (int i = 0; i < N * INPUTS; i++)
-        w.x[i] = rng_below(&r, 3) == 0 ? 0.0f : rng_uniform(&r);
-    for (int n = 0; n < N; n++)
-        w.y[n] = (uint8_t)rng_below(&r, CLASSES);
-    float x[N * INPUTS];
-    uint8_t y[N];
-    memcpy(x, w.x, sizeof x);
-    memcpy(y, w.y, sizeof y);
-
-    float *grad = mlp_buffer_new(m.len);
-    dense_view gv[MLP_MAX_LAYERS];
-    mlp_views(&shape, grad, gv);
-    int correct = 0;
-    mlp_list_input(&m, &w, N);
-    double loss = mlp_forward_backward(&m, &w, N, 1.0f / N, gv, &correct) / N;
-
-    double *p = malloc(sizeof(double) * m.len);
-    for (size_t j = 0; j < m.len; j++)
-        p[j] = m.params[j];
-    double ref = ref_loss(&m, p, x, y);
-    CHECK(fabs(loss - ref) <= 1e-5 * fabs(ref), "loss %.9g, double reference %.9g", loss, ref);
-
-    /* Every coordinate of every tensor (the nets are small). */
+    double *p = malloc(sizeof(double) * m->len);
+    for (size_t j = 0; j < m->len; j++)
+        p[j] = m->params[j];
     const double h = 1e-5;
     double worst = 0.0;
-    size_t worst_j = 0;
-    for (int l = 0; l < shape.n_layers; l++) {
-        size_t wo = (size_t)(m.layer[l].w - m.params), bo = (size_t)(m.layer[l].b - m.params);
-        size_t nw = (size_t)shape.sizes[l] * shape.sizes[l + 1];
-        for (size_t k = 0; k < nw + (size_t)shape.sizes[l + 1]; k++) {
-            size_t j = k < nw ? wo + k : bo + (k - nw);
-            double keep = p[j];
+    size_t worst_j = 0, checked = 0;
+    float *ptr[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
+    size_t count[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
+    const int nt = model_tensors(m, m->params, ptr, count);
+    for (int t = 0; t < nt; t++)
+        for (size_t k = 0; k < count[t]; k++, checked++) {
+            const size_t j = (size_t)(ptr[t] - m->params) + k;
+            const double keep = p[j];
             p[j] = keep + h;
-            double up = ref_loss(&m, p, x, y);
+            const double up = ref_loss(m, p, x, y);
             p[j] = keep - h;
-            double down = ref_loss(&m, p, x, y);
+            const double down = ref_loss(m, p, x, y);
             p[j] = keep;
-            double e = rel_err(grad[j], (up - down) / (2 * h));
+            const double e = rel_err(grad[j], (up - down) / (2 * h));
             if (e > worst) {
                 worst = e;
                 worst_j = j;
             }
         }
-    }
-    printf("hidden %d layers, seed %llu: worst coordinate error %.2e at %zu (analytic %.6g)\n",
-           n_hidden, (unsigned long long)seed, worst, worst_j, grad[worst_j]);
-    CHECK(worst < 1e-3, "coordinate gradient error %.3g at %zu", worst, worst_j);
+    printf("%s, seed %llu: %zu coordinates, worst error %.2e at %zu (analytic %.6g)\n", what,
+           (unsigned long long)seed, checked, worst, worst_j, grad[worst_j]);
+    CHECK(checked == model_param_count(m), "%zu of %zu coordinates checked", checked,
+          model_param_count(m));
+    CHECK(worst < 1e-3, "%s: coordinate gradient error %.3g at %zu", what, worst, worst_j);
 
-    /* Along a random direction over all parameters at once. */
-    double *dir = malloc(sizeof(double) * m.len), dot = 0.0;
-    double *pp = malloc(sizeof(double) * m.len), *pm = malloc(sizeof(double) * m.len);
-    for (size_t j = 0; j < m.len; j++) {
+    rng r;
+    rng_seed(&r, seed, 98);
+    double *dir = malloc(sizeof(double) * m->len);
+    double dot = 0.0;
+    for (size_t j = 0; j < m->len; j++) {
         dir[j] = 2.0 * rng_uniform(&r) - 1.0;
         dot += dir[j] * grad[j];
-        pp[j] = p[j] + h * dir[j];
-        pm[j] = p[j] - h * dir[j];
     }
-    double fd = (ref_loss(&m, pp, x, y) - ref_loss(&m, pm, x, y)) / (2 * h);
+    const double fd = directional_difference(m, p, dir, x, y);
     printf("  random direction: analytic %.9g, finite difference %.9g\n", dot, fd);
-    CHECK(rel_err(dot, fd) < 1e-4, "directional derivative %.9g vs %.9g", dot, fd);
+    CHECK(rel_err(dot, fd) < 1e-4, "%s: directional derivative %.9g vs %.9g", what, dot, fd);
+    free(dir);
+    free(p);
+}
 
-    free(dir); free(pp); free(pm); free(p);
-    mlp_buffer_free(grad);
-    mlp_work_free(&w);
-    mlp_free(&m);
+static void check_network(const int *hidden, int n_hidden, uint64_t seed)
+{
+    mlp_shape shape;
+    tr_error err;
+    model m;
+    CHECK(mlp_shape_make(&shape, INPUTS, hidden, n_hidden, CLASSES, &err) == 0, "%s", err.msg);
+    CHECK(model_init(&m, &shape, &err) == 0, "%s", err.msg);
+    model_init_glorot(&m, seed);
+    rng r;
+    rng_seed(&r, seed, 99);
+    /* Nonzero biases, so that the bias gradients of every layer are exercised
+     * and ReLU inputs are not all near 0. */
+    for (int l = 0; l < m.n_layers - 1; l++)
+        for (int o = 0; o < m.layer[l].units; o++)
+            m.params[m.layer[l].offset[DENSE_B] + (size_t)o] = 0.2f * (2.0f * rng_uniform(&r) - 1.0f);
+
+    /* Images with a third of their pixels 0, as bytes, and the floats that
+     * the engine reads them as. */
+    dataset d = {.n = N, .rows = ROWS, .cols = COLS, .dim = INPUTS, .owned = 1};
+    d.pixels = malloc(N * INPUTS);
+    d.labels = malloc(N);
+    double x[N * INPUTS];
+    for (int i = 0; i < N * INPUTS; i++) {
+        d.pixels[i] = rng_below(&r, 3) == 0 ? 0 : (uint8_t)(1 + rng_below(&r, 255));
+        x[i] = (double)((float)d.pixels[i] / DATASET_PIXEL_DIVISOR);
+    }
+    for (int n = 0; n < N; n++)
+        d.labels[n] = (uint8_t)rng_below(&r, CLASSES);
+    char what[96];
+
+    /* The layers' plain passes, given the images as bytes and as floats. */
+    model_work w;
+    CHECK(model_work_init(&w, &m, N, &err) == 0, "%s", err.msg);
+    float *grad = model_buffer_new(m.len);
+    for (int as_floats = 0; as_floats < 2; as_floats++) {
+        for (int n = 0; n < N; n++)
+            w.rows[n] = d.pixels + (size_t)n * INPUTS;
+        for (int i = 0; i < N * INPUTS; i++)
+            w.x[i] = (float)x[i];
+        const layer_input in = model_input(&w, as_floats ? NULL : w.rows, DATASET_PIXEL_DIVISOR);
+        int correct = 0;
+        model_forward(&m, &w, &in, N);
+        const double loss = model_backward(&m, &w, &in, d.labels, N, 1.0f / N, grad, &correct) / N;
+        double *p = malloc(sizeof(double) * m.len);
+        for (size_t j = 0; j < m.len; j++)
+            p[j] = m.params[j];
+        const double want = ref_loss(&m, p, x, d.labels);
+        free(p);
+        CHECK(fabs(loss - want) <= 1e-5 * fabs(want), "loss %.9g, double reference %.9g", loss,
+              want);
+        snprintf(what, sizeof what, "model_backward, %d hidden, input as %s", n_hidden,
+                 as_floats ? "floats" : "bytes");
+        check_gradient(&m, grad, x, d.labels, what, seed);
+    }
+
+    /* The training step's gradient: 12 samples in 5 shards on 2 threads. */
+    train_config cfg = {.threads = 2, .shards = 5, .batch_size = 16, .adam = adam_defaults()};
+    train_session *s;
+    CHECK(train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
+    uint32_t idx[N];
+    for (uint32_t i = 0; i < N; i++)
+        idx[i] = i;
+    double loss;
+    memset(grad, 0, sizeof(float) * m.len);
+    CHECK(train_gradient(s, &d, idx, N, grad, &loss, &err) == 0, "%s", err.msg);
+    snprintf(what, sizeof what, "train_gradient, %d hidden, 5 shards", n_hidden);
+    check_gradient(&m, grad, x, d.labels, what, seed);
+    train_session_free(s);
+
+    model_buffer_free(grad);
+    model_work_free(&w);
+    dataset_free(&d);
+    model_free(&m);
 }
 
 int main(void)

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "adam.h"
-#include "mlp.h"
+#include "model.h"
 #include "rng.h"
 #include "testutil.h"
 #include "train.h"
@@ -20,14 +20,14 @@
 enum { N = 200, BATCH = 32, EPOCHS = 2, SEED = 3 };
 
 /* The reference: plain steps in the order train_epoch shuffles to. */
-static void plain_epochs(mlp *m, const dataset *d, const train_config *cfg)
+static void plain_epochs(model *m, const dataset *d, const train_config *cfg)
 {
     train_session *s;
     tr_error err;
     CHECK(train_session_new(&s, m, cfg, &err) == 0, "%s", err.msg);
     adam opt;
     CHECK(adam_init(&opt, m->len, &cfg->adam, &err) == 0, "%s", err.msg);
-    float *grad = mlp_buffer_new(m->len);
+    float *grad = model_buffer_new(m->len);
     uint32_t order[N];
     long step = 0;
     for (int epoch = 0; epoch < EPOCHS; epoch++) {
@@ -46,12 +46,12 @@ static void plain_epochs(mlp *m, const dataset *d, const train_config *cfg)
                         adam_alpha(&cfg->adam, ++step));
         }
     }
-    mlp_buffer_free(grad);
+    model_buffer_free(grad);
     adam_free(&opt);
     train_session_free(s);
 }
 
-static void trained_epochs(mlp *m, const dataset *d, const train_config *cfg)
+static void trained_epochs(model *m, const dataset *d, const train_config *cfg)
 {
     train_session *s;
     tr_error err;
@@ -85,11 +85,11 @@ int main(void)
     for (size_t k = 0; k < sizeof runs / sizeof *runs; k++) {
         train_config cfg = {.threads = runs[k][0], .shards = runs[k][1], .batch_size = BATCH,
                             .adam = adam_defaults(), .seed = SEED};
-        mlp a, b;
-        CHECK(mlp_init(&a, &shape, &err) == 0 && mlp_init(&b, &shape, &err) == 0, "%s",
+        model a, b;
+        CHECK(model_init(&a, &shape, &err) == 0 && model_init(&b, &shape, &err) == 0, "%s",
               err.msg);
-        mlp_init_glorot(&a, SEED);
-        mlp_init_glorot(&b, SEED);
+        model_init_glorot(&a, SEED);
+        model_init_glorot(&b, SEED);
         plain_epochs(&a, &d, &cfg);
         trained_epochs(&b, &d, &cfg);
         size_t differ = 0;
@@ -99,18 +99,18 @@ int main(void)
               "steps", runs[k][0], runs[k][1], differ, a.len);
         /* The data did exercise both kinds of rows: the row lit once moved,
          * a row never lit did not. */
-        const float *w5 = a.layer[0].w + 5 * 128;
+        const float *w5 = layer_tensor(&a.layer[0], a.params, DENSE_W) + 5 * 128;
         float init[128];
-        mlp c;
-        CHECK(mlp_init(&c, &shape, &err) == 0, "%s", err.msg);
-        mlp_init_glorot(&c, SEED);
-        memcpy(init, c.layer[0].w + 5 * 128, sizeof init);
+        model c;
+        CHECK(model_init(&c, &shape, &err) == 0, "%s", err.msg);
+        model_init_glorot(&c, SEED);
+        memcpy(init, layer_tensor(&c.layer[0], c.params, DENSE_W) + 5 * 128, sizeof init);
         CHECK(memcmp(w5, init, sizeof init) != 0, "the row lit once never moved");
-        CHECK(memcmp(a.layer[0].w, c.layer[0].w, 128 * sizeof(float)) == 0,
+        CHECK(memcmp(layer_tensor(&a.layer[0], a.params, DENSE_W), layer_tensor(&c.layer[0], c.params, DENSE_W), 128 * sizeof(float)) == 0,
               "a row never lit moved");
-        mlp_free(&a);
-        mlp_free(&b);
-        mlp_free(&c);
+        model_free(&a);
+        model_free(&b);
+        model_free(&c);
     }
     dataset_free(&d);
 
@@ -118,8 +118,8 @@ int main(void)
      * past their end. */
     dataset small;
     test_make_dataset(&small, 40, 10, 10, 4);
-    mlp m;
-    CHECK(mlp_init(&m, &shape, &err) == 0, "%s", err.msg);
+    model m;
+    CHECK(model_init(&m, &shape, &err) == 0, "%s", err.msg);
     train_config cfg = {.threads = 2, .shards = 2, .batch_size = BATCH,
                         .adam = adam_defaults(), .seed = SEED};
     train_session *s;
@@ -131,7 +131,7 @@ int main(void)
     CHECK(evaluate(&m, &small, 2, &loss, &acc, NULL, &err) != 0 && strstr(err.msg, "784 inputs"),
           "evaluating 10x10 images with a 784-input model: '%s'", err.msg);
     train_session_free(s);
-    mlp_free(&m);
+    model_free(&m);
     dataset_free(&small);
     return test_finish("test_step");
 }

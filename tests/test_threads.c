@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mlp.h"
+#include "model.h"
 #include "testutil.h"
 #include "train.h"
 
@@ -19,7 +19,7 @@ static float max_abs_diff(const float *a, const float *b, size_t n)
     return worst;
 }
 
-static void gradient(mlp *m, const dataset *d, const uint32_t *idx, uint32_t n,
+static void gradient(model *m, const dataset *d, const uint32_t *idx, uint32_t n,
                      int threads, int shards, float *grad, double *loss)
 {
     train_config cfg = {.threads = threads, .shards = shards, .batch_size = 32,
@@ -40,15 +40,15 @@ int main(void)
     tr_error err;
     const int hidden[] = {128, 32};
     CHECK(mlp_shape_make(&shape, 784, hidden, 2, 10, &err) == 0, "%s", err.msg);
-    mlp m;
-    CHECK(mlp_init(&m, &shape, &err) == 0, "%s", err.msg);
-    mlp_init_glorot(&m, 7);
+    model m;
+    CHECK(model_init(&m, &shape, &err) == 0, "%s", err.msg);
+    model_init_glorot(&m, 7);
 
     uint32_t idx[32];
     for (int i = 0; i < 32; i++)
         idx[i] = (uint32_t)(i * 6 + 1);
-    float *g1 = mlp_buffer_new(m.len), *g4 = mlp_buffer_new(m.len);
-    float *g3 = mlp_buffer_new(m.len), *ref = mlp_buffer_new(m.len);
+    float *g1 = model_buffer_new(m.len), *g4 = model_buffer_new(m.len);
+    float *g3 = model_buffer_new(m.len), *ref = model_buffer_new(m.len);
     double l1, l4, l3, lref;
     gradient(&m, &d, idx, 32, 1, 0, g1, &l1);
     gradient(&m, &d, idx, 32, 4, 0, g4, &l4);
@@ -62,14 +62,13 @@ int main(void)
     CHECK(norm > 1e-3f, "the gradient is all but zero (%g): nothing was compared", norm);
 
     /* The whole batch in one plain pass is the reference for both. */
-    mlp_work w;
-    CHECK(mlp_work_init(&w, &shape, 32, &err) == 0, "%s", err.msg);
+    model_work w;
+    CHECK(model_work_init(&w, &m, 32, &err) == 0, "%s", err.msg);
     dataset_gather(w.x, w.y, &d, idx, 0, 32);
-    dense_view rv[MLP_MAX_LAYERS];
-    mlp_views(&shape, ref, rv);
+    const layer_input in = model_input(&w, NULL, 1.0f);
     int correct = 0;
-    mlp_list_input(&m, &w, 32);
-    lref = mlp_forward_backward(&m, &w, 32, 1.0f / 32, rv, &correct) / 32;
+    model_forward(&m, &w, &in, 32);
+    lref = model_backward(&m, &w, &in, w.y, 32, 1.0f / 32, ref, &correct) / 32;
     CHECK(fabs(lref - l4) <= TOL && max_abs_diff(ref, g4, m.len) <= TOL,
           "4 threads vs one plain pass: loss %.9f vs %.9f", l4, lref);
 
@@ -89,12 +88,12 @@ int main(void)
     CHECK(fabs(l1 - l4) <= TOL && max_abs_diff(g1, g4, m.len) <= TOL,
           "3 samples on 8 threads");
 
-    mlp_work_free(&w);
-    mlp_buffer_free(g1);
-    mlp_buffer_free(g3);
-    mlp_buffer_free(g4);
-    mlp_buffer_free(ref);
-    mlp_free(&m);
+    model_work_free(&w);
+    model_buffer_free(g1);
+    model_buffer_free(g3);
+    model_buffer_free(g4);
+    model_buffer_free(ref);
+    model_free(&m);
     dataset_free(&d);
     return test_finish("test_threads");
 }

@@ -24,7 +24,7 @@
 #endif
 
 #include "dataset.h"
-#include "mlp.h"
+#include "model.h"
 #include "rng.h"
 #include "run.h"
 #include "train.h"
@@ -163,7 +163,7 @@ static void record_epoch(void *ctx, const epoch_stats *st, long n_batches,
 static timing time_training(const mlp_shape *shape, const dataset *train, int threads,
                             int shards, int batch, int epochs)
 {
-    mlp m;
+    model m;
     tr_error err;
     run *r = NULL;
     const dataset none = {0};
@@ -172,30 +172,30 @@ static timing time_training(const mlp_shape *shape, const dataset *train, int th
                             .shards = shards, .lr = 1e-3, .seed = 1};
     epoch_times times = {.n = 0};
     const run_observer obs = {.epoch_end = record_epoch, .ctx = &times};
-    if (mlp_init(&m, shape, &err)) {
+    if (model_init(&m, shape, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
         exit(1);
     }
-    mlp_init_glorot(&m, 1);
+    model_init_glorot(&m, 1);
     if (run_new(&r, &m, train, &none, &cfg, &err) || run_fit(r, NULL, &obs, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
         exit(1);
     }
     run_free(r);
-    mlp_free(&m);
+    model_free(&m);
     double sec = median(times.t + 1, epochs);
     return (timing){sec, train->n / sec};
 }
 
 static double time_inference(const mlp_shape *shape, const dataset *test, int threads)
 {
-    mlp m;
+    model m;
     tr_error err;
-    if (mlp_init(&m, shape, &err)) {
+    if (model_init(&m, shape, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
         exit(1);
     }
-    mlp_init_glorot(&m, 1);
+    model_init_glorot(&m, 1);
     double t[7];
     for (int i = 0; i < 7; i++) {
         double loss, acc, t0 = now();
@@ -205,7 +205,7 @@ static double time_inference(const mlp_shape *shape, const dataset *test, int th
         }
         t[i] = now() - t0;
     }
-    mlp_free(&m);
+    model_free(&m);
     return test->n / median(t, 7);
 }
 

@@ -196,11 +196,11 @@ static int cmd_digits(const options *o)
 static int predict_test(const options *o, dataset *test, uint8_t **pred, double *acc,
                         tr_error *err)
 {
-    mlp m;
+    model m;
     if (ckpt_load(&m, o->model, err))
         return -1;
     if (dataset_load_dir(test, o->data, 1, err)) {
-        mlp_free(&m);
+        model_free(&m);
         return -1;
     }
     int status = 0;
@@ -217,7 +217,7 @@ static int predict_test(const options *o, dataset *test, uint8_t **pred, double 
         *pred = NULL;
         status = -1;
     }
-    mlp_free(&m);
+    model_free(&m);
     if (status)
         dataset_free(test);
     return status;

@@ -24,7 +24,7 @@
 #include "ckpt.h"
 #include "dataset.h"
 #include "fileio.h"
-#include "mlp.h"
+#include "model.h"
 #include "plots.h"
 #include "run.h"
 #include "state.h"
@@ -305,7 +305,7 @@ static const char *data_dir(const options *o)
     return NULL;
 }
 
-static void print_summary(const mlp *m)
+static void print_summary(const model *m)
 {
     printf("Model: %d dense layers\n", m->shape.n_layers);
     printf("%-22s %-18s %10s\n", "Layer (type)", "Output Shape", "Param #");
@@ -458,7 +458,7 @@ static void print_epoch_tty(progress_state *p, long n_batches, double seconds,
 typedef struct {
     dataset all, train, val, test;
     char data_dir[PATH_MAX];
-    mlp model;
+    model model;
     run *run;
     evaluator *eval;           /* the test set's, when there is no run */
     train_state saved;         /* when resuming: the state read */
@@ -469,12 +469,12 @@ static void program_free(program *r)
 {
     run_free(r->run);
     evaluator_free(r->eval);
-    mlp_free(&r->model);
+    model_free(&r->model);
     dataset_free(&r->all);
     dataset_free(&r->test);
     free(r->saved.history);
-    mlp_buffer_free(r->saved_m);
-    mlp_buffer_free(r->saved_v);
+    model_buffer_free(r->saved_m);
+    model_buffer_free(r->saved_v);
 }
 
 /* The first SIGINT, SIGTERM or SIGHUP asks training to stop after its current step;
@@ -597,7 +597,7 @@ static int load_data(program *r, const options *o, tr_error *err)
 
 /* A model read from a file must take the data's pixels and give its classes:
  * a label past the last output would be read out of bounds. */
-static int check_model_fits(const mlp *m, uint32_t pixels, const char *from, tr_error *err)
+static int check_model_fits(const model *m, uint32_t pixels, const char *from, tr_error *err)
 {
     const int classes = m->shape.sizes[m->shape.n_layers];
     if (m->shape.sizes[0] != (int)pixels || classes != DATASET_CLASSES)
@@ -628,9 +628,9 @@ static int build_model(program *r, const options *o, tr_error *err)
     mlp_shape shape;
     if (mlp_shape_make(&shape, (int)r->all.dim, o->hidden, o->n_hidden, DATASET_CLASSES,
                        err) ||
-        mlp_init(&r->model, &shape, err))
+        model_init(&r->model, &shape, err))
         return -1;
-    mlp_init_glorot(&r->model, o->seed);
+    model_init_glorot(&r->model, o->seed);
     return 0;
 }
 
@@ -728,7 +728,7 @@ static int report_test(program *r, const options *o, const output_paths *out,
         return error_set(err, "out of memory");
     double loss, acc;
     /* The run's evaluator when there was a run: one set of workspaces. */
-    if (!r->run && evaluator_new(&r->eval, &r->model.shape, run_threads(o), err)) {
+    if (!r->run && evaluator_new(&r->eval, &r->model, run_threads(o), err)) {
         free(pred);
         return -1;
     }

@@ -17,7 +17,7 @@ static size_t header_len(int n_layers)
     return 24 + 4 * (size_t)(n_layers + 1) + 8;
 }
 
-int ckpt_encode(const mlp *m, uint8_t **data, size_t *len, tr_error *err)
+int ckpt_encode(const model *m, uint8_t **data, size_t *len, tr_error *err)
 {
     size_t n_params = mlp_param_count(&m->shape);
     size_t total = header_len(m->shape.n_layers) + 4 * n_params + 4;
@@ -28,14 +28,14 @@ int ckpt_encode(const mlp *m, uint8_t **data, size_t *len, tr_error *err)
     put_format_head(&w, MAGIC, CKPT_VERSION);
     put_shape(&w, &m->shape);
     put_u64(&w, n_params);
-    put_tensors(&w, &m->shape, m->params);
+    put_tensors(&w, m, m->params);
     put_u32(&w, (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), buf, (size_t)(w.p - buf)));
     *data = buf;
     *len = total;
     return 0;
 }
 
-int ckpt_decode(mlp *m, const uint8_t *data, size_t len, const char *name,
+int ckpt_decode(model *m, const uint8_t *data, size_t len, const char *name,
                 tr_error *err)
 {
     memset(m, 0, sizeof *m);
@@ -77,17 +77,17 @@ int ckpt_decode(mlp *m, const uint8_t *data, size_t len, const char *name,
     if (len != hlen + 4 * expect + 4)
         return error_set(err, "%s: %zu bytes, the layer sizes need %zu", name, len,
                          hlen + 4 * expect + 4);
-    if (mlp_init(m, &s, err))
+    if (model_init(m, &s, err))
         return -1;
-    get_tensors(&r, &s, m->params);
-    if (mlp_check_finite(&s, m->params, name, "the parameter", err)) {
-        mlp_free(m);
+    get_tensors(&r, m, m->params);
+    if (model_check_finite(m, m->params, name, "the parameter", err)) {
+        model_free(m);
         return -1;
     }
     return 0;
 }
 
-int ckpt_save(const mlp *m, const char *path, tr_error *err)
+int ckpt_save(const model *m, const char *path, tr_error *err)
 {
     uint8_t *data;
     size_t len;
@@ -98,7 +98,7 @@ int ckpt_save(const mlp *m, const char *path, tr_error *err)
     return status;
 }
 
-int ckpt_load(mlp *m, const char *path, tr_error *err)
+int ckpt_load(model *m, const char *path, tr_error *err)
 {
     uint8_t *data;
     size_t len;

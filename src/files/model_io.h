@@ -6,7 +6,7 @@
 
 #include "bytes.h"
 #include "error.h"
-#include "mlp.h"
+#include "model.h"
 
 /* Written as a u32, it reads back as this only in the byte order it was
  * written in. */
@@ -45,12 +45,12 @@ static inline int get_sizes(byte_reader *r, mlp_shape *s, uint32_t n_layers,
     return 0;
 }
 
-/* The real (unpadded) floats of buf, a buffer of shape s, in file order. */
-static inline void put_tensors(byte_writer *w, const mlp_shape *s, float *buf)
+/* The real (unpadded) floats of buf, a buffer of m's layout, in file order. */
+static inline void put_tensors(byte_writer *w, const model *m, float *buf)
 {
-    float *ptr[2 * MLP_MAX_LAYERS];
-    size_t count[2 * MLP_MAX_LAYERS];
-    int n = mlp_tensors(s, buf, ptr, count);
+    float *ptr[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
+    size_t count[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
+    int n = model_tensors(m, buf, ptr, count);
     for (int t = 0; t < n; t++) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         /* The files are little-endian: here that is the floats' own bytes,
@@ -64,11 +64,11 @@ static inline void put_tensors(byte_writer *w, const mlp_shape *s, float *buf)
     }
 }
 
-static inline void get_tensors(byte_reader *r, const mlp_shape *s, float *buf)
+static inline void get_tensors(byte_reader *r, const model *m, float *buf)
 {
-    float *ptr[2 * MLP_MAX_LAYERS];
-    size_t count[2 * MLP_MAX_LAYERS];
-    int n = mlp_tensors(s, buf, ptr, count);
+    float *ptr[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
+    size_t count[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
+    int n = model_tensors(m, buf, ptr, count);
     for (int t = 0; t < n; t++) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         get_bytes(r, ptr[t], sizeof(float) * count[t]);

@@ -21,7 +21,7 @@ static size_t encoded_len(const train_state *st, size_t n_params)
            (size_t)st->n_history * (4 + 5 * 8) + 8 + 3 * 4 * n_params + 4;
 }
 
-int state_encode(const train_state *st, const mlp *m, const adam *opt, uint8_t **data,
+int state_encode(const train_state *st, const model *m, const adam *opt, uint8_t **data,
                  size_t *len, tr_error *err)
 {
     size_t n_params = mlp_param_count(&m->shape);
@@ -63,9 +63,9 @@ int state_encode(const train_state *st, const mlp *m, const adam *opt, uint8_t *
         put_f64(&w, h->seconds);
     }
     put_u64(&w, n_params);
-    put_tensors(&w, &m->shape, m->params);
-    put_tensors(&w, &m->shape, opt->m);
-    put_tensors(&w, &m->shape, opt->v);
+    put_tensors(&w, m, m->params);
+    put_tensors(&w, m, opt->m);
+    put_tensors(&w, m, opt->v);
     put_u32(&w, (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), buf, (size_t)(w.p - buf)));
     *data = buf;
     *len = (size_t)(w.p - buf);
@@ -101,7 +101,7 @@ static int check_config(const raw_config *c, const train_state *st, const char *
     return 0;
 }
 
-int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t *data,
+int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_t *data,
                  size_t len, const char *name, tr_error *err)
 {
     memset(st, 0, sizeof *st);
@@ -190,32 +190,32 @@ int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t 
         return error_set(err, "%s: %llu parameters stored, the layer sizes need %zu (or the "
                          "file is cut)", name, (unsigned long long)n_params, expect);
     }
-    if (mlp_init(m, &st->shape, err)) {
+    if (model_init(m, &st->shape, err)) {
         free(st->history);
         st->history = NULL;
         return -1;
     }
-    *m1 = mlp_buffer_new(m->len);
-    *m2 = mlp_buffer_new(m->len);
+    *m1 = model_buffer_new(m->len);
+    *m2 = model_buffer_new(m->len);
     if (!*m1 || !*m2) {
-        mlp_buffer_free(*m1);
-        mlp_buffer_free(*m2);
+        model_buffer_free(*m1);
+        model_buffer_free(*m2);
         *m1 = *m2 = NULL;
-        mlp_free(m);
+        model_free(m);
         free(st->history);
         st->history = NULL;
         return error_set(err, "out of memory");
     }
-    get_tensors(&r, &st->shape, m->params);
-    get_tensors(&r, &st->shape, *m1);
-    get_tensors(&r, &st->shape, *m2);
-    if (mlp_check_finite(&st->shape, m->params, name, "the parameter", err) ||
-        mlp_check_finite(&st->shape, *m1, name, "Adam's first moment", err) ||
-        mlp_check_finite(&st->shape, *m2, name, "Adam's second moment", err)) {
-        mlp_buffer_free(*m1);
-        mlp_buffer_free(*m2);
+    get_tensors(&r, m, m->params);
+    get_tensors(&r, m, *m1);
+    get_tensors(&r, m, *m2);
+    if (model_check_finite(m, m->params, name, "the parameter", err) ||
+        model_check_finite(m, *m1, name, "Adam's first moment", err) ||
+        model_check_finite(m, *m2, name, "Adam's second moment", err)) {
+        model_buffer_free(*m1);
+        model_buffer_free(*m2);
         *m1 = *m2 = NULL;
-        mlp_free(m);
+        model_free(m);
         free(st->history);
         st->history = NULL;
         return -1;
@@ -223,7 +223,7 @@ int state_decode(train_state *st, mlp *m, float **m1, float **m2, const uint8_t 
     return 0;
 }
 
-int state_load(train_state *st, mlp *m, float **m1, float **m2, const char *path,
+int state_load(train_state *st, model *m, float **m1, float **m2, const char *path,
                tr_error *err)
 {
     uint8_t *data;

@@ -21,7 +21,7 @@
 
 struct run {
     run_config cfg;
-    mlp *model;
+    model *model;
     const dataset *train, *val;
     train_session *session;
     evaluator *eval;
@@ -30,7 +30,7 @@ struct run {
     epoch_progress at;     /* where it stands */
     int saved_epoch;       /* the last epoch whose files are written */
     double saved_time;     /* when they were (now()), 0 before */
-    mlp epoch_model;       /* the model after the last epoch, while its files
+    model epoch_model;       /* the model after the last epoch, while its files
                               are not written yet */
     char history_path[4096], model_path[4096], state_path[4096], curves_path[4096];
 };
@@ -55,7 +55,7 @@ static long batches_per_epoch(const run *r)
     return (long)((r->train->n + (uint32_t)r->cfg.batch_size - 1) / (uint32_t)r->cfg.batch_size);
 }
 
-int run_new(run **out, mlp *model, const dataset *train, const dataset *val,
+int run_new(run **out, model *m, const dataset *train, const dataset *val,
             const run_config *cfg, tr_error *err)
 {
     *out = NULL;
@@ -63,7 +63,7 @@ int run_new(run **out, mlp *model, const dataset *train, const dataset *val,
     if (!r)
         return error_set(err, "out of memory");
     r->cfg = *cfg;
-    r->model = model;
+    r->model = m;
     r->train = train;
     r->val = val;
     r->epoch = 1;
@@ -79,10 +79,10 @@ int run_new(run **out, mlp *model, const dataset *train, const dataset *val,
                                  err) ||
                  run_output_path(r->curves_path, sizeof r->curves_path, dir, "curves.png",
                                  err))) ||
-        train_session_new(&r->session, model, &tc, err) ||
-        evaluator_new(&r->eval, &model->shape, train_threads_used(cfg->threads, cfg->shards),
+        train_session_new(&r->session, m, &tc, err) ||
+        evaluator_new(&r->eval, m, train_threads_used(cfg->threads, cfg->shards),
                       err) ||
-        mlp_init(&r->epoch_model, &model->shape, err)) {
+        model_init(&r->epoch_model, &m->shape, err)) {
         run_free(r);
         return -1;
     }
@@ -101,7 +101,7 @@ void run_free(run *r)
         return;
     train_session_free(r->session);
     evaluator_free(r->eval);
-    mlp_free(&r->epoch_model);
+    model_free(&r->epoch_model);
     free(r->history);
     free(r);
 }
@@ -158,7 +158,7 @@ static int add_state(file_batch *b, const run *r, tr_error *err)
 
 /* Adds the files that show the first n epochs to the batch: history.csv,
  * model.ckpt of m (the model after epoch n) and, with pictures, curves.png. */
-static int add_epoch_files(file_batch *b, const run *r, int n, const mlp *m, tr_error *err)
+static int add_epoch_files(file_batch *b, const run *r, int n, const model *m, tr_error *err)
 {
     char *text;
     uint8_t *bytes;

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dense.h"
+#include "model/layer_trainer.h"
 #include "parallel.h"
 #include "rng.h"
 
@@ -18,34 +18,24 @@ typedef struct {
 } shard_result;
 
 struct train_session {
-    mlp *model;
+    model *model;
     train_config cfg;
     int threads; /* threads that run: cfg.threads, at most shards */
     int shards;
+    int max_shard;              /* samples in the largest shard */
     adam opt;
     float **grad;               /* [shards] buffers of model->len floats */
-    dense_view (*grad_view)[MLP_MAX_LAYERS];
-    mlp_work *work;             /* [threads] */
+    model_work *work;           /* [threads] */
     shard_result *result;       /* [shards] */
-    uint8_t **rows_used;        /* [shards][inputs]: first-layer weight rows its samples use,
-                                   each part's found by the part's owner */
-    /* The first layer's sums are computed by the owners of its weight rows
-     * (see train.h): after updating its part of the parameters, a thread
-     * sums the next batch over that part's first-layer rows, which are still
-     * in its cache.  Hence each shard's input lists and labels are kept for
-     * two batches: the one being trained and the next, listed before the
-     * update.  Measured: 1.07x samples/s at 2 threads (medians of 9
-     * alternated runs), where the same with the former one-input-at-a-time
-     * kernels had been 0.87x: the sums were then too slow to move. */
-    dense_inputs (*lists)[2];   /* [shards][2] */
-    uint8_t *(*labels)[2];      /* [shards][2] */
-    void *list_block;           /* the memory behind lists and labels */
-    int *part_row;              /* [shards + 1]: part k's first-layer rows */
-    float *partial;             /* [shards][batch_size][sizes[1]]: part k's sums */
-    float *first_delta;         /* [shards][max shard][sizes[1]]: the first layer's output
-                                   gradient of each shard's samples */
-    int max_shard;
-    uint8_t *row_idle;          /* [inputs]: first-layer rows whose m and v are all 0 */
+    size_t *part;               /* [shards + 1]: part k of the parameters is
+                                   [part[k], part[k + 1]) */
+    /* Each shard's samples (image addresses and labels) for two batches: the
+     * one being trained and the next, staged before the update so that
+     * layer trainers can start on it (layer_trainer.h). */
+    const uint8_t **rows;       /* [shards][2][max_shard] */
+    uint8_t *labels;            /* [shards][2][max_shard] */
+    const layer_trainer_ops *trainer[MODEL_MAX_LAYERS]; /* NULL: shard by shard */
+    void *trainer_ctx[MODEL_MAX_LAYERS];
     const float **nonempty;     /* [threads][shards]: scratch for the reduce */
     int *nonempty_shard;        /* [threads][shards]: which shard each of those is */
     uint32_t *order;            /* sample order of the current epoch */
@@ -53,61 +43,70 @@ struct train_session {
     int threads_ran;            /* threads the last parallel region had */
 };
 
-/* Where the first layer's weights lie in a buffer of the model's layout:
- * floats [w0, w1), in rows of `width` (one row per input). */
-typedef struct {
-    size_t w0, w1, width;
-} weight_rows;
-
-static weight_rows first_layer_rows(const mlp *m)
+void shard_range(int k, int shards, uint32_t bn, uint32_t *lo, uint32_t *hi)
 {
-    const size_t width = (size_t)m->shape.sizes[1];
-    const size_t w0 = (size_t)(m->layer[0].w - m->params);
-    return (weight_rows){w0, w0 + (size_t)m->shape.sizes[0] * width, width};
+    *lo = (uint32_t)((uint64_t)k * bn / (uint64_t)shards);
+    *hi = (uint32_t)((uint64_t)(k + 1) * bn / (uint64_t)shards);
 }
 
-/* Where slice t of nt starts in the buffer: on a cache line, or, in the first
- * layer's weights, on the start of a group of DENSE_GROUP rows, so that each
- * row has one owner and each part's sums cover whole groups. */
-static size_t slice_start(size_t len, int t, int nt, weight_rows w)
+void reduce_segment(float *params, adam *opt, const shard_grads *g, size_t lo, size_t hi,
+                    float *out, float alpha)
 {
-    size_t lines = (len + MLP_ALIGN - 1) / MLP_ALIGN;
-    size_t per = (lines + (size_t)nt - 1) / (size_t)nt;
-    size_t at = (size_t)t * per * MLP_ALIGN;
-    if (at > len)
-        at = len;
-    const size_t group = w.width * DENSE_GROUP;
-    if (at > w.w0 && at < w.w1) {
-        at = w.w0 + (at - w.w0 + group / 2) / group * group;
-        at = at < w.w1 ? at : w.w1;
+    if (lo >= hi)
+        return;
+    if (!out) {
+        adam_update(params, opt->m, opt->v, g->g, g->ng, lo, hi, &opt->hp, alpha);
+        return;
     }
+    for (size_t j = lo; j < hi; j++) {
+        float sum = g->ng ? g->g[0][j] : 0.0f;
+        for (int k = 1; k < g->ng; k++)
+            sum += g->g[k][j];
+        out[j] = sum;
+    }
+}
+
+/* Where part k of the buffer starts: on a cache line, moved to where the
+ * layers' trainers allow a cut. */
+static size_t part_start(const train_session *s, int k)
+{
+    const model *m = s->model;
+    const size_t lines = (m->len + MODEL_ALIGN - 1) / MODEL_ALIGN;
+    const size_t per = (lines + (size_t)s->shards - 1) / (size_t)s->shards;
+    size_t at = (size_t)k * per * MODEL_ALIGN;
+    if (at > m->len)
+        at = m->len;
+    for (int l = 0; l < m->n_layers; l++)
+        if (s->trainer[l])
+            at = s->trainer[l]->cut(&m->layer[l], at);
     return at;
 }
 
-/* The slice [*lo, *hi) of the parameters that make up part k: the parts are
- * as many as the shards, and a thread reduces and updates the parts of the
- * shards it runs. */
-static void part_slice(const train_session *s, int k, size_t *lo, size_t *hi)
+static const uint8_t **shard_rows(const train_session *s, int k, int buf)
 {
-    const mlp *m = s->model;
-    const weight_rows w = first_layer_rows(m);
-    *lo = slice_start(m->len, k, s->shards, w);
-    *hi = slice_start(m->len, k + 1, s->shards, w);
+    return s->rows + ((size_t)k * 2 + (size_t)buf) * (size_t)s->max_shard;
 }
 
-/* Fills s->part_row: part k holds the first layer's weight rows
- * [part_row[k], part_row[k + 1]). */
-static void find_parts(train_session *s)
+static uint8_t *shard_labels(const train_session *s, int k, int buf)
 {
-    const weight_rows w = first_layer_rows(s->model);
-    for (int k = 0; k <= s->shards; k++) {
-        size_t at = slice_start(s->model->len, k, s->shards, w);
-        at = at < w.w0 ? w.w0 : at > w.w1 ? w.w1 : at;
-        s->part_row[k] = (int)((at - w.w0) / w.width);
-    }
+    return s->labels + ((size_t)k * 2 + (size_t)buf) * (size_t)s->max_shard;
 }
 
-int train_session_new(train_session **out, mlp *model, const train_config *cfg,
+static int create_trainers(train_session *s, tr_error *err)
+{
+    const layer_train_setup setup = {
+        .shards = s->shards, .max_shard = s->max_shard, .batch_size = s->cfg.batch_size,
+        .part = s->part, .divisor = DATASET_PIXEL_DIVISOR, .params = s->model->params,
+        .opt = &s->opt, .grad = s->grad,
+    };
+    for (int l = 0; l < s->model->n_layers; l++)
+        if (s->trainer[l] &&
+            s->trainer[l]->create(&s->trainer_ctx[l], &s->model->layer[l], &setup, err))
+            return -1;
+    return 0;
+}
+
+int train_session_new(train_session **out, model *m, const train_config *cfg,
                       tr_error *err)
 {
     *out = NULL;
@@ -119,56 +118,34 @@ int train_session_new(train_session **out, mlp *model, const train_config *cfg,
     train_session *s = calloc(1, sizeof *s);
     if (!s)
         return error_set(err, "out of memory");
-    s->model = model;
+    s->model = m;
     s->cfg = *cfg;
     s->shards = shards;
     s->threads = train_threads_used(cfg->threads, s->shards);
-    int max_shard = (cfg->batch_size + s->shards - 1) / s->shards;
+    s->max_shard = (cfg->batch_size + s->shards - 1) / s->shards;
+    const size_t slots = (size_t)s->shards * 2 * (size_t)s->max_shard;
     s->grad = calloc((size_t)s->shards, sizeof *s->grad);
-    s->grad_view = calloc((size_t)s->shards, sizeof *s->grad_view);
     s->work = calloc((size_t)s->threads, sizeof *s->work);
     s->result = aligned_alloc(64, sizeof(shard_result) * (size_t)s->shards);
     s->nonempty = calloc((size_t)s->threads * s->shards, sizeof *s->nonempty);
     s->nonempty_shard = calloc((size_t)s->threads * s->shards, sizeof *s->nonempty_shard);
-    s->rows_used = calloc((size_t)s->shards, sizeof *s->rows_used);
-    s->row_idle = calloc((size_t)model->shape.sizes[0], 1);
-    s->lists = calloc((size_t)s->shards, sizeof *s->lists);
-    s->labels = calloc((size_t)s->shards, sizeof *s->labels);
-    s->part_row = calloc((size_t)s->shards + 1, sizeof *s->part_row);
-    const size_t list_bytes = dense_inputs_bytes(max_shard, model->shape.sizes[0]);
-    const size_t label_bytes = ((size_t)max_shard + 63) / 64 * 64;
-    s->list_block = aligned_alloc(64, 2 * (size_t)s->shards * (list_bytes + label_bytes));
-    s->partial = mlp_buffer_new((size_t)s->shards * (size_t)cfg->batch_size *
-                                (size_t)model->shape.sizes[1]);
-    s->max_shard = max_shard;
-    s->first_delta = mlp_buffer_new((size_t)s->shards * (size_t)max_shard *
-                                    (size_t)model->shape.sizes[1]);
-    if (!s->grad || !s->grad_view || !s->work || !s->result || !s->nonempty ||
-        !s->nonempty_shard || !s->rows_used || !s->row_idle || !s->lists || !s->labels ||
-        !s->part_row || !s->list_block || !s->partial ||
-        !s->first_delta)
+    s->part = calloc((size_t)s->shards + 1, sizeof *s->part);
+    s->rows = calloc(slots, sizeof *s->rows);
+    s->labels = calloc(slots, 1);
+    if (!s->grad || !s->work || !s->result || !s->nonempty || !s->nonempty_shard ||
+        !s->part || !s->rows || !s->labels)
         goto oom;
-    char *mem = s->list_block;
+    for (int l = 0; l < m->n_layers; l++)
+        s->trainer[l] = layer_trainer(&m->layer[l]);
+    for (int k = 0; k <= s->shards; k++)
+        s->part[k] = part_start(s, k);
     for (int k = 0; k < s->shards; k++)
-        for (int b = 0; b < 2; b++) {
-            dense_inputs_init(&s->lists[k][b], mem, max_shard, model->shape.sizes[0]);
-            s->labels[k][b] = (uint8_t *)(mem + list_bytes);
-            mem += list_bytes + label_bytes;
-        }
-    find_parts(s);
-    for (int k = 0; k < s->shards; k++) {
-        s->grad[k] = mlp_buffer_new(model->len);
-        if (!s->grad[k])
+        if (!(s->grad[k] = model_buffer_new(m->len)))
             goto oom;
-        mlp_views(&model->shape, s->grad[k], s->grad_view[k]);
-        s->rows_used[k] = calloc((size_t)model->shape.sizes[0], 1);
-        if (!s->rows_used[k])
-            goto oom;
-    }
     for (int t = 0; t < s->threads; t++)
-        if (mlp_work_init(&s->work[t], &model->shape, max_shard, err))
+        if (model_work_init(&s->work[t], m, s->max_shard, err))
             goto fail;
-    if (adam_init(&s->opt, model->len, &cfg->adam, err))
+    if (adam_init(&s->opt, m->len, &cfg->adam, err) || create_trainers(s, err))
         goto fail;
     *out = s;
     return 0;
@@ -183,27 +160,22 @@ void train_session_free(train_session *s)
 {
     if (!s)
         return;
+    for (int l = 0; l < MODEL_MAX_LAYERS; l++)
+        if (s->trainer_ctx[l])
+            s->trainer[l]->destroy(s->trainer_ctx[l]);
     for (int k = 0; s->grad && k < s->shards; k++)
-        mlp_buffer_free(s->grad[k]);
-    for (int k = 0; s->rows_used && k < s->shards; k++)
-        free(s->rows_used[k]);
-    free(s->rows_used);
-    free(s->row_idle);
-    free(s->lists);
-    free(s->labels);
-    free(s->list_block);
-    free(s->part_row);
-    mlp_buffer_free(s->partial);
-    mlp_buffer_free(s->first_delta);
-    free(s->nonempty_shard);
+        model_buffer_free(s->grad[k]);
     for (int t = 0; s->work && t < s->threads; t++)
-        mlp_work_free(&s->work[t]);
+        model_work_free(&s->work[t]);
     adam_free(&s->opt);
     free(s->grad);
-    free(s->grad_view);
     free(s->work);
     free(s->result);
     free(s->nonempty);
+    free(s->nonempty_shard);
+    free(s->part);
+    free(s->rows);
+    free(s->labels);
     free(s->order);
     free(s);
 }
@@ -233,169 +205,93 @@ int train_session_threads_ran(const train_session *s)
 /* The model must take one input per pixel, and labels go up to
  * DATASET_CLASSES - 1: a model with fewer outputs would have its softmax read
  * past a row. */
-static int check_fit(const mlp_shape *s, const dataset *d, tr_error *err)
+static int check_fit(const model *m, const dataset *d, tr_error *err)
 {
-    if ((uint32_t)s->sizes[0] != d->dim)
-        return error_set(err, "the model takes %d inputs, the images have %u pixels",
-                         s->sizes[0], d->dim);
-    int classes = s->sizes[s->n_layers];
+    const long inputs = tensor_size(m->input);
+    if (inputs != (long)d->dim)
+        return error_set(err, "the model takes %ld inputs, the images have %u pixels",
+                         inputs, d->dim);
+    const int classes = model_classes(m);
     if (classes < DATASET_CLASSES)
         return error_set(err, "the model has %d outputs, the labels go up to %d", classes,
                          DATASET_CLASSES - 1);
     return 0;
 }
 
-/* Samples [*lo, *hi) of a batch of bn make up shard k. */
-static void shard_range(const train_session *s, int k, uint32_t bn, uint32_t *lo,
-                        uint32_t *hi)
-{
-    *lo = (uint32_t)((uint64_t)k * bn / s->shards);
-    *hi = (uint32_t)((uint64_t)(k + 1) * bn / s->shards);
-}
-
-/* Lists the images of samples order[first .. first + n) (first .. first + n
- * when order is NULL), straight from their bytes, into l as a first-layer
- * input, and their labels into y; rows is scratch for n image addresses. */
-static void list_images(dense_inputs *l, uint8_t *y, const uint8_t **rows, const dataset *d,
-                        const uint32_t *order, uint32_t first, uint32_t n)
-{
-    dataset_rows(rows, y, d, order, first, n);
-    dense_inputs_index_bytes(l, rows, (int)n, (int)d->dim, DATASET_PIXEL_DIVISOR);
-}
-
-/* Lists the shards that thread t runs of the batch [first, first + bn) into
- * their lists number `buf`. */
-static void list_shards(train_session *s, const dataset *data, const uint32_t *order,
-                        uint32_t first, uint32_t bn, int buf, int t, int nt)
+/* Stages the shards that thread t runs of the batch order[first .. first +
+ * bn) (first .. first + bn when order is NULL) into their slots number buf. */
+static void stage_shards(train_session *s, const dataset *data, const uint32_t *order,
+                         uint32_t first, uint32_t bn, int buf, int t, int nt)
 {
     for (int k = t; k < s->shards; k += nt) {
         uint32_t lo, hi;
-        shard_range(s, k, bn, &lo, &hi);
-        if (hi > lo)
-            list_images(&s->lists[k][buf], s->labels[k][buf], s->work[t].rows, data, order,
-                        first + lo, hi - lo);
+        shard_range(k, s->shards, bn, &lo, &hi);
+        if (hi == lo)
+            continue;
+        const uint8_t **rows = shard_rows(s, k, buf);
+        dataset_rows(rows, shard_labels(s, k, buf), data, order, first + lo, hi - lo);
+        for (int l = 0; l < s->model->n_layers; l++)
+            if (s->trainer[l])
+                s->trainer[l]->stage(s->trainer_ctx[l], k, buf, rows, (int)(hi - lo));
     }
 }
 
-/* The lists number `buf` of a batch of bn samples, every shard's, and where
- * each shard's samples start in the batch. */
-typedef struct {
-    const dense_inputs *list[TRAIN_MAX_SHARDS];
-    int base[TRAIN_MAX_SHARDS];
-    int n;       /* shards with samples */
-    uint32_t bn; /* samples in the batch */
-} batch_lists;
-
-static void gather_lists(const train_session *s, int buf, uint32_t bn, batch_lists *b)
+/* The layer trainers' share of part k of the batch in buf. */
+static void prepare_part(train_session *s, int k, int buf, uint32_t bn)
 {
-    b->n = 0;
-    b->bn = bn;
-    for (int k = 0; k < s->shards; k++) {
-        uint32_t lo, hi;
-        shard_range(s, k, bn, &lo, &hi);
-        if (hi > lo) {
-            b->list[b->n] = &s->lists[k][buf];
-            b->base[b->n++] = (int)lo;
-        }
+    for (int l = 0; l < s->model->n_layers; l++)
+        if (s->trainer[l])
+            s->trainer[l]->prepare_part(s->trainer_ctx[l], k, buf, bn);
+}
+
+/* Shard k's forward and backward passes, samples [lo, lo + n) of the batch
+ * of bn in slots buf, on workspace w: the loss and the gradient of its
+ * share of the batch's mean loss into the shard's buffer. */
+static void shard_pass(train_session *s, model_work *w, int k, int buf, uint32_t lo, int n,
+                       uint32_t bn)
+{
+    const model *m = s->model;
+    const int head = m->n_layers - 1;
+    const layer_input images = {NULL, shard_rows(s, k, buf), DATASET_PIXEL_DIVISOR};
+    for (int l = 0; l < head; l++) {
+        const layer_input in = l ? (layer_input){w->act[l - 1], NULL, 1.0f} : images;
+        if (s->trainer[l])
+            s->trainer[l]->forward(s->trainer_ctx[l], k, buf, w->act[l], lo, n);
+        else
+            layer_forward(&m->layer[l], w->act[l], &in, m->params, w->work[l], n);
+    }
+    shard_result *r = &s->result[k];
+    r->loss = layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1],
+                         shard_labels(s, k, buf), n, 1.0f / (float)bn, &r->correct);
+    for (int l = head - 1; l >= 0; l--) {
+        float *d_in = l ? w->delta[l - 1] : NULL;
+        if (s->trainer[l])
+            s->trainer[l]->backward(s->trainer_ctx[l], k, d_in, s->grad[k], w->delta[l],
+                                    w->act[l], n);
+        else
+            layer_backward(&m->layer[l], d_in, s->grad[k], w->delta[l],
+                           l ? w->act[l - 1] : NULL, w->act[l], m->params, w->work[l], n);
     }
 }
 
-static float *part_sums(const train_session *s, int k)
-{
-    return s->partial + (size_t)k * (size_t)s->cfg.batch_size * (size_t)s->model->shape.sizes[1];
-}
-
-/* Adds rows [r0, r1) of part k's first-layer sums over a whole batch, from
- * the weights as they stand.  A part's sums are the rows' in order: cleared,
- * then its rows added in one call or in consecutive ranges, which gives the
- * same bits. */
-static void sum_part_rows(train_session *s, int k, const batch_lists *b, int r0, int r1)
-{
-    if (r0 < r1)
-        dense_forward_rows(part_sums(s, k), b->list, b->base, b->n, s->model->layer[0].w,
-                           r0, r1, s->model->shape.sizes[0], s->model->shape.sizes[1]);
-}
-
-static void clear_part_sums(train_session *s, int k, const batch_lists *b)
-{
-    memset(part_sums(s, k), 0, sizeof(float) * b->bn * (size_t)s->model->shape.sizes[1]);
-}
-
-/* Part k's first-layer sums over a whole batch: after the part's update, or
- * alone at the first step of a run and for a gradient. */
-static void sum_part(train_session *s, int k, const batch_lists *b)
-{
-    if (s->part_row[k] == s->part_row[k + 1])
-        return;
-    clear_part_sums(s, k, b);
-    sum_part_rows(s, k, b, s->part_row[k], s->part_row[k + 1]);
-}
-
-static float *shard_delta(const train_session *s, int k)
-{
-    return s->first_delta + (size_t)k * (size_t)s->max_shard * (size_t)s->model->shape.sizes[1];
-}
-
-/* The first layer's weight gradient of every shard with samples in the
- * batch of bn (lists number buf) over rows [r0, r1) (whole groups), into each
- * shard's buffer, and which of those rows each shard's samples use
- * (train.h): the values the shards' own backward passes would give, computed
- * by the thread that goes on to reduce them. */
-static void first_layer_gradient(train_session *s, int r0, int r1, int buf, uint32_t bn)
-{
-    if (r0 >= r1)
-        return;
-    const mlp *m = s->model;
-    for (int q = 0; q < s->shards; q++) {
-        uint32_t lo, hi;
-        shard_range(s, q, bn, &lo, &hi);
-        if (hi > lo)
-            dense_weight_gradient_rows(s->grad_view[q][0].w, &s->lists[q][buf], shard_delta(s, q),
-                                       r0, r1, m->shape.sizes[0], m->shape.sizes[1],
-                                       s->rows_used[q]);
-    }
-}
-
-/* Forward and backward pass of every shard of a batch of bn samples that
- * thread t owns, from the parts' first-layer sums and the lists number buf. */
+/* Every shard of the batch of bn samples in slots buf that thread t owns. */
 static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt)
 {
-    mlp_work *w = &s->work[t];
-    const mlp *m = s->model;
-    const int width = m->shape.sizes[1];
-    const float *parts[TRAIN_MAX_SHARDS];
-    dense_view views[MLP_MAX_LAYERS];
     for (int k = t; k < s->shards; k += nt) {
         uint32_t lo, hi;
-        shard_range(s, k, bn, &lo, &hi);
+        shard_range(k, s->shards, bn, &lo, &hi);
         shard_result *r = &s->result[k];
-        const int n = (int)(hi - lo);
-        r->n = n;
+        r->n = (int)(hi - lo);
         r->loss = 0.0;
         r->correct = 0;
-        if (n == 0)
-            continue;
-        int np = 0;
-        for (int p = 0; p < s->shards; p++)
-            if (s->part_row[p] < s->part_row[p + 1])
-                parts[np++] = part_sums(s, p) + (size_t)lo * (size_t)width;
-        dense_sum_parts(w->act[0], parts, np, m->layer[0].b, n, width, m->shape.n_layers > 1);
-        mlp_forward_rest(m, w, n);
-        /* The first layer's weight gradient is left to the owners of its
-         * rows (first_layer_gradient): kept here are its factors, the
-         * samples' inputs (listed) and output gradients. */
-        memcpy(views, s->grad_view[k], sizeof views);
-        views[0].w = NULL;
-        r->loss = mlp_backward(m, w, &s->lists[k][buf], s->labels[k][buf], n,
-                               1.0f / (float)bn, views, &r->correct);
-        memcpy(shard_delta(s, k), w->delta[0], sizeof(float) * (size_t)n * (size_t)width);
+        if (r->n > 0)
+            shard_pass(s, &s->work[t], k, buf, lo, r->n, bn);
     }
 }
 
-/* Lists, in shard order, the gradient buffers of the shards that had samples
- * in this step, and their shard numbers; thread t uses its own scratch lists.
- * Returns how many. */
-static int nonempty_grads(train_session *s, int t, const float ***out, int **shard)
+/* The gradient buffers of the shards that had samples in this step, in shard
+ * order, in thread t's scratch. */
+static shard_grads nonempty_grads(train_session *s, int t)
 {
     const float **g = s->nonempty + (size_t)t * s->shards;
     int *which = s->nonempty_shard + (size_t)t * s->shards;
@@ -405,120 +301,42 @@ static int nonempty_grads(train_session *s, int t, const float ***out, int **sha
             which[ng] = k;
             g[ng++] = s->grad[k];
         }
-    *out = g;
-    *shard = which;
-    return ng;
+    return (shard_grads){g, which, ng};
 }
 
-/* Sums the gradients over [lo, hi) into out or, with out NULL, applies an Adam
- * step of size alpha with them. */
-static void reduce_segment(train_session *s, const float *const *g, int ng, size_t lo,
-                           size_t hi, float *out, float alpha)
-{
-    if (lo >= hi)
-        return;
-    if (!out) {
-        adam_update(s->model->params, s->opt.m, s->opt.v, g, ng, lo, hi, &s->opt.hp, alpha);
-        return;
-    }
-    for (size_t j = lo; j < hi; j++) {
-        float sum = ng ? g[0][j] : 0.0f;
-        for (int k = 1; k < ng; k++)
-            sum += g[k][j];
-        out[j] = sum;
-    }
-}
-
-/* The first layer's rows [r0, r1) (whole groups) of the shards' gradients,
- * filled in for the batch of bn listed in lists number buf, then reduced
- * (into out, or into an Adam step when out is NULL).  A row counts only the
- * shards whose samples use it: the others' gradient there is 0, so the sums
- * are the same as over every shard, bit for bit, and rows no sample used are
- * not read at all.  g, which, ng: the non-empty shards (nonempty_grads). */
-static void update_first_rows(train_session *s, int r0, int r1, int buf, uint32_t bn,
-                              const float **g, const int *which, int ng, float *out,
-                              float alpha)
-{
-    if (r0 >= r1)
-        return;
-    first_layer_gradient(s, r0, r1, buf, bn);
-    const weight_rows wr = first_layer_rows(s->model);
-    const float *rows[TRAIN_MAX_SHARDS];
-    for (int row = r0; row < r1; row++) {
-        const size_t j = wr.w0 + (size_t)row * wr.width;
-        int nr = 0;
-        for (int q = 0; q < ng; q++)
-            if (s->rows_used[which[q]][row])
-                rows[nr++] = g[q];
-        /* A row with m = v = 0 and no gradient keeps its weights: the update
-         * is 0 / (0 + eps).  About 9% of MNIST's rows (its border pixels)
-         * are never lit. */
-        if (out || nr > 0 || !s->row_idle[row]) {
-            if (!out)
-                s->row_idle[row] = 0;
-            reduce_segment(s, rows, nr, j, j + wr.width, out, alpha);
-        }
-    }
-}
-
-/* Part k's parameters outside the first layer's weights, reduced likewise. */
-static void update_rest(train_session *s, int k, const float **g, int ng, float *out,
-                        float alpha)
-{
-    size_t lo, hi;
-    part_slice(s, k, &lo, &hi);
-    const weight_rows wr = first_layer_rows(s->model);
-    reduce_segment(s, g, ng, lo, hi < wr.w0 ? hi : wr.w0, out, alpha);
-    reduce_segment(s, g, ng, lo > wr.w1 ? lo : wr.w1, hi, out, alpha);
-}
-
-/* Reduces part k of the shards' gradients (into out, or into an Adam step
- * when out is NULL), thread t's scratch serving.  With next not NULL, part
- * k's first-layer sums of the next batch (listed in next) follow the
- * update. */
+/* Reduces part k of the shards' gradients for the batch of bn in slots buf
+ * into out, or into an Adam step when out is NULL, layer by layer; then,
+ * with next_bn nonzero, the trainers' share of the part for the next batch
+ * (slots buf ^ 1). */
 static void reduce_part(train_session *s, int k, int t, float *out, long step, int buf,
-                        uint32_t bn, const batch_lists *next)
+                        uint32_t bn, uint32_t next_bn)
 {
-    const float **g;
-    int *which;
-    const int ng = nonempty_grads(s, t, &g, &which);
+    const model *m = s->model;
+    const shard_grads g = nonempty_grads(s, t);
     const float alpha = out ? 0.0f : adam_alpha(&s->opt.hp, step);
-    update_first_rows(s, s->part_row[k], s->part_row[k + 1], buf, bn, g, which, ng, out,
-                      alpha);
-    update_rest(s, k, g, ng, out, alpha);
-    if (next)
-        sum_part(s, k, next);
+    const size_t lo = s->part[k], hi = s->part[k + 1];
+    for (int l = 0; l < m->n_layers; l++) {
+        const layer *y = &m->layer[l];
+        if (s->trainer[l])
+            s->trainer[l]->reduce_part(s->trainer_ctx[l], k, &g, out, alpha, buf, bn);
+        else
+            reduce_segment(m->params, &s->opt, &g, lo > y->begin ? lo : y->begin,
+                           hi < y->end ? hi : y->end, out, alpha);
+    }
+    if (next_bn)
+        prepare_part(s, k, buf ^ 1, next_bn);
 }
 
-/* Sums the non-empty shards' gradients over thread t's parts and applies the
- * Adam step of number `step` to them; with next not NULL, computes those
- * parts' first-layer sums of the next batch on the way. */
-static void reduce_and_update(train_session *s, int t, int nt, long step, int buf,
-                              uint32_t bn, const batch_lists *next)
-{
-    for (int k = t; k < s->shards; k += nt)
-        reduce_part(s, k, t, NULL, step, buf, bn, next);
-}
-
-/* out[j] = sum of the non-empty shards' gradients, over thread t's parts. */
-static void reduce_into(train_session *s, float *out, int t, int nt, uint32_t bn)
-{
-    for (int k = t; k < s->shards; k += nt)
-        reduce_part(s, k, t, out, 0, 0, bn, NULL);
-}
-
-/* The first step of a run: lists thread t's shards of the batch [first,
- * first + bn) into lists number buf and, once every thread has, sums its
- * parts of the first layer.  Later steps get both from the update before. */
+/* The first step of a run: stages thread t's shards of the batch [first,
+ * first + bn) into slots buf and, once every thread has, prepares its
+ * parts.  Later steps get both from the update before. */
 static void start_batch(train_session *s, const dataset *data, const uint32_t *order,
                         uint32_t first, uint32_t bn, int buf, int t, int nt)
 {
-    list_shards(s, data, order, first, bn, buf, t, nt);
-    batch_lists b;
-    gather_lists(s, buf, bn, &b);
+    stage_shards(s, data, order, first, bn, buf, t, nt);
 #pragma omp barrier
     for (int k = t; k < s->shards; k += nt)
-        sum_part(s, k, &b);
+        prepare_part(s, k, buf, bn);
 #pragma omp barrier
 }
 
@@ -528,7 +346,7 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
     if (n < 1 || n > (uint32_t)s->cfg.batch_size)
         return error_set(err, "train_gradient: %u samples, the batch size is %d", n,
                          s->cfg.batch_size);
-    if (check_fit(&s->model->shape, data, err))
+    if (check_fit(s->model, data, err))
         return -1;
     omp_set_dynamic(0);
 #pragma omp parallel num_threads(s->threads)
@@ -540,7 +358,8 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
         start_batch(s, data, idx, 0, n, 0, t, nt);
         run_shards(s, 0, n, t, nt);
 #pragma omp barrier
-        reduce_into(s, grad, t, nt, n);
+        for (int k = t; k < s->shards; k += nt)
+            reduce_part(s, k, t, grad, 0, 0, n, 0);
         fp_restore(fp_mode);
     }
     double sum = 0.0;
@@ -548,22 +367,6 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
         sum += s->result[k].loss;
     *loss = sum / (double)n;
     return 0;
-}
-
-/* Marks the first-layer rows whose Adam moments are all 0: untouched so far,
- * or decayed to 0 (denormals are flushed).  Read from the state itself, so a
- * loaded or resumed optimizer is judged as well as a fresh one. */
-static void find_idle_rows(train_session *s)
-{
-    const weight_rows wr = first_layer_rows(s->model);
-    for (int r = 0; r < s->model->shape.sizes[0]; r++) {
-        const size_t at = wr.w0 + (size_t)r * wr.width;
-        const float *m = s->opt.m + at, *v = s->opt.v + at;
-        uint8_t idle = 1;
-        for (size_t j = 0; j < wr.width; j++)
-            idle &= m[j] == 0.0f && v[j] == 0.0f;
-        s->row_idle[r] = idle;
-    }
 }
 
 static int prepare_order(train_session *s, uint32_t n, int epoch)
@@ -590,11 +393,13 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
     *loss = *accuracy = NAN;
     if (data->n == 0)
         return error_set(err, "no training samples");
-    if (check_fit(&s->model->shape, data, err))
+    if (check_fit(s->model, data, err))
         return -1;
     if (prepare_order(s, data->n, epoch))
         return error_set(err, "out of memory for the sample order");
-    find_idle_rows(s);
+    for (int l = 0; l < s->model->n_layers; l++)
+        if (s->trainer[l])
+            s->trainer[l]->epoch_start(s->trainer_ctx[l]);
     const uint32_t bs = (uint32_t)s->cfg.batch_size;
     const long n_batches = (long)((data->n + bs - 1) / bs);
     if (p->next_batch < 0 || p->next_batch > n_batches)
@@ -616,22 +421,19 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
         const unsigned fp_mode = fp_flush_denormals();
         if (t == 0)
             s->threads_ran = nt;
-        batch_lists next;
         int buf = 0;
         for (long b = p->next_batch; b < n_batches; b++, buf ^= 1) {
             if (stopping)
                 break;
             const uint32_t first = (uint32_t)b * bs;
             const uint32_t bn = data->n - first < bs ? data->n - first : bs;
+            const uint32_t rest = data->n - first - bn;
+            const uint32_t next_bn = rest < bs ? rest : bs;
             if (b == p->next_batch)
                 start_batch(s, data, s->order, first, bn, buf, t, nt);
             run_shards(s, buf, bn, t, nt);
-            const int has_next = b + 1 < n_batches;
-            if (has_next) {
-                const uint32_t next_bn = data->n - first - bn < bs ? data->n - first - bn : bs;
-                list_shards(s, data, s->order, first + bn, next_bn, buf ^ 1, t, nt);
-                gather_lists(s, buf ^ 1, next_bn, &next);
-            }
+            if (next_bn)
+                stage_shards(s, data, s->order, first + bn, next_bn, buf ^ 1, t, nt);
 #pragma omp barrier
             /* Every thread sums the losses in shard order and so reaches the
              * same verdict: a diverged step is not applied, and all stop. */
@@ -643,8 +445,8 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
                     diverged = b;
                 break;
             }
-            reduce_and_update(s, t, nt, step0 + b + 1, buf, bn,
-                              has_next ? &next : NULL);
+            for (int k = t; k < s->shards; k += nt)
+                reduce_part(s, k, t, NULL, step0 + b + 1, buf, bn, next_bn);
             if (t == 0) {
                 loss_sum += step_loss;
                 for (int k = 0; k < s->shards; k++)
@@ -686,15 +488,14 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
 enum { EVAL_CHUNK = 64 };
 
 struct evaluator {
-    mlp_shape shape;
     int threads;
-    mlp_work *work;     /* [threads] */
+    model_work *work;   /* [threads] */
     double *chunk_loss; /* [chunk_cap] */
     int *chunk_correct; /* [chunk_cap] */
     long chunk_cap;
 };
 
-int evaluator_new(evaluator **out, const mlp_shape *shape, int threads, tr_error *err)
+int evaluator_new(evaluator **out, const model *m, int threads, tr_error *err)
 {
     *out = NULL;
     evaluator *e = calloc(1, sizeof *e);
@@ -702,10 +503,9 @@ int evaluator_new(evaluator **out, const mlp_shape *shape, int threads, tr_error
         free(e);
         return error_set(err, "out of memory for evaluation");
     }
-    e->shape = *shape;
     e->threads = threads;
     for (int t = 0; t < threads; t++)
-        if (mlp_work_init(&e->work[t], shape, EVAL_CHUNK, err)) {
+        if (model_work_init(&e->work[t], m, EVAL_CHUNK, err)) {
             evaluator_free(e);
             return -1;
         }
@@ -718,20 +518,20 @@ void evaluator_free(evaluator *e)
     if (!e)
         return;
     for (int t = 0; t < e->threads; t++)
-        mlp_work_free(&e->work[t]);
+        model_work_free(&e->work[t]);
     free(e->work);
     free(e->chunk_loss);
     free(e->chunk_correct);
     free(e);
 }
 
-int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
+int evaluator_run(evaluator *e, const model *m, const dataset *d, double *loss,
                   double *accuracy, uint8_t *pred, tr_error *err)
 {
     *loss = *accuracy = NAN;
     if (d->n == 0)
         return 0;
-    if (check_fit(&m->shape, d, err))
+    if (check_fit(m, d, err))
         return -1;
     const long n_chunks = (long)((d->n + EVAL_CHUNK - 1) / EVAL_CHUNK);
     if (n_chunks > e->chunk_cap) {
@@ -747,7 +547,7 @@ int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
     }
     const int threads = e->threads < n_chunks ? e->threads : (int)n_chunks;
     (void)threads; /* used only by the OpenMP clause */
-    const int last = m->shape.n_layers - 1;
+    const layer *head = &m->layer[m->n_layers - 1];
     double *chunk_loss = e->chunk_loss;
     int *chunk_correct = e->chunk_correct;
     omp_set_dynamic(0);
@@ -756,15 +556,15 @@ int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
         const unsigned fp_mode = fp_flush_denormals();
 #pragma omp for schedule(static)
         for (long c = 0; c < n_chunks; c++) {
-            mlp_work *w = &e->work[omp_get_thread_num()];
+            model_work *w = &e->work[omp_get_thread_num()];
             uint32_t first = (uint32_t)c * EVAL_CHUNK;
             uint32_t n = d->n - first < EVAL_CHUNK ? d->n - first : EVAL_CHUNK;
-            list_images(&w->inputs[0], w->y, w->rows, d, NULL, first, n);
-            mlp_forward(m, w, (int)n);
+            dataset_rows(w->rows, w->y, d, NULL, first, n);
+            const layer_input in = model_input(w, w->rows, DATASET_PIXEL_DIVISOR);
+            const float *logits = model_forward(m, w, &in, (int)n);
             chunk_correct[c] = 0;
-            chunk_loss[c] = softmax_xent_eval(pred ? pred + first : NULL, w->act[last], w->y,
-                                              (int)n, m->shape.sizes[last + 1],
-                                              &chunk_correct[c]);
+            chunk_loss[c] = layer_predict(head, pred ? pred + first : NULL, logits, w->y,
+                                          (int)n, &chunk_correct[c]);
         }
         fp_restore(fp_mode);
     }
@@ -779,11 +579,11 @@ int evaluator_run(evaluator *e, const mlp *m, const dataset *d, double *loss,
     return 0;
 }
 
-int evaluate(const mlp *m, const dataset *d, int threads, double *loss,
+int evaluate(const model *m, const dataset *d, int threads, double *loss,
              double *accuracy, uint8_t *pred, tr_error *err)
 {
     evaluator *e;
-    if (evaluator_new(&e, &m->shape, threads, err))
+    if (evaluator_new(&e, m, threads, err))
         return -1;
     int status = evaluator_run(e, m, d, loss, accuracy, pred, err);
     evaluator_free(e);

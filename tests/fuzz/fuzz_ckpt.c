@@ -10,7 +10,7 @@
 
 static void check_one(const uint8_t *data, size_t size)
 {
-    mlp m;
+    model m;
     tr_error err;
     if (ckpt_decode(&m, data, size, "fuzz", &err))
         return;
@@ -21,7 +21,7 @@ static void check_one(const uint8_t *data, size_t size)
             abort();
         free(again);
     }
-    mlp_free(&m);
+    model_free(&m);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -15,7 +15,7 @@
 static void round_trip(const uint8_t *data, size_t size, uint8_t **again, size_t *len)
 {
     train_state st;
-    mlp m;
+    model m;
     float *m1, *m2;
     tr_error err;
     *again = NULL;
@@ -25,9 +25,9 @@ static void round_trip(const uint8_t *data, size_t size, uint8_t **again, size_t
     if (state_encode(&st, &m, &opt, again, len, &err))
         *again = NULL;
     free(st.history);
-    mlp_buffer_free(m1);
-    mlp_buffer_free(m2);
-    mlp_free(&m);
+    model_buffer_free(m1);
+    model_buffer_free(m2);
+    model_free(&m);
 }
 
 static void check_one(const uint8_t *data, size_t size)

@@ -1,0 +1,121 @@
+/* layer.h - the kinds of layer a model is made of, and what each computes.
+ *
+ * A layer sees a block of n samples, each a tensor of a known shape: height x
+ * width x channels, channels fastest (Keras' channels_last); a flat vector of
+ * c values is 1 x 1 x c.  Each kind of layer is one module (layer_dense.c,
+ * layer_softmax.c) and one line of the table in layer.c: it gives its output
+ * shape from its input shape, the sizes of its parameter tensors, Keras'
+ * initialisation, the bytes of per-block workspace it keeps between its
+ * forward and backward passes, and the two passes.
+ *
+ * Parameters live in the model's one buffer (model.h): a layer's tensors are
+ * found at l->offset[t] in it, and in every buffer of the same layout
+ * (gradients, Adam's moments). */
+#ifndef TRAINER_LAYER_H
+#define TRAINER_LAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define LAYER_MAX_TENSORS 2
+#define LAYER_MAX_WIDTH 65536
+
+typedef struct {
+    int h, w, c;
+} tensor_shape;
+
+/* Values in one sample's tensor: h * w * c. */
+long tensor_size(tensor_shape s);
+
+typedef enum {
+    LAYER_DENSE,   /* Keras' Dense: out = act(in . w + b), act ReLU or none */
+    LAYER_SOFTMAX, /* softmax fused with the cross-entropy loss: the model's head */
+    LAYER_KINDS
+} layer_kind;
+
+/* Dense's tensors, in file order. */
+enum { DENSE_W, DENSE_B };
+
+/* One layer of a model: its kind and hyper-parameters (set by whoever builds
+ * the model), then what layer_build derives from them. */
+typedef struct {
+    layer_kind kind;
+    int units; /* dense: outputs */
+    int relu;  /* dense: ReLU fused on the output */
+
+    int index;             /* position in the model, from 0 */
+    tensor_shape in, out;  /* one sample's input and output */
+    int reads_images;      /* its input is the model's: image bytes, not floats */
+    int n_tensors;         /* parameter tensors */
+    size_t count[LAYER_MAX_TENSORS];  /* floats in each */
+    size_t offset[LAYER_MAX_TENSORS]; /* where each starts in a buffer of the model's layout */
+    size_t begin, end;     /* its floats in that buffer, padding included: [begin, end) */
+} layer;
+
+/* Tensor t of layer l in buf, a buffer of the model's layout: the named
+ * views, layer_tensor(l, m->params, DENSE_W) for a dense layer's weights. */
+static inline float *layer_tensor(const layer *l, float *buf, int t)
+{
+    return buf + l->offset[t];
+}
+
+/* A block of n samples entering a layer: x ([n][in size]) or, at the model's
+ * input, rows (each sample's image, [in size] bytes, the value of a pixel
+ * being its byte / divisor); the other is NULL. */
+typedef struct {
+    const float *x;
+    const uint8_t *const *rows;
+    float divisor;
+} layer_input;
+
+/* The name that Keras gives the kind: "dense", "softmax". */
+const char *layer_kind_name(layer_kind kind);
+
+/* Sets l->out and the parameter tensors' counts from l->in and the
+ * hyper-parameters; fails, saying what is wrong, on a layer that cannot take
+ * that input ("dense with 0 units"). */
+int layer_build(layer *l, tr_error *err);
+
+/* Whether the kind is a model's head: the last layer, which turns the
+ * previous layer's output into a loss and its gradient. */
+int layer_is_head(const layer *l);
+
+/* Bytes of workspace the layer keeps for a block of up to max_n samples (0
+ * for none), and how to set it up in mem (that many bytes, 64-byte aligned). */
+size_t layer_work_bytes(const layer *l, int max_n);
+void layer_work_init(const layer *l, void *mem, int max_n);
+
+/* Keras' initialisation of the layer's tensors in params (a buffer of the
+ * model's layout), from the layer's own random stream of seed. */
+void layer_init(const layer *l, float *params, uint64_t seed);
+
+/* The forward pass of n samples.
+ * out: [n][out size]   params: the model's buffer   work: the layer's workspace */
+void layer_forward(const layer *l, float *out, const layer_input *in, const float *params,
+                   void *work, int n);
+
+/* The backward pass after a forward pass of the same block.  d_out: [n][out
+ * size], the loss gradient at the layer's output, which the layer may
+ * overwrite (a fused ReLU applies its derivative in place).  Writes the
+ * layer's parameter gradients into grad (a buffer of the model's layout;
+ * they overwrite) and, unless d_in is NULL, the gradient at its input.
+ * d_in: [n][in size]   in: [n][in size] floats, NULL at the model's input
+ * out: [n][out size], the forward pass's output */
+void layer_backward(const layer *l, float *d_in, float *grad, float *d_out, const float *in,
+                    const float *out, const float *params, void *work, int n);
+
+/* A head's loss over n samples with labels ([n]): returns the summed loss;
+ * d_in (the gradient at its input, [n][in size]) receives scale times the
+ * gradient of the summed loss; adds to *correct the samples whose arg max
+ * is their label. */
+double layer_loss(const layer *l, float *d_in, const float *in, const uint8_t *labels, int n,
+                  float scale, int *correct);
+
+/* The same loss without gradients; pred ([n], or NULL) receives each
+ * sample's arg max (the lowest class on ties). */
+double layer_predict(const layer *l, uint8_t *pred, const float *in, const uint8_t *labels,
+                     int n, int *correct);
+
+#endif

@@ -1,0 +1,98 @@
+/* model.h - a model: a sequence of layers (layer.h), the last one its head,
+ * and one buffer that holds every layer's parameters.
+ *
+ * Each parameter tensor starts on a 64-byte boundary (its offset is padded to
+ * MODEL_ALIGN floats); the padding stays zero.  Every buffer of the same
+ * length (gradients, Adam's moments, per-shard gradients) shares the layout,
+ * so zeroing, reducing, updating and saving are single loops, and a layer's
+ * l->offset[t] finds its tensor t in any of them. */
+#ifndef TRAINER_MODEL_H
+#define TRAINER_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "layer.h"
+#include "mlp.h"
+
+#define MODEL_MAX_LAYERS (MLP_MAX_LAYERS + 1) /* the head included */
+#define MODEL_ALIGN 16                        /* floats: 64 bytes, one cache line */
+
+typedef struct {
+    mlp_shape shape;      /* the widths: every model so far is a stack of dense layers,
+                             and the files record it so */
+    tensor_shape input;   /* one sample */
+    int n_layers;         /* the head included */
+    layer layer[MODEL_MAX_LAYERS];
+    size_t len;           /* floats in the buffer, padding included */
+    float *params;        /* [len], owned, 64-byte aligned */
+} model;
+
+/* What one block of up to max_n samples needs on its way through a model.
+ * act[l] is layer l's output, delta[l] the loss gradient there (none for the
+ * head). */
+typedef struct {
+    int max_n;
+    float *x;                         /* [max_n][input size], for inputs given as floats */
+    uint8_t *y;                       /* [max_n]: labels */
+    const uint8_t **rows;             /* [max_n]: image addresses, for inputs given as bytes */
+    float *act[MODEL_MAX_LAYERS];     /* [max_n][layer l's out size] */
+    float *delta[MODEL_MAX_LAYERS];   /* likewise */
+    void *work[MODEL_MAX_LAYERS];     /* layer l's workspace (layer_work_bytes) */
+    void *block;                      /* the one allocation behind all of them */
+} model_work;
+
+/* The notebook's kind of model from its widths: dense layers with ReLU
+ * between them, sizes[n_layers] units in the last, and a softmax head.
+ * Allocates the parameters (all zero).  Free with model_free. */
+int model_init(model *m, const mlp_shape *s, tr_error *err);
+void model_free(model *m);
+
+/* Each layer's initialisation (Keras' glorot-uniform kernels, zero biases),
+ * layer l drawing from its own stream of seed. */
+void model_init_glorot(model *m, uint64_t seed);
+
+/* Real parameters (104,938 for 784-128-32-10), padding excluded. */
+size_t model_param_count(const model *m);
+
+/* The classes the head tells apart. */
+int model_classes(const model *m);
+
+/* Lists the real tensors of buf (a buffer of m's layout) in file order (layer
+ * by layer, each layer's tensors in order), skipping the padding: ptr[k] and
+ * count[k] for k below the returned number.  ptr and count hold
+ * MODEL_MAX_LAYERS * LAYER_MAX_TENSORS. */
+int model_tensors(const model *m, float *buf, float **ptr, size_t *count);
+
+/* Fails, naming the first value that is NaN or infinite among the real
+ * tensors of buf (a buffer of m's layout): "NAME: WHAT of layer 2 (dense_2),
+ * weight [13][5], is nan".  A model read from a file must pass: an infinite
+ * weight on a pixel that is always 0 would even go unnoticed in training. */
+int model_check_finite(const model *m, const float *buf, const char *name, const char *what,
+                       tr_error *err);
+
+/* Allocates a 64-byte aligned, zeroed float buffer of len floats; NULL when out
+ * of memory.  Free with model_buffer_free. */
+float *model_buffer_new(size_t len);
+void model_buffer_free(float *buf);
+
+int model_work_init(model_work *w, const model *m, int max_n, tr_error *err);
+void model_work_free(model_work *w);
+
+/* The input of a block as the first layer takes it: the images w->rows
+ * (scaled by 1 / divisor) or, with rows NULL, the floats w->x. */
+layer_input model_input(const model_work *w, const uint8_t *const *rows, float divisor);
+
+/* The forward pass of n samples through every layer but the head; returns
+ * the head's input (the logits), w->act[n_layers - 2]. */
+const float *model_forward(const model *m, model_work *w, const layer_input *in, int n);
+
+/* The backward pass after model_forward of the same block, with its labels:
+ * returns the summed loss; grad (a buffer of m's layout) receives scale times
+ * the gradient of the summed loss (it overwrites); adds to *correct the
+ * samples classified right. */
+double model_backward(const model *m, model_work *w, const layer_input *in,
+                      const uint8_t *labels, int n, float scale, float *grad, int *correct);
+
+#endif

@@ -1,0 +1,214 @@
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t pad(size_t n)
+{
+    return (n + MODEL_ALIGN - 1) / MODEL_ALIGN * MODEL_ALIGN;
+}
+
+/* Builds each layer from the one before and lays their tensors out. */
+static int build_layers(model *m, tr_error *err)
+{
+    if (m->n_layers < 2 || m->n_layers > MODEL_MAX_LAYERS)
+        return error_set(err, "a model has 2 to %d layers, its head included (got %d)",
+                         MODEL_MAX_LAYERS, m->n_layers);
+    tensor_shape in = m->input;
+    size_t off = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        layer *y = &m->layer[l];
+        y->index = l;
+        y->in = in;
+        y->reads_images = l == 0;
+        if (layer_build(y, err))
+            return -1;
+        if (layer_is_head(y) != (l == m->n_layers - 1))
+            return error_set(err, "layer %d: a %s layer can %s", l + 1,
+                             layer_kind_name(y->kind),
+                             layer_is_head(y) ? "only be the last" : "not be the last");
+        y->begin = off;
+        for (int t = 0; t < y->n_tensors; t++) {
+            y->offset[t] = off;
+            off += pad(y->count[t]);
+        }
+        y->end = off;
+        in = y->out;
+    }
+    m->len = off;
+    return 0;
+}
+
+int model_init(model *m, const mlp_shape *s, tr_error *err)
+{
+    memset(m, 0, sizeof *m);
+    m->shape = *s;
+    m->input = (tensor_shape){1, 1, s->sizes[0]};
+    for (int l = 0; l < s->n_layers; l++)
+        m->layer[l] = (layer){.kind = LAYER_DENSE, .units = s->sizes[l + 1],
+                              .relu = l < s->n_layers - 1};
+    m->layer[s->n_layers] = (layer){.kind = LAYER_SOFTMAX};
+    m->n_layers = s->n_layers + 1;
+    if (build_layers(m, err))
+        return -1;
+    m->params = model_buffer_new(m->len);
+    if (!m->params)
+        return error_set(err, "out of memory for %zu parameters", m->len);
+    return 0;
+}
+
+void model_free(model *m)
+{
+    model_buffer_free(m->params);
+    memset(m, 0, sizeof *m);
+}
+
+void model_init_glorot(model *m, uint64_t seed)
+{
+    for (int l = 0; l < m->n_layers; l++)
+        layer_init(&m->layer[l], m->params, seed);
+}
+
+size_t model_param_count(const model *m)
+{
+    size_t n = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        for (int t = 0; t < m->layer[l].n_tensors; t++)
+            n += m->layer[l].count[t];
+    return n;
+}
+
+int model_classes(const model *m)
+{
+    return (int)tensor_size(m->layer[m->n_layers - 1].out);
+}
+
+int model_tensors(const model *m, float *buf, float **ptr, size_t *count)
+{
+    int k = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        for (int t = 0; t < m->layer[l].n_tensors; t++) {
+            ptr[k] = buf + m->layer[l].offset[t];
+            count[k++] = m->layer[l].count[t];
+        }
+    return k;
+}
+
+int model_check_finite(const model *m, const float *buf, const char *name, const char *what,
+                       tr_error *err)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        const layer *y = &m->layer[l];
+        for (int t = 0; t < y->n_tensors; t++)
+            for (size_t k = 0; k < y->count[t]; k++) {
+                const float v = buf[y->offset[t] + k];
+                if (isfinite(v))
+                    continue;
+                const char *kind = layer_kind_name(y->kind);
+                if (t == 0 && y->n_tensors == 2) {
+                    const size_t cols = y->count[1];
+                    return error_set(err, "%s: %s of layer %d (%s_%d), weight [%zu][%zu], is "
+                                     "%g", name, what, l + 1, kind, l + 1, k / cols, k % cols,
+                                     (double)v);
+                }
+                return error_set(err, "%s: %s of layer %d (%s_%d), %s [%zu], is %g", name,
+                                 what, l + 1, kind, l + 1, t == y->n_tensors - 1 ? "bias"
+                                 : "tensor", k, (double)v);
+            }
+    }
+    return 0;
+}
+
+float *model_buffer_new(size_t len)
+{
+    size_t bytes = (len * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+void model_buffer_free(float *buf)
+{
+    free(buf);
+}
+
+int model_work_init(model_work *w, const model *m, int max_n, tr_error *err)
+{
+    memset(w, 0, sizeof *w);
+    const size_t n = (size_t)max_n;
+    size_t floats = pad(n * (size_t)tensor_size(m->input));
+    for (int l = 0; l < m->n_layers - 1; l++)
+        floats += 2 * pad(n * (size_t)tensor_size(m->layer[l].out));
+    floats += pad(n); /* labels, as bytes, fit in max_n floats */
+    floats += pad(n * sizeof(uint8_t *) / sizeof(float)); /* rows */
+    for (int l = 0; l < m->n_layers; l++)
+        floats += pad(layer_work_bytes(&m->layer[l], max_n) / sizeof(float) + 1);
+    float *p = model_buffer_new(floats);
+    if (!p)
+        return error_set(err, "out of memory for a workspace of %zu floats", floats);
+    w->block = p;
+    w->max_n = max_n;
+    w->x = p;
+    p += pad(n * (size_t)tensor_size(m->input));
+    for (int l = 0; l < m->n_layers - 1; l++) {
+        const size_t size = n * (size_t)tensor_size(m->layer[l].out);
+        w->act[l] = p;
+        p += pad(size);
+        w->delta[l] = p;
+        p += pad(size);
+    }
+    w->y = (uint8_t *)p;
+    p += pad(n);
+    w->rows = (const uint8_t **)(void *)p;
+    p += pad(n * sizeof(uint8_t *) / sizeof(float));
+    for (int l = 0; l < m->n_layers; l++) {
+        const size_t bytes = layer_work_bytes(&m->layer[l], max_n);
+        if (!bytes)
+            continue;
+        w->work[l] = p;
+        layer_work_init(&m->layer[l], p, max_n);
+        p += pad(bytes / sizeof(float) + 1);
+    }
+    return 0;
+}
+
+void model_work_free(model_work *w)
+{
+    free(w->block);
+    memset(w, 0, sizeof *w);
+}
+
+layer_input model_input(const model_work *w, const uint8_t *const *rows, float divisor)
+{
+    return rows ? (layer_input){NULL, rows, divisor} : (layer_input){w->x, NULL, 1.0f};
+}
+
+/* Layer l's input: the model's for the first, else the output before it. */
+static layer_input input_of(const model_work *w, const layer_input *in, int l)
+{
+    return l ? (layer_input){w->act[l - 1], NULL, 1.0f} : *in;
+}
+
+const float *model_forward(const model *m, model_work *w, const layer_input *in, int n)
+{
+    const int body = m->n_layers - 1;
+    for (int l = 0; l < body; l++) {
+        const layer_input x = input_of(w, in, l);
+        layer_forward(&m->layer[l], w->act[l], &x, m->params, w->work[l], n);
+    }
+    return w->act[body - 1];
+}
+
+double model_backward(const model *m, model_work *w, const layer_input *in,
+                      const uint8_t *labels, int n, float scale, float *grad, int *correct)
+{
+    const int head = m->n_layers - 1;
+    double loss = layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1], labels, n,
+                             scale, correct);
+    for (int l = head - 1; l >= 0; l--)
+        layer_backward(&m->layer[l], l ? w->delta[l - 1] : NULL, grad, w->delta[l],
+                       input_of(w, in, l).x, w->act[l], m->params, w->work[l], n);
+    return loss;
+}
