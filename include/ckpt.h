@@ -1,18 +1,26 @@
-/* ckpt.h - the model file (model.ckpt), version 1.
+/* ckpt.h - the model file (model.ckpt), version 2.
  *
  * All integers and floats little-endian:
  *   offset  size      field
  *   0       8         magic "TRNRCKPT"
- *   8       4         u32 format version (1)
+ *   8       4         u32 format version (2)
  *   12      4         u32 byte-order tag 0x01020304 (bytes 04 03 02 01)
  *   16      4         u32 bytes per float (4)
- *   20      4         u32 L, the number of dense layers (1 to MLP_MAX_LAYERS)
- *   24      4(L+1)    u32 layer sizes, inputs first, classes last
+ *   20      4 x 3     u32 input height, width, channels
+ *   32      4         u32 classes
+ *   36      4         u32 N, the layers, the head included (2 to MODEL_MAX_LAYERS)
+ *   40      32N       per layer: u32 kind (1 dense, 2 softmax), then 7 u32
+ *                     hyper-parameters (dense: units, activation 0 none or
+ *                     1 relu, then 0s; softmax: 0s)
  *   ...     8         u64 P, the number of parameters
- *   ...     4P        float32 parameters: for each layer, its weights w[in][out]
- *                     (input-major) then its biases b[out]
+ *   ...     4P        float32 parameters: per layer with parameters, its
+ *                     tensors in order (dense: weights w[in][out], input-major,
+ *                     then biases b[out])
  *   ...     4         u32 CRC-32 (zlib's) of every byte before it
- * A reader refuses any file whose fields do not all match. */
+ * Version 1 has, from offset 20, u32 L dense layers and their L + 1 sizes
+ * (inputs first, classes last) instead of the input shape, classes and
+ * layers: a stack of dense layers with ReLU between them and a softmax head.
+ * It still loads.  A reader refuses any file whose fields do not all match. */
 #ifndef TRAINER_CKPT_H
 #define TRAINER_CKPT_H
 
@@ -22,7 +30,7 @@
 #include "error.h"
 #include "model.h"
 
-#define CKPT_VERSION 1
+#define CKPT_VERSION 2
 
 /* Encodes m into a new buffer (*data, freed by the caller). */
 int ckpt_encode(const model *m, uint8_t **data, size_t *len, tr_error *err);

@@ -29,11 +29,22 @@ typedef struct {
 /* Values in one sample's tensor: h * w * c. */
 long tensor_size(tensor_shape s);
 
+/* A flat vector of n values: 1 x 1 x n. */
+static inline tensor_shape tensor_flat(int n)
+{
+    return (tensor_shape){1, 1, n};
+}
+
+/* The kinds, numbered as the files number them: a number is never reused. */
 typedef enum {
-    LAYER_DENSE,   /* Keras' Dense: out = act(in . w + b), act ReLU or none */
-    LAYER_SOFTMAX, /* softmax fused with the cross-entropy loss: the model's head */
-    LAYER_KINDS
+    LAYER_DENSE = 1,   /* Keras' Dense: out = act(in . w + b), act ReLU or none */
+    LAYER_SOFTMAX = 2, /* softmax fused with the cross-entropy loss: the model's head */
+    LAYER_KINDS        /* one past the last */
 } layer_kind;
+
+/* The hyper-parameters of a layer as the files hold them: this many u32
+ * words after its kind, each kind's own, 0 where unused. */
+#define LAYER_HYPER_WORDS 7
 
 /* Dense's tensors, in file order. */
 enum { DENSE_W, DENSE_B };
@@ -70,8 +81,18 @@ typedef struct {
     float divisor;
 } layer_input;
 
-/* The name that Keras gives the kind: "dense", "softmax". */
+/* The name that Keras gives the kind: "dense", "softmax"; "unknown" for a
+ * number that is no kind. */
 const char *layer_kind_name(layer_kind kind);
+
+/* The layer's hyper-parameters as words (dense: units, then 1 for a ReLU or
+ * 0 for none; softmax: none). */
+void layer_hyper_encode(const layer *l, uint32_t words[LAYER_HYPER_WORDS]);
+
+/* A new layer of kind `kind` (a number read from a file) from its words: fails,
+ * saying what is wrong, on an unknown kind or words out of range. */
+int layer_hyper_decode(layer *l, uint32_t kind, const uint32_t words[LAYER_HYPER_WORDS],
+                       tr_error *err);
 
 /* Sets l->out and the parameter tensors' counts from l->in and the
  * hyper-parameters; fails, saying what is wrong, on a layer that cannot take

@@ -16,12 +16,11 @@
 #include "layer.h"
 #include "mlp.h"
 
-#define MODEL_MAX_LAYERS (MLP_MAX_LAYERS + 1) /* the head included */
-#define MODEL_ALIGN 16                        /* floats: 64 bytes, one cache line */
+#define MODEL_MAX_LAYERS 32 /* the head included */
+#define MODEL_ALIGN 16      /* floats: 64 bytes, one cache line */
+#define MODEL_MAX_INPUT (1L << 24) /* values in one sample */
 
 typedef struct {
-    mlp_shape shape;      /* the widths: every model so far is a stack of dense layers,
-                             and the files record it so */
     tensor_shape input;   /* one sample */
     int n_layers;         /* the head included */
     layer layer[MODEL_MAX_LAYERS];
@@ -43,11 +42,24 @@ typedef struct {
     void *block;                      /* the one allocation behind all of them */
 } model_work;
 
-/* The notebook's kind of model from its widths: dense layers with ReLU
- * between them, sizes[n_layers] units in the last, and a softmax head.
- * Allocates the parameters (all zero).  Free with model_free. */
-int model_init(model *m, const mlp_shape *s, tr_error *err);
+/* A model of n_layers layers (the head last) on inputs of shape `input`:
+ * each of layers[] gives its kind and hyper-parameters, the rest is derived
+ * (layer_build).  Allocates the parameters (all zero).  Fails, naming the
+ * layer, on a stack that cannot be built.  Free with model_free. */
+int model_init(model *m, tensor_shape input, const layer *layers, int n_layers,
+               tr_error *err);
 void model_free(model *m);
+
+/* The notebook's kind of model from its widths (mlp.h), on inputs of shape
+ * input (of sizes[0] values): dense layers with ReLU between them,
+ * sizes[n_layers] units in the last, and a softmax head. */
+int model_init_mlp(model *m, tensor_shape input, const mlp_shape *s, tr_error *err);
+
+/* The widths of a model that is such a stack; fails on any other. */
+int model_mlp_shape(const model *m, mlp_shape *s, tr_error *err);
+
+/* Whether a and b have the same input shape and the same layers. */
+int model_same_layers(const model *a, const model *b);
 
 /* Each layer's initialisation (Keras' glorot-uniform kernels, zero biases),
  * layer l drawing from its own stream of seed. */

@@ -1,15 +1,17 @@
 /* state.h - training.state, everything needed to continue a run exactly.
  *
- * Version 2, little-endian, like model.ckpt (see ckpt.h), with the CRC-32 of
+ * Version 3, little-endian, like model.ckpt (see ckpt.h), with the CRC-32 of
  * every byte before it at the end:
  *   magic "TRNRSTAT", u32 version, u32 byte-order tag 0x01020304, u32 4
- *   configuration: u32 L, u32 sizes[L+1], u64 seed, u32 batch size,
+ *   the model's architecture, as in model.ckpt from its offset 20 (input
+ *     shape, classes, N layers and their records)
+ *   configuration: u64 seed, u32 batch size,
  *     u32 shards, u32 epochs, f64 learning rate, f64 validation split,
  *     u32 training samples, u32 validation samples,
  *     u32 n + n bytes: the data directory,
  *     u32 image rows, u32 image columns, u32 the data's fingerprint (the
  *       CRC-32 of the training image file's decompressed bytes followed by
- *       the training label file's; version 2 only)
+ *       the training label file's; from version 2)
  *   progress: u32 the epoch in progress or next to run (1-based; epochs + 1
  *     once the run is complete), u64 batches of it done, f64 the summed loss
  *     of their samples (a sum over samples, not a sum of batch means),
@@ -20,8 +22,10 @@
  *   u64 P, then P float32 parameters, P float32 first moments and P float32
  *     second moments, each in model.ckpt's tensor order
  *   u32 CRC-32
- * Version 1 is the same without the three u32 after the data directory; it
- * still loads (its data then checked by sample counts alone).
+ * Version 2 has, instead of the architecture, u32 L dense layers and their
+ * L + 1 sizes (as model.ckpt version 1); version 1 is version 2 without the
+ * three u32 after the data directory.  Both still load (version 1's data then
+ * checked by sample counts alone).
  * The shuffle of an epoch derives from the seed and the epoch number, and the
  * arithmetic from the shard count, so nothing else is needed to continue
  * bit for bit. */
@@ -36,10 +40,10 @@
 #include "epoch.h"
 #include "model.h"
 
-#define STATE_VERSION 2
+#define STATE_VERSION 3
 
+/* A run's settings and progress; the model itself travels beside it. */
 typedef struct {
-    mlp_shape shape;
     uint64_t seed;
     int batch_size, shards, epochs;
     double lr, validation_split;

@@ -27,6 +27,58 @@ static void expect_ckpt_error(const uint8_t *bytes, size_t len, const char *want
     CHECK(m.params == NULL, "parameters left allocated");
 }
 
+/* Gives a forged file its correct CRC-32, so that the field behind the
+ * change is what gets judged. */
+static void fix_crc(uint8_t *bytes, size_t len)
+{
+    const uint32_t crc = (uint32_t)crc32(0L, bytes, (uInt)(len - 4));
+    for (int b = 0; b < 4; b++)
+        bytes[len - 4 + b] = (uint8_t)(crc >> (8 * b));
+}
+
+static void put32(uint8_t *at, uint32_t v)
+{
+    for (int b = 0; b < 4; b++)
+        at[b] = (uint8_t)(v >> (8 * b));
+}
+
+/* A field of the architecture forged (with a good checksum) is refused. */
+static void expect_forged(const uint8_t *bytes, size_t len, size_t at, uint32_t value,
+                          const char *want)
+{
+    uint8_t *bad = malloc(len);
+    memcpy(bad, bytes, len);
+    put32(bad + at, value);
+    fix_crc(bad, len);
+    expect_ckpt_error(bad, len, want);
+    free(bad);
+}
+
+/* m written as a version-1 file, as include/ckpt.h describes it: a stack of
+ * dense layers told by its sizes. */
+static uint8_t *version1_bytes(const model *m, const mlp_shape *s, size_t *len)
+{
+    const size_t n_params = model_param_count(m);
+    *len = 24 + 4 * (size_t)(s->n_layers + 1) + 8 + 4 * n_params + 4;
+    uint8_t *b = malloc(*len), *p = b + 24;
+    memcpy(b, "TRNRCKPT", 8);
+    put32(b + 8, 1);
+    put32(b + 12, 0x01020304);
+    put32(b + 16, 4);
+    put32(b + 20, (uint32_t)s->n_layers);
+    for (int l = 0; l <= s->n_layers; l++, p += 4)
+        put32(p, (uint32_t)s->sizes[l]);
+    for (int b8 = 0; b8 < 8; b8++)
+        *p++ = (uint8_t)((uint64_t)n_params >> (8 * b8));
+    float *ptr[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
+    size_t count[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
+    const int nt = model_tensors(m, m->params, ptr, count);
+    for (int t = 0; t < nt; t++, p += 4 * count[t - 1])
+        memcpy(p, ptr[t], 4 * count[t]);
+    fix_crc(b, *len);
+    return b;
+}
+
 static void test_ckpt(void)
 {
     tr_error err;
@@ -34,7 +86,7 @@ static void test_ckpt(void)
     const int hidden[] = {20, 7};
     CHECK(mlp_shape_make(&shape, 36, hidden, 2, 10, &err) == 0, "%s", err.msg);
     model m;
-    CHECK(model_init(&m, &shape, &err) == 0, "%s", err.msg);
+    CHECK(model_init_mlp(&m, (tensor_shape){6, 6, 1}, &shape, &err) == 0, "%s", err.msg);
     model_init_glorot(&m, 3);
     for (int o = 0; o < 7; o++)
         layer_tensor(&m.layer[1], m.params, DENSE_B)[o] = 0.01f * (float)o;
@@ -44,8 +96,10 @@ static void test_ckpt(void)
 
     model back;
     CHECK(ckpt_load(&back, path, &err) == 0, "%s", err.msg);
-    CHECK(back.shape.n_layers == 3 && back.shape.sizes[0] == 36 && back.shape.sizes[2] == 7 &&
-          back.shape.sizes[3] == 10, "shape came back different");
+    CHECK(model_same_layers(&back, &m) && back.input.h == 6 && back.input.w == 6 &&
+          back.input.c == 1 && back.n_layers == 4 && back.layer[1].units == 7 &&
+          back.layer[1].relu && !back.layer[2].relu && model_classes(&back) == 10,
+          "the layers came back different");
     CHECK(back.len == m.len && memcmp(back.params, m.params, sizeof(float) * m.len) == 0,
           "parameters came back different");
 
@@ -62,9 +116,9 @@ static void test_ckpt(void)
     uint8_t *bytes;
     size_t len;
     CHECK(ckpt_encode(&m, &bytes, &len, &err) == 0, "%s", err.msg);
-    CHECK(len == 8 + 16 + 4 * 4 + 8 + 4 * mlp_param_count(&shape) + 4, "length %zu", len);
-    CHECK(memcmp(bytes, "TRNRCKPT", 8) == 0 && bytes[8] == 1 && bytes[12] == 4,
-          "header: magic, version 1, little-endian tag");
+    CHECK(len == 20 + 20 + 32 * 4 + 8 + 4 * mlp_param_count(&shape) + 4, "length %zu", len);
+    CHECK(memcmp(bytes, "TRNRCKPT", 8) == 0 && bytes[8] == 2 && bytes[12] == 4,
+          "header: magic, version 2, little-endian tag");
 
     uint8_t *bad = malloc(len);
     for (size_t k = 0; k < 5; k++) {
@@ -79,12 +133,43 @@ static void test_ckpt(void)
     memcpy(bad, bytes, len);
     bad[0] = 'X';
     expect_ckpt_error(bad, len, "bad magic");
+    expect_forged(bytes, len, 8, 3, "version 3");
+    /* The architecture (ckpt.h): input at 20, classes at 32, N at 36, the
+     * layers' records of 8 words from 40. */
+    expect_forged(bytes, len, 36, 99, "99 layers");
+    expect_forged(bytes, len, 36, 3, "layer 3: a dense layer can not be the last");
+    expect_forged(bytes, len, 20, 0, "input shape 0 x 6 x 1");
+    expect_forged(bytes, len, 20, 3, "967 parameters stored, the layers need 607");
+    expect_forged(bytes, len, 32, 11, "11 classes said");
+    expect_forged(bytes, len, 40, 9, "layer 1: unknown layer kind 9");
+    expect_forged(bytes, len, 44, 0, "layer 1: dense with 0 units");
+    expect_forged(bytes, len, 44, 21, "parameters stored");
+    expect_forged(bytes, len, 48, 2, "layer 1: dense activation 2");
+    expect_forged(bytes, len, 52, 1, "layer 1: dense hyper-parameter word 2 is 1");
+    expect_forged(bytes, len, 40 + 3 * 32, 1, "layer 4: dense with 0 units");
     memcpy(bad, bytes, len);
-    bad[8] = 2;
-    expect_ckpt_error(bad, len, "version 2");
-    memcpy(bad, bytes, len);
-    bad[20] = 99;
-    expect_ckpt_error(bad, len, "99 layers");
+    put32(bad + 40 + 2 * 32, 2); /* layer 3, dense(10), made a softmax */
+    put32(bad + 40 + 2 * 32 + 4, 0);
+    fix_crc(bad, len);
+    expect_ckpt_error(bad, len, "layer 3: a softmax layer can only be the last");
+    expect_forged(bytes, len, 40 + 3 * 32 + 4, 1, "layer 4: softmax takes no hyper-parameters");
+
+    /* Version 1 still loads: the same parameters, the same predictions. */
+    size_t v1_len;
+    uint8_t *v1 = version1_bytes(&m, &shape, &v1_len);
+    const char *v1_path = test_write_file(dir, "v1.ckpt", v1, v1_len, 0);
+    model old;
+    CHECK(ckpt_load(&old, v1_path, &err) == 0, "version 1: %s", err.msg);
+    if (old.params) {
+        CHECK(old.len == m.len && memcmp(old.params, m.params, sizeof(float) * m.len) == 0 &&
+                  model_param_count(&old) == model_param_count(&m) && old.n_layers == 4,
+              "the version-1 file came back different");
+        model_free(&old);
+    }
+    v1[20] = 9;
+    fix_crc(v1, v1_len);
+    expect_ckpt_error(v1, v1_len, "9 layers (1 to 8 supported)");
+    free(v1);
 
     /* Parameters that are not finite are refused, the first one named; an
      * infinite weight would go unnoticed on a pixel that is always 0. */
@@ -178,7 +263,7 @@ static void test_state(void)
     const int hidden[] = {5};
     CHECK(mlp_shape_make(&shape, 12, hidden, 1, 10, &err) == 0, "%s", err.msg);
     model m;
-    CHECK(model_init(&m, &shape, &err) == 0, "%s", err.msg);
+    CHECK(model_init_mlp(&m, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s", err.msg);
     model_init_glorot(&m, 4);
     adam opt;
     adam_hparams hp = adam_defaults();
@@ -194,7 +279,7 @@ static void test_state(void)
             pv[t][k] = 1e-6f * (float)(k + 1);
         }
     epoch_stats rows[2] = {{1, 0.5, 0.8, 0.4, 0.85, 1.5}, {2, 0.3, 0.9, 0.35, 0.88, 1.25}};
-    train_state st = {.shape = shape, .seed = 77, .batch_size = 16, .shards = 3,
+    train_state st = {.seed = 77, .batch_size = 16, .shards = 3,
                       .epochs = 9, .lr = 0.002, .validation_split = 0.25, .n_train = 300,
                       .n_val = 100, .rows = 3, .cols = 4, .fingerprint = 0xdeadbeef,
                       .has_fingerprint = 1, .epoch = 3,
@@ -252,19 +337,17 @@ static void test_state(void)
     CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
     /* A batch size past INT_MAX, with a checksum that fits: the message gives
      * the number stored, not a negative one.  It lies after the head (20
-     * bytes), L and its 3 sizes (16) and the seed (8). */
-    const uint32_t huge = 4000000000u;
+     * bytes), the architecture (20 + 32 for each of 3 layers) and the seed
+     * (8). */
+    const size_t batch_at = 20 + 20 + 3 * 32 + 8;
     uint8_t saved[4];
-    memcpy(saved, data + 44, 4);
-    for (int b = 0; b < 4; b++)
-        data[44 + b] = (uint8_t)(huge >> (8 * b));
-    const uint32_t crc = (uint32_t)crc32(0L, data, (uInt)(len - 4));
-    for (int b = 0; b < 4; b++)
-        data[len - 4 + b] = (uint8_t)(crc >> (8 * b));
+    memcpy(saved, data + batch_at, 4);
+    put32(data + batch_at, 4000000000u);
+    fix_crc(data, len);
     CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
               strstr(err.msg, "batch size 4000000000 out of range"),
           "batch size 4e9: '%s'", err.msg);
-    memcpy(data + 44, saved, 4);
+    memcpy(data + batch_at, saved, 4);
     free(data);
     adam_free(&opt);
     model_free(&m);

@@ -151,7 +151,7 @@ static void check_network(const int *hidden, int n_hidden, uint64_t seed)
     tr_error err;
     model m;
     CHECK(mlp_shape_make(&shape, INPUTS, hidden, n_hidden, CLASSES, &err) == 0, "%s", err.msg);
-    CHECK(model_init(&m, &shape, &err) == 0, "%s", err.msg);
+    CHECK(model_init_mlp(&m, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s", err.msg);
     model_init_glorot(&m, seed);
     rng r;
     rng_seed(&r, seed, 99);

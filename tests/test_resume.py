@@ -15,6 +15,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
+import trainerfiles  # noqa: E402
 from testlib import check, finish  # noqa: E402
 
 TRAINER = os.path.abspath(sys.argv[1])
@@ -132,14 +133,9 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 0 and "Resuming" in r.stdout, f"resume of a version-1 state: {r.stderr}")
 
     def ckpt_floats(path):
-        """model.ckpt's layer sizes and parameters, read after include/ckpt.h."""
-        with open(path, "rb") as f:
-            b = f.read()
-        n_layers = struct.unpack_from("<I", b, 20)[0]
-        sizes = struct.unpack_from(f"<{n_layers + 1}I", b, 24)
-        at = 24 + 4 * (n_layers + 1)
-        count = struct.unpack_from("<Q", b, at)[0]
-        return sizes, struct.unpack_from(f"<{count}f", b, at + 8)
+        """model.ckpt's layers and parameters (tests/trainerfiles.py, any version)."""
+        c = trainerfiles.read_ckpt(path)
+        return c["layers"], [x for _, values in c["tensors"] for x in values]
 
     got_path = os.path.join(v1run, "model.ckpt")
     if os.path.exists(got_path):

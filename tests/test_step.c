@@ -86,7 +86,7 @@ int main(void)
         train_config cfg = {.threads = runs[k][0], .shards = runs[k][1], .batch_size = BATCH,
                             .adam = adam_defaults(), .seed = SEED};
         model a, b;
-        CHECK(model_init(&a, &shape, &err) == 0 && model_init(&b, &shape, &err) == 0, "%s",
+        CHECK(model_init_mlp(&a, tensor_flat(shape.sizes[0]), &shape, &err) == 0 && model_init_mlp(&b, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s",
               err.msg);
         model_init_glorot(&a, SEED);
         model_init_glorot(&b, SEED);
@@ -102,7 +102,7 @@ int main(void)
         const float *w5 = layer_tensor(&a.layer[0], a.params, DENSE_W) + 5 * 128;
         float init[128];
         model c;
-        CHECK(model_init(&c, &shape, &err) == 0, "%s", err.msg);
+        CHECK(model_init_mlp(&c, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s", err.msg);
         model_init_glorot(&c, SEED);
         memcpy(init, layer_tensor(&c.layer[0], c.params, DENSE_W) + 5 * 128, sizeof init);
         CHECK(memcmp(w5, init, sizeof init) != 0, "the row lit once never moved");
@@ -119,7 +119,7 @@ int main(void)
     dataset small;
     test_make_dataset(&small, 40, 10, 10, 4);
     model m;
-    CHECK(model_init(&m, &shape, &err) == 0, "%s", err.msg);
+    CHECK(model_init_mlp(&m, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s", err.msg);
     train_config cfg = {.threads = 2, .shards = 2, .batch_size = BATCH,
                         .adam = adam_defaults(), .seed = SEED};
     train_session *s;

@@ -41,7 +41,7 @@ int main(void)
     const int hidden[] = {128, 32};
     CHECK(mlp_shape_make(&shape, 784, hidden, 2, 10, &err) == 0, "%s", err.msg);
     model m;
-    CHECK(model_init(&m, &shape, &err) == 0, "%s", err.msg);
+    CHECK(model_init_mlp(&m, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s", err.msg);
     model_init_glorot(&m, 7);
 
     uint32_t idx[32];

@@ -172,7 +172,7 @@ static timing time_training(const mlp_shape *shape, const dataset *train, int th
                             .shards = shards, .lr = 1e-3, .seed = 1};
     epoch_times times = {.n = 0};
     const run_observer obs = {.epoch_end = record_epoch, .ctx = &times};
-    if (model_init(&m, shape, &err)) {
+    if (model_init_mlp(&m, tensor_flat(shape->sizes[0]), shape, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
         exit(1);
     }
@@ -191,7 +191,7 @@ static double time_inference(const mlp_shape *shape, const dataset *test, int th
 {
     model m;
     tr_error err;
-    if (model_init(&m, shape, &err)) {
+    if (model_init_mlp(&m, tensor_flat(shape->sizes[0]), shape, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
         exit(1);
     }

@@ -205,11 +205,10 @@ static int predict_test(const options *o, dataset *test, uint8_t **pred, double 
     }
     int status = 0;
     double loss;
-    if ((int)test->dim != m.shape.sizes[0] ||
-        m.shape.sizes[m.shape.n_layers] != DATASET_CLASSES) {
-        status = error_set(err, "%s: the model takes %d inputs and %d classes, %s has "
-                           "%u pixels per image", o->model, m.shape.sizes[0],
-                           m.shape.sizes[m.shape.n_layers], o->data, test->dim);
+    if (tensor_size(m.input) != (long)test->dim || model_classes(&m) != DATASET_CLASSES) {
+        status = error_set(err, "%s: the model takes %ld inputs and %d classes, %s has "
+                           "%u pixels per image", o->model, tensor_size(m.input),
+                           model_classes(&m), o->data, test->dim);
     } else if (!(*pred = malloc(test->n))) {
         status = error_set(err, "out of memory");
     } else if (evaluate(&m, test, o->threads, &loss, acc, *pred, err)) {

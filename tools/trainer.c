@@ -307,17 +307,20 @@ static const char *data_dir(const options *o)
 
 static void print_summary(const model *m)
 {
-    printf("Model: %d dense layers\n", m->shape.n_layers);
+    const int body = m->n_layers - 1;
+    printf("Model: %d %s layers\n", body, layer_kind_name(m->layer[0].kind));
     printf("%-22s %-18s %10s\n", "Layer (type)", "Output Shape", "Param #");
     printf("%-22s %-18s %10s\n", "flatten (Flatten)", "", "0");
     size_t total = 0;
-    for (int l = 0; l < m->shape.n_layers; l++) {
+    for (int l = 0; l < body; l++) {
+        const layer *y = &m->layer[l];
         char name[32], shape[32];
-        int in = m->shape.sizes[l], out = m->shape.sizes[l + 1];
-        size_t n = (size_t)in * out + out;
+        size_t n = 0;
+        for (int t = 0; t < y->n_tensors; t++)
+            n += y->count[t];
         total += n;
-        snprintf(name, sizeof name, "dense_%d (Dense)", l + 1);
-        snprintf(shape, sizeof shape, "(None, %d)", out);
+        snprintf(name, sizeof name, "%s_%d (Dense)", layer_kind_name(y->kind), l + 1);
+        snprintf(shape, sizeof shape, "(None, %ld)", tensor_size(y->out));
         printf("%-22s %-18s %10zu\n", name, shape, n);
     }
     char digits[32], grouped[48];
@@ -526,9 +529,13 @@ static int read_saved_run(program *r, options *o, char *state_path, size_t size,
     if (state_load(st, &r->model, &r->saved_m, &r->saved_v, state_path, err))
         return -1;
     o->out_dir = o->resume;
-    o->n_hidden = st->shape.n_layers - 1;
+    mlp_shape shape;
+    tr_error why;
+    if (model_mlp_shape(&r->model, &shape, &why))
+        return error_set(err, "%s: %s", state_path, why.msg);
+    o->n_hidden = shape.n_layers - 1;
     for (int l = 0; l < o->n_hidden; l++)
-        o->hidden[l] = st->shape.sizes[l + 1];
+        o->hidden[l] = shape.sizes[l + 1];
     o->batch_size = st->batch_size;
     o->shards = st->shards;
     o->lr = st->lr;
@@ -599,10 +606,11 @@ static int load_data(program *r, const options *o, tr_error *err)
  * a label past the last output would be read out of bounds. */
 static int check_model_fits(const model *m, uint32_t pixels, const char *from, tr_error *err)
 {
-    const int classes = m->shape.sizes[m->shape.n_layers];
-    if (m->shape.sizes[0] != (int)pixels || classes != DATASET_CLASSES)
-        return error_set(err, "%s: the model takes %d inputs and %d classes, the data has "
-                         "%u pixels and %d classes", from, m->shape.sizes[0], classes, pixels,
+    const int classes = model_classes(m);
+    const long inputs = tensor_size(m->input);
+    if (inputs != (long)pixels || classes != DATASET_CLASSES)
+        return error_set(err, "%s: the model takes %ld inputs and %d classes, the data has "
+                         "%u pixels and %d classes", from, inputs, classes, pixels,
                          DATASET_CLASSES);
     return 0;
 }
@@ -615,20 +623,22 @@ static int build_model(program *r, const options *o, tr_error *err)
         if (ckpt_load(&r->model, o->load, err) ||
             check_model_fits(&r->model, r->all.dim, o->load, err))
             return -1;
-        mlp_shape want;
+        mlp_shape want, have;
         if ((o->given & GIVEN_HIDDEN) &&
             (mlp_shape_make(&want, (int)r->all.dim, o->hidden, o->n_hidden,
                             DATASET_CLASSES, err) ||
-             memcmp(want.sizes, r->model.shape.sizes, sizeof want.sizes) != 0 ||
-             want.n_layers != r->model.shape.n_layers))
+             model_mlp_shape(&r->model, &have, err) ||
+             memcmp(want.sizes, have.sizes, sizeof want.sizes) != 0 ||
+             want.n_layers != have.n_layers))
             return error_set(err, "--hidden %s does not match the model in %s",
                              o->hidden_text, o->load);
         return 0;
     }
     mlp_shape shape;
+    const tensor_shape images = {(int)r->all.rows, (int)r->all.cols, 1};
     if (mlp_shape_make(&shape, (int)r->all.dim, o->hidden, o->n_hidden, DATASET_CLASSES,
                        err) ||
-        model_init(&r->model, &shape, err))
+        model_init_mlp(&r->model, images, &shape, err))
         return -1;
     model_init_glorot(&r->model, o->seed);
     return 0;
@@ -773,7 +783,10 @@ int main(int argc, char **argv)
         goto done;
 
     char shape[128];
-    mlp_shape_format(&r.model.shape, shape, sizeof shape);
+    mlp_shape widths;
+    if (model_mlp_shape(&r.model, &widths, &err))
+        goto done;
+    mlp_shape_format(&widths, shape, sizeof shape);
     int nt = run_threads(&o);
     printf("trainer %s: %s, batch %d in %d shard%s, %d thread%s", TRAINER_VERSION, shape,
            o.batch_size, o.shards, o.shards == 1 ? "" : "s", nt, nt == 1 ? "" : "s");

@@ -12,27 +12,37 @@ static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'C', 'K', 'P', 'T'};
 /* A generous bound: 2^28 float parameters is a 1 GiB file. */
 #define CKPT_MAX_BYTES ((size_t)1 << 30)
 
-static size_t header_len(int n_layers)
-{
-    return 24 + 4 * (size_t)(n_layers + 1) + 8;
-}
-
 int ckpt_encode(const model *m, uint8_t **data, size_t *len, tr_error *err)
 {
-    size_t n_params = mlp_param_count(&m->shape);
-    size_t total = header_len(m->shape.n_layers) + 4 * n_params + 4;
+    const size_t n_params = model_param_count(m);
+    const size_t total = 20 + architecture_len(m->n_layers) + 8 + 4 * n_params + 4;
     uint8_t *buf = malloc(total);
     if (!buf)
         return error_set(err, "out of memory for a checkpoint of %zu bytes", total);
     byte_writer w = {buf};
     put_format_head(&w, MAGIC, CKPT_VERSION);
-    put_shape(&w, &m->shape);
+    put_architecture(&w, m);
     put_u64(&w, n_params);
     put_tensors(&w, m, m->params);
     put_u32(&w, (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), buf, (size_t)(w.p - buf)));
     *data = buf;
     *len = total;
     return 0;
+}
+
+/* Version 1's model: u32 L dense layers and their L + 1 sizes. */
+static int get_version1_model(byte_reader *r, model *m, const char *name, tr_error *err)
+{
+    const uint32_t n_layers = get_u32(r);
+    if (n_layers < 1 || n_layers > MLP_MAX_LAYERS)
+        return error_set(err, "%s: %u layers (1 to %d supported)", name, n_layers,
+                         MLP_MAX_LAYERS);
+    mlp_shape s;
+    if (get_sizes(r, &s, n_layers, name, err))
+        return -1;
+    if (r->bad)
+        return error_set(err, "%s: truncated header", name);
+    return model_init_mlp(m, tensor_flat(s.sizes[0]), &s, err);
 }
 
 int ckpt_decode(model *m, const uint8_t *data, size_t len, const char *name,
@@ -43,42 +53,37 @@ int ckpt_decode(model *m, const uint8_t *data, size_t len, const char *name,
         return error_set(err, "%s: too short for a checkpoint (%zu bytes)", name, len);
     if (memcmp(data, MAGIC, 8) != 0)
         return error_set(err, "%s: not a trainer checkpoint (bad magic)", name);
-    byte_reader r = {data + 8, data + len, 0};
-    uint32_t version = get_u32(&r);
-    if (version != CKPT_VERSION)
-        return error_set(err, "%s: checkpoint format version %u, this program reads %d",
+    byte_reader r = {data + 8, data + len - 4, 0};
+    const uint32_t version = get_u32(&r);
+    if (version < 1 || version > CKPT_VERSION)
+        return error_set(err, "%s: checkpoint format version %u, this program reads 1 to %d",
                          name, version, CKPT_VERSION);
-    uint32_t tag = get_u32(&r);
+    const uint32_t tag = get_u32(&r);
     if (tag != ORDER_TAG)
         return error_set(err, "%s: byte-order tag 0x%08x does not match 0x%08x", name, tag,
                          ORDER_TAG);
-    uint32_t float_size = get_u32(&r);
+    const uint32_t float_size = get_u32(&r);
     if (float_size != sizeof(float))
         return error_set(err, "%s: %u-byte floats, expected 4", name, float_size);
-    uint32_t n_layers = get_u32(&r);
-    if (n_layers < 1 || n_layers > MLP_MAX_LAYERS)
-        return error_set(err, "%s: %u layers (1 to %d supported)", name, n_layers,
-                         MLP_MAX_LAYERS);
-    size_t hlen = header_len((int)n_layers);
-    if (len < hlen + 4)
-        return error_set(err, "%s: truncated header", name);
     uint32_t stored_crc, crc;
     if (!crc_trailer_ok(data, len, &stored_crc, &crc))
         return error_set(err, "%s: checksum mismatch (file says %08x, contents give "
                          "%08x): the file is corrupt or truncated", name, stored_crc, crc);
-    mlp_shape s;
-    if (get_sizes(&r, &s, n_layers, name, err))
+    if (version == 1 ? get_version1_model(&r, m, name, err)
+                     : get_architecture(&r, m, name, err))
         return -1;
-    uint64_t n_params = get_u64(&r);
-    size_t expect = mlp_param_count(&s);
-    if (n_params != expect)
-        return error_set(err, "%s: %llu parameters stored, the layer sizes need %zu",
-                         name, (unsigned long long)n_params, expect);
-    if (len != hlen + 4 * expect + 4)
-        return error_set(err, "%s: %zu bytes, the layer sizes need %zu", name, len,
-                         hlen + 4 * expect + 4);
-    if (model_init(m, &s, err))
-        return -1;
+    const uint64_t n_params = get_u64(&r);
+    const size_t expect = model_param_count(m);
+    if (r.bad || n_params != expect) {
+        model_free(m);
+        return error_set(err, "%s: %llu parameters stored, the layers need %zu", name,
+                         (unsigned long long)n_params, expect);
+    }
+    if ((size_t)(r.end - r.p) != 4 * expect) {
+        const size_t want = (size_t)(r.p - data) + 4 * expect + 4;
+        model_free(m);
+        return error_set(err, "%s: %zu bytes, the layers need %zu", name, len, want);
+    }
     get_tensors(&r, m, m->params);
     if (model_check_finite(m, m->params, name, "the parameter", err)) {
         model_free(m);

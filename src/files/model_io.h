@@ -1,6 +1,7 @@
 /* model_io.h - the parts of the binary formats (model.ckpt, training.state)
- * that describe a model: its layer sizes and the float tensors of a buffer of
- * its layout, in file order (internal to the library). */
+ * that describe a model: its architecture (or, in older files, its layer
+ * sizes) and the float tensors of a buffer of its layout, in file order
+ * (internal to the library). */
 #ifndef TRAINER_MODEL_IO_H
 #define TRAINER_MODEL_IO_H
 
@@ -41,6 +42,66 @@ static inline int get_sizes(byte_reader *r, mlp_shape *s, uint32_t n_layers,
         if (v < 1 || v > MLP_MAX_WIDTH)
             return error_set(err, "%s: layer size %u out of range", name, v);
         s->sizes[l] = (int)v;
+    }
+    return 0;
+}
+
+/* Bytes of the architecture block of a model of n_layers layers. */
+static inline size_t architecture_len(int n_layers)
+{
+    return 4 * 5 + (size_t)n_layers * 4 * (1 + LAYER_HYPER_WORDS);
+}
+
+/* The architecture block: u32 input height, width and channels, u32
+ * classes, u32 N layers (the head included), then per layer u32 kind and
+ * its LAYER_HYPER_WORDS u32 hyper-parameters. */
+static inline void put_architecture(byte_writer *w, const model *m)
+{
+    put_u32(w, (uint32_t)m->input.h);
+    put_u32(w, (uint32_t)m->input.w);
+    put_u32(w, (uint32_t)m->input.c);
+    put_u32(w, (uint32_t)model_classes(m));
+    put_u32(w, (uint32_t)m->n_layers);
+    for (int l = 0; l < m->n_layers; l++) {
+        uint32_t words[LAYER_HYPER_WORDS];
+        layer_hyper_encode(&m->layer[l], words);
+        put_u32(w, (uint32_t)m->layer[l].kind);
+        for (int k = 0; k < LAYER_HYPER_WORDS; k++)
+            put_u32(w, words[k]);
+    }
+}
+
+/* Reads an architecture block and builds the model it describes (its
+ * parameters zero), refusing what does not hold together. */
+static inline int get_architecture(byte_reader *r, model *m, const char *name, tr_error *err)
+{
+    const uint32_t h = get_u32(r), wd = get_u32(r), c = get_u32(r);
+    const uint32_t classes = get_u32(r), n = get_u32(r);
+    if (r->bad)
+        return error_set(err, "%s: truncated header", name);
+    if (h < 1 || wd < 1 || c < 1 || h > LAYER_MAX_WIDTH || wd > LAYER_MAX_WIDTH ||
+        c > LAYER_MAX_WIDTH)
+        return error_set(err, "%s: input shape %u x %u x %u out of range", name, h, wd, c);
+    if (n < 2 || n > MODEL_MAX_LAYERS)
+        return error_set(err, "%s: %u layers (2 to %d, the head included)", name, n,
+                         MODEL_MAX_LAYERS);
+    layer layers[MODEL_MAX_LAYERS];
+    tr_error why;
+    for (uint32_t l = 0; l < n; l++) {
+        uint32_t kind = get_u32(r), words[LAYER_HYPER_WORDS];
+        for (int k = 0; k < LAYER_HYPER_WORDS; k++)
+            words[k] = get_u32(r);
+        if (r->bad)
+            return error_set(err, "%s: truncated header", name);
+        if (layer_hyper_decode(&layers[l], kind, words, &why))
+            return error_set(err, "%s: layer %u: %s", name, l + 1, why.msg);
+    }
+    if (model_init(m, (tensor_shape){(int)h, (int)wd, (int)c}, layers, (int)n, &why))
+        return error_set(err, "%s: %s", name, why.msg);
+    if ((uint32_t)model_classes(m) != classes) {
+        model_free(m);
+        return error_set(err, "%s: %u classes said, the layers give %d", name, classes,
+                         model_classes(m));
     }
     return 0;
 }

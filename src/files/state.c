@@ -14,9 +14,9 @@ static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'S', 'T', 'A', 'T'};
 #define STATE_MAX_HISTORY 1000000
 
 /* An upper bound of the encoded size; the real one is what gets written. */
-static size_t encoded_len(const train_state *st, size_t n_params)
+static size_t encoded_len(const train_state *st, const model *m, size_t n_params)
 {
-    return 8 + 4 * 4 + 4 + 4 * (size_t)(st->shape.n_layers + 1) + 8 + 4 * 3 + 8 * 2 + 4 * 2 +
+    return 8 + 4 * 3 + architecture_len(m->n_layers) + 8 + 4 * 3 + 8 * 2 + 4 * 2 +
            4 + strlen(st->data_dir) + 4 * 3 + 4 + 8 + 8 + 8 * 3 + 4 +
            (size_t)st->n_history * (4 + 5 * 8) + 8 + 3 * 4 * n_params + 4;
 }
@@ -24,14 +24,14 @@ static size_t encoded_len(const train_state *st, size_t n_params)
 int state_encode(const train_state *st, const model *m, const adam *opt, uint8_t **data,
                  size_t *len, tr_error *err)
 {
-    size_t n_params = mlp_param_count(&m->shape);
-    size_t total = encoded_len(st, n_params);
+    size_t n_params = model_param_count(m);
+    size_t total = encoded_len(st, m, n_params);
     uint8_t *buf = malloc(total);
     if (!buf)
         return error_set(err, "out of memory for a training state of %zu bytes", total);
     byte_writer w = {buf};
     put_format_head(&w, MAGIC, STATE_VERSION);
-    put_shape(&w, &st->shape);
+    put_architecture(&w, m);
     put_u64(&w, st->seed);
     put_u32(&w, (uint32_t)st->batch_size);
     put_u32(&w, (uint32_t)st->shards);
@@ -101,6 +101,82 @@ static int check_config(const raw_config *c, const train_state *st, const char *
     return 0;
 }
 
+/* Versions 1 and 2 describe the model by u32 L dense layers and their L + 1
+ * sizes. */
+static int get_sized_model(byte_reader *r, model *m, const char *name, tr_error *err)
+{
+    const uint32_t n_layers = get_u32(r);
+    if (n_layers < 1 || n_layers > MLP_MAX_LAYERS)
+        return error_set(err, "%s: %u layers (1 to %d supported)", name, n_layers,
+                         MLP_MAX_LAYERS);
+    mlp_shape s;
+    if (get_sizes(r, &s, n_layers, name, err))
+        return -1;
+    if (r->bad)
+        return error_set(err, "%s: truncated header", name);
+    return model_init_mlp(m, tensor_flat(s.sizes[0]), &s, err);
+}
+
+/* The configuration and progress fields, from the seed to the history. */
+static int get_run(byte_reader *r, train_state *st, uint32_t version, const char *name,
+                   tr_error *err)
+{
+    raw_config raw;
+    st->seed = get_u64(r);
+    raw.batch_size = get_u32(r);
+    raw.shards = get_u32(r);
+    raw.epochs = get_u32(r);
+    st->lr = get_f64(r);
+    st->validation_split = get_f64(r);
+    st->n_train = get_u32(r);
+    st->n_val = get_u32(r);
+    uint32_t dlen = get_u32(r);
+    if (dlen >= sizeof st->data_dir)
+        return error_set(err, "%s: data directory name of %u bytes is too long", name, dlen);
+    get_bytes(r, st->data_dir, dlen);
+    st->data_dir[dlen] = '\0';
+    if (memchr(st->data_dir, '\0', dlen))
+        return error_set(err, "%s: the data directory name holds a NUL byte", name);
+    if (version >= 2) {
+        st->rows = get_u32(r);
+        st->cols = get_u32(r);
+        st->fingerprint = get_u32(r);
+        st->has_fingerprint = 1;
+    }
+    raw.epoch = get_u32(r);
+    st->progress.next_batch = (long)get_u64(r);
+    st->progress.loss_sum = get_f64(r);
+    st->progress.correct = (long)get_u64(r);
+    st->progress.seen = (long)get_u64(r);
+    st->adam_step = (long)get_u64(r);
+    uint32_t rows = get_u32(r);
+    if (r->bad || rows > STATE_MAX_HISTORY || (size_t)(r->end - r->p) / 44 < rows)
+        return error_set(err, "%s: truncated or implausible history", name);
+    st->n_history = (int)rows;
+    if (check_config(&raw, st, name, err))
+        return -1;
+    st->batch_size = (int)raw.batch_size;
+    st->shards = (int)raw.shards;
+    st->epochs = (int)raw.epochs;
+    st->epoch = (int)raw.epoch;
+    st->history = calloc(rows ? rows : 1, sizeof *st->history);
+    if (!st->history)
+        return error_set(err, "out of memory");
+    for (uint32_t i = 0; i < rows; i++) {
+        epoch_stats *h = &st->history[i];
+        const uint32_t said = get_u32(r);
+        h->epoch = (int)said;
+        h->loss = get_f64(r);
+        h->accuracy = get_f64(r);
+        h->val_loss = get_f64(r);
+        h->val_accuracy = get_f64(r);
+        h->seconds = get_f64(r);
+        if (said != i + 1)
+            return error_set(err, "%s: history row %u is for epoch %u", name, i + 1, said);
+    }
+    return 0;
+}
+
 int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_t *data,
                  size_t len, const char *name, tr_error *err)
 {
@@ -120,107 +196,39 @@ int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_
                          name, version, STATE_VERSION);
     if (get_u32(&r) != ORDER_TAG || get_u32(&r) != sizeof(float))
         return error_set(err, "%s: byte order or float size does not match", name);
-    uint32_t n_layers = get_u32(&r);
-    if (n_layers < 1 || n_layers > MLP_MAX_LAYERS)
-        return error_set(err, "%s: %u layers (1 to %d supported)", name, n_layers,
-                         MLP_MAX_LAYERS);
-    if (get_sizes(&r, &st->shape, n_layers, name, err))
+    if (version <= 2 ? get_sized_model(&r, m, name, err) : get_architecture(&r, m, name, err))
         return -1;
-    raw_config raw;
-    st->seed = get_u64(&r);
-    raw.batch_size = get_u32(&r);
-    raw.shards = get_u32(&r);
-    raw.epochs = get_u32(&r);
-    st->lr = get_f64(&r);
-    st->validation_split = get_f64(&r);
-    st->n_train = get_u32(&r);
-    st->n_val = get_u32(&r);
-    uint32_t dlen = get_u32(&r);
-    if (dlen >= sizeof st->data_dir)
-        return error_set(err, "%s: data directory name of %u bytes is too long", name, dlen);
-    get_bytes(&r, st->data_dir, dlen);
-    st->data_dir[dlen] = '\0';
-    if (memchr(st->data_dir, '\0', dlen))
-        return error_set(err, "%s: the data directory name holds a NUL byte", name);
-    if (version >= 2) {
-        st->rows = get_u32(&r);
-        st->cols = get_u32(&r);
-        st->fingerprint = get_u32(&r);
-        st->has_fingerprint = 1;
-    }
-    raw.epoch = get_u32(&r);
-    st->progress.next_batch = (long)get_u64(&r);
-    st->progress.loss_sum = get_f64(&r);
-    st->progress.correct = (long)get_u64(&r);
-    st->progress.seen = (long)get_u64(&r);
-    st->adam_step = (long)get_u64(&r);
-    uint32_t rows = get_u32(&r);
-    if (r.bad || rows > STATE_MAX_HISTORY || (size_t)(r.end - r.p) / 44 < rows)
-        return error_set(err, "%s: truncated or implausible history", name);
-    st->n_history = (int)rows;
-    if (check_config(&raw, st, name, err))
-        return -1;
-    st->batch_size = (int)raw.batch_size;
-    st->shards = (int)raw.shards;
-    st->epochs = (int)raw.epochs;
-    st->epoch = (int)raw.epoch;
-    st->history = calloc(rows ? rows : 1, sizeof *st->history);
-    if (!st->history)
-        return error_set(err, "out of memory");
-    for (uint32_t i = 0; i < rows; i++) {
-        epoch_stats *h = &st->history[i];
-        const uint32_t said = get_u32(&r);
-        h->epoch = (int)said;
-        h->loss = get_f64(&r);
-        h->accuracy = get_f64(&r);
-        h->val_loss = get_f64(&r);
-        h->val_accuracy = get_f64(&r);
-        h->seconds = get_f64(&r);
-        if (said != i + 1) {
-            free(st->history);
-            st->history = NULL;
-            return error_set(err, "%s: history row %u is for epoch %u", name, i + 1, said);
-        }
-    }
+    if (get_run(&r, st, version, name, err))
+        goto fail;
     uint64_t n_params = get_u64(&r);
-    size_t expect = mlp_param_count(&st->shape);
+    size_t expect = model_param_count(m);
     if (r.bad || n_params != expect || (size_t)(r.end - r.p) != 12 * expect) {
-        free(st->history);
-        st->history = NULL;
-        return error_set(err, "%s: %llu parameters stored, the layer sizes need %zu (or the "
-                         "file is cut)", name, (unsigned long long)n_params, expect);
-    }
-    if (model_init(m, &st->shape, err)) {
-        free(st->history);
-        st->history = NULL;
-        return -1;
+        error_set(err, "%s: %llu parameters stored, the layers need %zu (or the file is "
+                  "cut)", name, (unsigned long long)n_params, expect);
+        goto fail;
     }
     *m1 = model_buffer_new(m->len);
     *m2 = model_buffer_new(m->len);
     if (!*m1 || !*m2) {
-        model_buffer_free(*m1);
-        model_buffer_free(*m2);
-        *m1 = *m2 = NULL;
-        model_free(m);
-        free(st->history);
-        st->history = NULL;
-        return error_set(err, "out of memory");
+        error_set(err, "out of memory");
+        goto fail;
     }
     get_tensors(&r, m, m->params);
     get_tensors(&r, m, *m1);
     get_tensors(&r, m, *m2);
     if (model_check_finite(m, m->params, name, "the parameter", err) ||
         model_check_finite(m, *m1, name, "Adam's first moment", err) ||
-        model_check_finite(m, *m2, name, "Adam's second moment", err)) {
-        model_buffer_free(*m1);
-        model_buffer_free(*m2);
-        *m1 = *m2 = NULL;
-        model_free(m);
-        free(st->history);
-        st->history = NULL;
-        return -1;
-    }
+        model_check_finite(m, *m2, name, "Adam's second moment", err))
+        goto fail;
     return 0;
+fail:
+    model_buffer_free(*m1);
+    model_buffer_free(*m2);
+    *m1 = *m2 = NULL;
+    model_free(m);
+    free(st->history);
+    st->history = NULL;
+    return -1;
 }
 
 int state_load(train_state *st, model *m, float **m1, float **m2, const char *path,

@@ -1,5 +1,7 @@
 #include "layer.h"
 
+#include <string.h>
+
 #include "layer_kinds.h"
 
 /* One line per kind: a new kind is its module and its line here. */
@@ -18,14 +20,42 @@ long tensor_size(tensor_shape s)
     return (long)s.h * s.w * s.c;
 }
 
+static int known(uint32_t kind)
+{
+    return kind < LAYER_KINDS && kinds[kind];
+}
+
 const char *layer_kind_name(layer_kind kind)
 {
-    return kind >= 0 && kind < LAYER_KINDS ? kinds[kind]->name : "unknown";
+    return known((uint32_t)kind) ? kinds[kind]->name : "unknown";
+}
+
+void layer_hyper_encode(const layer *l, uint32_t words[LAYER_HYPER_WORDS])
+{
+    memset(words, 0, sizeof(uint32_t) * LAYER_HYPER_WORDS);
+    if (ops(l)->encode)
+        ops(l)->encode(l, words);
+}
+
+int layer_hyper_decode(layer *l, uint32_t kind, const uint32_t words[LAYER_HYPER_WORDS],
+                       tr_error *err)
+{
+    memset(l, 0, sizeof *l);
+    if (!known(kind))
+        return error_set(err, "unknown layer kind %u", kind);
+    l->kind = (layer_kind)kind;
+    if (ops(l)->decode)
+        return ops(l)->decode(l, words, err);
+    for (int k = 0; k < LAYER_HYPER_WORDS; k++)
+        if (words[k])
+            return error_set(err, "%s takes no hyper-parameters (word %d is %u)",
+                             ops(l)->name, k, words[k]);
+    return 0;
 }
 
 int layer_build(layer *l, tr_error *err)
 {
-    if (l->kind < 0 || l->kind >= LAYER_KINDS)
+    if (!known((uint32_t)l->kind))
         return error_set(err, "layer %d: unknown kind %d", l->index + 1, (int)l->kind);
     l->n_tensors = 0;
     l->reads_images = l->reads_images && ops(l)->reads_images;

@@ -63,6 +63,26 @@ static int dense_build(layer *l, tr_error *err)
     return 0;
 }
 
+static void dense_encode(const layer *l, uint32_t *words)
+{
+    words[0] = (uint32_t)l->units;
+    words[1] = (uint32_t)(l->relu != 0);
+}
+
+static int dense_decode(layer *l, const uint32_t *words, tr_error *err)
+{
+    if (words[0] < 1 || words[0] > LAYER_MAX_WIDTH)
+        return error_set(err, "dense with %u units (1 to %d)", words[0], LAYER_MAX_WIDTH);
+    if (words[1] > 1)
+        return error_set(err, "dense activation %u (0 none, 1 relu)", words[1]);
+    for (int k = 2; k < LAYER_HYPER_WORDS; k++)
+        if (words[k])
+            return error_set(err, "dense hyper-parameter word %d is %u, not 0", k, words[k]);
+    l->units = (int)words[0];
+    l->relu = (int)words[1];
+    return 0;
+}
+
 static size_t dense_work_bytes(const layer *l, int max_n)
 {
     size_t bytes = align64(sizeof(dense_work));
@@ -141,6 +161,8 @@ const layer_ops dense_layer_ops = {
     .name = "dense",
     .reads_images = 1,
     .build = dense_build,
+    .encode = dense_encode,
+    .decode = dense_decode,
     .work_bytes = dense_work_bytes,
     .work_init = dense_work_init,
     .init = dense_init,

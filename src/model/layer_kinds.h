@@ -14,6 +14,10 @@ typedef struct {
     int head;
     int reads_images; /* can take the model's input as image bytes */
     int (*build)(layer *l, tr_error *err);
+    /* words: LAYER_HYPER_WORDS, zeroed before encode; decode sets the
+     * hyper-parameters (l is zeroed but for its kind) and checks them. */
+    void (*encode)(const layer *l, uint32_t *words);
+    int (*decode)(layer *l, const uint32_t *words, tr_error *err);
     size_t (*work_bytes)(const layer *l, int max_n);
     void (*work_init)(const layer *l, void *mem, int max_n);
     void (*init)(const layer *l, float *params, uint64_t seed);

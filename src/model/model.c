@@ -12,9 +12,6 @@ static size_t pad(size_t n)
 /* Builds each layer from the one before and lays their tensors out. */
 static int build_layers(model *m, tr_error *err)
 {
-    if (m->n_layers < 2 || m->n_layers > MODEL_MAX_LAYERS)
-        return error_set(err, "a model has 2 to %d layers, its head included (got %d)",
-                         MODEL_MAX_LAYERS, m->n_layers);
     tensor_shape in = m->input;
     size_t off = 0;
     for (int l = 0; l < m->n_layers; l++) {
@@ -40,22 +37,79 @@ static int build_layers(model *m, tr_error *err)
     return 0;
 }
 
-int model_init(model *m, const mlp_shape *s, tr_error *err)
+int model_init(model *m, tensor_shape input, const layer *layers, int n_layers,
+               tr_error *err)
 {
     memset(m, 0, sizeof *m);
-    m->shape = *s;
-    m->input = (tensor_shape){1, 1, s->sizes[0]};
-    for (int l = 0; l < s->n_layers; l++)
-        m->layer[l] = (layer){.kind = LAYER_DENSE, .units = s->sizes[l + 1],
-                              .relu = l < s->n_layers - 1};
-    m->layer[s->n_layers] = (layer){.kind = LAYER_SOFTMAX};
-    m->n_layers = s->n_layers + 1;
-    if (build_layers(m, err))
+    if (input.h < 1 || input.w < 1 || input.c < 1 || input.h > LAYER_MAX_WIDTH ||
+        input.w > LAYER_MAX_WIDTH || input.c > LAYER_MAX_WIDTH ||
+        tensor_size(input) > MODEL_MAX_INPUT)
+        return error_set(err, "an input of %d x %d x %d values", input.h, input.w, input.c);
+    if (n_layers < 2 || n_layers > MODEL_MAX_LAYERS)
+        return error_set(err, "a model has 2 to %d layers, its head included (got %d)",
+                         MODEL_MAX_LAYERS, n_layers);
+    m->input = input;
+    m->n_layers = n_layers;
+    for (int l = 0; l < n_layers; l++)
+        m->layer[l] = (layer){.kind = layers[l].kind, .units = layers[l].units,
+                              .relu = layers[l].relu};
+    if (build_layers(m, err)) {
+        memset(m, 0, sizeof *m);
         return -1;
+    }
     m->params = model_buffer_new(m->len);
     if (!m->params)
         return error_set(err, "out of memory for %zu parameters", m->len);
     return 0;
+}
+
+int model_init_mlp(model *m, tensor_shape input, const mlp_shape *s, tr_error *err)
+{
+    layer layers[MLP_MAX_LAYERS + 1];
+    if (tensor_size(input) != s->sizes[0])
+        return error_set(err, "an input of %ld values for a model of %d inputs",
+                         tensor_size(input), s->sizes[0]);
+    for (int l = 0; l < s->n_layers; l++)
+        layers[l] = (layer){.kind = LAYER_DENSE, .units = s->sizes[l + 1],
+                            .relu = l < s->n_layers - 1};
+    layers[s->n_layers] = (layer){.kind = LAYER_SOFTMAX};
+    return model_init(m, input, layers, s->n_layers + 1, err);
+}
+
+int model_mlp_shape(const model *m, mlp_shape *s, tr_error *err)
+{
+    memset(s, 0, sizeof *s);
+    const int dense = m->n_layers - 1;
+    if (dense > MLP_MAX_LAYERS)
+        return error_set(err, "a model of %d layers is not a stack of at most %d dense layers",
+                         m->n_layers, MLP_MAX_LAYERS);
+    s->n_layers = dense;
+    s->sizes[0] = (int)tensor_size(m->input);
+    for (int l = 0; l < dense; l++) {
+        const layer *y = &m->layer[l];
+        if (y->kind != LAYER_DENSE || y->relu != (l < dense - 1))
+            return error_set(err, "layer %d (%s) is not what a stack of dense layers has "
+                             "there", l + 1, layer_kind_name(y->kind));
+        s->sizes[l + 1] = y->units;
+    }
+    if (m->layer[dense].kind != LAYER_SOFTMAX)
+        return error_set(err, "the head is not softmax");
+    return 0;
+}
+
+int model_same_layers(const model *a, const model *b)
+{
+    if (a->n_layers != b->n_layers || a->input.h != b->input.h || a->input.w != b->input.w ||
+        a->input.c != b->input.c)
+        return 0;
+    for (int l = 0; l < a->n_layers; l++) {
+        uint32_t wa[LAYER_HYPER_WORDS], wb[LAYER_HYPER_WORDS];
+        layer_hyper_encode(&a->layer[l], wa);
+        layer_hyper_encode(&b->layer[l], wb);
+        if (a->layer[l].kind != b->layer[l].kind || memcmp(wa, wb, sizeof wa) != 0)
+            return 0;
+    }
+    return 1;
 }
 
 void model_free(model *m)

@@ -82,7 +82,7 @@ int run_new(run **out, model *m, const dataset *train, const dataset *val,
         train_session_new(&r->session, m, &tc, err) ||
         evaluator_new(&r->eval, m, train_threads_used(cfg->threads, cfg->shards),
                       err) ||
-        model_init(&r->epoch_model, &m->shape, err)) {
+        model_init(&r->epoch_model, m->input, m->layer, m->n_layers, err)) {
         run_free(r);
         return -1;
     }
@@ -136,7 +136,7 @@ void run_position(const run *r, int *epoch, long *batch, long *n_batches)
 static int add_state(file_batch *b, const run *r, tr_error *err)
 {
     const run_config *c = &r->cfg;
-    train_state st = {.shape = r->model->shape, .seed = c->seed, .batch_size = c->batch_size,
+    train_state st = {.seed = c->seed, .batch_size = c->batch_size,
                       .shards = c->shards, .epochs = c->epochs, .lr = c->lr,
                       .validation_split = c->validation_split, .n_train = r->train->n,
                       .n_val = r->val->n, .rows = r->train->rows, .cols = r->train->cols,

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""model.ckpt (version 2) and training.state (version 3) read by an
+independent reader written from the README alone (tests/trainerfiles.py), and
+the model run by numpy: the files say what the trainer did, and the model they
+hold gives the test figures the trainer printed."""
+import gzip
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mnistgen  # noqa: E402
+import trainerfiles  # noqa: E402
+from testlib import check, finish  # noqa: E402
+
+try:
+    import numpy as np
+except ImportError:
+    print("test_formats: numpy is not installed (python3-numpy): skipped")
+    sys.exit(77)
+
+TRAINER = os.path.abspath(sys.argv[1])
+ROWS, COLS = 10, 14
+
+
+def idx(path):
+    """An IDX file of unsigned bytes as a numpy array."""
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = struct.unpack_from(f">{ndim}I", data, 4)
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims), data
+
+
+def forward(model, images):
+    """Logits of images ([n][rows][cols] bytes) through the file's layers."""
+    x = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
+    tensors = iter(model["tensors"])
+    for kind, hp in model["layers"]:
+        if kind == "dense":
+            (w_shape, w), (_, b) = next(tensors), next(tensors)
+            w = np.array(w, dtype=np.float32).reshape(w_shape)
+            x = x.astype(np.float64) @ w.astype(np.float64) + np.array(b, dtype=np.float64)
+            if hp["relu"]:
+                x = np.maximum(x, 0.0)
+    return x
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    data, out = os.path.join(tmp, "data"), os.path.join(tmp, "run")
+    os.makedirs(data)
+    mnistgen.write_pair(data, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 600, 1,
+                        True, ROWS, COLS)
+    mnistgen.write_pair(data, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 200, 2,
+                        False, ROWS, COLS)
+    r = subprocess.run([TRAINER, "--data", data, "--out", out, "--epochs", "2", "--hidden",
+                        "24,12", "--threads", "2", "--seed", "3", "--no-plots"],
+                       capture_output=True, text=True, timeout=300)
+    print(r.stdout, r.stderr)
+    check(r.returncode == 0, f"training failed: {r.stderr}")
+    m = re.search(r"Test loss: ([0-9.]+) - test accuracy: ([0-9.]+)", r.stdout)
+    check(m is not None, "no test line")
+
+    ckpt = trainerfiles.read_ckpt(os.path.join(out, "model.ckpt"))
+    want_layers = [("dense", {"units": 24, "relu": True}), ("dense", {"units": 12, "relu": True}),
+                   ("dense", {"units": 10, "relu": False}), ("softmax", {})]
+    check(ckpt["version"] == 2, f"model.ckpt version {ckpt['version']}")
+    check(ckpt["input"] == (ROWS, COLS, 1), f"input shape {ckpt['input']}")
+    check(ckpt["classes"] == 10 and ckpt["layers"] == want_layers, f"layers {ckpt['layers']}")
+
+    state = trainerfiles.read_state(os.path.join(out, "training.state"))
+    check(state["version"] == 3, f"training.state version {state['version']}")
+    check(state["layers"] == want_layers and state["input"] == (ROWS, COLS, 1),
+          "the state's layers")
+    check(state["params"] == ckpt["tensors"], "the state's parameters are not model.ckpt's")
+    check(all(v >= 0 for _, t in state["v"] for v in t), "a negative second moment")
+    check(state["seed"] == 3 and state["batch_size"] == 32 and state["epochs"] == 2 and
+          state["epoch"] == 3 and state["batches_done"] == 0, "the state's run fields")
+    check(state["n_train"] == 480 and state["n_val"] == 120 and
+          state["adam_step"] == 2 * 15, f"counts {state['n_train']} {state['adam_step']}")
+    _, train_images = idx(os.path.join(data, "train-images-idx3-ubyte.gz"))
+    _, train_labels = idx(os.path.join(data, "train-labels-idx1-ubyte.gz"))
+    check((state["rows"], state["cols"]) == (ROWS, COLS) and
+          state["fingerprint"] == zlib.crc32(train_images + train_labels),
+          "the data's shape and fingerprint")
+    with open(os.path.join(out, "history.csv")) as f:
+        csv = [line.split(",") for line in f.read().splitlines()[1:]]
+    check(len(state["history"]) == len(csv) == 2 and
+          all(int(c[0]) == h[0] and abs(float(c[1]) - h[1]) <= 1e-6 * max(1, h[1]) and
+              abs(float(c[4]) - h[4]) <= 1e-6 for c, h in zip(csv, state["history"])),
+          "the state's history is not history.csv's")
+
+    images, _ = idx(os.path.join(data, "t10k-images-idx3-ubyte"))
+    labels, _ = idx(os.path.join(data, "t10k-labels-idx1-ubyte"))
+    logits = forward(ckpt, images)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = float(-log_p[np.arange(len(labels)), labels].mean())
+    accuracy = float((logits.argmax(axis=1) == labels).mean())
+    print(f"numpy on model.ckpt: test loss {loss:.6f}, accuracy {accuracy:.4f}")
+    if m:
+        check(abs(loss - float(m.group(1))) <= 6e-5, f"test loss {loss} vs {m.group(1)}")
+        check(abs(accuracy - float(m.group(2))) <= 6e-5, f"accuracy {accuracy} vs {m.group(2)}")
+    first = re.search(r"Test image 1: predicted (\d)", r.stdout)
+    check(first is not None and int(first.group(1)) == int(logits[0].argmax()),
+          "the prediction of test image 1")
+
+    # A forged layer kind, with a good checksum: one line naming the file.
+    with open(os.path.join(out, "model.ckpt"), "rb") as f:
+        body = bytearray(f.read())
+    struct.pack_into("<I", body, 40, 7)
+    struct.pack_into("<I", body, len(body) - 4, zlib.crc32(bytes(body[:-4])))
+    forged = os.path.join(tmp, "forged.ckpt")
+    with open(forged, "wb") as f:
+        f.write(body)
+    r = subprocess.run([TRAINER, "--data", data, "--load", forged, "--epochs", "0"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and r.stderr.count("\n") == 1 and "forged.ckpt" in r.stderr and
+          "unknown layer kind 7" in r.stderr, f"forged kind: {r.returncode} {r.stderr!r}")
+
+finish("test_formats")

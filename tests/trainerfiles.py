@@ -1,0 +1,148 @@
+"""A reader of trainer's binary files, written from the README's description
+of the formats alone (not from the C code): model.ckpt versions 1 and 2,
+training.state versions 1 to 3.  Plain Python; every field is checked as the
+README says a reader must."""
+import math
+import struct
+import zlib
+
+ORDER_TAG = 0x01020304
+KINDS = {1: "dense", 2: "softmax"}
+HYPER_WORDS = 7
+
+
+class Reader:
+    def __init__(self, data, at):
+        self.data, self.at = data, at
+
+    def take(self, fmt):
+        values = struct.unpack_from("<" + fmt, self.data, self.at)
+        self.at += struct.calcsize("<" + fmt)
+        return values if len(values) > 1 else values[0]
+
+
+def _check_crc(data):
+    if len(data) < 12:
+        raise ValueError("too short")
+    (stored,) = struct.unpack_from("<I", data, len(data) - 4)
+    if zlib.crc32(data[:-4]) != stored:
+        raise ValueError("CRC-32 mismatch")
+
+
+def _head(data, magic):
+    _check_crc(data)
+    if data[:8] != magic:
+        raise ValueError("bad magic")
+    r = Reader(data, 8)
+    version, tag, float_size = r.take("III")
+    if tag != ORDER_TAG or float_size != 4:
+        raise ValueError("byte order or float size")
+    return r, version
+
+
+def _architecture(r):
+    """Version 2's block: input shape, classes, layers."""
+    h, w, c, classes, n = r.take("5I")
+    layers = []
+    for _ in range(n):
+        kind = r.take("I")
+        words = r.take(f"{HYPER_WORDS}I")
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind}")
+        if kind == 1:
+            if not (words[0] >= 1 and words[1] in (0, 1) and not any(words[2:])):
+                raise ValueError(f"dense words {words}")
+            layers.append(("dense", {"units": words[0], "relu": bool(words[1])}))
+        else:
+            if any(words):
+                raise ValueError("softmax takes no hyper-parameters")
+            layers.append(("softmax", {}))
+    if layers[-1][0] != "softmax" or any(k == "softmax" for k, _ in layers[:-1]):
+        raise ValueError("softmax must be the head, and last")
+    if layers[-2][1]["units"] != classes:
+        raise ValueError("classes do not match the last dense layer")
+    return (h, w, c), classes, layers
+
+
+def _sizes_as_architecture(r):
+    """Version 1's u32 L and L + 1 sizes: dense layers, ReLU between them."""
+    n = r.take("I")
+    sizes = [r.take("I") for _ in range(n + 1)]
+    layers = [("dense", {"units": s, "relu": i < n - 1}) for i, s in enumerate(sizes[1:])]
+    return (1, 1, sizes[0]), sizes[-1], layers + [("softmax", {})]
+
+
+def tensor_shapes(input_shape, layers):
+    """Each parameter tensor's shape, in file order."""
+    width = input_shape[0] * input_shape[1] * input_shape[2]
+    shapes = []
+    for kind, hp in layers:
+        if kind == "dense":
+            shapes += [(width, hp["units"]), (hp["units"],)]
+            width = hp["units"]
+    return shapes
+
+
+def _tensors(r, shapes):
+    out = []
+    for shape in shapes:
+        n = 1
+        for d in shape:
+            n *= d
+        out.append((shape, list(r.take(f"{n}f")) if n > 1 else [r.take("f")]))
+    return out
+
+
+def read_ckpt(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    r, version = _head(data, b"TRNRCKPT")
+    if version == 1:
+        input_shape, classes, layers = _sizes_as_architecture(r)
+    elif version == 2:
+        input_shape, classes, layers = _architecture(r)
+    else:
+        raise ValueError(f"version {version}")
+    shapes = tensor_shapes(input_shape, layers)
+    count = r.take("Q")
+    if count != sum(math.prod(t) for t in shapes):
+        raise ValueError("parameter count")
+    tensors = _tensors(r, shapes)
+    if r.at != len(data) - 4:
+        raise ValueError("length")
+    return {"version": version, "input": input_shape, "classes": classes, "layers": layers,
+            "tensors": tensors}
+
+
+def read_state(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    r, version = _head(data, b"TRNRSTAT")
+    if version in (1, 2):
+        input_shape, classes, layers = _sizes_as_architecture(r)
+    elif version == 3:
+        input_shape, classes, layers = _architecture(r)
+    else:
+        raise ValueError(f"version {version}")
+    s = {"version": version, "input": input_shape, "classes": classes, "layers": layers}
+    s["seed"], s["batch_size"], s["shards"], s["epochs"] = r.take("QIII")
+    s["lr"], s["validation_split"] = r.take("dd")
+    s["n_train"], s["n_val"] = r.take("II")
+    n = r.take("I")
+    s["data_dir"] = data[r.at:r.at + n].decode()
+    r.at += n
+    if version >= 2:
+        s["rows"], s["cols"], s["fingerprint"] = r.take("III")
+    s["epoch"], s["batches_done"] = r.take("IQ")
+    s["loss_sum"] = r.take("d")
+    s["correct"], s["seen"], s["adam_step"] = r.take("QQQ")
+    rows = r.take("I")
+    s["history"] = [r.take("Iddddd") for _ in range(rows)]
+    shapes = tensor_shapes(input_shape, layers)
+    count = r.take("Q")
+    s["params"] = _tensors(r, shapes)
+    s["m"] = _tensors(r, shapes)
+    s["v"] = _tensors(r, shapes)
+    if r.at != len(data) - 4 or count != sum(len(t[1]) for t in s["params"]):
+        raise ValueError("length or parameter count")
+    return s
