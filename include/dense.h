@@ -1,4 +1,4 @@
-/* dense.h - the kernels of a dense network on a block of n samples.
+/* dense.h - the kernels of a dense layer on a block of n samples.
  *
  * Weights are stored input-major, w[i][o] for input i and output o, so that
  * the inner loops run over contiguous outputs.  Each fast kernel has a plain
@@ -113,19 +113,6 @@ void dense_transpose(float *dst, const float *src, int rows, int cols);
 
 /* d[k] = 0 where out[k] <= 0: the ReLU's derivative applied in place.
  * d, out: [count] */
-void relu_backward(float *d, const float *out, long count);
-
-/* Softmax fused with cross-entropy, stable (the row maximum is subtracted).
- * d_logits = scale * (softmax(logits) - onehot(labels)).  Returns the sum over
- * the n rows of -log softmax[label]; adds to *correct the rows whose arg max is
- * their label (ties go to the lowest class, as numpy's argmax).
- * d_logits, logits: [n][classes]   labels: [n] */
-double softmax_xent(float *d_logits, const float *logits, const uint8_t *labels,
-                    int n, int classes, float scale, int *correct);
-
-/* Arg max of each row (lowest index on ties) and its -log softmax[label]
- * summed over the rows, without gradients.  pred may be NULL. */
-double softmax_xent_eval(uint8_t *pred, const float *logits, const uint8_t *labels,
-                         int n, int classes, int *correct);
+void dense_relu_backward(float *d, const float *out, long count);
 
 #endif

@@ -28,7 +28,4 @@ int mlp_parse_hidden(const char *text, int *widths, int *n, tr_error *err);
 /* Writes "784-128-32-10" into buf. */
 void mlp_shape_format(const mlp_shape *s, char *buf, size_t size);
 
-/* Real parameters (104,938 for 784-128-32-10). */
-size_t mlp_param_count(const mlp_shape *s);
-
 #endif

@@ -116,7 +116,7 @@ static void test_ckpt(void)
     uint8_t *bytes;
     size_t len;
     CHECK(ckpt_encode(&m, &bytes, &len, &err) == 0, "%s", err.msg);
-    CHECK(len == 20 + 20 + 32 * 4 + 8 + 4 * mlp_param_count(&shape) + 4, "length %zu", len);
+    CHECK(len == 20 + 20 + 32 * 4 + 8 + 4 * model_param_count(&m) + 4, "length %zu", len);
     CHECK(memcmp(bytes, "TRNRCKPT", 8) == 0 && bytes[8] == 2 && bytes[12] == 4,
           "header: magic, version 2, little-endian tag");
 

@@ -7,6 +7,7 @@
 
 #include "dense.h"
 #include "rng.h"
+#include "softmax.h"
 #include "testutil.h"
 
 /* Float rounding of sums of up to a few hundred products of numbers near 1:
@@ -280,7 +281,7 @@ static void test_transpose(rng *r)
 static void test_relu_backward(void)
 {
     float d[5] = {1, 2, 3, 4, 5}, out[5] = {0.5f, 0.0f, -1.0f, 2.0f, -0.0f};
-    relu_backward(d, out, 5);
+    dense_relu_backward(d, out, 5);
     CHECK(d[0] == 1 && d[1] == 0 && d[2] == 0 && d[3] == 4 && d[4] == 0,
           "relu_backward %g %g %g %g %g", d[0], d[1], d[2], d[3], d[4]);
 }

@@ -142,7 +142,7 @@ static void dense_layer_backward(const layer *l, float *d_in, float *grad, float
 {
     dense_work *w = work;
     if (l->relu)
-        relu_backward(d_out, out, (long)n * l->units);
+        dense_relu_backward(d_out, out, (long)n * l->units);
     const float *wt = params + l->offset[DENSE_W];
     float *d_w = grad + l->offset[DENSE_W], *d_b = grad + l->offset[DENSE_B];
     if (listed(l))

@@ -1,7 +1,75 @@
 /* Softmax fused with the cross-entropy loss: the head of a classifier.  Its
  * input is the logits, one per class; it has no parameters. */
-#include "dense.h"
+#include "softmax.h"
+
+#include <math.h>
+
 #include "layer_kinds.h"
+
+/* Returns log(sum(exp(row - max))) and the arg max (lowest index on ties). */
+static double row_logsumexp(const float *row, int classes, float *max_out, int *arg)
+{
+    float m = row[0];
+    int a = 0;
+    for (int c = 1; c < classes; c++)
+        if (row[c] > m) {
+            m = row[c];
+            a = c;
+        }
+    double sum = 0.0;
+    for (int c = 0; c < classes; c++)
+        sum += exp((double)row[c] - (double)m);
+    *max_out = m;
+    *arg = a;
+    return log(sum);
+}
+
+double softmax_xent(float *d_logits, const float *logits, const uint8_t *labels,
+                    int n, int classes, float scale, int *correct)
+{
+    double loss = 0.0;
+    for (int s = 0; s < n; s++) {
+        const float *z = logits + (long)s * classes;
+        float *d = d_logits + (long)s * classes;
+        float m = z[0];
+        int arg = 0;
+        for (int c = 1; c < classes; c++)
+            if (z[c] > m) {
+                m = z[c];
+                arg = c;
+            }
+        /* exp(z - max) once per class, kept in d until the sum is known. */
+        double sum = 0.0;
+        for (int c = 0; c < classes; c++) {
+            double e = exp((double)z[c] - (double)m);
+            sum += e;
+            d[c] = (float)e;
+        }
+        loss += log(sum) - ((double)z[labels[s]] - (double)m);
+        *correct += arg == labels[s];
+        const double inv = 1.0 / sum;
+        for (int c = 0; c < classes; c++)
+            d[c] = scale * (float)((double)d[c] * inv - (c == labels[s]));
+    }
+    return loss;
+}
+
+double softmax_xent_eval(uint8_t *pred, const float *logits, const uint8_t *labels,
+                         int n, int classes, int *correct)
+{
+    double loss = 0.0;
+    for (int s = 0; s < n; s++) {
+        const float *z = logits + (long)s * classes;
+        float m;
+        int arg;
+        double lse = row_logsumexp(z, classes, &m, &arg);
+        loss += lse - ((double)z[labels[s]] - (double)m);
+        *correct += arg == labels[s];
+        if (pred)
+            pred[s] = (uint8_t)arg;
+    }
+    return loss;
+}
 
 static int softmax_build(layer *l, tr_error *err)
 {

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 int mlp_shape_make(mlp_shape *s, int inputs, const int *hidden, int n_hidden,
                    int classes, tr_error *err)
 {
@@ -58,12 +57,4 @@ void mlp_shape_format(const mlp_shape *s, char *buf, size_t size)
     buf[0] = '\0';
     for (int l = 0; l <= s->n_layers && used < size; l++)
         used += (size_t)snprintf(buf + used, size - used, l ? "-%d" : "%d", s->sizes[l]);
-}
-
-size_t mlp_param_count(const mlp_shape *s)
-{
-    size_t n = 0;
-    for (int l = 0; l < s->n_layers; l++)
-        n += (size_t)s->sizes[l] * s->sizes[l + 1] + s->sizes[l + 1];
-    return n;
 }

@@ -191,7 +191,7 @@ static void rows_backward(void *ctx, int k, float *d_in, float *grad, float *d_o
     dense_rows *r = ctx;
     (void)d_in;
     if (r->l->relu)
-        relu_backward(d_out, out, (long)n * r->width);
+        dense_relu_backward(d_out, out, (long)n * r->width);
     dense_backward(NULL, NULL, grad + r->l->offset[DENSE_B], d_out, NULL, NULL, NULL, n,
                    r->inputs, r->width, NULL);
     memcpy(shard_factors(r, k), d_out, sizeof(float) * (size_t)n * (size_t)r->width);
