@@ -50,10 +50,19 @@ int model_init(model *m, tensor_shape input, const layer *layers, int n_layers,
                tr_error *err);
 void model_free(model *m);
 
+/* model_init in two steps, for a reader that must check a file's length
+ * against the parameters before it allocates them: model_define builds the
+ * layers and their layout (m->params NULL; nothing to free), model_alloc the
+ * parameters. */
+int model_define(model *m, tensor_shape input, const layer *layers, int n_layers,
+                 tr_error *err);
+int model_alloc(model *m, tr_error *err);
+
 /* The notebook's kind of model from its widths (mlp.h), on inputs of shape
  * input (of sizes[0] values): dense layers with ReLU between them,
  * sizes[n_layers] units in the last, and a softmax head. */
 int model_init_mlp(model *m, tensor_shape input, const mlp_shape *s, tr_error *err);
+int model_define_mlp(model *m, tensor_shape input, const mlp_shape *s, tr_error *err);
 
 /* The widths of a model that is such a stack; fails on any other. */
 int model_mlp_shape(const model *m, mlp_shape *s, tr_error *err);

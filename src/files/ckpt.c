@@ -42,7 +42,7 @@ static int get_version1_model(byte_reader *r, model *m, const char *name, tr_err
         return -1;
     if (r->bad)
         return error_set(err, "%s: truncated header", name);
-    return model_init_mlp(m, tensor_flat(s.sizes[0]), &s, err);
+    return model_define_mlp(m, tensor_flat(s.sizes[0]), &s, err);
 }
 
 int ckpt_decode(model *m, const uint8_t *data, size_t len, const char *name,
@@ -72,18 +72,18 @@ int ckpt_decode(model *m, const uint8_t *data, size_t len, const char *name,
     if (version == 1 ? get_version1_model(&r, m, name, err)
                      : get_architecture(&r, m, name, err))
         return -1;
+    /* Defined, not allocated: the length is checked first, so that a forged
+     * layer size cannot make the reader allocate gigabytes. */
     const uint64_t n_params = get_u64(&r);
     const size_t expect = model_param_count(m);
-    if (r.bad || n_params != expect) {
-        model_free(m);
+    if (r.bad || n_params != expect)
         return error_set(err, "%s: %llu parameters stored, the layers need %zu", name,
                          (unsigned long long)n_params, expect);
-    }
-    if ((size_t)(r.end - r.p) != 4 * expect) {
-        const size_t want = (size_t)(r.p - data) + 4 * expect + 4;
-        model_free(m);
-        return error_set(err, "%s: %zu bytes, the layers need %zu", name, len, want);
-    }
+    if ((size_t)(r.end - r.p) / 4 != expect || (size_t)(r.end - r.p) % 4)
+        return error_set(err, "%s: %zu bytes, the layers need %zu", name, len,
+                         (size_t)(r.p - data) + 4 * expect + 4);
+    if (model_alloc(m, err))
+        return -1;
     get_tensors(&r, m, m->params);
     if (model_check_finite(m, m->params, name, "the parameter", err)) {
         model_free(m);

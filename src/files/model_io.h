@@ -71,8 +71,9 @@ static inline void put_architecture(byte_writer *w, const model *m)
     }
 }
 
-/* Reads an architecture block and builds the model it describes (its
- * parameters zero), refusing what does not hold together. */
+/* Reads an architecture block and defines the model it describes
+ * (model_define: no parameters allocated yet), refusing what does not hold
+ * together. */
 static inline int get_architecture(byte_reader *r, model *m, const char *name, tr_error *err)
 {
     const uint32_t h = get_u32(r), wd = get_u32(r), c = get_u32(r);
@@ -96,13 +97,11 @@ static inline int get_architecture(byte_reader *r, model *m, const char *name, t
         if (layer_hyper_decode(&layers[l], kind, words, &why))
             return error_set(err, "%s: layer %u: %s", name, l + 1, why.msg);
     }
-    if (model_init(m, (tensor_shape){(int)h, (int)wd, (int)c}, layers, (int)n, &why))
+    if (model_define(m, (tensor_shape){(int)h, (int)wd, (int)c}, layers, (int)n, &why))
         return error_set(err, "%s: %s", name, why.msg);
-    if ((uint32_t)model_classes(m) != classes) {
-        model_free(m);
+    if ((uint32_t)model_classes(m) != classes)
         return error_set(err, "%s: %u classes said, the layers give %d", name, classes,
                          model_classes(m));
-    }
     return 0;
 }
 

@@ -114,7 +114,7 @@ static int get_sized_model(byte_reader *r, model *m, const char *name, tr_error 
         return -1;
     if (r->bad)
         return error_set(err, "%s: truncated header", name);
-    return model_init_mlp(m, tensor_flat(s.sizes[0]), &s, err);
+    return model_define_mlp(m, tensor_flat(s.sizes[0]), &s, err);
 }
 
 /* The configuration and progress fields, from the seed to the history. */
@@ -202,11 +202,16 @@ int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_
         goto fail;
     uint64_t n_params = get_u64(&r);
     size_t expect = model_param_count(m);
-    if (r.bad || n_params != expect || (size_t)(r.end - r.p) != 12 * expect) {
+    /* The model is defined, not allocated, until the length says that the
+     * file holds its parameters. */
+    const size_t left = (size_t)(r.end - r.p);
+    if (r.bad || n_params != expect || left % 12 || left / 12 != expect) {
         error_set(err, "%s: %llu parameters stored, the layers need %zu (or the file is "
                   "cut)", name, (unsigned long long)n_params, expect);
         goto fail;
     }
+    if (model_alloc(m, err))
+        goto fail;
     *m1 = model_buffer_new(m->len);
     *m2 = model_buffer_new(m->len);
     if (!*m1 || !*m2) {

@@ -37,8 +37,8 @@ static int build_layers(model *m, tr_error *err)
     return 0;
 }
 
-int model_init(model *m, tensor_shape input, const layer *layers, int n_layers,
-               tr_error *err)
+int model_define(model *m, tensor_shape input, const layer *layers, int n_layers,
+                 tr_error *err)
 {
     memset(m, 0, sizeof *m);
     if (input.h < 1 || input.w < 1 || input.c < 1 || input.h > LAYER_MAX_WIDTH ||
@@ -57,15 +57,27 @@ int model_init(model *m, tensor_shape input, const layer *layers, int n_layers,
         memset(m, 0, sizeof *m);
         return -1;
     }
+    return 0;
+}
+
+int model_alloc(model *m, tr_error *err)
+{
     m->params = model_buffer_new(m->len);
     if (!m->params)
         return error_set(err, "out of memory for %zu parameters", m->len);
     return 0;
 }
 
-int model_init_mlp(model *m, tensor_shape input, const mlp_shape *s, tr_error *err)
+int model_init(model *m, tensor_shape input, const layer *layers, int n_layers,
+               tr_error *err)
+{
+    return model_define(m, input, layers, n_layers, err) || model_alloc(m, err) ? -1 : 0;
+}
+
+int model_define_mlp(model *m, tensor_shape input, const mlp_shape *s, tr_error *err)
 {
     layer layers[MLP_MAX_LAYERS + 1];
+    memset(m, 0, sizeof *m);
     if (tensor_size(input) != s->sizes[0])
         return error_set(err, "an input of %ld values for a model of %d inputs",
                          tensor_size(input), s->sizes[0]);
@@ -73,7 +85,12 @@ int model_init_mlp(model *m, tensor_shape input, const mlp_shape *s, tr_error *e
         layers[l] = (layer){.kind = LAYER_DENSE, .units = s->sizes[l + 1],
                             .relu = l < s->n_layers - 1};
     layers[s->n_layers] = (layer){.kind = LAYER_SOFTMAX};
-    return model_init(m, input, layers, s->n_layers + 1, err);
+    return model_define(m, input, layers, s->n_layers + 1, err);
+}
+
+int model_init_mlp(model *m, tensor_shape input, const mlp_shape *s, tr_error *err)
+{
+    return model_define_mlp(m, input, s, err) || model_alloc(m, err) ? -1 : 0;
 }
 
 int model_mlp_shape(const model *m, mlp_shape *s, tr_error *err)
