@@ -11,6 +11,7 @@ typedef struct {
     double val_loss;     /* after the epoch; NaN without a validation set */
     double val_accuracy;
     double seconds;      /* wall time of the epoch, validation included */
+    double learning_rate; /* the rate its steps used (NaN where not known) */
 } epoch_stats;
 
 /* Where an epoch stands: the batches done and the running sums of their

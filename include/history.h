@@ -1,6 +1,8 @@
 /* history.h - history.csv, one row per epoch:
- *   epoch,loss,accuracy,val_loss,val_accuracy,seconds
- * Validation columns hold "nan" when training ran without a validation set. */
+ *   epoch,loss,accuracy,val_loss,val_accuracy,seconds[,learning_rate]
+ * Validation columns hold "nan" when training ran without a validation set.
+ * The learning rate used in each epoch is there when it may change (a run
+ * that lowers it on a plateau). */
 #ifndef TRAINER_HISTORY_H
 #define TRAINER_HISTORY_H
 
@@ -10,23 +12,28 @@
 #include "epoch.h"
 
 #define HISTORY_HEADER "epoch,loss,accuracy,val_loss,val_accuracy,seconds"
+#define HISTORY_HEADER_LR HISTORY_HEADER ",learning_rate"
 
 /* Formats rows[0..n) as CSV text into a new buffer (*text, freed by the
- * caller, NUL-terminated; *len excludes the NUL). */
-int history_format(const epoch_stats *rows, int n, char **text, size_t *len,
+ * caller, NUL-terminated; *len excludes the NUL), with the learning-rate
+ * column when with_lr is nonzero. */
+int history_format(const epoch_stats *rows, int n, int with_lr, char **text, size_t *len,
                    tr_error *err);
 
 /* Parses CSV text as written by history_format into a new array (*rows, freed
- * by the caller).  Refuses a wrong header, a short or long row, a field that is
- * not a number, epochs that do not count up from 1, and a file without rows.
- * name is used in messages, which give the line number. */
-int history_parse(epoch_stats **rows, int *n, const char *text, size_t len,
+ * by the caller); *with_lr (if not NULL) tells whether it had the
+ * learning-rate column (without it, learning_rate is NaN).  Refuses a wrong
+ * header, a short or long row, a field that is not a number, epochs that do
+ * not count up from 1, and a file without rows.  name is used in messages,
+ * which give the line number. */
+int history_parse(epoch_stats **rows, int *n, int *with_lr, const char *text, size_t len,
                   const char *name, tr_error *err);
 
 /* history_format then a write through a temporary file and a rename. */
-int history_save(const epoch_stats *rows, int n, const char *path, tr_error *err);
+int history_save(const epoch_stats *rows, int n, int with_lr, const char *path,
+                 tr_error *err);
 
 /* Reads and parses path. */
-int history_load(epoch_stats **rows, int *n, const char *path, tr_error *err);
+int history_load(epoch_stats **rows, int *n, int *with_lr, const char *path, tr_error *err);
 
 #endif

@@ -15,12 +15,23 @@
 #define PLOT_TRAIN_COLOR ((rgb){31, 119, 180})
 #define PLOT_VAL_COLOR ((rgb){255, 127, 14})
 #define PLOT_MISTAKE_COLOR ((rgb){214, 39, 40})
+#define PLOT_BEST_COLOR ((rgb){44, 160, 44})
+#define PLOT_LR_COLOR ((rgb){148, 103, 189})
+
+/* Epochs that curves.png marks with a vertical line (0: none). */
+typedef struct {
+    int best_epoch;    /* the epoch whose weights the model keeps, "best" */
+    int stopped_epoch; /* the epoch after which early stopping ended training */
+} curve_marks;
 
 /* curves.png: two panels side by side, accuracy (left) and loss (right)
  * against the epoch, training and validation as lines with point markers.
  * Non-finite values break the line; a value far above the rest (a spike) is
- * drawn clipped at the top with its value written beside it. */
-int plot_curves(canvas *c, const epoch_stats *rows, int n, tr_error *err);
+ * drawn clipped at the top with its value written beside it.  Each epoch
+ * whose learning rate differs from the one before gets a purple line and its
+ * rate; marks (may be NULL) add the best epoch (green) and the stop. */
+int plot_curves(canvas *c, const epoch_stats *rows, int n, const curve_marks *marks,
+                tr_error *err);
 
 /* A grid of images first..first+count of d, each enlarged, with its label
  * (with_labels) or its index under it. */

@@ -1,8 +1,12 @@
 /* run.h - a training run: the epoch loop and what it leaves on disk.
  *
  * A run trains a model epoch after epoch, evaluating the validation set after
- * each.  Given an output directory it keeps the epoch files there:
- * history.csv, model.ckpt, training.state and (with pictures) curves.png,
+ * each, and applies Keras' callbacks (callbacks.h) when they are on: early
+ * stopping, which restores the best epoch's weights when training ends, the
+ * best model kept, the learning rate lowered on a plateau.  Given an output
+ * directory it keeps the epoch files there: history.csv, model.ckpt,
+ * model.best.ckpt (with the best model kept), training.state and (with
+ * pictures) curves.png,
  * replaced together or not at all after an epoch when the last ones are a
  * second old or more, after the last epoch, and when the run is stopped.  So
  * they always show whole epochs, and a crash loses at most a second of
@@ -17,6 +21,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "callbacks.h"
 #include "dataset.h"
 #include "epoch.h"
 #include "error.h"
@@ -34,6 +39,7 @@ typedef struct {
     const char *out_dir;  /* where the epoch files go; NULL: nowhere */
     const char *data_dir; /* recorded in the state, for a resume to find */
     int plots;            /* curves.png among the epoch files */
+    callback_config callbacks; /* Keras' callbacks (zeroed: none) */
 } run_config;
 
 /* What a console (or a benchmark) is told; every member may be NULL. */
@@ -47,6 +53,10 @@ typedef struct {
      * (fewer than the epoch's when it was resumed). */
     void (*epoch_end)(void *ctx, const epoch_stats *st, long n_batches,
                       double train_seconds, long samples);
+    /* After the callbacks' rules, when they saved the best model, changed
+     * the learning rate (cb->lr) or stopped training. */
+    void (*callbacks)(void *ctx, const epoch_stats *st, const callback_state *cb,
+                      const callback_actions *a);
     void *ctx;
 } run_observer;
 
@@ -61,8 +71,9 @@ void run_free(run *r);
 
 /* Makes the run continue the one st describes (read from training.state):
  * Adam's moments m1 and m2 (buffers of the model's layout) and step count,
- * the history so far and the position in the epoch in progress.  The model
- * must already hold st's parameters.  Call before run_fit. */
+ * the history so far, the position in the epoch in progress and the
+ * callbacks' state (the run's callbacks must be st's).  The model must
+ * already hold st's parameters.  Call before run_fit. */
 int run_resume(run *r, const train_state *st, const float *m1, const float *m2,
                tr_error *err);
 
@@ -73,6 +84,10 @@ int run_resume(run *r, const train_state *st, const float *m1, const float *m2,
  * error (the files on disk are those of the last saved epoch). */
 int run_fit(run *r, const volatile sig_atomic_t *stop, const run_observer *obs,
             tr_error *err);
+
+/* Where the callbacks' rules stand: the best epoch, where training stopped,
+ * the learning rate. */
+const callback_state *run_callbacks(const run *r);
 
 /* Where the run stands: the epoch in progress or next (1-based), the batches
  * of it done and its batch count. */

@@ -18,9 +18,20 @@
  *     u64 their samples classified right, u64 their samples, u64 Adam steps
  *     taken since the run began
  *   history: u32 rows (the epochs completed: epoch in progress - 1), each
- *     u32 epoch + 5 f64 (loss, accuracy, val_loss, val_accuracy, seconds)
+ *     u32 epoch + 6 f64 (loss, accuracy, val_loss, val_accuracy, seconds,
+ *     learning rate; versions 1 and 2 have 5, without the rate)
+ *   callbacks (version 3): u32 flags (1 early stopping, 2 restore the best
+ *     weights, 4 save the best model, 8 reduce the rate on a plateau), u32
+ *     monitor (0 val_loss, 1 val_accuracy, 2 loss, 3 accuracy), u32 patience,
+ *     f64 min_delta, f64 factor, u32 rate patience, f64 rate min_delta, u32
+ *     cooldown, f64 min_lr; then their state (callbacks.h): f64 best, u32
+ *     best epoch, u32 wait, u32 stopped epoch, f64 best saved, u32 epoch
+ *     saved, f64 the rate rule's best, u32 its wait, u32 cooldown left, f32
+ *     the learning rate now
  *   u64 P, then P float32 parameters, P float32 first moments and P float32
- *     second moments, each in model.ckpt's tensor order
+ *     second moments, each in model.ckpt's tensor order; then, with early
+ *     stopping restoring the best weights and a best epoch, P float32: its
+ *     parameters
  *   u32 CRC-32
  * Version 2 has, instead of the architecture, u32 L dense layers and their
  * L + 1 sizes (as model.ckpt version 1); version 1 is version 2 without the
@@ -36,6 +47,7 @@
 #include <stdint.h>
 
 #include "adam.h"
+#include "callbacks.h"
 #include "error.h"
 #include "epoch.h"
 #include "model.h"
@@ -57,6 +69,10 @@ typedef struct {
     long adam_step;
     int n_history;
     epoch_stats *history;      /* [n_history], owned */
+    callback_config callbacks; /* the run's callbacks (all off before version 3) */
+    callback_state cb;         /* where their rules stand */
+    float *best_weights;       /* the weights EarlyStopping keeps (a buffer of the
+                                  model's layout), or NULL; owned by a decoded state */
 } train_state;
 
 /* Encodes st with the parameters of m and the moments of opt into a new
@@ -64,7 +80,8 @@ typedef struct {
 int state_encode(const train_state *st, const model *m, const adam *opt, uint8_t **data,
                  size_t *len, tr_error *err);
 
-/* Decodes a state image: fills st (free st->history), a new model m (free
+/* Decodes a state image: fills st (free st->history, and st->best_weights
+ * with model_buffer_free), a new model m (free
  * with model_free) and new moment buffers *m1, *m2 of m's padded layout (free
  * with model_buffer_free).  name is used in messages. */
 int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_t *data,

@@ -66,6 +66,9 @@ int train_threads_used(int threads, int shards);
  * gave fewer (OMP_THREAD_LIMIT, or a build without OpenMP: 1). */
 int train_session_threads_ran(const train_session *s);
 
+/* Sets Adam's learning rate for the steps to come. */
+void train_session_set_learning_rate(train_session *s, float lr);
+
 /* The optimizer's state: its moments share the parameters' layout. */
 const adam *train_session_optimizer(const train_session *s);
 

@@ -208,7 +208,7 @@ static void expect_history_error(const char *text, const char *want)
     epoch_stats *rows;
     int n;
     tr_error err = {{0}};
-    CHECK(history_parse(&rows, &n, text, strlen(text), "h.csv", &err) == -1,
+    CHECK(history_parse(&rows, &n, NULL, text, strlen(text), "h.csv", &err) == -1,
           "accepted: %s", text);
     CHECK(strstr(err.msg, want) != NULL, "message '%s' lacks '%s'", err.msg, want);
 }
@@ -216,22 +216,27 @@ static void expect_history_error(const char *text, const char *want)
 static void test_history(void)
 {
     epoch_stats rows[3] = {
-        {1, 0.28, 0.918, 0.14, 0.96, 0.8},
-        {2, 0.12, 0.964, 0.117, 0.965, 0.7},
-        {3, 0.085, 0.974, 0.1055, 0.9665, 0.71},
+        {1, 0.28, 0.918, 0.14, 0.96, 0.8, 1e-3},
+        {2, 0.12, 0.964, 0.117, 0.965, 0.7, 1e-3},
+        {3, 0.085, 0.974, 0.1055, 0.9665, 0.71, (double)1e-4f},
     };
     char path[4096];
     snprintf(path, sizeof path, "%s/history.csv", dir);
     tr_error err;
-    CHECK(history_save(rows, 3, path, &err) == 0, "%s", err.msg);
-    epoch_stats *back;
-    int n;
-    CHECK(history_load(&back, &n, path, &err) == 0, "%s", err.msg);
-    CHECK(n == 3, "%d rows", n);
-    for (int i = 0; i < n && i < 3; i++)
-        CHECK(back[i].epoch == i + 1 && back[i].loss == rows[i].loss &&
-              back[i].val_accuracy == rows[i].val_accuracy, "row %d differs", i);
-    free(back);
+    for (int with_lr = 0; with_lr < 2; with_lr++) {
+        CHECK(history_save(rows, 3, with_lr, path, &err) == 0, "%s", err.msg);
+        epoch_stats *back;
+        int n, had_lr = -1;
+        CHECK(history_load(&back, &n, &had_lr, path, &err) == 0, "%s", err.msg);
+        CHECK(n == 3 && had_lr == with_lr, "%d rows, learning-rate column %d", n, had_lr);
+        for (int i = 0; i < n && i < 3; i++)
+            CHECK(back[i].epoch == i + 1 && back[i].loss == rows[i].loss &&
+                      back[i].val_accuracy == rows[i].val_accuracy &&
+                      (with_lr ? (float)back[i].learning_rate == (float)rows[i].learning_rate
+                               : isnan(back[i].learning_rate)),
+                  "row %d differs", i);
+        free(back);
+    }
 
     const char *h = HISTORY_HEADER "\n";
     char text[512];
@@ -248,9 +253,13 @@ static void test_history(void)
     expect_history_error(text, "line 2: field 4");
     snprintf(text, sizeof text, "%s1,0.2,0.9,0.1,0.9,1\n3,0.2,0.9,0.1,0.9,1\n", h);
     expect_history_error(text, "line 3: epoch 3, expected 2");
+    snprintf(text, sizeof text, "%s1,0.2,0.9,0.1,0.9,1,0.001\n2,0.2,0.9,0.1,0.9,1\n",
+             HISTORY_HEADER_LR "\n");
+    expect_history_error(text, "line 3: 6 fields, expected 7");
     snprintf(text, sizeof text, "%s1,0.2,0.9,nan,nan,1\r\n", h);
     epoch_stats *r1;
-    CHECK(history_parse(&r1, &n, text, strlen(text), "h.csv", &err) == 0 && n == 1,
+    int n;
+    CHECK(history_parse(&r1, &n, NULL, text, strlen(text), "h.csv", &err) == 0 && n == 1,
           "a run without validation (nan) and CRLF: %s", err.msg);
     if (n == 1)
         free(r1);
@@ -278,14 +287,29 @@ static void test_state(void)
             pm[t][k] = 0.001f * (float)(k + 1);
             pv[t][k] = 1e-6f * (float)(k + 1);
         }
-    epoch_stats rows[2] = {{1, 0.5, 0.8, 0.4, 0.85, 1.5}, {2, 0.3, 0.9, 0.35, 0.88, 1.25}};
+    epoch_stats rows[2] = {{1, 0.5, 0.8, 0.4, 0.85, 1.5, 0.002},
+                           {2, 0.3, 0.9, 0.35, 0.88, 1.25, (double)2e-4f}};
+    /* Callbacks on, mid-way: their settings, their state and the kept
+     * weights travel with the run. */
+    float *kept = model_buffer_new(m.len);
+    for (size_t j = 0; j < m.len; j++)
+        kept[j] = m.params[j] * 0.5f;
+    const callback_config cbc = {.monitor = MONITOR_VAL_ACCURACY, .early_stopping = 1,
+                                 .patience = 4, .min_delta = 0.01, .restore_best = 1,
+                                 .save_best = 1, .reduce_lr = 1, .factor = 0.1,
+                                 .lr_patience = 2, .lr_min_delta = 1e-4, .cooldown = 1,
+                                 .min_lr = 1e-6};
+    const callback_state cbs = {.best = 0.88, .best_epoch = 2, .wait = 0, .saved_best = 0.88,
+                                .saved_epoch = 2, .lr_best = 0.85, .lr_wait = 1,
+                                .cooldown_left = 1, .lr = 2e-4f};
     train_state st = {.seed = 77, .batch_size = 16, .shards = 3,
                       .epochs = 9, .lr = 0.002, .validation_split = 0.25, .n_train = 300,
                       .n_val = 100, .rows = 3, .cols = 4, .fingerprint = 0xdeadbeef,
                       .has_fingerprint = 1, .epoch = 3,
                       .progress = {.next_batch = 5, .loss_sum = 12.125, .correct = 61,
                                    .seen = 80},
-                      .adam_step = 43, .n_history = 2, .history = rows};
+                      .adam_step = 43, .n_history = 2, .history = rows,
+                      .callbacks = cbc, .cb = cbs, .best_weights = kept};
     snprintf(st.data_dir, sizeof st.data_dir, "/some/where");
     uint8_t *data;
     size_t len;
@@ -306,7 +330,15 @@ static void test_state(void)
                   back.progress.correct == 61 && back.progress.seen == 80,
               "the progress came back different");
         CHECK(back.n_history == 2 && back.history[1].seconds == 1.25 &&
-                  back.history[0].val_accuracy == 0.85, "the history came back different");
+                  back.history[0].val_accuracy == 0.85 &&
+                  back.history[1].learning_rate == (double)2e-4f,
+              "the history came back different");
+        CHECK(memcmp(&back.callbacks, &cbc, sizeof cbc) == 0 &&
+                  memcmp(&back.cb, &cbs, sizeof cbs) == 0,
+              "the callbacks came back different");
+        CHECK(back.best_weights && memcmp(back.best_weights, kept, sizeof(float) * m.len) == 0,
+              "the kept weights came back different");
+        model_buffer_free(back.best_weights);
         CHECK(memcmp(bm.params, m.params, sizeof(float) * m.len) == 0 &&
                   memcmp(m1, opt.m, sizeof(float) * m.len) == 0 &&
                   memcmp(m2, opt.v, sizeof(float) * m.len) == 0,
@@ -335,6 +367,27 @@ static void test_state(void)
     free(data);
     pv[2][1] = 0.0f;
     CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
+    /* A kept epoch past the history, with a good checksum.  The callbacks
+     * block follows the history: after the head (20), the architecture (20
+     * + 3 * 32), the run (8 + 3 * 4 + 2 * 8 + 2 * 4 + 4 + 11 data directory
+     * bytes + 3 * 4), the progress (4 + 8 * 5 + 4) and the two history rows
+     * (52 each); its best epoch is at offset 60 in it. */
+    const size_t cb_at = 20 + 20 + 3 * 32 + 8 + 12 + 16 + 8 + 4 + 11 + 12 + 4 + 40 + 4 + 2 * 52;
+    uint8_t keep4[4];
+    memcpy(keep4, data + cb_at + 60, 4);
+    put32(data + cb_at + 60, 3);
+    fix_crc(data, len);
+    CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
+              strstr(err.msg, "callback settings or state out of range"),
+          "best epoch 3 of 2: '%s'", err.msg);
+    memcpy(data + cb_at + 60, keep4, 4);
+    put32(data + cb_at, 16);
+    fix_crc(data, len);
+    CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
+              strstr(err.msg, "callback settings or state out of range"),
+          "callback flags 16: '%s'", err.msg);
+    put32(data + cb_at, 15);
+    fix_crc(data, len);
     /* A batch size past INT_MAX, with a checksum that fits: the message gives
      * the number stored, not a negative one.  It lies after the head (20
      * bytes), the architecture (20 + 32 for each of 3 layers) and the seed
@@ -349,6 +402,7 @@ static void test_state(void)
           "batch size 4e9: '%s'", err.msg);
     memcpy(data + batch_at, saved, 4);
     free(data);
+    model_buffer_free(kept);
     adam_free(&opt);
     model_free(&m);
 }

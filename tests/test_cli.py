@@ -64,6 +64,24 @@ with tempfile.TemporaryDirectory() as tmp:
         (["--lr", "0"], "'0': expected a number from 0 (excluded) to 1e+06"),
         (["--resume", ""], "--resume '': expected the directory of a run"),
     ]
+    # The callbacks' flags (issue 14): ranges, settings without their
+    # callback, a validation figure watched without validation data.
+    bad_flags += [
+        (["--early-stopping", "-1"], "--early-stopping '-1': expected a whole number"),
+        (["--early-stopping", "3", "--monitor", "val_acc"], "--monitor 'val_acc'"),
+        (["--reduce-lr-on-plateau", "1"], "--reduce-lr-on-plateau '1'"),
+        (["--reduce-lr-on-plateau", "0"], "--reduce-lr-on-plateau '0'"),
+        (["--reduce-lr-on-plateau", "0.5", "--min-lr", "-1"], "--min-lr '-1'"),
+        (["--lr-patience", "3"], "--lr-patience sets a callback that is not on"),
+        (["--min-delta", "0.1"], "--min-delta sets a callback that is not on"),
+        (["--no-restore-best"], "--no-restore-best sets a callback that is not on"),
+        (["--monitor", "loss"], "--monitor sets a callback that is not on"),
+        (["--save-best", "--min-delta", "0.1"], "--min-delta sets a callback that is not on"),
+        (["--early-stopping", "3", "--validation-split", "0"],
+         "--monitor val_loss needs validation data"),
+        (["--save-best", "--monitor", "val_accuracy", "--validation-split", "0"],
+         "--monitor val_accuracy needs validation data"),
+    ]
     for args, word in bad_flags:
         r = run(args + ["--data", data, "--out", out], work)
         check(r.returncode == 2, f"{args}: status {r.returncode}, want 2")

@@ -109,6 +109,35 @@ with tempfile.TemporaryDirectory() as tmp:
     check(first is not None and int(first.group(1)) == int(logits[0].argmax()),
           "the prediction of test image 1")
 
+    # A run with the callbacks on: the state's callbacks block as the README
+    # says (flags, monitor, the best epoch, the rate), the kept weights equal
+    # to the restored model.ckpt, the history's rates equal to history.csv's.
+    cb_out = os.path.join(tmp, "cb")
+    r = subprocess.run([TRAINER, "--data", data, "--out", cb_out, "--epochs", "12", "--hidden",
+                        "24,12", "--seed", "3", "--no-plots", "--early-stopping", "2",
+                        "--monitor", "val_accuracy", "--reduce-lr-on-plateau", "0.5",
+                        "--lr-patience", "1", "--lr-cooldown", "1", "--min-lr", "1e-5"],
+                       capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, f"the callbacks' run failed: {r.stderr}")
+    restored = re.search(r"Restored the weights of epoch (\d+)", r.stdout)
+    state = trainerfiles.read_state(os.path.join(cb_out, "training.state"))
+    cb = state.get("callbacks", {})
+    check(cb.get("flags") == 1 | 2 | 8 and cb.get("monitor") == 1 and cb.get("patience") == 2 and
+          cb.get("factor") == 0.5 and cb.get("lr_patience") == 1 and cb.get("cooldown") == 1 and
+          cb.get("min_lr") == 1e-5, f"the callbacks' settings {cb}")
+    check(restored is not None and cb.get("best_epoch") == int(restored.group(1)),
+          f"best epoch {cb.get('best_epoch')} vs {restored.group(1) if restored else None}")
+    best_ckpt = trainerfiles.read_ckpt(os.path.join(cb_out, "model.ckpt"))
+    check(state.get("best_weights") == best_ckpt["tensors"],
+          "the kept weights are not the restored model.ckpt's")
+    with open(os.path.join(cb_out, "history.csv")) as f:
+        lines = f.read().splitlines()
+    check(lines[0].endswith(",learning_rate"), "history.csv has no learning_rate column")
+    csv_rates = [float(line.split(",")[6]) for line in lines[1:]]
+    state_rates = [h[6] for h in state["history"]]
+    check([np.float32(x) for x in csv_rates] == [np.float32(x) for x in state_rates] and
+          len(set(csv_rates)) > 1, f"rates {csv_rates} vs {state_rates}")
+
     # A forged layer kind, with a good checksum: one line naming the file.
     with open(os.path.join(out, "model.ckpt"), "rb") as f:
         body = bytearray(f.read())

@@ -60,7 +60,7 @@ static void check_curves(const char *what, const epoch_stats *rows, int n, int w
     canvas c;
     tr_error err;
     memset(out, 0, sizeof *out);
-    if (plot_curves(&c, rows, n, &err)) {
+    if (plot_curves(&c, rows, n, NULL, &err)) {
         CHECK(0, "%s: %s", what, err.msg);
         return;
     }
@@ -89,7 +89,7 @@ static void test_curves(void)
     for (int i = 0; i < N; i++) {
         double t = (double)(i + 1);
         rows[i] = (epoch_stats){i + 1, 0.3 / t, 1.0 - 0.08 / t, 0.1 + 0.002 * t,
-                                0.96 + 0.0004 * t / (1 + 0.01 * t), 0.6};
+                                0.96 + 0.0004 * t / (1 + 0.01 * t), 0.6, 1e-3};
     }
     check_curves("25 epochs", rows, 25, 1, &p);
     CHECK(series_span(&p, 1, PLOT_TRAIN_COLOR) > (PLOT_BOTTOM - PLOT_TOP) / 2,
@@ -101,7 +101,7 @@ static void test_curves(void)
     png_decoded_free(&p);
 
     for (int i = 0; i < 30; i++)
-        rows[i] = (epoch_stats){i + 1, 0.5, 0.9, 0.6, 0.85, 1.0};
+        rows[i] = (epoch_stats){i + 1, 0.5, 0.9, 0.6, 0.85, 1.0, 1e-3};
     check_curves("constant values", rows, 30, 1, &p);
     png_decoded_free(&p);
     /* Identical constant series: the validation line covers the training one,
@@ -109,8 +109,8 @@ static void test_curves(void)
     canvas same;
     tr_error err;
     for (int i = 0; i < 30; i++)
-        rows[i] = (epoch_stats){i + 1, 0.5, 0.9, 0.5, 0.9, 1.0};
-    CHECK(plot_curves(&same, rows, 30, &err) == 0, "%s", err.msg);
+        rows[i] = (epoch_stats){i + 1, 0.5, 0.9, 0.5, 0.9, 1.0, 1e-3};
+    CHECK(plot_curves(&same, rows, 30, NULL, &err) == 0, "%s", err.msg);
     if (encode_decode(&same, &p) == 0) {
         CHECK(series_pixels(&p, 0, PLOT_VAL_COLOR) >= 20, "identical constant series drawn");
         png_decoded_free(&p);
@@ -119,7 +119,7 @@ static void test_curves(void)
 
     /* A spike of 1000 among losses near 0.1 to 0.3 must not flatten the rest. */
     for (int i = 0; i < 30; i++)
-        rows[i] = (epoch_stats){i + 1, 0.3 - 0.006 * i, 0.9 + 0.002 * i, 0.2, 0.95, 1.0};
+        rows[i] = (epoch_stats){i + 1, 0.3 - 0.006 * i, 0.9 + 0.002 * i, 0.2, 0.95, 1.0, 1e-3};
     rows[12].loss = 1000.0;
     check_curves("a loss spike", rows, 30, 1, &p);
     int span = series_span(&p, 1, PLOT_TRAIN_COLOR);
@@ -128,13 +128,35 @@ static void test_curves(void)
 
     /* No validation (nan) and a diverged epoch (inf): drawn, not crashed. */
     for (int i = 0; i < 10; i++)
-        rows[i] = (epoch_stats){i + 1, 0.3, 0.9, NAN, NAN, 1.0};
+        rows[i] = (epoch_stats){i + 1, 0.3, 0.9, NAN, NAN, 1.0, NAN};
     rows[9].loss = INFINITY;
     check_curves("no validation", rows, 10, 0, &p);
     png_decoded_free(&p);
 
     canvas c;
-    CHECK(plot_curves(&c, rows, 0, &err) == -1, "no epochs accepted");
+    CHECK(plot_curves(&c, rows, 0, NULL, &err) == -1, "no epochs accepted");
+
+    /* The callbacks' marks: nothing of their colours without them (and
+     * with a constant rate), a line in each panel with them. */
+    for (int i = 0; i < 12; i++)
+        rows[i] = (epoch_stats){i + 1, 0.3 - 0.01 * i, 0.9, 0.2 + 0.001 * (i - 5) * (i - 5),
+                                0.95, 1.0, 1e-3};
+    for (int with = 0; with < 2; with++) {
+        const curve_marks marks = {5, 9};
+        rows[7].learning_rate = rows[8].learning_rate = with ? 1e-4 : 1e-3;
+        CHECK(plot_curves(&c, rows, 12, with ? &marks : NULL, &err) == 0, "%s", err.msg);
+        if (encode_decode(&c, &p) == 0) {
+            for (int panel = 0; panel < 2; panel++) {
+                const long best = series_pixels(&p, panel, PLOT_BEST_COLOR);
+                const long lr = series_pixels(&p, panel, PLOT_LR_COLOR);
+                CHECK(with ? best >= 30 && lr >= 100 : best + lr == 0,
+                      "marks %s: panel %d has %ld best and %ld rate pixels",
+                      with ? "on" : "off", panel, best, lr);
+            }
+            png_decoded_free(&p);
+        }
+        canvas_free(&c);
+    }
     free(rows);
 }
 

@@ -76,6 +76,53 @@ with tempfile.TemporaryDirectory() as tmp:
               f"signal {sig}: the resumed run differs from the uninterrupted one")
         check(not [n for n in os.listdir(cut) if ".tmp-" in n], "temporary files left behind")
 
+    # With the callbacks on (early stopping that restores the best weights,
+    # the best model saved, the rate lowered on a plateau), an interrupted and
+    # resumed run ends as the uninterrupted one: model.ckpt, model.best.ckpt,
+    # every history column but the seconds (the learning rate included).
+    def cb_outputs(d):
+        with open(os.path.join(d, "model.ckpt"), "rb") as f:
+            model = f.read()
+        with open(os.path.join(d, "model.best.ckpt"), "rb") as f:
+            best = f.read()
+        with open(os.path.join(d, "history.csv")) as f:
+            cols = [line.strip().split(",")[:5] + line.strip().split(",")[6:] for line in f]
+        return model, best, cols
+    cb_flags = flags + ["--early-stopping", "6", "--min-delta", "0.002",
+                        "--reduce-lr-on-plateau", "0.5", "--lr-patience", "2", "--save-best"]
+    cb_whole = os.path.join(tmp, "cb_whole")
+    r = subprocess.run([TRAINER, "--out", cb_whole] + cb_flags, capture_output=True, text=True,
+                       timeout=600)
+    stopped = re.search(r"Stopped after epoch (\d+)", r.stdout)
+    restored = re.search(r"Restored the weights of epoch (\d+)", r.stdout)
+    check(r.returncode == 0 and stopped and restored and "reducing learning rate" in r.stdout,
+          f"the callbacks' run: {r.stdout[-600:]} {r.stderr}")
+    cb_reference = cb_outputs(cb_whole)
+    check(cb_reference[2][0][-1] == "learning_rate", "history.csv has no learning_rate column")
+    cb_cut = os.path.join(tmp, "cb_cut")
+    p = subprocess.Popen([TRAINER, "--out", cb_cut] + cb_flags, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    # Late enough that the rules carry state (waits, a lowered rate, kept
+    # weights of an earlier epoch) across the interruption.
+    stop_at = int(stopped.group(1)) - 1 if stopped else 2
+    for line in p.stdout:
+        if line.startswith(f"Epoch {stop_at}/"):
+            p.send_signal(signal.SIGINT)
+            break
+    out, err = p.communicate(timeout=120)
+    check(p.returncode == 130, f"the callbacks' run was not interrupted: {p.returncode}")
+    r = subprocess.run([TRAINER, "--resume", cb_cut, "--no-plots"], capture_output=True,
+                       text=True, timeout=600)
+    check(r.returncode == 0 and restored and
+          f"Restored the weights of epoch {restored.group(1) if restored else '?'}" in r.stdout,
+          f"the callbacks' resume: {r.stdout[-600:]} {r.stderr}")
+    check(cb_outputs(cb_cut) == cb_reference,
+          "with callbacks, the resumed run differs from the uninterrupted one")
+    r = subprocess.run([TRAINER, "--resume", cb_cut, "--early-stopping", "2"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 2 and "--resume continues a run with its own settings" in r.stderr,
+          f"--resume with a callback flag: {r.returncode} {r.stderr!r}")
+
     # Two signals in a row: out at once; what is on disk is whole and resumable.
     twice = os.path.join(tmp, "twice")
     p = subprocess.Popen([TRAINER, "--out", twice] + flags, stdout=subprocess.DEVNULL,

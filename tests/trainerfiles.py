@@ -137,12 +137,31 @@ def read_state(path):
     s["loss_sum"] = r.take("d")
     s["correct"], s["seen"], s["adam_step"] = r.take("QQQ")
     rows = r.take("I")
-    s["history"] = [r.take("Iddddd") for _ in range(rows)]
+    s["history"] = [r.take("Idddddd" if version >= 3 else "Iddddd") for _ in range(rows)]
+    best_weights = False
+    if version >= 3:
+        cb = {}
+        cb["flags"], cb["monitor"], cb["patience"] = r.take("III")
+        cb["min_delta"], cb["factor"] = r.take("dd")
+        cb["lr_patience"] = r.take("I")
+        cb["lr_min_delta"] = r.take("d")
+        cb["cooldown"] = r.take("I")
+        cb["min_lr"], cb["best"] = r.take("dd")
+        cb["best_epoch"], cb["wait"], cb["stopped_epoch"] = r.take("III")
+        cb["saved_best"] = r.take("d")
+        cb["saved_epoch"] = r.take("I")
+        cb["lr_best"] = r.take("d")
+        cb["lr_wait"], cb["cooldown_left"] = r.take("II")
+        cb["lr"] = r.take("f")
+        s["callbacks"] = cb
+        best_weights = (cb["flags"] & 3) == 3 and cb["best_epoch"] > 0
     shapes = tensor_shapes(input_shape, layers)
     count = r.take("Q")
     s["params"] = _tensors(r, shapes)
     s["m"] = _tensors(r, shapes)
     s["v"] = _tensors(r, shapes)
+    if best_weights:
+        s["best_weights"] = _tensors(r, shapes)
     if r.at != len(data) - 4 or count != sum(len(t[1]) for t in s["params"]):
         raise ValueError("length or parameter count")
     return s

@@ -154,10 +154,10 @@ static int cmd_curves(const options *o)
     tr_error err;
     epoch_stats *rows;
     int n;
-    if (history_load(&rows, &n, o->args[0], &err))
+    if (history_load(&rows, &n, NULL, o->args[0], &err))
         return fail(&err);
     canvas c;
-    int r = plot_curves(&c, rows, n, &err);
+    int r = plot_curves(&c, rows, n, NULL, &err);
     free(rows);
     return r ? fail(&err) : save(&c, o->out);
 }

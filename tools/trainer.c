@@ -50,13 +50,14 @@ typedef struct {
     double lr;
     double validation_split;
     unsigned long long seed;
+    callback_config callbacks;
 } options;
 
 /* Settings a resumed run takes from its training.state, not from flags. */
 enum {
     GIVEN_OUT = 1, GIVEN_HIDDEN = 2, GIVEN_BATCH = 4, GIVEN_LR = 8, GIVEN_VSPLIT = 16,
     GIVEN_SEED = 32, GIVEN_SHARDS = 64, GIVEN_LOAD = 128, GIVEN_EPOCHS = 256, GIVEN_DATA = 512,
-    GIVEN_THREADS = 1024
+    GIVEN_THREADS = 1024, GIVEN_CALLBACKS = 2048
 };
 
 static int cores_available(void)
@@ -96,6 +97,24 @@ static void usage(FILE *f)
             "                          as if it had not stopped (with --data, --threads,\n"
             "                          --epochs to extend it, --no-plots)\n"
             "  --no-plots              do not write samples.png, curves.png, predictions.png\n"
+            "\n"
+            "Keras' callbacks (each epoch's figures decide; see the README for the rules):\n"
+            "  --early-stopping N      stop once N epochs in a row have not improved, and\n"
+            "                          keep the best epoch's weights (EarlyStopping)\n"
+            "  --monitor NAME          the figure the callbacks watch: val_loss (default),\n"
+            "                          val_accuracy, loss or accuracy\n"
+            "  --min-delta X           improving means beating the best by more than |X|\n"
+            "                          (default: 0)\n"
+            "  --no-restore-best       keep the last epoch's weights, not the best's\n"
+            "  --save-best             write model.best.ckpt whenever the watched figure\n"
+            "                          improves (ModelCheckpoint(save_best_only=True))\n"
+            "  --reduce-lr-on-plateau F  multiply the rate by F (0 < F < 1) once\n"
+            "                          --lr-patience epochs have not improved by\n"
+            "                          --lr-min-delta (ReduceLROnPlateau)\n"
+            "  --lr-patience N         (default: 10)\n"
+            "  --lr-min-delta X        (default: 0.0001)\n"
+            "  --lr-cooldown N         epochs to wait after a change (default: 0)\n"
+            "  --min-lr X              the rate's floor (default: 0)\n"
             "  --help                  show this help\n"
             "  --version               show the version\n"
             "\n"
@@ -161,8 +180,91 @@ static const char *exact(char *buf, size_t size, double v)
 
 enum {
     OPT_DATA = 256, OPT_OUT, OPT_HIDDEN, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VSPLIT,
-    OPT_SEED, OPT_THREADS, OPT_SHARDS, OPT_LOAD, OPT_RESUME, OPT_NO_PLOTS, OPT_HELP, OPT_VERSION
+    OPT_SEED, OPT_THREADS, OPT_SHARDS, OPT_LOAD, OPT_RESUME, OPT_NO_PLOTS, OPT_HELP, OPT_VERSION,
+    OPT_EARLY, OPT_MONITOR, OPT_MIN_DELTA, OPT_NO_RESTORE, OPT_SAVE_BEST, OPT_REDUCE_LR,
+    OPT_LR_PATIENCE, OPT_LR_MIN_DELTA, OPT_LR_COOLDOWN, OPT_MIN_LR
 };
+
+/* The callback flags; they set o->callbacks.  Returns 1 when c is not one. */
+static int parse_callback_flag(options *o, int c, const char *arg)
+{
+    callback_config *cb = &o->callbacks;
+    long v;
+    tr_error err;
+    switch (c) {
+    case OPT_EARLY:
+        if (parse_long("--early-stopping", arg, 0, 1000000, &v)) return -1;
+        cb->early_stopping = 1;
+        cb->patience = (int)v;
+        break;
+    case OPT_MONITOR:
+        if (monitor_parse(arg, &cb->monitor, &err)) {
+            fprintf(stderr, "trainer: %s (see --help)\n", err.msg);
+            return -1;
+        }
+        break;
+    case OPT_MIN_DELTA:
+        return parse_double("--min-delta", arg, -1e9, 0, 1e9, 0, &cb->min_delta);
+    case OPT_NO_RESTORE: cb->restore_best = 0; break;
+    case OPT_SAVE_BEST: cb->save_best = 1; break;
+    case OPT_REDUCE_LR:
+        if (parse_double("--reduce-lr-on-plateau", arg, 0.0, 1, 1.0, 1, &cb->factor))
+            return -1;
+        cb->reduce_lr = 1;
+        break;
+    case OPT_LR_PATIENCE:
+        if (parse_long("--lr-patience", arg, 0, 1000000, &v)) return -1;
+        cb->lr_patience = (int)v;
+        break;
+    case OPT_LR_MIN_DELTA:
+        return parse_double("--lr-min-delta", arg, -1e9, 0, 1e9, 0, &cb->lr_min_delta);
+    case OPT_LR_COOLDOWN:
+        if (parse_long("--lr-cooldown", arg, 0, 1000000, &v)) return -1;
+        cb->cooldown = (int)v;
+        break;
+    case OPT_MIN_LR:
+        return parse_double("--min-lr", arg, 0.0, 0, 1e6, 0, &cb->min_lr);
+    default:
+        return 1;
+    }
+    return 0;
+}
+
+/* The callbacks' flags must make sense together: their settings without the
+ * callback they set, or a validation figure watched without validation data,
+ * are mistakes to point out, not to ignore. */
+static int check_callbacks(const options *o, unsigned seen)
+{
+    const callback_config *cb = &o->callbacks;
+    const char *lonely = NULL;
+    if ((seen & (1u << (OPT_LR_PATIENCE - OPT_EARLY))) && !cb->reduce_lr)
+        lonely = "--lr-patience";
+    else if ((seen & (1u << (OPT_LR_MIN_DELTA - OPT_EARLY))) && !cb->reduce_lr)
+        lonely = "--lr-min-delta";
+    else if ((seen & (1u << (OPT_LR_COOLDOWN - OPT_EARLY))) && !cb->reduce_lr)
+        lonely = "--lr-cooldown";
+    else if ((seen & (1u << (OPT_MIN_LR - OPT_EARLY))) && !cb->reduce_lr)
+        lonely = "--min-lr";
+    else if ((seen & (1u << (OPT_MIN_DELTA - OPT_EARLY))) && !cb->early_stopping)
+        lonely = "--min-delta";
+    else if ((seen & (1u << (OPT_NO_RESTORE - OPT_EARLY))) && !cb->early_stopping)
+        lonely = "--no-restore-best";
+    else if ((seen & (1u << (OPT_MONITOR - OPT_EARLY))) &&
+             !(cb->early_stopping || cb->save_best || cb->reduce_lr))
+        lonely = "--monitor";
+    if (lonely) {
+        fprintf(stderr, "trainer: %s sets a callback that is not on (see --help)\n", lonely);
+        return -1;
+    }
+    if ((cb->early_stopping || cb->save_best || cb->reduce_lr) &&
+        monitor_needs_validation(cb->monitor) && o->validation_split == 0.0) {
+        fprintf(stderr, "trainer: --monitor %s needs validation data, and "
+                "--validation-split is 0 (watch loss or accuracy instead)\n",
+                monitor_name(cb->monitor));
+        return -1;
+    }
+    return 0;
+}
 
 /* Returns 0 to run, 1 when --help or --version was served, -1 on a bad flag. */
 static int parse_options(options *o, int argc, char **argv)
@@ -181,6 +283,16 @@ static int parse_options(options *o, int argc, char **argv)
         {"load", required_argument, NULL, OPT_LOAD},
         {"resume", required_argument, NULL, OPT_RESUME},
         {"no-plots", no_argument, NULL, OPT_NO_PLOTS},
+        {"early-stopping", required_argument, NULL, OPT_EARLY},
+        {"monitor", required_argument, NULL, OPT_MONITOR},
+        {"min-delta", required_argument, NULL, OPT_MIN_DELTA},
+        {"no-restore-best", no_argument, NULL, OPT_NO_RESTORE},
+        {"save-best", no_argument, NULL, OPT_SAVE_BEST},
+        {"reduce-lr-on-plateau", required_argument, NULL, OPT_REDUCE_LR},
+        {"lr-patience", required_argument, NULL, OPT_LR_PATIENCE},
+        {"lr-min-delta", required_argument, NULL, OPT_LR_MIN_DELTA},
+        {"lr-cooldown", required_argument, NULL, OPT_LR_COOLDOWN},
+        {"min-lr", required_argument, NULL, OPT_MIN_LR},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -188,12 +300,22 @@ static int parse_options(options *o, int argc, char **argv)
     *o = (options){.out_dir = ".", .hidden_text = "128,32", .epochs = 25,
                    .batch_size = 32, .threads = cores_available(),
                    .shards = cores_available(), .lr = 1e-3,
-                   .validation_split = 0.2, .seed = 0, .plots = 1};
+                   .validation_split = 0.2, .seed = 0, .plots = 1,
+                   .callbacks = callback_defaults()};
     opterr = 0;
     int c;
     long v;
+    unsigned callback_flags = 0; /* bit k: OPT_EARLY + k was given */
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         const char *flag = argv[optind - 1];
+        const int cb = parse_callback_flag(o, c, optarg);
+        if (cb < 0)
+            return -1;
+        if (cb == 0) {
+            callback_flags |= 1u << (c - OPT_EARLY);
+            o->given |= GIVEN_CALLBACKS;
+            continue;
+        }
         switch (c) {
         case OPT_DATA: o->data_dir = optarg; o->given |= GIVEN_DATA; break;
         case OPT_OUT: o->out_dir = optarg; o->given |= GIVEN_OUT; break;
@@ -265,7 +387,7 @@ static int parse_options(options *o, int argc, char **argv)
         return -1;
     }
     const unsigned fixed = GIVEN_OUT | GIVEN_HIDDEN | GIVEN_BATCH | GIVEN_LR | GIVEN_VSPLIT |
-                           GIVEN_SEED | GIVEN_SHARDS | GIVEN_LOAD;
+                           GIVEN_SEED | GIVEN_SHARDS | GIVEN_LOAD | GIVEN_CALLBACKS;
     if (o->resume && (o->given & fixed)) {
         fprintf(stderr, "trainer: --resume continues a run with its own settings; only "
                 "--data, --threads, --epochs and --no-plots may go with it (see --help)\n");
@@ -276,7 +398,7 @@ static int parse_options(options *o, int argc, char **argv)
         fprintf(stderr, "trainer: %s (see --help)\n", err.msg);
         return -1;
     }
-    return 0;
+    return o->resume ? 0 : check_callbacks(o, callback_flags);
 }
 
 static int run_threads(const options *o)
@@ -343,6 +465,7 @@ typedef struct {
     int tty;
     int cols;       /* the terminal's width, re-read after SIGWINCH */
     double start, last_draw;
+    monitor watched; /* what the callbacks watch, for their lines */
 } progress_state;
 
 static volatile sig_atomic_t resized = 1;
@@ -476,6 +599,7 @@ static void program_free(program *r)
     dataset_free(&r->all);
     dataset_free(&r->test);
     free(r->saved.history);
+    model_buffer_free(r->saved.best_weights);
     model_buffer_free(r->saved_m);
     model_buffer_free(r->saved_v);
 }
@@ -541,6 +665,7 @@ static int read_saved_run(program *r, options *o, char *state_path, size_t size,
     o->lr = st->lr;
     o->validation_split = st->validation_split;
     o->seed = st->seed;
+    o->callbacks = st->callbacks;
     if (!(o->given & GIVEN_EPOCHS))
         o->epochs = st->epochs;
     else if (o->epochs < st->epoch - 1)
@@ -699,6 +824,38 @@ static void console_epoch_end(void *ctx, const epoch_stats *st, long n_batches,
     fflush(stdout);
 }
 
+/* What the callbacks did after an epoch, in Keras' words. */
+static void console_callbacks(void *ctx, const epoch_stats *st, const callback_state *cb,
+                              const callback_actions *a)
+{
+    const progress_state *p = ctx;
+    if (a->save_best)
+        printf("Epoch %d: %s improved to %.5f, saving model.best.ckpt\n", st->epoch,
+               monitor_name(p->watched), cb->saved_best);
+    if (a->lr_changed)
+        printf("Epoch %d: ReduceLROnPlateau reducing learning rate to %.9g.\n", st->epoch,
+               (double)cb->lr);
+    if (a->stop)
+        printf("Epoch %d: early stopping\n", st->epoch);
+    fflush(stdout);
+}
+
+/* Why training ended and whose weights the model holds, once it has. */
+static void report_callbacks(const run *r, const options *o, int epochs_done)
+{
+    const callback_config *c = &o->callbacks;
+    const callback_state *cb = run_callbacks(r);
+    if (!c->early_stopping)
+        return;
+    if (cb->stopped_epoch)
+        printf("Stopped after epoch %d: %s did not improve for %d epoch%s.\n",
+               cb->stopped_epoch, monitor_name(c->monitor), c->patience,
+               c->patience == 1 ? "" : "s");
+    if (c->restore_best && cb->best_epoch)
+        printf("Restored the weights of epoch %d (%s %.4f), the best of %d.\n",
+               cb->best_epoch, monitor_name(c->monitor), cb->best, epochs_done);
+}
+
 /* Trains to the last epoch.  Returns 0, -1 on error, or the signal number
  * when interrupted (the state then saved). */
 static int fit(program *r, const options *o, const output_paths *out, tr_error *err)
@@ -707,17 +864,24 @@ static int fit(program *r, const options *o, const output_paths *out, tr_error *
                             .threads = o->threads, .shards = o->shards, .lr = o->lr,
                             .validation_split = o->validation_split, .seed = o->seed,
                             .out_dir = o->out_dir, .data_dir = r->data_dir,
-                            .plots = o->plots};
+                            .plots = o->plots, .callbacks = o->callbacks};
     if (run_new(&r->run, &r->model, &r->train, &r->val, &cfg, err) ||
         (o->resume && run_resume(r->run, &r->saved, r->saved_m, r->saved_v, err)))
         return -1;
-    progress_state prog = {.tty = isatty(STDOUT_FILENO)};
+    progress_state prog = {.tty = isatty(STDOUT_FILENO), .watched = o->callbacks.monitor};
     if (prog.tty)
         handle_signal(SIGWINCH, on_resize);
     const run_observer console = {.epoch_start = console_epoch_start,
                                   .batch = prog.tty ? draw_progress : NULL,
-                                  .epoch_end = console_epoch_end, .ctx = &prog};
+                                  .epoch_end = console_epoch_end,
+                                  .callbacks = console_callbacks, .ctx = &prog};
     const int rc = run_fit(r->run, &stop_signal, &console, err);
+    if (rc == 0) {
+        int epoch;
+        long step, n_batches;
+        run_position(r->run, &epoch, &step, &n_batches);
+        report_callbacks(r->run, o, epoch - 1);
+    }
     if (rc <= 0)
         return rc;
     int epoch;

@@ -1,6 +1,7 @@
 #include "history.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,44 +11,50 @@
 #define HISTORY_MAX_BYTES ((size_t)64 << 20)
 #define HISTORY_MAX_ROWS 1000000
 
-static int format_row(char *buf, size_t size, const epoch_stats *r)
+/* The rate as a float holds it: 9 significant digits give it back exactly. */
+static int format_row(char *buf, size_t size, const epoch_stats *r, int with_lr)
 {
+    if (with_lr)
+        return snprintf(buf, size, "%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.9g\n", r->epoch, r->loss,
+                        r->accuracy, r->val_loss, r->val_accuracy, r->seconds,
+                        r->learning_rate);
     return snprintf(buf, size, "%d,%.6f,%.6f,%.6f,%.6f,%.3f\n", r->epoch, r->loss,
                     r->accuracy, r->val_loss, r->val_accuracy, r->seconds);
 }
 
-int history_format(const epoch_stats *rows, int n, char **text, size_t *len,
+int history_format(const epoch_stats *rows, int n, int with_lr, char **text, size_t *len,
                    tr_error *err)
 {
+    const char *header = with_lr ? HISTORY_HEADER_LR : HISTORY_HEADER;
     /* Sized exactly: a diverged loss can print hundreds of digits. */
-    size_t cap = sizeof HISTORY_HEADER + 1;
+    size_t cap = strlen(header) + 2;
     for (int i = 0; i < n; i++)
-        cap += (size_t)format_row(NULL, 0, &rows[i]);
+        cap += (size_t)format_row(NULL, 0, &rows[i], with_lr);
     char *buf = malloc(cap);
     if (!buf)
         return error_set(err, "out of memory for the history");
-    size_t used = (size_t)snprintf(buf, cap, "%s\n", HISTORY_HEADER);
+    size_t used = (size_t)snprintf(buf, cap, "%s\n", header);
     for (int i = 0; i < n; i++)
-        used += (size_t)format_row(buf + used, cap - used, &rows[i]);
+        used += (size_t)format_row(buf + used, cap - used, &rows[i], with_lr);
     *text = buf;
     *len = used;
     return 0;
 }
 
-/* Parses the line [p, end) (no newline) into 6 numbers; on failure says why
- * in err, for line number `line` of name. */
-static int parse_row(const char *p, const char *end, double *v, const char *name,
-                     int line, tr_error *err)
+/* Parses the line [p, end) (no newline) into `want` numbers (the header's
+ * columns); on failure says why in err, for line number `line` of name. */
+static int parse_row(const char *p, const char *end, double *v, int want, const char *header,
+                     const char *name, int line, tr_error *err)
 {
     if (end > p && end[-1] == '\r')
         end--;
     int fields = 1;
     for (const char *q = p; q < end; q++)
         fields += *q == ',';
-    if (fields != 6)
-        return error_set(err, "%s: line %d: %d field%s, expected 6 (%s)", name, line,
-                         fields, fields == 1 ? "" : "s", HISTORY_HEADER);
-    for (int f = 0; f < 6; f++) {
+    if (fields != want)
+        return error_set(err, "%s: line %d: %d field%s, expected %d (%s)", name, line,
+                         fields, fields == 1 ? "" : "s", want, header);
+    for (int f = 0; f < want; f++) {
         const char *q = p;
         while (q < end && *q != ',')
             q++;
@@ -68,17 +75,28 @@ static int parse_row(const char *p, const char *end, double *v, const char *name
     return 0;
 }
 
-int history_parse(epoch_stats **rows_out, int *n_out, const char *text, size_t len,
-                  const char *name, tr_error *err)
+/* Whether text starts with the line `header`. */
+static int starts_with_line(const char *text, size_t len, const char *header)
+{
+    const size_t hl = strlen(header);
+    return len >= hl && memcmp(text, header, hl) == 0 &&
+           (len == hl || text[hl] == '\n' || text[hl] == '\r');
+}
+
+int history_parse(epoch_stats **rows_out, int *n_out, int *with_lr, const char *text,
+                  size_t len, const char *name, tr_error *err)
 {
     *rows_out = NULL;
     *n_out = 0;
     const char *p = text, *end = text + len;
-    size_t hl = strlen(HISTORY_HEADER);
-    if (len < hl || memcmp(p, HISTORY_HEADER, hl) != 0 ||
-        (len > hl && p[hl] != '\n' && p[hl] != '\r'))
-        return error_set(err, "%s: line 1: expected the header '%s'", name, HISTORY_HEADER);
-    p += hl;
+    const int lr = starts_with_line(text, len, HISTORY_HEADER_LR);
+    const char *header = lr ? HISTORY_HEADER_LR : HISTORY_HEADER;
+    if (!lr && !starts_with_line(text, len, HISTORY_HEADER))
+        return error_set(err, "%s: line 1: expected the header '%s' (or '%s')", name,
+                         HISTORY_HEADER, HISTORY_HEADER_LR);
+    if (with_lr)
+        *with_lr = lr;
+    p += strlen(header);
     if (p < end && *p == '\r')
         p++;
     if (p < end && *p == '\n')
@@ -110,8 +128,8 @@ int history_parse(epoch_stats **rows_out, int *n_out, const char *text, size_t l
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol)
             eol = end;
-        double v[6];
-        if (parse_row(p, eol, v, name, line, err)) {
+        double v[7];
+        if (parse_row(p, eol, v, lr ? 7 : 6, header, name, line, err)) {
             free(rows);
             return -1;
         }
@@ -123,7 +141,7 @@ int history_parse(epoch_stats **rows_out, int *n_out, const char *text, size_t l
         }
         rows[n] = (epoch_stats){.epoch = n + 1, .loss = v[1], .accuracy = v[2],
                                   .val_loss = v[3], .val_accuracy = v[4],
-                                  .seconds = v[5]};
+                                  .seconds = v[5], .learning_rate = lr ? v[6] : NAN};
         n++;
         line++;
     }
@@ -136,24 +154,25 @@ int history_parse(epoch_stats **rows_out, int *n_out, const char *text, size_t l
     return 0;
 }
 
-int history_save(const epoch_stats *rows, int n, const char *path, tr_error *err)
+int history_save(const epoch_stats *rows, int n, int with_lr, const char *path,
+                 tr_error *err)
 {
     char *text;
     size_t len;
-    if (history_format(rows, n, &text, &len, err))
+    if (history_format(rows, n, with_lr, &text, &len, err))
         return -1;
     int status = file_write_atomic(path, text, len, err);
     free(text);
     return status;
 }
 
-int history_load(epoch_stats **rows, int *n, const char *path, tr_error *err)
+int history_load(epoch_stats **rows, int *n, int *with_lr, const char *path, tr_error *err)
 {
     uint8_t *data;
     size_t len;
     if (file_read_all(path, HISTORY_MAX_BYTES, &data, &len, err))
         return -1;
-    int status = history_parse(rows, n, (const char *)data, len, path, err);
+    int status = history_parse(rows, n, with_lr, (const char *)data, len, path, err);
     free(data);
     return status;
 }

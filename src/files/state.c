@@ -1,5 +1,6 @@
 #include "state.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -14,11 +15,94 @@ static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'S', 'T', 'A', 'T'};
 #define STATE_MAX_HISTORY 1000000
 
 /* An upper bound of the encoded size; the real one is what gets written. */
+/* Bytes of the callbacks block (state.h). */
+#define CALLBACKS_LEN (4 * 4 + 8 * 4 + 4 * 2 + 8 * 3 + 4 * 5 + 4)
+
+enum { CB_EARLY = 1, CB_RESTORE = 2, CB_SAVE_BEST = 4, CB_REDUCE_LR = 8 };
+
+/* Whether the state holds the weights EarlyStopping keeps. */
+static int has_best_weights(const train_state *st)
+{
+    return st->callbacks.early_stopping && st->callbacks.restore_best && st->cb.best_epoch > 0;
+}
+
+static void put_callbacks(byte_writer *w, const train_state *st)
+{
+    const callback_config *c = &st->callbacks;
+    const callback_state *s = &st->cb;
+    put_u32(w, (uint32_t)((c->early_stopping ? CB_EARLY : 0) | (c->restore_best ? CB_RESTORE : 0) |
+                          (c->save_best ? CB_SAVE_BEST : 0) | (c->reduce_lr ? CB_REDUCE_LR : 0)));
+    put_u32(w, (uint32_t)c->monitor);
+    put_u32(w, (uint32_t)c->patience);
+    put_f64(w, c->min_delta);
+    put_f64(w, c->factor);
+    put_u32(w, (uint32_t)c->lr_patience);
+    put_f64(w, c->lr_min_delta);
+    put_u32(w, (uint32_t)c->cooldown);
+    put_f64(w, c->min_lr);
+    put_f64(w, s->best);
+    put_u32(w, (uint32_t)s->best_epoch);
+    put_u32(w, (uint32_t)s->wait);
+    put_u32(w, (uint32_t)s->stopped_epoch);
+    put_f64(w, s->saved_best);
+    put_u32(w, (uint32_t)s->saved_epoch);
+    put_f64(w, s->lr_best);
+    put_u32(w, (uint32_t)s->lr_wait);
+    put_u32(w, (uint32_t)s->cooldown_left);
+    put_f32(w, s->lr);
+}
+
+/* Reads the callbacks block, checking what the rules rely on. */
+static int get_callbacks(byte_reader *r, train_state *st, const char *name, tr_error *err)
+{
+    callback_config *c = &st->callbacks;
+    callback_state *s = &st->cb;
+    const uint32_t flags = get_u32(r), mon = get_u32(r), patience = get_u32(r);
+    c->min_delta = get_f64(r);
+    c->factor = get_f64(r);
+    const uint32_t lr_patience = get_u32(r);
+    c->lr_min_delta = get_f64(r);
+    const uint32_t cooldown = get_u32(r);
+    c->min_lr = get_f64(r);
+    s->best = get_f64(r);
+    const uint32_t best_epoch = get_u32(r), wait = get_u32(r), stopped = get_u32(r);
+    s->saved_best = get_f64(r);
+    const uint32_t saved_epoch = get_u32(r);
+    s->lr_best = get_f64(r);
+    const uint32_t lr_wait = get_u32(r), cooldown_left = get_u32(r);
+    s->lr = get_f32(r);
+    if (r->bad)
+        return error_set(err, "%s: truncated callbacks", name);
+    const uint32_t limit = 1000000, done = (uint32_t)st->n_history;
+    if (flags > 15 || mon > MONITOR_ACCURACY || patience > limit || lr_patience > limit ||
+        cooldown > limit || wait > limit || lr_wait > limit || cooldown_left > limit ||
+        best_epoch > done || stopped > done || saved_epoch > done || !isfinite(c->min_delta) ||
+        !isfinite(c->lr_min_delta) || !(c->min_lr >= 0.0 && c->min_lr < 1e9) ||
+        ((flags & CB_REDUCE_LR) && !(c->factor > 0.0 && c->factor < 1.0)) ||
+        !(s->lr > 0.0f && isfinite(s->lr)))
+        return error_set(err, "%s: callback settings or state out of range", name);
+    c->early_stopping = (flags & CB_EARLY) != 0;
+    c->restore_best = (flags & CB_RESTORE) != 0;
+    c->save_best = (flags & CB_SAVE_BEST) != 0;
+    c->reduce_lr = (flags & CB_REDUCE_LR) != 0;
+    c->monitor = (monitor)mon;
+    c->patience = (int)patience;
+    c->lr_patience = (int)lr_patience;
+    c->cooldown = (int)cooldown;
+    s->best_epoch = (int)best_epoch;
+    s->wait = (int)wait;
+    s->stopped_epoch = (int)stopped;
+    s->saved_epoch = (int)saved_epoch;
+    s->lr_wait = (int)lr_wait;
+    s->cooldown_left = (int)cooldown_left;
+    return 0;
+}
+
 static size_t encoded_len(const train_state *st, const model *m, size_t n_params)
 {
     return 8 + 4 * 3 + architecture_len(m->n_layers) + 8 + 4 * 3 + 8 * 2 + 4 * 2 +
            4 + strlen(st->data_dir) + 4 * 3 + 4 + 8 + 8 + 8 * 3 + 4 +
-           (size_t)st->n_history * (4 + 5 * 8) + 8 + 3 * 4 * n_params + 4;
+           (size_t)st->n_history * (4 + 6 * 8) + CALLBACKS_LEN + 8 + 4 * 4 * n_params + 4;
 }
 
 int state_encode(const train_state *st, const model *m, const adam *opt, uint8_t **data,
@@ -61,11 +145,15 @@ int state_encode(const train_state *st, const model *m, const adam *opt, uint8_t
         put_f64(&w, h->val_loss);
         put_f64(&w, h->val_accuracy);
         put_f64(&w, h->seconds);
+        put_f64(&w, h->learning_rate);
     }
+    put_callbacks(&w, st);
     put_u64(&w, n_params);
     put_tensors(&w, m, m->params);
     put_tensors(&w, m, opt->m);
     put_tensors(&w, m, opt->v);
+    if (has_best_weights(st))
+        put_tensors(&w, m, st->best_weights);
     put_u32(&w, (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), buf, (size_t)(w.p - buf)));
     *data = buf;
     *len = (size_t)(w.p - buf);
@@ -150,7 +238,8 @@ static int get_run(byte_reader *r, train_state *st, uint32_t version, const char
     st->progress.seen = (long)get_u64(r);
     st->adam_step = (long)get_u64(r);
     uint32_t rows = get_u32(r);
-    if (r->bad || rows > STATE_MAX_HISTORY || (size_t)(r->end - r->p) / 44 < rows)
+    const size_t row_len = version >= 3 ? 52 : 44;
+    if (r->bad || rows > STATE_MAX_HISTORY || (size_t)(r->end - r->p) / row_len < rows)
         return error_set(err, "%s: truncated or implausible history", name);
     st->n_history = (int)rows;
     if (check_config(&raw, st, name, err))
@@ -171,6 +260,7 @@ static int get_run(byte_reader *r, train_state *st, uint32_t version, const char
         h->val_loss = get_f64(r);
         h->val_accuracy = get_f64(r);
         h->seconds = get_f64(r);
+        h->learning_rate = version >= 3 ? get_f64(r) : (double)(float)st->lr;
         if (said != i + 1)
             return error_set(err, "%s: history row %u is for epoch %u", name, i + 1, said);
     }
@@ -200,12 +290,19 @@ int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_
         return -1;
     if (get_run(&r, st, version, name, err))
         goto fail;
+    if (version >= 3) {
+        if (get_callbacks(&r, st, name, err))
+            goto fail;
+    } else {
+        st->callbacks = callback_defaults();
+        callbacks_start(&st->cb, &st->callbacks, (float)st->lr);
+    }
     uint64_t n_params = get_u64(&r);
     size_t expect = model_param_count(m);
     /* The model is defined, not allocated, until the length says that the
      * file holds its parameters. */
-    const size_t left = (size_t)(r.end - r.p);
-    if (r.bad || n_params != expect || left % 12 || left / 12 != expect) {
+    const size_t arrays = has_best_weights(st) ? 4 : 3, left = (size_t)(r.end - r.p);
+    if (r.bad || n_params != expect || left % (4 * arrays) || left / (4 * arrays) != expect) {
         error_set(err, "%s: %llu parameters stored, the layers need %zu (or the file is "
                   "cut)", name, (unsigned long long)n_params, expect);
         goto fail;
@@ -221,12 +318,24 @@ int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_
     get_tensors(&r, m, m->params);
     get_tensors(&r, m, *m1);
     get_tensors(&r, m, *m2);
+    if (has_best_weights(st)) {
+        st->best_weights = model_buffer_new(m->len);
+        if (!st->best_weights) {
+            error_set(err, "out of memory");
+            goto fail;
+        }
+        get_tensors(&r, m, st->best_weights);
+    }
     if (model_check_finite(m, m->params, name, "the parameter", err) ||
         model_check_finite(m, *m1, name, "Adam's first moment", err) ||
-        model_check_finite(m, *m2, name, "Adam's second moment", err))
+        model_check_finite(m, *m2, name, "Adam's second moment", err) ||
+        (st->best_weights &&
+         model_check_finite(m, st->best_weights, name, "the best epoch's parameter", err)))
         goto fail;
     return 0;
 fail:
+    model_buffer_free(st->best_weights);
+    st->best_weights = NULL;
     model_buffer_free(*m1);
     model_buffer_free(*m2);
     *m1 = *m2 = NULL;

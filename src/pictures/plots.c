@@ -214,10 +214,44 @@ static void draw_legend(canvas *c, int right, int y, int with_val)
     }
 }
 
+/* A vertical line at epoch e across the frame, labelled at height y. */
+static void mark_epoch(canvas *c, const frame *f, int e, int y, const char *label, rgb color)
+{
+    const float x = px_x(f, e);
+    canvas_line(c, x, (float)f->y, x, (float)(f->y + f->h), 1.5f, color);
+    /* Right of the line, or left of it where the frame ends first. */
+    const int w = canvas_text_width(label, 2);
+    const int tx = (int)x + 4 + w <= f->x + f->w ? (int)x + 4 : (int)x - 4 - w;
+    canvas_text(c, tx, y, label, 2, color);
+}
+
+/* What the callbacks did: the best epoch, where training stopped, and each
+ * epoch whose learning rate differs from the one before. */
+static void draw_marks(canvas *c, const frame *f, const epoch_stats *rows, int n,
+                       const curve_marks *m)
+{
+    /* Labels of changes close together climb in turn so as not to overlap. */
+    for (int i = 1, k = 0; i < n; i++) {
+        const double a = rows[i - 1].learning_rate, b = rows[i].learning_rate;
+        if (isfinite(a) && isfinite(b) && a != b) {
+            char label[32];
+            snprintf(label, sizeof label, "lr %.3g", b);
+            mark_epoch(c, f, i + 1, f->y + f->h - 24 - 20 * (k++ % 3), label, PLOT_LR_COLOR);
+        }
+    }
+    if (!m)
+        return;
+    if (m->stopped_epoch >= 1 && m->stopped_epoch <= n)
+        mark_epoch(c, f, m->stopped_epoch, f->y + 26, "stopped", AXIS);
+    if (m->best_epoch >= 1 && m->best_epoch <= n)
+        mark_epoch(c, f, m->best_epoch, f->y + 6, "best", PLOT_BEST_COLOR);
+}
+
 /* A panel; values never go above `ceiling` (1 for accuracy), so the axis does not
  * either. */
 static void draw_panel(canvas *c, int left, const char *title, const double *train,
-                       const double *val, int n, double ceiling)
+                       const double *val, int n, double ceiling, const epoch_stats *rows,
+                       const curve_marks *marks)
 {
     enum { PANEL_W = 600, TOP = 56, BOTTOM = 64, LEFT = 96, RIGHT = 24 };
     double *both = malloc(sizeof(double) * (size_t)(2 * n));
@@ -236,13 +270,15 @@ static void draw_panel(canvas *c, int left, const char *title, const double *tra
     double hi_m = hi <= ceiling && hi + margin > ceiling ? ceiling : hi + margin;
     f.ay = make_axis(lo_m, hi_m, 0);
     draw_frame(c, &f, "Epoch", title);
+    draw_marks(c, &f, rows, n, marks);
     draw_series(c, &f, train, n, PLOT_TRAIN_COLOR);
     draw_series(c, &f, val, n, PLOT_VAL_COLOR);
     canvas_text(c, f.x, 18, title, 3, INK);
     draw_legend(c, f.x + f.w, 22, any_finite(val, n));
 }
 
-int plot_curves(canvas *c, const epoch_stats *rows, int n, tr_error *err)
+int plot_curves(canvas *c, const epoch_stats *rows, int n, const curve_marks *marks,
+                tr_error *err)
 {
     if (n < 1)
         return error_set(err, "no epochs to plot");
@@ -259,8 +295,8 @@ int plot_curves(canvas *c, const epoch_stats *rows, int n, tr_error *err)
         v[2 * n + i] = rows[i].loss;
         v[3 * n + i] = rows[i].val_loss;
     }
-    draw_panel(c, 0, "Accuracy", v, v + n, n, 1.0);
-    draw_panel(c, 600, "Loss", v + 2 * n, v + 3 * n, n, INFINITY);
+    draw_panel(c, 0, "Accuracy", v, v + n, n, 1.0, rows, marks);
+    draw_panel(c, 600, "Loss", v + 2 * n, v + 3 * n, n, INFINITY, rows, marks);
     free(v);
     return 0;
 }

@@ -32,7 +32,12 @@ struct run {
     double saved_time;     /* when they were (now()), 0 before */
     model epoch_model;       /* the model after the last epoch, while its files
                               are not written yet */
-    char history_path[4096], model_path[4096], state_path[4096], curves_path[4096];
+    callback_state cb;     /* where the callbacks' rules stand */
+    float *best_weights;   /* EarlyStopping's kept weights (with restore_best) */
+    float *saved_weights;  /* the best model, for model.best.ckpt (with save_best) */
+    int saved_pending;     /* saved_weights changed since model.best.ckpt was written */
+    char history_path[4096], model_path[4096], state_path[4096], curves_path[4096],
+        best_path[4096];
 };
 
 static double now(void)
@@ -78,6 +83,8 @@ int run_new(run **out, model *m, const dataset *train, const dataset *val,
                  run_output_path(r->state_path, sizeof r->state_path, dir, "training.state",
                                  err) ||
                  run_output_path(r->curves_path, sizeof r->curves_path, dir, "curves.png",
+                                 err) ||
+                 run_output_path(r->best_path, sizeof r->best_path, dir, "model.best.ckpt",
                                  err))) ||
         train_session_new(&r->session, m, &tc, err) ||
         evaluator_new(&r->eval, m, train_threads_used(cfg->threads, cfg->shards),
@@ -87,10 +94,17 @@ int run_new(run **out, model *m, const dataset *train, const dataset *val,
         return -1;
     }
     r->history = calloc((size_t)(cfg->epochs ? cfg->epochs : 1), sizeof *r->history);
-    if (!r->history) {
+    const callback_config *cb = &cfg->callbacks;
+    if (cb->early_stopping && cb->restore_best)
+        r->best_weights = model_buffer_new(m->len);
+    if (cb->save_best)
+        r->saved_weights = model_buffer_new(m->len);
+    if (!r->history || (cb->early_stopping && cb->restore_best && !r->best_weights) ||
+        (cb->save_best && !r->saved_weights)) {
         run_free(r);
         return error_set(err, "out of memory");
     }
+    callbacks_start(&r->cb, cb, tc.adam.lr);
     *out = r;
     return 0;
 }
@@ -102,6 +116,8 @@ void run_free(run *r)
     train_session_free(r->session);
     evaluator_free(r->eval);
     model_free(&r->epoch_model);
+    model_buffer_free(r->best_weights);
+    model_buffer_free(r->saved_weights);
     free(r->history);
     free(r);
 }
@@ -117,7 +133,16 @@ int run_resume(run *r, const train_state *st, const float *m1, const float *m2,
     r->epoch = st->epoch;
     r->at = st->progress;
     r->saved_epoch = st->epoch - 1;
+    r->cb = st->cb;
+    train_session_set_learning_rate(r->session, r->cb.lr);
+    if (r->best_weights && st->best_weights)
+        memcpy(r->best_weights, st->best_weights, sizeof(float) * r->model->len);
     return 0;
+}
+
+const callback_state *run_callbacks(const run *r)
+{
+    return &r->cb;
 }
 
 evaluator *run_evaluator(run *r)
@@ -143,7 +168,8 @@ static int add_state(file_batch *b, const run *r, tr_error *err)
                       .fingerprint = r->train->fingerprint, .has_fingerprint = 1,
                       .epoch = r->epoch, .progress = r->at,
                       .adam_step = train_session_optimizer(r->session)->step,
-                      .n_history = r->epoch - 1, .history = r->history};
+                      .n_history = r->epoch - 1, .history = r->history,
+                      .callbacks = c->callbacks, .cb = r->cb, .best_weights = r->best_weights};
     snprintf(st.data_dir, sizeof st.data_dir, "%s", c->data_dir ? c->data_dir : "");
     uint8_t *data;
     size_t len;
@@ -156,14 +182,41 @@ static int add_state(file_batch *b, const run *r, tr_error *err)
     return status;
 }
 
+/* Adds model.best.ckpt, when it has changed, to the batch. */
+static int add_best_model(file_batch *b, const run *r, tr_error *err)
+{
+    if (!r->saved_pending)
+        return 0;
+    model best = *r->model;
+    best.params = r->saved_weights;
+    uint8_t *bytes;
+    size_t len;
+    if (ckpt_encode(&best, &bytes, &len, err)) {
+        file_batch_abort(b);
+        return -1;
+    }
+    int status = file_batch_add(b, r->best_path, bytes, len, err);
+    free(bytes);
+    return status;
+}
+
+/* The epochs curves.png marks: the one whose weights are kept, and the stop. */
+static curve_marks marks_of(const run *r)
+{
+    const callback_config *c = &r->cfg.callbacks;
+    const int best = c->early_stopping ? r->cb.best_epoch : c->save_best ? r->cb.saved_epoch : 0;
+    return (curve_marks){best, r->cb.stopped_epoch};
+}
+
 /* Adds the files that show the first n epochs to the batch: history.csv,
- * model.ckpt of m (the model after epoch n) and, with pictures, curves.png. */
+ * model.ckpt of m (the model after epoch n), model.best.ckpt when it has
+ * changed and, with pictures, curves.png. */
 static int add_epoch_files(file_batch *b, const run *r, int n, const model *m, tr_error *err)
 {
     char *text;
     uint8_t *bytes;
     size_t len;
-    if (history_format(r->history, n, &text, &len, err)) {
+    if (history_format(r->history, n, r->cfg.callbacks.reduce_lr, &text, &len, err)) {
         file_batch_abort(b);
         return -1;
     }
@@ -175,10 +228,13 @@ static int add_epoch_files(file_batch *b, const run *r, int n, const model *m, t
     }
     status = file_batch_add(b, r->model_path, bytes, len, err);
     free(bytes);
-    if (status || !r->cfg.plots)
-        return status;
+    if (status || add_best_model(b, r, err))
+        return -1;
+    if (!r->cfg.plots)
+        return 0;
     canvas c;
-    if (plot_curves(&c, r->history, n, err)) {
+    const curve_marks marks = marks_of(r);
+    if (plot_curves(&c, r->history, n, &marks, err)) {
         file_batch_abort(b);
         return -1;
     }
@@ -200,7 +256,8 @@ static int end_epoch(run *r, tr_error *err)
     const int done = r->epoch - 1;
     if (!r->cfg.out_dir)
         return 0;
-    if (done < r->cfg.epochs && now() - r->saved_time < SAVE_INTERVAL) {
+    const int last = done >= r->cfg.epochs || r->cb.stopped_epoch;
+    if (!last && now() - r->saved_time < SAVE_INTERVAL) {
         memcpy(r->epoch_model.params, r->model->params, sizeof(float) * r->model->len);
         return 0;
     }
@@ -210,6 +267,7 @@ static int end_epoch(run *r, tr_error *err)
         return -1;
     r->saved_epoch = done;
     r->saved_time = now();
+    r->saved_pending = 0;
     return 0;
 }
 
@@ -224,7 +282,33 @@ static int save_stopped(run *r, tr_error *err)
          add_epoch_files(&b, r, r->epoch - 1, &r->epoch_model, err)) ||
         add_state(&b, r, err) || file_batch_commit(&b, err))
         return -1;
+    r->saved_pending = 0;
     return 0;
+}
+
+/* The callbacks' rules after epoch st->epoch, and what they ask. */
+static void apply_callbacks(run *r, const epoch_stats *st, const run_observer *obs)
+{
+    callback_actions a;
+    callbacks_epoch_end(&r->cb, &r->cfg.callbacks, st, &a);
+    const size_t bytes = sizeof(float) * r->model->len;
+    if (a.keep_weights && r->best_weights)
+        memcpy(r->best_weights, r->model->params, bytes);
+    if (a.save_best) {
+        memcpy(r->saved_weights, r->model->params, bytes);
+        r->saved_pending = 1;
+    }
+    if (a.lr_changed)
+        train_session_set_learning_rate(r->session, r->cb.lr);
+    if (obs->callbacks && (a.save_best || a.lr_changed || a.stop))
+        obs->callbacks(obs->ctx, st, &r->cb, &a);
+}
+
+/* Keras' on_train_end: the best epoch's weights, when they are kept. */
+static void restore_best(run *r)
+{
+    if (r->best_weights && r->cb.best_epoch > 0)
+        memcpy(r->model->params, r->best_weights, sizeof(float) * r->model->len);
 }
 
 int run_fit(run *r, const volatile sig_atomic_t *stop, const run_observer *obs,
@@ -232,9 +316,10 @@ int run_fit(run *r, const volatile sig_atomic_t *stop, const run_observer *obs,
 {
     const run_observer none = {0};
     obs = obs ? obs : &none;
-    while (r->epoch <= r->cfg.epochs) {
+    while (r->epoch <= r->cfg.epochs && !r->cb.stopped_epoch) {
         epoch_stats *st = &r->history[r->epoch - 1];
         st->epoch = r->epoch;
+        st->learning_rate = r->cb.lr;
         if (obs->epoch_start)
             obs->epoch_start(obs->ctx, r->epoch, r->cfg.epochs, r->at.next_batch);
         const double start = now();
@@ -253,8 +338,11 @@ int run_fit(run *r, const volatile sig_atomic_t *stop, const run_observer *obs,
         if (obs->epoch_end)
             obs->epoch_end(obs->ctx, st, batches_per_epoch(r), train_seconds,
                            r->at.seen - seen_before);
+        apply_callbacks(r, st, obs);
         r->epoch++;
         r->at = (epoch_progress){0};
+        if (r->epoch > r->cfg.epochs || r->cb.stopped_epoch)
+            restore_best(r);
         if (end_epoch(r, err))
             return -1;
     }

@@ -197,6 +197,11 @@ void train_session_set_optimizer(train_session *s, const float *m, const float *
     s->opt.step = step;
 }
 
+void train_session_set_learning_rate(train_session *s, float lr)
+{
+    s->opt.hp.lr = lr;
+}
+
 int train_session_threads_ran(const train_session *s)
 {
     return s->threads_ran;

@@ -1,0 +1,141 @@
+#include "callbacks.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const NAMES[] = {"val_loss", "val_accuracy", "loss", "accuracy"};
+
+int monitor_parse(const char *name, monitor *out, tr_error *err)
+{
+    for (int k = 0; k < 4; k++)
+        if (strcmp(name, NAMES[k]) == 0) {
+            *out = (monitor)k;
+            return 0;
+        }
+    return error_set(err, "--monitor '%s': expected val_loss, val_accuracy, loss or accuracy",
+                     name);
+}
+
+const char *monitor_name(monitor m)
+{
+    return NAMES[m];
+}
+
+int monitor_higher_is_better(monitor m)
+{
+    return m == MONITOR_VAL_ACCURACY || m == MONITOR_ACCURACY;
+}
+
+int monitor_needs_validation(monitor m)
+{
+    return m == MONITOR_VAL_LOSS || m == MONITOR_VAL_ACCURACY;
+}
+
+double monitor_value(monitor m, const epoch_stats *st)
+{
+    switch (m) {
+    case MONITOR_VAL_LOSS: return st->val_loss;
+    case MONITOR_VAL_ACCURACY: return st->val_accuracy;
+    case MONITOR_LOSS: return st->loss;
+    default: return st->accuracy;
+    }
+}
+
+callback_config callback_defaults(void)
+{
+    return (callback_config){.monitor = MONITOR_VAL_LOSS, .restore_best = 1, .factor = 0.1,
+                             .lr_patience = 10, .lr_min_delta = 1e-4};
+}
+
+void callbacks_start(callback_state *s, const callback_config *c, float lr)
+{
+    const double worst = monitor_higher_is_better(c->monitor) ? -INFINITY : INFINITY;
+    *s = (callback_state){.best = worst, .saved_best = worst, .lr_best = worst, .lr = lr};
+}
+
+/* EarlyStopping's improvement: monitor_op(value - min_delta, reference),
+ * min_delta negated for a quantity that is better lower. */
+static int early_improves(const callback_config *c, double value, double reference)
+{
+    const double delta = fabs(c->min_delta);
+    return monitor_higher_is_better(c->monitor) ? value - delta > reference
+                                                : value + delta < reference;
+}
+
+static void early_stopping(callback_state *s, const callback_config *c, int epoch,
+                           double value, callback_actions *a)
+{
+    /* With weights to restore and none kept yet, this epoch's are the best
+     * so far, even when it does not improve (a NaN). */
+    if (c->restore_best && s->best_epoch == 0) {
+        s->best_epoch = epoch;
+        a->keep_weights = 1;
+    }
+    s->wait++;
+    if (early_improves(c, value, s->best)) {
+        s->best = value;
+        s->best_epoch = epoch;
+        a->keep_weights = c->restore_best;
+        s->wait = 0;
+        return;
+    }
+    if (s->wait >= c->patience && epoch > 1) {
+        s->stopped_epoch = epoch;
+        a->stop = 1;
+    }
+}
+
+static void save_best(callback_state *s, const callback_config *c, int epoch, double value,
+                      callback_actions *a)
+{
+    const int better = monitor_higher_is_better(c->monitor) ? value > s->saved_best
+                                                            : value < s->saved_best;
+    if (better) {
+        s->saved_best = value;
+        s->saved_epoch = epoch;
+        a->save_best = 1;
+    }
+}
+
+static void reduce_lr(callback_state *s, const callback_config *c, double value,
+                      callback_actions *a)
+{
+    if (s->cooldown_left > 0) {
+        s->cooldown_left--;
+        s->lr_wait = 0;
+    }
+    const int better = monitor_higher_is_better(c->monitor)
+                           ? value > s->lr_best + c->lr_min_delta
+                           : value < s->lr_best - c->lr_min_delta;
+    if (better) {
+        s->lr_best = value;
+        s->lr_wait = 0;
+        return;
+    }
+    if (s->cooldown_left > 0)
+        return;
+    s->lr_wait++;
+    if (s->lr_wait < c->lr_patience)
+        return;
+    const double old = (double)s->lr;
+    if (old > (double)(float)c->min_lr) {
+        const double lr = old * c->factor;
+        s->lr = (float)(lr > c->min_lr ? lr : c->min_lr);
+        a->lr_changed = 1;
+        s->cooldown_left = c->cooldown;
+        s->lr_wait = 0;
+    }
+}
+
+void callbacks_epoch_end(callback_state *s, const callback_config *c, const epoch_stats *st,
+                         callback_actions *a)
+{
+    *a = (callback_actions){0};
+    const double value = monitor_value(c->monitor, st);
+    if (c->early_stopping)
+        early_stopping(s, c, st->epoch, value, a);
+    if (c->save_best)
+        save_best(s, c, st->epoch, value, a);
+    if (c->reduce_lr)
+        reduce_lr(s, c, value, a);
+}
