@@ -3,7 +3,7 @@
  * A layer sees a block of n samples, each a tensor of a known shape: height x
  * width x channels, channels fastest (Keras' channels_last); a flat vector of
  * c values is 1 x 1 x c.  Each kind of layer is one module (layer_dense.c,
- * layer_softmax.c) and one line of the table in layer.c: it gives its output
+ * layer_conv2d.c, ...) and one line of the table in layer.c: it gives its output
  * shape from its input shape, the sizes of its parameter tensors, Keras'
  * initialisation, the bytes of per-block workspace it keeps between its
  * forward and backward passes, and the two passes.
@@ -37,24 +37,32 @@ static inline tensor_shape tensor_flat(int n)
 
 /* The kinds, numbered as the files number them: a number is never reused. */
 typedef enum {
-    LAYER_DENSE = 1,   /* Keras' Dense: out = act(in . w + b), act ReLU or none */
-    LAYER_SOFTMAX = 2, /* softmax fused with the cross-entropy loss: the model's head */
-    LAYER_KINDS        /* one past the last */
+    LAYER_DENSE = 1,     /* Keras' Dense: out = act(in . w + b), act ReLU or none */
+    LAYER_SOFTMAX = 2,   /* softmax fused with the cross-entropy loss: the model's head */
+    LAYER_CONV2D = 3,    /* Keras' Conv2D, stride 1, padding valid or same */
+    LAYER_MAXPOOL2D = 4, /* Keras' MaxPooling2D(p): p x p windows, stride p, valid */
+    LAYER_FLATTEN = 5,   /* Keras' Flatten */
+    LAYER_DROPOUT = 6,   /* Keras' Dropout: inverted, in training only */
+    LAYER_KINDS          /* one past the last */
 } layer_kind;
 
 /* The hyper-parameters of a layer as the files hold them: this many u32
  * words after its kind, each kind's own, 0 where unused. */
 #define LAYER_HYPER_WORDS 7
 
-/* Dense's tensors, in file order. */
+/* The tensors of Dense and Conv2D, in file order: the kernel, then the bias. */
 enum { DENSE_W, DENSE_B };
 
 /* One layer of a model: its kind and hyper-parameters (set by whoever builds
  * the model), then what layer_build derives from them. */
 typedef struct {
     layer_kind kind;
-    int units; /* dense: outputs */
-    int relu;  /* dense: ReLU fused on the output */
+    int units;    /* dense: outputs; conv2d: filters */
+    int relu;     /* dense, conv2d: ReLU fused on the output */
+    int kernel;   /* conv2d: the kernel's side */
+    int same;     /* conv2d: padding same (else valid) */
+    int pool;     /* maxpool2d: the window's side and stride */
+    float rate;   /* dropout: the fraction of units dropped, 0 <= rate < 1 */
 
     int index;             /* position in the model, from 0 */
     tensor_shape in, out;  /* one sample's input and output */
@@ -72,6 +80,17 @@ static inline float *layer_tensor(const layer *l, float *buf, int t)
     return buf + l->offset[t];
 }
 
+/* What a forward pass knows beyond its inputs.  Randomness (dropout's mask)
+ * derives from these alone, so that results depend on neither the threads
+ * nor the order of work. */
+typedef struct {
+    int training;    /* a training step (dropout drops), else inference */
+    uint64_t seed;
+    int epoch;       /* 1-based */
+    long step;       /* the batch within the epoch, 0-based */
+    uint32_t first;  /* the block's first sample's position in its batch */
+} layer_pass;
+
 /* A block of n samples entering a layer: x ([n][in size]) or, at the model's
  * input, rows (each sample's image, [in size] bytes, the value of a pixel
  * being its byte / divisor); the other is NULL. */
@@ -81,12 +100,15 @@ typedef struct {
     float divisor;
 } layer_input;
 
-/* The name that Keras gives the kind: "dense", "softmax"; "unknown" for a
- * number that is no kind. */
+/* The name of the kind as the layer specs write it: "dense", "softmax",
+ * "conv2d", "maxpool2d", "flatten", "dropout"; "unknown" for a number that
+ * is no kind. */
 const char *layer_kind_name(layer_kind kind);
 
 /* The layer's hyper-parameters as words (dense: units, then 1 for a ReLU or
- * 0 for none; softmax: none). */
+ * 0 for none; softmax, flatten: none; conv2d: filters, kernel, padding 0
+ * valid or 1 same, activation; maxpool2d: pool; dropout: the rate's float
+ * bits). */
 void layer_hyper_encode(const layer *l, uint32_t words[LAYER_HYPER_WORDS]);
 
 /* A new layer of kind `kind` (a number read from a file) from its words: fails,
@@ -112,10 +134,10 @@ void layer_work_init(const layer *l, void *mem, int max_n);
  * model's layout), from the layer's own random stream of seed. */
 void layer_init(const layer *l, float *params, uint64_t seed);
 
-/* The forward pass of n samples.
+/* The forward pass of n samples; pass NULL for inference.
  * out: [n][out size]   params: the model's buffer   work: the layer's workspace */
 void layer_forward(const layer *l, float *out, const layer_input *in, const float *params,
-                   void *work, int n);
+                   void *work, int n, const layer_pass *pass);
 
 /* The backward pass after a forward pass of the same block.  d_out: [n][out
  * size], the loss gradient at the layer's output, which the layer may

@@ -67,6 +67,21 @@ int model_define_mlp(model *m, tensor_shape input, const mlp_shape *s, tr_error 
 /* The widths of a model that is such a stack; fails on any other. */
 int model_mlp_shape(const model *m, mlp_shape *s, tr_error *err);
 
+/* Parses a layer spec, Keras' layers by name with their main arguments,
+ * separated by commas:
+ *   conv2d(FILTERS,KERNEL[,same|valid][,relu|linear])  (valid, linear)
+ *   maxpool2d(POOL)   flatten   dropout(RATE)
+ *   dense(UNITS[,relu|linear])   and last  dense(CLASSES,softmax)
+ * into out[] (kind and hyper-parameters, the softmax head appended; room
+ * for MODEL_MAX_LAYERS), *n the layers.  Fails with a message naming the bad
+ * item ("'dropout(1.5)': dropout rate 1.5 (from 0 to 1, 1 excluded)");
+ * shapes are checked when the model is built on its input. */
+int model_parse_layers(const char *text, layer *out, int *n, tr_error *err);
+
+/* The model as "28x28x1 conv2d(32,3,relu) maxpool2d(2) ... dense(10,softmax)"
+ * into buf; -1 when cut short. */
+int model_format_layers(const model *m, char *buf, size_t size);
+
 /* Whether a and b have the same input shape and the same layers. */
 int model_same_layers(const model *a, const model *b);
 
@@ -105,11 +120,18 @@ void model_work_free(model_work *w);
  * (scaled by 1 / divisor) or, with rows NULL, the floats w->x. */
 layer_input model_input(const model_work *w, const uint8_t *const *rows, float divisor);
 
-/* The forward pass of n samples through every layer but the head; returns
- * the head's input (the logits), w->act[n_layers - 2]. */
-const float *model_forward(const model *m, model_work *w, const layer_input *in, int n);
+/* The first layer's input for a block of n: in itself, or, when it holds
+ * image bytes that the first layer cannot read, their floats in w->x. */
+layer_input model_first_input(const model *m, model_work *w, const layer_input *in, int n);
 
-/* The backward pass after model_forward of the same block, with its labels:
+/* The forward pass of n samples through every layer but the head (pass: as
+ * layer_forward, NULL for inference); returns the head's input (the
+ * logits), w->act[n_layers - 2]. */
+const float *model_forward(const model *m, model_work *w, const layer_input *in, int n,
+                           const layer_pass *pass);
+
+/* The backward pass after a training model_forward of the same block, with
+ * its labels:
  * returns the summed loss; grad (a buffer of m's layout) receives scale times
  * the gradient of the summed loss (it overwrites); adds to *correct the
  * samples classified right. */

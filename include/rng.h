@@ -16,8 +16,13 @@ typedef struct {
 /* Streams in use; the value is mixed with the seed. */
 enum {
     RNG_STREAM_INIT = 1,    /* + layer index */
-    RNG_STREAM_SHUFFLE = 1000000 /* + epoch index */
+    RNG_STREAM_SHUFFLE = 1000000, /* + epoch index */
+    RNG_STREAM_DROPOUT = 2000000  /* + layer index */
 };
+
+/* A draw that depends on x alone (splitmix64's step and mix): for random
+ * numbers addressed by a counter, as dropout's mask by (sample, unit). */
+uint64_t rng_hash(uint64_t x);
 
 void rng_seed(rng *r, uint64_t seed, uint64_t stream);
 uint64_t rng_next(rng *r);

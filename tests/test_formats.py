@@ -37,17 +37,45 @@ def idx(path):
 
 
 def forward(model, images):
-    """Logits of images ([n][rows][cols] bytes) through the file's layers."""
-    x = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
+    """Logits of images ([n][rows][cols] bytes) through the file's layers, in
+    float64, channels-last as the README says."""
+    x = (images.astype(np.float32) / np.float32(255)).astype(np.float64)[..., None]
     tensors = iter(model["tensors"])
     for kind, hp in model["layers"]:
         if kind == "dense":
             (w_shape, w), (_, b) = next(tensors), next(tensors)
-            w = np.array(w, dtype=np.float32).reshape(w_shape)
-            x = x.astype(np.float64) @ w.astype(np.float64) + np.array(b, dtype=np.float64)
+            w = np.array(w, dtype=np.float32).reshape(w_shape).astype(np.float64)
+            x = x.reshape(len(x), -1) @ w + np.array(b, dtype=np.float64)
             if hp["relu"]:
                 x = np.maximum(x, 0.0)
-    return x
+        elif kind == "conv2d":
+            (w_shape, w), (_, b) = next(tensors), next(tensors)
+            w = np.array(w, dtype=np.float32).reshape(w_shape).astype(np.float64)
+            k = hp["kernel"]
+            if hp["same"]:
+                p = (k - 1) // 2
+                x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+            oh, ow = x.shape[1] - k + 1, x.shape[2] - k + 1
+            out = np.zeros((len(x), oh, ow, w.shape[3])) + np.array(b, dtype=np.float64)
+            for ky in range(k):
+                for kx in range(k):
+                    out += x[:, ky:ky + oh, kx:kx + ow, :] @ w[ky, kx]
+            x = np.maximum(out, 0.0) if hp["relu"] else out
+        elif kind == "maxpool2d":
+            p = hp["pool"]
+            n, h, w_, c = x.shape
+            x = x[:, :h // p * p, :w_ // p * p, :].reshape(n, h // p, p, w_ // p, p, c)
+            x = x.max(axis=(2, 4))
+        elif kind == "flatten":
+            x = x.reshape(len(x), -1)
+    return x.reshape(len(x), -1)
+
+
+def test_figures(logits, labels):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = float(-log_p[np.arange(len(labels)), labels].mean())
+    return loss, float((logits.argmax(axis=1) == labels).mean())
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -97,10 +125,7 @@ with tempfile.TemporaryDirectory() as tmp:
     images, _ = idx(os.path.join(data, "t10k-images-idx3-ubyte"))
     labels, _ = idx(os.path.join(data, "t10k-labels-idx1-ubyte"))
     logits = forward(ckpt, images)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = float(-log_p[np.arange(len(labels)), labels].mean())
-    accuracy = float((logits.argmax(axis=1) == labels).mean())
+    loss, accuracy = test_figures(logits, labels)
     print(f"numpy on model.ckpt: test loss {loss:.6f}, accuracy {accuracy:.4f}")
     if m:
         check(abs(loss - float(m.group(1))) <= 6e-5, f"test loss {loss} vs {m.group(1)}")
@@ -138,10 +163,32 @@ with tempfile.TemporaryDirectory() as tmp:
     check([np.float32(x) for x in csv_rates] == [np.float32(x) for x in state_rates] and
           len(set(csv_rates)) > 1, f"rates {csv_rates} vs {state_rates}")
 
+    # A conv net (every kind, same and valid padding, a hidden dense layer):
+    # its file read and run by numpy gives the trainer's test figures.
+    conv_out = os.path.join(tmp, "conv")
+    r = subprocess.run([TRAINER, "--data", data, "--out", conv_out, "--epochs", "2", "--layers",
+                        "conv2d(4,3,relu),maxpool2d(2),conv2d(5,3,same,relu),flatten,"
+                        "dropout(0.25),dense(8,relu),dense(10,softmax)", "--no-plots"],
+                       capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, f"the conv net failed: {r.stderr}")
+    conv = trainerfiles.read_ckpt(os.path.join(conv_out, "model.ckpt"))
+    check([k for k, _ in conv["layers"]] == ["conv2d", "maxpool2d", "conv2d", "flatten",
+                                            "dropout", "dense", "dense", "softmax"] and
+          conv["layers"][4][1]["rate"] == 0.25 and conv["layers"][2][1]["same"],
+          f"the conv net's layers {conv['layers']}")
+    check([t[0] for t in conv["tensors"]][:4] == [(3, 3, 1, 4), (4,), (3, 3, 4, 5), (5,)],
+          f"the conv net's tensors {[t[0] for t in conv['tensors']]}")
+    m = re.search(r"Test loss: ([0-9.]+) - test accuracy: ([0-9.]+)", r.stdout)
+    loss, accuracy = test_figures(forward(conv, images), labels)
+    print(f"numpy on the conv net: test loss {loss:.6f}, accuracy {accuracy:.4f}")
+    check(m is not None and abs(loss - float(m.group(1))) <= 6e-5 and
+          abs(accuracy - float(m.group(2))) <= 6e-5,
+          f"conv net: numpy {loss} {accuracy}, trainer {m.groups() if m else None}")
+
     # A forged layer kind, with a good checksum: one line naming the file.
     with open(os.path.join(out, "model.ckpt"), "rb") as f:
         body = bytearray(f.read())
-    struct.pack_into("<I", body, 40, 7)
+    struct.pack_into("<I", body, 40, 9)
     struct.pack_into("<I", body, len(body) - 4, zlib.crc32(bytes(body[:-4])))
     forged = os.path.join(tmp, "forged.ckpt")
     with open(forged, "wb") as f:
@@ -149,6 +196,6 @@ with tempfile.TemporaryDirectory() as tmp:
     r = subprocess.run([TRAINER, "--data", data, "--load", forged, "--epochs", "0"],
                        capture_output=True, text=True, timeout=60)
     check(r.returncode == 1 and r.stderr.count("\n") == 1 and "forged.ckpt" in r.stderr and
-          "unknown layer kind 7" in r.stderr, f"forged kind: {r.returncode} {r.stderr!r}")
+          "unknown layer kind 9" in r.stderr, f"forged kind: {r.returncode} {r.stderr!r}")
 
 finish("test_formats")

@@ -186,7 +186,7 @@ static void check_network(const int *hidden, int n_hidden, uint64_t seed)
             w.x[i] = (float)x[i];
         const layer_input in = model_input(&w, as_floats ? NULL : w.rows, DATASET_PIXEL_DIVISOR);
         int correct = 0;
-        model_forward(&m, &w, &in, N);
+        model_forward(&m, &w, &in, N, &(layer_pass){.training = 1});
         const double loss = model_backward(&m, &w, &in, d.labels, N, 1.0f / N, grad, &correct) / N;
         double *p = malloc(sizeof(double) * m.len);
         for (size_t j = 0; j < m.len; j++)

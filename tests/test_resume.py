@@ -16,17 +16,9 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
 import trainerfiles  # noqa: E402
-from testlib import check, finish  # noqa: E402
+from testlib import check, finish, run_outputs as outputs  # noqa: E402
 
 TRAINER = os.path.abspath(sys.argv[1])
-
-
-def outputs(d):
-    with open(os.path.join(d, "model.ckpt"), "rb") as f:
-        model = f.read()
-    with open(os.path.join(d, "history.csv")) as f:
-        cols = [line.split(",")[:5] for line in f]
-    return model, cols
 
 
 with tempfile.TemporaryDirectory() as tmp:

@@ -67,7 +67,7 @@ int main(void)
     dataset_gather(w.x, w.y, &d, idx, 0, 32);
     const layer_input in = model_input(&w, NULL, 1.0f);
     int correct = 0;
-    model_forward(&m, &w, &in, 32);
+    model_forward(&m, &w, &in, 32, &(layer_pass){.training = 1});
     lref = model_backward(&m, &w, &in, w.y, 32, 1.0f / 32, ref, &correct) / 32;
     CHECK(fabs(lref - l4) <= TOL && max_abs_diff(ref, g4, m.len) <= TOL,
           "4 threads vs one plain pass: loss %.9f vs %.9f", l4, lref);

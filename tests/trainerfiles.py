@@ -7,7 +7,7 @@ import struct
 import zlib
 
 ORDER_TAG = 0x01020304
-KINDS = {1: "dense", 2: "softmax"}
+KINDS = {1: "dense", 2: "softmax", 3: "conv2d", 4: "maxpool2d", 5: "flatten", 6: "dropout"}
 HYPER_WORDS = 7
 
 
@@ -53,13 +53,28 @@ def _architecture(r):
             if not (words[0] >= 1 and words[1] in (0, 1) and not any(words[2:])):
                 raise ValueError(f"dense words {words}")
             layers.append(("dense", {"units": words[0], "relu": bool(words[1])}))
+        elif kind == 3:
+            if not (words[0] >= 1 and words[1] >= 1 and words[2] in (0, 1) and
+                    words[3] in (0, 1) and not any(words[4:])):
+                raise ValueError(f"conv2d words {words}")
+            layers.append(("conv2d", {"filters": words[0], "kernel": words[1],
+                                      "same": bool(words[2]), "relu": bool(words[3])}))
+        elif kind == 4:
+            if not (words[0] >= 1 and not any(words[1:])):
+                raise ValueError(f"maxpool2d words {words}")
+            layers.append(("maxpool2d", {"pool": words[0]}))
+        elif kind == 6:
+            (rate,) = struct.unpack("<f", struct.pack("<I", words[0]))
+            if not (0 <= rate < 1 and not any(words[1:])):
+                raise ValueError(f"dropout words {words}")
+            layers.append(("dropout", {"rate": rate}))
         else:
             if any(words):
-                raise ValueError("softmax takes no hyper-parameters")
-            layers.append(("softmax", {}))
+                raise ValueError(f"{KINDS[kind]} takes no hyper-parameters")
+            layers.append((KINDS[kind], {}))
     if layers[-1][0] != "softmax" or any(k == "softmax" for k, _ in layers[:-1]):
         raise ValueError("softmax must be the head, and last")
-    if layers[-2][1]["units"] != classes:
+    if layers[-2][0] != "dense" or layers[-2][1]["units"] != classes:
         raise ValueError("classes do not match the last dense layer")
     return (h, w, c), classes, layers
 
@@ -72,14 +87,32 @@ def _sizes_as_architecture(r):
     return (1, 1, sizes[0]), sizes[-1], layers + [("softmax", {})]
 
 
+def output_shape(shape, kind, hp):
+    """A layer's output shape (height, width, channels) from its input's."""
+    h, w, c = shape
+    if kind == "dense":
+        return (1, 1, hp["units"])
+    if kind == "conv2d":
+        k = hp["kernel"]
+        return (h, w, hp["filters"]) if hp["same"] else (h - k + 1, w - k + 1, hp["filters"])
+    if kind == "maxpool2d":
+        return (h // hp["pool"], w // hp["pool"], c)
+    if kind == "flatten":
+        return (1, 1, h * w * c)
+    return shape
+
+
 def tensor_shapes(input_shape, layers):
     """Each parameter tensor's shape, in file order."""
-    width = input_shape[0] * input_shape[1] * input_shape[2]
+    shape = input_shape
     shapes = []
     for kind, hp in layers:
         if kind == "dense":
-            shapes += [(width, hp["units"]), (hp["units"],)]
-            width = hp["units"]
+            shapes += [(shape[0] * shape[1] * shape[2], hp["units"]), (hp["units"],)]
+        elif kind == "conv2d":
+            k = hp["kernel"]
+            shapes += [(k, k, shape[2], hp["filters"]), (hp["filters"],)]
+        shape = output_shape(shape, kind, hp)
     return shapes
 
 

@@ -40,6 +40,7 @@ typedef struct {
     const char *resume;   /* a run's directory to continue */
     unsigned given;       /* GIVEN_* bits: settings set on the command line */
     const char *hidden_text;
+    const char *layers_text; /* --layers or --model convnet; NULL: dense layers from --hidden */
     int hidden[MLP_MAX_LAYERS];
     int n_hidden;
     int plots;
@@ -57,8 +58,12 @@ typedef struct {
 enum {
     GIVEN_OUT = 1, GIVEN_HIDDEN = 2, GIVEN_BATCH = 4, GIVEN_LR = 8, GIVEN_VSPLIT = 16,
     GIVEN_SEED = 32, GIVEN_SHARDS = 64, GIVEN_LOAD = 128, GIVEN_EPOCHS = 256, GIVEN_DATA = 512,
-    GIVEN_THREADS = 1024, GIVEN_CALLBACKS = 2048
+    GIVEN_THREADS = 1024, GIVEN_CALLBACKS = 2048, GIVEN_LAYERS = 4096
 };
+
+/* Keras' mnist_convnet example. */
+#define CONVNET_LAYERS "conv2d(32,3,relu),maxpool2d(2),conv2d(64,3,relu),maxpool2d(2)," \
+                       "flatten,dropout(0.5),dense(10,softmax)"
 
 static int cores_available(void)
 {
@@ -80,6 +85,13 @@ static void usage(FILE *f)
             "  --out DIR               where history.csv, model.ckpt, training.state and\n"
             "                          the pictures go, created if missing (default: .)\n"
             "  --hidden LIST           hidden layer widths (default: 128,32; '' for none)\n"
+            "  --model NAME            mlp (the notebook's, the default) or convnet (Keras'\n"
+            "                          mnist_convnet: batch 128, validation split 0.1 and\n"
+            "                          15 epochs unless given)\n"
+            "  --layers SPEC           any stack, Keras' layers by name, e.g.\n"
+            "                          conv2d(32,3,relu),maxpool2d(2),flatten,\n"
+            "                          dropout(0.5),dense(10,softmax); also\n"
+            "                          conv2d(F,K,same), dense(N,relu) (see the README)\n"
             "  --epochs N              passes over the training set (default: 25; 0 only\n"
             "                          evaluates)\n"
             "  --batch-size N          samples per Adam step (default: 32)\n"
@@ -182,7 +194,7 @@ enum {
     OPT_DATA = 256, OPT_OUT, OPT_HIDDEN, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VSPLIT,
     OPT_SEED, OPT_THREADS, OPT_SHARDS, OPT_LOAD, OPT_RESUME, OPT_NO_PLOTS, OPT_HELP, OPT_VERSION,
     OPT_EARLY, OPT_MONITOR, OPT_MIN_DELTA, OPT_NO_RESTORE, OPT_SAVE_BEST, OPT_REDUCE_LR,
-    OPT_LR_PATIENCE, OPT_LR_MIN_DELTA, OPT_LR_COOLDOWN, OPT_MIN_LR
+    OPT_LR_PATIENCE, OPT_LR_MIN_DELTA, OPT_LR_COOLDOWN, OPT_MIN_LR, OPT_MODEL, OPT_LAYERS
 };
 
 /* The callback flags; they set o->callbacks.  Returns 1 when c is not one. */
@@ -293,6 +305,8 @@ static int parse_options(options *o, int argc, char **argv)
         {"lr-min-delta", required_argument, NULL, OPT_LR_MIN_DELTA},
         {"lr-cooldown", required_argument, NULL, OPT_LR_COOLDOWN},
         {"min-lr", required_argument, NULL, OPT_MIN_LR},
+        {"model", required_argument, NULL, OPT_MODEL},
+        {"layers", required_argument, NULL, OPT_LAYERS},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -306,6 +320,7 @@ static int parse_options(options *o, int argc, char **argv)
     int c;
     long v;
     unsigned callback_flags = 0; /* bit k: OPT_EARLY + k was given */
+    int convnet = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         const char *flag = argv[optind - 1];
         const int cb = parse_callback_flag(o, c, optarg);
@@ -329,6 +344,21 @@ static int parse_options(options *o, int argc, char **argv)
         case OPT_HIDDEN:
             o->hidden_text = optarg;
             o->given |= GIVEN_HIDDEN;
+            break;
+        case OPT_MODEL:
+            if (strcmp(optarg, "convnet") == 0)
+                o->layers_text = CONVNET_LAYERS;
+            else if (strcmp(optarg, "mlp") != 0)
+                return bad_flag("--model", optarg, "expected mlp or convnet");
+            else
+                o->layers_text = NULL;
+            convnet = o->layers_text != NULL;
+            o->given |= GIVEN_LAYERS;
+            break;
+        case OPT_LAYERS:
+            o->layers_text = optarg;
+            convnet = 0;
+            o->given |= GIVEN_LAYERS;
             break;
         case OPT_EPOCHS:
             if (parse_long("--epochs", optarg, 0, 1000000, &v)) return -1;
@@ -387,7 +417,8 @@ static int parse_options(options *o, int argc, char **argv)
         return -1;
     }
     const unsigned fixed = GIVEN_OUT | GIVEN_HIDDEN | GIVEN_BATCH | GIVEN_LR | GIVEN_VSPLIT |
-                           GIVEN_SEED | GIVEN_SHARDS | GIVEN_LOAD | GIVEN_CALLBACKS;
+                           GIVEN_SEED | GIVEN_SHARDS | GIVEN_LOAD | GIVEN_CALLBACKS |
+                           GIVEN_LAYERS;
     if (o->resume && (o->given & fixed)) {
         fprintf(stderr, "trainer: --resume continues a run with its own settings; only "
                 "--data, --threads, --epochs and --no-plots may go with it (see --help)\n");
@@ -397,6 +428,26 @@ static int parse_options(options *o, int argc, char **argv)
     if (mlp_parse_hidden(o->hidden_text, o->hidden, &o->n_hidden, &err)) {
         fprintf(stderr, "trainer: %s (see --help)\n", err.msg);
         return -1;
+    }
+    if (o->layers_text && (o->given & GIVEN_HIDDEN)) {
+        fprintf(stderr, "trainer: --hidden sets the dense layers of --model mlp; it does not "
+                "go with --layers or --model convnet (see --help)\n");
+        return -1;
+    }
+    layer layers[MODEL_MAX_LAYERS];
+    int n;
+    if (o->layers_text && model_parse_layers(o->layers_text, layers, &n, &err)) {
+        fprintf(stderr, "trainer: --layers: %s (see --help)\n", err.msg);
+        return -1;
+    }
+    /* Keras' convnet example trains with these. */
+    if (convnet) {
+        if (!(o->given & GIVEN_BATCH))
+            o->batch_size = 128;
+        if (!(o->given & GIVEN_VSPLIT))
+            o->validation_split = 0.1;
+        if (!(o->given & GIVEN_EPOCHS))
+            o->epochs = 15;
     }
     return o->resume ? 0 : check_callbacks(o, callback_flags);
 }
@@ -427,23 +478,46 @@ static const char *data_dir(const options *o)
     return NULL;
 }
 
+/* Keras' class names of the kinds, for the summary. */
+static const char *keras_class(layer_kind kind)
+{
+    switch (kind) {
+    case LAYER_CONV2D: return "Conv2D";
+    case LAYER_MAXPOOL2D: return "MaxPooling2D";
+    case LAYER_FLATTEN: return "Flatten";
+    case LAYER_DROPOUT: return "Dropout";
+    default: return "Dense";
+    }
+}
+
+/* Keras' model.summary(): each layer's output shape and parameters.  A
+ * stack of dense layers keeps the notebook's own lines (its Flatten). */
 static void print_summary(const model *m)
 {
     const int body = m->n_layers - 1;
-    printf("Model: %d %s layers\n", body, layer_kind_name(m->layer[0].kind));
-    printf("%-22s %-18s %10s\n", "Layer (type)", "Output Shape", "Param #");
-    printf("%-22s %-18s %10s\n", "flatten (Flatten)", "", "0");
+    mlp_shape widths;
+    tr_error ignored;
+    const int mlp = model_mlp_shape(m, &widths, &ignored) == 0;
+    const char *row = mlp ? "%-22s %-18s %10s\n" : "%-26s %-22s %10s\n";
+    printf(mlp ? "Model: %d dense layers\n" : "Model: %d layers\n", body);
+    printf(row, "Layer (type)", "Output Shape", "Param #");
+    if (mlp)
+        printf(row, "flatten (Flatten)", "", "0");
     size_t total = 0;
     for (int l = 0; l < body; l++) {
         const layer *y = &m->layer[l];
-        char name[32], shape[32];
+        char name[48], shape[48];
         size_t n = 0;
         for (int t = 0; t < y->n_tensors; t++)
             n += y->count[t];
         total += n;
-        snprintf(name, sizeof name, "%s_%d (Dense)", layer_kind_name(y->kind), l + 1);
-        snprintf(shape, sizeof shape, "(None, %ld)", tensor_size(y->out));
-        printf("%-22s %-18s %10zu\n", name, shape, n);
+        snprintf(name, sizeof name, "%s_%d (%s)", layer_kind_name(y->kind), l + 1,
+                 keras_class(y->kind));
+        if (y->out.h == 1 && y->out.w == 1)
+            snprintf(shape, sizeof shape, "(None, %d)", y->out.c);
+        else
+            snprintf(shape, sizeof shape, "(None, %d, %d, %d)", y->out.h, y->out.w, y->out.c);
+        printf(mlp ? "%-22s %-18s %10zu\n" : "%-26s %-22s %10zu\n", name, shape, n);
     }
     char digits[32], grouped[48];
     int len = snprintf(digits, sizeof digits, "%zu", total), k = 0;
@@ -588,6 +662,7 @@ typedef struct {
     run *run;
     evaluator *eval;           /* the test set's, when there is no run */
     train_state saved;         /* when resuming: the state read */
+    int bad_layers;            /* --layers does not fit the data: a command-line error */
     float *saved_m, *saved_v;  /* when resuming: Adam's moments read */
 } program;
 
@@ -655,11 +730,11 @@ static int read_saved_run(program *r, options *o, char *state_path, size_t size,
     o->out_dir = o->resume;
     mlp_shape shape;
     tr_error why;
-    if (model_mlp_shape(&r->model, &shape, &why))
-        return error_set(err, "%s: %s", state_path, why.msg);
-    o->n_hidden = shape.n_layers - 1;
-    for (int l = 0; l < o->n_hidden; l++)
-        o->hidden[l] = shape.sizes[l + 1];
+    if (model_mlp_shape(&r->model, &shape, &why) == 0) {
+        o->n_hidden = shape.n_layers - 1;
+        for (int l = 0; l < o->n_hidden; l++)
+            o->hidden[l] = shape.sizes[l + 1];
+    }
     o->batch_size = st->batch_size;
     o->shards = st->shards;
     o->lr = st->lr;
@@ -749,6 +824,9 @@ static int build_model(program *r, const options *o, tr_error *err)
             check_model_fits(&r->model, r->all.dim, o->load, err))
             return -1;
         mlp_shape want, have;
+        if ((o->given & (GIVEN_HIDDEN | GIVEN_LAYERS)) && o->layers_text)
+            return error_set(err, "--load takes the model's layers from %s; --layers and "
+                             "--model do not go with it", o->load);
         if ((o->given & GIVEN_HIDDEN) &&
             (mlp_shape_make(&want, (int)r->all.dim, o->hidden, o->n_hidden,
                             DATASET_CLASSES, err) ||
@@ -761,10 +839,26 @@ static int build_model(program *r, const options *o, tr_error *err)
     }
     mlp_shape shape;
     const tensor_shape images = {(int)r->all.rows, (int)r->all.cols, 1};
-    if (mlp_shape_make(&shape, (int)r->all.dim, o->hidden, o->n_hidden, DATASET_CLASSES,
-                       err) ||
-        model_init_mlp(&r->model, images, &shape, err))
+    if (o->layers_text) {
+        layer layers[MODEL_MAX_LAYERS];
+        int n;
+        tr_error why;
+        /* Parsed when the flags were read; here the shapes meet the data. */
+        if (model_parse_layers(o->layers_text, layers, &n, &why) ||
+            model_init(&r->model, images, layers, n, &why)) {
+            r->bad_layers = 1;
+            return error_set(err, "--layers: %s", why.msg);
+        }
+        if (model_classes(&r->model) != DATASET_CLASSES) {
+            r->bad_layers = 1;
+            return error_set(err, "--layers: the last layer has %d classes, the labels %d",
+                             model_classes(&r->model), DATASET_CLASSES);
+        }
+    } else if (mlp_shape_make(&shape, (int)r->all.dim, o->hidden, o->n_hidden,
+                              DATASET_CLASSES, err) ||
+               model_init_mlp(&r->model, images, &shape, err)) {
         return -1;
+    }
     model_init_glorot(&r->model, o->seed);
     return 0;
 }
@@ -946,11 +1040,13 @@ int main(int argc, char **argv)
          file_lock_dir(o.out_dir, &lock_fd, &err)))
         goto done;
 
-    char shape[128];
+    char shape[512];
     mlp_shape widths;
-    if (model_mlp_shape(&r.model, &widths, &err))
-        goto done;
-    mlp_shape_format(&widths, shape, sizeof shape);
+    tr_error not_mlp;
+    if (model_mlp_shape(&r.model, &widths, &not_mlp) == 0)
+        mlp_shape_format(&widths, shape, sizeof shape);
+    else
+        model_format_layers(&r.model, shape, sizeof shape);
     int nt = run_threads(&o);
     printf("trainer %s: %s, batch %d in %d shard%s, %d thread%s", TRAINER_VERSION, shape,
            o.batch_size, o.shards, o.shards == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
@@ -993,6 +1089,8 @@ int main(int argc, char **argv)
 done:
     if (status != EXIT_SUCCESS)
         fail(&err);
+    if (r.bad_layers)
+        status = EXIT_USAGE;
     program_free(&r);
     file_unlock_dir(lock_fd);
     return status;

@@ -8,6 +8,10 @@
 static const layer_ops *const kinds[LAYER_KINDS] = {
     [LAYER_DENSE] = &dense_layer_ops,
     [LAYER_SOFTMAX] = &softmax_layer_ops,
+    [LAYER_CONV2D] = &conv2d_layer_ops,
+    [LAYER_MAXPOOL2D] = &maxpool2d_layer_ops,
+    [LAYER_FLATTEN] = &flatten_layer_ops,
+    [LAYER_DROPOUT] = &dropout_layer_ops,
 };
 
 static const layer_ops *ops(const layer *l)
@@ -85,9 +89,9 @@ void layer_init(const layer *l, float *params, uint64_t seed)
 }
 
 void layer_forward(const layer *l, float *out, const layer_input *in, const float *params,
-                   void *work, int n)
+                   void *work, int n, const layer_pass *pass)
 {
-    ops(l)->forward(l, out, in, params, work, n);
+    ops(l)->forward(l, out, in, params, work, n, pass);
 }
 
 void layer_backward(const layer *l, float *d_in, float *grad, float *d_out, const float *in,

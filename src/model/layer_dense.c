@@ -121,8 +121,10 @@ static void dense_init(const layer *l, float *params, uint64_t seed)
 }
 
 static void dense_layer_forward(const layer *l, float *out, const layer_input *in,
-                                const float *params, void *work, int n)
+                                const float *params, void *work, int n,
+                                const layer_pass *pass)
 {
+    (void)pass;
     dense_work *w = work;
     const float *wt = params + l->offset[DENSE_W], *b = params + l->offset[DENSE_B];
     if (!listed(l)) {

@@ -22,7 +22,7 @@ typedef struct {
     void (*work_init)(const layer *l, void *mem, int max_n);
     void (*init)(const layer *l, float *params, uint64_t seed);
     void (*forward)(const layer *l, float *out, const layer_input *in, const float *params,
-                    void *work, int n);
+                    void *work, int n, const layer_pass *pass);
     void (*backward)(const layer *l, float *d_in, float *grad, float *d_out, const float *in,
                      const float *out, const float *params, void *work, int n);
     double (*loss)(const layer *l, float *d_in, const float *in, const uint8_t *labels, int n,
@@ -36,5 +36,9 @@ typedef struct {
 
 extern const layer_ops dense_layer_ops;
 extern const layer_ops softmax_layer_ops;
+extern const layer_ops conv2d_layer_ops;
+extern const layer_ops maxpool2d_layer_ops;
+extern const layer_ops flatten_layer_ops;
+extern const layer_ops dropout_layer_ops;
 
 #endif

@@ -50,9 +50,12 @@ int model_define(model *m, tensor_shape input, const layer *layers, int n_layers
                          MODEL_MAX_LAYERS, n_layers);
     m->input = input;
     m->n_layers = n_layers;
-    for (int l = 0; l < n_layers; l++)
-        m->layer[l] = (layer){.kind = layers[l].kind, .units = layers[l].units,
-                              .relu = layers[l].relu};
+    for (int l = 0; l < n_layers; l++) {
+        const layer *y = &layers[l];
+        m->layer[l] = (layer){.kind = y->kind, .units = y->units, .relu = y->relu,
+                              .kernel = y->kernel, .same = y->same, .pool = y->pool,
+                              .rate = y->rate};
+    }
     if (build_layers(m, err)) {
         memset(m, 0, sizeof *m);
         return -1;
@@ -256,18 +259,32 @@ layer_input model_input(const model_work *w, const uint8_t *const *rows, float d
     return rows ? (layer_input){NULL, rows, divisor} : (layer_input){w->x, NULL, 1.0f};
 }
 
-/* Layer l's input: the model's for the first, else the output before it. */
-static layer_input input_of(const model_work *w, const layer_input *in, int l)
+layer_input model_first_input(const model *m, model_work *w, const layer_input *in, int n)
 {
-    return l ? (layer_input){w->act[l - 1], NULL, 1.0f} : *in;
+    if (!in->rows || m->layer[0].reads_images)
+        return *in;
+    const long size = tensor_size(m->input);
+    for (int s = 0; s < n; s++)
+        for (long i = 0; i < size; i++)
+            w->x[s * size + i] = (float)in->rows[s][i] / in->divisor;
+    return (layer_input){w->x, NULL, 1.0f};
 }
 
-const float *model_forward(const model *m, model_work *w, const layer_input *in, int n)
+/* Layer l's input: the model's for the first (as model_first_input gave
+ * it), else the output before it. */
+static layer_input input_of(const model_work *w, const layer_input *first, int l)
+{
+    return l ? (layer_input){w->act[l - 1], NULL, 1.0f} : *first;
+}
+
+const float *model_forward(const model *m, model_work *w, const layer_input *in, int n,
+                           const layer_pass *pass)
 {
     const int body = m->n_layers - 1;
+    const layer_input first = model_first_input(m, w, in, n);
     for (int l = 0; l < body; l++) {
-        const layer_input x = input_of(w, in, l);
-        layer_forward(&m->layer[l], w->act[l], &x, m->params, w->work[l], n);
+        const layer_input x = input_of(w, &first, l);
+        layer_forward(&m->layer[l], w->act[l], &x, m->params, w->work[l], n, pass);
     }
     return w->act[body - 1];
 }
@@ -278,8 +295,10 @@ double model_backward(const model *m, model_work *w, const layer_input *in,
     const int head = m->n_layers - 1;
     double loss = layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1], labels, n,
                              scale, correct);
+    const layer_input first = in->rows && !m->layer[0].reads_images
+                                  ? (layer_input){w->x, NULL, 1.0f} : *in;
     for (int l = head - 1; l >= 0; l--)
         layer_backward(&m->layer[l], l ? w->delta[l - 1] : NULL, grad, w->delta[l],
-                       input_of(w, in, l).x, w->act[l], m->params, w->work[l], n);
+                       input_of(w, &first, l).x, w->act[l], m->params, w->work[l], n);
     return loss;
 }

@@ -251,19 +251,22 @@ static void prepare_part(train_session *s, int k, int buf, uint32_t bn)
 
 /* Shard k's forward and backward passes, samples [lo, lo + n) of the batch
  * of bn in slots buf, on workspace w: the loss and the gradient of its
- * share of the batch's mean loss into the shard's buffer. */
+ * share of the batch's mean loss into the shard's buffer.  pass: the step's,
+ * its first sample to be set. */
 static void shard_pass(train_session *s, model_work *w, int k, int buf, uint32_t lo, int n,
-                       uint32_t bn)
+                       uint32_t bn, layer_pass pass)
 {
     const model *m = s->model;
     const int head = m->n_layers - 1;
     const layer_input images = {NULL, shard_rows(s, k, buf), DATASET_PIXEL_DIVISOR};
+    const layer_input first = model_first_input(m, w, &images, n);
+    pass.first = lo;
     for (int l = 0; l < head; l++) {
-        const layer_input in = l ? (layer_input){w->act[l - 1], NULL, 1.0f} : images;
+        const layer_input in = l ? (layer_input){w->act[l - 1], NULL, 1.0f} : first;
         if (s->trainer[l])
             s->trainer[l]->forward(s->trainer_ctx[l], k, buf, w->act[l], lo, n);
         else
-            layer_forward(&m->layer[l], w->act[l], &in, m->params, w->work[l], n);
+            layer_forward(&m->layer[l], w->act[l], &in, m->params, w->work[l], n, &pass);
     }
     shard_result *r = &s->result[k];
     r->loss = layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1],
@@ -275,12 +278,14 @@ static void shard_pass(train_session *s, model_work *w, int k, int buf, uint32_t
                                     w->act[l], n);
         else
             layer_backward(&m->layer[l], d_in, s->grad[k], w->delta[l],
-                           l ? w->act[l - 1] : NULL, w->act[l], m->params, w->work[l], n);
+                           l ? w->act[l - 1] : first.x, w->act[l], m->params, w->work[l], n);
     }
 }
 
-/* Every shard of the batch of bn samples in slots buf that thread t owns. */
-static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt)
+/* Every shard of the batch of bn samples in slots buf that thread t owns;
+ * pass: the step's. */
+static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt,
+                       const layer_pass *pass)
 {
     for (int k = t; k < s->shards; k += nt) {
         uint32_t lo, hi;
@@ -290,7 +295,7 @@ static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt)
         r->loss = 0.0;
         r->correct = 0;
         if (r->n > 0)
-            shard_pass(s, &s->work[t], k, buf, lo, r->n, bn);
+            shard_pass(s, &s->work[t], k, buf, lo, r->n, bn, *pass);
     }
 }
 
@@ -361,7 +366,8 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
         if (t == 0)
             s->threads_ran = nt;
         start_batch(s, data, idx, 0, n, 0, t, nt);
-        run_shards(s, 0, n, t, nt);
+        const layer_pass pass = {.training = 1, .seed = s->cfg.seed};
+        run_shards(s, 0, n, t, nt, &pass);
 #pragma omp barrier
         for (int k = t; k < s->shards; k += nt)
             reduce_part(s, k, t, grad, 0, 0, n, 0);
@@ -436,7 +442,9 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
             const uint32_t next_bn = rest < bs ? rest : bs;
             if (b == p->next_batch)
                 start_batch(s, data, s->order, first, bn, buf, t, nt);
-            run_shards(s, buf, bn, t, nt);
+            const layer_pass pass = {.training = 1, .seed = s->cfg.seed, .epoch = epoch,
+                                     .step = b};
+            run_shards(s, buf, bn, t, nt, &pass);
             if (next_bn)
                 stage_shards(s, data, s->order, first + bn, next_bn, buf ^ 1, t, nt);
 #pragma omp barrier
@@ -566,7 +574,7 @@ int evaluator_run(evaluator *e, const model *m, const dataset *d, double *loss,
             uint32_t n = d->n - first < EVAL_CHUNK ? d->n - first : EVAL_CHUNK;
             dataset_rows(w->rows, w->y, d, NULL, first, n);
             const layer_input in = model_input(w, w->rows, DATASET_PIXEL_DIVISOR);
-            const float *logits = model_forward(m, w, &in, (int)n);
+            const float *logits = model_forward(m, w, &in, (int)n, NULL);
             chunk_correct[c] = 0;
             chunk_loss[c] = layer_predict(head, pred ? pred + first : NULL, logits, w->y,
                                           (int)n, &chunk_correct[c]);

@@ -1,0 +1,54 @@
+/* conv.h - the kernels of Conv2D and MaxPooling2D on a block of n images.
+ *
+ * Tensors are channels-last, as Keras': an image is [h][w][c].  A Conv2D
+ * kernel is [k][k][c][f] (Keras' HWIO), stride 1, with `pad` rows and columns
+ * of zeros around the input (0 for padding valid, (k - 1) / 2 for same, k
+ * odd).  The fast path lays each output pixel's k x k x c inputs out as a
+ * row (im2col) and multiplies the rows by the kernel with the dense
+ * kernels; the *_ref functions are plain loops, the oracle the tests compare
+ * it with. */
+#ifndef TRAINER_CONV_H
+#define TRAINER_CONV_H
+
+#include <stdint.h>
+
+/* Output side of a convolution over `side` inputs. */
+static inline int conv_out_side(int side, int k, int pad)
+{
+    return side + 2 * pad - k + 1;
+}
+
+/* patches[(s * oh + y) * ow + x][(ky * k + kx) * c + ch] =
+ * in[s][y + ky - pad][x + kx - pad][ch], 0 outside the image.
+ * patches: [n * oh * ow][k * k * c]   in: [n][h][w][c] */
+void conv_im2col(float *patches, const float *in, int n, int h, int w, int c, int k, int pad);
+
+/* The reverse: d_in (overwritten) = the sum of each patch row's gradient at
+ * the inputs it came from, rows added in order.
+ * d_in: [n][h][w][c]   d_patches: [n * oh * ow][k * k * c] */
+void conv_col2im(float *d_in, const float *d_patches, int n, int h, int w, int c, int k,
+                 int pad);
+
+/* out = act(conv(in, wk) + b), act ReLU when relu is nonzero.
+ * out: [n][oh][ow][f]   in: [n][h][w][c]   wk: [k][k][c][f]   b: [f] */
+void conv2d_forward_ref(float *out, const float *in, const float *wk, const float *b, int n,
+                        int h, int w, int c, int k, int pad, int f, int relu);
+
+/* Gradients from d_out, the gradient at the (pre-activation) output: they
+ * overwrite d_wk, d_b and, unless NULL, d_in. */
+void conv2d_backward_ref(float *d_in, float *d_wk, float *d_b, const float *d_out,
+                         const float *in, const float *wk, int n, int h, int w, int c, int k,
+                         int pad, int f);
+
+/* MaxPooling2D(p), valid: out[s][y][x][ch] = the maximum of in over rows
+ * y*p .. y*p+p-1 and columns x*p .. x*p+p-1; arg (may be NULL) receives where
+ * it was (its index in in), the first in row-major order on ties.
+ * out, arg: [n][h / p][w / p][c]   in: [n][h][w][c] */
+void maxpool_forward(float *out, uint32_t *arg, const float *in, int n, int h, int w, int c,
+                     int p);
+
+/* d_in (overwritten): d_out at each window's maximum, 0 elsewhere. */
+void maxpool_backward(float *d_in, const float *d_out, const uint32_t *arg, int n, int h,
+                      int w, int c, int p);
+
+#endif

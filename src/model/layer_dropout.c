@@ -1,0 +1,97 @@
+/* Dropout(rate): inverted dropout, as Keras': in training each value is kept
+ * with probability 1 - rate and scaled by 1 / (1 - rate), or set to 0; in
+ * inference the layer passes its input through.  Whether a value is kept is
+ * drawn from (seed, epoch, step, the sample's position in its batch, the
+ * unit) alone, so results are the same for any thread count and across an
+ * interrupted and resumed run. */
+#include <string.h>
+
+#include "layer_kinds.h"
+#include "rng.h"
+
+static int dropout_build(layer *l, tr_error *err)
+{
+    if (!(l->rate >= 0.0f && l->rate < 1.0f))
+        return error_set(err, "layer %d: dropout rate %g (0 to 1, 1 excluded)", l->index + 1,
+                         (double)l->rate);
+    l->out = l->in;
+    return 0;
+}
+
+static void dropout_encode(const layer *l, uint32_t *words)
+{
+    memcpy(&words[0], &l->rate, sizeof(float));
+}
+
+static int dropout_decode(layer *l, const uint32_t *words, tr_error *err)
+{
+    float rate;
+    memcpy(&rate, &words[0], sizeof rate);
+    if (!(rate >= 0.0f && rate < 1.0f))
+        return error_set(err, "dropout rate %g (0 to 1, 1 excluded)", (double)rate);
+    for (int k = 1; k < LAYER_HYPER_WORDS; k++)
+        if (words[k])
+            return error_set(err, "dropout hyper-parameter word %d is %u, not 0", k, words[k]);
+    l->rate = rate;
+    return 0;
+}
+
+/* The mask of the last training pass: 1 where a value was kept. */
+static size_t dropout_work_bytes(const layer *l, int max_n)
+{
+    return (size_t)max_n * (size_t)tensor_size(l->in);
+}
+
+/* The key of a step's masks for this layer. */
+static uint64_t mask_key(const layer *l, const layer_pass *p)
+{
+    const uint64_t stream = rng_hash(p->seed) ^ (RNG_STREAM_DROPOUT + (uint64_t)l->index);
+    return rng_hash(rng_hash(stream) ^ ((uint64_t)p->epoch << 40) ^ (uint64_t)p->step);
+}
+
+static void dropout_forward(const layer *l, float *out, const layer_input *in,
+                            const float *params, void *work, int n, const layer_pass *pass)
+{
+    (void)params;
+    const long size = tensor_size(l->in), count = (long)n * size;
+    uint8_t *keep = work;
+    if (!pass || !pass->training || l->rate == 0.0f) {
+        memcpy(out, in->x, sizeof(float) * (size_t)count);
+        memset(keep, 1, (size_t)count);
+        return;
+    }
+    const uint64_t key = mask_key(l, pass);
+    const float scale = 1.0f / (1.0f - l->rate);
+    /* A 24-bit uniform draw u per value; kept when u >= rate. */
+    const uint32_t threshold = (uint32_t)((double)l->rate * 16777216.0);
+    for (long j = 0; j < count; j++) {
+        const uint64_t at = ((uint64_t)pass->first + (uint64_t)(j / size)) * (uint64_t)size +
+                            (uint64_t)(j % size);
+        keep[j] = (uint32_t)(rng_hash(key ^ at) >> 40) >= threshold;
+        out[j] = keep[j] ? in->x[j] * scale : 0.0f;
+    }
+}
+
+static void dropout_backward(const layer *l, float *d_in, float *grad, float *d_out,
+                             const float *in, const float *out, const float *params,
+                             void *work, int n)
+{
+    (void)grad, (void)in, (void)out, (void)params;
+    if (!d_in)
+        return;
+    const long count = (long)n * tensor_size(l->in);
+    const uint8_t *keep = work;
+    const float scale = l->rate == 0.0f ? 1.0f : 1.0f / (1.0f - l->rate);
+    for (long j = 0; j < count; j++)
+        d_in[j] = keep[j] ? d_out[j] * scale : 0.0f;
+}
+
+const layer_ops dropout_layer_ops = {
+    .name = "dropout",
+    .build = dropout_build,
+    .encode = dropout_encode,
+    .decode = dropout_decode,
+    .work_bytes = dropout_work_bytes,
+    .forward = dropout_forward,
+    .backward = dropout_backward,
+};

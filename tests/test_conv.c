@@ -1,0 +1,405 @@
+/* Conv2D, MaxPooling2D, Flatten and Dropout: the fast conv passes against
+ * the plain kernels, and the gradients of whole stacks, through the layer
+ * interface, against central differences of a loss recomputed in double by
+ * an independent plain forward pass; the training step's gradient of a
+ * convnet equals the whole-batch one and is the same bits on 1 and 3
+ * threads. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv.h"
+#include "model.h"
+#include "rng.h"
+#include "testutil.h"
+#include "train.h"
+
+static float max_rel_diff(const float *a, const float *b, long n)
+{
+    float worst = 0.0f;
+    for (long j = 0; j < n; j++)
+        worst = fmaxf(worst, fabsf(a[j] - b[j]) / fmaxf(1.0f, fabsf(b[j])));
+    return worst;
+}
+
+static void fill(rng *r, float *x, long n, int zeros)
+{
+    for (long j = 0; j < n; j++)
+        x[j] = zeros && rng_below(r, 3) == 0 ? 0.0f : 2.0f * rng_uniform(r) - 1.0f;
+}
+
+/* One conv layer's passes, through the layer interface, against the plain
+ * kernels. */
+static void check_conv_layer(int h, int w, int c, int k, int same, int f, int relu, int n)
+{
+    rng r;
+    rng_seed(&r, (uint64_t)(h * 131 + w * 17 + c * 7 + k + same * 3 + f), 5);
+    layer l = {.kind = LAYER_CONV2D, .units = f, .kernel = k, .same = same, .relu = relu,
+               .index = 1, .in = {h, w, c}};
+    tr_error err;
+    CHECK(layer_build(&l, &err) == 0, "%s", err.msg);
+    l.offset[DENSE_W] = 0;
+    l.offset[DENSE_B] = (l.count[DENSE_W] + 15) / 16 * 16;
+    const long in_n = (long)n * h * w * c, out_n = (long)n * tensor_size(l.out);
+    float *params = model_buffer_new(l.offset[DENSE_B] + (size_t)f);
+    float *grad = model_buffer_new(l.offset[DENSE_B] + (size_t)f);
+    float *x = malloc(sizeof(float) * (size_t)in_n), *out = malloc(sizeof(float) * (size_t)out_n);
+    float *ref = malloc(sizeof(float) * (size_t)out_n), *d_out = malloc(sizeof(float) * (size_t)out_n);
+    float *d_in = malloc(sizeof(float) * (size_t)in_n), *d_in_ref = malloc(sizeof(float) * (size_t)in_n);
+    float *d_w = malloc(sizeof(float) * l.count[DENSE_W]), *d_b = malloc(sizeof(float) * (size_t)f);
+    void *work = model_buffer_new(layer_work_bytes(&l, n) / sizeof(float) + 16);
+    layer_work_init(&l, work, n);
+    fill(&r, params, (long)l.count[DENSE_W], 0);
+    fill(&r, params + l.offset[DENSE_B], f, 0);
+    fill(&r, x, in_n, 1);
+    fill(&r, d_out, out_n, 0);
+    const layer_input in = {x, NULL, 1.0f};
+    layer_forward(&l, out, &in, params, work, n, NULL);
+    const int pad = same ? (k - 1) / 2 : 0;
+    conv2d_forward_ref(ref, x, params, params + l.offset[DENSE_B], n, h, w, c, k, pad, f, relu);
+    const float fe = max_rel_diff(out, ref, out_n);
+    /* The ReLU's derivative as the layer applies it, for the plain kernel. */
+    float *d_pre = malloc(sizeof(float) * (size_t)out_n);
+    for (long j = 0; j < out_n; j++)
+        d_pre[j] = relu && out[j] <= 0.0f ? 0.0f : d_out[j];
+    layer_backward(&l, d_in, grad, d_out, x, out, params, work, n);
+    conv2d_backward_ref(d_in_ref, d_w, d_b, d_pre, x, params, n, h, w, c, k, pad, f);
+    const float be = fmaxf(max_rel_diff(d_in, d_in_ref, in_n),
+                           fmaxf(max_rel_diff(grad, d_w, (long)l.count[DENSE_W]),
+                                 max_rel_diff(grad + l.offset[DENSE_B], d_b, f)));
+    printf("conv2d %dx%dx%d k%d %s f%d%s n%d: forward %.2g, backward %.2g\n", h, w, c, k,
+           same ? "same" : "valid", f, relu ? " relu" : "", n, fe, be);
+    CHECK(fe < 1e-5f && be < 1e-5f, "conv2d %dx%dx%d k%d: forward %g, backward %g", h, w, c, k,
+          fe, be);
+    free(x), free(out), free(ref), free(d_out), free(d_in), free(d_in_ref), free(d_w);
+    free(d_b), free(d_pre);
+    model_buffer_free(params), model_buffer_free(grad), model_buffer_free(work);
+}
+
+static void check_maxpool(void)
+{
+    /* 5x5 with p 2: the last row and column are dropped; ties go to the
+     * first in row-major order. */
+    float in[5 * 5], out[4];
+    uint32_t arg[4];
+    for (int j = 0; j < 25; j++)
+        in[j] = (float)(j % 7);
+    in[0] = in[1] = 9.0f;
+    in[24] = 100.0f;
+    maxpool_forward(out, arg, in, 1, 5, 5, 1, 2);
+    CHECK(out[0] == 9.0f && arg[0] == 0, "a tie goes to the first: %g at %u", out[0], arg[0]);
+    CHECK(out[3] == fmaxf(fmaxf(in[12], in[13]), fmaxf(in[17], in[18])),
+          "the last window ignores the dropped row and column");
+    float d_out[4] = {1, 2, 3, 4}, d_in[25];
+    maxpool_backward(d_in, d_out, arg, 1, 5, 5, 1, 2);
+    float sum = 0.0f;
+    for (int j = 0; j < 25; j++)
+        sum += d_in[j];
+    CHECK(sum == 10.0f && d_in[0] == 1.0f && d_in[1] == 0.0f && d_in[24] == 0.0f,
+          "maxpool's gradient goes to the maxima");
+}
+
+/* ---- the double-precision reference of a stack ------------------------------ */
+
+enum { N = 5 };
+
+typedef struct {
+    const model *m;
+    const uint8_t *const *masks; /* per layer: the dropout mask the engine drew, or NULL */
+    uint8_t *pattern;            /* ReLU signs and pooling choices, to detect kinks */
+    size_t pattern_len;
+} reference;
+
+/* Mean cross-entropy of samples x ([N][input]) with labels y, for parameters
+ * p (the model's layout, in double). */
+static double ref_loss(reference *ref, const double *p, const float *x, const uint8_t *y)
+{
+    const model *m = ref->m;
+    size_t mark = 0;
+    double total = 0.0;
+    for (int s = 0; s < N; s++) {
+        const long in_size = tensor_size(m->input);
+        double *a = malloc(sizeof(double) * (size_t)in_size);
+        for (long i = 0; i < in_size; i++)
+            a[i] = x[s * in_size + i];
+        for (int li = 0; li < m->n_layers - 1; li++) {
+            const layer *l = &m->layer[li];
+            const int h = l->in.h, w = l->in.w, c = l->in.c;
+            const long out_size = tensor_size(l->out);
+            double *b = calloc((size_t)out_size, sizeof(double));
+            if (l->kind == LAYER_CONV2D) {
+                const int k = l->kernel, f = l->units, pad = l->same ? (k - 1) / 2 : 0;
+                for (int oy = 0; oy < l->out.h; oy++)
+                    for (int ox = 0; ox < l->out.w; ox++)
+                        for (int o = 0; o < f; o++) {
+                            double z = p[l->offset[DENSE_B] + (size_t)o];
+                            for (int ky = 0; ky < k; ky++)
+                                for (int kx = 0; kx < k; kx++) {
+                                    const int iy = oy + ky - pad, ix = ox + kx - pad;
+                                    if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                                        continue;
+                                    for (int ch = 0; ch < c; ch++)
+                                        z += a[((long)iy * w + ix) * c + ch] *
+                                             p[l->offset[DENSE_W] +
+                                               (size_t)(((ky * k + kx) * c + ch) * f + o)];
+                                }
+                            b[((long)oy * l->out.w + ox) * f + o] = l->relu && z < 0 ? 0 : z;
+                            if (l->relu && ref->pattern)
+                                ref->pattern[mark++] = z > 0;
+                        }
+            } else if (l->kind == LAYER_MAXPOOL2D) {
+                const int q = l->pool;
+                for (int oy = 0; oy < l->out.h; oy++)
+                    for (int ox = 0; ox < l->out.w; ox++)
+                        for (int ch = 0; ch < c; ch++) {
+                            int best = 0;
+                            double v = -INFINITY;
+                            for (int j = 0; j < q * q; j++) {
+                                const double u =
+                                    a[((long)(oy * q + j / q) * w + ox * q + j % q) * c + ch];
+                                if (u > v) {
+                                    v = u;
+                                    best = j;
+                                }
+                            }
+                            b[((long)oy * l->out.w + ox) * c + ch] = v;
+                            if (ref->pattern)
+                                ref->pattern[mark++] = (uint8_t)best;
+                        }
+            } else if (l->kind == LAYER_FLATTEN) {
+                memcpy(b, a, sizeof(double) * (size_t)out_size);
+            } else if (l->kind == LAYER_DROPOUT) {
+                for (long j = 0; j < out_size; j++)
+                    b[j] = ref->masks[li][s * out_size + j] ? a[j] / (1.0 - (double)l->rate)
+                                                            : 0.0;
+            } else { /* dense */
+                const long in_n = tensor_size(l->in);
+                for (int o = 0; o < l->units; o++) {
+                    double z = p[l->offset[DENSE_B] + (size_t)o];
+                    for (long i = 0; i < in_n; i++)
+                        z += a[i] * p[l->offset[DENSE_W] + (size_t)(i * l->units + o)];
+                    b[o] = l->relu && z < 0 ? 0 : z;
+                    if (l->relu && ref->pattern)
+                        ref->pattern[mark++] = z > 0;
+                }
+            }
+            free(a);
+            a = b;
+        }
+        const int classes = model_classes(m);
+        double mx = a[0], sum = 0.0;
+        for (int k = 1; k < classes; k++)
+            mx = fmax(mx, a[k]);
+        for (int k = 0; k < classes; k++)
+            sum += exp(a[k] - mx);
+        total += log(sum) + mx - a[y[s]];
+        free(a);
+    }
+    ref->pattern_len = mark;
+    return total / N;
+}
+
+static double rel_err(double a, double b)
+{
+    return fabs(a - b) / fmax(fabs(a) + fabs(b), 1e-4);
+}
+
+/* The central difference of the loss at p along dir, with the largest step
+ * of 1e-4, 1e-5, ... that changes no ReLU's sign and no pooling choice. */
+static double slope(reference *ref, const double *p, const double *dir, const float *x,
+                    const uint8_t *y)
+{
+    const size_t len = ref->m->len;
+    double *q = malloc(sizeof(double) * len);
+    uint8_t *up = calloc(1 << 20, 1), *down = calloc(1 << 20, 1);
+    double fd = NAN;
+    for (double h = 1e-4; h >= 1e-8; h /= 10) {
+        for (size_t j = 0; j < len; j++)
+            q[j] = p[j] + h * dir[j];
+        ref->pattern = up;
+        const double lu = ref_loss(ref, q, x, y);
+        for (size_t j = 0; j < len; j++)
+            q[j] = p[j] - h * dir[j];
+        ref->pattern = down;
+        const double ld = ref_loss(ref, q, x, y);
+        fd = (lu - ld) / (2 * h);
+        if (memcmp(up, down, ref->pattern_len) == 0)
+            break;
+    }
+    ref->pattern = NULL;
+    free(q), free(up), free(down);
+    return fd;
+}
+
+/* Every coordinate of grad (the model's layout), and a random direction,
+ * against the reference's central differences. */
+static void check_gradient(reference *ref, const float *grad, const float *x, const uint8_t *y,
+                           const char *what)
+{
+    const model *m = ref->m;
+    double *p = malloc(sizeof(double) * m->len), *dir = calloc(m->len, sizeof(double));
+    for (size_t j = 0; j < m->len; j++)
+        p[j] = m->params[j];
+    double worst = 0.0;
+    size_t worst_j = 0, checked = 0;
+    for (int li = 0; li < m->n_layers; li++)
+        for (int t = 0; t < m->layer[li].n_tensors; t++)
+            for (size_t k = 0; k < m->layer[li].count[t]; k++, checked++) {
+                const size_t j = m->layer[li].offset[t] + k;
+                dir[j] = 1.0;
+                const double e = rel_err(grad[j], slope(ref, p, dir, x, y));
+                dir[j] = 0.0;
+                if (e > worst) {
+                    worst = e;
+                    worst_j = j;
+                }
+            }
+    rng r;
+    rng_seed(&r, 3, 4);
+    double dot = 0.0;
+    for (size_t j = 0; j < m->len; j++) {
+        dir[j] = 2.0 * rng_uniform(&r) - 1.0;
+        dot += dir[j] * grad[j];
+    }
+    const double fd = slope(ref, p, dir, x, y);
+    printf("%s: %zu coordinates, worst error %.2e at %zu; direction %.9g vs %.9g\n", what,
+           checked, worst, worst_j, dot, fd);
+    CHECK(checked == model_param_count(m), "%s: %zu coordinates checked", what, checked);
+    CHECK(worst < 1e-3, "%s: coordinate error %.3g at %zu", what, worst, worst_j);
+    CHECK(rel_err(dot, fd) < 1e-4, "%s: directional derivative %.9g vs %.9g", what, dot, fd);
+    free(p), free(dir);
+}
+
+/* A stack's gradient through model_forward / model_backward (a training
+ * pass: dropout draws its mask) against the reference. */
+static void check_stack(const char *what, tensor_shape input, const layer *layers, int n_layers)
+{
+    model m;
+    tr_error err;
+    CHECK(model_init(&m, input, layers, n_layers, &err) == 0, "%s: %s", what, err.msg);
+    if (!m.params)
+        return;
+    model_init_glorot(&m, 11);
+    rng r;
+    rng_seed(&r, 12, 13);
+    for (int li = 0; li < m.n_layers; li++)
+        if (m.layer[li].n_tensors == 2)
+            fill(&r, m.params + m.layer[li].offset[DENSE_B], m.layer[li].units, 0);
+    model_work w;
+    CHECK(model_work_init(&w, &m, N, &err) == 0, "%s", err.msg);
+    const long size = tensor_size(input);
+    float *x = malloc(sizeof(float) * (size_t)(N * size));
+    for (long j = 0; j < N * size; j++)
+        x[j] = w.x[j] = rng_below(&r, 3) == 0 ? 0.0f : rng_uniform(&r);
+    uint8_t y[N];
+    for (int s = 0; s < N; s++)
+        y[s] = (uint8_t)rng_below(&r, (uint64_t)model_classes(&m));
+    const layer_input in = model_input(&w, NULL, 1.0f);
+    const layer_pass pass = {.training = 1, .seed = 5, .epoch = 2, .step = 7};
+    float *grad = model_buffer_new(m.len);
+    int correct = 0;
+    model_forward(&m, &w, &in, N, &pass);
+    const double loss = model_backward(&m, &w, &in, y, N, 1.0f / N, grad, &correct) / N;
+    const uint8_t *masks[MODEL_MAX_LAYERS] = {0};
+    for (int li = 0; li < m.n_layers; li++)
+        if (m.layer[li].kind == LAYER_DROPOUT)
+            masks[li] = w.work[li];
+    reference ref = {.m = &m, .masks = masks};
+    double *p = malloc(sizeof(double) * m.len);
+    for (size_t j = 0; j < m.len; j++)
+        p[j] = m.params[j];
+    const double want = ref_loss(&ref, p, x, y);
+    CHECK(fabs(loss - want) <= 1e-5 * fabs(want), "%s: loss %.9g, reference %.9g", what, loss,
+          want);
+    check_gradient(&ref, grad, x, y, what);
+    free(p), free(x);
+    model_buffer_free(grad);
+    model_work_free(&w);
+    model_free(&m);
+}
+
+/* The step's gradient of a convnet with dropout: 3 shards give the
+ * whole-batch gradient (the masks follow the samples' positions in the
+ * batch), the same bits on 1 and 3 threads. */
+static void check_step(void)
+{
+    const layer layers[] = {
+        {.kind = LAYER_CONV2D, .units = 4, .kernel = 3, .relu = 1},
+        {.kind = LAYER_MAXPOOL2D, .pool = 2},
+        {.kind = LAYER_FLATTEN},
+        {.kind = LAYER_DROPOUT, .rate = 0.5f},
+        {.kind = LAYER_DENSE, .units = 10},
+        {.kind = LAYER_SOFTMAX},
+    };
+    model m;
+    tr_error err;
+    CHECK(model_init(&m, (tensor_shape){8, 8, 1}, layers, 6, &err) == 0, "%s", err.msg);
+    model_init_glorot(&m, 3);
+    dataset d;
+    test_make_dataset(&d, 40, 8, 8, 6);
+    uint32_t idx[12];
+    for (int i = 0; i < 12; i++)
+        idx[i] = (uint32_t)(3 * i + 1);
+    float *g[3];
+    double loss[3];
+    const int threads[3] = {1, 3, 2}, shards[3] = {3, 3, 1};
+    for (int run = 0; run < 3; run++) {
+        g[run] = model_buffer_new(m.len);
+        train_config cfg = {.threads = threads[run], .shards = shards[run], .batch_size = 16,
+                            .adam = adam_defaults(), .seed = 5};
+        train_session *s;
+        CHECK(train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
+        CHECK(train_gradient(s, &d, idx, 12, g[run], &loss[run], &err) == 0, "%s", err.msg);
+        test_check_threads_ran(train_session_threads_ran(s), threads[run], shards[run]);
+        train_session_free(s);
+    }
+    CHECK(memcmp(g[0], g[1], sizeof(float) * m.len) == 0 && loss[0] == loss[1],
+          "3 shards on 1 and 3 threads differ");
+    const float e = max_rel_diff(g[0], g[2], (long)m.len);
+    printf("convnet step: 3 shards vs 1, loss %.9f vs %.9f, gradient %.2g\n", loss[0], loss[2],
+           e);
+    CHECK(fabs(loss[0] - loss[2]) < 1e-6 && e < 1e-5, "3 shards vs 1: %g", e);
+    float norm = 0.0f;
+    for (size_t j = 0; j < m.len; j++)
+        norm = fmaxf(norm, fabsf(g[0][j]));
+    CHECK(norm > 1e-3f, "the gradient is all but zero: nothing was compared");
+    for (int run = 0; run < 3; run++)
+        model_buffer_free(g[run]);
+    dataset_free(&d);
+    model_free(&m);
+}
+
+int main(void)
+{
+    check_conv_layer(6, 7, 1, 3, 0, 5, 1, 3);
+    check_conv_layer(6, 7, 2, 3, 1, 4, 0, 2);
+    check_conv_layer(9, 9, 3, 5, 1, 17, 1, 2);
+    check_conv_layer(5, 5, 4, 5, 0, 33, 1, 5);
+    check_conv_layer(28, 28, 1, 3, 0, 32, 1, 2);
+    check_maxpool();
+
+    const layer valid[] = {
+        {.kind = LAYER_CONV2D, .units = 3, .kernel = 3, .relu = 1},
+        {.kind = LAYER_MAXPOOL2D, .pool = 2},
+        {.kind = LAYER_CONV2D, .units = 4, .kernel = 3, .same = 1, .relu = 1},
+        {.kind = LAYER_FLATTEN},
+        {.kind = LAYER_DROPOUT, .rate = 0.3f},
+        {.kind = LAYER_DENSE, .units = 10},
+        {.kind = LAYER_SOFTMAX},
+    };
+    check_stack("conv valid, pool, conv same, dropout 0.3", (tensor_shape){7, 7, 2}, valid, 7);
+    const layer plain[] = {
+        {.kind = LAYER_CONV2D, .units = 2, .kernel = 3, .same = 1},
+        {.kind = LAYER_MAXPOOL2D, .pool = 3},
+        {.kind = LAYER_DROPOUT, .rate = 0.0f},
+        {.kind = LAYER_FLATTEN},
+        {.kind = LAYER_DENSE, .units = 6, .relu = 1},
+        {.kind = LAYER_DENSE, .units = 10},
+        {.kind = LAYER_SOFTMAX},
+    };
+    check_stack("conv same (no ReLU), pool 3 of 8, dropout 0", (tensor_shape){8, 8, 1}, plain,
+                7);
+    check_step();
+    return test_finish("test_conv");
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Conv nets through the trainer, on a small dataset this test writes:
+--model convnet's summary and learning, the same bits on 1 and 3 threads and
+across an interrupted and resumed run (dropout's mask included), --load,
+and --layers specs that are wrong, each refused in one line with status 2."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mnistgen  # noqa: E402
+from testlib import check, finish, run_outputs as outputs  # noqa: E402
+
+TRAINER = os.path.abspath(sys.argv[1])
+
+
+def run(args, timeout=600):
+    r = subprocess.run([TRAINER] + args, capture_output=True, text=True, timeout=timeout)
+    print("$ trainer", " ".join(args), "->", r.returncode)
+    return r
+
+
+def test_line(stdout):
+    m = re.search(r"Test loss: ([0-9.]+) - test accuracy: ([0-9.]+)", stdout)
+    return (m.group(1), m.group(2)) if m else None
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    data = os.path.join(tmp, "data")
+    mnistgen.write_dataset(data, n_train=400, n_test=100)
+    base = ["--data", data, "--model", "convnet", "--batch-size", "32", "--shards", "3",
+            "--seed", "1", "--no-plots"]
+    one, three = os.path.join(tmp, "one"), os.path.join(tmp, "three")
+    r1 = run(base + ["--epochs", "3", "--threads", "1", "--out", one])
+    print(r1.stdout[-1500:], r1.stderr)
+    check(r1.returncode == 0, f"convnet failed: {r1.stderr}")
+    check("(None, 26, 26, 32)" in r1.stdout and "(None, 5, 5, 64)" in r1.stdout and
+          "Total params: 34,826" in r1.stdout, "the summary's shapes and parameters")
+    check("validation split" not in r1.stdout and "360 training, 40 validation" in r1.stdout,
+          "--model convnet's validation split of 0.1")
+    r3 = run(base + ["--epochs", "3", "--threads", "3", "--out", three])
+    check(r3.returncode == 0 and outputs(one) == outputs(three),
+          "1 and 3 threads give different files")
+    with open(os.path.join(one, "history.csv")) as f:
+        last = f.read().splitlines()[-1].split(",")
+    check(float(last[4]) >= 0.9, f"val_accuracy {last[4]} after 3 epochs on an easy set")
+
+    # --load evaluates the saved conv net to the same figures.
+    r = run(["--data", data, "--load", os.path.join(one, "model.ckpt"), "--epochs", "0"])
+    check(r.returncode == 0 and test_line(r.stdout) == test_line(r1.stdout),
+          f"--load: {test_line(r.stdout)} vs {test_line(r1.stdout)} {r.stderr}")
+
+    # Interrupted after two epochs, resumed: the uninterrupted run's bits.
+    whole, cut = os.path.join(tmp, "whole"), os.path.join(tmp, "cut")
+    r = run(base + ["--epochs", "5", "--out", whole])
+    check(r.returncode == 0, f"the 5-epoch run: {r.stderr}")
+    p = subprocess.Popen([TRAINER] + base + ["--epochs", "5", "--out", cut],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if line.startswith("Epoch 3/"):
+            p.send_signal(signal.SIGINT)
+            break
+    p.communicate(timeout=600)
+    check(p.returncode == 130, f"not interrupted: {p.returncode}")
+    r = run(["--resume", cut, "--no-plots"])
+    check(r.returncode == 0 and outputs(cut) == outputs(whole),
+          f"the resumed conv net differs from the uninterrupted one: {r.stderr}")
+
+    # Specs that are wrong: one line, status 2, nothing written.
+    small = os.path.join(tmp, "small")
+    os.makedirs(small)
+    mnistgen.write_pair(small, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 50, 1,
+                        False, 3, 3)
+    mnistgen.write_pair(small, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10, 2,
+                        False, 3, 3)
+    bad = [
+        (small, "conv2d(8,5,relu),flatten,dense(10,softmax)", "conv2d 5x5 on a 3x3 input"),
+        (data, "conv2d(8,3),dropout(1.5),dense(10,softmax)", "dropout rate 1.5"),
+        (data, "conv2d(8,3),pool(2),dense(10,softmax)", "unknown layer 'pool'"),
+        (data, "conv2d(8,3),flatten,dense(10)", "the last layer must be dense(N,softmax)"),
+        (data, "dense(10,softmax),dense(10,softmax)", "must be the last layer"),
+        (data, "conv2d(8),dense(10,softmax)", "conv2d needs filters and a kernel size"),
+        (data, "conv2d(8,3,tanh),dense(10,softmax)", "unknown argument 'tanh'"),
+        (data, "conv2d(8,4,same),dense(10,softmax)", "odd with padding same"),
+        (data, "maxpool2d(30),dense(10,softmax)", "maxpool2d 30x30 on a 28x28 input"),
+        (data, "flatten,dense(7,softmax)", "the last layer has 7 classes, the labels 10"),
+        (data, "conv2d(8,3,relu,flatten,dense(10,softmax)", "a ')' is missing"),
+    ]
+    for where, spec, want in bad:
+        out = os.path.join(tmp, "bad")
+        r = run(["--data", where, "--layers", spec, "--out", out, "--epochs", "1"])
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 2 and len(lines) == 1 and want in lines[0],
+              f"--layers {spec}: status {r.returncode}, {r.stderr!r}")
+        check(not os.path.exists(out), f"--layers {spec}: wrote outputs")
+    r = run(["--data", data, "--layers", "flatten,dense(10,softmax)", "--hidden", "5"])
+    check(r.returncode == 2 and "--hidden" in r.stderr, f"--hidden with --layers: {r.stderr!r}")
+    r = run(["--data", data, "--model", "resnet"])
+    check(r.returncode == 2 and "expected mlp or convnet" in r.stderr, f"--model: {r.stderr!r}")
+    # Any stack: same padding, a dense hidden layer, dropout 0.
+    r = run(["--data", data, "--layers",
+             "conv2d(4,5,same,relu),maxpool2d(3),dropout(0),flatten,dense(16,relu),"
+             "dense(10,softmax)", "--epochs", "2", "--out", os.path.join(tmp, "any"),
+             "--no-plots"])
+    check(r.returncode == 0 and "(None, 28, 28, 4)" in r.stdout and
+          "(None, 9, 9, 4)" in r.stdout, f"a stack of any layers: {r.stderr}")
+finish("test_convnet")
