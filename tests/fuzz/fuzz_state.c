@@ -25,6 +25,7 @@ static void round_trip(const uint8_t *data, size_t size, uint8_t **again, size_t
     if (state_encode(&st, &m, &opt, again, len, &err))
         *again = NULL;
     free(st.history);
+    model_buffer_free(st.best_weights);
     model_buffer_free(m1);
     model_buffer_free(m2);
     model_free(&m);
