@@ -9,14 +9,19 @@
 
 #include "error.h"
 
-#define DATASET_CLASSES 10
+/* Labels are bytes: at most 256 classes. */
+#define DATASET_MAX_CLASSES 256
+/* Values in one image, at most (a model's input bound). */
+#define DATASET_MAX_IMAGE (1 << 24)
 
 typedef struct {
     uint32_t n;          /* number of samples */
     uint32_t rows, cols; /* image size */
-    uint32_t dim;        /* rows * cols */
-    uint8_t *pixels;     /* [n][dim] */
-    uint8_t *labels;     /* [n], each < DATASET_CLASSES */
+    uint32_t channels;   /* 1, or the fourth dimension of a 4-D image file */
+    uint32_t dim;        /* rows * cols * channels */
+    uint8_t *pixels;     /* [n][rows][cols][channels] */
+    uint8_t *labels;     /* [n] */
+    uint32_t classes;    /* the file's largest label + 1 (views keep their set's) */
     uint32_t fingerprint; /* CRC-32 of the image file's bytes followed by the label
                              file's, decompressed (views keep their set's) */
     int owned;           /* whether dataset_free releases pixels and labels */
@@ -28,8 +33,9 @@ extern const char *const DATASET_TRAIN_LABELS;
 extern const char *const DATASET_TEST_IMAGES;
 extern const char *const DATASET_TEST_LABELS;
 
-/* Loads an image file (IDX, 3 dimensions) and a label file (IDX, 1 dimension),
- * checking that the counts agree and every label is below DATASET_CLASSES. */
+/* Loads an image file (IDX, 3 dimensions: n, rows, columns; or 4: n, rows,
+ * columns, channels) and a label file (IDX, 1 dimension), checking that the
+ * counts agree. */
 int dataset_load_files(dataset *d, const char *images_path, const char *labels_path,
                        tr_error *err);
 

@@ -49,13 +49,15 @@ int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t 
  * lengths in pixels. */
 void plot_tile_rect(const dataset *d, int slot, int *x, int *y, int *w, int *h);
 
-/* counts[t][p] = number of samples of true class t predicted as p. */
-void confusion_count(uint32_t counts[DATASET_CLASSES][DATASET_CLASSES],
-                     const uint8_t *labels, const uint8_t *pred, uint32_t n);
+/* counts[t * classes + p] = number of samples of true class t predicted as
+ * p (labels and pred below classes).  counts: [classes][classes] */
+void confusion_count(uint32_t *counts, int classes, const uint8_t *labels,
+                     const uint8_t *pred, uint32_t n);
 
-/* The confusion matrix as a heat map (rows: true class, columns: predicted),
- * the counts in the cells, each class's accuracy beside its row. */
-int plot_confusion(canvas *c, const uint32_t counts[DATASET_CLASSES][DATASET_CLASSES],
-                   tr_error *err);
+/* The confusion matrix of classes x classes counts as a heat map (rows: true
+ * class, columns: predicted), each class's accuracy beside its row; the
+ * counts in the cells up to 20 classes, smaller cells beyond (47 classes
+ * fit in 900 pixels). */
+int plot_confusion(canvas *c, const uint32_t *counts, int classes, tr_error *err);
 
 #endif

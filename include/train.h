@@ -90,7 +90,8 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
  * of memory for the sample order (allocated once, at the first epoch), and when
  * a step's loss is not finite: that step is not applied, so the parameters are
  * those after the last good step, and the message names the epoch and step.
- * Also fails when the model has fewer outputs than DATASET_CLASSES. */
+ * Also fails when the model's input is not the images' size or its classes
+ * are fewer than the labels'. */
 int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
                 double *accuracy, train_progress_fn progress, void *ctx, tr_error *err);
 
@@ -100,6 +101,13 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
  * grad: a buffer of the model's length; *loss: the mean loss. */
 int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
                    uint32_t n, float *grad, double *loss, tr_error *err);
+
+/* Whether the data set d fits m: images of m's input shape (rows, columns and
+ * channels; only the count of values for a model of a flat input, as
+ * version-1 files have) and labels below m's classes; the message names
+ * images or labels (the files' names) and the first item that does not. */
+int model_check_data(const model *m, const dataset *d, const char *images, const char *labels,
+                     tr_error *err);
 
 /* Evaluation of models of one shape on `threads` threads, with workspaces
  * allocated once: a training run evaluates every epoch without allocating. */
@@ -113,7 +121,7 @@ void evaluator_free(evaluator *e);
  * NULL, [d->n]) receives each sample's predicted class.  Samples are taken in
  * fixed chunks whose sums are added in order, so the result is the same for
  * any thread count.  Fails when out of memory (its per-chunk sums grow with the
- * largest dataset seen) and when m has fewer outputs than DATASET_CLASSES. */
+ * largest dataset seen) and when d does not fit m (as for training). */
 int evaluator_run(evaluator *e, const model *m, const dataset *d, double *loss,
                   double *accuracy, uint8_t *pred, tr_error *err);
 

@@ -13,24 +13,27 @@ def idx_bytes(dims, items):
     return header + bytes(items)
 
 
-def make(n, rows=28, cols=28, seed=1):
+def make(n, rows=28, cols=28, seed=1, classes=10, channels=1):
+    """Class k lights row k * rows // classes (of channel k % channels)."""
     rnd = random.Random(seed)
     pixels, labels = bytearray(), bytearray()
     for _ in range(n):
-        label = rnd.randrange(10)
+        label = rnd.randrange(classes)
         img = bytearray(rnd.randrange(120) if rnd.randrange(4) == 0 else 0
-                        for _ in range(rows * cols))
-        row = label * rows // 10
+                        for _ in range(rows * cols * channels))
+        row = label * rows // classes
         for x in range(cols):
-            img[row * cols + x] = 200 + rnd.randrange(56)
+            img[(row * cols + x) * channels + label % channels] = 200 + rnd.randrange(56)
         pixels += img
         labels.append(label)
     return pixels, labels
 
 
-def write_pair(directory, images_name, labels_name, n, seed, gz, rows=28, cols=28):
-    pixels, labels = make(n, rows, cols, seed)
-    for name, data in ((images_name, idx_bytes([n, rows, cols], pixels)),
+def write_pair(directory, images_name, labels_name, n, seed, gz, rows=28, cols=28,
+               classes=10, channels=1):
+    pixels, labels = make(n, rows, cols, seed, classes, channels)
+    dims = [n, rows, cols] + ([channels] if channels > 1 else [])
+    for name, data in ((images_name, idx_bytes(dims, pixels)),
                        (labels_name, idx_bytes([n], labels))):
         path = os.path.join(directory, name + (".gz" if gz else ""))
         opener = gzip.open if gz else open

@@ -102,16 +102,18 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 1 and "nowhere" in r.stderr, f"missing data dir: {r.stderr!r}")
     check(not os.path.exists(out), "missing data dir: wrote outputs")
 
-    # A damaged data file is named in the message.
+    # A test label beyond the model's classes is named with its file and item.
     broken = os.path.join(tmp, "broken")
     mnistgen.write_dataset(broken, n_train=100, n_test=20, gz_train=False)
-    path = os.path.join(broken, "train-labels-idx1-ubyte")
+    path = os.path.join(broken, "t10k-labels-idx1-ubyte")
     with open(path, "r+b") as f:
         f.seek(8 + 5)
         f.write(bytes([42]))
     r = run(["--data", broken, "--out", out], work)
-    check(r.returncode == 1 and "train-labels-idx1-ubyte" in r.stderr and "42" in r.stderr,
-          f"label out of range: {r.stderr!r}")
+    check(r.returncode == 1 and r.stderr.count("\n") == 1 and
+          "t10k-labels-idx1-ubyte: item 5 has label 42, the model has 10 classes" in r.stderr,
+          f"a test label out of range: {r.stderr!r}")
+    check(not os.path.exists(out), "a test label out of range: wrote outputs")
 
     # A split that leaves nothing to train on is reported as given, not rounded.
     r = run(["--data", data, "--out", out, "--validation-split", "0.9999999"], work)
@@ -150,7 +152,7 @@ with tempfile.TemporaryDirectory() as tmp:
     mnistgen.write_pair(wide, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 20, 2,
                         False, rows=14, cols=56)
     r = run(["--data", wide, "--out", out, "--epochs", "0"], work)
-    check(r.returncode == 1 and "test images are 14x56 but training images 28x28" in r.stderr,
+    check(r.returncode == 1 and "test images are 14x56x1 but training images 28x28x1" in r.stderr,
           f"test images of another shape: {r.stderr!r}")
 
     # Earlier results survive a corrupt checkpoint.

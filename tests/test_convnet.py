@@ -100,6 +100,28 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 2 and "--hidden" in r.stderr, f"--hidden with --layers: {r.stderr!r}")
     r = run(["--data", data, "--model", "resnet"])
     check(r.returncode == 2 and "expected mlp or convnet" in r.stderr, f"--model: {r.stderr!r}")
+    # 20 classes, and images of 3 channels (a 4-dimensional IDX file): the
+    # classes come from the labels, the channels from the file.
+    twenty = os.path.join(tmp, "twenty")
+    os.makedirs(twenty)
+    for images, labels, n, seed in (("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 800, 1),
+                                    ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 100, 2)):
+        mnistgen.write_pair(twenty, images, labels, n, seed, False, rows=20, cols=12,
+                            classes=20, channels=3)
+    for args in (["--hidden", "64"], ["--model", "convnet"]):
+        r = run(["--data", twenty, "--epochs", "4", "--batch-size", "16", "--no-plots", "--out",
+                 os.path.join(tmp, "twenty-out")] + args)
+        test = test_line(r.stdout)
+        check(r.returncode == 0 and "of 20x12x3, 20 classes" in r.stdout and
+              "(None, 20)" in r.stdout and test is not None and float(test[1]) >= 0.8,
+              f"20 classes of 3 channels with {args}: {test} {r.stdout[-800:]} {r.stderr}")
+    # A test set of another channel count is refused.
+    mnistgen.write_pair(twenty, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 100, 2,
+                        False, rows=20, cols=12, classes=20, channels=1)
+    r = run(["--data", twenty, "--epochs", "0"])
+    check(r.returncode == 1 and "test images are 20x12x1 but training images 20x12x3" in r.stderr,
+          f"another channel count: {r.stderr!r}")
+
     # Any stack: same padding, a dense hidden layer, dropout 0.
     r = run(["--data", data, "--layers",
              "conv2d(4,5,same,relu),maxpool2d(3),dropout(0),flatten,dense(16,relu),"

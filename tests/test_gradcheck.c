@@ -163,7 +163,8 @@ static void check_network(const int *hidden, int n_hidden, uint64_t seed)
 
     /* Images with a third of their pixels 0, as bytes, and the floats that
      * the engine reads them as. */
-    dataset d = {.n = N, .rows = ROWS, .cols = COLS, .dim = INPUTS, .owned = 1};
+    dataset d = {.n = N, .rows = ROWS, .cols = COLS, .channels = 1, .dim = INPUTS,
+                 .classes = CLASSES, .owned = 1};
     d.pixels = malloc(N * INPUTS);
     d.labels = malloc(N);
     double x[N * INPUTS];

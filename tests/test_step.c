@@ -126,7 +126,7 @@ int main(void)
     CHECK(train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
     double loss, acc;
     CHECK(train_epoch(s, &small, 0, &loss, &acc, NULL, NULL, &err) != 0 &&
-              strstr(err.msg, "784 inputs") && strstr(err.msg, "100 pixels"),
+              strstr(err.msg, "784 inputs") && strstr(err.msg, "100 values"),
           "training on 10x10 images with a 784-input model: '%s'", err.msg);
     CHECK(evaluate(&m, &small, 2, &loss, &acc, NULL, &err) != 0 && strstr(err.msg, "784 inputs"),
           "evaluating 10x10 images with a 784-input model: '%s'", err.msg);

@@ -135,9 +135,11 @@ void test_make_dataset(dataset *d, uint32_t n, uint32_t rows, uint32_t cols,
 {
     rng r;
     rng_seed(&r, seed, 77);
+    memset(d, 0, sizeof *d);
     d->n = n;
     d->rows = rows;
     d->cols = cols;
+    d->channels = 1;
     d->dim = rows * cols;
     d->pixels = calloc((size_t)n * d->dim, 1);
     d->labels = malloc(n);
@@ -145,14 +147,16 @@ void test_make_dataset(dataset *d, uint32_t n, uint32_t rows, uint32_t cols,
     if (!d->pixels || !d->labels)
         exit(1);
     for (uint32_t i = 0; i < n; i++) {
-        uint8_t label = (uint8_t)rng_below(&r, DATASET_CLASSES);
+        uint8_t label = (uint8_t)rng_below(&r, 10);
         d->labels[i] = label;
+        if (label >= d->classes)
+            d->classes = label + 1u;
         uint8_t *img = d->pixels + (size_t)i * d->dim;
         for (uint32_t j = 0; j < d->dim; j++)
             if (rng_below(&r, 4) == 0)
                 img[j] = (uint8_t)rng_below(&r, 120);
         /* Class c lights row (c * rows / 10), a pattern a small MLP learns. */
-        uint32_t row = label * rows / DATASET_CLASSES;
+        uint32_t row = label * rows / 10;
         for (uint32_t x = 0; x < cols; x++)
             img[row * cols + x] = (uint8_t)(200 + rng_below(&r, 56));
     }

@@ -194,7 +194,7 @@ static int cmd_digits(const options *o)
 
 /* Loads the model and the test set and predicts every test image. */
 static int predict_test(const options *o, dataset *test, uint8_t **pred, double *acc,
-                        tr_error *err)
+                        int *classes, tr_error *err)
 {
     model m;
     if (ckpt_load(&m, o->model, err))
@@ -205,10 +205,12 @@ static int predict_test(const options *o, dataset *test, uint8_t **pred, double 
     }
     int status = 0;
     double loss;
-    if (tensor_size(m.input) != (long)test->dim || model_classes(&m) != DATASET_CLASSES) {
-        status = error_set(err, "%s: the model takes %ld inputs and %d classes, %s has "
-                           "%u pixels per image", o->model, tensor_size(m.input),
-                           model_classes(&m), o->data, test->dim);
+    char images[4096], labels[4096];
+    snprintf(images, sizeof images, "%s/%s", o->data, DATASET_TEST_IMAGES);
+    snprintf(labels, sizeof labels, "%s/%s", o->data, DATASET_TEST_LABELS);
+    *classes = model_classes(&m);
+    if (model_check_data(&m, test, images, labels, err)) {
+        status = -1;
     } else if (!(*pred = malloc(test->n))) {
         status = error_set(err, "out of memory");
     } else if (evaluate(&m, test, o->threads, &loss, acc, *pred, err)) {
@@ -231,14 +233,21 @@ static int cmd_model(const options *o, int confusion)
     dataset test;
     uint8_t *pred = NULL;
     double acc;
-    if (predict_test(o, &test, &pred, &acc, &err))
+    int classes;
+    if (predict_test(o, &test, &pred, &acc, &classes, &err))
         return fail(&err);
     canvas c;
     int r;
     if (confusion) {
-        uint32_t counts[DATASET_CLASSES][DATASET_CLASSES];
-        confusion_count(counts, test.labels, pred, test.n);
-        r = plot_confusion(&c, (const uint32_t(*)[DATASET_CLASSES])counts, &err);
+        uint32_t *counts = malloc(sizeof(uint32_t) * (size_t)classes * (size_t)classes);
+        if (!counts) {
+            free(pred);
+            dataset_free(&test);
+            return fail(&(tr_error){"out of memory"});
+        }
+        confusion_count(counts, classes, test.labels, pred, test.n);
+        r = plot_confusion(&c, counts, classes, &err);
+        free(counts);
     } else {
         r = plot_predictions(&c, &test, pred, (uint32_t)o->start,
                              (uint32_t)(o->count ? o->count : 40), o->errors_only, &err);

@@ -41,6 +41,7 @@ typedef struct {
     unsigned given;       /* GIVEN_* bits: settings set on the command line */
     const char *hidden_text;
     const char *layers_text; /* --layers or --model convnet; NULL: dense layers from --hidden */
+    int convnet;             /* --model convnet: Keras' example, sized to the data */
     int hidden[MLP_MAX_LAYERS];
     int n_hidden;
     int plots;
@@ -61,9 +62,9 @@ enum {
     GIVEN_THREADS = 1024, GIVEN_CALLBACKS = 2048, GIVEN_LAYERS = 4096
 };
 
-/* Keras' mnist_convnet example. */
-#define CONVNET_LAYERS "conv2d(32,3,relu),maxpool2d(2),conv2d(64,3,relu),maxpool2d(2)," \
-                       "flatten,dropout(0.5),dense(10,softmax)"
+/* Keras' mnist_convnet example, its classifier as wide as the data's classes. */
+#define CONVNET_LAYERS_FOR "conv2d(32,3,relu),maxpool2d(2),conv2d(64,3,relu),maxpool2d(2)," \
+                           "flatten,dropout(0.5),dense(%d,softmax)"
 
 static int cores_available(void)
 {
@@ -347,17 +348,17 @@ static int parse_options(options *o, int argc, char **argv)
             break;
         case OPT_MODEL:
             if (strcmp(optarg, "convnet") == 0)
-                o->layers_text = CONVNET_LAYERS;
+                o->layers_text = "convnet";
             else if (strcmp(optarg, "mlp") != 0)
                 return bad_flag("--model", optarg, "expected mlp or convnet");
             else
                 o->layers_text = NULL;
-            convnet = o->layers_text != NULL;
+            o->convnet = convnet = o->layers_text != NULL;
             o->given |= GIVEN_LAYERS;
             break;
         case OPT_LAYERS:
             o->layers_text = optarg;
-            convnet = 0;
+            o->convnet = convnet = 0;
             o->given |= GIVEN_LAYERS;
             break;
         case OPT_EPOCHS:
@@ -436,7 +437,7 @@ static int parse_options(options *o, int argc, char **argv)
     }
     layer layers[MODEL_MAX_LAYERS];
     int n;
-    if (o->layers_text && model_parse_layers(o->layers_text, layers, &n, &err)) {
+    if (o->layers_text && !o->convnet && model_parse_layers(o->layers_text, layers, &n, &err)) {
         fprintf(stderr, "trainer: --layers: %s (see --help)\n", err.msg);
         return -1;
     }
@@ -788,40 +789,49 @@ static int load_data(program *r, const options *o, tr_error *err)
         snprintf(r->data_dir, sizeof r->data_dir, "%s", dir);
     if (dataset_load_dir(&r->all, dir, 0, err) || dataset_load_dir(&r->test, dir, 1, err))
         return -1;
-    if (r->test.rows != r->all.rows || r->test.cols != r->all.cols)
-        return error_set(err, "%s: test images are %ux%u but training images %ux%u", dir,
-                         r->test.rows, r->test.cols, r->all.rows, r->all.cols);
+    if (r->test.rows != r->all.rows || r->test.cols != r->all.cols ||
+        r->test.channels != r->all.channels)
+        return error_set(err, "%s: test images are %ux%ux%u but training images %ux%ux%u", dir,
+                         r->test.rows, r->test.cols, r->test.channels, r->all.rows,
+                         r->all.cols, r->all.channels);
     dataset_split(&r->all, o->validation_split, &r->train, &r->val);
     if (o->epochs > 0 && r->train.n == 0)
         return error_set(err, "--validation-split %s leaves no training samples out of %u",
                          exact(text, sizeof text, o->validation_split), r->all.n);
-    printf("Data: %s: %u training, %u validation, %u test images of %ux%u\n", dir,
-           r->train.n, r->val.n, r->test.n, r->all.rows, r->all.cols);
+    printf("Data: %s: %u training, %u validation, %u test images of %ux%u", dir, r->train.n,
+           r->val.n, r->test.n, r->all.rows, r->all.cols);
+    if (r->all.channels > 1)
+        printf("x%u", r->all.channels);
+    if (r->all.classes != 10)
+        printf(", %u classes", r->all.classes);
+    printf("\n");
     if (o->resume)
         return check_same_data(r, dir, o->resume, err);
     return 0;
 }
 
-/* A model read from a file must take the data's pixels and give its classes:
- * a label past the last output would be read out of bounds. */
-static int check_model_fits(const model *m, uint32_t pixels, const char *from, tr_error *err)
+/* The data must fit the model: its images the model's input, its labels
+ * (training and test) the model's classes. */
+static int check_model_fits(const program *r, const model *m, tr_error *err)
 {
-    const int classes = model_classes(m);
-    const long inputs = tensor_size(m->input);
-    if (inputs != (long)pixels || classes != DATASET_CLASSES)
-        return error_set(err, "%s: the model takes %ld inputs and %d classes, the data has "
-                         "%u pixels and %d classes", from, inputs, classes, pixels,
-                         DATASET_CLASSES);
+    char images[PATH_MAX + 64], labels[PATH_MAX + 64];
+    for (int test = 0; test < 2; test++) {
+        snprintf(images, sizeof images, "%s/%s", r->data_dir,
+                 test ? DATASET_TEST_IMAGES : DATASET_TRAIN_IMAGES);
+        snprintf(labels, sizeof labels, "%s/%s", r->data_dir,
+                 test ? DATASET_TEST_LABELS : DATASET_TRAIN_LABELS);
+        if (model_check_data(m, test ? &r->test : &r->all, images, labels, err))
+            return -1;
+    }
     return 0;
 }
 
 static int build_model(program *r, const options *o, tr_error *err)
 {
     if (o->resume)
-        return check_model_fits(&r->model, r->all.dim, o->resume, err);
+        return check_model_fits(r, &r->model, err);
     if (o->load) {
-        if (ckpt_load(&r->model, o->load, err) ||
-            check_model_fits(&r->model, r->all.dim, o->load, err))
+        if (ckpt_load(&r->model, o->load, err) || check_model_fits(r, &r->model, err))
             return -1;
         mlp_shape want, have;
         if ((o->given & (GIVEN_HIDDEN | GIVEN_LAYERS)) && o->layers_text)
@@ -829,7 +839,7 @@ static int build_model(program *r, const options *o, tr_error *err)
                              "--model do not go with it", o->load);
         if ((o->given & GIVEN_HIDDEN) &&
             (mlp_shape_make(&want, (int)r->all.dim, o->hidden, o->n_hidden,
-                            DATASET_CLASSES, err) ||
+                            model_classes(&r->model), err) ||
              model_mlp_shape(&r->model, &have, err) ||
              memcmp(want.sizes, have.sizes, sizeof want.sizes) != 0 ||
              want.n_layers != have.n_layers))
@@ -838,27 +848,36 @@ static int build_model(program *r, const options *o, tr_error *err)
         return 0;
     }
     mlp_shape shape;
-    const tensor_shape images = {(int)r->all.rows, (int)r->all.cols, 1};
+    const tensor_shape images = {(int)r->all.rows, (int)r->all.cols, (int)r->all.channels};
+    const int classes = (int)r->all.classes;
     if (o->layers_text) {
         layer layers[MODEL_MAX_LAYERS];
         int n;
         tr_error why;
+        char preset[256];
+        /* The preset's classifier has the data's classes. */
+        const char *text = o->layers_text;
+        if (o->convnet) {
+            snprintf(preset, sizeof preset, CONVNET_LAYERS_FOR, classes);
+            text = preset;
+        }
         /* Parsed when the flags were read; here the shapes meet the data. */
-        if (model_parse_layers(o->layers_text, layers, &n, &why) ||
+        if (model_parse_layers(text, layers, &n, &why) ||
             model_init(&r->model, images, layers, n, &why)) {
             r->bad_layers = 1;
             return error_set(err, "--layers: %s", why.msg);
         }
-        if (model_classes(&r->model) != DATASET_CLASSES) {
+        if (model_classes(&r->model) != classes) {
             r->bad_layers = 1;
             return error_set(err, "--layers: the last layer has %d classes, the labels %d",
-                             model_classes(&r->model), DATASET_CLASSES);
+                             model_classes(&r->model), classes);
         }
-    } else if (mlp_shape_make(&shape, (int)r->all.dim, o->hidden, o->n_hidden,
-                              DATASET_CLASSES, err) ||
+    } else if (mlp_shape_make(&shape, (int)r->all.dim, o->hidden, o->n_hidden, classes, err) ||
                model_init_mlp(&r->model, images, &shape, err)) {
         return -1;
     }
+    if (check_model_fits(r, &r->model, err))
+        return -1;
     model_init_glorot(&r->model, o->seed);
     return 0;
 }

@@ -25,26 +25,24 @@ int dataset_load_files(dataset *d, const char *images_path, const char *labels_p
     if (idx_load(&lb, labels_path, 0, err))
         return -1;
     int status = 0;
-    if (lb.ndim != 1) {
+    if (lb.ndim != 1)
         status = error_set(err, "%s: expected a label file (1 dimension), found %d",
                            labels_path, lb.ndim);
-    } else {
-        for (uint32_t i = 0; i < lb.dims[0]; i++) {
-            if (lb.data[i] >= DATASET_CLASSES) {
-                status = error_set(err, "%s: label %u of item %u is out of range "
-                                   "(0 to %d)", labels_path, lb.data[i], i,
-                                   DATASET_CLASSES - 1);
-                break;
-            }
-        }
-    }
     if (status || idx_load(&im, images_path, lb.dims[0], err)) {
         idx_free(&lb);
         return -1;
     }
-    if (im.ndim != 3) {
-        status = error_set(err, "%s: expected an image file (3 dimensions), found %d "
-                           "dimension%s", images_path, im.ndim, im.ndim == 1 ? "" : "s");
+    if (im.ndim != 3 && im.ndim != 4) {
+        status = error_set(err, "%s: expected an image file (3 dimensions, or 4 with "
+                           "channels), found %d dimension%s", images_path, im.ndim,
+                           im.ndim == 1 ? "" : "s");
+        idx_free(&im);
+        idx_free(&lb);
+        return status;
+    }
+    if (im.item_size > DATASET_MAX_IMAGE) {
+        status = error_set(err, "%s: images of %zu values, more than %d", images_path,
+                           im.item_size, DATASET_MAX_IMAGE);
         idx_free(&im);
         idx_free(&lb);
         return status;
@@ -52,7 +50,11 @@ int dataset_load_files(dataset *d, const char *images_path, const char *labels_p
     d->n = im.dims[0];
     d->rows = im.dims[1];
     d->cols = im.dims[2];
-    d->dim = d->rows * d->cols;
+    d->channels = im.ndim == 4 ? im.dims[3] : 1;
+    d->dim = d->rows * d->cols * d->channels;
+    for (uint32_t i = 0; i < d->n; i++)
+        if (lb.data[i] >= d->classes)
+            d->classes = lb.data[i] + 1u;
     d->pixels = im.data;
     d->labels = lb.data;
     d->fingerprint = (uint32_t)crc32_combine(im.crc, lb.crc,

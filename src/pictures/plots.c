@@ -352,8 +352,21 @@ static void grid_tile(canvas *c, const dataset *d, uint32_t sample, int slot,
 {
     int x, y, w, h;
     plot_tile_rect(d, slot, &x, &y, &w, &h);
-    canvas_gray_image(c, x, y, d->pixels + (size_t)sample * d->dim, (int)d->cols,
-                      (int)d->rows, tile_scale(d));
+    const uint8_t *img = d->pixels + (size_t)sample * d->dim;
+    /* An image of several channels is drawn in gray, their mean. */
+    uint8_t *mean = NULL;
+    if (d->channels > 1 && (mean = malloc((size_t)d->rows * d->cols))) {
+        for (size_t p = 0; p < (size_t)d->rows * d->cols; p++) {
+            unsigned sum = 0;
+            for (uint32_t ch = 0; ch < d->channels; ch++)
+                sum += img[p * d->channels + ch];
+            mean[p] = (uint8_t)(sum / d->channels);
+        }
+        img = mean;
+    }
+    if (d->channels == 1 || mean)
+        canvas_gray_image(c, x, y, img, (int)d->cols, (int)d->rows, tile_scale(d));
+    free(mean);
     canvas_frame_rect(c, x - 1, y - 1, w + 2, h + 2, GRID);
     canvas_text(c, x + (w - canvas_text_width(caption, 2)) / 2, y + h + 8, caption, 2,
                 color);
@@ -424,26 +437,32 @@ int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t 
 
 /* ---- confusion matrix ---------------------------------------------------- */
 
-void confusion_count(uint32_t counts[DATASET_CLASSES][DATASET_CLASSES],
-                     const uint8_t *labels, const uint8_t *pred, uint32_t n)
+void confusion_count(uint32_t *counts, int classes, const uint8_t *labels,
+                     const uint8_t *pred, uint32_t n)
 {
-    memset(counts, 0, sizeof(uint32_t) * DATASET_CLASSES * DATASET_CLASSES);
+    memset(counts, 0, sizeof(uint32_t) * (size_t)classes * (size_t)classes);
     for (uint32_t i = 0; i < n; i++)
-        counts[labels[i]][pred[i]]++;
+        counts[(size_t)labels[i] * (size_t)classes + pred[i]]++;
 }
 
-int plot_confusion(canvas *c, const uint32_t counts[DATASET_CLASSES][DATASET_CLASSES],
-                   tr_error *err)
+int plot_confusion(canvas *c, const uint32_t *counts, int classes, tr_error *err)
 {
-    enum { CELL = 60, LEFT = 90, TOP = 110, RIGHT = 130 };
-    const int K = DATASET_CLASSES;
+    enum { LEFT = 90, TOP = 110, RIGHT = 130 };
+    const int K = classes;
+    if (K < 1 || K > DATASET_MAX_CLASSES)
+        return error_set(err, "a confusion matrix of %d classes", K);
+    /* Cells of 60 pixels up to 12 classes, then smaller, so that 47 classes
+     * still fit a screen; the counts are written in cells wide enough. */
+    const int CELL = K <= 12 ? 60 : K * 16 <= 900 ? 900 / K : 16;
+    const int scale = CELL >= 36 ? 2 : 1, with_counts = CELL >= 44;
+    const int font_h = scale * FONT_H / 2;
     if (canvas_init(c, LEFT + K * CELL + RIGHT, TOP + K * CELL + 30, WHITE, err))
         return -1;
     uint64_t total = 0, right = 0;
     for (int t = 0; t < K; t++)
         for (int p = 0; p < K; p++) {
-            total += counts[t][p];
-            right += t == p ? counts[t][p] : 0;
+            total += counts[t * K + p];
+            right += t == p ? counts[t * K + p] : 0;
         }
     char buf[96];
     snprintf(buf, sizeof buf, "Confusion matrix: %llu images, accuracy %.2f%%",
@@ -456,25 +475,31 @@ int plot_confusion(canvas *c, const uint32_t counts[DATASET_CLASSES][DATASET_CLA
     for (int t = 0; t < K; t++) {
         uint64_t row = 0;
         for (int p = 0; p < K; p++)
-            row += counts[t][p];
+            row += counts[t * K + p];
         snprintf(buf, sizeof buf, "%d", t);
-        const int w = canvas_text_width(buf, 2);
-        canvas_text(c, LEFT - 14 - w, TOP + t * CELL + CELL / 2 - FONT_H, buf, 2, INK);
-        canvas_text(c, LEFT + t * CELL + (CELL - w) / 2, TOP - 28, buf, 2, INK);
+        const int w = canvas_text_width(buf, scale);
+        canvas_text(c, LEFT - 14 - w, TOP + t * CELL + CELL / 2 - font_h, buf, scale, INK);
+        /* Column numbers that would touch are written every other column. */
+        if (w + 4 <= CELL || t % 2 == 0)
+            canvas_text(c, LEFT + t * CELL + (CELL - w) / 2, TOP - 28, buf, scale, INK);
         for (int p = 0; p < K; p++) {
+            const uint32_t n = counts[t * K + p];
             /* The share of the true class' row, on a white-to-blue ramp. */
-            double share = row ? (double)counts[t][p] / (double)row : 0.0;
-            double a = counts[t][p] ? 0.08 + 0.92 * sqrt(share) : 0.0;
+            double share = row ? (double)n / (double)row : 0.0;
+            double a = n ? 0.08 + 0.92 * sqrt(share) : 0.0;
             rgb cell = {(uint8_t)lrint(255 - a * (255 - 8)), (uint8_t)lrint(255 - a * (255 - 48)),
                         (uint8_t)lrint(255 - a * (255 - 107))};
             int x = LEFT + p * CELL, y = TOP + t * CELL;
             canvas_fill_rect(c, x, y, CELL, CELL, cell);
-            snprintf(buf, sizeof buf, "%u", counts[t][p]);
+            if (!with_counts)
+                continue;
+            snprintf(buf, sizeof buf, "%u", n);
             canvas_text(c, x + (CELL - canvas_text_width(buf, 2)) / 2, y + CELL / 2 - FONT_H,
                         buf, 2, a > 0.55 ? WHITE : INK);
         }
-        snprintf(buf, sizeof buf, "%.1f%%", row ? 100.0 * counts[t][t] / (double)row : 0.0);
-        canvas_text(c, LEFT + K * CELL + 14, TOP + t * CELL + CELL / 2 - FONT_H, buf, 2, INK);
+        snprintf(buf, sizeof buf, "%.1f%%", row ? 100.0 * counts[t * K + t] / (double)row : 0.0);
+        canvas_text(c, LEFT + K * CELL + 14, TOP + t * CELL + CELL / 2 - font_h, buf, scale,
+                    INK);
     }
     canvas_frame_rect(c, LEFT - 1, TOP - 1, K * CELL + 2, K * CELL + 2, AXIS);
     return 0;

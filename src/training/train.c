@@ -207,19 +207,37 @@ int train_session_threads_ran(const train_session *s)
     return s->threads_ran;
 }
 
-/* The model must take one input per pixel, and labels go up to
- * DATASET_CLASSES - 1: a model with fewer outputs would have its softmax read
- * past a row. */
+/* The model must take one input per value of an image, and give an output
+ * for every label: a label past the last would have the softmax read past a
+ * row. */
 static int check_fit(const model *m, const dataset *d, tr_error *err)
 {
     const long inputs = tensor_size(m->input);
     if (inputs != (long)d->dim)
-        return error_set(err, "the model takes %ld inputs, the images have %u pixels",
+        return error_set(err, "the model takes %ld inputs, the images have %u values",
                          inputs, d->dim);
     const int classes = model_classes(m);
-    if (classes < DATASET_CLASSES)
-        return error_set(err, "the model has %d outputs, the labels go up to %d", classes,
-                         DATASET_CLASSES - 1);
+    if (d->classes > (uint32_t)classes)
+        return error_set(err, "the model has %d classes, the labels go up to %u", classes,
+                         d->classes - 1);
+    return 0;
+}
+
+int model_check_data(const model *m, const dataset *d, const char *images, const char *labels,
+                     tr_error *err)
+{
+    const tensor_shape in = m->input;
+    const int flat = in.h == 1 && in.w == 1;
+    if (flat ? tensor_size(in) != (long)d->dim
+             : (uint32_t)in.h != d->rows || (uint32_t)in.w != d->cols ||
+                   (uint32_t)in.c != d->channels)
+        return error_set(err, "%s: images of %ux%ux%u, the model takes %dx%dx%d", images,
+                         d->rows, d->cols, d->channels, in.h, in.w, in.c);
+    const uint32_t classes = (uint32_t)model_classes(m);
+    for (uint32_t i = 0; i < d->n; i++)
+        if (d->labels[i] >= classes)
+            return error_set(err, "%s: item %u has label %u, the model has %u classes (0 to "
+                             "%u)", labels, i, d->labels[i], classes, classes - 1);
     return 0;
 }
 
