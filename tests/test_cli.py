@@ -62,6 +62,7 @@ with tempfile.TemporaryDirectory() as tmp:
         (["--seed", "99999999999999999999"], "from 0 to 18446744073709551615"),
         (["--lr", "1e-400"], "'1e-400': expected a number from 0 (excluded) to 1e+06"),
         (["--lr", "0"], "'0': expected a number from 0 (excluded) to 1e+06"),
+        (["--lr", "1e-300"], "'1e-300': too small for a float"),
         (["--resume", ""], "--resume '': expected the directory of a run"),
     ]
     # The callbacks' flags (issue 14): ranges, settings without their

@@ -394,6 +394,9 @@ static int parse_options(options *o, int argc, char **argv)
         }
         case OPT_LR:
             if (parse_double("--lr", optarg, 0.0, 1, 1e6, 0, &o->lr)) return -1;
+            /* Adam computes in floats: a rate that rounds to 0 there is none. */
+            if ((float)o->lr == 0.0f)
+                return bad_flag("--lr", optarg, "too small for a float (1e-38 and up)");
             o->given |= GIVEN_LR;
             break;
         case OPT_VSPLIT:

@@ -178,7 +178,9 @@ static int check_config(const raw_config *c, const train_state *st, const char *
                          TRAIN_MAX_SHARDS);
     if (c->epochs > 1000000 || c->epoch < 1 || c->epoch > c->epochs + 1)
         return error_set(err, "%s: epoch %u of %u is out of range", name, c->epoch, c->epochs);
-    if (!(st->lr > 0.0) || !(st->validation_split >= 0.0 && st->validation_split < 1.0))
+    /* Adam's rate is a float: it must be one, and not 0. */
+    if (!(st->lr > 0.0 && st->lr <= 1e6 && (float)st->lr > 0.0f) ||
+        !(st->validation_split >= 0.0 && st->validation_split < 1.0))
         return error_set(err, "%s: learning rate or validation split out of range", name);
     if (st->progress.next_batch < 0 || st->progress.correct < 0 || st->progress.seen < 0 ||
         st->adam_step < 0)
