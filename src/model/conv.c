@@ -23,12 +23,16 @@ void conv_im2col(float *restrict patches, const float *restrict in, int n, int h
                      * one copy, with zeros where it hangs over an edge. */
                     const int lo = x0 < 0 ? -x0 : 0;
                     const int hi = x0 + k > w ? (w - x0 > lo ? w - x0 : lo) : k;
-                    memset(p, 0, sizeof(float) * (size_t)lo * (size_t)c);
-                    memcpy(p + (size_t)lo * (size_t)c,
-                           img + ((size_t)iy * (size_t)w + (size_t)(x0 + lo)) * (size_t)c,
-                           sizeof(float) * (size_t)(hi - lo) * (size_t)c);
-                    memset(p + (size_t)hi * (size_t)c, 0,
-                           sizeof(float) * (size_t)(k - hi) * (size_t)c);
+                    const float *src = img + ((size_t)iy * (size_t)w + (size_t)(x0 + lo)) * (size_t)c;
+                    float *dst = p + (size_t)lo * (size_t)c;
+                    /* A plain loop: rows of a few floats, where a call to
+                     * memcpy or memset costs more than the copy. */
+                    for (int j = 0; j < lo * c; j++)
+                        p[j] = 0.0f;
+                    for (int j = 0; j < (hi - lo) * c; j++)
+                        dst[j] = src[j];
+                    for (int j = hi * c; j < k * c; j++)
+                        p[j] = 0.0f;
                 }
     }
 }
@@ -117,22 +121,30 @@ void maxpool_forward(float *out, uint32_t *arg, const float *in, int n, int h, i
     const int oh = h / p, ow = w / p;
     for (int s = 0; s < n; s++)
         for (int y = 0; y < oh; y++)
-            for (int x = 0; x < ow; x++)
+            for (int x = 0; x < ow; x++) {
+                /* The window's first pixel, then the others in row-major
+                 * order, over all channels at once (contiguous: vectors). */
+                float *restrict o = out + (((long)s * oh + y) * ow + x) * c;
+                uint32_t *restrict a = arg ? arg + (((long)s * oh + y) * ow + x) * c : NULL;
+                const long first = (((long)s * h + (long)y * p) * w + (long)x * p) * c;
                 for (int ch = 0; ch < c; ch++) {
-                    long best = (((long)s * h + (long)y * p) * w + (long)x * p) * c + ch;
-                    for (int py = 0; py < p; py++)
-                        for (int px = 0; px < p; px++) {
-                            const long i =
-                                (((long)s * h + (long)y * p + py) * w + (long)x * p + px) * c +
-                                ch;
-                            if (in[i] > in[best])
-                                best = i;
-                        }
-                    const long o = (((long)s * oh + y) * ow + x) * c + ch;
-                    out[o] = in[best];
-                    if (arg)
-                        arg[o] = (uint32_t)best;
+                    o[ch] = in[first + ch];
+                    if (a)
+                        a[ch] = (uint32_t)(first + ch);
                 }
+                for (int py = 0; py < p; py++)
+                    for (int px = py ? 0 : 1; px < p; px++) {
+                        const long at = (((long)s * h + (long)y * p + py) * w + (long)x * p +
+                                         px) * c;
+                        const float *restrict v = in + at;
+                        for (int ch = 0; ch < c; ch++) {
+                            const int more = v[ch] > o[ch];
+                            o[ch] = more ? v[ch] : o[ch];
+                            if (a)
+                                a[ch] = more ? (uint32_t)(at + ch) : a[ch];
+                        }
+                    }
+            }
 }
 
 void maxpool_backward(float *d_in, const float *d_out, const uint32_t *arg, int n, int h,

@@ -62,7 +62,7 @@ enum { MAX_VECTORS = 4 };
  * input gradient of up to SMALL_INPUT_VECTORS vectors stays in registers. */
 enum {
     SMALL_SAMPLES = 4, SMALL_VECTORS = 4, SMALL_ROWS = 4, SMALL_GRAD_VECTORS = 2,
-    SMALL_INPUT_VECTORS = 8
+    SMALL_INPUT_VECTORS = 8, GRAD_CHUNK = 256
 };
 
 static int group_count(int in_dim)
@@ -630,12 +630,14 @@ void dense_forward_small(float *restrict out, const float *restrict in,
 static inline __attribute__((always_inline)) void
 weight_gradient_small_block(float *restrict d_w, const float *restrict in,
                             const float *restrict d_out, int nr, int nv, int lanes, int n,
-                            int in_dim, int out_dim)
+                            int in_dim, int out_dim, int accumulate)
 {
     vf acc[SMALL_ROWS][SMALL_GRAD_VECTORS];
     for (int r = 0; r < nr; r++)
         for (int v = 0; v < nv; v++)
-            acc[r][v] = vf_splat(0.0f);
+            acc[r][v] = accumulate ? vf_load_part(d_w + (long)r * out_dim + v * VF_LEN,
+                                                  v == nv - 1 ? lanes : VF_LEN)
+                                   : vf_splat(0.0f);
     for (int s = 0; s < n; s++) {
         vf d[SMALL_GRAD_VECTORS];
         for (int v = 0; v < nv; v++)
@@ -664,6 +666,8 @@ input_gradient_block(float *restrict d_in, const float *restrict d_out,
                      const float *restrict wt, int nv, int lanes, int n, int in_dim,
                      int out_dim)
 {
+    /* in_dim is the rows' stride; a block of a wider input covers the first
+     * nv vectors of each row from where d_in and wt point. */
     for (int s = 0; s < n; s++) {
         const float *restrict g = d_out + (long)s * out_dim;
         vf acc[SMALL_INPUT_VECTORS];
@@ -683,19 +687,25 @@ input_gradient_block(float *restrict d_in, const float *restrict d_out,
     }
 }
 
-/* input_gradient for in_dim <= SMALL_INPUT_VECTORS * VF_LEN. */
+/* The input gradient with wt ([out_dim][in_dim]) in registers' reach: the
+ * inputs in blocks of up to SMALL_INPUT_VECTORS vectors, each block's sums
+ * held in registers while the output gradients stream past. */
 _Static_assert(SMALL_INPUT_VECTORS == 8, "input_gradient_small has a case per vector count");
 static void input_gradient_small(float *restrict d_in, const float *restrict d_out,
                                  const float *restrict wt, int n, int in_dim, int out_dim)
 {
-    const int nv = (in_dim + VF_LEN - 1) / VF_LEN, lanes = in_dim - (nv - 1) * VF_LEN;
-    switch (nv) {
+    for (int i0 = 0; i0 < in_dim; i0 += SMALL_INPUT_VECTORS * VF_LEN) {
+        const int width = in_dim - i0 < SMALL_INPUT_VECTORS * VF_LEN
+                              ? in_dim - i0 : SMALL_INPUT_VECTORS * VF_LEN;
+        const int nv = (width + VF_LEN - 1) / VF_LEN, lanes = width - (nv - 1) * VF_LEN;
+        switch (nv) {
 #define CASE(k)                                                                         \
     case k:                                                                             \
-        input_gradient_block(d_in, d_out, wt, k, lanes, n, in_dim, out_dim);            \
+        input_gradient_block(d_in + i0, d_out, wt + i0, k, lanes, n, in_dim, out_dim);  \
         break;
-        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+            CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE
+        }
     }
 }
 
@@ -705,27 +715,32 @@ void dense_backward_small(float *restrict d_in, float *restrict d_w, float *rest
                           int out_dim)
 {
     bias_gradient(d_b, d_out, n, out_dim);
-    int i = 0;
+    /* The samples go in chunks whose inputs and gradients stay in the L2
+     * cache while every block of the weight gradient passes over them (a
+     * convolution's patch rows are thousands); a block's sums carry on from
+     * one chunk to the next in d_w, in the same order, so the bits do not
+     * depend on the chunks. */
+    for (int s0 = 0; s0 < n; s0 += GRAD_CHUNK) {
+        const int ns = n - s0 < GRAD_CHUNK ? n - s0 : GRAD_CHUNK;
+        const float *restrict x = in + (long)s0 * in_dim, *restrict g = d_out + (long)s0 * out_dim;
+        int i = 0;
 #define ROWS_CHUNK(o, nv, lanes)                                                        \
-    weight_gradient_small_block(d_w + (long)i * out_dim + (o), in + i, d_out + (o),      \
-                                SMALL_ROWS, nv, lanes, n, in_dim, out_dim)
+    weight_gradient_small_block(d_w + (long)i * out_dim + (o), x + i, g + (o), SMALL_ROWS, \
+                                nv, lanes, ns, in_dim, out_dim, s0 > 0)
 #define ROW_CHUNK(o, nv, lanes)                                                         \
-    weight_gradient_small_block(d_w + (long)i * out_dim + (o), in + i, d_out + (o), 1,   \
-                                nv, lanes, n, in_dim, out_dim)
-    for (; in_dim - i >= SMALL_ROWS; i += SMALL_ROWS)
-        FOR_OUTPUT_CHUNKS(out_dim, SMALL_GRAD_VECTORS, ROWS_CHUNK);
-    for (; i < in_dim; i++)
-        FOR_OUTPUT_CHUNKS(out_dim, SMALL_GRAD_VECTORS, ROW_CHUNK);
+    weight_gradient_small_block(d_w + (long)i * out_dim + (o), x + i, g + (o), 1, nv,    \
+                                lanes, ns, in_dim, out_dim, s0 > 0)
+        for (; in_dim - i >= SMALL_ROWS; i += SMALL_ROWS)
+            FOR_OUTPUT_CHUNKS(out_dim, SMALL_GRAD_VECTORS, ROWS_CHUNK);
+        for (; i < in_dim; i++)
+            FOR_OUTPUT_CHUNKS(out_dim, SMALL_GRAD_VECTORS, ROW_CHUNK);
 #undef ROWS_CHUNK
 #undef ROW_CHUNK
+    }
     if (!d_in)
         return;
-    if (in_dim <= SMALL_INPUT_VECTORS * VF_LEN) {
-        dense_transpose(wt, w, in_dim, out_dim);
-        input_gradient_small(d_in, d_out, wt, n, in_dim, out_dim);
-    } else {
-        input_gradient(d_in, d_out, w, wt, n, in_dim, out_dim);
-    }
+    dense_transpose(wt, w, in_dim, out_dim);
+    input_gradient_small(d_in, d_out, wt, n, in_dim, out_dim);
 }
 
 void dense_relu_backward(float *restrict d, const float *restrict out, long count)
