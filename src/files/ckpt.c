@@ -30,21 +30,6 @@ int ckpt_encode(const model *m, uint8_t **data, size_t *len, tr_error *err)
     return 0;
 }
 
-/* Version 1's model: u32 L dense layers and their L + 1 sizes. */
-static int get_version1_model(byte_reader *r, model *m, const char *name, tr_error *err)
-{
-    const uint32_t n_layers = get_u32(r);
-    if (n_layers < 1 || n_layers > MLP_MAX_LAYERS)
-        return error_set(err, "%s: %u layers (1 to %d supported)", name, n_layers,
-                         MLP_MAX_LAYERS);
-    mlp_shape s;
-    if (get_sizes(r, &s, n_layers, name, err))
-        return -1;
-    if (r->bad)
-        return error_set(err, "%s: truncated header", name);
-    return model_define_mlp(m, tensor_flat(s.sizes[0]), &s, err);
-}
-
 int ckpt_decode(model *m, const uint8_t *data, size_t len, const char *name,
                 tr_error *err)
 {
@@ -69,7 +54,7 @@ int ckpt_decode(model *m, const uint8_t *data, size_t len, const char *name,
     if (!crc_trailer_ok(data, len, &stored_crc, &crc))
         return error_set(err, "%s: checksum mismatch (file says %08x, contents give "
                          "%08x): the file is corrupt or truncated", name, stored_crc, crc);
-    if (version == 1 ? get_version1_model(&r, m, name, err)
+    if (version == 1 ? get_sized_model(&r, m, name, err)
                      : get_architecture(&r, m, name, err))
         return -1;
     /* Defined, not allocated: the length is checked first, so that a forged

@@ -46,6 +46,23 @@ static inline int get_sizes(byte_reader *r, mlp_shape *s, uint32_t n_layers,
     return 0;
 }
 
+/* The older files' model (model.ckpt version 1, training.state versions 1
+ * and 2): u32 L dense layers and their L + 1 sizes, defined (model_define:
+ * nothing allocated) as a stack of dense layers on a flat input. */
+static inline int get_sized_model(byte_reader *r, model *m, const char *name, tr_error *err)
+{
+    const uint32_t n_layers = get_u32(r);
+    if (n_layers < 1 || n_layers > MLP_MAX_LAYERS)
+        return error_set(err, "%s: %u layers (1 to %d supported)", name, n_layers,
+                         MLP_MAX_LAYERS);
+    mlp_shape s;
+    if (get_sizes(r, &s, n_layers, name, err))
+        return -1;
+    if (r->bad)
+        return error_set(err, "%s: truncated header", name);
+    return model_define_mlp(m, tensor_flat(s.sizes[0]), &s, err);
+}
+
 /* Bytes of the architecture block of a model of n_layers layers. */
 static inline size_t architecture_len(int n_layers)
 {

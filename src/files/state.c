@@ -191,22 +191,6 @@ static int check_config(const raw_config *c, const train_state *st, const char *
     return 0;
 }
 
-/* Versions 1 and 2 describe the model by u32 L dense layers and their L + 1
- * sizes. */
-static int get_sized_model(byte_reader *r, model *m, const char *name, tr_error *err)
-{
-    const uint32_t n_layers = get_u32(r);
-    if (n_layers < 1 || n_layers > MLP_MAX_LAYERS)
-        return error_set(err, "%s: %u layers (1 to %d supported)", name, n_layers,
-                         MLP_MAX_LAYERS);
-    mlp_shape s;
-    if (get_sizes(r, &s, n_layers, name, err))
-        return -1;
-    if (r->bad)
-        return error_set(err, "%s: truncated header", name);
-    return model_define_mlp(m, tensor_flat(s.sizes[0]), &s, err);
-}
-
 /* The configuration and progress fields, from the seed to the history. */
 static int get_run(byte_reader *r, train_state *st, uint32_t version, const char *name,
                    tr_error *err)
