@@ -105,6 +105,10 @@ typedef struct {
  * is no kind. */
 const char *layer_kind_name(layer_kind kind);
 
+/* The kind's class name in Keras, as its model summary shows it: "Dense",
+ * "Conv2D", "MaxPooling2D", ...; "Unknown" for a number that is no kind. */
+const char *layer_kind_keras_name(layer_kind kind);
+
 /* The layer's hyper-parameters as words (dense: units, then 1 for a ReLU or
  * 0 for none; softmax, flatten: none; conv2d: filters, kernel, padding 0
  * valid or 1 same, activation; maxpool2d: pool; dropout: the rate's float

@@ -482,18 +482,6 @@ static const char *data_dir(const options *o)
     return NULL;
 }
 
-/* Keras' class names of the kinds, for the summary. */
-static const char *keras_class(layer_kind kind)
-{
-    switch (kind) {
-    case LAYER_CONV2D: return "Conv2D";
-    case LAYER_MAXPOOL2D: return "MaxPooling2D";
-    case LAYER_FLATTEN: return "Flatten";
-    case LAYER_DROPOUT: return "Dropout";
-    default: return "Dense";
-    }
-}
-
 /* Keras' model.summary(): each layer's output shape and parameters.  A
  * stack of dense layers keeps the notebook's own lines (its Flatten). */
 static void print_summary(const model *m)
@@ -516,7 +504,7 @@ static void print_summary(const model *m)
             n += y->count[t];
         total += n;
         snprintf(name, sizeof name, "%s_%d (%s)", layer_kind_name(y->kind), l + 1,
-                 keras_class(y->kind));
+                 layer_kind_keras_name(y->kind));
         if (y->out.h == 1 && y->out.w == 1)
             snprintf(shape, sizeof shape, "(None, %d)", y->out.c);
         else

@@ -34,6 +34,11 @@ const char *layer_kind_name(layer_kind kind)
     return known((uint32_t)kind) ? kinds[kind]->name : "unknown";
 }
 
+const char *layer_kind_keras_name(layer_kind kind)
+{
+    return known((uint32_t)kind) ? kinds[kind]->keras : "Unknown";
+}
+
 void layer_hyper_encode(const layer *l, uint32_t words[LAYER_HYPER_WORDS])
 {
     memset(words, 0, sizeof(uint32_t) * LAYER_HYPER_WORDS);

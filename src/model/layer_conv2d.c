@@ -143,6 +143,7 @@ static void conv_backward(const layer *l, float *d_in, float *grad, float *d_out
 
 const layer_ops conv2d_layer_ops = {
     .name = "conv2d",
+    .keras = "Conv2D",
     .build = conv_build,
     .encode = conv_encode,
     .decode = conv_decode,

@@ -161,6 +161,7 @@ static const layer_trainer_ops *dense_trainer(const layer *l)
 
 const layer_ops dense_layer_ops = {
     .name = "dense",
+    .keras = "Dense",
     .reads_images = 1,
     .build = dense_build,
     .encode = dense_encode,

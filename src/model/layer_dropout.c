@@ -88,6 +88,7 @@ static void dropout_backward(const layer *l, float *d_in, float *grad, float *d_
 
 const layer_ops dropout_layer_ops = {
     .name = "dropout",
+    .keras = "Dropout",
     .build = dropout_build,
     .encode = dropout_encode,
     .decode = dropout_decode,

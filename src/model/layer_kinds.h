@@ -11,6 +11,7 @@
 
 typedef struct {
     const char *name;
+    const char *keras;  /* Keras' class name: "Conv2D" */
     int head;
     int reads_images; /* can take the model's input as image bytes */
     int (*build)(layer *l, tr_error *err);

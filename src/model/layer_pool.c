@@ -59,6 +59,7 @@ static void pool_backward(const layer *l, float *d_in, float *grad, float *d_out
 
 const layer_ops maxpool2d_layer_ops = {
     .name = "maxpool2d",
+    .keras = "MaxPooling2D",
     .build = pool_build,
     .encode = pool_encode,
     .decode = pool_decode,
@@ -95,6 +96,7 @@ static void flatten_backward(const layer *l, float *d_in, float *grad, float *d_
 
 const layer_ops flatten_layer_ops = {
     .name = "flatten",
+    .keras = "Flatten",
     .build = flatten_build,
     .forward = flatten_forward,
     .backward = flatten_backward,

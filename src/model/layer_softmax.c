@@ -94,6 +94,7 @@ static double softmax_predict(const layer *l, uint8_t *pred, const float *in,
 
 const layer_ops softmax_layer_ops = {
     .name = "softmax",
+    .keras = "Softmax",
     .head = 1,
     .build = softmax_build,
     .loss = softmax_loss,
