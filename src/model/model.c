@@ -259,9 +259,16 @@ layer_input model_input(const model_work *w, const uint8_t *const *rows, float d
     return rows ? (layer_input){NULL, rows, divisor} : (layer_input){w->x, NULL, 1.0f};
 }
 
+/* Whether the first layer takes the block's images as floats in w->x
+ * (model_first_input converts them there). */
+static int converts_images(const model *m, const layer_input *in)
+{
+    return in->rows && !m->layer[0].reads_images;
+}
+
 layer_input model_first_input(const model *m, model_work *w, const layer_input *in, int n)
 {
-    if (!in->rows || m->layer[0].reads_images)
+    if (!converts_images(m, in))
         return *in;
     const long size = tensor_size(m->input);
     for (int s = 0; s < n; s++)
@@ -295,8 +302,7 @@ double model_backward(const model *m, model_work *w, const layer_input *in,
     const int head = m->n_layers - 1;
     double loss = layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1], labels, n,
                              scale, correct);
-    const layer_input first = in->rows && !m->layer[0].reads_images
-                                  ? (layer_input){w->x, NULL, 1.0f} : *in;
+    const layer_input first = converts_images(m, in) ? (layer_input){w->x, NULL, 1.0f} : *in;
     for (int l = head - 1; l >= 0; l--)
         layer_backward(&m->layer[l], l ? w->delta[l - 1] : NULL, grad, w->delta[l],
                        input_of(w, &first, l).x, w->act[l], m->params, w->work[l], n);
