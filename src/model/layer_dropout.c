@@ -64,11 +64,14 @@ static void dropout_forward(const layer *l, float *out, const layer_input *in,
     const float scale = 1.0f / (1.0f - l->rate);
     /* A 24-bit uniform draw u per value; kept when u >= rate. */
     const uint32_t threshold = (uint32_t)((double)l->rate * 16777216.0);
-    for (long j = 0; j < count; j++) {
-        const uint64_t at = ((uint64_t)pass->first + (uint64_t)(j / size)) * (uint64_t)size +
-                            (uint64_t)(j % size);
-        keep[j] = (uint32_t)(rng_hash(key ^ at) >> 40) >= threshold;
-        out[j] = keep[j] ? in->x[j] * scale : 0.0f;
+    for (int k = 0; k < n; k++) {
+        /* The unit's number among the batch's: sample's place * size + unit. */
+        const uint64_t base = ((uint64_t)pass->first + (uint64_t)k) * (uint64_t)size;
+        for (long u = 0; u < size; u++) {
+            const long j = k * size + u;
+            keep[j] = (uint32_t)(rng_hash(key ^ (base + (uint64_t)u)) >> 40) >= threshold;
+            out[j] = keep[j] ? in->x[j] * scale : 0.0f;
+        }
     }
 }
 
