@@ -29,6 +29,22 @@ void conv_im2col(float *patches, const float *in, int n, int h, int w, int c, in
 void conv_col2im(float *d_in, const float *d_patches, int n, int h, int w, int c, int k,
                  int pad);
 
+/* The fast passes of a valid convolution (pad 0), which read each output
+ * pixel's patch row in place: base[p] is where pixel p's starts in `in`,
+ * written by conv_patch_bases.  Their sums are those of the dense kernels on
+ * conv_im2col's rows, in the same order: the same bits.
+ * base: [n * oh * ow] */
+void conv_patch_bases(int *base, int n, int h, int w, int c, int k);
+/* out = act(conv(in, wk) + b), as conv2d_forward_ref with pad 0. */
+void conv2d_forward_valid(float *out, const float *in, const int *base, const float *wk,
+                          const float *b, int n, int h, int w, int c, int k, int f, int relu);
+/* d_wk and d_b from d_out, the gradient at the (pre-activation) output: they
+ * overwrite d_wk and d_b, or are added to them when accumulate is nonzero
+ * (each sum carrying on in pixel order). */
+void conv2d_weight_gradient_valid(float *d_wk, float *d_b, const float *d_out, const float *in,
+                                  const int *base, int n, int h, int w, int c, int k, int f,
+                                  int accumulate);
+
 /* out = act(conv(in, wk) + b), act ReLU when relu is nonzero.
  * out: [n][oh][ow][f]   in: [n][h][w][c]   wk: [k][k][c][f]   b: [f] */
 void conv2d_forward_ref(float *out, const float *in, const float *wk, const float *b, int n,

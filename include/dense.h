@@ -108,6 +108,16 @@ void dense_backward_small(float *d_in, float *d_w, float *d_b, const float *d_ou
                           const float *in, const float *w, float *wt, int n, int in_dim,
                           int out_dim);
 
+/* The two halves of dense_backward_small, for a caller that feeds the rows
+ * in blocks: the weight and bias gradients of n rows, added to d_w and d_b
+ * when accumulate is nonzero (each sum carries on in row order, so that
+ * blocks give the bits of a single call); and the input gradient from wt,
+ * the weights transposed by dense_transpose. */
+void dense_weight_gradient_small(float *d_w, float *d_b, const float *d_out, const float *in,
+                                 int n, int in_dim, int out_dim, int accumulate);
+void dense_input_gradient_small(float *d_in, const float *d_out, const float *wt, int n,
+                                int in_dim, int out_dim);
+
 /* dst[c][r] = src[r][c].  dst: [cols][rows]   src: [rows][cols] */
 void dense_transpose(float *dst, const float *src, int rows, int cols);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "conv.h"
+#include "dense.h"
 #include "model.h"
 #include "rng.h"
 #include "testutil.h"
@@ -75,6 +76,45 @@ static void check_conv_layer(int h, int w, int c, int k, int same, int f, int re
     free(x), free(out), free(ref), free(d_out), free(d_in), free(d_in_ref), free(d_w);
     free(d_b), free(d_pre);
     model_buffer_free(params), model_buffer_free(grad), model_buffer_free(work);
+}
+
+/* The in-place kernels of a valid convolution give the bits of the dense
+ * kernels on conv_im2col's rows, the weight gradient also when it is added up
+ * in two calls. */
+static void check_valid_kernels(int h, int w, int c, int k, int f, int relu, int n)
+{
+    rng r;
+    rng_seed(&r, (uint64_t)(h * 31 + c * 7 + k + f), 9);
+    const int oh = h - k + 1, ow = w - k + 1, kc = k * k * c;
+    const long pixels = (long)n * oh * ow, in_n = (long)n * h * w * c;
+    float *x = malloc(sizeof(float) * (size_t)in_n), *wk = malloc(sizeof(float) * (size_t)kc * f);
+    float *b = malloc(sizeof(float) * (size_t)f), *wt = malloc(sizeof(float) * (size_t)kc * f);
+    float *patches = malloc(sizeof(float) * (size_t)(pixels * kc));
+    float *y1 = malloc(sizeof(float) * (size_t)(pixels * f)), *y2 = malloc(sizeof(float) * (size_t)(pixels * f));
+    float *dw1 = malloc(sizeof(float) * (size_t)kc * f), *dw2 = malloc(sizeof(float) * (size_t)kc * f);
+    float *db1 = malloc(sizeof(float) * (size_t)f), *db2 = malloc(sizeof(float) * (size_t)f);
+    int *base = malloc(sizeof(int) * (size_t)pixels);
+    fill(&r, x, in_n, 1);
+    fill(&r, wk, (long)kc * f, 0);
+    fill(&r, b, f, 0);
+    conv_patch_bases(base, n, h, w, c, k);
+    conv_im2col(patches, x, n, h, w, c, k, 0);
+    dense_forward_small(y1, patches, wk, b, (int)pixels, kc, f, relu);
+    conv2d_forward_valid(y2, x, base, wk, b, n, h, w, c, k, f, relu);
+    CHECK(memcmp(y1, y2, sizeof(float) * (size_t)(pixels * f)) == 0,
+          "conv2d_forward_valid %dx%dx%d k%d f%d: not the bits of im2col + dense", h, w, c, k, f);
+    dense_backward_small(NULL, dw1, db1, y1, patches, wk, wt, (int)pixels, kc, f);
+    const int first = n / 2;
+    const long split = (long)first * h * w * c, done = (long)first * oh * ow;
+    conv2d_weight_gradient_valid(dw2, db2, y1, x, base, first, h, w, c, k, f, 0);
+    conv2d_weight_gradient_valid(dw2, db2, y1 + done * f, x + split, base, n - first, h, w, c,
+                                 k, f, 1);
+    CHECK(memcmp(dw1, dw2, sizeof(float) * (size_t)kc * f) == 0 &&
+              memcmp(db1, db2, sizeof(float) * (size_t)f) == 0,
+          "conv2d_weight_gradient_valid %dx%dx%d k%d f%d: not the bits of im2col + dense", h,
+          w, c, k, f);
+    free(x), free(wk), free(b), free(wt), free(patches), free(y1), free(y2), free(dw1);
+    free(dw2), free(db1), free(db2), free(base);
 }
 
 static void check_maxpool(void)
@@ -377,6 +417,13 @@ int main(void)
     check_conv_layer(9, 9, 3, 5, 1, 17, 1, 2);
     check_conv_layer(5, 5, 4, 5, 0, 33, 1, 5);
     check_conv_layer(28, 28, 1, 3, 0, 32, 1, 2);
+    /* Patch rows of more than the layer's chunk: one sample at a time. */
+    check_conv_layer(28, 28, 32, 3, 0, 20, 1, 3);
+    check_conv_layer(16, 16, 64, 3, 1, 7, 0, 2);
+    check_valid_kernels(28, 28, 1, 3, 32, 1, 4);
+    check_valid_kernels(13, 13, 32, 3, 64, 1, 3);
+    check_valid_kernels(9, 7, 3, 5, 17, 0, 2);
+    check_valid_kernels(6, 6, 5, 1, 70, 1, 3);
     check_maxpool();
 
     const layer valid[] = {

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "simd.h"
+
 void conv_im2col(float *restrict patches, const float *restrict in, int n, int h, int w,
                  int c, int k, int pad)
 {
@@ -154,4 +156,182 @@ void maxpool_backward(float *d_in, const float *d_out, const uint32_t *arg, int 
     memset(d_in, 0, sizeof(float) * (size_t)n * (size_t)h * (size_t)w * (size_t)c);
     for (long o = 0; o < outs; o++)
         d_in[arg[o]] += d_out[o];
+}
+
+/* The valid convolution as a product whose rows are read in place: output
+ * pixel p's patch row is the k image rows of k * c floats starting at
+ * in + base[p] + ky * w * c, for ky = 0 .. k - 1, so no patch rows are
+ * written.  The sums run over the patch row in order, as the dense kernels'
+ * do over conv_im2col's rows: the same bits. */
+
+/* Pixel p's patch row's first float, from in: base[p] for p < n * oh * ow. */
+void conv_patch_bases(int *base, int n, int h, int w, int c, int k)
+{
+    const int oh = h - k + 1, ow = w - k + 1;
+    int p = 0;
+    for (int s = 0; s < n; s++)
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++)
+                base[p++] = ((s * h + y) * w + x) * c;
+}
+
+/* The output sums of CONV_PIXELS pixels by up to 4 vectors of filters (24 of
+ * AVX-512's 32 registers); a block of fewer pixels or filters leaves the
+ * rest of its sums out. */
+enum { CONV_PIXELS = 6, CONV_VECTORS = 4 };
+
+/* out[m][o .. o + nv*VF_LEN) for the np pixels whose patch rows start at
+ * x[m], the last vector `lanes` wide.  Inlined with constant np and nv. */
+static inline __attribute__((always_inline)) void
+forward_pixels(float *restrict out, const float *const *x, const float *restrict wk,
+               const float *restrict b, int np, int nv, int lanes, int k, int kc, int stride,
+               int f)
+{
+    vf acc[CONV_PIXELS][CONV_VECTORS];
+    for (int m = 0; m < np; m++)
+        for (int v = 0; v < nv; v++)
+            acc[m][v] = vf_load_part(b + v * VF_LEN, v == nv - 1 ? lanes : VF_LEN);
+    for (int ky = 0; ky < k; ky++) {
+        const float *restrict wr = wk + (long)ky * kc * f;
+        const long at = (long)ky * stride;
+        for (int r = 0; r < kc; r++) {
+            vf wi[CONV_VECTORS];
+            for (int v = 0; v < nv; v++)
+                wi[v] = vf_load_part(wr + (long)r * f + v * VF_LEN, v == nv - 1 ? lanes : VF_LEN);
+            for (int m = 0; m < np; m++) {
+                const vf xm = vf_splat(x[m][at + r]);
+                for (int v = 0; v < nv; v++)
+                    acc[m][v] = vf_madd(xm, wi[v], acc[m][v]);
+            }
+        }
+    }
+    for (int m = 0; m < np; m++)
+        for (int v = 0; v < nv; v++)
+            vf_store_part(out + (long)m * f + v * VF_LEN, acc[m][v], v == nv - 1 ? lanes : VF_LEN);
+}
+
+/* Chunks of CONV_VECTORS vectors of filters, then single vectors, the last
+ * possibly partial: body(o, nv, lanes) with nv constant in each call. */
+#define FOR_FILTER_CHUNKS(f, body)                                                      \
+    do {                                                                                \
+        int o_ = 0;                                                                     \
+        for (; (f) - o_ >= CONV_VECTORS * VF_LEN; o_ += CONV_VECTORS * VF_LEN)          \
+            body(o_, CONV_VECTORS, VF_LEN);                                             \
+        if ((f) - o_ >= 2 * VF_LEN) {                                                   \
+            body(o_, 2, VF_LEN);                                                        \
+            o_ += 2 * VF_LEN;                                                           \
+        }                                                                               \
+        for (; (f) - o_ >= VF_LEN; o_ += VF_LEN)                                        \
+            body(o_, 1, VF_LEN);                                                        \
+        if (o_ < (f))                                                                   \
+            body(o_, 1, (f) - o_);                                                      \
+    } while (0)
+
+void conv2d_forward_valid(float *restrict out, const float *restrict in, const int *base,
+                          const float *restrict wk, const float *restrict b, int n, int h,
+                          int w, int c, int k, int f, int relu)
+{
+    const long pixels = (long)n * (h - k + 1) * (w - k + 1);
+    const int kc = k * c, stride = w * c;
+    long p = 0;
+    const float *x[CONV_PIXELS];
+#define PIXELS_CHUNK(o, nv, lanes)                                                      \
+    forward_pixels(out + p * f + (o), x, wk + (o), b + (o), CONV_PIXELS, nv, lanes, k, kc,  \
+                   stride, f)
+#define PIXEL_CHUNK(o, nv, lanes)                                                       \
+    forward_pixels(out + p * f + (o), x, wk + (o), b + (o), 1, nv, lanes, k, kc, stride, f)
+    for (; pixels - p >= CONV_PIXELS; p += CONV_PIXELS) {
+        for (int m = 0; m < CONV_PIXELS; m++)
+            x[m] = in + base[p + m];
+        FOR_FILTER_CHUNKS(f, PIXELS_CHUNK);
+    }
+    for (; p < pixels; p++) {
+        x[0] = in + base[p];
+        FOR_FILTER_CHUNKS(f, PIXEL_CHUNK);
+    }
+#undef PIXELS_CHUNK
+#undef PIXEL_CHUNK
+    if (relu)
+        for (long j = 0; j < pixels * f; j++)
+            out[j] = out[j] < 0.0f ? 0.0f : out[j];
+}
+
+/* The weight gradient's sums of GRAD_ROWS kernel rows by up to 2 vectors of
+ * filters, each row's sums over the pixels in pixel order. */
+enum { GRAD_ROWS = 4, GRAD_VECTORS = 2 };
+
+/* d_wk[j][o .. o + nv*VF_LEN) for the nr kernel rows j whose floats sit at
+ * off[j] from each pixel's patch row start; added to d_wk when accumulate.
+ * Inlined with constant nr and nv. */
+static inline __attribute__((always_inline)) void
+weight_rows(float *restrict d_wk, const float *restrict in, const int *restrict base,
+            const long *off, const float *restrict d_out, long pixels, int nr, int nv,
+            int lanes, int f, int accumulate)
+{
+    vf acc[GRAD_ROWS][GRAD_VECTORS];
+    for (int j = 0; j < nr; j++)
+        for (int v = 0; v < nv; v++)
+            acc[j][v] = accumulate ? vf_load_part(d_wk + (long)j * f + v * VF_LEN,
+                                                  v == nv - 1 ? lanes : VF_LEN)
+                                   : vf_splat(0.0f);
+    for (long p = 0; p < pixels; p++) {
+        vf d[GRAD_VECTORS];
+        for (int v = 0; v < nv; v++)
+            d[v] = vf_load_part(d_out + p * f + v * VF_LEN, v == nv - 1 ? lanes : VF_LEN);
+        const float *restrict x = in + base[p];
+        for (int j = 0; j < nr; j++) {
+            const vf xj = vf_splat(x[off[j]]);
+            for (int v = 0; v < nv; v++)
+                acc[j][v] = vf_madd(xj, d[v], acc[j][v]);
+        }
+    }
+    for (int j = 0; j < nr; j++)
+        for (int v = 0; v < nv; v++)
+            vf_store_part(d_wk + (long)j * f + v * VF_LEN, acc[j][v], v == nv - 1 ? lanes : VF_LEN);
+}
+
+/* Chunks of GRAD_VECTORS vectors of filters, then a single, possibly partial
+ * one. */
+#define FOR_GRAD_CHUNKS(f, body)                                                        \
+    do {                                                                                \
+        int o_ = 0;                                                                     \
+        for (; (f) - o_ >= GRAD_VECTORS * VF_LEN; o_ += GRAD_VECTORS * VF_LEN)          \
+            body(o_, GRAD_VECTORS, VF_LEN);                                             \
+        for (; (f) - o_ >= VF_LEN; o_ += VF_LEN)                                        \
+            body(o_, 1, VF_LEN);                                                        \
+        if (o_ < (f))                                                                   \
+            body(o_, 1, (f) - o_);                                                      \
+    } while (0)
+
+void conv2d_weight_gradient_valid(float *restrict d_wk, float *restrict d_b,
+                                  const float *restrict d_out, const float *restrict in,
+                                  const int *base, int n, int h, int w, int c, int k, int f,
+                                  int accumulate)
+{
+    const long pixels = (long)n * (h - k + 1) * (w - k + 1);
+    const int kc = k * c, rows = k * kc;
+    if (!accumulate)
+        memset(d_b, 0, sizeof(float) * (size_t)f);
+    for (long p = 0; p < pixels; p++)
+        for (int o = 0; o < f; o++)
+            d_b[o] += d_out[p * f + o];
+    long off[GRAD_ROWS];
+    int j = 0;
+#define ROWS_CHUNK(o, nv, lanes)                                                        \
+    weight_rows(d_wk + (long)j * f + (o), in, base, off, d_out + (o), pixels, GRAD_ROWS, nv, \
+                lanes, f, accumulate)
+#define ROW_CHUNK(o, nv, lanes)                                                         \
+    weight_rows(d_wk + (long)j * f + (o), in, base, off, d_out + (o), pixels, 1, nv, lanes, \
+                f, accumulate)
+    for (; rows - j >= GRAD_ROWS; j += GRAD_ROWS) {
+        for (int q = 0; q < GRAD_ROWS; q++)
+            off[q] = (long)((j + q) / kc) * w * c + (j + q) % kc;
+        FOR_GRAD_CHUNKS(f, ROWS_CHUNK);
+    }
+    for (; j < rows; j++) {
+        off[0] = (long)(j / kc) * w * c + j % kc;
+        FOR_GRAD_CHUNKS(f, ROW_CHUNK);
+    }
+#undef ROWS_CHUNK
+#undef ROW_CHUNK
 }

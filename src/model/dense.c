@@ -553,10 +553,10 @@ static void input_gradient(float *restrict d_in, const float *restrict d_out,
     }
 }
 
-static void bias_gradient(float *restrict d_b, const float *restrict d_out, int n,
-                          int out_dim)
+/* d_b += the column sums of d_out, row after row. */
+static void add_bias_gradient(float *restrict d_b, const float *restrict d_out, int n,
+                              int out_dim)
 {
-    memset(d_b, 0, sizeof(float) * (size_t)out_dim);
     for (int s = 0; s < n; s++)
         for (int o = 0; o < out_dim; o++)
             d_b[o] += d_out[(long)s * out_dim + o];
@@ -567,7 +567,8 @@ void dense_backward(float *restrict d_in, float *restrict d_w, float *restrict d
                     const float *restrict w, float *restrict wt, int n, int in_dim,
                     int out_dim, uint8_t *restrict row_used)
 {
-    bias_gradient(d_b, d_out, n, out_dim);
+    memset(d_b, 0, sizeof(float) * (size_t)out_dim);
+    add_bias_gradient(d_b, d_out, n, out_dim);
     if (d_w)
         weight_gradient(d_w, in, d_out, 0, group_count(in_dim), in_dim, out_dim, row_used);
     if (d_in)
@@ -690,9 +691,9 @@ input_gradient_block(float *restrict d_in, const float *restrict d_out,
 /* The input gradient with wt ([out_dim][in_dim]) in registers' reach: the
  * inputs in blocks of up to SMALL_INPUT_VECTORS vectors, each block's sums
  * held in registers while the output gradients stream past. */
-_Static_assert(SMALL_INPUT_VECTORS == 8, "input_gradient_small has a case per vector count");
-static void input_gradient_small(float *restrict d_in, const float *restrict d_out,
-                                 const float *restrict wt, int n, int in_dim, int out_dim)
+_Static_assert(SMALL_INPUT_VECTORS == 8, "dense_input_gradient_small has a case per vector count");
+void dense_input_gradient_small(float *restrict d_in, const float *restrict d_out,
+                                const float *restrict wt, int n, int in_dim, int out_dim)
 {
     for (int i0 = 0; i0 < in_dim; i0 += SMALL_INPUT_VECTORS * VF_LEN) {
         const int width = in_dim - i0 < SMALL_INPUT_VECTORS * VF_LEN
@@ -709,27 +710,27 @@ static void input_gradient_small(float *restrict d_in, const float *restrict d_o
     }
 }
 
-void dense_backward_small(float *restrict d_in, float *restrict d_w, float *restrict d_b,
-                          const float *restrict d_out, const float *restrict in,
-                          const float *restrict w, float *restrict wt, int n, int in_dim,
-                          int out_dim)
+void dense_weight_gradient_small(float *restrict d_w, float *restrict d_b,
+                                 const float *restrict d_out, const float *restrict in, int n,
+                                 int in_dim, int out_dim, int accumulate)
 {
-    bias_gradient(d_b, d_out, n, out_dim);
+    if (!accumulate)
+        memset(d_b, 0, sizeof(float) * (size_t)out_dim);
+    add_bias_gradient(d_b, d_out, n, out_dim);
     /* The samples go in chunks whose inputs and gradients stay in the L2
-     * cache while every block of the weight gradient passes over them (a
-     * convolution's patch rows are thousands); a block's sums carry on from
-     * one chunk to the next in d_w, in the same order, so the bits do not
-     * depend on the chunks. */
+     * cache while every block of the weight gradient passes over them; a
+     * block's sums carry on from one chunk to the next in d_w, in the same
+     * order, so the bits do not depend on the chunks. */
     for (int s0 = 0; s0 < n; s0 += GRAD_CHUNK) {
-        const int ns = n - s0 < GRAD_CHUNK ? n - s0 : GRAD_CHUNK;
+        const int ns = n - s0 < GRAD_CHUNK ? n - s0 : GRAD_CHUNK, more = accumulate || s0 > 0;
         const float *restrict x = in + (long)s0 * in_dim, *restrict g = d_out + (long)s0 * out_dim;
         int i = 0;
 #define ROWS_CHUNK(o, nv, lanes)                                                        \
     weight_gradient_small_block(d_w + (long)i * out_dim + (o), x + i, g + (o), SMALL_ROWS, \
-                                nv, lanes, ns, in_dim, out_dim, s0 > 0)
+                                nv, lanes, ns, in_dim, out_dim, more)
 #define ROW_CHUNK(o, nv, lanes)                                                         \
     weight_gradient_small_block(d_w + (long)i * out_dim + (o), x + i, g + (o), 1, nv,    \
-                                lanes, ns, in_dim, out_dim, s0 > 0)
+                                lanes, ns, in_dim, out_dim, more)
         for (; in_dim - i >= SMALL_ROWS; i += SMALL_ROWS)
             FOR_OUTPUT_CHUNKS(out_dim, SMALL_GRAD_VECTORS, ROWS_CHUNK);
         for (; i < in_dim; i++)
@@ -737,10 +738,18 @@ void dense_backward_small(float *restrict d_in, float *restrict d_w, float *rest
 #undef ROWS_CHUNK
 #undef ROW_CHUNK
     }
+}
+
+void dense_backward_small(float *restrict d_in, float *restrict d_w, float *restrict d_b,
+                          const float *restrict d_out, const float *restrict in,
+                          const float *restrict w, float *restrict wt, int n, int in_dim,
+                          int out_dim)
+{
+    dense_weight_gradient_small(d_w, d_b, d_out, in, n, in_dim, out_dim, 0);
     if (!d_in)
         return;
     dense_transpose(wt, w, in_dim, out_dim);
-    input_gradient_small(d_in, d_out, wt, n, in_dim, out_dim);
+    dense_input_gradient_small(d_in, d_out, wt, n, in_dim, out_dim);
 }
 
 void dense_relu_backward(float *restrict d, const float *restrict out, long count)

@@ -1,7 +1,12 @@
 /* Conv2D: f filters of k x k over the input's channels, stride 1, padding
  * valid or same, bias, ReLU or none.  The kernel is [k][k][c][f], as Keras
  * stores it, so that an im2col row times the kernel is an output pixel: the
- * passes are the dense kernels on the block's patch rows (conv.h). */
+ * passes are products of the patch rows with the kernel (conv.h).  Padding
+ * valid reads the patch rows in place; padding same writes them (im2col) and
+ * uses the dense kernels.  The samples go through in chunks whose patch rows
+ * stay in the L2 cache between being written and being read; the backward
+ * pass writes them again rather than keep the whole block's, which would
+ * stream through memory. */
 #include <math.h>
 #include <string.h>
 
@@ -10,10 +15,16 @@
 #include "layer_kinds.h"
 #include "rng.h"
 
+/* A chunk's patch rows fill at most this many bytes (the L2 cache holds 1 or
+ * 2 MB on current cores, and the rows share it with the chunk's outputs). */
+enum { CHUNK_BYTES = 256 * 1024 };
+
 typedef struct {
-    float *patches;   /* [max_n * oh * ow][k * k * c] */
+    float *patches;   /* [chunk * oh * ow][k * k * c], padding same only */
     float *d_patches; /* likewise, for the input gradient */
+    int chunk;        /* samples per chunk */
     float *wt;        /* [f][k * k * c]: the kernel transposed */
+    int *base;        /* [chunk * oh * ow]: where each patch row starts (valid) */
 } conv_work;
 
 static size_t align64(size_t bytes)
@@ -81,23 +92,39 @@ static int conv_decode(layer *l, const uint32_t *words, tr_error *err)
     return 0;
 }
 
+static int chunk_samples(const layer *l, int max_n)
+{
+    const size_t sample = sizeof(float) * (size_t)patch_rows(l, 1) * (size_t)patch_len(l);
+    const size_t fit = CHUNK_BYTES / sample;
+    return fit < 1 ? 1 : fit < (size_t)max_n ? (int)fit : max_n;
+}
+
 static size_t conv_work_bytes(const layer *l, int max_n)
 {
-    const size_t patches = sizeof(float) * (size_t)patch_rows(l, max_n) * (size_t)patch_len(l);
-    return align64(sizeof(conv_work)) + 2 * align64(patches) +
-           align64(sizeof(float) * l->count[DENSE_W]);
+    const size_t patches = sizeof(float) * (size_t)patch_rows(l, chunk_samples(l, max_n)) *
+                           (size_t)patch_len(l);
+    /* Padding valid reads its patch rows in place: it writes only their
+     * gradients. */
+    return align64(sizeof(conv_work)) + (l->same ? 2 : 1) * align64(patches) +
+           align64(sizeof(float) * l->count[DENSE_W]) +
+           align64(sizeof(int) * (size_t)patch_rows(l, chunk_samples(l, max_n)));
 }
 
 static void conv_work_init(const layer *l, void *mem, int max_n)
 {
     conv_work *w = mem;
-    const size_t patches = sizeof(float) * (size_t)patch_rows(l, max_n) * (size_t)patch_len(l);
+    w->chunk = chunk_samples(l, max_n);
+    const size_t patches = sizeof(float) * (size_t)patch_rows(l, w->chunk) * (size_t)patch_len(l);
     char *p = (char *)mem + align64(sizeof *w);
-    w->patches = (float *)p;
-    p += align64(patches);
+    w->patches = l->same ? (float *)p : NULL;
+    p += l->same ? align64(patches) : 0;
     w->d_patches = (float *)p;
     p += align64(patches);
     w->wt = (float *)p;
+    p += align64(sizeof(float) * l->count[DENSE_W]);
+    w->base = (int *)p;
+    if (!l->same)
+        conv_patch_bases(w->base, w->chunk, l->in.h, l->in.w, l->in.c, l->kernel);
 }
 
 /* Glorot-uniform with fan_in = k * k * c and fan_out = k * k * f, as Keras
@@ -114,31 +141,61 @@ static void conv_init(const layer *l, float *params, uint64_t seed)
     memset(params + l->offset[DENSE_B], 0, sizeof(float) * (size_t)l->units);
 }
 
+static size_t image_floats(tensor_shape t)
+{
+    return (size_t)t.h * (size_t)t.w * (size_t)t.c;
+}
+
 static void conv_forward(const layer *l, float *out, const layer_input *in, const float *params,
                          void *work, int n, const layer_pass *pass)
 {
     (void)pass;
     conv_work *w = work;
-    conv_im2col(w->patches, in->x, n, l->in.h, l->in.w, l->in.c, l->kernel, pad_of(l));
-    dense_forward_small(out, w->patches, params + l->offset[DENSE_W],
-                        params + l->offset[DENSE_B], (int)patch_rows(l, n), patch_len(l),
-                        l->units, l->relu);
+    for (int s = 0; s < n; s += w->chunk) {
+        const int ns = n - s < w->chunk ? n - s : w->chunk;
+        const float *x = in->x + s * image_floats(l->in), *wk = params + l->offset[DENSE_W];
+        const float *b = params + l->offset[DENSE_B];
+        float *y = out + s * image_floats(l->out);
+        if (!l->same) {
+            conv2d_forward_valid(y, x, w->base, wk, b, ns, l->in.h, l->in.w, l->in.c,
+                                 l->kernel, l->units, l->relu);
+            continue;
+        }
+        conv_im2col(w->patches, x, ns, l->in.h, l->in.w, l->in.c, l->kernel, pad_of(l));
+        dense_forward_small(y, w->patches, wk, b, (int)patch_rows(l, ns), patch_len(l),
+                            l->units, l->relu);
+    }
 }
 
 static void conv_backward(const layer *l, float *d_in, float *grad, float *d_out,
                           const float *in, const float *out, const float *params, void *work,
                           int n)
 {
-    (void)in;
     conv_work *w = work;
-    const long rows = patch_rows(l, n);
-    if (l->relu)
-        dense_relu_backward(d_out, out, rows * l->units);
-    dense_backward_small(d_in ? w->d_patches : NULL, grad + l->offset[DENSE_W],
-                         grad + l->offset[DENSE_B], d_out, w->patches,
-                         params + l->offset[DENSE_W], w->wt, (int)rows, patch_len(l), l->units);
     if (d_in)
-        conv_col2im(d_in, w->d_patches, n, l->in.h, l->in.w, l->in.c, l->kernel, pad_of(l));
+        dense_transpose(w->wt, params + l->offset[DENSE_W], patch_len(l), l->units);
+    for (int s = 0; s < n; s += w->chunk) {
+        const int ns = n - s < w->chunk ? n - s : w->chunk;
+        const long rows = patch_rows(l, ns);
+        float *d = d_out + s * image_floats(l->out);
+        if (l->relu)
+            dense_relu_backward(d, out + s * image_floats(l->out), rows * l->units);
+        const float *x = in + s * image_floats(l->in);
+        float *d_wk = grad + l->offset[DENSE_W], *d_b = grad + l->offset[DENSE_B];
+        if (l->same) {
+            conv_im2col(w->patches, x, ns, l->in.h, l->in.w, l->in.c, l->kernel, pad_of(l));
+            dense_weight_gradient_small(d_wk, d_b, d, w->patches, (int)rows, patch_len(l),
+                                        l->units, s > 0);
+        } else {
+            conv2d_weight_gradient_valid(d_wk, d_b, d, x, w->base, ns, l->in.h, l->in.w,
+                                         l->in.c, l->kernel, l->units, s > 0);
+        }
+        if (!d_in)
+            continue;
+        dense_input_gradient_small(w->d_patches, d, w->wt, (int)rows, patch_len(l), l->units);
+        conv_col2im(d_in + s * image_floats(l->in), w->d_patches, ns, l->in.h, l->in.w,
+                    l->in.c, l->kernel, pad_of(l));
+    }
 }
 
 const layer_ops conv2d_layer_ops = {
