@@ -256,9 +256,11 @@ void conv2d_forward_valid(float *restrict out, const float *restrict in, const i
             out[j] = out[j] < 0.0f ? 0.0f : out[j];
 }
 
-/* The weight gradient's sums of GRAD_ROWS kernel rows by up to 2 vectors of
- * filters, each row's sums over the pixels in pixel order. */
-enum { GRAD_ROWS = 4, GRAD_VECTORS = 2 };
+/* The weight gradient's sums of GRAD_ROWS kernel rows by up to GRAD_VECTORS
+ * vectors of filters (16 registers), each over the pixels in pixel order.
+ * Fewer than 12 sums leave the FMA units waiting on their latency: 4 x 2
+ * ran at half the speed of 8 x 2. */
+enum { GRAD_ROWS = 8, GRAD_VECTORS = 2 };
 
 /* d_wk[j][o .. o + nv*VF_LEN) for the nr kernel rows j whose floats sit at
  * off[j] from each pixel's patch row start; added to d_wk when accumulate.
