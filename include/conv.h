@@ -57,14 +57,16 @@ void conv2d_backward_ref(float *d_in, float *d_wk, float *d_b, const float *d_ou
                          int pad, int f);
 
 /* MaxPooling2D(p), valid: out[s][y][x][ch] = the maximum of in over rows
- * y*p .. y*p+p-1 and columns x*p .. x*p+p-1; arg (may be NULL) receives where
- * it was (its index in in), the first in row-major order on ties.
- * out, arg: [n][h / p][w / p][c]   in: [n][h][w][c] */
-void maxpool_forward(float *out, uint32_t *arg, const float *in, int n, int h, int w, int c,
-                     int p);
+ * y*p .. y*p+p-1 and columns x*p .. x*p+p-1 (a NaN counts only where it is
+ * the window's first value).
+ * out: [n][h / p][w / p][c]   in: [n][h][w][c] */
+void maxpool_forward(float *out, const float *in, int n, int h, int w, int c, int p);
 
-/* d_in (overwritten): d_out at each window's maximum, 0 elsewhere. */
-void maxpool_backward(float *d_in, const float *d_out, const uint32_t *arg, int n, int h,
-                      int w, int c, int p);
+/* d_in (overwritten): d_out at the first position of each window, in
+ * row-major order, where in equals the window's maximum out; 0 elsewhere.
+ * That is where the maximum was taken from, so nothing is kept between the
+ * passes. */
+void maxpool_backward(float *d_in, const float *d_out, const float *in, const float *out,
+                      int n, int h, int w, int c, int p);
 
 #endif

@@ -117,27 +117,72 @@ static void check_valid_kernels(int h, int w, int c, int k, int f, int relu, int
     free(dw2), free(db1), free(db2), free(base);
 }
 
+/* MaxPooling2D against a plain kernel that records where each maximum was
+ * and sends the gradient there; values from a few levels, so that ties are
+ * many, with -0 beside +0. */
+static void check_maxpool_against_plain(int n, int h, int w, int c, int p)
+{
+    rng r;
+    rng_seed(&r, (uint64_t)(n * 7 + h * 5 + c + p), 11);
+    const int oh = h / p, ow = w / p;
+    const long in_n = (long)n * h * w * c, out_n = (long)n * oh * ow * c;
+    static const float levels[] = {-1.0f, -0.0f, 0.0f, 0.5f, 2.0f};
+    float *x = malloc(sizeof(float) * (size_t)in_n), *out = malloc(sizeof(float) * (size_t)out_n);
+    float *ref = malloc(sizeof(float) * (size_t)out_n), *g = malloc(sizeof(float) * (size_t)out_n);
+    float *d = malloc(sizeof(float) * (size_t)in_n), *d_ref = calloc((size_t)in_n, sizeof(float));
+    for (long j = 0; j < in_n; j++)
+        x[j] = levels[rng_below(&r, 5)];
+    fill(&r, g, out_n, 0);
+    maxpool_forward(out, x, n, h, w, c, p);
+    for (int s = 0; s < n; s++)
+        for (int y = 0; y < oh; y++)
+            for (int xx = 0; xx < ow; xx++)
+                for (int ch = 0; ch < c; ch++) {
+                    long best = -1;
+                    for (int py = 0; py < p; py++)
+                        for (int px = 0; px < p; px++) {
+                            const long at = (((long)s * h + y * p + py) * w + xx * p + px) * c + ch;
+                            if (best < 0 || x[at] > x[best])
+                                best = at;
+                        }
+                    const long o = (((long)s * oh + y) * ow + xx) * c + ch;
+                    ref[o] = x[best];
+                    d_ref[best] = g[o];
+                }
+    maxpool_backward(d, g, x, out, n, h, w, c, p);
+    CHECK(memcmp(out, ref, sizeof(float) * (size_t)out_n) == 0,
+          "maxpool_forward %dx%dx%d p%d: not the plain kernel's maxima", h, w, c, p);
+    CHECK(memcmp(d, d_ref, sizeof(float) * (size_t)in_n) == 0,
+          "maxpool_backward %dx%dx%d p%d: the gradient is not where the plain kernel's "
+          "maxima were", h, w, c, p);
+    free(x), free(out), free(ref), free(g), free(d), free(d_ref);
+}
+
 static void check_maxpool(void)
 {
     /* 5x5 with p 2: the last row and column are dropped; ties go to the
      * first in row-major order. */
     float in[5 * 5], out[4];
-    uint32_t arg[4];
     for (int j = 0; j < 25; j++)
         in[j] = (float)(j % 7);
     in[0] = in[1] = 9.0f;
     in[24] = 100.0f;
-    maxpool_forward(out, arg, in, 1, 5, 5, 1, 2);
-    CHECK(out[0] == 9.0f && arg[0] == 0, "a tie goes to the first: %g at %u", out[0], arg[0]);
+    maxpool_forward(out, in, 1, 5, 5, 1, 2);
+    CHECK(out[0] == 9.0f, "the first window's maximum: %g", out[0]);
     CHECK(out[3] == fmaxf(fmaxf(in[12], in[13]), fmaxf(in[17], in[18])),
           "the last window ignores the dropped row and column");
     float d_out[4] = {1, 2, 3, 4}, d_in[25];
-    maxpool_backward(d_in, d_out, arg, 1, 5, 5, 1, 2);
+    for (int j = 0; j < 25; j++)
+        d_in[j] = 7.0f;
+    maxpool_backward(d_in, d_out, in, out, 1, 5, 5, 1, 2);
     float sum = 0.0f;
     for (int j = 0; j < 25; j++)
         sum += d_in[j];
     CHECK(sum == 10.0f && d_in[0] == 1.0f && d_in[1] == 0.0f && d_in[24] == 0.0f,
-          "maxpool's gradient goes to the maxima");
+          "maxpool's gradient goes to the first of tied maxima, 0 elsewhere");
+    check_maxpool_against_plain(3, 6, 6, 5, 2);
+    check_maxpool_against_plain(2, 11, 11, 70, 2);
+    check_maxpool_against_plain(2, 8, 7, 3, 3);
 }
 
 /* ---- the double-precision reference of a stack ------------------------------ */

@@ -117,8 +117,8 @@ void conv2d_backward_ref(float *d_in, float *d_wk, float *d_b, const float *d_ou
                 }
 }
 
-void maxpool_forward(float *out, uint32_t *arg, const float *in, int n, int h, int w, int c,
-                     int p)
+void maxpool_forward(float *restrict out, const float *restrict in, int n, int h, int w,
+                     int c, int p)
 {
     const int oh = h / p, ow = w / p;
     for (int s = 0; s < n; s++)
@@ -127,35 +127,54 @@ void maxpool_forward(float *out, uint32_t *arg, const float *in, int n, int h, i
                 /* The window's first pixel, then the others in row-major
                  * order, over all channels at once (contiguous: vectors). */
                 float *restrict o = out + (((long)s * oh + y) * ow + x) * c;
-                uint32_t *restrict a = arg ? arg + (((long)s * oh + y) * ow + x) * c : NULL;
-                const long first = (((long)s * h + (long)y * p) * w + (long)x * p) * c;
-                for (int ch = 0; ch < c; ch++) {
-                    o[ch] = in[first + ch];
-                    if (a)
-                        a[ch] = (uint32_t)(first + ch);
-                }
+                const float *first = in + (((long)s * h + (long)y * p) * w + (long)x * p) * c;
+                memcpy(o, first, sizeof(float) * (size_t)c);
                 for (int py = 0; py < p; py++)
                     for (int px = py ? 0 : 1; px < p; px++) {
-                        const long at = (((long)s * h + (long)y * p + py) * w + (long)x * p +
-                                         px) * c;
-                        const float *restrict v = in + at;
-                        for (int ch = 0; ch < c; ch++) {
-                            const int more = v[ch] > o[ch];
-                            o[ch] = more ? v[ch] : o[ch];
-                            if (a)
-                                a[ch] = more ? (uint32_t)(at + ch) : a[ch];
-                        }
+                        const float *restrict v = first + ((long)py * w + px) * c;
+                        for (int ch = 0; ch < c; ch++)
+                            o[ch] = v[ch] > o[ch] ? v[ch] : o[ch];
                     }
             }
 }
 
-void maxpool_backward(float *d_in, const float *d_out, const uint32_t *arg, int n, int h,
-                      int w, int c, int p)
+/* Lane masks of vf: all ones where a comparison holds, else 0. */
+typedef int vmask __attribute__((vector_size(VF_LEN * sizeof(int))));
+
+void maxpool_backward(float *restrict d_in, const float *restrict d_out,
+                      const float *restrict in, const float *restrict out, int n, int h, int w,
+                      int c, int p)
 {
-    const long outs = (long)n * (h / p) * (w / p) * c;
-    memset(d_in, 0, sizeof(float) * (size_t)n * (size_t)h * (size_t)w * (size_t)c);
-    for (long o = 0; o < outs; o++)
-        d_in[arg[o]] += d_out[o];
+    const int oh = h / p, ow = w / p;
+    for (int s = 0; s < n; s++) {
+        float *img = d_in + (long)s * h * w * c;
+        /* Rows and columns past the last whole window get no gradient. */
+        for (int y = oh * p; y < h; y++)
+            memset(img + (long)y * w * c, 0, sizeof(float) * (size_t)w * (size_t)c);
+        for (int y = 0; y < oh * p; y++)
+            for (int x = ow * p; x < w; x++)
+                memset(img + ((long)y * w + x) * c, 0, sizeof(float) * (size_t)c);
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++) {
+                const long o = (((long)s * oh + y) * ow + x) * c;
+                const long first = (((long)s * h + (long)y * p) * w + (long)x * p) * c;
+                for (int c0 = 0; c0 < c; c0 += VF_LEN) {
+                    const int lanes = c - c0 < VF_LEN ? c - c0 : VF_LEN;
+                    const vf max = vf_load_part(out + o + c0, lanes);
+                    const vmask grad = (vmask)vf_load_part(d_out + o + c0, lanes);
+                    /* The channels whose maximum has been met, in row-major
+                     * order: only its first position gets the gradient. */
+                    vmask met = {0};
+                    for (int py = 0; py < p; py++)
+                        for (int px = 0; px < p; px++) {
+                            const long at = first + ((long)py * w + px) * c + c0;
+                            const vmask hit = (vf_load_part(in + at, lanes) == max) & ~met;
+                            met |= hit;
+                            vf_store_part(d_in + at, (vf)(grad & hit), lanes);
+                        }
+                }
+            }
+    }
 }
 
 /* The valid convolution as a product whose rows are read in place: output

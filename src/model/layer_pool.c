@@ -35,26 +35,20 @@ static int pool_decode(layer *l, const uint32_t *words, tr_error *err)
     return 0;
 }
 
-/* Where each output's maximum was, for the backward pass. */
-static size_t pool_work_bytes(const layer *l, int max_n)
-{
-    return sizeof(uint32_t) * (size_t)max_n * (size_t)tensor_size(l->out);
-}
-
 static void pool_forward(const layer *l, float *out, const layer_input *in, const float *params,
                          void *work, int n, const layer_pass *pass)
 {
-    (void)params, (void)pass;
-    maxpool_forward(out, work, in->x, n, l->in.h, l->in.w, l->in.c, l->pool);
+    (void)params, (void)pass, (void)work;
+    maxpool_forward(out, in->x, n, l->in.h, l->in.w, l->in.c, l->pool);
 }
 
 static void pool_backward(const layer *l, float *d_in, float *grad, float *d_out,
                           const float *in, const float *out, const float *params, void *work,
                           int n)
 {
-    (void)grad, (void)in, (void)out, (void)params;
+    (void)grad, (void)params, (void)work;
     if (d_in)
-        maxpool_backward(d_in, d_out, work, n, l->in.h, l->in.w, l->in.c, l->pool);
+        maxpool_backward(d_in, d_out, in, out, n, l->in.h, l->in.w, l->in.c, l->pool);
 }
 
 const layer_ops maxpool2d_layer_ops = {
@@ -63,7 +57,6 @@ const layer_ops maxpool2d_layer_ops = {
     .build = pool_build,
     .encode = pool_encode,
     .decode = pool_decode,
-    .work_bytes = pool_work_bytes,
     .forward = pool_forward,
     .backward = pool_backward,
 };
