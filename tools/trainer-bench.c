@@ -10,9 +10,10 @@
  * images, and the process' peak resident memory.
  *
  *   trainer-bench [--data DIR] [--epochs N] [--model mlp|convnet] [--samples N]
- *                 [--quick]
- * --quick measures only 2 threads (at batch 32, or 128 for the conv net) and
- * prints one line of figures, for tools/ab-bench and tools/compare-torch. */
+ *                 [--quick [--threads N] [--batch-size N]]
+ * --quick measures only 2 threads (or --threads) at batch 32, or 128 for the
+ * conv net (or --batch-size), and prints one line of figures, for
+ * tools/ab-bench and tools/compare-torch. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -219,12 +220,13 @@ static double time_inference(const model *proto, const dataset *test, int thread
 int main(int argc, char **argv)
 {
     const char *dir = NULL;
-    int epochs = 3, quick = 0, convnet = 0;
+    int epochs = 3, quick = 0, convnet = 0, quick_threads = 2, quick_batch = 0;
     long samples = 0;
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'}, {"epochs", required_argument, NULL, 'e'},
         {"quick", no_argument, NULL, 'q'},      {"help", no_argument, NULL, 'h'},
         {"model", required_argument, NULL, 'm'}, {"samples", required_argument, NULL, 's'},
+        {"threads", required_argument, NULL, 't'}, {"batch-size", required_argument, NULL, 'b'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -253,9 +255,19 @@ int main(int argc, char **argv)
                         optarg);
                 return 2;
             }
+        } else if (c == 't' || c == 'b') {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end || errno || v < 1 || v > 4096) {
+                fprintf(stderr, "trainer-bench: --%s '%s': expected 1 to 4096\n",
+                        c == 't' ? "threads" : "batch-size", optarg);
+                return 2;
+            }
+            *(c == 't' ? &quick_threads : &quick_batch) = (int)v;
         } else {
             printf("Usage: trainer-bench [--data DIR] [--epochs N] [--model mlp|convnet] "
-                   "[--samples N] [--quick]\n");
+                   "[--samples N] [--quick [--threads N] [--batch-size N]]\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -313,7 +325,8 @@ int main(int argc, char **argv)
 #endif
     const double flop = train_flop_per_sample(&proto);
     if (quick) {
-        timing t = time_training(&proto, &train, 2, 2, convnet ? 128 : 32, epochs);
+        const int batch = quick_batch ? quick_batch : convnet ? 128 : 32;
+        timing t = time_training(&proto, &train, quick_threads, 2, batch, epochs);
         printf("samples_per_s %.0f seconds_per_epoch %.4f\n", t.samples_per_s, t.seconds);
         dataset_free(&all);
         dataset_free(&test);
