@@ -21,8 +21,15 @@ enum {
 };
 
 /* A draw that depends on x alone (splitmix64's step and mix): for random
- * numbers addressed by a counter, as dropout's mask by (sample, unit). */
-uint64_t rng_hash(uint64_t x);
+ * numbers addressed by a counter, as dropout's mask by (sample, unit).
+ * Inline, so that a loop of them becomes vector code. */
+static inline uint64_t rng_hash(uint64_t x)
+{
+    uint64_t z = x + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
 
 void rng_seed(rng *r, uint64_t seed, uint64_t stream);
 uint64_t rng_next(rng *r);

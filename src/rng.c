@@ -8,11 +8,6 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-uint64_t rng_hash(uint64_t x)
-{
-    return splitmix64(&x);
-}
-
 static uint64_t rotl(uint64_t x, int k)
 {
     return (x << k) | (x >> (64 - k));

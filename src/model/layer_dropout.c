@@ -67,10 +67,14 @@ static void dropout_forward(const layer *l, float *out, const layer_input *in,
     for (int k = 0; k < n; k++) {
         /* The unit's number among the batch's: sample's place * size + unit. */
         const uint64_t base = ((uint64_t)pass->first + (uint64_t)k) * (uint64_t)size;
+        const float *restrict x = in->x + k * size;
+        float *restrict y = out + k * size;
+        uint8_t *restrict kept = keep + k * size;
         for (long u = 0; u < size; u++) {
-            const long j = k * size + u;
-            keep[j] = (uint32_t)(rng_hash(key ^ (base + (uint64_t)u)) >> 40) >= threshold;
-            out[j] = keep[j] ? in->x[j] * scale : 0.0f;
+            const int on = (uint32_t)(rng_hash(key ^ (base + (uint64_t)u)) >> 40) >= threshold;
+            const float scaled = x[u] * scale;
+            kept[u] = (uint8_t)on;
+            y[u] = on ? scaled : 0.0f;
         }
     }
 }
