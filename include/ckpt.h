@@ -9,13 +9,14 @@
  *   20      4 x 3     u32 input height, width, channels
  *   32      4         u32 classes
  *   36      4         u32 N, the layers, the head included (2 to MODEL_MAX_LAYERS)
- *   40      32N       per layer: u32 kind (1 dense, 2 softmax), then 7 u32
- *                     hyper-parameters (dense: units, activation 0 none or
- *                     1 relu, then 0s; softmax: 0s)
+ *   40      32N       per layer: u32 kind (layer.h's numbers: 1 dense,
+ *                     2 softmax, 3 conv2d, 4 maxpool2d, 5 flatten, 6 dropout),
+ *                     then 7 u32 hyper-parameters (layer_hyper_encode's)
  *   ...     8         u64 P, the number of parameters
  *   ...     4P        float32 parameters: per layer with parameters, its
  *                     tensors in order (dense: weights w[in][out], input-major,
- *                     then biases b[out])
+ *                     then biases b[out]; conv2d: kernel [k][k][c][f], then
+ *                     biases b[f])
  *   ...     4         u32 CRC-32 (zlib's) of every byte before it
  * Version 1 has, from offset 20, u32 L dense layers and their L + 1 sizes
  * (inputs first, classes last) instead of the input shape, classes and
