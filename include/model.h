@@ -130,6 +130,12 @@ layer_input model_first_input(const model *m, model_work *w, const layer_input *
 const float *model_forward(const model *m, model_work *w, const layer_input *in, int n,
                            const layer_pass *pass);
 
+/* The class probabilities of n samples in inference: the softmax of the
+ * head's input, in float (its largest value subtracted first, as ONNX's
+ * Softmax computes it).  probs: [n][classes] */
+void model_probabilities(const model *m, model_work *w, const layer_input *in, int n,
+                         float *probs);
+
 /* The backward pass after a training model_forward of the same block, with
  * its labels:
  * returns the summed loss; grad (a buffer of m's layout) receives scale times

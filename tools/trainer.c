@@ -26,6 +26,7 @@
 #include "fileio.h"
 #include "model.h"
 #include "plots.h"
+#include "predict.h"
 #include "run.h"
 #include "state.h"
 #include "train.h"
@@ -79,7 +80,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: trainer [OPTION]...\n"
-            "Train a dense classifier on MNIST-format data (Keras' Sequential + Adam).\n"
+            "       trainer predict [--model FILE] IMAGE...   (see trainer predict --help)\n"
+            "Train an image classifier on MNIST-format data (Keras' Sequential + Adam),\n"
+            "or classify pictures with a trained one.\n"
             "\n"
             "  --data DIR              the four IDX files, plain or .gz (default: data/mnist\n"
             "                          here, else %s/data/mnist)\n"
@@ -1029,6 +1032,8 @@ static int report_test(program *r, const options *o, const output_paths *out,
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "predict") == 0)
+        return predict_main(argc - 1, argv + 1);
     options o;
     int parsed = parse_options(&o, argc, argv);
     if (parsed)

@@ -296,6 +296,25 @@ const float *model_forward(const model *m, model_work *w, const layer_input *in,
     return w->act[body - 1];
 }
 
+void model_probabilities(const model *m, model_work *w, const layer_input *in, int n,
+                         float *probs)
+{
+    const int k = model_classes(m);
+    const float *logits = model_forward(m, w, in, n, NULL);
+    for (int s = 0; s < n; s++) {
+        const float *z = logits + (long)s * k;
+        float *p = probs + (long)s * k, top = z[0], sum = 0.0f;
+        for (int c = 1; c < k; c++)
+            top = z[c] > top ? z[c] : top;
+        for (int c = 0; c < k; c++) {
+            p[c] = expf(z[c] - top);
+            sum += p[c];
+        }
+        for (int c = 0; c < k; c++)
+            p[c] /= sum;
+    }
+}
+
 double model_backward(const model *m, model_work *w, const layer_input *in,
                       const uint8_t *labels, int n, float scale, float *grad, int *correct)
 {

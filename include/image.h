@@ -1,0 +1,58 @@
+/* image.h - a user's pictures, read for `trainer predict`, and their
+ * preparation the way MNIST's digits were made.
+ *
+ * MNIST's digits were black and white scans, scaled to fit a 20x20 box
+ * keeping their aspect ratio (which made grey levels at the edges), and
+ * placed in a 28x28 field so that their centre of mass is at its centre,
+ * white ink on black.  A photograph or a scan of a digit is nothing like
+ * that until it has been prepared the same way, and a model trained on
+ * MNIST misreads it. */
+#ifndef TRAINER_IMAGE_H
+#define TRAINER_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* The largest picture read: sides and pixels, and the file's bytes. */
+#define IMAGE_MAX_SIDE 16384
+#define IMAGE_MAX_PIXELS ((size_t)1 << 25)
+#define IMAGE_MAX_FILE_BYTES ((size_t)1 << 28)
+
+/* A picture as 8-bit RGBA, rows top to bottom, not premultiplied. */
+typedef struct {
+    int w, h;
+    uint8_t *rgba; /* [h][w][4], owned */
+} image;
+
+/* Decodes a PNG file's bytes (grey, grey + alpha, RGB, RGBA or palette, 1 to
+ * 16 bits, any transparency) into im.  name is used in messages only. */
+int image_decode_png(image *im, const uint8_t *data, size_t len, const char *name,
+                     tr_error *err);
+
+/* Whether data starts with PNG's signature. */
+int image_is_png(const uint8_t *data, size_t len);
+
+void image_free(image *im);
+
+/* The picture as ink intensities in [0, 1] (1 the darkest ink on a light
+ * page or the lightest on a dark one): grey levels (Rec. 601), transparent
+ * pixels taken as the page, and inverted when the page is light.  The page
+ * is the median of the border pixels (or, when the border is mostly
+ * transparent, the opposite of the ink); ink is stretched so that the page is 0
+ * and the strongest ink 1.  Fails with "no ink" on a picture of one level.
+ * ink: [h][w] */
+int image_ink(const image *im, float *ink, tr_error *err);
+
+/* MNIST's preparation of ink ([h][w], from image_ink) for a field of fh x fw:
+ * cropped to the ink's bounding box, scaled to fit a box of 20/28 of the
+ * field keeping its aspect ratio (each output pixel the mean of the area it
+ * covers: anti-aliased), and placed so that its centre of mass falls on the
+ * field's centre (whole pixels, as MNIST).  out: [fh][fw] bytes, 0 page, 255
+ * full ink.  Fails with "no ink" when nothing is brighter than a tenth of
+ * the strongest ink. */
+int image_prepare(uint8_t *out, int fh, int fw, const float *ink, int h, int w,
+                  tr_error *err);
+
+#endif

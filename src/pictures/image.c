@@ -1,0 +1,217 @@
+#include "image.h"
+
+#include <math.h>
+#include <png.h>
+#include <stdlib.h>
+#include <string.h>
+
+int image_is_png(const uint8_t *data, size_t len)
+{
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    return len >= sizeof sig && memcmp(data, sig, sizeof sig) == 0;
+}
+
+int image_decode_png(image *im, const uint8_t *data, size_t len, const char *name,
+                     tr_error *err)
+{
+    *im = (image){0};
+    if (!image_is_png(data, len))
+        return error_set(err, "%s: not a PNG file", name);
+    /* The size, from the IHDR chunk that must come first, is checked before
+     * libpng reads further. */
+    if (len >= 24 && memcmp(data + 12, "IHDR", 4) == 0) {
+        const uint32_t w = (uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 |
+                           (uint32_t)data[18] << 8 | data[19];
+        const uint32_t h = (uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 |
+                           (uint32_t)data[22] << 8 | data[23];
+        if (w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || (size_t)w * h > IMAGE_MAX_PIXELS)
+            return error_set(err, "%s: %ux%u pixels, over the bound of %d a side and %zu "
+                             "in all", name, w, h, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
+    }
+    /* libpng's simplified API converts every colour type and depth to 8-bit
+     * RGBA and reports errors in a message instead of a longjmp. */
+    png_image png;
+    memset(&png, 0, sizeof png);
+    png.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_memory(&png, data, len))
+        return error_set(err, "%s: not a readable PNG file (%s)", name, png.message);
+    if (png.width < 1 || png.height < 1 || png.width > IMAGE_MAX_SIDE ||
+        png.height > IMAGE_MAX_SIDE || (size_t)png.width * png.height > IMAGE_MAX_PIXELS) {
+        error_set(err, "%s: %ux%u pixels, over the bound of %d a side and %zu in all",
+                  name, png.width, png.height, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
+        png_image_free(&png);
+        return -1;
+    }
+    png.format = PNG_FORMAT_RGBA;
+    uint8_t *px = malloc(PNG_IMAGE_SIZE(png));
+    if (!px) {
+        png_image_free(&png);
+        return error_set(err, "%s: out of memory for %ux%u pixels", name, png.width,
+                         png.height);
+    }
+    if (!png_image_finish_read(&png, NULL, px, 0, NULL)) {
+        free(px);
+        error_set(err, "%s: damaged or truncated PNG data (%s)", name, png.message);
+        png_image_free(&png);
+        return -1;
+    }
+    *im = (image){(int)png.width, (int)png.height, px};
+    png_image_free(&png);
+    return 0;
+}
+
+void image_free(image *im)
+{
+    free(im->rgba);
+    im->rgba = NULL;
+}
+
+static int compare_floats(const void *a, const void *b)
+{
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The page's grey level: the median of the border's opaque pixels, or, when
+ * they are less than half the border, the opposite of the ink's mean (a
+ * digit drawn on a transparent canvas, which may touch its edge). */
+static float page_level(const float *grey, const float *alpha, int w, int h)
+{
+    const int ring = h == 1 || w == 1 ? w * h : 2 * (w + h) - 4;
+    float *border = malloc(sizeof(float) * (size_t)ring);
+    int n = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const long j = (long)y * w + x;
+            if ((y == 0 || y == h - 1 || x == 0 || x == w - 1) && alpha[j] >= 0.5f && border)
+                border[n++] = grey[j];
+        }
+    float page;
+    if (n > 0 && 2 * n >= ring) {
+        qsort(border, (size_t)n, sizeof *border, compare_floats);
+        page = border[n / 2];
+    } else {
+        double sum = 0.0, weight = 0.0;
+        for (long j = 0; j < (long)w * h; j++) {
+            sum += (double)alpha[j] * grey[j];
+            weight += alpha[j];
+        }
+        page = weight > 0.0 && sum / weight < 0.5 ? 1.0f : 0.0f;
+    }
+    free(border);
+    return page;
+}
+
+int image_ink(const image *im, float *ink, tr_error *err)
+{
+    const long count = (long)im->w * im->h;
+    float *alpha = malloc(sizeof(float) * (size_t)count);
+    if (!alpha)
+        return error_set(err, "out of memory for %dx%d pixels", im->w, im->h);
+    for (long j = 0; j < count; j++) {
+        const uint8_t *p = im->rgba + 4 * j;
+        ink[j] = (0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]) / 255.0f;
+        alpha[j] = p[3] / 255.0f;
+    }
+    const float page = page_level(ink, alpha, im->w, im->h);
+    const int light = page >= 0.5f;
+    float strongest = 0.0f;
+    for (long j = 0; j < count; j++) {
+        const float v = alpha[j] * ink[j] + (1.0f - alpha[j]) * page;
+        ink[j] = fmaxf(0.0f, light ? page - v : v - page);
+        strongest = fmaxf(strongest, ink[j]);
+    }
+    free(alpha);
+    /* Less contrast than this is a blank page, or its noise. */
+    if (strongest < 0.15f)
+        return error_set(err, "no ink: the page and the strongest mark differ by %.0f%%",
+                         100.0 * strongest);
+    for (long j = 0; j < count; j++)
+        ink[j] /= strongest;
+    return 0;
+}
+
+/* Resamples n source values (stride `in_step`) to m outputs (stride
+ * out_step), each the mean of the stretch of source it covers. */
+static void resample_line(float *out, long out_step, int m, const float *in, long in_step, int n)
+{
+    const double ratio = (double)n / m;
+    for (int i = 0; i < m; i++) {
+        const double lo = i * ratio, hi = (i + 1) * ratio;
+        double sum = 0.0;
+        for (int j = (int)lo; j < n && j < hi; j++) {
+            const double a = j > lo ? j : lo, b = j + 1 < hi ? j + 1 : hi;
+            sum += (b - a) * in[j * in_step];
+        }
+        out[i * out_step] = (float)(sum / ratio);
+    }
+}
+
+/* The bounding box of the values above `floor`: returns 0 when there is
+ * none. */
+static int ink_box(const float *ink, int h, int w, float floor, int *x0, int *y0, int *x1,
+                   int *y1)
+{
+    *x0 = w, *y0 = h, *x1 = -1, *y1 = -1;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (ink[(long)y * w + x] > floor) {
+                *x0 = x < *x0 ? x : *x0;
+                *x1 = x > *x1 ? x : *x1;
+                *y0 = y < *y0 ? y : *y0;
+                *y1 = y > *y1 ? y : *y1;
+            }
+    return *x1 >= 0;
+}
+
+int image_prepare(uint8_t *out, int fh, int fw, const float *ink, int h, int w,
+                  tr_error *err)
+{
+    /* Faint values are the page's noise, not ink. */
+    const float floor = 0.1f;
+    int x0, y0, x1, y1;
+    if (!ink_box(ink, h, w, floor, &x0, &y0, &x1, &y1))
+        return error_set(err, "no ink: nothing darker than the page by a tenth of the "
+                         "strongest ink");
+    const int bw = x1 - x0 + 1, bh = y1 - y0 + 1;
+    const double box_w = fw * 20.0 / 28.0, box_h = fh * 20.0 / 28.0;
+    const double scale = fmin(box_w / bw, box_h / bh);
+    int sw = (int)lround(bw * scale), sh = (int)lround(bh * scale);
+    sw = sw < 1 ? 1 : sw > fw ? fw : sw;
+    sh = sh < 1 ? 1 : sh > fh ? fh : sh;
+    float *crop = malloc(sizeof(float) * (size_t)bw * bh);
+    float *wide = malloc(sizeof(float) * (size_t)sw * bh);
+    float *small = malloc(sizeof(float) * (size_t)sw * sh);
+    if (!crop || !wide || !small) {
+        free(crop), free(wide), free(small);
+        return error_set(err, "out of memory for a %dx%d crop", bw, bh);
+    }
+    for (int y = 0; y < bh; y++)
+        for (int x = 0; x < bw; x++) {
+            const float v = ink[(long)(y0 + y) * w + x0 + x];
+            crop[(long)y * bw + x] = v > floor ? v : 0.0f;
+        }
+    for (int y = 0; y < bh; y++)
+        resample_line(wide + (long)y * sw, 1, sw, crop + (long)y * bw, 1, bw);
+    for (int x = 0; x < sw; x++)
+        resample_line(small + x, sw, sh, wide + x, sw, bh);
+    double mass = 0.0, mx = 0.0, my = 0.0;
+    for (int y = 0; y < sh; y++)
+        for (int x = 0; x < sw; x++) {
+            const double v = small[(long)y * sw + x];
+            mass += v;
+            mx += v * (x + 0.5);
+            my += v * (y + 0.5);
+        }
+    const int dx = (int)lround(fw / 2.0 - mx / mass), dy = (int)lround(fh / 2.0 - my / mass);
+    memset(out, 0, (size_t)fw * fh);
+    for (int y = 0; y < sh; y++)
+        for (int x = 0; x < sw; x++) {
+            const int tx = x + dx, ty = y + dy;
+            if (tx >= 0 && tx < fw && ty >= 0 && ty < fh)
+                out[(long)ty * fw + tx] =
+                    (uint8_t)lround(fminf(1.0f, small[(long)y * sw + x]) * 255.0f);
+        }
+    free(crop), free(wide), free(small);
+    return 0;
+}

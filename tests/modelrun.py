@@ -1,0 +1,42 @@
+"""A model read by trainerfiles.read_ckpt, run by numpy in float64 as the
+README describes its layers: the tests' reference for the trainer's own
+forward pass."""
+import numpy as np
+
+
+def forward(model, images):
+    """Logits of images ([n][rows][cols] or [n][rows][cols][channels] bytes)
+    through the layers of a model read by read_ckpt, in float64,
+    channels-last as the README says."""
+    x = (images.astype(np.float32) / np.float32(255)).astype(np.float64)
+    if x.ndim == 3:
+        x = x[..., None]
+    tensors = iter(model["tensors"])
+    for kind, hp in model["layers"]:
+        if kind == "dense":
+            (w_shape, w), (_, b) = next(tensors), next(tensors)
+            w = np.array(w, dtype=np.float32).reshape(w_shape).astype(np.float64)
+            x = x.reshape(len(x), -1) @ w + np.array(b, dtype=np.float64)
+            if hp["relu"]:
+                x = np.maximum(x, 0.0)
+        elif kind == "conv2d":
+            (w_shape, w), (_, b) = next(tensors), next(tensors)
+            w = np.array(w, dtype=np.float32).reshape(w_shape).astype(np.float64)
+            k = hp["kernel"]
+            if hp["same"]:
+                p = (k - 1) // 2
+                x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+            oh, ow = x.shape[1] - k + 1, x.shape[2] - k + 1
+            out = np.zeros((len(x), oh, ow, w.shape[3])) + np.array(b, dtype=np.float64)
+            for ky in range(k):
+                for kx in range(k):
+                    out += x[:, ky:ky + oh, kx:kx + ow, :] @ w[ky, kx]
+            x = np.maximum(out, 0.0) if hp["relu"] else out
+        elif kind == "maxpool2d":
+            p = hp["pool"]
+            n, h, w_, c = x.shape
+            x = x[:, :h // p * p, :w_ // p * p, :].reshape(n, h // p, p, w_ // p, p, c)
+            x = x.max(axis=(2, 4))
+        elif kind == "flatten":
+            x = x.reshape(len(x), -1)
+    return x.reshape(len(x), -1)

@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""trainer predict.
+
+Without arguments past the trainer: a model trained on a small generated
+set; its probabilities on IDX files (plain and gzip) and on --raw PNG files
+against the model's file run by numpy; every bad input named in one line
+while the good files are still classified, status 1; bad command lines,
+status 2.
+
+With "mnist" and the source tree: a model trained on real MNIST digits, and
+test digits it is sure of drawn by this test as PNG files (scaled up,
+inverted, off-centre on a grey page, black ink on a transparent canvas, 16
+bits, palette, grey + alpha): each must get the class the model gives the
+original.  Skipped (77) without MNIST in data/mnist."""
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mnistgen  # noqa: E402
+import trainerfiles  # noqa: E402
+from testlib import check, finish  # noqa: E402
+
+try:
+    import numpy as np
+    import pngwrite
+    from modelrun import forward
+except ImportError:
+    print("test_predict: numpy is not installed (python3-numpy): skipped")
+    sys.exit(77)
+
+TRAINER = os.path.abspath(sys.argv[1])
+MNIST = len(sys.argv) > 2 and sys.argv[2] == "mnist"
+
+
+def predict(*args):
+    return subprocess.run([TRAINER, "predict", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def idx_images(path):
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+        data = f.read()
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(data[3])]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
+
+
+def softmax(logits):
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def train(data, out, *extra):
+    r = subprocess.run([TRAINER, "--data", data, "--out", out, "--no-plots", *extra],
+                       capture_output=True, text=True, timeout=600)
+    check(r.returncode == 0, f"training for the test: {r.stderr}")
+    return os.path.join(out, "model.ckpt")
+
+
+def generated(tmp):
+    data = os.path.join(tmp, "data")
+    os.makedirs(data)
+    mnistgen.write_pair(data, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 600, 1,
+                        False)
+    mnistgen.write_pair(data, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 100, 2,
+                        False)
+    images = os.path.join(data, "t10k-images-idx3-ubyte")
+    with open(images, "rb") as f, gzip.open(images + ".gz", "wb") as g:
+        g.write(f.read())
+    model = train(data, os.path.join(tmp, "run"), "--epochs", "3", "--validation-split", "0")
+    ckpt = trainerfiles.read_ckpt(model)
+    x = idx_images(images)
+    want = softmax(forward(ckpt, x))
+
+    # IDX files, plain and gzip: every item, numpy's probabilities.
+    for path in (images, images + ".gz"):
+        r = predict("--json", "--model", model, path)
+        check(r.returncode == 0 and r.stderr == "", f"{path}: status {r.returncode} {r.stderr}")
+        got = [json.loads(line) for line in r.stdout.splitlines()]
+        check(len(got) == len(x) and [g["item"] for g in got] == list(range(len(x))),
+              f"{path}: one object per item, numbered")
+        probs = np.array([g["probabilities"] for g in got])
+        worst = float(np.abs(probs - want).max()) if probs.shape == want.shape else 1.0
+        print(f"IDX, {len(got)} images: largest probability difference from numpy {worst:.2g}")
+        check(worst < 1e-5, f"{path}: probabilities {worst} from numpy's")
+        check(all(g["class"] == int(np.argmax(w)) for g, w in zip(got, want)),
+              f"{path}: the classes are numpy's")
+        check(all(g["top"][0]["class"] == g["class"] and
+                  g["top"][0]["probability"] >= g["top"][1]["probability"] >=
+                  g["top"][2]["probability"] for g in got), f"{path}: the top three in order")
+
+    # --raw PNG files: the same pixels as the IDX items, the same figures.
+    pngs = []
+    for i in range(5):
+        path = os.path.join(tmp, f"raw{i}.png")
+        with open(path, "wb") as f:
+            f.write(pngwrite.encode(x[i], 0))
+        pngs.append(path)
+    r = predict("--json", "--raw", "--model", model, *pngs)
+    got = [json.loads(line) for line in r.stdout.splitlines()]
+    check(r.returncode == 0 and len(got) == 5, f"--raw: status {r.returncode} {r.stderr}")
+    check(all(abs(np.array(g["probabilities"]) - want[i]).max() < 1e-5 and g["file"] == pngs[i]
+              for i, g in enumerate(got)), "--raw PNG: the IDX item's probabilities")
+    r = predict("--model", model, pngs[0])
+    check(r.returncode == 0 and r.stdout.startswith(pngs[0] + ": ") and "%" in r.stdout,
+          f"text output: {r.stdout!r}")
+
+    # Bad inputs among good ones: each named, the good ones still classified.
+    bad = {}
+    def write(name, data):
+        path = os.path.join(tmp, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+    good_png = pngwrite.encode(np.kron(x[0], np.ones((2, 2), np.uint8)), 0)
+    bad["not an image"] = write("notes.png", b"these are not pixels\n")
+    bad["truncated"] = write("half.png", good_png[:len(good_png) // 2])
+    bad["empty"] = write("empty.png", b"")
+    bad["too large"] = write("huge.png", pngwrite.header_only(20000, 20000))
+    bad["no ink"] = write("blank.png", pngwrite.encode(np.full((40, 40), 128, np.uint8), 0))
+    bad["missing"] = os.path.join(tmp, "nowhere.png")
+    bad["labels, not images"] = os.path.join(data, "t10k-labels-idx1-ubyte")
+    with open(images, "rb") as f:
+        bad["damaged gzip"] = write("cut.idx.gz", gzip.compress(f.read())[:-200])
+    good = write("good.png", good_png)
+    files = [good] + list(bad.values()) + [good]
+    r = predict("--model", model, *files)
+    lines = r.stderr.splitlines()
+    check(r.returncode == 1, f"bad inputs: status {r.returncode}")
+    check(r.stdout.count(good + ": ") == 2, f"the good file before and after: {r.stdout!r}")
+    check(len(lines) == len(bad), f"one line per bad file: {lines}")
+    for (what, path), line in zip(bad.items(), lines):
+        print(f"{what}: {line}")
+        check(line.startswith("trainer predict: " + path + ": "), f"{what}: names the file")
+    expect = {"not an image": "not a PNG", "truncated": "truncated", "empty": "empty",
+              "too large": "20000x20000", "no ink": "no ink", "missing": "No such file",
+              "labels, not images": "not IDX images", "damaged gzip": "truncated"}
+    for (what, _), line in zip(bad.items(), lines):
+        check(expect[what] in line, f"{what}: says what is wrong: {line}")
+    r = predict("--raw", "--model", model, good)
+    check(r.returncode == 1 and "56x56 pixels, the model takes 28x28" in r.stderr,
+          f"--raw of another size: {r.stderr}")
+
+    # Bad command lines and models.
+    for args, status, what in (([], 2, "no pictures"), (["--model"], 2, "a value is missing"),
+                               (["--frobnicate", good], 2, "unknown option"),
+                               (["--model", os.path.join(tmp, "none.ckpt"), good], 1,
+                                "none.ckpt")):
+        r = predict(*args)
+        check(r.returncode == status and what in r.stderr and r.stderr.count("\n") == 1,
+              f"{args}: status {r.returncode}, {r.stderr!r}")
+    cut = write("cut.ckpt", open(model, "rb").read()[:100])
+    r = predict("--model", cut, good)
+    check(r.returncode == 1 and "cut.ckpt" in r.stderr and r.stdout == "",
+          f"a damaged model: {r.stderr!r}")
+    r = predict("--help")
+    check(r.returncode == 0 and "--raw" in r.stdout and "20x20" in r.stdout, "--help")
+
+
+def variants(img):
+    """The ways a user's picture of a digit differs from MNIST's."""
+    up = np.kron(img, np.ones((3, 3), np.uint8))
+    yield "3x larger", pngwrite.encode(up, 0)
+    inv = 255 - np.kron(img, np.ones((2, 2), np.uint8))
+    yield "black on white, RGB", pngwrite.encode(np.stack([inv, inv, inv], -1), 2)
+    page = np.full((90, 120), 235, np.uint8)
+    page[5:61, 60:116] = 235 - np.kron(img, np.ones((2, 2))) * 235 // 255
+    yield "off-centre on a grey page", pngwrite.encode(page, 0)
+    rgba = np.zeros(inv.shape + (4,), np.uint8)
+    rgba[..., 3] = 255 - inv
+    yield "black ink on a transparent canvas", pngwrite.encode(rgba, 6)
+    yield "16 bits", pngwrite.encode(np.kron(img, np.ones((4, 4))).astype(np.uint32) * 257, 0, 16)
+    levels = (np.kron(img, np.ones((2, 2), np.uint8)) // 16).astype(np.uint8)
+    palette = [[255 - 17 * k] * 3 for k in range(16)]
+    yield "4-bit palette", pngwrite.encode(levels, 3, 4, palette)
+    ga = np.stack([np.full(inv.shape, 20, np.uint8), 255 - inv], -1)
+    yield "grey + alpha", pngwrite.encode(ga, 4)
+
+
+def real_digits(tmp, source):
+    data = os.path.join(source, "data", "mnist")
+    if not all(os.path.exists(os.path.join(data, n)) or os.path.exists(os.path.join(data, n + ".gz"))
+               for n in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")):
+        print("test_predict: MNIST is not in data/mnist (tools/fetch-mnist): skipped")
+        sys.exit(77)
+    model = train(data, os.path.join(tmp, "run"), "--epochs", "2", "--validation-split", "0.8")
+    images = os.path.join(data, "t10k-images-idx3-ubyte")
+    images = images if os.path.exists(images) else images + ".gz"
+    r = predict("--json", "--model", model, images)
+    got = [json.loads(line) for line in r.stdout.splitlines()]
+    check(r.returncode == 0 and len(got) == 10000, f"the test images: {r.stderr}")
+    sure = [g for g in got if g["top"][0]["probability"] > 0.99][:30]
+    x = idx_images(images)
+    files, want = [], []
+    for g in sure:
+        for name, data_ in variants(x[g["item"]]):
+            path = os.path.join(tmp, f"{g['item']}-{len(files)}.png")
+            with open(path, "wb") as f:
+                f.write(data_)
+            files.append(path)
+            want.append((g["class"], name, g["item"]))
+    r = predict("--json", "--model", model, *files)
+    check(r.returncode == 0, f"the drawn digits: {r.stderr}")
+    got = [json.loads(line) for line in r.stdout.splitlines()]
+    check(len(got) == len(files), "one verdict per drawn digit")
+    counts = {}
+    for g, (cls, name, item) in zip(got, want):
+        counts.setdefault(name, [0, 0])
+        counts[name][1] += 1
+        if g["class"] == cls:
+            counts[name][0] += 1
+        else:
+            check(False, f"test image {item} as '{name}': {g['class']}, the original {cls}")
+    for name, (same, n) in counts.items():
+        print(f"{name}: {same} of {n} as the original")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    if MNIST:
+        real_digits(tmp, sys.argv[3])
+    else:
+        generated(tmp)
+finish("test_predict" + (" (MNIST)" if MNIST else ""))
