@@ -5,7 +5,7 @@
  * each picture's class and its three likeliest classes, or a JSON object
  * per picture.  A picture that cannot be read is named with what is wrong,
  * the others are still classified, and the status is then 1. */
-#include "predict.h"
+#include "commands.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -26,7 +26,7 @@
 #include "fileio.h"
 #include "model.h"
 #include "plots.h"
-#include "predict.h"
+#include "commands.h"
 #include "run.h"
 #include "state.h"
 #include "train.h"
@@ -81,8 +81,9 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: trainer [OPTION]...\n"
             "       trainer predict [--model FILE] IMAGE...   (see trainer predict --help)\n"
+            "       trainer export [--model FILE] --safetensors OUT   (trainer export --help)\n"
             "Train an image classifier on MNIST-format data (Keras' Sequential + Adam),\n"
-            "or classify pictures with a trained one.\n"
+            "or classify pictures with a trained one, or export it.\n"
             "\n"
             "  --data DIR              the four IDX files, plain or .gz (default: data/mnist\n"
             "                          here, else %s/data/mnist)\n"
@@ -1034,6 +1035,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "predict") == 0)
         return predict_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "export") == 0)
+        return export_main(argc - 1, argv + 1);
     options o;
     int parsed = parse_options(&o, argc, argv);
     if (parsed)
