@@ -37,4 +37,13 @@ int export_torch_modules(const model *m, char *buf, size_t size, tr_error *err);
  * buffer (*data, freed by the caller). */
 int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *err);
 
+/* The ONNX model of m (IR version 8, opset 13): input "input" [N][C][H][W]
+ * float32, output "probabilities" [N][classes]; the Sequential's modules as
+ * Conv, Relu, MaxPool, Flatten, Gemm (transB) and Softmax nodes (Dropout
+ * does nothing in inference and has none), its tensors as initializers of
+ * the same names and layouts; the class count, the input's shape and
+ * layout, the preprocessing and the layers in the metadata.  Into a new
+ * buffer (*data, freed by the caller). */
+int export_onnx(const model *m, uint8_t **data, size_t *len, tr_error *err);
+
 #endif

@@ -81,7 +81,7 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: trainer [OPTION]...\n"
             "       trainer predict [--model FILE] IMAGE...   (see trainer predict --help)\n"
-            "       trainer export [--model FILE] --safetensors OUT   (trainer export --help)\n"
+            "       trainer export [--model FILE] [--onnx OUT] [--safetensors OUT]\n"
             "Train an image classifier on MNIST-format data (Keras' Sequential + Adam),\n"
             "or classify pictures with a trained one, or export it.\n"
             "\n"
