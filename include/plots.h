@@ -49,6 +49,28 @@ int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t 
  * lengths in pixels. */
 void plot_tile_rect(const dataset *d, int slot, int *x, int *y, int *w, int *h);
 
+/* One picture `trainer predict` classified, for plot_verdicts. */
+typedef struct {
+    const char *name;     /* the file (and item) */
+    const uint8_t *thumb; /* the picture as given, RGB: [th][tw][3] */
+    int tw, th;
+    const uint8_t *seen;  /* what the model saw, 0 page to 255 ink: [sh][sw] */
+    int sw, sh;
+    const float *probs;   /* [classes] */
+} plot_verdict;
+
+/* The largest thumbnail side plot_verdicts draws at its size (larger ones
+ * are shrunk to it). */
+#define PLOT_THUMB 112
+
+/* A row per picture: its name, the picture as given, what the model saw
+ * (enlarged to the thumbnail's box), and its likeliest classes (up to 10) as
+ * bars with their probabilities, the first in colour.  n: 1 to
+ * PLOT_VERDICTS_MAX. */
+#define PLOT_VERDICTS_MAX 64
+int plot_verdicts(canvas *c, const plot_verdict *v, int n, int classes, const char *title,
+                  tr_error *err);
+
 /* counts[t * classes + p] = number of samples of true class t predicted as
  * p (labels and pred below classes).  counts: [classes][classes] */
 void confusion_count(uint32_t *counts, int classes, const uint8_t *labels,

@@ -142,6 +142,20 @@ def generated(tmp):
               "labels, not images": "not IDX images", "damaged gzip": "truncated"}
     for (what, _), line in zip(bad.items(), lines):
         check(expect[what] in line, f"{what}: says what is wrong: {line}")
+    # --show: a picture of every classified picture (rows of 210 pixels
+    # under a 44-pixel title), written even when some files were bad.
+    show = os.path.join(tmp, "show.png")
+    r = predict("--show", show, "--model", model, good, bad["no ink"], images)
+    with open(show, "rb") as f:
+        head = f.read(24)
+    rows = (int.from_bytes(head[20:24], "big") - 44) // 210 if len(head) == 24 else 0
+    check(r.returncode == 1 and head[:8] == b"\x89PNG\r\n\x1a\n" and rows == 64,
+          f"--show of 1 + 100 pictures draws the first 64: {rows} rows, {r.stderr}")
+    r = predict("--show", show, "--model", model, bad["no ink"])
+    check(r.returncode == 1 and "nothing to draw" in r.stderr, f"--show of nothing: {r.stderr}")
+    r = predict("--show", os.path.join(tmp, "no", "dir", "s.png"), "--model", model, good)
+    check(r.returncode == 1 and "s.png" in r.stderr, f"--show to a missing folder: {r.stderr}")
+
     r = predict("--raw", "--model", model, good)
     check(r.returncode == 1 and "56x56 pixels, the model takes 28x28" in r.stderr,
           f"--raw of another size: {r.stderr}")

@@ -17,12 +17,25 @@
 #include "idx.h"
 #include "image.h"
 #include "model.h"
+#include "plots.h"
 
 #define EXIT_USAGE 2
 
+/* The pictures --show draws, the first SHOW_MAX of them. */
+enum { SHOW_MAX = PLOT_VERDICTS_MAX };
+
+typedef struct {
+    plot_verdict v[SHOW_MAX];
+    char name[SHOW_MAX][96];
+    int n;    /* drawn */
+    long all; /* classified */
+} shown;
+
 typedef struct {
     const char *model_path;
+    const char *show; /* --show OUT.png, or NULL */
     int raw, json;
+    shown *pictures;  /* with show */
 } predict_options;
 
 static void usage(FILE *f)
@@ -34,6 +47,8 @@ static void usage(FILE *f)
             "  --raw          take PNG pictures as they are (the model's size, white\n"
             "                 ink on black), without MNIST's preparation\n"
             "  --json         one JSON object per picture instead of text\n"
+            "  --show OUT     draw each picture beside what the model saw and its\n"
+            "                 likeliest classes into the PNG file OUT (the first %d)\n"
             "  --help         show this help\n\n"
             "IMAGE is a PNG file (grey, RGB or palette, any depth, with or without\n"
             "alpha; up to %d pixels a side and %zu in all) or an IDX image file\n"
@@ -43,7 +58,7 @@ static void usage(FILE *f)
             "centred by its centre of mass.\n\n"
             "Exit status: 0 when every picture was classified, 1 when one could not\n"
             "be (each is named), 2 for a bad command line.\n",
-            IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
+            SHOW_MAX, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
 }
 
 /* Returns 0 to go on, 1 after --help, -1 on a bad command line. */
@@ -52,9 +67,10 @@ static int parse(predict_options *o, int argc, char **argv)
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'}, {"raw", no_argument, NULL, 'r'},
         {"json", no_argument, NULL, 'j'},        {"help", no_argument, NULL, 'h'},
+        {"show", required_argument, NULL, 's'},
         {NULL, 0, NULL, 0},
     };
-    *o = (predict_options){"model.ckpt", 0, 0};
+    *o = (predict_options){"model.ckpt", NULL, 0, 0, NULL};
     optind = 1;
     opterr = 0;
     int c;
@@ -63,6 +79,7 @@ static int parse(predict_options *o, int argc, char **argv)
         case 'm': o->model_path = optarg; break;
         case 'r': o->raw = 1; break;
         case 'j': o->json = 1; break;
+        case 's': o->show = optarg; break;
         case 'h': usage(stdout); return 1;
         default:
             fprintf(stderr, "trainer predict: %s '%s' (see trainer predict --help)\n",
@@ -122,13 +139,37 @@ static void report(const predict_options *o, const char *file, long item, const 
     printf(")\n");
 }
 
-/* The pixels the model sees of a PNG picture, as bytes ([h][w][c]). */
+/* The picture shrunk to fit PLOT_THUMB (nearest pixel), composited on
+ * white: a new [*th][*tw][3] buffer, or NULL when out of memory. */
+static uint8_t *thumbnail(const image *im, int *tw, int *th)
+{
+    const int side = im->w > im->h ? im->w : im->h;
+    const int step = side > PLOT_THUMB ? (side + PLOT_THUMB - 1) / PLOT_THUMB : 1;
+    *tw = (im->w + step - 1) / step, *th = (im->h + step - 1) / step;
+    uint8_t *t = malloc((size_t)*tw * (size_t)*th * 3);
+    if (!t)
+        return NULL;
+    for (int y = 0; y < *th; y++)
+        for (int x = 0; x < *tw; x++) {
+            const uint8_t *p = im->rgba + ((long)y * step * im->w + (long)x * step) * 4;
+            for (int ch = 0; ch < 3; ch++)
+                t[((long)y * *tw + x) * 3 + ch] =
+                    (uint8_t)((p[ch] * p[3] + 255 * (255 - p[3]) + 127) / 255);
+        }
+    return t;
+}
+
+/* The pixels the model sees of a PNG picture, as bytes ([h][w][c]), and,
+ * with thumb not NULL, its thumbnail for --show (*thumb NULL if none). */
 static int png_pixels(const predict_options *o, const model *m, const uint8_t *data,
-                      size_t len, const char *name, uint8_t *px, tr_error *err)
+                      size_t len, const char *name, uint8_t *px, uint8_t **thumb, int *tw,
+                      int *th, tr_error *err)
 {
     image im;
     if (image_decode_png(&im, data, len, name, err))
         return -1;
+    if (thumb)
+        *thumb = thumbnail(&im, tw, th);
     const tensor_shape in = m->input;
     int rc = 0;
     if (o->raw) {
@@ -162,9 +203,50 @@ static int png_pixels(const predict_options *o, const model *m, const uint8_t *d
     return rc;
 }
 
-/* Classifies n pictures of bytes ([n][input size]) and reports them. */
+/* Keeps picture px ([h][w][c] bytes, as the model saw it) for --show, with
+ * its thumbnail (thumb, or NULL: drawn from px) and probabilities. */
+static void keep_shown(shown *sh, const model *m, const uint8_t *px, const uint8_t *thumb,
+                       int tw, int th, const char *file, long item, const float *p)
+{
+    sh->all++;
+    if (sh->n == SHOW_MAX)
+        return;
+    const tensor_shape in = m->input;
+    const long pixels = (long)in.h * in.w;
+    const int k = model_classes(m);
+    uint8_t *seen = malloc((size_t)pixels), *copy = malloc((size_t)(thumb ? tw * th : pixels) * 3);
+    float *probs = malloc(sizeof(float) * (size_t)k);
+    if (!seen || !copy || !probs) {
+        free(seen), free(copy), free(probs);
+        return;
+    }
+    for (long j = 0; j < pixels; j++) {
+        unsigned sum = 0;
+        for (int ch = 0; ch < in.c; ch++)
+            sum += px[j * in.c + ch];
+        seen[j] = (uint8_t)(sum / (unsigned)in.c);
+    }
+    if (thumb) {
+        memcpy(copy, thumb, (size_t)tw * th * 3);
+    } else {
+        tw = in.w, th = in.h;
+        for (long j = 0; j < pixels; j++)
+            copy[3 * j] = copy[3 * j + 1] = copy[3 * j + 2] = (uint8_t)(255 - seen[j]);
+    }
+    memcpy(probs, p, sizeof(float) * (size_t)k);
+    char *name = sh->name[sh->n];
+    if (item >= 0)
+        snprintf(name, sizeof sh->name[0], "%s[%ld]", file, item);
+    else
+        snprintf(name, sizeof sh->name[0], "%s", file);
+    sh->v[sh->n++] = (plot_verdict){name, copy, tw, th, seen, in.w, in.h, probs};
+}
+
+/* Classifies n pictures of bytes ([n][input size]) and reports them; thumb
+ * (or NULL) is the one picture's thumbnail for --show. */
 static void classify(const predict_options *o, const model *m, model_work *w,
-                     const uint8_t *px, long n, const char *file, long first_item, float *probs)
+                     const uint8_t *px, long n, const char *file, long first_item, float *probs,
+                     const uint8_t *thumb, int tw, int th)
 {
     const long size = tensor_size(m->input);
     const int k = model_classes(m);
@@ -174,9 +256,36 @@ static void classify(const predict_options *o, const model *m, model_work *w,
             w->rows[s] = px + (s0 + s) * size;
         const layer_input in = model_input(w, w->rows, 255.0f);
         model_probabilities(m, w, &in, b, probs);
-        for (int s = 0; s < b; s++)
-            report(o, file, first_item < 0 ? -1 : first_item + s0 + s, probs + (long)s * k, k);
+        for (int s = 0; s < b; s++) {
+            const long item = first_item < 0 ? -1 : first_item + s0 + s;
+            report(o, file, item, probs + (long)s * k, k);
+            if (o->pictures)
+                keep_shown(o->pictures, m, px + (s0 + s) * size, thumb, tw, th, file, item,
+                           probs + (long)s * k);
+        }
     }
+}
+
+/* Draws the kept pictures into o->show. */
+static int draw_shown(const predict_options *o, const model *m, tr_error *err)
+{
+    const shown *sh = o->pictures;
+    if (sh->n == 0)
+        return error_set(err, "%s: no picture was classified, nothing to draw", o->show);
+    char title[128];
+    if (sh->all > sh->n)
+        snprintf(title, sizeof title, "The first %d of %ld pictures: as given, as the model saw "
+                 "it, its classes", sh->n, sh->all);
+    else
+        snprintf(title, sizeof title, "%d picture%s: as given, as the model saw it, its classes",
+                 sh->n, sh->n == 1 ? "" : "s");
+    canvas c;
+    int rc = plot_verdicts(&c, sh->v, sh->n, model_classes(m), title, err);
+    if (rc == 0) {
+        rc = canvas_save_png(&c, o->show, err);
+        canvas_free(&c);
+    }
+    return rc;
 }
 
 /* One file: 0 when all its pictures were classified. */
@@ -193,10 +302,14 @@ static int predict_file(const predict_options *o, const model *m, model_work *w,
         rc = error_set(err, "%s: empty file", path);
     } else if (image_is_png(data, len)) {
         uint8_t *px = malloc((size_t)size);
-        rc = px ? png_pixels(o, m, data, len, path, px, err) : error_set(err, "out of memory");
+        uint8_t *thumb = NULL;
+        int tw = 0, th = 0;
+        rc = px ? png_pixels(o, m, data, len, path, px, o->show ? &thumb : NULL, &tw, &th, err)
+                : error_set(err, "out of memory");
         if (rc == 0)
-            classify(o, m, w, px, 1, path, -1, probs);
+            classify(o, m, w, px, 1, path, -1, probs, thumb, tw, th);
         free(px);
+        free(thumb);
     } else if (len >= 4 && ((data[0] == 0 && data[1] == 0 && data[2] == 0x08) ||
                             (data[0] == 0x1f && data[1] == 0x8b))) {
         idx_array a;
@@ -212,7 +325,7 @@ static int predict_file(const predict_options *o, const model *m, model_work *w,
             else if (a.dims[0] == 0)
                 rc = error_set(err, "%s: no images in the file", path);
             else
-                classify(o, m, w, a.data, a.dims[0], path, 0, probs);
+                classify(o, m, w, a.data, a.dims[0], path, 0, probs, NULL, 0, 0);
             idx_free(&a);
         }
     } else {
@@ -243,6 +356,12 @@ int predict_main(int argc, char **argv)
         model_free(&m);
         return EXIT_FAILURE;
     }
+    shown *pictures = o.show ? calloc(1, sizeof *pictures) : NULL;
+    if (o.show && !pictures) {
+        fprintf(stderr, "trainer predict: out of memory\n");
+        return EXIT_FAILURE;
+    }
+    o.pictures = pictures;
     int failed = 0;
     for (int i = optind; i < argc; i++) {
         if (predict_file(&o, &m, &w, argv[i], probs, &err)) {
@@ -251,6 +370,16 @@ int predict_main(int argc, char **argv)
             failed = 1;
         }
     }
+    if (o.show && draw_shown(&o, &m, &err)) {
+        fprintf(stderr, "trainer predict: %s\n", err.msg);
+        failed = 1;
+    }
+    for (int k = 0; pictures && k < pictures->n; k++) {
+        free((void *)pictures->v[k].thumb);
+        free((void *)pictures->v[k].seen);
+        free((void *)pictures->v[k].probs);
+    }
+    free(pictures);
     model_work_free(&w);
     free(probs);
     model_free(&m);

@@ -435,6 +435,75 @@ int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t 
     return 0;
 }
 
+/* ---- trainer predict's verdicts -------------------------------------------- */
+
+enum { VERDICT_PAD = 16, VERDICT_ROW = 210, VERDICT_BARS = 10, VERDICT_BAR_H = 17,
+       VERDICT_BAR_W = 200 };
+
+/* rgb pixels [h][w][3] drawn at (x, y), shrunk by whole steps to fit a box
+ * of side `box` (nearest pixel). */
+static void draw_rgb(canvas *c, int x, int y, const uint8_t *px, int w, int h, int box)
+{
+    const int step = (w > h ? w : h) > box ? ((w > h ? w : h) + box - 1) / box : 1;
+    for (int ty = 0; ty * step < h; ty++)
+        for (int tx = 0; tx * step < w; tx++) {
+            const uint8_t *p = px + ((long)ty * step * w + (long)tx * step) * 3;
+            canvas_fill_rect(c, x + tx, y + ty, 1, 1, (rgb){p[0], p[1], p[2]});
+        }
+}
+
+int plot_verdicts(canvas *c, const plot_verdict *v, int n, int classes, const char *title,
+                  tr_error *err)
+{
+    if (n < 1 || n > PLOT_VERDICTS_MAX || classes < 1 || classes > DATASET_MAX_CLASSES)
+        return error_set(err, "%d pictures of %d classes to draw", n, classes);
+    const int bars = classes < VERDICT_BARS ? classes : VERDICT_BARS;
+    const int left_bars = VERDICT_PAD * 3 + 2 * PLOT_THUMB + 24;
+    const int width = left_bars + 40 + VERDICT_BAR_W + 110;
+    if (canvas_init(c, width, TITLE_H + n * VERDICT_ROW, WHITE, err))
+        return -1;
+    canvas_text(c, VERDICT_PAD, 14, title, 2, INK);
+    for (int k = 0; k < n; k++) {
+        const int top = TITLE_H + k * VERDICT_ROW, y = top + 30;
+        char name[64];
+        snprintf(name, sizeof name, "%.60s", v[k].name);
+        canvas_text(c, VERDICT_PAD, top + 6, name, 2, INK);
+        canvas_frame_rect(c, VERDICT_PAD - 1, y - 1, PLOT_THUMB + 2, PLOT_THUMB + 2, GRID);
+        draw_rgb(c, VERDICT_PAD, y, v[k].thumb, v[k].tw, v[k].th, PLOT_THUMB);
+        const int sx = VERDICT_PAD * 2 + PLOT_THUMB + 12;
+        const int side = v[k].sw > v[k].sh ? v[k].sw : v[k].sh;
+        const int scale = side < PLOT_THUMB ? PLOT_THUMB / side : 1;
+        canvas_frame_rect(c, sx - 1, y - 1, PLOT_THUMB + 2, PLOT_THUMB + 2, GRID);
+        canvas_gray_image(c, sx, y, v[k].seen, v[k].sw, v[k].sh, scale);
+        /* The likeliest classes, most likely first. */
+        int order[VERDICT_BARS];
+        for (int b = 0; b < bars; b++) {
+            order[b] = -1;
+            for (int j = 0; j < classes; j++) {
+                int taken = 0;
+                for (int q = 0; q < b; q++)
+                    taken |= order[q] == j;
+                if (!taken && (order[b] < 0 || v[k].probs[j] > v[k].probs[order[b]]))
+                    order[b] = j;
+            }
+        }
+        const int bar_h = VERDICT_BAR_H;
+        for (int b = 0; b < bars; b++) {
+            const float p = v[k].probs[order[b]];
+            const int by = y + b * bar_h;
+            char label[16], pct[16];
+            snprintf(label, sizeof label, "%d", order[b]);
+            snprintf(pct, sizeof pct, "%.1f%%", 100.0 * p);
+            canvas_text(c, left_bars, by + 1, label, 2, INK);
+            const int len = (int)(p * VERDICT_BAR_W + 0.5f);
+            canvas_fill_rect(c, left_bars + 32, by + 1, len > 0 ? len : 1, bar_h - 3,
+                             b == 0 ? PLOT_TRAIN_COLOR : GRID);
+            canvas_text(c, left_bars + 40 + VERDICT_BAR_W, by + 1, pct, 2, INK);
+        }
+    }
+    return 0;
+}
+
 /* ---- confusion matrix ---------------------------------------------------- */
 
 void confusion_count(uint32_t *counts, int classes, const uint8_t *labels,
