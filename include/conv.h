@@ -3,10 +3,11 @@
  * Tensors are channels-last, as Keras': an image is [h][w][c].  A Conv2D
  * kernel is [k][k][c][f] (Keras' HWIO), stride 1, with `pad` rows and columns
  * of zeros around the input (0 for padding valid, (k - 1) / 2 for same, k
- * odd).  The fast path lays each output pixel's k x k x c inputs out as a
- * row (im2col) and multiplies the rows by the kernel with the dense
- * kernels; the *_ref functions are plain loops, the oracle the tests compare
- * it with. */
+ * odd).  Each output pixel is its patch of k x k x c inputs (a row) times
+ * the kernel: padding valid reads the rows in place from the image
+ * (conv2d_*_valid), padding same lays them out first (im2col) for the dense
+ * kernels.  The *_ref functions are plain loops, the oracle the tests
+ * compare both with. */
 #ifndef TRAINER_CONV_H
 #define TRAINER_CONV_H
 
