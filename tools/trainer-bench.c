@@ -339,8 +339,10 @@ int main(int argc, char **argv)
            "with all cores busy at once)\n", cores, core_peak, slowest, fastest);
     printf("work: %.0f dense-equivalent FLOP per training sample, %.1f GFLOP per epoch\n",
            flop, flop * train.n / 1e9);
-    printf("(the engine skips zero inputs, so its real work is smaller: GFLOP/s below\n"
-           " counts the dense work a framework without that would do)\n\n");
+    if (!convnet)
+        printf("(the engine skips zero inputs, so its real work is smaller: GFLOP/s below\n"
+               " counts the dense work a framework without that would do)\n");
+    printf("\n");
     printf("%7s %6s %12s %10s %10s %12s\n", "threads", "batch", "samples/s", "s/epoch",
            "GFLOP/s", "% of peak");
     const int threads[] = {1, 2, 8}, batches[] = {32, 128};
