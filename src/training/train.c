@@ -515,28 +515,52 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
 
 /* Samples per evaluation block: the first layer's outputs of 64 samples
  * (32 KB) stay in the L1 cache while its input list is walked.  Blocks of 256
- * ran at 520-630k test images/s on 2 threads, blocks of 64 at 0.9-1M. */
-enum { EVAL_CHUNK = 64 };
+ * ran at 520-630k test images/s on 2 threads, blocks of 64 at 0.9-1M.  A
+ * block's loss is summed as one, but it goes through the layers in passes
+ * whose activations fit EVAL_PASS_BYTES (a conv net's first layer writes 86
+ * KB a sample, which would otherwise stream through memory). */
+enum { EVAL_CHUNK = 64, EVAL_PASS_BYTES = 512 * 1024 };
 
 struct evaluator {
     int threads;
-    model_work *work;   /* [threads] */
+    int pass;           /* samples a forward pass takes */
+    int classes;
+    model_work *work;   /* [threads], for `pass` samples */
+    float *logits;      /* [threads][EVAL_CHUNK][classes] */
+    uint8_t *labels;    /* [threads][EVAL_CHUNK] */
     double *chunk_loss; /* [chunk_cap] */
     int *chunk_correct; /* [chunk_cap] */
     long chunk_cap;
 };
 
+/* Samples per forward pass of an evaluation block (see EVAL_CHUNK). */
+static int eval_pass_samples(const model *m)
+{
+    size_t sample = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        sample += sizeof(float) * (size_t)tensor_size(m->layer[l].out);
+    const size_t fit = EVAL_PASS_BYTES / (sample ? sample : 1);
+    return fit < 1 ? 1 : fit < EVAL_CHUNK ? (int)fit : EVAL_CHUNK;
+}
+
 int evaluator_new(evaluator **out, const model *m, int threads, tr_error *err)
 {
     *out = NULL;
     evaluator *e = calloc(1, sizeof *e);
-    if (!e || !(e->work = calloc((size_t)threads, sizeof *e->work))) {
-        free(e);
+    if (!e)
+        return error_set(err, "out of memory for evaluation");
+    e->threads = threads;
+    e->pass = eval_pass_samples(m);
+    e->classes = model_classes(m);
+    e->work = calloc((size_t)threads, sizeof *e->work);
+    e->logits = malloc(sizeof(float) * (size_t)threads * EVAL_CHUNK * (size_t)e->classes);
+    e->labels = malloc((size_t)threads * EVAL_CHUNK);
+    if (!e->work || !e->logits || !e->labels) {
+        evaluator_free(e);
         return error_set(err, "out of memory for evaluation");
     }
-    e->threads = threads;
     for (int t = 0; t < threads; t++)
-        if (model_work_init(&e->work[t], m, EVAL_CHUNK, err)) {
+        if (model_work_init(&e->work[t], m, e->pass, err)) {
             evaluator_free(e);
             return -1;
         }
@@ -548,9 +572,11 @@ void evaluator_free(evaluator *e)
 {
     if (!e)
         return;
-    for (int t = 0; t < e->threads; t++)
+    for (int t = 0; e->work && t < e->threads; t++)
         model_work_free(&e->work[t]);
     free(e->work);
+    free(e->logits);
+    free(e->labels);
     free(e->chunk_loss);
     free(e->chunk_correct);
     free(e);
@@ -587,14 +613,25 @@ int evaluator_run(evaluator *e, const model *m, const dataset *d, double *loss,
         const unsigned fp_mode = fp_flush_denormals();
 #pragma omp for schedule(static)
         for (long c = 0; c < n_chunks; c++) {
-            model_work *w = &e->work[omp_get_thread_num()];
+            const int t = omp_get_thread_num(), k = e->classes;
+            model_work *w = &e->work[t];
+            float *logits = e->logits + (size_t)t * EVAL_CHUNK * (size_t)k;
+            uint8_t *labels = e->labels + (size_t)t * EVAL_CHUNK;
             uint32_t first = (uint32_t)c * EVAL_CHUNK;
             uint32_t n = d->n - first < EVAL_CHUNK ? d->n - first : EVAL_CHUNK;
-            dataset_rows(w->rows, w->y, d, NULL, first, n);
-            const layer_input in = model_input(w, w->rows, DATASET_PIXEL_DIVISOR);
-            const float *logits = model_forward(m, w, &in, (int)n, NULL);
+            const float *out = logits;
+            for (uint32_t s = 0; s < n; s += (uint32_t)e->pass) {
+                const uint32_t ns = n - s < (uint32_t)e->pass ? n - s : (uint32_t)e->pass;
+                dataset_rows(w->rows, labels + s, d, NULL, first + s, ns);
+                const layer_input in = model_input(w, w->rows, DATASET_PIXEL_DIVISOR);
+                const float *y = model_forward(m, w, &in, (int)ns, NULL);
+                if (ns == n)
+                    out = y; /* the block in one pass: no copy */
+                else
+                    memcpy(logits + (size_t)s * k, y, sizeof(float) * ns * (size_t)k);
+            }
             chunk_correct[c] = 0;
-            chunk_loss[c] = layer_predict(head, pred ? pred + first : NULL, logits, w->y,
+            chunk_loss[c] = layer_predict(head, pred ? pred + first : NULL, out, labels,
                                           (int)n, &chunk_correct[c]);
         }
         fp_restore(fp_mode);
