@@ -118,6 +118,13 @@ void dense_weight_gradient_small(float *d_w, float *d_b, const float *d_out, con
 void dense_input_gradient_small(float *d_in, const float *d_out, const float *wt, int n,
                                 int in_dim, int out_dim);
 
+/* d_b = (or, when accumulate is nonzero, += ) the column sums of d_out,
+ * row after row.  d_b: [out_dim]   d_out: [n][out_dim] */
+void dense_bias_gradient(float *d_b, const float *d_out, int n, int out_dim, int accumulate);
+
+/* x[k] = 0 where x[k] < 0: the ReLU in place.  x: [count] */
+void dense_relu(float *x, long count);
+
 /* dst[c][r] = src[r][c].  dst: [cols][rows]   src: [rows][cols] */
 void dense_transpose(float *dst, const float *src, int rows, int cols);
 

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "dense.h"
 #include "simd.h"
 
 void conv_im2col(float *restrict patches, const float *restrict in, int n, int h, int w,
@@ -229,23 +230,6 @@ forward_pixels(float *restrict out, const float *const *x, const float *restrict
             vf_store_part(out + (long)m * f + v * VF_LEN, acc[m][v], v == nv - 1 ? lanes : VF_LEN);
 }
 
-/* Chunks of CONV_VECTORS vectors of filters, then single vectors, the last
- * possibly partial: body(o, nv, lanes) with nv constant in each call. */
-#define FOR_FILTER_CHUNKS(f, body)                                                      \
-    do {                                                                                \
-        int o_ = 0;                                                                     \
-        for (; (f) - o_ >= CONV_VECTORS * VF_LEN; o_ += CONV_VECTORS * VF_LEN)          \
-            body(o_, CONV_VECTORS, VF_LEN);                                             \
-        if ((f) - o_ >= 2 * VF_LEN) {                                                   \
-            body(o_, 2, VF_LEN);                                                        \
-            o_ += 2 * VF_LEN;                                                           \
-        }                                                                               \
-        for (; (f) - o_ >= VF_LEN; o_ += VF_LEN)                                        \
-            body(o_, 1, VF_LEN);                                                        \
-        if (o_ < (f))                                                                   \
-            body(o_, 1, (f) - o_);                                                      \
-    } while (0)
-
 void conv2d_forward_valid(float *restrict out, const float *restrict in, const int *base,
                           const float *restrict wk, const float *restrict b, int n, int h,
                           int w, int c, int k, int f, int relu)
@@ -262,17 +246,16 @@ void conv2d_forward_valid(float *restrict out, const float *restrict in, const i
     for (; pixels - p >= CONV_PIXELS; p += CONV_PIXELS) {
         for (int m = 0; m < CONV_PIXELS; m++)
             x[m] = in + base[p + m];
-        FOR_FILTER_CHUNKS(f, PIXELS_CHUNK);
+        FOR_OUTPUT_CHUNKS(f, CONV_VECTORS, PIXELS_CHUNK);
     }
     for (; p < pixels; p++) {
         x[0] = in + base[p];
-        FOR_FILTER_CHUNKS(f, PIXEL_CHUNK);
+        FOR_OUTPUT_CHUNKS(f, CONV_VECTORS, PIXEL_CHUNK);
     }
 #undef PIXELS_CHUNK
 #undef PIXEL_CHUNK
     if (relu)
-        for (long j = 0; j < pixels * f; j++)
-            out[j] = out[j] < 0.0f ? 0.0f : out[j];
+        dense_relu(out, pixels * f);
 }
 
 /* The weight gradient's sums of GRAD_ROWS kernel rows by up to GRAD_VECTORS
@@ -311,19 +294,6 @@ weight_rows(float *restrict d_wk, const float *restrict in, const int *restrict 
             vf_store_part(d_wk + (long)j * f + v * VF_LEN, acc[j][v], v == nv - 1 ? lanes : VF_LEN);
 }
 
-/* Chunks of GRAD_VECTORS vectors of filters, then a single, possibly partial
- * one. */
-#define FOR_GRAD_CHUNKS(f, body)                                                        \
-    do {                                                                                \
-        int o_ = 0;                                                                     \
-        for (; (f) - o_ >= GRAD_VECTORS * VF_LEN; o_ += GRAD_VECTORS * VF_LEN)          \
-            body(o_, GRAD_VECTORS, VF_LEN);                                             \
-        for (; (f) - o_ >= VF_LEN; o_ += VF_LEN)                                        \
-            body(o_, 1, VF_LEN);                                                        \
-        if (o_ < (f))                                                                   \
-            body(o_, 1, (f) - o_);                                                      \
-    } while (0)
-
 void conv2d_weight_gradient_valid(float *restrict d_wk, float *restrict d_b,
                                   const float *restrict d_out, const float *restrict in,
                                   const int *base, int n, int h, int w, int c, int k, int f,
@@ -331,11 +301,7 @@ void conv2d_weight_gradient_valid(float *restrict d_wk, float *restrict d_b,
 {
     const long pixels = (long)n * (h - k + 1) * (w - k + 1);
     const int kc = k * c, rows = k * kc;
-    if (!accumulate)
-        memset(d_b, 0, sizeof(float) * (size_t)f);
-    for (long p = 0; p < pixels; p++)
-        for (int o = 0; o < f; o++)
-            d_b[o] += d_out[p * f + o];
+    dense_bias_gradient(d_b, d_out, (int)pixels, f, accumulate);
     long off[GRAD_ROWS];
     int j = 0;
 #define ROWS_CHUNK(o, nv, lanes)                                                        \
@@ -347,11 +313,11 @@ void conv2d_weight_gradient_valid(float *restrict d_wk, float *restrict d_b,
     for (; rows - j >= GRAD_ROWS; j += GRAD_ROWS) {
         for (int q = 0; q < GRAD_ROWS; q++)
             off[q] = (long)((j + q) / kc) * w * c + (j + q) % kc;
-        FOR_GRAD_CHUNKS(f, ROWS_CHUNK);
+        FOR_OUTPUT_CHUNKS(f, GRAD_VECTORS, ROWS_CHUNK);
     }
     for (; j < rows; j++) {
         off[0] = (long)(j / kc) * w * c + j % kc;
-        FOR_GRAD_CHUNKS(f, ROW_CHUNK);
+        FOR_OUTPUT_CHUNKS(f, GRAD_VECTORS, ROW_CHUNK);
     }
 #undef ROWS_CHUNK
 #undef ROW_CHUNK

@@ -239,31 +239,7 @@ void dense_inputs_index_bytes(dense_inputs *restrict l, const uint8_t *const *ro
     restore_starts(l->start, groups);
 }
 
-/* Chunks of max_nv vectors of outputs, then at most one of 4 and one of 2
- * (when they are smaller than max_nv), then single vectors, the last one
- * possibly partial, over out_dim outputs: body(o, nv, lanes) computes the
- * chunk at output o of nv vectors, the last of them `lanes` wide, with nv a
- * constant in each call so that the kernels keep their sums in registers. */
-#define FOR_OUTPUT_CHUNKS(out_dim, max_nv, body)                                       \
-    do {                                                                                \
-        int o_ = 0;                                                                     \
-        for (; (out_dim) - o_ >= (max_nv) * VF_LEN; o_ += (max_nv) * VF_LEN)            \
-            body(o_, (max_nv), VF_LEN);                                                 \
-        if ((max_nv) > 4 && (out_dim) - o_ >= 4 * VF_LEN) {                             \
-            body(o_, 4, VF_LEN);                                                        \
-            o_ += 4 * VF_LEN;                                                           \
-        }                                                                               \
-        if ((max_nv) > 2 && (out_dim) - o_ >= 2 * VF_LEN) {                             \
-            body(o_, 2, VF_LEN);                                                        \
-            o_ += 2 * VF_LEN;                                                           \
-        }                                                                               \
-        for (; (out_dim) - o_ >= VF_LEN; o_ += VF_LEN)                                  \
-            body(o_, 1, VF_LEN);                                                        \
-        if (o_ < (out_dim))                                                             \
-            body(o_, 1, (out_dim) - o_);                                                \
-    } while (0)
-
-static void relu_in_place(float *restrict x, long count)
+void dense_relu(float *restrict x, long count)
 {
     for (long k = 0; k < count; k++)
         x[k] = x[k] < 0.0f ? 0.0f : x[k];
@@ -347,7 +323,7 @@ void dense_forward(float *restrict out, const dense_inputs *restrict in,
     const int base = 0;
     dense_forward_rows(out, &list, &base, 1, w, 0, in_dim, in_dim, out_dim);
     if (relu)
-        relu_in_place(out, (long)n * out_dim);
+        dense_relu(out, (long)n * out_dim);
 }
 
 void dense_sum_parts(float *restrict out, const float *const *parts, int n_parts,
@@ -363,7 +339,7 @@ void dense_sum_parts(float *restrict out, const float *const *parts, int n_parts
         }
     }
     if (relu)
-        relu_in_place(out, (long)n * out_dim);
+        dense_relu(out, (long)n * out_dim);
 }
 
 /* The `rows` rows of d_w of group g, over one chunk of nv vectors (the last
@@ -553,10 +529,11 @@ static void input_gradient(float *restrict d_in, const float *restrict d_out,
     }
 }
 
-/* d_b += the column sums of d_out, row after row. */
-static void add_bias_gradient(float *restrict d_b, const float *restrict d_out, int n,
-                              int out_dim)
+void dense_bias_gradient(float *restrict d_b, const float *restrict d_out, int n, int out_dim,
+                         int accumulate)
 {
+    if (!accumulate)
+        memset(d_b, 0, sizeof(float) * (size_t)out_dim);
     for (int s = 0; s < n; s++)
         for (int o = 0; o < out_dim; o++)
             d_b[o] += d_out[(long)s * out_dim + o];
@@ -567,8 +544,7 @@ void dense_backward(float *restrict d_in, float *restrict d_w, float *restrict d
                     const float *restrict w, float *restrict wt, int n, int in_dim,
                     int out_dim, uint8_t *restrict row_used)
 {
-    memset(d_b, 0, sizeof(float) * (size_t)out_dim);
-    add_bias_gradient(d_b, d_out, n, out_dim);
+    dense_bias_gradient(d_b, d_out, n, out_dim, 0);
     if (d_w)
         weight_gradient(d_w, in, d_out, 0, group_count(in_dim), in_dim, out_dim, row_used);
     if (d_in)
@@ -622,7 +598,7 @@ void dense_forward_small(float *restrict out, const float *restrict in,
 #undef SAMPLES_CHUNK
 #undef SAMPLE_CHUNK
     if (relu)
-        relu_in_place(out, (long)n * out_dim);
+        dense_relu(out, (long)n * out_dim);
 }
 
 /* d_w[r][o .. o + nv*VF_LEN) for nr rows, the last vector possibly partial;
@@ -714,9 +690,7 @@ void dense_weight_gradient_small(float *restrict d_w, float *restrict d_b,
                                  const float *restrict d_out, const float *restrict in, int n,
                                  int in_dim, int out_dim, int accumulate)
 {
-    if (!accumulate)
-        memset(d_b, 0, sizeof(float) * (size_t)out_dim);
-    add_bias_gradient(d_b, d_out, n, out_dim);
+    dense_bias_gradient(d_b, d_out, n, out_dim, accumulate);
     /* The samples go in chunks whose inputs and gradients stay in the L2
      * cache while every block of the weight gradient passes over them; a
      * block's sums carry on from one chunk to the next in d_w, in the same

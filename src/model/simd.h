@@ -94,4 +94,28 @@ static inline vf vf_madd(vf a, vf b, vf c)
 #endif
 }
 
+/* Chunks of max_nv vectors of outputs, then at most one of 4 and one of 2
+ * (when they are smaller than max_nv), then single vectors, the last one
+ * possibly partial, over out_dim outputs: body(o, nv, lanes) computes the
+ * chunk at output o of nv vectors, the last of them `lanes` wide, with nv a
+ * constant in each call so that the kernels keep their sums in registers. */
+#define FOR_OUTPUT_CHUNKS(out_dim, max_nv, body)                                       \
+    do {                                                                                \
+        int o_ = 0;                                                                     \
+        for (; (out_dim) - o_ >= (max_nv) * VF_LEN; o_ += (max_nv) * VF_LEN)            \
+            body(o_, (max_nv), VF_LEN);                                                 \
+        if ((max_nv) > 4 && (out_dim) - o_ >= 4 * VF_LEN) {                             \
+            body(o_, 4, VF_LEN);                                                        \
+            o_ += 4 * VF_LEN;                                                           \
+        }                                                                               \
+        if ((max_nv) > 2 && (out_dim) - o_ >= 2 * VF_LEN) {                             \
+            body(o_, 2, VF_LEN);                                                        \
+            o_ += 2 * VF_LEN;                                                           \
+        }                                                                               \
+        for (; (out_dim) - o_ >= VF_LEN; o_ += VF_LEN)                                  \
+            body(o_, 1, VF_LEN);                                                        \
+        if (o_ < (out_dim))                                                             \
+            body(o_, 1, (out_dim) - o_);                                                \
+    } while (0)
+
 #endif
