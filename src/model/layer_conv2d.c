@@ -101,13 +101,12 @@ static int chunk_samples(const layer *l, int max_n)
 
 static size_t conv_work_bytes(const layer *l, int max_n)
 {
-    const size_t patches = sizeof(float) * (size_t)patch_rows(l, chunk_samples(l, max_n)) *
-                           (size_t)patch_len(l);
+    const size_t rows = (size_t)patch_rows(l, chunk_samples(l, max_n));
+    const size_t patches = sizeof(float) * rows * (size_t)patch_len(l);
     /* Padding valid reads its patch rows in place: it writes only their
      * gradients. */
     return align64(sizeof(conv_work)) + (l->same ? 2 : 1) * align64(patches) +
-           align64(sizeof(float) * l->count[DENSE_W]) +
-           align64(sizeof(int) * (size_t)patch_rows(l, chunk_samples(l, max_n)));
+           align64(sizeof(float) * l->count[DENSE_W]) + align64(sizeof(int) * rows);
 }
 
 static void conv_work_init(const layer *l, void *mem, int max_n)
@@ -141,11 +140,6 @@ static void conv_init(const layer *l, float *params, uint64_t seed)
     memset(params + l->offset[DENSE_B], 0, sizeof(float) * (size_t)l->units);
 }
 
-static size_t image_floats(tensor_shape t)
-{
-    return (size_t)t.h * (size_t)t.w * (size_t)t.c;
-}
-
 static void conv_forward(const layer *l, float *out, const layer_input *in, const float *params,
                          void *work, int n, const layer_pass *pass)
 {
@@ -153,9 +147,9 @@ static void conv_forward(const layer *l, float *out, const layer_input *in, cons
     conv_work *w = work;
     for (int s = 0; s < n; s += w->chunk) {
         const int ns = n - s < w->chunk ? n - s : w->chunk;
-        const float *x = in->x + s * image_floats(l->in), *wk = params + l->offset[DENSE_W];
+        const float *x = in->x + s * tensor_size(l->in), *wk = params + l->offset[DENSE_W];
         const float *b = params + l->offset[DENSE_B];
-        float *y = out + s * image_floats(l->out);
+        float *y = out + s * tensor_size(l->out);
         if (!l->same) {
             conv2d_forward_valid(y, x, w->base, wk, b, ns, l->in.h, l->in.w, l->in.c,
                                  l->kernel, l->units, l->relu);
@@ -177,10 +171,10 @@ static void conv_backward(const layer *l, float *d_in, float *grad, float *d_out
     for (int s = 0; s < n; s += w->chunk) {
         const int ns = n - s < w->chunk ? n - s : w->chunk;
         const long rows = patch_rows(l, ns);
-        float *d = d_out + s * image_floats(l->out);
+        float *d = d_out + s * tensor_size(l->out);
         if (l->relu)
-            dense_relu_backward(d, out + s * image_floats(l->out), rows * l->units);
-        const float *x = in + s * image_floats(l->in);
+            dense_relu_backward(d, out + s * tensor_size(l->out), rows * l->units);
+        const float *x = in + s * tensor_size(l->in);
         float *d_wk = grad + l->offset[DENSE_W], *d_b = grad + l->offset[DENSE_B];
         if (l->same) {
             conv_im2col(w->patches, x, ns, l->in.h, l->in.w, l->in.c, l->kernel, pad_of(l));
@@ -193,7 +187,7 @@ static void conv_backward(const layer *l, float *d_in, float *grad, float *d_out
         if (!d_in)
             continue;
         dense_input_gradient_small(w->d_patches, d, w->wt, (int)rows, patch_len(l), l->units);
-        conv_col2im(d_in + s * image_floats(l->in), w->d_patches, ns, l->in.h, l->in.w,
+        conv_col2im(d_in + s * tensor_size(l->in), w->d_patches, ns, l->in.h, l->in.w,
                     l->in.c, l->kernel, pad_of(l));
     }
 }
