@@ -94,6 +94,30 @@ static int has_params(const torch_module *md)
     return md->kind == MOD_CONV || md->kind == MOD_LINEAR;
 }
 
+/* The shape of module md's weight as PyTorch lays it out (export.h) into
+ * dims; returns how many dimensions. */
+static int weight_shape(const torch_module *md, int64_t dims[4])
+{
+    const layer *l = md->l;
+    if (md->kind == MOD_CONV) {
+        dims[0] = l->units, dims[1] = l->in.c, dims[2] = l->kernel, dims[3] = l->kernel;
+        return 4;
+    }
+    dims[0] = l->units, dims[1] = tensor_size(l->in);
+    return 2;
+}
+
+/* The most floats any of the n modules' weights hold (at least 1), for a
+ * buffer that takes each in turn. */
+static size_t largest_weight(const torch_module *mods, int n)
+{
+    size_t most = 1;
+    for (int k = 0; k < n; k++)
+        if (has_params(&mods[k]) && mods[k].l->count[DENSE_W] > most)
+            most = mods[k].l->count[DENSE_W];
+    return most;
+}
+
 int export_torch_modules(const model *m, char *buf, size_t size, tr_error *err)
 {
     torch_module mods[MAX_MODULES];
@@ -128,7 +152,7 @@ static void torch_weights(float *out, const torch_module *md, const float *param
     const layer *l = md->l;
     const float *w = params + l->offset[DENSE_W];
     const int f = l->units;
-    if (l->kind == LAYER_CONV2D) {
+    if (md->kind == MOD_CONV) {
         const int k = l->kernel, c = l->in.c;
         for (int o = 0; o < f; o++)
             for (int ch = 0; ch < c; ch++)
@@ -170,14 +194,12 @@ int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *er
             continue;
         const layer *l = mods[k].l;
         const size_t wn = l->count[DENSE_W] * sizeof(float), bn = l->count[DENSE_B] * sizeof(float);
-        if (l->kind == LAYER_CONV2D)
-            add(&h, ",\"%d.weight\":{\"dtype\":\"F32\",\"shape\":[%d,%d,%d,%d],"
-                "\"data_offsets\":[%zu,%zu]}", k, l->units, l->in.c, l->kernel,
-                l->kernel, at, at + wn);
-        else
-            add(&h, ",\"%d.weight\":{\"dtype\":\"F32\",\"shape\":[%d,%ld],"
-                "\"data_offsets\":[%zu,%zu]}", k, l->units, tensor_size(l->in), at,
-                at + wn);
+        int64_t dims[4];
+        const int nd = weight_shape(&mods[k], dims);
+        add(&h, ",\"%d.weight\":{\"dtype\":\"F32\",\"shape\":[", k);
+        for (int d = 0; d < nd; d++)
+            add(&h, "%s%lld", d ? "," : "", (long long)dims[d]);
+        add(&h, "],\"data_offsets\":[%zu,%zu]}", at, at + wn);
         add(&h, ",\"%d.bias\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
             k, l->units, at + wn, at + wn + bn);
         at += wn + bn;
@@ -191,11 +213,7 @@ int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *er
         return error_set(err, "the safetensors header is longer than %zu bytes", sizeof header);
     *len = 8 + h.len + at;
     uint8_t *out = *data = malloc(*len);
-    size_t most = 0;
-    for (int k = 0; k < n; k++)
-        if (has_params(&mods[k]) && mods[k].l->count[DENSE_W] > most)
-            most = mods[k].l->count[DENSE_W];
-    float *w = malloc(most * sizeof(float) + 1);
+    float *w = malloc(largest_weight(mods, n) * sizeof(float));
     if (!out || !w) {
         free(out), free(w);
         *data = NULL;
@@ -257,7 +275,7 @@ static void pb_varint(pb *b, uint64_t v)
     pb_raw(b, out, (size_t)n);
 }
 
-enum { WIRE_VARINT = 0, WIRE_BYTES = 2, WIRE_FIXED32 = 5 };
+enum { WIRE_VARINT = 0, WIRE_BYTES = 2 };
 
 static void pb_key(pb *b, int field, int wire)
 {
@@ -327,9 +345,9 @@ static void attribute_int(pb *node, const char *name, int64_t v)
     pb_message(node, NODE_ATTRIBUTE, &a);
 }
 
-/* A node of op_type from the inputs (NULL-terminated) to `output`; its
- * attributes are added to the returned buffer by the caller, which then
- * passes it to end_node. */
+/* A node of op_type from the inputs (NULL-terminated) to `output`; the
+ * caller adds its attributes to the returned buffer, then appends it to the
+ * graph with pb_message. */
 static pb begin_node(const char *op_type, const char *name, const char *const *inputs,
                      const char *output)
 {
@@ -413,18 +431,12 @@ static int onnx_graph(pb *graph, const model *m, const torch_module *mods, int n
             attribute_ints(&node, "kernel_shape", kk, 2);
             attribute_ints(&node, "pads", pads, 4);
             attribute_ints(&node, "strides", one, 2);
-            torch_weights(scratch, md, m->params);
-            const int64_t dims[4] = {l->units, l->in.c, l->kernel, l->kernel};
-            initializer(graph, wname, dims, 4, scratch, l->count[DENSE_W]);
             break;
         }
         case MOD_LINEAR: {
             snprintf(name, sizeof name, "gemm_%d", k);
             node = begin_node("Gemm", name, (const char *[]){x, wname, bname, NULL}, y);
             attribute_int(&node, "transB", 1);
-            torch_weights(scratch, md, m->params);
-            const int64_t dims[2] = {l->units, tensor_size(l->in)};
-            initializer(graph, wname, dims, 2, scratch, l->count[DENSE_W]);
             break;
         }
         case MOD_RELU:
@@ -453,8 +465,12 @@ static int onnx_graph(pb *graph, const model *m, const torch_module *mods, int n
             continue;
         }
         pb_message(graph, GRAPH_NODE, &node);
-        if (md->kind == MOD_CONV || md->kind == MOD_LINEAR) {
-            const int64_t dims[1] = {l->units};
+        if (has_params(md)) {
+            int64_t dims[4];
+            const int nd = weight_shape(md, dims);
+            torch_weights(scratch, md, m->params);
+            initializer(graph, wname, dims, nd, scratch, l->count[DENSE_W]);
+            dims[0] = l->units;
             initializer(graph, bname, dims, 1, m->params + l->offset[DENSE_B],
                         l->count[DENSE_B]);
         }
@@ -467,11 +483,7 @@ int export_onnx(const model *m, uint8_t **data, size_t *len, tr_error *err)
 {
     torch_module mods[MAX_MODULES];
     const int n = torch_modules(m, mods);
-    size_t most = 1;
-    for (int k = 0; k < n; k++)
-        if (has_params(&mods[k]) && mods[k].l->count[DENSE_W] > most)
-            most = mods[k].l->count[DENSE_W];
-    float *scratch = malloc(most * sizeof(float));
+    float *scratch = malloc(largest_weight(mods, n) * sizeof(float));
     if (!scratch)
         return error_set(err, "out of memory for the ONNX model's weights");
     pb graph = {0};
