@@ -136,6 +136,10 @@ const float *model_forward(const model *m, model_work *w, const layer_input *in,
 void model_probabilities(const model *m, model_work *w, const layer_input *in, int n,
                          float *probs);
 
+/* The k likeliest of `classes` probabilities into top (k <= classes),
+ * likeliest first, the lower class first on ties.  top: [k] */
+void model_top_classes(const float *probs, int classes, int *top, int k);
+
 /* The backward pass after a training model_forward of the same block, with
  * its labels:
  * returns the summed loss; grad (a buffer of m's layout) receives scale times

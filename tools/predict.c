@@ -99,14 +99,9 @@ static int parse(predict_options *o, int argc, char **argv)
 static void report(const predict_options *o, const char *file, long item, const float *p,
                    int classes)
 {
-    int top[3] = {-1, -1, -1};
+    int top[3];
     const int shown = classes < 3 ? classes : 3;
-    for (int t = 0; t < shown; t++)
-        for (int c = 0; c < classes; c++) {
-            const int taken = (t > 0 && top[0] == c) || (t > 1 && top[1] == c);
-            if (!taken && (top[t] < 0 || p[c] > p[top[t]]))
-                top[t] = c;
-        }
+    model_top_classes(p, classes, top, shown);
     if (o->json) {
         printf("{\"file\": \"");
         for (const char *s = file; *s; s++) {

@@ -315,6 +315,20 @@ void model_probabilities(const model *m, model_work *w, const layer_input *in, i
     }
 }
 
+void model_top_classes(const float *probs, int classes, int *top, int k)
+{
+    for (int t = 0; t < k; t++) {
+        top[t] = -1;
+        for (int c = 0; c < classes; c++) {
+            int taken = 0;
+            for (int q = 0; q < t; q++)
+                taken |= top[q] == c;
+            if (!taken && (top[t] < 0 || probs[c] > probs[top[t]]))
+                top[t] = c;
+        }
+    }
+}
+
 double model_backward(const model *m, model_work *w, const layer_input *in,
                       const uint8_t *labels, int n, float scale, float *grad, int *correct)
 {

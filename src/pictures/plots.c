@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model.h"
+
 static const rgb WHITE = {255, 255, 255};
 static const rgb INK = {30, 30, 30};
 static const rgb AXIS = {90, 90, 90};
@@ -477,16 +479,7 @@ int plot_verdicts(canvas *c, const plot_verdict *v, int n, int classes, const ch
         canvas_gray_image(c, sx, y, v[k].seen, v[k].sw, v[k].sh, scale);
         /* The likeliest classes, most likely first. */
         int order[VERDICT_BARS];
-        for (int b = 0; b < bars; b++) {
-            order[b] = -1;
-            for (int j = 0; j < classes; j++) {
-                int taken = 0;
-                for (int q = 0; q < b; q++)
-                    taken |= order[q] == j;
-                if (!taken && (order[b] < 0 || v[k].probs[j] > v[k].probs[order[b]]))
-                    order[b] = j;
-            }
-        }
+        model_top_classes(v[k].probs, classes, order, bars);
         const int bar_h = VERDICT_BAR_H;
         for (int b = 0; b < bars; b++) {
             const float p = v[k].probs[order[b]];
