@@ -1,7 +1,25 @@
 """A model read by trainerfiles.read_ckpt, run by numpy in float64 as the
 README describes its layers: the tests' reference for the trainer's own
-forward pass."""
+forward pass; and the IDX images it runs on."""
+import gzip
+
 import numpy as np
+
+
+def read_idx(path):
+    """The items of an IDX file of unsigned bytes (plain or gzip) as an array
+    of the file's dimensions."""
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+        data = f.read()
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(data[3])]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
+
+
+def nchw(images):
+    """Images ([n][h][w] or [n][h][w][c] bytes) as PyTorch and ONNX take them:
+    float32 [n][c][h][w], each pixel / 255."""
+    x = images if images.ndim == 4 else images[..., None]
+    return np.ascontiguousarray((x.astype(np.float32) / np.float32(255)).transpose(0, 3, 1, 2))
 
 
 def forward(model, images):

@@ -25,6 +25,7 @@ from testlib import check, finish  # noqa: E402
 
 try:
     import numpy as np
+    from modelrun import nchw, read_idx
 except ImportError:
     print("test_export: numpy is not installed (python3-numpy): skipped")
     sys.exit(77)
@@ -110,14 +111,6 @@ def run_numpy(mods, tensors, x):
     return x
 
 
-def idx_nchw(path, rows, cols, channels):
-    with open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    x = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(-1, rows, cols, channels)
-    return (x.astype(np.float32) / np.float32(255)).transpose(0, 3, 1, 2)
-
-
 def case(tmp, name, rows, cols, channels, *train_args):
     data = os.path.join(tmp, name, "data")
     os.makedirs(data)
@@ -139,7 +132,7 @@ def case(tmp, name, rows, cols, channels, *train_args):
     check(meta["format"] == "pt" and meta["trainer.input"] == f"{rows}x{cols}x{channels}" and
           meta["trainer.classes"] == "10", f"{name}: metadata {meta}")
     mods = modules(meta["trainer.sequential"])
-    x = idx_nchw(images, rows, cols, channels)
+    x = nchw(read_idx(images))
     got = run_numpy(mods, tensors, x)
     worst = float(np.abs(got - want).max()) if got.shape == want.shape else 1.0
     same = int((got.argmax(1) == want.argmax(1)).sum()) if got.shape == want.shape else 0

@@ -32,6 +32,7 @@ JS = os.path.join(SOURCE, "tests", "js")
 try:
     import numpy as np
     import onnx
+    from modelrun import nchw, read_idx
 except ImportError as e:
     print(f"test_onnx: {e.name} is not installed (python3-numpy, python3-onnx): skipped")
     sys.exit(77)
@@ -44,15 +45,6 @@ if not shutil.which("node") or not os.path.isdir(os.path.join(JS, "node_modules"
 
 def run(*args):
     return subprocess.run([TRAINER, *args], capture_output=True, text=True, timeout=900)
-
-
-def idx_images(path):
-    import gzip
-    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
-        data = f.read()
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(data[3])]
-    x = np.frombuffer(data, np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
-    return x if x.ndim == 4 else x[..., None]
 
 
 def compare(tmp, name, model, images):
@@ -68,13 +60,12 @@ def compare(tmp, name, model, images):
         print(f"{name}: {e}")
     check(checked, f"{name}: onnx.checker.check_model")
     meta = {p.key: p.value for p in m.metadata_props}
-    x = idx_images(images)
-    n, h, w, c = x.shape
+    x = nchw(read_idx(images))
+    n, c, h, w = x.shape
     check(meta.get("input_shape") == f"{h}x{w}x{c}" and "preprocessing" in meta and
           m.opset_import[0].version >= 13, f"{name}: metadata {meta}")
-    nchw = (x.astype(np.float32) / np.float32(255)).transpose(0, 3, 1, 2)
     fin, fout = os.path.join(tmp, name + ".in"), os.path.join(tmp, name + ".out")
-    np.ascontiguousarray(nchw).astype("<f4").tofile(fin)
+    x.astype("<f4").tofile(fin)
     r = subprocess.run(["node", os.path.join(JS, "ort_run.js"), path, fin, str(n), str(c),
                         str(h), str(w), fout], capture_output=True, text=True, timeout=600,
                        env={**os.environ, "NODE_PATH": os.path.join(JS, "node_modules")})

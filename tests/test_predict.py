@@ -15,7 +15,6 @@ original.  Skipped (77) without MNIST in data/mnist."""
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from testlib import check, finish  # noqa: E402
 try:
     import numpy as np
     import pngwrite
-    from modelrun import forward
+    from modelrun import forward, read_idx
 except ImportError:
     print("test_predict: numpy is not installed (python3-numpy): skipped")
     sys.exit(77)
@@ -40,13 +39,6 @@ MNIST = len(sys.argv) > 2 and sys.argv[2] == "mnist"
 def predict(*args):
     return subprocess.run([TRAINER, "predict", *args], capture_output=True, text=True,
                           timeout=300)
-
-
-def idx_images(path):
-    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
-        data = f.read()
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(data[3])]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
 
 
 def softmax(logits):
@@ -74,7 +66,7 @@ def generated(tmp):
         g.write(f.read())
     model = train(data, os.path.join(tmp, "run"), "--epochs", "3", "--validation-split", "0")
     ckpt = trainerfiles.read_ckpt(model)
-    x = idx_images(images)
+    x = read_idx(images)
     want = softmax(forward(ckpt, x))
 
     # IDX files, plain and gzip: every item, numpy's probabilities.
@@ -209,7 +201,7 @@ def real_digits(tmp, source):
     got = [json.loads(line) for line in r.stdout.splitlines()]
     check(r.returncode == 0 and len(got) == 10000, f"the test images: {r.stderr}")
     sure = [g for g in got if g["top"][0]["probability"] > 0.99][:30]
-    x = idx_images(images)
+    x = read_idx(images)
     files, want = [], []
     for g in sure:
         for name, data_ in variants(x[g["item"]]):
