@@ -41,7 +41,8 @@ void image_free(image *im);
  * pixels taken as the page, and inverted when the page is light.  The page
  * is the median of the border pixels (or, when the border is mostly
  * transparent, the opposite of the ink); ink is stretched so that the page is 0
- * and the strongest ink 1.  Fails with "no ink" on a picture of one level.
+ * and the strongest ink 1.  Fails with "no ink" when the strongest mark
+ * differs from the page by less than 15%: a blank page, or its noise.
  * ink: [h][w] */
 int image_ink(const image *im, float *ink, tr_error *err);
 

@@ -4,9 +4,9 @@
  * passes are products of the patch rows with the kernel (conv.h).  Padding
  * valid reads the patch rows in place; padding same writes them (im2col) and
  * uses the dense kernels.  The samples go through in chunks whose patch rows
- * stay in the L2 cache between being written and being read; the backward
- * pass writes them again rather than keep the whole block's, which would
- * stream through memory. */
+ * (and their gradients) stay in the L2 cache between being written and being
+ * read; padding same's backward pass writes its rows again rather than keep
+ * the whole block's, which would stream through memory. */
 #include <math.h>
 #include <string.h>
 
