@@ -106,9 +106,13 @@ with tempfile.TemporaryDirectory() as tmp:
     # rounding of history.csv's numbers (a missing epoch would take a third).
     same_lines(os.path.join(out, "curves.png"), os.path.join(out, "history.csv"), "curves.png")
 
-    # Interrupted between two redraws, it catches up with history.csv.
+    # Interrupted between two redraws, it catches up with history.csv.  The
+    # small rate keeps the loss far above history.csv's last decimal: hundreds
+    # of epochs run before the first redraw on a fast machine, and at the
+    # default rate the loss falls below 1e-6, which rounds to 0 there.
     cut = os.path.join(tmp, "cut")
-    p = subprocess.Popen([TRAINER, "--data", data, "--out", cut, "--epochs", "10000"],
+    p = subprocess.Popen([TRAINER, "--data", data, "--out", cut, "--epochs", "10000",
+                          "--lr", "0.00001"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     history = os.path.join(cut, "history.csv")
     deadline = time.time() + 120
