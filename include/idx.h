@@ -1,4 +1,4 @@
-/* idx.h - reading IDX files (the MNIST format), plain or gzip-compressed.
+/* idx.h - reading (and writing) IDX files (the MNIST format), plain or gzip-compressed.
  *
  * An IDX file is a 4-byte magic (two zero bytes, a type code, the number of
  * dimensions), one big-endian u32 per dimension, then the items.  Only the
@@ -43,6 +43,11 @@ int idx_parse(idx_array *out, const uint8_t *buf, size_t len, const char *name,
  * IDX_MAX_BYTES.  Deflate packs up to about 1000 bytes into one, so a small
  * gzip file can still hold, and cost, that much. */
 int idx_load(idx_array *out, const char *path, uint32_t items, tr_error *err);
+
+/* The IDX file of unsigned bytes with ndim dimensions dims (dims[0] the item
+ * count) and items data: a new buffer in *out of *len bytes. */
+int idx_encode(int ndim, const uint32_t *dims, const uint8_t *data, uint8_t **out,
+               size_t *len, tr_error *err);
 
 /* Frees out->data; safe on a zeroed or already freed array. */
 void idx_free(idx_array *a);

@@ -6,7 +6,12 @@
  * placed in a 28x28 field so that their centre of mass is at its centre,
  * white ink on black.  A photograph or a scan of a digit is nothing like
  * that until it has been prepared the same way, and a model trained on
- * MNIST misreads it. */
+ * MNIST misreads it.
+ *
+ * The drawing page (tools/web/prepare.js) repeats this preparation in
+ * JavaScript and must give the same bytes: the grey levels and the page are
+ * integers, and the rest is IEEE arithmetic in a fixed order, which is why
+ * image.c is compiled without fused multiply-adds (meson.build). */
 #ifndef TRAINER_IMAGE_H
 #define TRAINER_IMAGE_H
 
@@ -55,5 +60,9 @@ int image_ink(const image *im, float *ink, tr_error *err);
  * the strongest ink. */
 int image_prepare(uint8_t *out, int fh, int fw, const float *ink, int h, int w,
                   tr_error *err);
+
+/* image_prepare's field before it becomes bytes: [fh][fw] floats in [0, 1]. */
+int image_field(float *field, int fh, int fw, const float *ink, int h, int w,
+                tr_error *err);
 
 #endif

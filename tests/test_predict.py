@@ -4,8 +4,8 @@
 Without arguments past the trainer: a model trained on a small generated
 set; its probabilities on IDX files (plain and gzip) and on --raw PNG files
 against the model's file run by numpy; every bad input named in one line
-while the good files are still classified, status 1; bad command lines,
-status 2.
+while the good files are still classified, status 1; --save-input's IDX
+file read back; bad command lines, status 2.
 
 With "mnist" and the source tree: a model trained on real MNIST digits, and
 test digits it is sure of drawn by this test as PNG files (scaled up,
@@ -101,6 +101,28 @@ def generated(tmp):
     r = predict("--model", model, pngs[0])
     check(r.returncode == 0 and r.stdout.startswith(pngs[0] + ": ") and "%" in r.stdout,
           f"text output: {r.stdout!r}")
+
+    # --save-input: the pictures as the model saw them, an IDX file that
+    # predict reads back with the same figures; nothing written when nothing
+    # was classified, and an earlier file kept when the folder is missing.
+    saved = os.path.join(tmp, "seen.idx")
+    r = predict("--json", "--raw", "--save-input", saved, "--model", model, pngs[0], images)
+    check(r.returncode == 0, f"--save-input: {r.stderr}")
+    back = read_idx(saved)
+    check(back.shape == (1 + len(x), 28, 28) and np.array_equal(back[0], x[0]) and
+          np.array_equal(back[1:], x), f"--save-input holds the pictures: {back.shape}")
+    r2 = predict("--json", "--model", model, saved)
+    first = [json.loads(line)["probabilities"] for line in r.stdout.splitlines()]
+    again = [json.loads(line)["probabilities"] for line in r2.stdout.splitlines()]
+    check(r2.returncode == 0 and again == first, "the saved pictures read back give the same")
+    before = open(saved, "rb").read()
+    r = predict("--save-input", saved, "--model", model, os.path.join(tmp, "none.png"))
+    check(r.returncode == 1 and "nothing to write" in r.stderr and
+          open(saved, "rb").read() == before, f"--save-input of nothing: {r.stderr!r}")
+    r = predict("--save-input", os.path.join(tmp, "no", "dir", "s.idx"), "--model", model,
+                pngs[0])
+    check(r.returncode == 1 and "s.idx" in r.stderr, f"--save-input to a missing folder: "
+          f"{r.stderr!r}")
 
     # Bad inputs among good ones: each named, the good ones still classified.
     bad = {}

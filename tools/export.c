@@ -4,17 +4,26 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "ckpt.h"
 #include "export.h"
 #include "fileio.h"
+#include "webpage.h"
 
 #define EXIT_USAGE 2
+
+/* ONNX Runtime Web's files the page loads: its WebAssembly build. */
+static const char *const ort_files[] = {"ort.wasm.min.js", "ort-wasm-simd-threaded.mjs",
+                                        "ort-wasm-simd-threaded.wasm"};
+#define ORT_FILE_MAX_BYTES ((size_t)1 << 27)
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: trainer export [--model FILE] [--onnx OUT] [--safetensors OUT]\n"
+            "                      [--web DIR [--onnxruntime-web ORT]]\n"
             "Write a trained model for other programs.\n\n"
             "  --model FILE        the model (default: model.ckpt)\n"
             "  --onnx OUT          the model for ONNX runtimes (opset 13): input\n"
@@ -23,9 +32,84 @@ static void usage(FILE *f)
             "  --safetensors OUT   its weights as PyTorch's nn.Sequential of the same\n"
             "                      layers names them (the Sequential itself is in the\n"
             "                      file's metadata; see the README)\n"
+            "  --web DIR           a page to draw a digit and see the model's verdict:\n"
+            "                      serve it with python3 -m http.server -d DIR\n"
+            "  --onnxruntime-web ORT  the folder of ONNX Runtime Web's files the page\n"
+            "                      runs the model with (default: data/onnxruntime-web\n"
+            "                      here, else %s/data/onnxruntime-web;\n"
+            "                      tools/fetch-onnxruntime-web puts them there)\n"
             "  --help              show this help\n\n"
             "Exit status: 0 on success, 1 for a model or output problem, 2 for a bad\n"
-            "command line.\n");
+            "command line.\n", TRAINER_SOURCE_DIR);
+}
+
+/* The folder of ONNX Runtime Web's files: ort, else the first default that
+ * holds them. */
+static int find_ort(const char *ort, char *dir, size_t size, tr_error *err)
+{
+    const char *const candidates[] = {ort, "data/onnxruntime-web",
+                                      TRAINER_SOURCE_DIR "/data/onnxruntime-web"};
+    for (size_t k = ort ? 0 : 1; k < sizeof candidates / sizeof *candidates; k++) {
+        struct stat st;
+        snprintf(dir, size, "%s/%s", candidates[k], ort_files[0]);
+        if (stat(dir, &st) == 0 && S_ISREG(st.st_mode)) {
+            snprintf(dir, size, "%s", candidates[k]);
+            return 0;
+        }
+        if (ort)
+            return error_set(err, "%s: no %s there: not ONNX Runtime Web's files (fetch them "
+                             "with tools/fetch-onnxruntime-web)", ort, ort_files[0]);
+    }
+    return error_set(err, "ONNX Runtime Web is not in data/onnxruntime-web nor in "
+                     "%s/data/onnxruntime-web: fetch it with tools/fetch-onnxruntime-web, "
+                     "or name its folder with --onnxruntime-web", TRAINER_SOURCE_DIR);
+}
+
+static int write_in(const char *dir, const char *name, const void *data, size_t len,
+                    tr_error *err)
+{
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+        return error_set(err, "%s: the folder's name is too long", dir);
+    return file_write_atomic(path, data, len, err);
+}
+
+/* The drawing page in dir: the page's files, the model as ONNX and its
+ * shape in model.json, and ONNX Runtime Web's files copied from ort_dir.
+ * Each file is replaced whole; the files of an earlier page stay until
+ * their new versions are written. */
+static int export_web(const model *m, const char *dir, const char *ort, tr_error *err)
+{
+    char ort_dir[4096];
+    if (find_ort(ort, ort_dir, sizeof ort_dir, err) || file_make_dirs(dir, err))
+        return -1;
+    for (size_t k = 0; k < sizeof ort_files / sizeof *ort_files; k++) {
+        char path[4096 + 64];
+        uint8_t *data;
+        size_t len;
+        snprintf(path, sizeof path, "%s/%s", ort_dir, ort_files[k]);
+        if (file_read_all(path, ORT_FILE_MAX_BYTES, &data, &len, err))
+            return -1;
+        const int rc = write_in(dir, ort_files[k], data, len, err);
+        free(data);
+        if (rc)
+            return -1;
+    }
+    char layers[4096], info[4096 + 256];
+    if (model_format_layers(m, layers, sizeof layers))
+        return error_set(err, "the model's layers are longer than %zu bytes", sizeof layers);
+    const int n = snprintf(info, sizeof info, "{\"classes\": %d, \"height\": %d, \"width\": %d, "
+                           "\"channels\": %d, \"layers\": \"%s\"}\n", model_classes(m),
+                           m->input.h, m->input.w, m->input.c, layers);
+    uint8_t *onnx = NULL;
+    size_t len = 0;
+    if (write_in(dir, "model.json", info, (size_t)n, err) || export_onnx(m, &onnx, &len, err))
+        return -1;
+    int rc = write_in(dir, "model.onnx", onnx, len, err);
+    free(onnx);
+    for (int k = 0; k < web_file_count && !rc; k++)
+        rc = write_in(dir, web_files[k].name, web_files[k].data, web_files[k].len, err);
+    return rc;
 }
 
 int export_main(int argc, char **argv)
@@ -33,10 +117,12 @@ int export_main(int argc, char **argv)
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
         {"safetensors", required_argument, NULL, 's'}, {"onnx", required_argument, NULL, 'o'},
+        {"web", required_argument, NULL, 'w'}, {"onnxruntime-web", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *model_path = "model.ckpt", *safetensors = NULL, *onnx = NULL;
+    const char *model_path = "model.ckpt", *safetensors = NULL, *onnx = NULL, *web = NULL;
+    const char *ort = NULL;
     optind = 1;
     opterr = 0;
     int c;
@@ -45,6 +131,8 @@ int export_main(int argc, char **argv)
         case 'm': model_path = optarg; break;
         case 's': safetensors = optarg; break;
         case 'o': onnx = optarg; break;
+        case 'w': web = optarg; break;
+        case 'r': ort = optarg; break;
         case 'h': usage(stdout); return EXIT_SUCCESS;
         default:
             fprintf(stderr, "trainer export: %s '%s' (see trainer export --help)\n",
@@ -58,9 +146,14 @@ int export_main(int argc, char **argv)
                 "--help)\n", argv[optind]);
         return EXIT_USAGE;
     }
-    if (!safetensors && !onnx) {
-        fprintf(stderr, "trainer export: no output asked for: --onnx OUT or --safetensors "
-                "OUT (see trainer export --help)\n");
+    if (!safetensors && !onnx && !web) {
+        fprintf(stderr, "trainer export: no output asked for: --onnx OUT, --safetensors "
+                "OUT or --web DIR (see trainer export --help)\n");
+        return EXIT_USAGE;
+    }
+    if (ort && !web) {
+        fprintf(stderr, "trainer export: --onnxruntime-web is for --web (see trainer export "
+                "--help)\n");
         return EXIT_USAGE;
     }
     tr_error err;
@@ -87,6 +180,14 @@ int export_main(int argc, char **argv)
         else
             printf("wrote %s (%zu bytes)\n", outputs[k].path, len);
         free(data);
+    }
+    if (!rc && web) {
+        rc = export_web(&m, web, ort, &err);
+        if (rc)
+            fprintf(stderr, "trainer export: %s\n", err.msg);
+        else
+            printf("wrote the drawing page in %s: python3 -m http.server -d %s, then open "
+                   "http://localhost:8000\n", web, web);
     }
     model_free(&m);
     return rc ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -31,17 +31,26 @@ typedef struct {
     long all; /* classified */
 } shown;
 
+/* The pictures as the model saw them, for --save-input. */
+typedef struct {
+    uint8_t *px; /* [n][input size] */
+    long n, cap;
+} seen_pictures;
+
 typedef struct {
     const char *model_path;
-    const char *show; /* --show OUT.png, or NULL */
+    const char *show;       /* --show OUT.png, or NULL */
+    const char *save_input; /* --save-input OUT, or NULL */
     int raw, json;
-    shown *pictures;  /* with show */
+    shown *pictures;        /* with show */
+    seen_pictures *seen;    /* with save_input */
 } predict_options;
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: trainer predict [--model FILE] [--raw] [--json] IMAGE...\n"
+            "Usage: trainer predict [--model FILE] [--raw] [--json] [--show OUT]\n"
+            "                       [--save-input OUT] IMAGE...\n"
             "Classify pictures with a trained model.\n\n"
             "  --model FILE   the model (default: model.ckpt)\n"
             "  --raw          take PNG pictures as they are (the model's size, white\n"
@@ -49,6 +58,9 @@ static void usage(FILE *f)
             "  --json         one JSON object per picture instead of text\n"
             "  --show OUT     draw each picture beside what the model saw and its\n"
             "                 likeliest classes into the PNG file OUT (the first %d)\n"
+            "  --save-input OUT\n"
+            "                 write the classified pictures as the model saw them into\n"
+            "                 the IDX image file OUT (which predict reads back as is)\n"
             "  --help         show this help\n\n"
             "IMAGE is a PNG file (grey, RGB or palette, any depth, with or without\n"
             "alpha; up to %d pixels a side and %zu in all) or an IDX image file\n"
@@ -67,10 +79,10 @@ static int parse(predict_options *o, int argc, char **argv)
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'}, {"raw", no_argument, NULL, 'r'},
         {"json", no_argument, NULL, 'j'},        {"help", no_argument, NULL, 'h'},
-        {"show", required_argument, NULL, 's'},
+        {"show", required_argument, NULL, 's'}, {"save-input", required_argument, NULL, 'i'},
         {NULL, 0, NULL, 0},
     };
-    *o = (predict_options){"model.ckpt", NULL, 0, 0, NULL};
+    *o = (predict_options){"model.ckpt", NULL, NULL, 0, 0, NULL, NULL};
     optind = 1;
     opterr = 0;
     int c;
@@ -80,6 +92,7 @@ static int parse(predict_options *o, int argc, char **argv)
         case 'r': o->raw = 1; break;
         case 'j': o->json = 1; break;
         case 's': o->show = optarg; break;
+        case 'i': o->save_input = optarg; break;
         case 'h': usage(stdout); return 1;
         default:
             fprintf(stderr, "trainer predict: %s '%s' (see trainer predict --help)\n",
@@ -237,14 +250,48 @@ static void keep_shown(shown *sh, const model *m, const uint8_t *px, const uint8
     sh->v[sh->n++] = (plot_verdict){name, copy, tw, th, seen, in.w, in.h, probs};
 }
 
+/* Appends n pictures of size bytes each; 0, or -1 when out of memory. */
+static int keep_seen(seen_pictures *sp, const uint8_t *px, long n, long size)
+{
+    if (sp->n + n > sp->cap) {
+        const long cap = sp->n + n > 2 * sp->cap ? sp->n + n : 2 * sp->cap;
+        uint8_t *grown = realloc(sp->px, (size_t)cap * (size_t)size);
+        if (!grown)
+            return -1;
+        sp->px = grown, sp->cap = cap;
+    }
+    memcpy(sp->px + sp->n * size, px, (size_t)(n * size));
+    sp->n += n;
+    return 0;
+}
+
+/* Writes the kept pictures into o->save_input as an IDX image file. */
+static int save_seen(const predict_options *o, const model *m, tr_error *err)
+{
+    const seen_pictures *sp = o->seen;
+    if (sp->n == 0)
+        return error_set(err, "%s: no picture was classified, nothing to write", o->save_input);
+    const tensor_shape in = m->input;
+    const uint32_t dims[4] = {(uint32_t)sp->n, (uint32_t)in.h, (uint32_t)in.w, (uint32_t)in.c};
+    uint8_t *data;
+    size_t len;
+    if (idx_encode(in.c == 1 ? 3 : 4, dims, sp->px, &data, &len, err))
+        return -1;
+    const int rc = file_write_atomic(o->save_input, data, len, err);
+    free(data);
+    return rc;
+}
+
 /* Classifies n pictures of bytes ([n][input size]) and reports them; thumb
  * (or NULL) is the one picture's thumbnail for --show. */
-static void classify(const predict_options *o, const model *m, model_work *w,
-                     const uint8_t *px, long n, const char *file, long first_item, float *probs,
-                     const uint8_t *thumb, int tw, int th)
+static int classify(const predict_options *o, const model *m, model_work *w,
+                    const uint8_t *px, long n, const char *file, long first_item, float *probs,
+                    const uint8_t *thumb, int tw, int th, tr_error *err)
 {
     const long size = tensor_size(m->input);
     const int k = model_classes(m);
+    if (o->seen && keep_seen(o->seen, px, n, size))
+        return error_set(err, "%s: out of memory for --save-input", file);
     for (long s0 = 0; s0 < n; s0 += w->max_n) {
         const int b = n - s0 < w->max_n ? (int)(n - s0) : w->max_n;
         for (int s = 0; s < b; s++)
@@ -259,6 +306,7 @@ static void classify(const predict_options *o, const model *m, model_work *w,
                            probs + (long)s * k);
         }
     }
+    return 0;
 }
 
 /* Draws the kept pictures into o->show. */
@@ -302,7 +350,7 @@ static int predict_file(const predict_options *o, const model *m, model_work *w,
         rc = px ? png_pixels(o, m, data, len, path, px, o->show ? &thumb : NULL, &tw, &th, err)
                 : error_set(err, "out of memory");
         if (rc == 0)
-            classify(o, m, w, px, 1, path, -1, probs, thumb, tw, th);
+            rc = classify(o, m, w, px, 1, path, -1, probs, thumb, tw, th, err);
         free(px);
         free(thumb);
     } else if (len >= 4 && ((data[0] == 0 && data[1] == 0 && data[2] == 0x08) ||
@@ -320,7 +368,7 @@ static int predict_file(const predict_options *o, const model *m, model_work *w,
             else if (a.dims[0] == 0)
                 rc = error_set(err, "%s: no images in the file", path);
             else
-                classify(o, m, w, a.data, a.dims[0], path, 0, probs, NULL, 0, 0);
+                rc = classify(o, m, w, a.data, a.dims[0], path, 0, probs, NULL, 0, 0, err);
             idx_free(&a);
         }
     } else {
@@ -357,6 +405,8 @@ int predict_main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     o.pictures = pictures;
+    seen_pictures seen = {0};
+    o.seen = o.save_input ? &seen : NULL;
     int failed = 0;
     for (int i = optind; i < argc; i++) {
         if (predict_file(&o, &m, &w, argv[i], probs, &err)) {
@@ -369,6 +419,11 @@ int predict_main(int argc, char **argv)
         fprintf(stderr, "trainer predict: %s\n", err.msg);
         failed = 1;
     }
+    if (o.save_input && save_seen(&o, &m, &err)) {
+        fprintf(stderr, "trainer predict: %s\n", err.msg);
+        failed = 1;
+    }
+    free(seen.px);
     for (int k = 0; pictures && k < pictures->n; k++) {
         free((void *)pictures->v[k].thumb);
         free((void *)pictures->v[k].seen);

@@ -94,6 +94,30 @@ int idx_parse(idx_array *out, const uint8_t *buf, size_t len, const char *name,
     return 0;
 }
 
+int idx_encode(int ndim, const uint32_t *dims, const uint8_t *data, uint8_t **out,
+               size_t *len, tr_error *err)
+{
+    if (ndim < 1 || ndim > IDX_MAX_DIMS)
+        return error_set(err, "IDX: %d dimensions, not 1 to %d", ndim, IDX_MAX_DIMS);
+    size_t items = 1;
+    for (int d = 0; d < ndim; d++)
+        items *= dims[d];
+    const size_t header = 4 + 4 * (size_t)ndim;
+    uint8_t *buf = malloc(header + items);
+    if (!buf)
+        return error_set(err, "IDX: out of memory for %zu bytes", header + items);
+    buf[0] = buf[1] = 0;
+    buf[2] = 0x08;
+    buf[3] = (uint8_t)ndim;
+    for (int d = 0; d < ndim; d++)
+        for (int k = 0; k < 4; k++)
+            buf[4 + 4 * d + k] = (uint8_t)(dims[d] >> (24 - 8 * k));
+    memcpy(buf + header, data, items);
+    *out = buf;
+    *len = header + items;
+    return 0;
+}
+
 /* The reading side of idx_load: a file read in chunks, its bytes handed to
  * the caller as they are or inflated when the file is gzip. */
 typedef struct {

@@ -66,68 +66,81 @@ void image_free(image *im)
     im->rgba = NULL;
 }
 
-static int compare_floats(const void *a, const void *b)
+static int compare_ints(const void *a, const void *b)
 {
-    const float x = *(const float *)a, y = *(const float *)b;
+    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     return (x > y) - (x < y);
+}
+
+/* Grey levels in thousandths of a byte, 0 to GREY_MAX: integers, so that
+ * every language computes them alike (the drawing page's port). */
+#define GREY_MAX 255000
+
+static int32_t grey_of(const uint8_t *p)
+{
+    return 299 * p[0] + 587 * p[1] + 114 * p[2];
 }
 
 /* The page's grey level: the median of the border's opaque pixels, or, when
  * they are less than half the border, the opposite of the ink's mean (a
  * digit drawn on a transparent canvas, which may touch its edge). */
-static float page_level(const float *grey, const float *alpha, int w, int h)
+static int page_level(const image *im, int32_t *page, tr_error *err)
 {
+    const int w = im->w, h = im->h;
     const int ring = h == 1 || w == 1 ? w * h : 2 * (w + h) - 4;
-    float *border = malloc(sizeof(float) * (size_t)ring);
+    int32_t *border = malloc(sizeof(int32_t) * (size_t)ring);
+    if (!border)
+        return error_set(err, "out of memory for %dx%d pixels", w, h);
     int n = 0;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
-            const long j = (long)y * w + x;
-            if ((y == 0 || y == h - 1 || x == 0 || x == w - 1) && alpha[j] >= 0.5f && border)
-                border[n++] = grey[j];
+            const uint8_t *p = im->rgba + ((long)y * w + x) * 4;
+            if ((y == 0 || y == h - 1 || x == 0 || x == w - 1) && p[3] >= 128)
+                border[n++] = grey_of(p);
         }
-    float page;
     if (n > 0 && 2 * n >= ring) {
-        qsort(border, (size_t)n, sizeof *border, compare_floats);
-        page = border[n / 2];
+        qsort(border, (size_t)n, sizeof *border, compare_ints);
+        *page = border[n / 2];
     } else {
-        double sum = 0.0, weight = 0.0;
+        int64_t sum = 0, weight = 0;
         for (long j = 0; j < (long)w * h; j++) {
-            sum += (double)alpha[j] * grey[j];
-            weight += alpha[j];
+            const uint8_t *p = im->rgba + 4 * j;
+            sum += (int64_t)p[3] * grey_of(p);
+            weight += p[3];
         }
-        page = weight > 0.0 && sum / weight < 0.5 ? 1.0f : 0.0f;
+        *page = weight > 0 && 2 * sum < (int64_t)GREY_MAX * weight ? GREY_MAX : 0;
     }
     free(border);
-    return page;
+    return 0;
+}
+
+/* A pixel's ink in 255ths of thousandths of a byte: its grey composited on
+ * the page by its alpha, minus the page's (the other way on a light page). */
+static int32_t ink_of(const uint8_t *p, int32_t page, int light)
+{
+    const int32_t v = p[3] * grey_of(p) + (255 - p[3]) * page;
+    const int32_t d = light ? 255 * page - v : v - 255 * page;
+    return d > 0 ? d : 0;
 }
 
 int image_ink(const image *im, float *ink, tr_error *err)
 {
     const long count = (long)im->w * im->h;
-    float *alpha = malloc(sizeof(float) * (size_t)count);
-    if (!alpha)
-        return error_set(err, "out of memory for %dx%d pixels", im->w, im->h);
+    int32_t page = 0;
+    if (page_level(im, &page, err))
+        return -1;
+    const int light = 2 * page >= GREY_MAX;
+    int32_t strongest = 0;
     for (long j = 0; j < count; j++) {
-        const uint8_t *p = im->rgba + 4 * j;
-        ink[j] = (0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]) / 255.0f;
-        alpha[j] = p[3] / 255.0f;
+        const int32_t d = ink_of(im->rgba + 4 * j, page, light);
+        strongest = d > strongest ? d : strongest;
     }
-    const float page = page_level(ink, alpha, im->w, im->h);
-    const int light = page >= 0.5f;
-    float strongest = 0.0f;
-    for (long j = 0; j < count; j++) {
-        const float v = alpha[j] * ink[j] + (1.0f - alpha[j]) * page;
-        ink[j] = fmaxf(0.0f, light ? page - v : v - page);
-        strongest = fmaxf(strongest, ink[j]);
-    }
-    free(alpha);
-    /* Less contrast than this is a blank page, or its noise. */
-    if (strongest < 0.15f)
+    /* Less contrast than 15% is a blank page, or its noise. */
+    if (20 * (int64_t)strongest < 3 * (int64_t)GREY_MAX * 255)
         return error_set(err, "no ink: the page and the strongest mark differ by %.0f%%",
-                         100.0 * strongest);
+                         100.0 * strongest / (GREY_MAX * 255.0));
     for (long j = 0; j < count; j++)
-        ink[j] /= strongest;
+        ink[j] = (float)((double)ink_of(im->rgba + 4 * j, page, light) / strongest);
     return 0;
 }
 
@@ -164,8 +177,8 @@ static int ink_box(const float *ink, int h, int w, float floor, int *x0, int *y0
     return *x1 >= 0;
 }
 
-int image_prepare(uint8_t *out, int fh, int fw, const float *ink, int h, int w,
-                  tr_error *err)
+int image_field(float *field, int fh, int fw, const float *ink, int h, int w,
+                tr_error *err)
 {
     /* Faint values are the page's noise, not ink. */
     const float floor = 0.1f;
@@ -204,14 +217,27 @@ int image_prepare(uint8_t *out, int fh, int fw, const float *ink, int h, int w,
             my += v * (y + 0.5);
         }
     const int dx = (int)lround(fw / 2.0 - mx / mass), dy = (int)lround(fh / 2.0 - my / mass);
-    memset(out, 0, (size_t)fw * fh);
+    for (long j = 0; j < (long)fw * fh; j++)
+        field[j] = 0.0f;
     for (int y = 0; y < sh; y++)
         for (int x = 0; x < sw; x++) {
             const int tx = x + dx, ty = y + dy;
             if (tx >= 0 && tx < fw && ty >= 0 && ty < fh)
-                out[(long)ty * fw + tx] =
-                    (uint8_t)lround(fminf(1.0f, small[(long)y * sw + x]) * 255.0f);
+                field[(long)ty * fw + tx] = fminf(1.0f, small[(long)y * sw + x]);
         }
     free(crop), free(wide), free(small);
     return 0;
+}
+
+int image_prepare(uint8_t *out, int fh, int fw, const float *ink, int h, int w,
+                  tr_error *err)
+{
+    float *field = malloc(sizeof(float) * (size_t)fw * fh);
+    if (!field)
+        return error_set(err, "out of memory for a %dx%d field", fw, fh);
+    const int rc = image_field(field, fh, fw, ink, h, w, err);
+    for (long j = 0; rc == 0 && j < (long)fw * fh; j++)
+        out[j] = (uint8_t)lround(field[j] * 255.0f);
+    free(field);
+    return rc;
 }
