@@ -33,6 +33,8 @@ typedef struct {
     int epochs;           /* the last epoch to train */
     int batch_size;       /* as train_config */
     int threads, shards;  /* as train_config (shards 0: one per thread) */
+    int ranks;            /* as train_config: the processes training together;
+                             only rank 0 should be given an out_dir */
     double lr;            /* Adam's learning rate; the rest are Keras' defaults */
     double validation_split; /* recorded in the state only: the caller splits */
     uint64_t seed;        /* the epochs' shuffles */
@@ -92,6 +94,9 @@ const callback_state *run_callbacks(const run *r);
 /* Where the run stands: the epoch in progress or next (1-based), the batches
  * of it done and its batch count. */
 void run_position(const run *r, int *epoch, long *batch, long *n_batches);
+
+/* Adam's steps taken so far, those of the run resumed included. */
+long run_steps(const run *r);
 
 /* The evaluator the run validates with (on its threads), for a test set. */
 evaluator *run_evaluator(run *r);

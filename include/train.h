@@ -19,7 +19,16 @@
  *
  * The arithmetic depends on the shards, never on the threads: the same seed,
  * data and shard count give bit-identical results for any thread count.
- * Threads live for a whole epoch; nothing is allocated in a step. */
+ * Threads live for a whole epoch; nothing is allocated in a step.
+ *
+ * Several processes (ranks, group.h) may train one model: rank r runs the
+ * r-th block of shards and owns the same block of parts.  The shards'
+ * gradients for a part are sent to its owner, which sums them in shard
+ * order and updates it; the updated parts are then sent to every rank.  So
+ * the bits are those of one process with the same shards.  Each rank keeps
+ * Adam's moments of its own parts only, and a layer trainer's parameters
+ * (the first layer's weights) are its owner's alone during an epoch: both
+ * reach every rank with train_session_share_state. */
 #ifndef TRAINER_TRAIN_H
 #define TRAINER_TRAIN_H
 
@@ -42,6 +51,8 @@ typedef struct {
     int batch_size;     /* >= 1; the last partial batch of an epoch is kept */
     adam_hparams adam;
     uint64_t seed;      /* the epoch shuffles derive from it */
+    int ranks;          /* processes of the group (group.h) training together:
+                           0 or 1 for this one alone; shards a multiple of it */
 } train_config;
 
 /* Called by the calling thread after a batch, with the running means of the
@@ -65,6 +76,11 @@ int train_threads_used(int threads, int shards);
  * before the first): the threads asked, at most the shards, unless OpenMP
  * gave fewer (OMP_THREAD_LIMIT, or a build without OpenMP: 1). */
 int train_session_threads_ran(const train_session *s);
+
+/* Brings every rank's parameters and Adam's moments up to date (collective,
+ * with several ranks; else nothing): after train_epoch_from returns, before
+ * the model is evaluated or the state saved. */
+void train_session_share_state(train_session *s);
 
 /* Sets Adam's learning rate for the steps to come. */
 void train_session_set_learning_rate(train_session *s, float lr);

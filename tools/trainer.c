@@ -24,6 +24,7 @@
 #include "ckpt.h"
 #include "dataset.h"
 #include "fileio.h"
+#include "group.h"
 #include "model.h"
 #include "plots.h"
 #include "commands.h"
@@ -284,6 +285,15 @@ static int check_callbacks(const options *o, unsigned seen)
 }
 
 /* Returns 0 to run, 1 when --help or --version was served, -1 on a bad flag. */
+/* The cores of this machine, shared by the group's processes on it. */
+static int default_threads(void)
+{
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int here = local && atoi(local) > 0 ? atoi(local) : 1;
+    const int per = cores_available() / here;
+    return per > 0 ? per : 1;
+}
+
 static int parse_options(options *o, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -317,8 +327,8 @@ static int parse_options(options *o, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     *o = (options){.out_dir = ".", .hidden_text = "128,32", .epochs = 25,
-                   .batch_size = 32, .threads = cores_available(),
-                   .shards = cores_available(), .lr = 1e-3,
+                   .batch_size = 32, .threads = default_threads(),
+                   .shards = default_threads() * group_size(), .lr = 1e-3,
                    .validation_split = 0.2, .seed = 0, .plots = 1,
                    .callbacks = callback_defaults()};
     opterr = 0;
@@ -747,10 +757,44 @@ static int read_saved_run(program *r, options *o, char *state_path, size_t size,
     return 0;
 }
 
-static int fail(const tr_error *err)
+/* The error, naming the process when there are several. */
+static void fail_as(const tr_error *err, int rank, int ranks)
 {
-    fprintf(stderr, "trainer: %s\n", err->msg);
-    return EXIT_FAILURE;
+    if (ranks > 1) {
+        char host[256] = "?";
+        gethostname(host, sizeof host - 1);
+        fprintf(stderr, "trainer: rank %d (%s): %s\n", rank, host, err->msg);
+    } else {
+        fprintf(stderr, "trainer: %s\n", err->msg);
+    }
+}
+
+/* stderr to /dev/null; returns the descriptor that restore_stderr puts
+ * back (-1 if it could not be kept). */
+static int silence_stderr(void)
+{
+    fflush(stderr);
+    const int kept = dup(STDERR_FILENO);
+    FILE *null = fopen("/dev/null", "w");
+    if (kept < 0 || !null) {
+        if (null)
+            fclose(null);
+        if (kept >= 0)
+            close(kept);
+        return -1;
+    }
+    dup2(fileno(null), STDERR_FILENO);
+    fclose(null);
+    return kept;
+}
+
+static void restore_stderr(int kept)
+{
+    if (kept < 0)
+        return;
+    fflush(stderr);
+    dup2(kept, STDERR_FILENO);
+    close(kept);
 }
 
 /* A resumed run must go on with the data it started on: same sample counts,
@@ -968,22 +1012,42 @@ static void report_callbacks(const run *r, const options *o, int epochs_done)
  * when interrupted (the state then saved). */
 static int fit(program *r, const options *o, const output_paths *out, tr_error *err)
 {
+    const int rank = group_rank();
     const run_config cfg = {.epochs = o->epochs, .batch_size = o->batch_size,
-                            .threads = o->threads, .shards = o->shards, .lr = o->lr,
+                            .threads = o->threads, .shards = o->shards,
+                            .ranks = group_size(), .lr = o->lr,
                             .validation_split = o->validation_split, .seed = o->seed,
-                            .out_dir = o->out_dir, .data_dir = r->data_dir,
-                            .plots = o->plots, .callbacks = o->callbacks};
-    if (run_new(&r->run, &r->model, &r->train, &r->val, &cfg, err) ||
-        (o->resume && run_resume(r->run, &r->saved, r->saved_m, r->saved_v, err)))
+                            .out_dir = rank == 0 ? o->out_dir : NULL,
+                            .data_dir = r->data_dir, .plots = o->plots,
+                            .callbacks = o->callbacks};
+    const int failed = run_new(&r->run, &r->model, &r->train, &r->val, &cfg, err) ||
+                       (o->resume && run_resume(r->run, &r->saved, r->saved_m, r->saved_v,
+                                                err));
+    const int first = group_first(failed);
+    if (first >= 0) {
+        if (!failed)
+            error_set(err, "rank %d could not start training", first);
+        else if (rank != 0)
+            fail_as(err, rank, group_size());
         return -1;
-    progress_state prog = {.tty = isatty(STDOUT_FILENO), .watched = o->callbacks.monitor};
+    }
+    /* Under mpirun the standard output is a pseudo-terminal even when it goes
+     * to a file: the progress bar only for a process alone. */
+    progress_state prog = {.tty = group_size() == 1 && isatty(STDOUT_FILENO),
+                           .watched = o->callbacks.monitor};
     if (prog.tty)
         handle_signal(SIGWINCH, on_resize);
     const run_observer console = {.epoch_start = console_epoch_start,
                                   .batch = prog.tty ? draw_progress : NULL,
                                   .epoch_end = console_epoch_end,
                                   .callbacks = console_callbacks, .ctx = &prog};
+    const long steps0 = run_steps(r->run);
+    const double sent0 = group_bytes_sent();
     const int rc = run_fit(r->run, &stop_signal, &console, err);
+    if (rc >= 0 && group_size() > 1 && run_steps(r->run) > steps0)
+        printf("Between the processes: rank 0 sent %.1f kB a step (%ld steps)\n",
+               (group_bytes_sent() - sent0) / 1e3 / (double)(run_steps(r->run) - steps0),
+               run_steps(r->run) - steps0);
     if (rc == 0) {
         int epoch;
         long step, n_batches;
@@ -996,10 +1060,11 @@ static int fit(program *r, const options *o, const output_paths *out, tr_error *
     long step, n_batches;
     run_position(r->run, &epoch, &step, &n_batches);
     printf("\n");
-    fprintf(stderr, "trainer: interrupted in epoch %d after step %ld of %ld; the state is "
-            "saved in %s\ncontinue with: trainer --resume %s\n", epoch, step, n_batches,
-            out->state, o->out_dir);
-    return stop_signal;
+    if (rank == 0)
+        fprintf(stderr, "trainer: interrupted in epoch %d after step %ld of %ld; the state "
+                "is saved in %s\ncontinue with: %strainer --resume %s\n", epoch, step,
+                n_batches, out->state, group_size() > 1 ? "mpirun -np R " : "", o->out_dir);
+    return stop_signal ? stop_signal : SIGINT;
 }
 
 static int report_test(program *r, const options *o, const output_paths *out,
@@ -1024,7 +1089,7 @@ static int report_test(program *r, const options *o, const output_paths *out,
         printf("Test image 1: predicted %d, true label %d\n", pred[1], r->test.labels[1]);
     int status = 0;
     canvas c;
-    if (o->plots && o->epochs > 0)
+    if (group_rank() == 0 && o->plots && o->epochs > 0)
         status = save_picture(plot_predictions(&c, &r->test, pred, 0, 40, 0, err), &c,
                               out->predictions, err);
     free(pred);
@@ -1037,26 +1102,56 @@ int main(int argc, char **argv)
         return predict_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "export") == 0)
         return export_main(argc - 1, argv + 1);
+    tr_error err;
+    if (group_start(&err)) {
+        fprintf(stderr, "trainer: %s\n", err.msg);
+        group_end();
+        return EXIT_FAILURE;
+    }
+    const int ranks = group_size(), rank = group_rank();
+    /* Rank 0 speaks for the group; the others say only what is theirs
+     * alone: their failures. */
+    int quiet_fd = -1;
+    if (rank != 0) {
+        fflush(stdout);
+        if (!freopen("/dev/null", "w", stdout))
+            return EXIT_FAILURE;
+        quiet_fd = silence_stderr();
+    }
     options o;
     int parsed = parse_options(&o, argc, argv);
-    if (parsed)
+    restore_stderr(quiet_fd);
+    if (parsed) {
+        group_end();
         return parsed > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+    }
 
-    tr_error err;
     program r = {0};
     output_paths out;
     int status = EXIT_FAILURE;
     char state_path[4096];
     int lock_fd = -1;
-    if (o.resume && read_saved_run(&r, &o, state_path, sizeof state_path, &err))
-        goto done;
-    if (output_paths_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
-        build_model(&r, &o, &err))
-        goto done;
-    if (o.epochs > 0 &&
-        (file_make_dirs(o.out_dir, &err) || file_check_writable(o.out_dir, &err) ||
-         file_lock_dir(o.out_dir, &lock_fd, &err)))
-        goto done;
+    int failed = (o.resume && read_saved_run(&r, &o, state_path, sizeof state_path, &err)) ||
+                 output_paths_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
+                 build_model(&r, &o, &err);
+    if (!failed && o.shards % ranks)
+        failed = error_set(&err, "--shards %d cannot be split evenly over %d processes: "
+                           "give a multiple of %d", o.shards, ranks, ranks) != 0;
+    if (!failed && rank == 0 && o.epochs > 0)
+        failed = file_make_dirs(o.out_dir, &err) || file_check_writable(o.out_dir, &err) ||
+                 file_lock_dir(o.out_dir, &lock_fd, &err);
+    /* Every process has read the data and built the model, or none trains:
+     * the first that could not names itself. */
+    const int first_failed = group_first(failed);
+    if (first_failed >= 0) {
+        if (rank == first_failed)
+            fail_as(&err, rank, ranks);
+        status = r.bad_layers ? EXIT_USAGE : EXIT_FAILURE;
+        program_free(&r);
+        file_unlock_dir(lock_fd);
+        group_end();
+        return status;
+    }
 
     char shape[512];
     mlp_shape widths;
@@ -1066,12 +1161,19 @@ int main(int argc, char **argv)
     else
         model_format_layers(&r.model, shape, sizeof shape);
     int nt = run_threads(&o);
-    printf("trainer %s: %s, batch %d in %d shard%s, %d thread%s", TRAINER_VERSION, shape,
-           o.batch_size, o.shards, o.shards == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
+    char hosts[1024];
+    group_hosts(hosts, sizeof hosts);
+    printf("trainer %s: %s, batch %d in %d shard%s, ", TRAINER_VERSION, shape, o.batch_size,
+           o.shards, o.shards == 1 ? "" : "s");
+    if (ranks > 1)
+        printf("%d processes x %d thread%s on %s,", ranks, nt, nt == 1 ? "" : "s", hosts);
+    else
+        printf("%d thread%s", nt, nt == 1 ? "" : "s");
     if (nt < o.threads && (o.given & GIVEN_THREADS))
         printf(" (of %d asked: no more threads than shards)", o.threads);
-    printf(" on %d core%s, %d epoch%s, Adam lr %g, seed %llu\n", cores_available(),
-           cores_available() == 1 ? "" : "s", o.epochs, o.epochs == 1 ? "" : "s", o.lr,
+    if (ranks == 1)
+        printf(" on %d core%s,", cores_available(), cores_available() == 1 ? "" : "s");
+    printf(" %d epoch%s, Adam lr %g, seed %llu\n", o.epochs, o.epochs == 1 ? "" : "s", o.lr,
            o.seed);
     print_summary(&r.model);
     if (o.resume)
@@ -1085,8 +1187,10 @@ int main(int argc, char **argv)
                     why);
         canvas c;
         /* samples.png, before training (the notebook shows a digit first). */
-        if (o.plots &&
+        if (rank == 0 && o.plots &&
             save_picture(plot_digits(&c, &r.train, 0, 20, 1, &err), &c, out.samples, &err))
+            failed = 1;
+        if (group_first(failed) >= 0) /* a collective: every rank is here */
             goto done;
         catch_signals();
         int rc = fit(&r, &o, &out, &err);
@@ -1095,6 +1199,7 @@ int main(int argc, char **argv)
         if (rc > 0) {
             program_free(&r);
             file_unlock_dir(lock_fd);
+            group_end();
             return 128 + rc;
         }
         printf("Trained in %.2fs; wrote %s and %s\n", now() - t0, out.history, out.model);
@@ -1105,11 +1210,14 @@ int main(int argc, char **argv)
         printf("Pictures: %s, %s, %s\n", out.samples, out.curves, out.predictions);
     status = EXIT_SUCCESS;
 done:
-    if (status != EXIT_SUCCESS)
-        fail(&err);
+    /* After the start, the errors are the group's (run_fit agrees on them):
+     * rank 0 tells them. */
+    if (status != EXIT_SUCCESS && rank == 0)
+        fail_as(&err, rank, ranks);
     if (r.bad_layers)
         status = EXIT_USAGE;
     program_free(&r);
     file_unlock_dir(lock_fd);
+    group_end();
     return status;
 }

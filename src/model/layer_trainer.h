@@ -35,6 +35,8 @@ typedef struct {
     float *params;      /* the model's buffer */
     adam *opt;
     float *const *grad; /* [shards]: each shard's gradient buffer */
+    int ranks, rank;    /* the processes training together (train.h): rank r runs
+                           shards and owns parts [r, r + 1) * shards / ranks */
 } layer_train_setup;
 
 /* The shards with samples in a batch, in shard order: which[q] is the shard
@@ -83,6 +85,16 @@ typedef struct {
      * batch in buf of bn samples. */
     void (*reduce_part)(void *ctx, int k, const shard_grads *g, float *out, float alpha,
                         int buf, uint32_t bn);
+    /* With several ranks, stage is called for every shard, and these from
+     * one thread of every rank (group.h's collectives).  After the shards'
+     * passes: what the parts' owners need of every shard (its factors). */
+    void (*share_factors)(void *ctx);
+    /* After this rank's parts prepared the batch in buf of bn samples:
+     * what every rank's shards need of them (the parts' sums). */
+    void (*share_parts)(void *ctx, int buf, uint32_t bn);
+    /* The floats [*lo, *hi) of the shards' buffers that reduce_part fills
+     * itself from the factors: not sent between ranks. */
+    void (*filled)(const layer *l, size_t *lo, size_t *hi);
 } layer_trainer_ops;
 
 /* The layer's trainer, or NULL to train it shard by shard: its kind's

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "dense.h"
+#include "group.h"
 #include "model.h"
 #include "model/layer_trainer.h"
 #include "train.h"
@@ -249,7 +250,67 @@ static void rows_reduce_part(void *ctx, int k, const shard_grads *g, float *out,
     reduce_segment(r->s.params, r->s.opt, g, lo, hi, out, alpha);
 }
 
+/* Every shard's factors to every rank: the owners of the rows fill every
+ * shard's weight gradient from them (1/8 of a shard's gradient rows for
+ * the notebook's model at batch 32). */
+static void rows_share_factors(void *ctx)
+{
+    dense_rows *r = ctx;
+    const size_t per = (size_t)(r->s.shards / r->s.ranks);
+    group_allgather(r->factors, sizeof(float) * per * (size_t)r->s.max_shard * (size_t)r->width);
+}
+
+/* The samples of the batch of bn that rank q's shards hold: [*lo, *hi). */
+static void rank_samples(const dense_rows *r, int q, uint32_t bn, uint32_t *lo, uint32_t *hi)
+{
+    const int per = r->s.shards / r->s.ranks;
+    uint32_t a, b;
+    shard_range(q * per, r->s.shards, bn, lo, &b);
+    shard_range((q + 1) * per - 1, r->s.shards, bn, &a, hi);
+}
+
+/* Each part's sums of a rank's samples to that rank, from the part's owner. */
+static void rows_share_parts(void *ctx, int buf, uint32_t bn)
+{
+    dense_rows *r = ctx;
+    (void)buf;
+    group_transfer send[TRAIN_MAX_SHARDS], recv[TRAIN_MAX_SHARDS]; /* per * (ranks - 1) < shards */
+    int ns = 0, nr = 0;
+    const int per = r->s.shards / r->s.ranks;
+    uint32_t mine_lo, mine_hi;
+    rank_samples(r, r->s.rank, bn, &mine_lo, &mine_hi);
+    const size_t row = sizeof(float) * (size_t)r->width;
+    for (int p = 0; p < r->s.shards; p++) {
+        if (r->part_row[p] == r->part_row[p + 1])
+            continue;
+        const int owner = p / per;
+        if (owner != r->s.rank) {
+            if (mine_hi > mine_lo)
+                recv[nr++] = (group_transfer){part_sums(r, p) + (size_t)mine_lo * r->width,
+                                              row * (mine_hi - mine_lo), owner, p};
+            continue;
+        }
+        for (int q = 0; q < r->s.ranks; q++) {
+            uint32_t lo, hi;
+            rank_samples(r, q, bn, &lo, &hi);
+            if (q != r->s.rank && hi > lo)
+                send[ns++] = (group_transfer){part_sums(r, p) + (size_t)lo * r->width,
+                                              row * (hi - lo), q, p};
+        }
+    }
+    group_exchange(send, ns, recv, nr);
+}
+
+static void rows_filled(const layer *l, size_t *lo, size_t *hi)
+{
+    *lo = l->offset[DENSE_W];
+    *hi = *lo + l->count[DENSE_W];
+}
+
 const layer_trainer_ops dense_rows_trainer = {
+    .share_factors = rows_share_factors,
+    .share_parts = rows_share_parts,
+    .filled = rows_filled,
     .cut = rows_cut,
     .create = rows_create,
     .destroy = rows_destroy,

@@ -8,6 +8,7 @@
 #include "canvas.h"
 #include "ckpt.h"
 #include "fileio.h"
+#include "group.h"
 #include "history.h"
 #include "plots.h"
 
@@ -74,7 +75,7 @@ int run_new(run **out, model *m, const dataset *train, const dataset *val,
     r->epoch = 1;
     train_config tc = {.threads = cfg->threads, .shards = cfg->shards,
                        .batch_size = cfg->batch_size, .adam = adam_defaults(),
-                       .seed = cfg->seed};
+                       .seed = cfg->seed, .ranks = cfg->ranks};
     tc.adam.lr = (float)cfg->lr;
     const char *dir = cfg->out_dir;
     if ((dir && (run_output_path(r->history_path, sizeof r->history_path, dir, "history.csv",
@@ -87,7 +88,9 @@ int run_new(run **out, model *m, const dataset *train, const dataset *val,
                  run_output_path(r->best_path, sizeof r->best_path, dir, "model.best.ckpt",
                                  err))) ||
         train_session_new(&r->session, m, &tc, err) ||
-        evaluator_new(&r->eval, m, train_threads_used(cfg->threads, cfg->shards),
+        evaluator_new(&r->eval, m,
+                      train_threads_used(cfg->threads,
+                                         cfg->shards / (cfg->ranks > 1 ? cfg->ranks : 1)),
                       err) ||
         model_init(&r->epoch_model, m->input, m->layer, m->n_layers, err)) {
         run_free(r);
@@ -143,6 +146,11 @@ int run_resume(run *r, const train_state *st, const float *m1, const float *m2,
 const callback_state *run_callbacks(const run *r)
 {
     return &r->cb;
+}
+
+long run_steps(const run *r)
+{
+    return train_session_optimizer(r->session)->step;
 }
 
 evaluator *run_evaluator(run *r)
@@ -311,6 +319,19 @@ static void restore_best(run *r)
         memcpy(r->model->params, r->best_weights, sizeof(float) * r->model->len);
 }
 
+/* Whether rc, a step that only some ranks take (writing the files), failed
+ * on any rank: then every rank fails, the others with a message naming the
+ * one that did. */
+static int agreed(const run *r, int rc, tr_error *err)
+{
+    if (r->cfg.ranks < 2)
+        return rc;
+    const int first = group_first(rc != 0);
+    if (first >= 0 && !rc)
+        error_set(err, "rank %d failed to write the run's files", first);
+    return first >= 0;
+}
+
 int run_fit(run *r, const volatile sig_atomic_t *stop, const run_observer *obs,
             tr_error *err)
 {
@@ -328,8 +349,9 @@ int run_fit(run *r, const volatile sig_atomic_t *stop, const run_observer *obs,
                                   &st->accuracy, obs->batch, obs->ctx, err);
         if (rc < 0)
             return -1;
+        train_session_share_state(r->session);
         if (rc > 0)
-            return save_stopped(r, err) ? -1 : 1;
+            return agreed(r, save_stopped(r, err), err) ? -1 : 1;
         const double train_seconds = now() - start;
         if (evaluator_run(r->eval, r->model, r->val, &st->val_loss, &st->val_accuracy, NULL,
                           err))
@@ -343,7 +365,7 @@ int run_fit(run *r, const volatile sig_atomic_t *stop, const run_observer *obs,
         r->at = (epoch_progress){0};
         if (r->epoch > r->cfg.epochs || r->cb.stopped_epoch)
             restore_best(r);
-        if (end_epoch(r, err))
+        if (agreed(r, end_epoch(r, err), err))
             return -1;
     }
     return 0;

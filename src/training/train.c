@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "group.h"
 #include "model/layer_trainer.h"
 #include "parallel.h"
 #include "rng.h"
@@ -14,7 +15,8 @@ typedef struct {
     double loss;
     int correct;
     int n;
-    char pad[64 - sizeof(double) - 2 * sizeof(int)];
+    int stop; /* the first shard of a rank's: whether it was asked to stop */
+    char pad[64 - sizeof(double) - 3 * sizeof(int)];
 } shard_result;
 
 struct train_session {
@@ -41,6 +43,13 @@ struct train_session {
     uint32_t *order;            /* sample order of the current epoch */
     uint32_t order_cap;
     int threads_ran;            /* threads the last parallel region had */
+    /* The group: this rank runs shards and owns parts [k0, k1), which are
+     * the floats [own[rank], own[rank + 1]) of the buffer. */
+    int ranks, rank, k0, k1;
+    size_t *own;                /* [ranks + 1] */
+    group_transfer *sends;      /* [shards * ranks]: a step's transfers */
+    group_transfer *recvs;      /* [shards] */
+    int n_trainers;             /* layers with a trainer */
 };
 
 void shard_range(int k, int shards, uint32_t bn, uint32_t *lo, uint32_t *hi)
@@ -97,7 +106,7 @@ static int create_trainers(train_session *s, tr_error *err)
     const layer_train_setup setup = {
         .shards = s->shards, .max_shard = s->max_shard, .batch_size = s->cfg.batch_size,
         .part = s->part, .divisor = DATASET_PIXEL_DIVISOR, .params = s->model->params,
-        .opt = &s->opt, .grad = s->grad,
+        .opt = &s->opt, .grad = s->grad, .ranks = s->ranks, .rank = s->rank,
     };
     for (int l = 0; l < s->model->n_layers; l++)
         if (s->trainer[l] &&
@@ -110,18 +119,26 @@ int train_session_new(train_session **out, model *m, const train_config *cfg,
                       tr_error *err)
 {
     *out = NULL;
-    const int shards = cfg->shards ? cfg->shards : cfg->threads;
+    const int ranks = cfg->ranks > 1 ? cfg->ranks : 1;
+    const int shards = cfg->shards ? cfg->shards : cfg->threads * ranks;
     if (cfg->threads < 1 || cfg->batch_size < 1 || shards < 1 || shards > TRAIN_MAX_SHARDS)
         return error_set(err, "training needs threads >= 1, a batch size >= 1 and 1 to %d "
                          "shards (got %d, %d, %d)", TRAIN_MAX_SHARDS, cfg->threads,
                          cfg->batch_size, shards);
+    if (shards % ranks)
+        return error_set(err, "%d shards cannot be split evenly over %d processes: give "
+                         "--shards a multiple of %d", shards, ranks, ranks);
     train_session *s = calloc(1, sizeof *s);
     if (!s)
         return error_set(err, "out of memory");
     s->model = m;
     s->cfg = *cfg;
     s->shards = shards;
-    s->threads = train_threads_used(cfg->threads, s->shards);
+    s->ranks = ranks;
+    s->rank = ranks > 1 ? group_rank() : 0;
+    s->k0 = s->rank * (shards / ranks);
+    s->k1 = s->k0 + shards / ranks;
+    s->threads = train_threads_used(cfg->threads, shards / ranks);
     s->max_shard = (cfg->batch_size + s->shards - 1) / s->shards;
     const size_t slots = (size_t)s->shards * 2 * (size_t)s->max_shard;
     s->grad = calloc((size_t)s->shards, sizeof *s->grad);
@@ -132,13 +149,20 @@ int train_session_new(train_session **out, model *m, const train_config *cfg,
     s->part = calloc((size_t)s->shards + 1, sizeof *s->part);
     s->rows = calloc(slots, sizeof *s->rows);
     s->labels = calloc(slots, 1);
+    s->own = calloc((size_t)ranks + 1, sizeof *s->own);
+    /* A transfer is cut in two around each range a layer trainer fills. */
+    const size_t cuts = 1 + 2 * MODEL_MAX_LAYERS;
+    s->sends = calloc((size_t)shards * (size_t)ranks * cuts, sizeof *s->sends);
+    s->recvs = calloc((size_t)shards * cuts, sizeof *s->recvs);
     if (!s->grad || !s->work || !s->result || !s->nonempty || !s->nonempty_shard ||
-        !s->part || !s->rows || !s->labels)
+        !s->part || !s->rows || !s->labels || !s->own || !s->sends || !s->recvs)
         goto oom;
     for (int l = 0; l < m->n_layers; l++)
-        s->trainer[l] = layer_trainer(&m->layer[l]);
+        s->n_trainers += (s->trainer[l] = layer_trainer(&m->layer[l])) != NULL;
     for (int k = 0; k <= s->shards; k++)
         s->part[k] = part_start(s, k);
+    for (int r = 0; r <= ranks; r++)
+        s->own[r] = s->part[r * (shards / ranks)];
     for (int k = 0; k < s->shards; k++)
         if (!(s->grad[k] = model_buffer_new(m->len)))
             goto oom;
@@ -177,6 +201,9 @@ void train_session_free(train_session *s)
     free(s->rows);
     free(s->labels);
     free(s->order);
+    free(s->own);
+    free(s->sends);
+    free(s->recvs);
     free(s);
 }
 
@@ -246,7 +273,9 @@ int model_check_data(const model *m, const dataset *d, const char *images, const
 static void stage_shards(train_session *s, const dataset *data, const uint32_t *order,
                          uint32_t first, uint32_t bn, int buf, int t, int nt)
 {
-    for (int k = t; k < s->shards; k += nt) {
+    /* With several ranks, a layer trainer's parts use every shard's input. */
+    const int all = s->ranks > 1 && s->n_trainers > 0;
+    for (int k = (all ? 0 : s->k0) + t; k < (all ? s->shards : s->k1); k += nt) {
         uint32_t lo, hi;
         shard_range(k, s->shards, bn, &lo, &hi);
         if (hi == lo)
@@ -305,7 +334,7 @@ static void shard_pass(train_session *s, model_work *w, int k, int buf, uint32_t
 static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt,
                        const layer_pass *pass)
 {
-    for (int k = t; k < s->shards; k += nt) {
+    for (int k = s->k0 + t; k < s->k1; k += nt) {
         uint32_t lo, hi;
         shard_range(k, s->shards, bn, &lo, &hi);
         shard_result *r = &s->result[k];
@@ -355,6 +384,15 @@ static void reduce_part(train_session *s, int k, int t, float *out, long step, i
         prepare_part(s, k, buf ^ 1, next_bn);
 }
 
+/* With several ranks, from one thread: what the layer trainers' parts of
+ * the batch in buf give every rank's shards. */
+static void share_parts(train_session *s, int buf, uint32_t bn)
+{
+    for (int l = 0; l < s->model->n_layers; l++)
+        if (s->trainer[l])
+            s->trainer[l]->share_parts(s->trainer_ctx[l], buf, bn);
+}
+
 /* The first step of a run: stages thread t's shards of the batch [first,
  * first + bn) into slots buf and, once every thread has, prepares its
  * parts.  Later steps get both from the update before. */
@@ -363,9 +401,104 @@ static void start_batch(train_session *s, const dataset *data, const uint32_t *o
 {
     stage_shards(s, data, order, first, bn, buf, t, nt);
 #pragma omp barrier
-    for (int k = t; k < s->shards; k += nt)
+    for (int k = s->k0 + t; k < s->k1; k += nt)
         prepare_part(s, k, buf, bn);
 #pragma omp barrier
+    if (s->ranks > 1 && t == 0)
+        share_parts(s, buf, bn);
+#pragma omp barrier
+}
+
+/* Adds to t[n..] the transfers of buf's floats [a, b) with peer, leaving
+ * out the ranges the layer trainers fill themselves; returns the new n. */
+static int add_transfers(const train_session *s, group_transfer *t, int n, float *buf,
+                         size_t a, size_t b, int peer, int tag)
+{
+    size_t at = a;
+    for (int l = 0; l < s->model->n_layers; l++) {
+        size_t lo, hi;
+        if (!s->trainer[l])
+            continue;
+        s->trainer[l]->filled(&s->model->layer[l], &lo, &hi);
+        if (hi <= at || lo >= b)
+            continue;
+        if (lo > at)
+            t[n++] = (group_transfer){buf + at, sizeof(float) * (lo - at), peer, tag};
+        at = hi;
+    }
+    if (b > at)
+        t[n++] = (group_transfer){buf + at, sizeof(float) * (b - at), peer, tag};
+    return n;
+}
+
+/* With several ranks, after the shards' passes: every shard's result to
+ * every rank, with the ranks' stop requests (want_stop is this one's), and
+ * each shard's gradient over each part to the part's owner.  Returns
+ * whether any rank was asked to stop. */
+static int share_step(train_session *s, int want_stop)
+{
+    const int per = s->shards / s->ranks;
+    s->result[s->k0].stop = want_stop;
+    group_allgather(s->result + 0, sizeof *s->result * (size_t)per);
+    for (int l = 0; l < s->model->n_layers; l++)
+        if (s->trainer[l])
+            s->trainer[l]->share_factors(s->trainer_ctx[l]);
+    int any_stop = 0, ns = 0, nr = 0;
+    const size_t mine = s->own[s->rank], mine_end = s->own[s->rank + 1];
+    for (int k = 0; k < s->shards; k++) {
+        const int owner = k / per;
+        if (k % per == 0)
+            any_stop |= s->result[k].stop;
+        if (s->result[k].n == 0)
+            continue;
+        if (owner == s->rank) {
+            for (int q = 0; q < s->ranks; q++)
+                if (q != s->rank)
+                    ns = add_transfers(s, s->sends, ns, s->grad[k], s->own[q], s->own[q + 1],
+                                       q, k);
+        } else {
+            nr = add_transfers(s, s->recvs, nr, s->grad[k], mine, mine_end, owner, k);
+        }
+    }
+    group_exchange(s->sends, ns, s->recvs, nr);
+    return any_stop;
+}
+
+/* Every rank's parts of buf's floats [a, b) to every rank. */
+static void gather_range(const train_session *s, float *buf, size_t a, size_t b)
+{
+    size_t at[TRAIN_MAX_SHARDS + 1];
+    for (int r = 0; r <= s->ranks; r++)
+        at[r] = s->own[r] < a ? a : s->own[r] > b ? b : s->own[r];
+    group_allgather_floats(buf, at);
+}
+
+/* After a step: the updated parameters to every rank, but for the ranges
+ * the layer trainers fill, which only their owners read until the epoch
+ * ends (train_session_share_state). */
+static void gather_step(const train_session *s)
+{
+    size_t at = 0;
+    for (int l = 0; l < s->model->n_layers; l++) {
+        size_t lo, hi;
+        if (!s->trainer[l])
+            continue;
+        s->trainer[l]->filled(&s->model->layer[l], &lo, &hi);
+        if (lo > at)
+            gather_range(s, s->model->params, at, lo);
+        at = hi;
+    }
+    if (s->model->len > at)
+        gather_range(s, s->model->params, at, s->model->len);
+}
+
+void train_session_share_state(train_session *s)
+{
+    if (s->ranks < 2)
+        return;
+    group_allgather_floats(s->model->params, s->own);
+    group_allgather_floats(s->opt.m, s->own);
+    group_allgather_floats(s->opt.v, s->own);
 }
 
 int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
@@ -374,6 +507,8 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
     if (n < 1 || n > (uint32_t)s->cfg.batch_size)
         return error_set(err, "train_gradient: %u samples, the batch size is %d", n,
                          s->cfg.batch_size);
+    if (s->ranks > 1)
+        return error_set(err, "train_gradient runs in one process");
     if (check_fit(s->model, data, err))
         return -1;
     omp_set_dynamic(0);
@@ -443,6 +578,9 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
     /* The stop request is read by one thread only, before the barrier that
      * ends a step, so that every thread acts on the same value. */
     int stopping = stop && *stop;
+    int group_stop = 0; /* with several ranks: whether any was asked to stop */
+    if (s->ranks > 1)
+        stopping = group_any(stopping);
     omp_set_dynamic(0);
 #pragma omp parallel num_threads(s->threads)
     {
@@ -466,6 +604,11 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
             if (next_bn)
                 stage_shards(s, data, s->order, first + bn, next_bn, buf ^ 1, t, nt);
 #pragma omp barrier
+            if (s->ranks > 1) {
+                if (t == 0)
+                    group_stop = share_step(s, stop && *stop);
+#pragma omp barrier
+            }
             /* Every thread sums the losses in shard order and so reaches the
              * same verdict: a diverged step is not applied, and all stop. */
             double step_loss = 0.0;
@@ -476,15 +619,23 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
                     diverged = b;
                 break;
             }
-            for (int k = t; k < s->shards; k += nt)
+            for (int k = s->k0 + t; k < s->k1; k += nt)
                 reduce_part(s, k, t, NULL, step0 + b + 1, buf, bn, next_bn);
+            if (s->ranks > 1) {
+#pragma omp barrier
+                if (t == 0) {
+                    gather_step(s);
+                    if (next_bn)
+                        share_parts(s, buf ^ 1, next_bn);
+                }
+            }
             if (t == 0) {
                 loss_sum += step_loss;
                 for (int k = 0; k < s->shards; k++)
                     correct += s->result[k].correct;
                 seen += bn;
                 done = b + 1;
-                stopping = stop && *stop;
+                stopping = s->ranks > 1 ? group_stop : stop && *stop;
                 if (progress)
                     progress(ctx, b + 1, n_batches, loss_sum / (double)seen,
                              (double)correct / (double)seen);
