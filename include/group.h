@@ -49,7 +49,7 @@ void group_allgather_floats(float *buf, const size_t *at);
 
 /* Point-to-point transfers, all at once: each send's bytes go to its peer,
  * each receive's buffer is filled from its peer; a send and its receive
- * pair by (peer, tag) in the order they are listed. */
+ * pair by (peer, tag) in the order they are posted. */
 typedef struct {
     void *buf;
     size_t bytes;
@@ -57,6 +57,13 @@ typedef struct {
 } group_transfer;
 void group_exchange(const group_transfer *send, int n_send, const group_transfer *recv,
                     int n_recv);
+
+/* Between group_open and group_close, group_allgather, group_allgather_floats
+ * and group_exchange only start: they run together and group_close waits
+ * for them all, so that a step pays the processes' latency once.  Their
+ * buffers must not be touched until then. */
+void group_open(void);
+void group_close(void);
 
 /* The bytes this process has sent so far through the functions above: what
  * it hands MPI to deliver (an allgather's block once per other process),

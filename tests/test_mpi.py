@@ -100,7 +100,7 @@ with tempfile.TemporaryDirectory() as tmp:
     same_run(os.path.join(tmp, "odd-1"), os.path.join(tmp, "odd-2"), "uneven batches")
 
     # Interrupted under 2 processes, resumed by 4 and by one.
-    common = ["--data", data, "--epochs", "150", "--no-plots", "--shards", "4", "--hidden",
+    common = ["--data", data, "--epochs", "2000", "--no-plots", "--shards", "4", "--hidden",
               "64", "--batch-size", "16"]
     full = os.path.join(tmp, "full")
     check(alone(*common, "--out", full).returncode == 0, "the uninterrupted run")

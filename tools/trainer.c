@@ -4,6 +4,7 @@
  * everything else is in the library. */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <getopt.h>
 #include <limits.h>
@@ -689,9 +690,17 @@ static void program_free(program *r)
  * a second one ends the program at once (the files written so far are whole:
  * every write goes through a temporary file). */
 static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t unblock_output; /* under mpirun */
 
 static void on_signal(int sig)
 {
+    /* mpirun, stopping the job, no longer reads the processes' output: a
+     * write into a full pipe would then wait until mpirun kills the
+     * process, and the state would never be saved.  The writes fail
+     * instead (fcntl is async-signal-safe). */
+    if (unblock_output)
+        for (int fd = STDOUT_FILENO; fd <= STDERR_FILENO; fd++)
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     if (stop_signal) {
         static const char msg[] = "\ntrainer: second signal, exiting at once; the last "
                                   "saved state is kept\n";
@@ -721,6 +730,11 @@ static void catch_signals(void)
     /* A closed terminal or a dropped ssh session: the run is saved as for
      * SIGTERM, not lost. */
     handle_signal(SIGHUP, on_signal);
+    /* Nor may a write into a pipe that mpirun has closed end the process. */
+    if (group_size() > 1) {
+        unblock_output = 1;
+        handle_signal(SIGPIPE, SIG_IGN);
+    }
 }
 
 /* Takes a resumed run's settings from DIR/training.state, with its model and

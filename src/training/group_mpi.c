@@ -9,6 +9,45 @@
 static int started, rank, size = 1;
 static double sent;
 
+/* Between group_open and group_close, operations are posted, not waited
+ * for: their requests, and the counts an allgatherv reads until it ends. */
+enum { MAX_POSTED = 4096, MAX_GATHERV = 4 };
+static int open_section;
+static MPI_Request posted[MAX_POSTED];
+static int n_posted;
+static int *gatherv_counts[MAX_GATHERV];
+static int n_gatherv;
+
+/* Waits for the posted operations when no section is open. */
+static void settle(void)
+{
+    if (open_section)
+        return;
+    MPI_Waitall(n_posted, posted, MPI_STATUSES_IGNORE);
+    n_posted = 0;
+    n_gatherv = 0;
+}
+
+static MPI_Request *post(void)
+{
+    if (n_posted == MAX_POSTED) {
+        MPI_Waitall(n_posted, posted, MPI_STATUSES_IGNORE);
+        n_posted = 0;
+    }
+    return &posted[n_posted++];
+}
+
+void group_open(void)
+{
+    open_section = size > 1;
+}
+
+void group_close(void)
+{
+    open_section = 0;
+    settle();
+}
+
 int group_start(tr_error *err)
 {
     if (started || !group_launched())
@@ -21,6 +60,9 @@ int group_start(tr_error *err)
         return error_set(err, "this MPI cannot be called from a threaded program");
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    for (int k = 0; k < MAX_GATHERV; k++)
+        if (!(gatherv_counts[k] = malloc(sizeof(int) * 2 * (size_t)size)))
+            return error_set(err, "out of memory for %d processes", size);
     return 0;
 }
 
@@ -29,6 +71,10 @@ void group_end(void)
     if (started)
         MPI_Finalize();
     started = 0;
+    for (int k = 0; k < MAX_GATHERV; k++) {
+        free(gatherv_counts[k]);
+        gatherv_counts[k] = NULL;
+    }
 }
 
 int group_rank(void)
@@ -61,42 +107,43 @@ void group_allgather(void *buf, size_t each)
 {
     if (size == 1)
         return;
-    MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, (int)each, MPI_BYTE, MPI_COMM_WORLD);
+    MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, (int)each, MPI_BYTE, MPI_COMM_WORLD,
+                   post());
     sent += (double)each * (size - 1);
+    settle();
 }
 
 void group_allgather_floats(float *buf, const size_t *at)
 {
     if (size == 1)
         return;
-    int counts[size], displs[size];
+    if (n_gatherv == MAX_GATHERV) {
+        MPI_Waitall(n_posted, posted, MPI_STATUSES_IGNORE);
+        n_posted = n_gatherv = 0;
+    }
+    int *counts = gatherv_counts[n_gatherv++], *displs = counts + size;
     for (int r = 0; r < size; r++) {
         counts[r] = (int)(at[r + 1] - at[r]);
         displs[r] = (int)at[r];
     }
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
-                   MPI_COMM_WORLD);
+    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
+                    MPI_COMM_WORLD, post());
     sent += sizeof(float) * (double)counts[rank] * (size - 1);
+    settle();
 }
 
 void group_exchange(const group_transfer *send, int n_send, const group_transfer *recv,
                     int n_recv)
 {
-    if (n_send + n_recv == 0)
-        return;
-    MPI_Request *req = malloc(sizeof *req * (size_t)(n_send + n_recv));
-    if (!req)
-        MPI_Abort(MPI_COMM_WORLD, 1);
     for (int i = 0; i < n_recv; i++)
         MPI_Irecv(recv[i].buf, (int)recv[i].bytes, MPI_BYTE, recv[i].peer, recv[i].tag,
-                  MPI_COMM_WORLD, &req[i]);
-    for (int i = 0; i < n_send; i++)
-        sent += (double)send[i].bytes;
-    for (int i = 0; i < n_send; i++)
+                  MPI_COMM_WORLD, post());
+    for (int i = 0; i < n_send; i++) {
         MPI_Isend(send[i].buf, (int)send[i].bytes, MPI_BYTE, send[i].peer, send[i].tag,
-                  MPI_COMM_WORLD, &req[n_recv + i]);
-    MPI_Waitall(n_send + n_recv, req, MPI_STATUSES_IGNORE);
-    free(req);
+                  MPI_COMM_WORLD, post());
+        sent += (double)send[i].bytes;
+    }
+    settle();
 }
 
 double group_bytes_sent(void)

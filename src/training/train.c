@@ -431,14 +431,15 @@ static int add_transfers(const train_session *s, group_transfer *t, int n, float
     return n;
 }
 
-/* With several ranks, after the shards' passes: every shard's result to
+/* With several ranks, after the shards' passes of the batch of bn: every shard's result to
  * every rank, with the ranks' stop requests (want_stop is this one's), and
  * each shard's gradient over each part to the part's owner.  Returns
  * whether any rank was asked to stop. */
-static int share_step(train_session *s, int want_stop)
+static int share_step(train_session *s, uint32_t bn, int want_stop)
 {
     const int per = s->shards / s->ranks;
     s->result[s->k0].stop = want_stop;
+    group_open();
     group_allgather(s->result + 0, sizeof *s->result * (size_t)per);
     for (int l = 0; l < s->model->n_layers; l++)
         if (s->trainer[l])
@@ -447,9 +448,9 @@ static int share_step(train_session *s, int want_stop)
     const size_t mine = s->own[s->rank], mine_end = s->own[s->rank + 1];
     for (int k = 0; k < s->shards; k++) {
         const int owner = k / per;
-        if (k % per == 0)
-            any_stop |= s->result[k].stop;
-        if (s->result[k].n == 0)
+        uint32_t lo, hi;
+        shard_range(k, s->shards, bn, &lo, &hi);
+        if (hi == lo)
             continue;
         if (owner == s->rank) {
             for (int q = 0; q < s->ranks; q++)
@@ -461,6 +462,9 @@ static int share_step(train_session *s, int want_stop)
         }
     }
     group_exchange(s->sends, ns, s->recvs, nr);
+    group_close();
+    for (int k = 0; k < s->shards; k += per)
+        any_stop |= s->result[k].stop;
     return any_stop;
 }
 
@@ -606,7 +610,7 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
 #pragma omp barrier
             if (s->ranks > 1) {
                 if (t == 0)
-                    group_stop = share_step(s, stop && *stop);
+                    group_stop = share_step(s, bn, stop && *stop);
 #pragma omp barrier
             }
             /* Every thread sums the losses in shard order and so reaches the
@@ -624,9 +628,11 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
             if (s->ranks > 1) {
 #pragma omp barrier
                 if (t == 0) {
+                    group_open();
                     gather_step(s);
                     if (next_bn)
                         share_parts(s, buf ^ 1, next_bn);
+                    group_close();
                 }
             }
             if (t == 0) {
