@@ -50,6 +50,10 @@ struct train_session {
     group_transfer *sends;      /* [shards * ranks]: a step's transfers */
     group_transfer *recvs;      /* [shards] */
     int n_trainers;             /* layers with a trainer */
+    /* The floats ranks send each other: the buffer but for the ranges the
+     * layer trainers fill themselves, as [lo, hi) segments in order. */
+    size_t shared[MODEL_MAX_LAYERS + 1][2];
+    int n_shared;
 };
 
 void shard_range(int k, int shards, uint32_t bn, uint32_t *lo, uint32_t *hi)
@@ -115,6 +119,28 @@ static int create_trainers(train_session *s, tr_error *err)
     return 0;
 }
 
+/* s->shared from the layer trainers' filled ranges. */
+static void find_shared(train_session *s)
+{
+    size_t at = 0;
+    s->n_shared = 0;
+    for (int l = 0; l < s->model->n_layers; l++) {
+        size_t lo, hi;
+        if (!s->trainer[l])
+            continue;
+        s->trainer[l]->filled(&s->model->layer[l], &lo, &hi);
+        if (lo > at) {
+            s->shared[s->n_shared][0] = at;
+            s->shared[s->n_shared++][1] = lo;
+        }
+        at = hi;
+    }
+    if (s->model->len > at) {
+        s->shared[s->n_shared][0] = at;
+        s->shared[s->n_shared++][1] = s->model->len;
+    }
+}
+
 int train_session_new(train_session **out, model *m, const train_config *cfg,
                       tr_error *err)
 {
@@ -150,8 +176,8 @@ int train_session_new(train_session **out, model *m, const train_config *cfg,
     s->rows = calloc(slots, sizeof *s->rows);
     s->labels = calloc(slots, 1);
     s->own = calloc((size_t)ranks + 1, sizeof *s->own);
-    /* A transfer is cut in two around each range a layer trainer fills. */
-    const size_t cuts = 1 + 2 * MODEL_MAX_LAYERS;
+    /* A transfer is cut into at most every shared segment (find_shared). */
+    const size_t cuts = MODEL_MAX_LAYERS + 1;
     s->sends = calloc((size_t)shards * (size_t)ranks * cuts, sizeof *s->sends);
     s->recvs = calloc((size_t)shards * cuts, sizeof *s->recvs);
     if (!s->grad || !s->work || !s->result || !s->nonempty || !s->nonempty_shard ||
@@ -163,6 +189,7 @@ int train_session_new(train_session **out, model *m, const train_config *cfg,
         s->part[k] = part_start(s, k);
     for (int r = 0; r <= ranks; r++)
         s->own[r] = s->part[r * (shards / ranks)];
+    find_shared(s);
     for (int k = 0; k < s->shards; k++)
         if (!(s->grad[k] = model_buffer_new(m->len)))
             goto oom;
@@ -409,25 +436,17 @@ static void start_batch(train_session *s, const dataset *data, const uint32_t *o
 #pragma omp barrier
 }
 
-/* Adds to t[n..] the transfers of buf's floats [a, b) with peer, leaving
- * out the ranges the layer trainers fill themselves; returns the new n. */
+/* Adds to t[n..] the transfers of buf's shared floats in [a, b) with peer;
+ * returns the new n. */
 static int add_transfers(const train_session *s, group_transfer *t, int n, float *buf,
                          size_t a, size_t b, int peer, int tag)
 {
-    size_t at = a;
-    for (int l = 0; l < s->model->n_layers; l++) {
-        size_t lo, hi;
-        if (!s->trainer[l])
-            continue;
-        s->trainer[l]->filled(&s->model->layer[l], &lo, &hi);
-        if (hi <= at || lo >= b)
-            continue;
-        if (lo > at)
-            t[n++] = (group_transfer){buf + at, sizeof(float) * (lo - at), peer, tag};
-        at = hi;
+    for (int g = 0; g < s->n_shared; g++) {
+        const size_t lo = a > s->shared[g][0] ? a : s->shared[g][0];
+        const size_t hi = b < s->shared[g][1] ? b : s->shared[g][1];
+        if (hi > lo)
+            t[n++] = (group_transfer){buf + lo, sizeof(float) * (hi - lo), peer, tag};
     }
-    if (b > at)
-        t[n++] = (group_transfer){buf + at, sizeof(float) * (b - at), peer, tag};
     return n;
 }
 
@@ -482,18 +501,8 @@ static void gather_range(const train_session *s, float *buf, size_t a, size_t b)
  * ends (train_session_share_state). */
 static void gather_step(const train_session *s)
 {
-    size_t at = 0;
-    for (int l = 0; l < s->model->n_layers; l++) {
-        size_t lo, hi;
-        if (!s->trainer[l])
-            continue;
-        s->trainer[l]->filled(&s->model->layer[l], &lo, &hi);
-        if (lo > at)
-            gather_range(s, s->model->params, at, lo);
-        at = hi;
-    }
-    if (s->model->len > at)
-        gather_range(s, s->model->params, at, s->model->len);
+    for (int g = 0; g < s->n_shared; g++)
+        gather_range(s, s->model->params, s->shared[g][0], s->shared[g][1]);
 }
 
 void train_session_share_state(train_session *s)
