@@ -41,6 +41,12 @@ int image_is_png(const uint8_t *data, size_t len);
 
 void image_free(image *im);
 
+/* A pixel's grey level (Rec. 601) in thousandths of a byte, 0 to
+ * IMAGE_GREY_MAX: an integer, so that every language computes it alike
+ * (the drawing page's port).  rgba: the pixel's 4 bytes. */
+#define IMAGE_GREY_MAX 255000
+int32_t image_grey(const uint8_t *rgba);
+
 /* The picture as ink intensities in [0, 1] (1 the darkest ink on a light
  * page or the lightest on a dark one): grey levels (Rec. 601), transparent
  * pixels taken as the page, and inverted when the page is light.  The page

@@ -10,6 +10,7 @@
 #include "ckpt.h"
 #include "export.h"
 #include "fileio.h"
+#include "run.h"
 #include "webpage.h"
 
 #define EXIT_USAGE 2
@@ -69,9 +70,8 @@ static int write_in(const char *dir, const char *name, const void *data, size_t 
                     tr_error *err)
 {
     char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
-        return error_set(err, "%s: the folder's name is too long", dir);
-    return file_write_atomic(path, data, len, err);
+    return run_output_path(path, sizeof path, dir, name, err) ||
+           file_write_atomic(path, data, len, err);
 }
 
 /* The drawing page in dir: the page's files, the model as ONNX and its

@@ -187,7 +187,7 @@ static int png_pixels(const predict_options *o, const model *m, const uint8_t *d
         } else {
             for (long j = 0; j < (long)in.w * in.h; j++) {
                 const uint8_t *p = im.rgba + 4 * j;
-                const uint8_t grey = (uint8_t)((299 * p[0] + 587 * p[1] + 114 * p[2] + 500) / 1000);
+                const uint8_t grey = (uint8_t)((image_grey(p) + 500) / 1000);
                 for (int ch = 0; ch < in.c; ch++)
                     px[j * in.c + ch] = in.c == 3 ? p[ch] : grey;
             }

@@ -72,11 +72,7 @@ static int compare_ints(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Grey levels in thousandths of a byte, 0 to GREY_MAX: integers, so that
- * every language computes them alike (the drawing page's port). */
-#define GREY_MAX 255000
-
-static int32_t grey_of(const uint8_t *p)
+int32_t image_grey(const uint8_t *p)
 {
     return 299 * p[0] + 587 * p[1] + 114 * p[2];
 }
@@ -96,7 +92,7 @@ static int page_level(const image *im, int32_t *page, tr_error *err)
         for (int x = 0; x < w; x++) {
             const uint8_t *p = im->rgba + ((long)y * w + x) * 4;
             if ((y == 0 || y == h - 1 || x == 0 || x == w - 1) && p[3] >= 128)
-                border[n++] = grey_of(p);
+                border[n++] = image_grey(p);
         }
     if (n > 0 && 2 * n >= ring) {
         qsort(border, (size_t)n, sizeof *border, compare_ints);
@@ -105,10 +101,10 @@ static int page_level(const image *im, int32_t *page, tr_error *err)
         int64_t sum = 0, weight = 0;
         for (long j = 0; j < (long)w * h; j++) {
             const uint8_t *p = im->rgba + 4 * j;
-            sum += (int64_t)p[3] * grey_of(p);
+            sum += (int64_t)p[3] * image_grey(p);
             weight += p[3];
         }
-        *page = weight > 0 && 2 * sum < (int64_t)GREY_MAX * weight ? GREY_MAX : 0;
+        *page = weight > 0 && 2 * sum < (int64_t)IMAGE_GREY_MAX * weight ? IMAGE_GREY_MAX : 0;
     }
     free(border);
     return 0;
@@ -118,7 +114,7 @@ static int page_level(const image *im, int32_t *page, tr_error *err)
  * the page by its alpha, minus the page's (the other way on a light page). */
 static int32_t ink_of(const uint8_t *p, int32_t page, int light)
 {
-    const int32_t v = p[3] * grey_of(p) + (255 - p[3]) * page;
+    const int32_t v = p[3] * image_grey(p) + (255 - p[3]) * page;
     const int32_t d = light ? 255 * page - v : v - 255 * page;
     return d > 0 ? d : 0;
 }
@@ -129,16 +125,16 @@ int image_ink(const image *im, float *ink, tr_error *err)
     int32_t page = 0;
     if (page_level(im, &page, err))
         return -1;
-    const int light = 2 * page >= GREY_MAX;
+    const int light = 2 * page >= IMAGE_GREY_MAX;
     int32_t strongest = 0;
     for (long j = 0; j < count; j++) {
         const int32_t d = ink_of(im->rgba + 4 * j, page, light);
         strongest = d > strongest ? d : strongest;
     }
     /* Less contrast than 15% is a blank page, or its noise. */
-    if (20 * (int64_t)strongest < 3 * (int64_t)GREY_MAX * 255)
+    if (20 * (int64_t)strongest < 3 * (int64_t)IMAGE_GREY_MAX * 255)
         return error_set(err, "no ink: the page and the strongest mark differ by %.0f%%",
-                         100.0 * strongest / (GREY_MAX * 255.0));
+                         100.0 * strongest / (IMAGE_GREY_MAX * 255.0));
     for (long j = 0; j < count; j++)
         ink[j] = (float)((double)ink_of(im->rgba + 4 * j, page, light) / strongest);
     return 0;
