@@ -1022,8 +1022,9 @@ static void report_callbacks(const run *r, const options *o, int epochs_done)
                cb->best_epoch, monitor_name(c->monitor), cb->best, epochs_done);
 }
 
-/* Trains to the last epoch.  Returns 0, -1 on error, or the signal number
- * when interrupted (the state then saved). */
+/* Trains to the last epoch.  Returns 0, -1 on error, -2 when another rank
+ * than 0 could not start and has said so, or the signal number when
+ * interrupted (the state then saved). */
 static int fit(program *r, const options *o, const output_paths *out, tr_error *err)
 {
     const int rank = group_rank();
@@ -1037,14 +1038,13 @@ static int fit(program *r, const options *o, const output_paths *out, tr_error *
     const int failed = run_new(&r->run, &r->model, &r->train, &r->val, &cfg, err) ||
                        (o->resume && run_resume(r->run, &r->saved, r->saved_m, r->saved_v,
                                                 err));
+    /* The first rank that could not start says why: rank 0 at the end, as
+     * for any error, another here; the others end without a word. */
     const int first = group_first(failed);
-    if (first >= 0) {
-        if (!failed)
-            error_set(err, "rank %d could not start training", first);
-        else if (rank != 0)
-            fail_as(err, rank, group_size());
-        return -1;
-    }
+    if (first > 0 && rank == first)
+        fail_as(err, rank, group_size());
+    if (first >= 0)
+        return first > 0 ? -2 : -1;
     /* Under mpirun the standard output is a pseudo-terminal even when it goes
      * to a file: the progress bar only for a process alone. */
     progress_state prog = {.tty = group_size() == 1 && isatty(STDOUT_FILENO),
@@ -1145,6 +1145,7 @@ int main(int argc, char **argv)
     int status = EXIT_FAILURE;
     char state_path[4096];
     int lock_fd = -1;
+    int told = 0; /* the error was said by the rank that met it */
     int failed = (o.resume && read_saved_run(&r, &o, state_path, sizeof state_path, &err)) ||
                  output_paths_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
                  build_model(&r, &o, &err);
@@ -1208,6 +1209,7 @@ int main(int argc, char **argv)
             goto done;
         catch_signals();
         int rc = fit(&r, &o, &out, &err);
+        told = rc == -2;
         if (rc < 0)
             goto done;
         if (rc > 0) {
@@ -1226,7 +1228,7 @@ int main(int argc, char **argv)
 done:
     /* After the start, the errors are the group's (run_fit agrees on them):
      * rank 0 tells them. */
-    if (status != EXIT_SUCCESS && rank == 0)
+    if (status != EXIT_SUCCESS && rank == 0 && !told)
         fail_as(&err, rank, ranks);
     if (r.bad_layers)
         status = EXIT_USAGE;
