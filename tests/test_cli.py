@@ -2,7 +2,9 @@
 """The trainer's command line: bad flags give a one-line message and status 2
 with nothing written; data and checkpoint problems give status 1 and leave
 earlier outputs as they were."""
+import fcntl
 import os
+import shutil
 import resource
 import signal
 import subprocess
@@ -146,6 +148,31 @@ with tempfile.TemporaryDirectory() as tmp:
     # Once it has ended, the directory is free again.
     r = run(["--data", data, "--out", busy, "--epochs", "1", "--no-plots"], work)
     check(r.returncode == 0, f"a run after the first ended: {r.stderr!r}")
+
+    # A --resume takes the lock before it reads the directory: a run that has
+    # not saved yet makes it say "in use", not that the state is missing; and
+    # a held directory's saved run is not read, so it cannot be resumed from
+    # under the holder (which would overwrite the holder's files).
+    held = os.path.join(tmp, "held")
+    os.makedirs(held)
+    with open(os.path.join(held, ".trainer.lock"), "w") as lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX)
+        r = run(["--data", data, "--resume", held, "--epochs", "2"], work)
+        check(r.returncode == 1 and
+              r.stderr.strip() == f"trainer: {held} is in use by process {os.getpid()}",
+              f"--resume of a run before its first save: {r.stderr!r}")
+        before = snapshot(busy)
+        r = run(["--data", data, "--resume", busy, "--epochs", "2"], work)
+        check(r.returncode == 0, f"--resume of a free run: {r.stderr!r}")
+        shutil.copy(os.path.join(busy, "training.state"), held)
+        r = run(["--data", data, "--resume", held, "--epochs", "3"], work)
+        check(r.returncode == 1 and "is in use" in r.stderr and
+              not os.path.exists(os.path.join(held, "model.ckpt")),
+              f"--resume of a held run: {r.stderr!r}")
+        check(before != snapshot(busy), "the free run was not resumed")
+    r = run(["--data", data, "--resume", os.path.join(tmp, "no-such-run")], work)
+    check(r.returncode == 1 and "no-such-run: not the directory of a run" in r.stderr,
+          f"--resume of a missing directory: {r.stderr!r}")
 
     # Test images of another shape with the same pixel count.
     wide = os.path.join(tmp, "wide")

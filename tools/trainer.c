@@ -771,6 +771,15 @@ static int read_saved_run(program *r, options *o, char *state_path, size_t size,
     return 0;
 }
 
+/* Locks the directory of the run that --resume continues (file_lock_dir). */
+static int lock_resumed(const options *o, int *fd, tr_error *err)
+{
+    struct stat st;
+    if (stat(o->resume, &st) != 0 || !S_ISDIR(st.st_mode))
+        return error_set(err, "%s: not the directory of a run", o->resume);
+    return file_check_writable(o->resume, err) || file_lock_dir(o->resume, fd, err);
+}
+
 /* The error, naming the process when there are several. */
 static void fail_as(const tr_error *err, int rank, int ranks)
 {
@@ -1146,13 +1155,25 @@ int main(int argc, char **argv)
     char state_path[4096];
     int lock_fd = -1;
     int told = 0; /* the error was said by the rank that met it */
-    int failed = (o.resume && read_saved_run(&r, &o, state_path, sizeof state_path, &err)) ||
-                 output_paths_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
-                 build_model(&r, &o, &err);
+    /* A resumed run locks its directory before it reads anything there: one
+     * that read a state another run then replaced would overwrite that run's
+     * files with its own.  A new run reads nothing there, and locks it once
+     * its inputs have passed, so that bad input leaves no directory behind. */
+    int failed = o.resume && rank == 0 && lock_resumed(&o, &lock_fd, &err);
+    if (o.resume && group_first(failed) >= 0) {
+        if (rank == 0)
+            fail_as(&err, rank, ranks);
+        file_unlock_dir(lock_fd);
+        group_end();
+        return EXIT_FAILURE;
+    }
+    failed = (o.resume && read_saved_run(&r, &o, state_path, sizeof state_path, &err)) ||
+             output_paths_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
+             build_model(&r, &o, &err);
     if (!failed && o.shards % ranks)
         failed = error_set(&err, "--shards %d cannot be split evenly over %d processes: "
                            "give a multiple of %d", o.shards, ranks, ranks) != 0;
-    if (!failed && rank == 0 && o.epochs > 0)
+    if (!failed && rank == 0 && o.epochs > 0 && !o.resume)
         failed = file_make_dirs(o.out_dir, &err) || file_check_writable(o.out_dir, &err) ||
                  file_lock_dir(o.out_dir, &lock_fd, &err);
     /* Every process has read the data and built the model, or none trains:
