@@ -11,7 +11,7 @@
  *   36      4         u32 N, the layers, the head included (2 to MODEL_MAX_LAYERS)
  *   40      32N       per layer: u32 kind (layer.h's numbers: 1 dense,
  *                     2 softmax, 3 conv2d, 4 maxpool2d, 5 flatten, 6 dropout),
- *                     then 7 u32 hyper-parameters (layer_hyper_encode's)
+ *                     then 7 u32 hyper-parameters (the layer's own words, layer.h)
  *   ...     8         u64 P, the number of parameters
  *   ...     4P        float32 parameters: per layer with parameters, its
  *                     tensors in order (dense: weights w[in][out], input-major,

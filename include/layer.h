@@ -19,7 +19,7 @@
 
 #include "error.h"
 
-#define LAYER_MAX_TENSORS 2
+#define LAYER_MAX_TENSORS 4
 #define LAYER_MAX_WIDTH 65536
 
 typedef struct {
@@ -35,40 +35,36 @@ static inline tensor_shape tensor_flat(int n)
     return (tensor_shape){1, 1, n};
 }
 
-/* The kinds, numbered as the files number them: a number is never reused. */
-typedef enum {
-    LAYER_DENSE = 1,     /* Keras' Dense: out = act(in . w + b), act ReLU or none */
-    LAYER_SOFTMAX = 2,   /* softmax fused with the cross-entropy loss: the model's head */
-    LAYER_CONV2D = 3,    /* Keras' Conv2D, stride 1, padding valid or same */
-    LAYER_MAXPOOL2D = 4, /* Keras' MaxPooling2D(p): p x p windows, stride p, valid */
-    LAYER_FLATTEN = 5,   /* Keras' Flatten */
-    LAYER_DROPOUT = 6,   /* Keras' Dropout: inverted, in training only */
-    LAYER_KINDS          /* one past the last */
-} layer_kind;
+/* A kind is the number the files give it (the table in layer.c says which
+ * module each is); a number is never reused.  Three have names here because
+ * the library builds them itself: the notebook's stacks of dense layers and
+ * their softmax head. */
+typedef uint32_t layer_kind;
+enum { LAYER_DENSE = 1, LAYER_SOFTMAX = 2 };
 
-/* The hyper-parameters of a layer as the files hold them: this many u32
- * words after its kind, each kind's own, 0 where unused. */
+/* The hyper-parameters of a layer: this many u32 words, each kind's own
+ * (its module reads them), 0 where unused; the files hold them as they are. */
 #define LAYER_HYPER_WORDS 7
 
-/* The tensors of Dense and Conv2D, in file order: the kernel, then the bias. */
+/* The first two tensors of Dense and Conv2D: the kernel, then the bias. */
 enum { DENSE_W, DENSE_B };
 
 /* One layer of a model: its kind and hyper-parameters (set by whoever builds
- * the model), then what layer_build derives from them. */
+ * the model: the spec parser, a file reader), then what layer_build derives
+ * from them. */
 typedef struct {
     layer_kind kind;
-    int units;    /* dense: outputs; conv2d: filters */
-    int relu;     /* dense, conv2d: ReLU fused on the output */
-    int kernel;   /* conv2d: the kernel's side */
-    int same;     /* conv2d: padding same (else valid) */
-    int pool;     /* maxpool2d: the window's side and stride */
-    float rate;   /* dropout: the fraction of units dropped, 0 <= rate < 1 */
+    uint32_t hp[LAYER_HYPER_WORDS];
 
     int index;             /* position in the model, from 0 */
     tensor_shape in, out;  /* one sample's input and output */
     int reads_images;      /* its input is the model's: image bytes, not floats */
     int n_tensors;         /* parameter tensors */
     size_t count[LAYER_MAX_TENSORS];  /* floats in each */
+    /* Whether the optimizer trains each; one that is not (a moving mean) is
+     * saved and exported like the others, and a training forward pass may
+     * update it. */
+    uint8_t trainable[LAYER_MAX_TENSORS];
     size_t offset[LAYER_MAX_TENSORS]; /* where each starts in a buffer of the model's layout */
     size_t begin, end;     /* its floats in that buffer, padding included: [begin, end) */
 } layer;
@@ -100,25 +96,27 @@ typedef struct {
     float divisor;
 } layer_input;
 
-/* The name of the kind as the layer specs write it: "dense", "softmax",
- * "conv2d", "maxpool2d", "flatten", "dropout"; "unknown" for a number that
- * is no kind. */
+/* The name of the kind as the layer specs write it: "dense", "conv2d", ...;
+ * "unknown" for a number that is no kind. */
 const char *layer_kind_name(layer_kind kind);
 
 /* The kind's class name in Keras, as its model summary shows it: "Dense",
  * "Conv2D", "MaxPooling2D", ...; "Unknown" for a number that is no kind. */
 const char *layer_kind_keras_name(layer_kind kind);
 
-/* The layer's hyper-parameters as words (dense: units, then 1 for a ReLU or
- * 0 for none; softmax, flatten: none; conv2d: filters, kernel, padding 0
- * valid or 1 same, activation; maxpool2d: pool; dropout: the rate's float
- * bits). */
-void layer_hyper_encode(const layer *l, uint32_t words[LAYER_HYPER_WORDS]);
+/* Checks the hyper-parameter words of a layer of kind `kind` (a number read
+ * from a file) and sets l to that layer, nothing derived yet: fails, saying
+ * what is wrong, on an unknown kind or words out of range. */
+int layer_from_words(layer *l, uint32_t kind, const uint32_t words[LAYER_HYPER_WORDS],
+                     tr_error *err);
 
-/* A new layer of kind `kind` (a number read from a file) from its words: fails,
- * saying what is wrong, on an unknown kind or words out of range. */
-int layer_hyper_decode(layer *l, uint32_t kind, const uint32_t words[LAYER_HYPER_WORDS],
-                       tr_error *err);
+/* The layer as a layer spec writes it ("conv2d(32,3,relu)") into buf; last:
+ * it is the one before the head (dense(10,softmax)). */
+void layer_format(const layer *l, int last, char *buf, size_t size);
+
+/* Multiply-adds of one sample's forward pass (0 for a layer that does
+ * none), for the benchmarks' FLOP counts. */
+double layer_forward_macs(const layer *l);
 
 /* Sets l->out and the parameter tensors' counts from l->in and the
  * hyper-parameters; fails, saying what is wrong, on a layer that cannot take

@@ -97,8 +97,8 @@ static void test_ckpt(void)
     model back;
     CHECK(ckpt_load(&back, path, &err) == 0, "%s", err.msg);
     CHECK(model_same_layers(&back, &m) && back.input.h == 6 && back.input.w == 6 &&
-          back.input.c == 1 && back.n_layers == 4 && back.layer[1].units == 7 &&
-          back.layer[1].relu && !back.layer[2].relu && model_classes(&back) == 10,
+          back.input.c == 1 && back.n_layers == 4 && back.layer[1].hp[0] == 7 &&
+          back.layer[1].hp[1] == 1 && back.layer[2].hp[1] == 0 && model_classes(&back) == 10,
           "the layers came back different");
     CHECK(back.len == m.len && memcmp(back.params, m.params, sizeof(float) * m.len) == 0,
           "parameters came back different");

@@ -24,6 +24,35 @@ static float max_rel_diff(const float *a, const float *b, long n)
     return worst;
 }
 
+/* A layer of a spec ("conv2d(4,3,same,relu)") in *l, nothing derived yet. */
+static void spec_layer(layer *l, const char *spec)
+{
+    layer parsed[MODEL_MAX_LAYERS];
+    int n;
+    tr_error err;
+    CHECK(model_parse_layers(spec, parsed, &n, &err) == 0, "%s: %s", spec, err.msg);
+    *l = parsed[0];
+}
+
+static int is(const layer *l, const char *kind)
+{
+    return strcmp(layer_kind_name(l->kind), kind) == 0;
+}
+
+/* The hyper-parameter words (ckpt.h): conv2d filters, kernel, same, relu;
+ * dense units, relu; maxpool2d pool; dropout the rate's bits. */
+static int word(const layer *l, int k)
+{
+    return (int)l->hp[k];
+}
+
+static double dropout_rate(const layer *l)
+{
+    float r;
+    memcpy(&r, &l->hp[0], sizeof r);
+    return r;
+}
+
 static void fill(rng *r, float *x, long n, int zeros)
 {
     for (long j = 0; j < n; j++)
@@ -36,8 +65,13 @@ static void check_conv_layer(int h, int w, int c, int k, int same, int f, int re
 {
     rng r;
     rng_seed(&r, (uint64_t)(h * 131 + w * 17 + c * 7 + k + same * 3 + f), 5);
-    layer l = {.kind = LAYER_CONV2D, .units = f, .kernel = k, .same = same, .relu = relu,
-               .index = 1, .in = {h, w, c}};
+    char spec[96];
+    snprintf(spec, sizeof spec, "conv2d(%d,%d,%s,%s),dense(10,softmax)", f, k,
+             same ? "same" : "valid", relu ? "relu" : "linear");
+    layer l;
+    spec_layer(&l, spec);
+    l.index = 1;
+    l.in = (tensor_shape){h, w, c};
     tr_error err;
     CHECK(layer_build(&l, &err) == 0, "%s", err.msg);
     l.offset[DENSE_W] = 0;
@@ -213,8 +247,9 @@ static double ref_loss(reference *ref, const double *p, const float *x, const ui
             const int h = l->in.h, w = l->in.w, c = l->in.c;
             const long out_size = tensor_size(l->out);
             double *b = calloc((size_t)out_size, sizeof(double));
-            if (l->kind == LAYER_CONV2D) {
-                const int k = l->kernel, f = l->units, pad = l->same ? (k - 1) / 2 : 0;
+            if (is(l, "conv2d")) {
+                const int k = word(l, 1), f = word(l, 0), pad = word(l, 2) ? (k - 1) / 2 : 0;
+                const int relu = word(l, 3);
                 for (int oy = 0; oy < l->out.h; oy++)
                     for (int ox = 0; ox < l->out.w; ox++)
                         for (int o = 0; o < f; o++) {
@@ -229,12 +264,12 @@ static double ref_loss(reference *ref, const double *p, const float *x, const ui
                                              p[l->offset[DENSE_W] +
                                                (size_t)(((ky * k + kx) * c + ch) * f + o)];
                                 }
-                            b[((long)oy * l->out.w + ox) * f + o] = l->relu && z < 0 ? 0 : z;
-                            if (l->relu && ref->pattern)
+                            b[((long)oy * l->out.w + ox) * f + o] = relu && z < 0 ? 0 : z;
+                            if (relu && ref->pattern)
                                 ref->pattern[mark++] = z > 0;
                         }
-            } else if (l->kind == LAYER_MAXPOOL2D) {
-                const int q = l->pool;
+            } else if (is(l, "maxpool2d")) {
+                const int q = word(l, 0);
                 for (int oy = 0; oy < l->out.h; oy++)
                     for (int ox = 0; ox < l->out.w; ox++)
                         for (int ch = 0; ch < c; ch++) {
@@ -252,20 +287,21 @@ static double ref_loss(reference *ref, const double *p, const float *x, const ui
                             if (ref->pattern)
                                 ref->pattern[mark++] = (uint8_t)best;
                         }
-            } else if (l->kind == LAYER_FLATTEN) {
+            } else if (is(l, "flatten")) {
                 memcpy(b, a, sizeof(double) * (size_t)out_size);
-            } else if (l->kind == LAYER_DROPOUT) {
+            } else if (is(l, "dropout")) {
                 for (long j = 0; j < out_size; j++)
-                    b[j] = ref->masks[li][s * out_size + j] ? a[j] / (1.0 - (double)l->rate)
+                    b[j] = ref->masks[li][s * out_size + j] ? a[j] / (1.0 - dropout_rate(l))
                                                             : 0.0;
             } else { /* dense */
                 const long in_n = tensor_size(l->in);
-                for (int o = 0; o < l->units; o++) {
+                const int units = word(l, 0), relu = word(l, 1);
+                for (int o = 0; o < units; o++) {
                     double z = p[l->offset[DENSE_B] + (size_t)o];
                     for (long i = 0; i < in_n; i++)
-                        z += a[i] * p[l->offset[DENSE_W] + (size_t)(i * l->units + o)];
-                    b[o] = l->relu && z < 0 ? 0 : z;
-                    if (l->relu && ref->pattern)
+                        z += a[i] * p[l->offset[DENSE_W] + (size_t)(i * units + o)];
+                    b[o] = relu && z < 0 ? 0 : z;
+                    if (relu && ref->pattern)
                         ref->pattern[mark++] = z > 0;
                 }
             }
@@ -358,8 +394,12 @@ static void check_gradient(reference *ref, const float *grad, const float *x, co
 
 /* A stack's gradient through model_forward / model_backward (a training
  * pass: dropout draws its mask) against the reference. */
-static void check_stack(const char *what, tensor_shape input, const layer *layers, int n_layers)
+static void check_stack(const char *what, tensor_shape input, const char *spec)
 {
+    layer layers[MODEL_MAX_LAYERS];
+    int n_layers;
+    tr_error perr;
+    CHECK(model_parse_layers(spec, layers, &n_layers, &perr) == 0, "%s: %s", spec, perr.msg);
     model m;
     tr_error err;
     CHECK(model_init(&m, input, layers, n_layers, &err) == 0, "%s: %s", what, err.msg);
@@ -370,7 +410,7 @@ static void check_stack(const char *what, tensor_shape input, const layer *layer
     rng_seed(&r, 12, 13);
     for (int li = 0; li < m.n_layers; li++)
         if (m.layer[li].n_tensors == 2)
-            fill(&r, m.params + m.layer[li].offset[DENSE_B], m.layer[li].units, 0);
+            fill(&r, m.params + m.layer[li].offset[DENSE_B], (long)m.layer[li].count[DENSE_B], 0);
     model_work w;
     CHECK(model_work_init(&w, &m, N, &err) == 0, "%s", err.msg);
     const long size = tensor_size(input);
@@ -388,7 +428,7 @@ static void check_stack(const char *what, tensor_shape input, const layer *layer
     const double loss = model_backward(&m, &w, &in, y, N, 1.0f / N, grad, &correct) / N;
     const uint8_t *masks[MODEL_MAX_LAYERS] = {0};
     for (int li = 0; li < m.n_layers; li++)
-        if (m.layer[li].kind == LAYER_DROPOUT)
+        if (is(&m.layer[li], "dropout"))
             masks[li] = w.work[li];
     reference ref = {.m = &m, .masks = masks};
     double *p = malloc(sizeof(double) * m.len);
@@ -409,17 +449,13 @@ static void check_stack(const char *what, tensor_shape input, const layer *layer
  * batch), the same bits on 1 and 3 threads. */
 static void check_step(void)
 {
-    const layer layers[] = {
-        {.kind = LAYER_CONV2D, .units = 4, .kernel = 3, .relu = 1},
-        {.kind = LAYER_MAXPOOL2D, .pool = 2},
-        {.kind = LAYER_FLATTEN},
-        {.kind = LAYER_DROPOUT, .rate = 0.5f},
-        {.kind = LAYER_DENSE, .units = 10},
-        {.kind = LAYER_SOFTMAX},
-    };
+    layer layers[MODEL_MAX_LAYERS];
+    int n_layers;
     model m;
     tr_error err;
-    CHECK(model_init(&m, (tensor_shape){8, 8, 1}, layers, 6, &err) == 0, "%s", err.msg);
+    CHECK(model_parse_layers("conv2d(4,3,relu),maxpool2d(2),flatten,dropout(0.5),"
+                             "dense(10,softmax)", layers, &n_layers, &err) == 0, "%s", err.msg);
+    CHECK(model_init(&m, (tensor_shape){8, 8, 1}, layers, n_layers, &err) == 0, "%s", err.msg);
     model_init_glorot(&m, 3);
     dataset d;
     test_make_dataset(&d, 40, 8, 8, 6);
@@ -471,27 +507,12 @@ int main(void)
     check_valid_kernels(6, 6, 5, 1, 70, 1, 3);
     check_maxpool();
 
-    const layer valid[] = {
-        {.kind = LAYER_CONV2D, .units = 3, .kernel = 3, .relu = 1},
-        {.kind = LAYER_MAXPOOL2D, .pool = 2},
-        {.kind = LAYER_CONV2D, .units = 4, .kernel = 3, .same = 1, .relu = 1},
-        {.kind = LAYER_FLATTEN},
-        {.kind = LAYER_DROPOUT, .rate = 0.3f},
-        {.kind = LAYER_DENSE, .units = 10},
-        {.kind = LAYER_SOFTMAX},
-    };
-    check_stack("conv valid, pool, conv same, dropout 0.3", (tensor_shape){7, 7, 2}, valid, 7);
-    const layer plain[] = {
-        {.kind = LAYER_CONV2D, .units = 2, .kernel = 3, .same = 1},
-        {.kind = LAYER_MAXPOOL2D, .pool = 3},
-        {.kind = LAYER_DROPOUT, .rate = 0.0f},
-        {.kind = LAYER_FLATTEN},
-        {.kind = LAYER_DENSE, .units = 6, .relu = 1},
-        {.kind = LAYER_DENSE, .units = 10},
-        {.kind = LAYER_SOFTMAX},
-    };
-    check_stack("conv same (no ReLU), pool 3 of 8, dropout 0", (tensor_shape){8, 8, 1}, plain,
-                7);
+    check_stack("conv valid, pool, conv same, dropout 0.3", (tensor_shape){7, 7, 2},
+                "conv2d(3,3,relu),maxpool2d(2),conv2d(4,3,same,relu),flatten,dropout(0.3),"
+                "dense(10,softmax)");
+    check_stack("conv same (no ReLU), pool 3 of 8, dropout 0", (tensor_shape){8, 8, 1},
+                "conv2d(2,3,same),maxpool2d(3),dropout(0),flatten,dense(6,relu),"
+                "dense(10,softmax)");
     check_step();
     return test_finish("test_conv");
 }

@@ -88,6 +88,12 @@ with tempfile.TemporaryDirectory() as tmp:
         (data, "maxpool2d(30),dense(10,softmax)", "maxpool2d 30x30 on a 28x28 input"),
         (data, "flatten,dense(7,softmax)", "the last layer has 7 classes, the labels 10"),
         (data, "conv2d(8,3,relu,flatten,dense(10,softmax)", "a ')' is missing"),
+        # Repeated or contradictory options are refused, not resolved by the
+        # last one (which the summary and the exports then misreported).
+        (data, "flatten,dense(10,softmax,relu)", "'relu' after 'softmax'"),
+        (data, "conv2d(8,3,same,valid),flatten,dense(10,softmax)", "'valid' after 'same'"),
+        (data, "conv2d(8,3,relu,relu),flatten,dense(10,softmax)", "'relu' after 'relu'"),
+        (data, "conv2d(8,3,relu,linear),flatten,dense(10,softmax)", "'linear' after 'relu'"),
     ]
     for where, spec, want in bad:
         out = os.path.join(tmp, "bad")

@@ -34,7 +34,7 @@ static double ref_loss_lit(const model *m, const double *p, const double *x, con
             a[i] = x[n * INPUTS + i];
         for (int l = 0; l < dense; l++) {
             const size_t wo = m->layer[l].offset[DENSE_W], bo = m->layer[l].offset[DENSE_B];
-            const int out = m->layer[l].units;
+            const int out = (int)tensor_size(m->layer[l].out);
             for (int o = 0; o < out; o++) {
                 double z = p[bo + o];
                 for (int i = 0; i < width; i++)
@@ -158,7 +158,7 @@ static void check_network(const int *hidden, int n_hidden, uint64_t seed)
     /* Nonzero biases, so that the bias gradients of every layer are exercised
      * and ReLU inputs are not all near 0. */
     for (int l = 0; l < m.n_layers - 1; l++)
-        for (int o = 0; o < m.layer[l].units; o++)
+        for (int o = 0; o < (int)tensor_size(m.layer[l].out); o++)
             m.params[m.layer[l].offset[DENSE_B] + (size_t)o] = 0.2f * (2.0f * rng_uniform(&r) - 1.0f);
 
     /* Images with a third of their pixels 0, as bytes, and the floats that

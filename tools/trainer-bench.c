@@ -117,12 +117,7 @@ static double train_flop_per_sample(const model *m)
 {
     double macs = 0.0;
     for (int i = 0; i < m->n_layers; i++) {
-        const layer *l = &m->layer[i];
-        double w = 0.0;
-        if (l->kind == LAYER_DENSE)
-            w = (double)tensor_size(l->in) * l->units;
-        else if (l->kind == LAYER_CONV2D)
-            w = (double)l->kernel * l->kernel * l->in.c * l->units * l->out.h * l->out.w;
+        const double w = layer_forward_macs(&m->layer[i]);
         macs += 2.0 * w + (i > 0 ? w : 0.0);
     }
     return 2.0 * macs;

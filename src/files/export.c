@@ -1,24 +1,28 @@
 #include "export.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bytes.h"
+#include "model/layer_kinds.h"
 
-/* The modules of the Sequential (export.h), in order. */
-typedef enum { MOD_CONV, MOD_RELU, MOD_MAXPOOL, MOD_FLATTEN, MOD_DROPOUT, MOD_LINEAR,
-               MOD_SOFTMAX } module_kind;
-
+/* A module of the Sequential (export.h): what its layer's kind says of it. */
 typedef struct {
-    module_kind kind;
-    const layer *l;    /* the layer it comes from */
-    tensor_shape flat; /* a Linear's input as the image it flattens, else 1x1xN */
+    const layer *l;        /* the layer it comes from */
+    const layer_ops *kind;
+    tensor_shape order;    /* the order of the layer's input (layer_kinds.h) */
+    const export_module *md;
 } torch_module;
 
-/* At most three modules a layer (Flatten, Linear, ReLU). */
-enum { MAX_MODULES = 3 * MODEL_MAX_LAYERS };
+/* Every layer's modules, and the modules in order. */
+typedef struct {
+    layer_export layer[MODEL_MAX_LAYERS];
+    torch_module mod[EXPORT_MAX_MODULES * MODEL_MAX_LAYERS];
+    int n;
+} torch_modules;
 
 /* Text appended to a fixed buffer; `failed` once it would overflow. */
 typedef struct {
@@ -42,198 +46,146 @@ static void add(text *t, const char *fmt, ...)
         t->len += (size_t)n;
 }
 
-/* The Sequential's modules into mods; returns their count. */
-static int torch_modules(const model *m, torch_module *mods)
+static int is_image(tensor_shape s)
 {
-    int n = 0, flattened = 0;
-    tensor_shape flat = m->input; /* what the current vector flattens */
+    return s.h > 1 || s.w > 1;
+}
+
+/* The Sequential's modules, layer after layer. */
+static void collect_modules(const model *m, torch_modules *t)
+{
+    t->n = 0;
+    tensor_shape order = m->input;
     for (int k = 0; k < m->n_layers; k++) {
         const layer *l = &m->layer[k];
-        switch (l->kind) {
-        case LAYER_CONV2D:
-            mods[n++] = (torch_module){MOD_CONV, l, l->in};
-            if (l->relu)
-                mods[n++] = (torch_module){MOD_RELU, l, l->out};
-            flattened = 0;
-            break;
-        case LAYER_MAXPOOL2D:
-            mods[n++] = (torch_module){MOD_MAXPOOL, l, l->out};
-            flattened = 0;
-            break;
-        case LAYER_FLATTEN:
-            mods[n++] = (torch_module){MOD_FLATTEN, l, l->in};
-            flat = l->in;
-            flattened = 1;
-            break;
-        case LAYER_DROPOUT:
-            mods[n++] = (torch_module){MOD_DROPOUT, l, l->in};
-            break;
-        case LAYER_DENSE:
-            if (!flattened) {
-                mods[n++] = (torch_module){MOD_FLATTEN, l, l->in};
-                flat = l->in;
-            }
-            mods[n++] = (torch_module){MOD_LINEAR, l, flat};
-            if (l->relu)
-                mods[n++] = (torch_module){MOD_RELU, l, l->out};
-            flattened = 1;
-            flat = tensor_flat(l->units);
-            break;
-        case LAYER_SOFTMAX:
-            mods[n++] = (torch_module){MOD_SOFTMAX, l, l->in};
-            break;
-        default:
-            break;
-        }
+        const layer_ops *kind = layer_kind_ops(l->kind);
+        if (is_image(l->in))
+            order = l->in;
+        t->layer[k].n = 0;
+        kind->export(l, order, &t->layer[k]);
+        for (int j = 0; j < t->layer[k].n; j++)
+            t->mod[t->n++] = (torch_module){l, kind, order, &t->layer[k].mod[j]};
+        if (is_image(l->out) || !kind->keeps_order)
+            order = l->out;
     }
-    return n;
 }
 
-static int has_params(const torch_module *md)
-{
-    return md->kind == MOD_CONV || md->kind == MOD_LINEAR;
-}
-
-/* The shape of module md's weight as PyTorch lays it out (export.h) into
- * dims; returns how many dimensions. */
-static int weight_shape(const torch_module *md, int64_t dims[4])
-{
-    const layer *l = md->l;
-    if (md->kind == MOD_CONV) {
-        dims[0] = l->units, dims[1] = l->in.c, dims[2] = l->kernel, dims[3] = l->kernel;
-        return 4;
-    }
-    dims[0] = l->units, dims[1] = tensor_size(l->in);
-    return 2;
-}
-
-/* The most floats any of the n modules' weights hold (at least 1), for a
- * buffer that takes each in turn. */
-static size_t largest_weight(const torch_module *mods, int n)
+/* The most floats any parameter holds (at least 1), for a buffer that takes
+ * each in turn. */
+static size_t largest_param(const torch_modules *t)
 {
     size_t most = 1;
-    for (int k = 0; k < n; k++)
-        if (has_params(&mods[k]) && mods[k].l->count[DENSE_W] > most)
-            most = mods[k].l->count[DENSE_W];
+    for (int k = 0; k < t->n; k++)
+        for (int p = 0; p < t->mod[k].md->n_params; p++) {
+            const size_t c = t->mod[k].l->count[t->mod[k].md->param[p].tensor];
+            most = c > most ? c : most;
+        }
     return most;
 }
 
-int export_torch_modules(const model *m, char *buf, size_t size, tr_error *err)
+/* Parameter p of module md in PyTorch's layout into out. */
+static void param_values(const torch_module *md, const export_param *p, const float *params,
+                         float *out)
 {
-    torch_module mods[MAX_MODULES];
-    const int n = torch_modules(m, mods);
-    text t = {buf, size, 0, 0};
-    add(&t, "Sequential(");
-    for (int k = 0; k < n; k++) {
-        const layer *l = mods[k].l;
-        add(&t, "%s", k ? ", " : "");
-        switch (mods[k].kind) {
-        case MOD_CONV:
-            add(&t, "Conv2d(%d, %d, %d, padding=%d)", l->in.c, l->units, l->kernel,
-                l->same ? (l->kernel - 1) / 2 : 0);
-            break;
-        case MOD_RELU: add(&t, "ReLU()"); break;
-        case MOD_MAXPOOL: add(&t, "MaxPool2d(%d)", l->pool); break;
-        case MOD_FLATTEN: add(&t, "Flatten()"); break;
-        case MOD_DROPOUT: add(&t, "Dropout(%.7g)", (double)l->rate); break;
-        case MOD_LINEAR: add(&t, "Linear(%ld, %d)", tensor_size(l->in), l->units); break;
-        case MOD_SOFTMAX: add(&t, "Softmax(dim=1)"); break;
-        }
-    }
-    add(&t, ")");
-    if (t.failed)
+    if (md->kind->export_values)
+        md->kind->export_values(md->l, p, md->order, params, out);
+    else
+        memcpy(out, params + md->l->offset[p->tensor],
+               sizeof(float) * md->l->count[p->tensor]);
+}
+
+static int sequential_text(const torch_modules *t, char *buf, size_t size, tr_error *err)
+{
+    text x = {buf, size, 0, 0};
+    add(&x, "Sequential(");
+    for (int k = 0; k < t->n; k++)
+        add(&x, "%s%s", k ? ", " : "", t->mod[k].md->torch);
+    add(&x, ")");
+    if (x.failed)
         return error_set(err, "the model's PyTorch modules are longer than %zu bytes", size);
     return 0;
 }
 
-/* Module md's weights in PyTorch's layout into out. */
-static void torch_weights(float *out, const torch_module *md, const float *params)
+int export_torch_modules(const model *m, char *buf, size_t size, tr_error *err)
 {
-    const layer *l = md->l;
-    const float *w = params + l->offset[DENSE_W];
-    const int f = l->units;
-    if (md->kind == MOD_CONV) {
-        const int k = l->kernel, c = l->in.c;
-        for (int o = 0; o < f; o++)
-            for (int ch = 0; ch < c; ch++)
-                for (int ky = 0; ky < k; ky++)
-                    for (int kx = 0; kx < k; kx++)
-                        *out++ = w[(((long)ky * k + kx) * c + ch) * f + o];
-        return;
-    }
-    /* PyTorch's input j is (channel, row, column); this engine's is (row,
-     * column, channel). */
-    const tensor_shape s = md->flat;
-    const long in = tensor_size(l->in);
-    for (int o = 0; o < f; o++)
-        for (int ch = 0; ch < s.c; ch++)
-            for (int y = 0; y < s.h; y++)
-                for (int x = 0; x < s.w; x++) {
-                    const long i = ((long)y * s.w + x) * s.c + ch;
-                    *out++ = i < in ? w[i * f + o] : 0.0f;
-                }
+    torch_modules *t = malloc(sizeof *t);
+    if (!t)
+        return error_set(err, "out of memory for the model's PyTorch modules");
+    collect_modules(m, t);
+    const int status = sequential_text(t, buf, size, err);
+    free(t);
+    return status;
 }
 
 int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *err)
 {
-    torch_module mods[MAX_MODULES];
-    const int n = torch_modules(m, mods);
-    char sequential[8192], layers[4096], header[65536];
-    if (export_torch_modules(m, sequential, sizeof sequential, err))
-        return -1;
-    if (model_format_layers(m, layers, sizeof layers))
-        return error_set(err, "the model's layers are longer than %zu bytes", sizeof layers);
-    text h = {header, sizeof header, 0, 0};
+    torch_modules *t = malloc(sizeof *t);
+    char *sequential = malloc(8192), *header = malloc(65536), layers[4096];
+    const size_t header_size = 65536;
+    int status = -1;
+    *data = NULL;
+    if (!t || !sequential || !header) {
+        error_set(err, "out of memory for the safetensors header");
+        goto done;
+    }
+    collect_modules(m, t);
+    if (sequential_text(t, sequential, 8192, err))
+        goto done;
+    if (model_format_layers(m, layers, sizeof layers)) {
+        error_set(err, "the model's layers are longer than %zu bytes", sizeof layers);
+        goto done;
+    }
+    text h = {header, header_size, 0, 0};
     add(&h, "{\"__metadata__\":{\"format\":\"pt\",\"trainer.sequential\":\"%s\","
         "\"trainer.layers\":\"%s\",\"trainer.input\":\"%dx%dx%d\",\"trainer.classes\":\"%d\","
         "\"trainer.input_layout\":\"NCHW float32, pixel / 255\"}",
         sequential, layers, m->input.h, m->input.w, m->input.c, model_classes(m));
     size_t at = 0;
-    for (int k = 0; k < n; k++) {
-        if (!has_params(&mods[k]))
-            continue;
-        const layer *l = mods[k].l;
-        const size_t wn = l->count[DENSE_W] * sizeof(float), bn = l->count[DENSE_B] * sizeof(float);
-        int64_t dims[4];
-        const int nd = weight_shape(&mods[k], dims);
-        add(&h, ",\"%d.weight\":{\"dtype\":\"F32\",\"shape\":[", k);
-        for (int d = 0; d < nd; d++)
-            add(&h, "%s%lld", d ? "," : "", (long long)dims[d]);
-        add(&h, "],\"data_offsets\":[%zu,%zu]}", at, at + wn);
-        add(&h, ",\"%d.bias\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
-            k, l->units, at + wn, at + wn + bn);
-        at += wn + bn;
-    }
+    for (int k = 0; k < t->n; k++)
+        for (int p = 0; p < t->mod[k].md->n_params; p++) {
+            const export_param *q = &t->mod[k].md->param[p];
+            const size_t bytes = t->mod[k].l->count[q->tensor] * sizeof(float);
+            add(&h, ",\"%d.%s\":{\"dtype\":\"F32\",\"shape\":[", k, q->name);
+            for (int d = 0; d < q->nd; d++)
+                add(&h, "%s%lld", d ? "," : "", (long long)q->dims[d]);
+            add(&h, "],\"data_offsets\":[%zu,%zu]}", at, at + bytes);
+            at += bytes;
+        }
     add(&h, "}");
     /* Spaces to a multiple of 8, as the format suggests, so that the tensors
      * are aligned for a reader that maps the file. */
     while (!h.failed && (8 + h.len) % 8)
         add(&h, " ");
-    if (h.failed)
-        return error_set(err, "the safetensors header is longer than %zu bytes", sizeof header);
+    if (h.failed) {
+        error_set(err, "the safetensors header is longer than %zu bytes", header_size);
+        goto done;
+    }
     *len = 8 + h.len + at;
     uint8_t *out = *data = malloc(*len);
-    float *w = malloc(largest_weight(mods, n) * sizeof(float));
+    float *w = malloc(largest_param(t) * sizeof(float));
     if (!out || !w) {
         free(out), free(w);
         *data = NULL;
-        return error_set(err, "out of memory for a %zu-byte safetensors file", *len);
+        error_set(err, "out of memory for a %zu-byte safetensors file", *len);
+        goto done;
     }
     byte_writer bw = {out};
     put_u64(&bw, h.len);
     put_bytes(&bw, header, h.len);
-    for (int k = 0; k < n; k++) {
-        if (!has_params(&mods[k]))
-            continue;
-        const layer *l = mods[k].l;
-        torch_weights(w, &mods[k], m->params);
-        for (size_t j = 0; j < l->count[DENSE_W]; j++)
-            put_f32(&bw, w[j]);
-        for (size_t j = 0; j < l->count[DENSE_B]; j++)
-            put_f32(&bw, m->params[l->offset[DENSE_B] + j]);
-    }
+    for (int k = 0; k < t->n; k++)
+        for (int p = 0; p < t->mod[k].md->n_params; p++) {
+            const export_param *q = &t->mod[k].md->param[p];
+            param_values(&t->mod[k], q, m->params, w);
+            for (size_t j = 0; j < t->mod[k].l->count[q->tensor]; j++)
+                put_f32(&bw, w[j]);
+        }
     free(w);
-    return 0;
+    status = 0;
+done:
+    free(t);
+    free(sequential);
+    free(header);
+    return status;
 }
 
 /* ---- ONNX: protocol buffers of onnx.proto's messages, written by hand ---- */
@@ -326,22 +278,18 @@ enum {
  * used here in its current form. */
 enum { ONNX_IR_VERSION = 8, ONNX_OPSET = 13 };
 
-static void attribute_ints(pb *node, const char *name, const int64_t *v, int n)
+static void attribute(pb *node, const export_attr *x)
 {
     pb a = {0};
-    pb_string(&a, ATTR_NAME, name);
-    for (int k = 0; k < n; k++)
-        pb_int(&a, ATTR_INTS, v[k]);
-    pb_int(&a, ATTR_TYPE, ATTR_INTS_TYPE);
-    pb_message(node, NODE_ATTRIBUTE, &a);
-}
-
-static void attribute_int(pb *node, const char *name, int64_t v)
-{
-    pb a = {0};
-    pb_string(&a, ATTR_NAME, name);
-    pb_int(&a, ATTR_I, v);
-    pb_int(&a, ATTR_TYPE, ATTR_INT);
+    pb_string(&a, ATTR_NAME, x->name);
+    if (x->list) {
+        for (int k = 0; k < x->n; k++)
+            pb_int(&a, ATTR_INTS, x->v[k]);
+        pb_int(&a, ATTR_TYPE, ATTR_INTS_TYPE);
+    } else {
+        pb_int(&a, ATTR_I, x->v[0]);
+        pb_int(&a, ATTR_TYPE, ATTR_INT);
+    }
     pb_message(node, NODE_ATTRIBUTE, &a);
 }
 
@@ -407,93 +355,68 @@ static void metadata(pb *model, const char *key, const char *value)
     pb_message(model, MODEL_METADATA_PROPS, &e);
 }
 
-/* The graph's nodes and initializers, module after module. */
-static int onnx_graph(pb *graph, const model *m, const torch_module *mods, int n, float *scratch)
+/* The graph's nodes and initializers, module after module; the last node
+ * (the head's) gives "probabilities". */
+static int onnx_graph(pb *graph, const model *m, const torch_modules *t, float *scratch)
 {
-    char x[32] = "input", y[32], name[48], wname[32], bname[32];
-    for (int k = 0; k < n; k++) {
-        const torch_module *md = &mods[k];
-        const layer *l = md->l;
-        if (md->kind == MOD_DROPOUT)
-            continue; /* nothing in inference */
-        snprintf(y, sizeof y, "%s", md->kind == MOD_SOFTMAX ? "probabilities" : "");
-        if (!y[0])
+    char x[32] = "input", y[32], name[48], pname[EXPORT_MAX_PARAMS][48];
+    int last = -1;
+    for (int k = 0; k < t->n; k++)
+        if (t->mod[k].md->onnx)
+            last = k;
+    if (last < 0 || !layer_is_head(t->mod[last].l))
+        return -1;
+    for (int k = 0; k <= last; k++) {
+        const export_module *md = t->mod[k].md;
+        if (!md->onnx)
+            continue; /* the identity in inference */
+        if (k == last)
+            snprintf(y, sizeof y, "probabilities");
+        else
             snprintf(y, sizeof y, "x%d", k);
-        snprintf(wname, sizeof wname, "%d.weight", k);
-        snprintf(bname, sizeof bname, "%d.bias", k);
-        pb node;
-        switch (md->kind) {
-        case MOD_CONV: {
-            snprintf(name, sizeof name, "conv_%d", k);
-            node = begin_node("Conv", name, (const char *[]){x, wname, bname, NULL}, y);
-            const int64_t kk[2] = {l->kernel, l->kernel}, one[2] = {1, 1};
-            const int64_t p = l->same ? (l->kernel - 1) / 2 : 0, pads[4] = {p, p, p, p};
-            attribute_ints(&node, "kernel_shape", kk, 2);
-            attribute_ints(&node, "pads", pads, 4);
-            attribute_ints(&node, "strides", one, 2);
-            break;
+        int c = snprintf(name, sizeof name, "%s_%d", md->onnx, k);
+        for (int j = 0; j < c; j++)
+            name[j] = (char)tolower((unsigned char)name[j]);
+        const char *inputs[EXPORT_MAX_PARAMS + 2] = {x};
+        for (int p = 0; p < md->n_params; p++) {
+            snprintf(pname[p], sizeof pname[p], "%d.%s", k, md->param[p].name);
+            inputs[p + 1] = pname[p];
         }
-        case MOD_LINEAR: {
-            snprintf(name, sizeof name, "gemm_%d", k);
-            node = begin_node("Gemm", name, (const char *[]){x, wname, bname, NULL}, y);
-            attribute_int(&node, "transB", 1);
-            break;
-        }
-        case MOD_RELU:
-            snprintf(name, sizeof name, "relu_%d", k);
-            node = begin_node("Relu", name, (const char *[]){x, NULL}, y);
-            break;
-        case MOD_MAXPOOL: {
-            snprintf(name, sizeof name, "maxpool_%d", k);
-            node = begin_node("MaxPool", name, (const char *[]){x, NULL}, y);
-            const int64_t p[2] = {l->pool, l->pool};
-            attribute_ints(&node, "kernel_shape", p, 2);
-            attribute_ints(&node, "strides", p, 2);
-            break;
-        }
-        case MOD_FLATTEN:
-            snprintf(name, sizeof name, "flatten_%d", k);
-            node = begin_node("Flatten", name, (const char *[]){x, NULL}, y);
-            attribute_int(&node, "axis", 1);
-            break;
-        case MOD_SOFTMAX:
-            snprintf(name, sizeof name, "softmax_%d", k);
-            node = begin_node("Softmax", name, (const char *[]){x, NULL}, y);
-            attribute_int(&node, "axis", 1);
-            break;
-        default:
-            continue;
-        }
+        inputs[md->n_params + 1] = NULL;
+        pb node = begin_node(md->onnx, name, inputs, y);
+        for (int a = 0; a < md->n_attrs; a++)
+            attribute(&node, &md->attr[a]);
         pb_message(graph, GRAPH_NODE, &node);
-        if (has_params(md)) {
-            int64_t dims[4];
-            const int nd = weight_shape(md, dims);
-            torch_weights(scratch, md, m->params);
-            initializer(graph, wname, dims, nd, scratch, l->count[DENSE_W]);
-            dims[0] = l->units;
-            initializer(graph, bname, dims, 1, m->params + l->offset[DENSE_B],
-                        l->count[DENSE_B]);
+        for (int p = 0; p < md->n_params; p++) {
+            const export_param *q = &md->param[p];
+            param_values(&t->mod[k], q, m->params, scratch);
+            initializer(graph, pname[p], q->dims, q->nd, scratch, t->mod[k].l->count[q->tensor]);
         }
         snprintf(x, sizeof x, "%s", y);
     }
-    return strcmp(x, "probabilities") == 0 ? 0 : -1;
+    return 0;
 }
 
 int export_onnx(const model *m, uint8_t **data, size_t *len, tr_error *err)
 {
-    torch_module mods[MAX_MODULES];
-    const int n = torch_modules(m, mods);
-    float *scratch = malloc(largest_weight(mods, n) * sizeof(float));
-    if (!scratch)
+    torch_modules *t = malloc(sizeof *t);
+    if (!t)
+        return error_set(err, "out of memory for the ONNX model");
+    collect_modules(m, t);
+    float *scratch = malloc(largest_param(t) * sizeof(float));
+    if (!scratch) {
+        free(t);
         return error_set(err, "out of memory for the ONNX model's weights");
+    }
     pb graph = {0};
     pb_string(&graph, GRAPH_NAME, "trainer");
     const int64_t in_dims[3] = {m->input.c, m->input.h, m->input.w};
     value_info(&graph, GRAPH_INPUT, "input", in_dims, 3);
     const int64_t out_dims[1] = {model_classes(m)};
     value_info(&graph, GRAPH_OUTPUT, "probabilities", out_dims, 1);
-    const int ended = onnx_graph(&graph, m, mods, n, scratch);
+    const int ended = onnx_graph(&graph, m, t, scratch);
     free(scratch);
+    free(t);
     if (ended) {
         free(graph.p);
         return error_set(err, "the model does not end in a softmax head");

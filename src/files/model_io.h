@@ -80,11 +80,9 @@ static inline void put_architecture(byte_writer *w, const model *m)
     put_u32(w, (uint32_t)model_classes(m));
     put_u32(w, (uint32_t)m->n_layers);
     for (int l = 0; l < m->n_layers; l++) {
-        uint32_t words[LAYER_HYPER_WORDS];
-        layer_hyper_encode(&m->layer[l], words);
-        put_u32(w, (uint32_t)m->layer[l].kind);
+        put_u32(w, m->layer[l].kind);
         for (int k = 0; k < LAYER_HYPER_WORDS; k++)
-            put_u32(w, words[k]);
+            put_u32(w, m->layer[l].hp[k]);
     }
 }
 
@@ -111,7 +109,7 @@ static inline int get_architecture(byte_reader *r, model *m, const char *name, t
             words[k] = get_u32(r);
         if (r->bad)
             return error_set(err, "%s: truncated header", name);
-        if (layer_hyper_decode(&layers[l], kind, words, &why))
+        if (layer_from_words(&layers[l], kind, words, &why))
             return error_set(err, "%s: layer %u: %s", name, l + 1, why.msg);
     }
     if (model_define(m, (tensor_shape){(int)h, (int)wd, (int)c}, layers, (int)n, &why))

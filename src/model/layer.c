@@ -1,18 +1,32 @@
 #include "layer.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "layer_kinds.h"
 
-/* One line per kind: a new kind is its module and its line here. */
-static const layer_ops *const kinds[LAYER_KINDS] = {
+extern const layer_ops dense_layer_ops, softmax_layer_ops, conv2d_layer_ops,
+    maxpool2d_layer_ops, flatten_layer_ops, dropout_layer_ops;
+
+/* One line per kind, at the number the files know it by: a new kind is its
+ * module and its line here. */
+static const layer_ops *const kinds[] = {
     [LAYER_DENSE] = &dense_layer_ops,
     [LAYER_SOFTMAX] = &softmax_layer_ops,
-    [LAYER_CONV2D] = &conv2d_layer_ops,
-    [LAYER_MAXPOOL2D] = &maxpool2d_layer_ops,
-    [LAYER_FLATTEN] = &flatten_layer_ops,
-    [LAYER_DROPOUT] = &dropout_layer_ops,
+    [3] = &conv2d_layer_ops,
+    [4] = &maxpool2d_layer_ops,
+    [5] = &flatten_layer_ops,
+    [6] = &dropout_layer_ops,
 };
+
+enum { N_KINDS = sizeof kinds / sizeof kinds[0] };
+
+const layer_ops *layer_kind_ops(layer_kind kind)
+{
+    return kind < N_KINDS ? kinds[kind] : NULL;
+}
 
 static const layer_ops *ops(const layer *l)
 {
@@ -24,49 +38,63 @@ long tensor_size(tensor_shape s)
     return (long)s.h * s.w * s.c;
 }
 
-static int known(uint32_t kind)
-{
-    return kind < LAYER_KINDS && kinds[kind];
-}
-
 const char *layer_kind_name(layer_kind kind)
 {
-    return known((uint32_t)kind) ? kinds[kind]->name : "unknown";
+    return layer_kind_ops(kind) ? kinds[kind]->name : "unknown";
 }
 
 const char *layer_kind_keras_name(layer_kind kind)
 {
-    return known((uint32_t)kind) ? kinds[kind]->keras : "Unknown";
+    return layer_kind_ops(kind) ? kinds[kind]->keras : "Unknown";
 }
 
-void layer_hyper_encode(const layer *l, uint32_t words[LAYER_HYPER_WORDS])
+layer_kind layer_kind_named(const char *name)
 {
-    memset(words, 0, sizeof(uint32_t) * LAYER_HYPER_WORDS);
-    if (ops(l)->encode)
-        ops(l)->encode(l, words);
+    for (layer_kind k = 0; k < N_KINDS; k++)
+        if (kinds[k] && !kinds[k]->head &&
+            (strcasecmp(name, kinds[k]->name) == 0 ||
+             (kinds[k]->alias && strcasecmp(name, kinds[k]->alias) == 0)))
+            return k;
+    return 0;
 }
 
-int layer_hyper_decode(layer *l, uint32_t kind, const uint32_t words[LAYER_HYPER_WORDS],
-                       tr_error *err)
+void layer_kind_list(char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (layer_kind k = 0; k < N_KINDS && used < size; k++)
+        if (kinds[k] && !kinds[k]->head)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "",
+                                     kinds[k]->name);
+}
+
+int layer_from_words(layer *l, uint32_t kind, const uint32_t words[LAYER_HYPER_WORDS],
+                     tr_error *err)
 {
     memset(l, 0, sizeof *l);
-    if (!known(kind))
+    if (!layer_kind_ops(kind))
         return error_set(err, "unknown layer kind %u", kind);
-    l->kind = (layer_kind)kind;
-    if (ops(l)->decode)
-        return ops(l)->decode(l, words, err);
-    for (int k = 0; k < LAYER_HYPER_WORDS; k++)
-        if (words[k])
-            return error_set(err, "%s takes no hyper-parameters (word %d is %u)",
-                             ops(l)->name, k, words[k]);
+    l->kind = kind;
+    if (kinds[kind]->check) {
+        if (kinds[kind]->check(words, err))
+            return -1;
+    } else {
+        for (int k = 0; k < LAYER_HYPER_WORDS; k++)
+            if (words[k])
+                return error_set(err, "%s takes no hyper-parameters (word %d is %u)",
+                                 kinds[kind]->name, k, words[k]);
+    }
+    memcpy(l->hp, words, sizeof l->hp);
     return 0;
 }
 
 int layer_build(layer *l, tr_error *err)
 {
-    if (!known((uint32_t)l->kind))
-        return error_set(err, "layer %d: unknown kind %d", l->index + 1, (int)l->kind);
+    if (!layer_kind_ops(l->kind))
+        return error_set(err, "layer %d: unknown kind %u", l->index + 1, l->kind);
     l->n_tensors = 0;
+    memset(l->count, 0, sizeof l->count);
+    memset(l->trainable, 0, sizeof l->trainable);
     l->reads_images = l->reads_images && ops(l)->reads_images;
     return ops(l)->build(l, err);
 }
@@ -74,6 +102,19 @@ int layer_build(layer *l, tr_error *err)
 int layer_is_head(const layer *l)
 {
     return ops(l)->head;
+}
+
+void layer_format(const layer *l, int last, char *buf, size_t size)
+{
+    if (ops(l)->format)
+        ops(l)->format(l, last, buf, size);
+    else
+        snprintf(buf, size, "%s", ops(l)->name);
+}
+
+double layer_forward_macs(const layer *l)
+{
+    return ops(l)->macs ? ops(l)->macs(l) : 0.0;
 }
 
 size_t layer_work_bytes(const layer *l, int max_n)
@@ -120,4 +161,36 @@ double layer_predict(const layer *l, uint8_t *pred, const float *in, const uint8
 const layer_trainer_ops *layer_trainer(const layer *l)
 {
     return ops(l)->trainer ? ops(l)->trainer(l) : NULL;
+}
+
+export_module *export_add(layer_export *e, const char *onnx, const char *fmt, ...)
+{
+    export_module *m = &e->mod[e->n++];
+    memset(m, 0, sizeof *m);
+    m->onnx = onnx;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->torch, sizeof m->torch, fmt, ap);
+    va_end(ap);
+    return m;
+}
+
+void export_attr_ints(export_module *m, const char *name, int n, const int64_t *v)
+{
+    export_attr *a = &m->attr[m->n_attrs++];
+    *a = (export_attr){.name = name, .list = 1, .n = n};
+    memcpy(a->v, v, sizeof *v * (size_t)n);
+}
+
+void export_attr_int(export_module *m, const char *name, int64_t v)
+{
+    m->attr[m->n_attrs++] = (export_attr){.name = name, .n = 1, .v = {v}};
+}
+
+void export_param_add(export_module *m, const char *name, int tensor, int nd,
+                      const int64_t *dims)
+{
+    export_param *p = &m->param[m->n_params++];
+    *p = (export_param){.name = name, .tensor = tensor, .nd = nd};
+    memcpy(p->dims, dims, sizeof *dims * (size_t)nd);
 }

@@ -8,6 +8,7 @@
  * read; padding same's backward pass writes its rows again rather than keep
  * the whole block's, which would stream through memory. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "conv.h"
@@ -32,14 +33,36 @@ static size_t align64(size_t bytes)
     return (bytes + 63) / 64 * 64;
 }
 
+/* The hyper-parameter words: filters, kernel side, padding (0 valid, 1
+ * same), activation (0 none, 1 relu). */
+static int filters(const layer *l)
+{
+    return (int)l->hp[0];
+}
+
+static int kernel(const layer *l)
+{
+    return (int)l->hp[1];
+}
+
+static int same(const layer *l)
+{
+    return (int)l->hp[2];
+}
+
+static int relu(const layer *l)
+{
+    return (int)l->hp[3];
+}
+
 static int pad_of(const layer *l)
 {
-    return l->same ? (l->kernel - 1) / 2 : 0;
+    return same(l) ? (kernel(l) - 1) / 2 : 0;
 }
 
 static int patch_len(const layer *l)
 {
-    return l->kernel * l->kernel * l->in.c;
+    return kernel(l) * kernel(l) * l->in.c;
 }
 
 static long patch_rows(const layer *l, int n)
@@ -49,34 +72,54 @@ static long patch_rows(const layer *l, int n)
 
 static int conv_build(layer *l, tr_error *err)
 {
-    const int k = l->kernel;
-    if (l->units < 1 || l->units > 4096)
+    const int k = kernel(l);
+    if (filters(l) < 1 || filters(l) > 4096)
         return error_set(err, "layer %d: conv2d with %d filters (1 to 4096)", l->index + 1,
-                         l->units);
-    if (k < 1 || k > 64 || (l->same && k % 2 == 0))
+                         filters(l));
+    if (k < 1 || k > 64 || (same(l) && k % 2 == 0))
         return error_set(err, "layer %d: conv2d kernel %d (1 to 64, odd with padding same)",
                          l->index + 1, k);
-    if (!l->same && (k > l->in.h || k > l->in.w))
+    if (!same(l) && (k > l->in.h || k > l->in.w))
         return error_set(err, "layer %d: conv2d %dx%d on a %dx%d input", l->index + 1, k, k,
                          l->in.h, l->in.w);
     const int pad = pad_of(l);
     l->out = (tensor_shape){conv_out_side(l->in.h, k, pad), conv_out_side(l->in.w, k, pad),
-                            l->units};
+                            filters(l)};
     l->n_tensors = 2;
-    l->count[DENSE_W] = (size_t)patch_len(l) * (size_t)l->units;
-    l->count[DENSE_B] = (size_t)l->units;
+    l->count[DENSE_W] = (size_t)patch_len(l) * (size_t)filters(l);
+    l->count[DENSE_B] = (size_t)filters(l);
+    l->trainable[DENSE_W] = l->trainable[DENSE_B] = 1;
     return 0;
 }
 
-static void conv_encode(const layer *l, uint32_t *words)
+static const char *const activations[] = {"linear", "relu", "none", NULL};
+static const char *const paddings[] = {"valid", "same", NULL};
+
+static int conv_parse(const spec_item *it, uint32_t *hp, int *head, tr_error *err)
 {
-    words[0] = (uint32_t)l->units;
-    words[1] = (uint32_t)l->kernel;
-    words[2] = (uint32_t)(l->same != 0);
-    words[3] = (uint32_t)(l->relu != 0);
+    (void)head;
+    if (it->n_args < 2)
+        return error_set(err, "'%s': conv2d needs filters and a kernel size, as "
+                         "conv2d(32,3,relu)", it->text);
+    int choice[2] = {0, 0};
+    if (spec_whole(it, 0, 1, 4096, &hp[0], "filters", err) ||
+        spec_whole(it, 1, 1, 64, &hp[1], "kernel size", err) ||
+        spec_options(it, 2, (const char *const *const[]){activations, paddings}, 2, choice,
+                     err))
+        return -1;
+    hp[2] = (uint32_t)choice[1];
+    hp[3] = choice[0] == 1;
+    return 0;
 }
 
-static int conv_decode(layer *l, const uint32_t *words, tr_error *err)
+static void conv_format(const layer *l, int last, char *buf, size_t size)
+{
+    (void)last;
+    snprintf(buf, size, "conv2d(%d,%d%s%s)", filters(l), kernel(l), same(l) ? ",same" : "",
+             relu(l) ? ",relu" : "");
+}
+
+static int conv_check(const uint32_t *words, tr_error *err)
 {
     if (words[0] < 1 || words[0] > 4096 || words[1] < 1 || words[1] > 64 || words[2] > 1 ||
         words[3] > 1)
@@ -85,11 +128,12 @@ static int conv_decode(layer *l, const uint32_t *words, tr_error *err)
     for (int k = 4; k < LAYER_HYPER_WORDS; k++)
         if (words[k])
             return error_set(err, "conv2d hyper-parameter word %d is %u, not 0", k, words[k]);
-    l->units = (int)words[0];
-    l->kernel = (int)words[1];
-    l->same = (int)words[2];
-    l->relu = (int)words[3];
     return 0;
+}
+
+static double conv_macs(const layer *l)
+{
+    return (double)l->count[DENSE_W] * l->out.h * l->out.w;
 }
 
 static int chunk_samples(const layer *l, int max_n)
@@ -105,7 +149,7 @@ static size_t conv_work_bytes(const layer *l, int max_n)
     const size_t patches = sizeof(float) * rows * (size_t)patch_len(l);
     /* Padding valid reads its patch rows in place: it writes only their
      * gradients. */
-    return align64(sizeof(conv_work)) + (l->same ? 2 : 1) * align64(patches) +
+    return align64(sizeof(conv_work)) + (same(l) ? 2 : 1) * align64(patches) +
            align64(sizeof(float) * l->count[DENSE_W]) + align64(sizeof(int) * rows);
 }
 
@@ -115,29 +159,29 @@ static void conv_work_init(const layer *l, void *mem, int max_n)
     w->chunk = chunk_samples(l, max_n);
     const size_t patches = sizeof(float) * (size_t)patch_rows(l, w->chunk) * (size_t)patch_len(l);
     char *p = (char *)mem + align64(sizeof *w);
-    w->patches = l->same ? (float *)p : NULL;
-    p += l->same ? align64(patches) : 0;
+    w->patches = same(l) ? (float *)p : NULL;
+    p += same(l) ? align64(patches) : 0;
     w->d_patches = (float *)p;
     p += align64(patches);
     w->wt = (float *)p;
     p += align64(sizeof(float) * l->count[DENSE_W]);
     w->base = (int *)p;
-    if (!l->same)
-        conv_patch_bases(w->base, w->chunk, l->in.h, l->in.w, l->in.c, l->kernel);
+    if (!same(l))
+        conv_patch_bases(w->base, w->chunk, l->in.h, l->in.w, l->in.c, kernel(l));
 }
 
 /* Glorot-uniform with fan_in = k * k * c and fan_out = k * k * f, as Keras
  * computes them for a convolution kernel; zero biases. */
 static void conv_init(const layer *l, float *params, uint64_t seed)
 {
-    const double fan_in = (double)patch_len(l), fan_out = (double)l->kernel * l->kernel * l->units;
+    const double fan_in = (double)patch_len(l), fan_out = (double)kernel(l) * kernel(l) * filters(l);
     const float limit = (float)sqrt(6.0 / (fan_in + fan_out));
     rng r;
     rng_seed(&r, seed, RNG_STREAM_INIT + (uint64_t)l->index);
     float *wk = params + l->offset[DENSE_W];
     for (size_t j = 0; j < l->count[DENSE_W]; j++)
         wk[j] = (2.0f * rng_uniform(&r) - 1.0f) * limit;
-    memset(params + l->offset[DENSE_B], 0, sizeof(float) * (size_t)l->units);
+    memset(params + l->offset[DENSE_B], 0, sizeof(float) * (size_t)filters(l));
 }
 
 static void conv_forward(const layer *l, float *out, const layer_input *in, const float *params,
@@ -150,14 +194,14 @@ static void conv_forward(const layer *l, float *out, const layer_input *in, cons
         const float *x = in->x + s * tensor_size(l->in), *wk = params + l->offset[DENSE_W];
         const float *b = params + l->offset[DENSE_B];
         float *y = out + s * tensor_size(l->out);
-        if (!l->same) {
+        if (!same(l)) {
             conv2d_forward_valid(y, x, w->base, wk, b, ns, l->in.h, l->in.w, l->in.c,
-                                 l->kernel, l->units, l->relu);
+                                 kernel(l), filters(l), relu(l));
             continue;
         }
-        conv_im2col(w->patches, x, ns, l->in.h, l->in.w, l->in.c, l->kernel, pad_of(l));
+        conv_im2col(w->patches, x, ns, l->in.h, l->in.w, l->in.c, kernel(l), pad_of(l));
         dense_forward_small(y, w->patches, wk, b, (int)patch_rows(l, ns), patch_len(l),
-                            l->units, l->relu);
+                            filters(l), relu(l));
     }
 }
 
@@ -167,40 +211,77 @@ static void conv_backward(const layer *l, float *d_in, float *grad, float *d_out
 {
     conv_work *w = work;
     if (d_in)
-        dense_transpose(w->wt, params + l->offset[DENSE_W], patch_len(l), l->units);
+        dense_transpose(w->wt, params + l->offset[DENSE_W], patch_len(l), filters(l));
     for (int s = 0; s < n; s += w->chunk) {
         const int ns = n - s < w->chunk ? n - s : w->chunk;
         const long rows = patch_rows(l, ns);
         float *d = d_out + s * tensor_size(l->out);
-        if (l->relu)
-            dense_relu_backward(d, out + s * tensor_size(l->out), rows * l->units);
+        if (relu(l))
+            dense_relu_backward(d, out + s * tensor_size(l->out), rows * filters(l));
         const float *x = in + s * tensor_size(l->in);
         float *d_wk = grad + l->offset[DENSE_W], *d_b = grad + l->offset[DENSE_B];
-        if (l->same) {
-            conv_im2col(w->patches, x, ns, l->in.h, l->in.w, l->in.c, l->kernel, pad_of(l));
+        if (same(l)) {
+            conv_im2col(w->patches, x, ns, l->in.h, l->in.w, l->in.c, kernel(l), pad_of(l));
             dense_weight_gradient_small(d_wk, d_b, d, w->patches, (int)rows, patch_len(l),
-                                        l->units, s > 0);
+                                        filters(l), s > 0);
         } else {
             conv2d_weight_gradient_valid(d_wk, d_b, d, x, w->base, ns, l->in.h, l->in.w,
-                                         l->in.c, l->kernel, l->units, s > 0);
+                                         l->in.c, kernel(l), filters(l), s > 0);
         }
         if (!d_in)
             continue;
-        dense_input_gradient_small(w->d_patches, d, w->wt, (int)rows, patch_len(l), l->units);
+        dense_input_gradient_small(w->d_patches, d, w->wt, (int)rows, patch_len(l), filters(l));
         conv_col2im(d_in + s * tensor_size(l->in), w->d_patches, ns, l->in.h, l->in.w,
-                    l->in.c, l->kernel, pad_of(l));
+                    l->in.c, kernel(l), pad_of(l));
     }
+}
+
+static void conv_export(const layer *l, tensor_shape order, layer_export *e)
+{
+    (void)order;
+    const int k = kernel(l), pad = pad_of(l);
+    export_module *m = export_add(e, "Conv", "Conv2d(%d, %d, %d, padding=%d)", l->in.c,
+                                  filters(l), k, pad);
+    export_attr_ints(m, "kernel_shape", 2, (const int64_t[]){k, k});
+    export_attr_ints(m, "pads", 4, (const int64_t[]){pad, pad, pad, pad});
+    export_attr_ints(m, "strides", 2, (const int64_t[]){1, 1});
+    export_param_add(m, "weight", DENSE_W, 4, (const int64_t[]){filters(l), l->in.c, k, k});
+    export_param_add(m, "bias", DENSE_B, 1, (const int64_t[]){filters(l)});
+    if (relu(l))
+        export_add(e, "Relu", "ReLU()");
+}
+
+/* PyTorch's kernel is [f][c][k][k]; this one's [k][k][c][f]. */
+static void conv_export_values(const layer *l, const export_param *p, tensor_shape order,
+                               const float *params, float *out)
+{
+    (void)order;
+    const float *w = params + l->offset[p->tensor];
+    if (p->tensor == DENSE_B) {
+        memcpy(out, w, sizeof(float) * l->count[DENSE_B]);
+        return;
+    }
+    const int k = kernel(l), c = l->in.c, f = filters(l);
+    for (int o = 0; o < f; o++)
+        for (int ch = 0; ch < c; ch++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++)
+                    *out++ = w[(((long)ky * k + kx) * c + ch) * f + o];
 }
 
 const layer_ops conv2d_layer_ops = {
     .name = "conv2d",
     .keras = "Conv2D",
+    .parse = conv_parse,
+    .format = conv_format,
+    .check = conv_check,
     .build = conv_build,
-    .encode = conv_encode,
-    .decode = conv_decode,
+    .macs = conv_macs,
     .work_bytes = conv_work_bytes,
     .work_init = conv_work_init,
     .init = conv_init,
     .forward = conv_forward,
     .backward = conv_backward,
+    .export = conv_export,
+    .export_values = conv_export_values,
 };

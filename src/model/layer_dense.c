@@ -2,6 +2,7 @@
  * kernels' inner loops run over contiguous outputs), act ReLU or none.  The
  * input is read as a flat vector whatever its shape. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dense.h"
@@ -26,6 +27,17 @@ static size_t align64(size_t bytes)
     return (bytes + 63) / 64 * 64;
 }
 
+/* The hyper-parameter words: units, then 1 for a ReLU or 0 for none. */
+static int units(const layer *l)
+{
+    return (int)l->hp[0];
+}
+
+static int relu(const layer *l)
+{
+    return (int)l->hp[1];
+}
+
 static int in_dim(const layer *l)
 {
     return (int)tensor_size(l->in);
@@ -33,7 +45,7 @@ static int in_dim(const layer *l)
 
 static size_t weights(const layer *l)
 {
-    return (size_t)in_dim(l) * (size_t)l->units;
+    return (size_t)in_dim(l) * (size_t)units(l);
 }
 
 static int listed(const layer *l)
@@ -50,26 +62,41 @@ static int needs_d_in(const layer *l)
 static int dense_build(layer *l, tr_error *err)
 {
     const long n = tensor_size(l->in);
-    if (l->units < 1 || l->units > LAYER_MAX_WIDTH)
+    if (units(l) < 1 || units(l) > LAYER_MAX_WIDTH)
         return error_set(err, "layer %d: dense with %d units (1 to %d)", l->index + 1,
-                         l->units, LAYER_MAX_WIDTH);
+                         units(l), LAYER_MAX_WIDTH);
     if (n < 1 || n > LAYER_MAX_WIDTH)
         return error_set(err, "layer %d: dense on %ld inputs (1 to %d)", l->index + 1, n,
                          LAYER_MAX_WIDTH);
-    l->out = (tensor_shape){1, 1, l->units};
+    l->out = (tensor_shape){1, 1, units(l)};
     l->n_tensors = 2;
     l->count[DENSE_W] = weights(l);
-    l->count[DENSE_B] = (size_t)l->units;
+    l->count[DENSE_B] = (size_t)units(l);
+    l->trainable[DENSE_W] = l->trainable[DENSE_B] = 1;
     return 0;
 }
 
-static void dense_encode(const layer *l, uint32_t *words)
+static const char *const activations[] = {"linear", "relu", "softmax", "none", NULL};
+
+static int dense_parse(const spec_item *it, uint32_t *hp, int *head, tr_error *err)
 {
-    words[0] = (uint32_t)l->units;
-    words[1] = (uint32_t)(l->relu != 0);
+    if (it->n_args < 1)
+        return error_set(err, "'%s': dense needs its units, as dense(128,relu)", it->text);
+    int act = 0;
+    if (spec_whole(it, 0, 1, LAYER_MAX_WIDTH, &hp[0], "units", err) ||
+        spec_options(it, 1, (const char *const *const[]){activations}, 1, &act, err))
+        return -1;
+    hp[1] = act == 1;
+    *head = act == 2;
+    return 0;
 }
 
-static int dense_decode(layer *l, const uint32_t *words, tr_error *err)
+static void dense_format(const layer *l, int last, char *buf, size_t size)
+{
+    snprintf(buf, size, "dense(%d%s)", units(l), last ? ",softmax" : relu(l) ? ",relu" : "");
+}
+
+static int dense_check(const uint32_t *words, tr_error *err)
 {
     if (words[0] < 1 || words[0] > LAYER_MAX_WIDTH)
         return error_set(err, "dense with %u units (1 to %d)", words[0], LAYER_MAX_WIDTH);
@@ -78,9 +105,12 @@ static int dense_decode(layer *l, const uint32_t *words, tr_error *err)
     for (int k = 2; k < LAYER_HYPER_WORDS; k++)
         if (words[k])
             return error_set(err, "dense hyper-parameter word %d is %u, not 0", k, words[k]);
-    l->units = (int)words[0];
-    l->relu = (int)words[1];
     return 0;
+}
+
+static double dense_macs(const layer *l)
+{
+    return (double)weights(l);
 }
 
 static size_t dense_work_bytes(const layer *l, int max_n)
@@ -110,7 +140,7 @@ static void dense_work_init(const layer *l, void *mem, int max_n)
  * and zero biases. */
 static void dense_init(const layer *l, float *params, uint64_t seed)
 {
-    const int in = in_dim(l), out = l->units;
+    const int in = in_dim(l), out = units(l);
     const float limit = (float)sqrt(6.0 / (double)(in + out));
     rng r;
     rng_seed(&r, seed, RNG_STREAM_INIT + (uint64_t)l->index);
@@ -128,14 +158,14 @@ static void dense_layer_forward(const layer *l, float *out, const layer_input *i
     dense_work *w = work;
     const float *wt = params + l->offset[DENSE_W], *b = params + l->offset[DENSE_B];
     if (!listed(l)) {
-        dense_forward_small(out, in->x, wt, b, n, in_dim(l), l->units, l->relu);
+        dense_forward_small(out, in->x, wt, b, n, in_dim(l), units(l), relu(l));
         return;
     }
     if (in->rows)
         dense_inputs_index_bytes(&w->list, in->rows, n, in_dim(l), in->divisor);
     else
         dense_inputs_index(&w->list, in->x, n, in_dim(l));
-    dense_forward(out, &w->list, wt, b, n, in_dim(l), l->units, l->relu);
+    dense_forward(out, &w->list, wt, b, n, in_dim(l), units(l), relu(l));
 }
 
 static void dense_layer_backward(const layer *l, float *d_in, float *grad, float *d_out,
@@ -143,15 +173,51 @@ static void dense_layer_backward(const layer *l, float *d_in, float *grad, float
                                  void *work, int n)
 {
     dense_work *w = work;
-    if (l->relu)
-        dense_relu_backward(d_out, out, (long)n * l->units);
+    if (relu(l))
+        dense_relu_backward(d_out, out, (long)n * units(l));
     const float *wt = params + l->offset[DENSE_W];
     float *d_w = grad + l->offset[DENSE_W], *d_b = grad + l->offset[DENSE_B];
     if (listed(l))
-        dense_backward(d_in, d_w, d_b, d_out, &w->list, wt, w->wt, n, in_dim(l), l->units,
+        dense_backward(d_in, d_w, d_b, d_out, &w->list, wt, w->wt, n, in_dim(l), units(l),
                        NULL);
     else
-        dense_backward_small(d_in, d_w, d_b, d_out, in, wt, w->wt, n, in_dim(l), l->units);
+        dense_backward_small(d_in, d_w, d_b, d_out, in, wt, w->wt, n, in_dim(l), units(l));
+}
+
+/* A Flatten first when the input is an image; Linear's weight is [units][in],
+ * its inputs in PyTorch's channel-first order. */
+static void dense_export(const layer *l, tensor_shape order, layer_export *e)
+{
+    (void)order;
+    if (l->in.h > 1 || l->in.w > 1)
+        export_attr_int(export_add(e, "Flatten", "Flatten()"), "axis", 1);
+    export_module *m = export_add(e, "Gemm", "Linear(%d, %d)", in_dim(l), units(l));
+    export_attr_int(m, "transB", 1);
+    export_param_add(m, "weight", DENSE_W, 2, (const int64_t[]){units(l), in_dim(l)});
+    export_param_add(m, "bias", DENSE_B, 1, (const int64_t[]){units(l)});
+    if (relu(l))
+        export_add(e, "Relu", "ReLU()");
+}
+
+/* PyTorch's input j is (channel, row, column) of the image the input
+ * flattens; this engine's is (row, column, channel). */
+static void dense_export_values(const layer *l, const export_param *p, tensor_shape s,
+                                const float *params, float *out)
+{
+    const float *w = params + l->offset[p->tensor];
+    if (p->tensor == DENSE_B) {
+        memcpy(out, w, sizeof(float) * l->count[DENSE_B]);
+        return;
+    }
+    const long in = in_dim(l);
+    const int f = units(l);
+    for (int o = 0; o < f; o++)
+        for (int ch = 0; ch < s.c; ch++)
+            for (int y = 0; y < s.h; y++)
+                for (int x = 0; x < s.w; x++) {
+                    const long i = ((long)y * s.w + x) * s.c + ch;
+                    *out++ = i < in ? w[i * f + o] : 0.0f;
+                }
 }
 
 static const layer_trainer_ops *dense_trainer(const layer *l)
@@ -163,13 +229,17 @@ const layer_ops dense_layer_ops = {
     .name = "dense",
     .keras = "Dense",
     .reads_images = 1,
+    .parse = dense_parse,
+    .format = dense_format,
+    .check = dense_check,
     .build = dense_build,
-    .encode = dense_encode,
-    .decode = dense_decode,
+    .macs = dense_macs,
     .work_bytes = dense_work_bytes,
     .work_init = dense_work_init,
     .init = dense_init,
     .forward = dense_layer_forward,
     .backward = dense_layer_backward,
+    .export = dense_export,
+    .export_values = dense_export_values,
     .trainer = dense_trainer,
 };

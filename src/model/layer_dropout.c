@@ -4,36 +4,65 @@
  * drawn from (seed, epoch, step, the sample's position in its batch, the
  * unit) alone, so results are the same for any thread count and across an
  * interrupted and resumed run. */
+#include <stdio.h>
 #include <string.h>
 
 #include "layer_kinds.h"
 #include "rng.h"
 
+/* The hyper-parameter word: the rate's float bits. */
+static float rate(const layer *l)
+{
+    float r;
+    memcpy(&r, &l->hp[0], sizeof r);
+    return r;
+}
+
 static int dropout_build(layer *l, tr_error *err)
 {
-    if (!(l->rate >= 0.0f && l->rate < 1.0f))
+    if (!(rate(l) >= 0.0f && rate(l) < 1.0f))
         return error_set(err, "layer %d: dropout rate %g (0 to 1, 1 excluded)", l->index + 1,
-                         (double)l->rate);
+                         (double)rate(l));
     l->out = l->in;
     return 0;
 }
 
-static void dropout_encode(const layer *l, uint32_t *words)
+static int dropout_parse(const spec_item *it, uint32_t *hp, int *head, tr_error *err)
 {
-    memcpy(&words[0], &l->rate, sizeof(float));
+    (void)head;
+    if (it->n_args != 1)
+        return error_set(err, "'%s': dropout rate %s (from 0 to 1, 1 excluded)", it->text,
+                         it->n_args ? "needs one value" : "missing");
+    float r;
+    if (spec_fraction(it, 0, 0.0, 1.0, &r, "dropout rate", err))
+        return -1;
+    memcpy(&hp[0], &r, sizeof r);
+    return 0;
 }
 
-static int dropout_decode(layer *l, const uint32_t *words, tr_error *err)
+static void dropout_format(const layer *l, int last, char *buf, size_t size)
 {
-    float rate;
-    memcpy(&rate, &words[0], sizeof rate);
-    if (!(rate >= 0.0f && rate < 1.0f))
-        return error_set(err, "dropout rate %g (0 to 1, 1 excluded)", (double)rate);
+    (void)last;
+    snprintf(buf, size, "dropout(%g)", (double)rate(l));
+}
+
+static int dropout_check(const uint32_t *words, tr_error *err)
+{
+    float r;
+    memcpy(&r, &words[0], sizeof r);
+    if (!(r >= 0.0f && r < 1.0f))
+        return error_set(err, "dropout rate %g (0 to 1, 1 excluded)", (double)r);
     for (int k = 1; k < LAYER_HYPER_WORDS; k++)
         if (words[k])
             return error_set(err, "dropout hyper-parameter word %d is %u, not 0", k, words[k]);
-    l->rate = rate;
     return 0;
+}
+
+/* The identity in inference: PyTorch's module, no ONNX node. */
+static void dropout_export(const layer *l, tensor_shape order, layer_export *e)
+{
+    (void)order;
+    export_add(e, NULL, "Dropout(%.7g)", (double)rate(l));
 }
 
 /* The mask of the last training pass: 1 where a value was kept. */
@@ -55,15 +84,15 @@ static void dropout_forward(const layer *l, float *out, const layer_input *in,
     (void)params;
     const long size = tensor_size(l->in), count = (long)n * size;
     uint8_t *keep = work;
-    if (!pass || !pass->training || l->rate == 0.0f) {
+    if (!pass || !pass->training || rate(l) == 0.0f) {
         memcpy(out, in->x, sizeof(float) * (size_t)count);
         memset(keep, 1, (size_t)count);
         return;
     }
     const uint64_t key = mask_key(l, pass);
-    const float scale = 1.0f / (1.0f - l->rate);
+    const float scale = 1.0f / (1.0f - rate(l));
     /* A 24-bit uniform draw u per value; kept when u >= rate. */
-    const uint32_t threshold = (uint32_t)((double)l->rate * 16777216.0);
+    const uint32_t threshold = (uint32_t)((double)rate(l) * 16777216.0);
     for (int k = 0; k < n; k++) {
         /* The unit's number among the batch's: sample's place * size + unit. */
         const uint64_t base = ((uint64_t)pass->first + (uint64_t)k) * (uint64_t)size;
@@ -88,7 +117,7 @@ static void dropout_backward(const layer *l, float *d_in, float *grad, float *d_
         return;
     const long count = (long)n * tensor_size(l->in);
     const uint8_t *keep = work;
-    const float scale = l->rate == 0.0f ? 1.0f : 1.0f / (1.0f - l->rate);
+    const float scale = rate(l) == 0.0f ? 1.0f : 1.0f / (1.0f - rate(l));
     for (long j = 0; j < count; j++)
         d_in[j] = keep[j] ? d_out[j] * scale : 0.0f;
 }
@@ -96,9 +125,12 @@ static void dropout_backward(const layer *l, float *d_in, float *grad, float *d_
 const layer_ops dropout_layer_ops = {
     .name = "dropout",
     .keras = "Dropout",
+    .keeps_order = 1,
+    .parse = dropout_parse,
+    .format = dropout_format,
+    .check = dropout_check,
     .build = dropout_build,
-    .encode = dropout_encode,
-    .decode = dropout_decode,
+    .export = dropout_export,
     .work_bytes = dropout_work_bytes,
     .forward = dropout_forward,
     .backward = dropout_backward,

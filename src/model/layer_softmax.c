@@ -92,6 +92,12 @@ static double softmax_predict(const layer *l, uint8_t *pred, const float *in,
     return softmax_xent_eval(pred, in, labels, n, (int)tensor_size(l->in), correct);
 }
 
+static void softmax_export(const layer *l, tensor_shape order, layer_export *e)
+{
+    (void)l, (void)order;
+    export_attr_int(export_add(e, "Softmax", "Softmax(dim=1)"), "axis", 1);
+}
+
 const layer_ops softmax_layer_ops = {
     .name = "softmax",
     .keras = "Softmax",
@@ -99,4 +105,5 @@ const layer_ops softmax_layer_ops = {
     .build = softmax_build,
     .loss = softmax_loss,
     .predict = softmax_predict,
+    .export = softmax_export,
 };

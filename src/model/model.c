@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,10 +52,8 @@ int model_define(model *m, tensor_shape input, const layer *layers, int n_layers
     m->input = input;
     m->n_layers = n_layers;
     for (int l = 0; l < n_layers; l++) {
-        const layer *y = &layers[l];
-        m->layer[l] = (layer){.kind = y->kind, .units = y->units, .relu = y->relu,
-                              .kernel = y->kernel, .same = y->same, .pool = y->pool,
-                              .rate = y->rate};
+        m->layer[l] = (layer){.kind = layers[l].kind};
+        memcpy(m->layer[l].hp, layers[l].hp, sizeof layers[l].hp);
     }
     if (build_layers(m, err)) {
         memset(m, 0, sizeof *m);
@@ -79,16 +78,21 @@ int model_init(model *m, tensor_shape input, const layer *layers, int n_layers,
 
 int model_define_mlp(model *m, tensor_shape input, const mlp_shape *s, tr_error *err)
 {
-    layer layers[MLP_MAX_LAYERS + 1];
     memset(m, 0, sizeof *m);
     if (tensor_size(input) != s->sizes[0])
         return error_set(err, "an input of %ld values for a model of %d inputs",
                          tensor_size(input), s->sizes[0]);
+    char spec[MLP_MAX_LAYERS * 24];
+    size_t used = 0;
     for (int l = 0; l < s->n_layers; l++)
-        layers[l] = (layer){.kind = LAYER_DENSE, .units = s->sizes[l + 1],
-                            .relu = l < s->n_layers - 1};
-    layers[s->n_layers] = (layer){.kind = LAYER_SOFTMAX};
-    return model_define(m, input, layers, s->n_layers + 1, err);
+        used += (size_t)snprintf(spec + used, sizeof spec - used, "%sdense(%d,%s)",
+                                 l ? "," : "", s->sizes[l + 1],
+                                 l < s->n_layers - 1 ? "relu" : "softmax");
+    layer layers[MODEL_MAX_LAYERS];
+    int n;
+    if (model_parse_layers(spec, layers, &n, err))
+        return -1;
+    return model_define(m, input, layers, n, err);
 }
 
 int model_init_mlp(model *m, tensor_shape input, const mlp_shape *s, tr_error *err)
@@ -105,15 +109,21 @@ int model_mlp_shape(const model *m, mlp_shape *s, tr_error *err)
                          m->n_layers, MLP_MAX_LAYERS);
     s->n_layers = dense;
     s->sizes[0] = (int)tensor_size(m->input);
+    /* Read from the layers' specs: dense(N,relu) but for the last, dense(N)
+     * before the softmax head. */
+    char spec[96], expect[96];
     for (int l = 0; l < dense; l++) {
         const layer *y = &m->layer[l];
-        if (y->kind != LAYER_DENSE || y->relu != (l < dense - 1))
+        layer_format(y, 0, spec, sizeof spec);
+        int units = 0;
+        if (sscanf(spec, "dense(%d", &units) == 1)
+            snprintf(expect, sizeof expect, "dense(%d%s)", units,
+                     l == dense - 1 ? "" : ",relu");
+        if (units < 1 || strcmp(spec, expect) != 0)
             return error_set(err, "layer %d (%s) is not what a stack of dense layers has "
                              "there", l + 1, layer_kind_name(y->kind));
-        s->sizes[l + 1] = y->units;
+        s->sizes[l + 1] = units;
     }
-    if (m->layer[dense].kind != LAYER_SOFTMAX)
-        return error_set(err, "the head is not softmax");
     return 0;
 }
 
@@ -122,13 +132,10 @@ int model_same_layers(const model *a, const model *b)
     if (a->n_layers != b->n_layers || a->input.h != b->input.h || a->input.w != b->input.w ||
         a->input.c != b->input.c)
         return 0;
-    for (int l = 0; l < a->n_layers; l++) {
-        uint32_t wa[LAYER_HYPER_WORDS], wb[LAYER_HYPER_WORDS];
-        layer_hyper_encode(&a->layer[l], wa);
-        layer_hyper_encode(&b->layer[l], wb);
-        if (a->layer[l].kind != b->layer[l].kind || memcmp(wa, wb, sizeof wa) != 0)
+    for (int l = 0; l < a->n_layers; l++)
+        if (a->layer[l].kind != b->layer[l].kind ||
+            memcmp(a->layer[l].hp, b->layer[l].hp, sizeof a->layer[l].hp) != 0)
             return 0;
-    }
     return 1;
 }
 

@@ -7,15 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "layer_kinds.h"
 #include "model.h"
-
-/* One item: its name and up to 4 arguments, as text. */
-typedef struct {
-    char text[128]; /* the whole item, for messages */
-    char name[32];
-    char arg[4][32];
-    int n_args;
-} spec_item;
 
 static int same_word(const char *a, const char *b)
 {
@@ -62,8 +55,8 @@ static int split_item(const char *text, size_t len, spec_item *it, tr_error *err
     return 0;
 }
 
-static int whole(const spec_item *it, int k, long lo, long hi, int *out, const char *what,
-                 tr_error *err)
+int spec_whole(const spec_item *it, int k, long lo, long hi, uint32_t *out, const char *what,
+               tr_error *err)
 {
     char *end;
     errno = 0;
@@ -71,81 +64,77 @@ static int whole(const spec_item *it, int k, long lo, long hi, int *out, const c
     if (*end || end == it->arg[k] || errno || v < lo || v > hi)
         return error_set(err, "'%s': %s '%s' (a whole number from %ld to %ld)", it->text, what,
                          it->arg[k], lo, hi);
-    *out = (int)v;
+    *out = (uint32_t)v;
     return 0;
 }
 
-/* Reads the words after the first arguments: an activation (relu, linear,
- * softmax where allowed) and, for a convolution, a padding. */
-static int options(const spec_item *it, int from, layer *l, int padding, int softmax,
-                   int *is_softmax, tr_error *err)
+int spec_fraction(const spec_item *it, int k, double lo, double hi, float *out,
+                  const char *what, tr_error *err)
 {
+    char *end;
+    errno = 0;
+    const double v = strtod(it->arg[k], &end);
+    if (*end || end == it->arg[k] || errno || !(v >= lo && v < hi))
+        return error_set(err, "'%s': %s %s (from %g to %g, %g excluded)", it->text, what,
+                         it->arg[k], lo, hi, hi);
+    *out = (float)v;
+    return 0;
+}
+
+int spec_options(const spec_item *it, int from, const char *const *const *groups, int n_groups,
+                 int *choice, tr_error *err)
+{
+    int given[8] = {0};
     for (int k = from; k < it->n_args; k++) {
-        const char *a = it->arg[k];
-        if (same_word(a, "relu"))
-            l->relu = 1;
-        else if (same_word(a, "linear") || same_word(a, "none"))
-            l->relu = 0;
-        else if (softmax && same_word(a, "softmax"))
-            *is_softmax = 1;
-        else if (padding && (same_word(a, "same") || same_word(a, "valid")))
-            l->same = same_word(a, "same");
-        else
-            return error_set(err, "'%s': unknown argument '%s' (%s)", it->text, a,
-                             padding ? "relu, linear, same or valid"
-                                     : softmax ? "relu, linear or softmax" : "none here");
+        int found = 0;
+        for (int g = 0; g < n_groups && !found; g++)
+            for (int w = 0; groups[g][w] && !found; w++) {
+                if (!same_word(it->arg[k], groups[g][w]))
+                    continue;
+                found = 1;
+                if (given[g]) {
+                    char words[128];
+                    size_t used = 0;
+                    for (int v = 0; groups[g][v] && used < sizeof words; v++)
+                        used += (size_t)snprintf(words + used, sizeof words - used, "%s%s",
+                                                 v ? ", " : "", groups[g][v]);
+                    return error_set(err, "'%s': '%s' after '%s': give one of %s", it->text,
+                                     it->arg[k], it->arg[given[g] - 1], words);
+                }
+                given[g] = k + 1;
+                choice[g] = w;
+            }
+        if (!found) {
+            char words[256] = "none here";
+            size_t used = 0;
+            for (int g = 0; g < n_groups; g++)
+                for (int w = 0; groups[g][w] && used < sizeof words; w++)
+                    used += (size_t)snprintf(words + used, sizeof words - used, "%s%s",
+                                             used ? ", " : "", groups[g][w]);
+            return error_set(err, "'%s': unknown argument '%s' (%s)", it->text, it->arg[k],
+                             words);
+        }
     }
     return 0;
 }
 
-/* One item as a layer; *head when it is dense(N, softmax). */
+/* One item as a layer; *head when it also ends the model (dense(N, softmax)). */
 static int item_layer(const spec_item *it, layer *l, int *head, tr_error *err)
 {
     memset(l, 0, sizeof *l);
     *head = 0;
-    const char *n = it->name;
-    if (same_word(n, "dense")) {
-        l->kind = LAYER_DENSE;
-        if (it->n_args < 1)
-            return error_set(err, "'%s': dense needs its units, as dense(128,relu)", it->text);
-        return whole(it, 0, 1, LAYER_MAX_WIDTH, &l->units, "units", err) ||
-               options(it, 1, l, 0, 1, head, err);
+    l->kind = layer_kind_named(it->name);
+    const layer_ops *k = layer_kind_ops(l->kind);
+    if (!k) {
+        char names[256];
+        layer_kind_list(names, sizeof names);
+        return error_set(err, "'%s': unknown layer '%s' (%s)", it->text, it->name, names);
     }
-    if (same_word(n, "conv2d")) {
-        l->kind = LAYER_CONV2D;
-        if (it->n_args < 2)
-            return error_set(err, "'%s': conv2d needs filters and a kernel size, as "
-                             "conv2d(32,3,relu)", it->text);
-        return whole(it, 0, 1, 4096, &l->units, "filters", err) ||
-               whole(it, 1, 1, 64, &l->kernel, "kernel size", err) ||
-               options(it, 2, l, 1, 0, head, err);
-    }
-    if (same_word(n, "maxpool2d") || same_word(n, "maxpooling2d")) {
-        l->kind = LAYER_MAXPOOL2D;
-        if (it->n_args != 1)
-            return error_set(err, "'%s': maxpool2d takes its pool size, as maxpool2d(2)",
-                             it->text);
-        return whole(it, 0, 1, 64, &l->pool, "pool size", err);
-    }
-    if (same_word(n, "dropout")) {
-        l->kind = LAYER_DROPOUT;
-        char *end;
-        errno = 0;
-        const double rate = it->n_args == 1 ? strtod(it->arg[0], &end) : -1.0;
-        if (it->n_args != 1 || *end || errno || !(rate >= 0.0 && rate < 1.0))
-            return error_set(err, "'%s': dropout rate %s (from 0 to 1, 1 excluded)", it->text,
-                             it->n_args ? it->arg[0] : "missing");
-        l->rate = (float)rate;
-        return 0;
-    }
-    if (same_word(n, "flatten")) {
-        l->kind = LAYER_FLATTEN;
-        if (it->n_args)
-            return error_set(err, "'%s': flatten takes no arguments", it->text);
-        return 0;
-    }
-    return error_set(err, "'%s': unknown layer '%s' (conv2d, maxpool2d, flatten, dropout, "
-                     "dense)", it->text, n);
+    if (k->parse)
+        return k->parse(it, l->hp, head, err);
+    if (it->n_args)
+        return error_set(err, "'%s': %s takes no arguments", it->text, k->name);
+    return 0;
 }
 
 int model_parse_layers(const char *text, layer *out, int *n, tr_error *err)
@@ -186,22 +175,8 @@ int model_format_layers(const model *m, char *buf, size_t size)
     size_t used = (size_t)snprintf(buf, size, "%dx%dx%d", m->input.h, m->input.w,
                                    m->input.c);
     for (int i = 0; i < m->n_layers - 1 && used < size; i++) {
-        const layer *l = &m->layer[i];
-        const int last = i == m->n_layers - 2;
-        char item[64];
-        switch (l->kind) {
-        case LAYER_CONV2D:
-            snprintf(item, sizeof item, "conv2d(%d,%d%s%s)", l->units, l->kernel,
-                     l->same ? ",same" : "", l->relu ? ",relu" : "");
-            break;
-        case LAYER_MAXPOOL2D: snprintf(item, sizeof item, "maxpool2d(%d)", l->pool); break;
-        case LAYER_DROPOUT: snprintf(item, sizeof item, "dropout(%g)", (double)l->rate); break;
-        case LAYER_DENSE:
-            snprintf(item, sizeof item, "dense(%d%s)", l->units,
-                     last ? ",softmax" : l->relu ? ",relu" : "");
-            break;
-        default: snprintf(item, sizeof item, "%s", layer_kind_name(l->kind)); break;
-        }
+        char item[96];
+        layer_format(&m->layer[i], i == m->n_layers - 2, item, sizeof item);
         used += (size_t)snprintf(buf + used, size - used, " %s", item);
     }
     return used < size ? 0 : -1;

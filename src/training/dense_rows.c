@@ -47,7 +47,7 @@ typedef struct {
 static size_t rows_cut(const layer *l, size_t at)
 {
     const size_t w0 = l->offset[DENSE_W], w1 = w0 + l->count[DENSE_W];
-    const size_t group = (size_t)l->units * DENSE_GROUP;
+    const size_t group = (size_t)tensor_size(l->out) * DENSE_GROUP;
     if (at > w0 && at < w1) {
         at = w0 + (at - w0 + group / 2) / group * group;
         at = at < w1 ? at : w1;
@@ -81,7 +81,7 @@ static int rows_create(void **ctx, const layer *l, const layer_train_setup *s, t
     r->l = l;
     r->s = *s;
     r->inputs = (int)tensor_size(l->in);
-    r->width = l->units;
+    r->width = (int)tensor_size(l->out);
     r->w0 = l->offset[DENSE_W];
     r->w1 = r->w0 + l->count[DENSE_W];
     const size_t shards = (size_t)s->shards;
@@ -181,7 +181,7 @@ static void rows_forward(void *ctx, int k, int buf, float *out, uint32_t lo, int
         if (r->part_row[p] < r->part_row[p + 1])
             parts[np++] = part_sums(r, p) + (size_t)lo * (size_t)r->width;
     dense_sum_parts(out, parts, np, r->s.params + r->l->offset[DENSE_B], n, r->width,
-                    r->l->relu);
+                    r->l->hp[1] /* dense: relu */);
 }
 
 /* The shard keeps its factors; the weight gradient is left to the rows'
@@ -191,7 +191,7 @@ static void rows_backward(void *ctx, int k, float *d_in, float *grad, float *d_o
 {
     dense_rows *r = ctx;
     (void)d_in;
-    if (r->l->relu)
+    if (r->l->hp[1] /* dense: relu */)
         dense_relu_backward(d_out, out, (long)n * r->width);
     dense_backward(NULL, NULL, grad + r->l->offset[DENSE_B], d_out, NULL, NULL, NULL, n,
                    r->inputs, r->width, NULL);
