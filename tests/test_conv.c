@@ -287,6 +287,23 @@ static double ref_loss(reference *ref, const double *p, const float *x, const ui
                             if (ref->pattern)
                                 ref->pattern[mark++] = (uint8_t)best;
                         }
+            } else if (is(l, "avgpool2d")) {
+                const int q = word(l, 0);
+                for (int oy = 0; oy < l->out.h; oy++)
+                    for (int ox = 0; ox < l->out.w; ox++)
+                        for (int ch = 0; ch < c; ch++) {
+                            double v = 0.0;
+                            for (int j = 0; j < q * q; j++)
+                                v += a[((long)(oy * q + j / q) * w + ox * q + j % q) * c + ch];
+                            b[((long)oy * l->out.w + ox) * c + ch] = v / (q * q);
+                        }
+            } else if (is(l, "global_avgpool2d")) {
+                for (int ch = 0; ch < c; ch++) {
+                    double v = 0.0;
+                    for (long j = 0; j < (long)h * w; j++)
+                        v += a[j * c + ch];
+                    b[ch] = v / ((double)h * w);
+                }
             } else if (is(l, "flatten")) {
                 memcpy(b, a, sizeof(double) * (size_t)out_size);
             } else if (is(l, "dropout")) {
@@ -447,14 +464,13 @@ static void check_stack(const char *what, tensor_shape input, const char *spec)
 /* The step's gradient of a convnet with dropout: 3 shards give the
  * whole-batch gradient (the masks follow the samples' positions in the
  * batch), the same bits on 1 and 3 threads. */
-static void check_step(void)
+static void check_step(const char *spec)
 {
     layer layers[MODEL_MAX_LAYERS];
     int n_layers;
     model m;
     tr_error err;
-    CHECK(model_parse_layers("conv2d(4,3,relu),maxpool2d(2),flatten,dropout(0.5),"
-                             "dense(10,softmax)", layers, &n_layers, &err) == 0, "%s", err.msg);
+    CHECK(model_parse_layers(spec, layers, &n_layers, &err) == 0, "%s", err.msg);
     CHECK(model_init(&m, (tensor_shape){8, 8, 1}, layers, n_layers, &err) == 0, "%s", err.msg);
     model_init_glorot(&m, 3);
     dataset d;
@@ -478,8 +494,8 @@ static void check_step(void)
     CHECK(memcmp(g[0], g[1], sizeof(float) * m.len) == 0 && loss[0] == loss[1],
           "3 shards on 1 and 3 threads differ");
     const float e = max_rel_diff(g[0], g[2], (long)m.len);
-    printf("convnet step: 3 shards vs 1, loss %.9f vs %.9f, gradient %.2g\n", loss[0], loss[2],
-           e);
+    printf("%s step: 3 shards vs 1, loss %.9f vs %.9f, gradient %.2g\n", spec, loss[0],
+           loss[2], e);
     CHECK(fabs(loss[0] - loss[2]) < 1e-6 && e < 1e-5, "3 shards vs 1: %g", e);
     float norm = 0.0f;
     for (size_t j = 0; j < m.len; j++)
@@ -513,6 +529,15 @@ int main(void)
     check_stack("conv same (no ReLU), pool 3 of 8, dropout 0", (tensor_shape){8, 8, 1},
                 "conv2d(2,3,same),maxpool2d(3),dropout(0),flatten,dense(6,relu),"
                 "dense(10,softmax)");
-    check_step();
+    /* Average pooling: windows that leave a row and a column out (7 of 9
+     * by 2), and the global mean before a dense layer. */
+    check_stack("conv, avgpool 2 of 7, conv same, global avgpool", (tensor_shape){9, 9, 2},
+                "conv2d(3,3,relu),avgpool2d(2),conv2d(4,3,same,relu),global_avgpool2d,"
+                "dense(10,softmax)");
+    check_stack("avgpool 3 of 8 on the input, flatten", (tensor_shape){8, 8, 3},
+                "avgpool2d(3),flatten,dense(6,relu),dense(10,softmax)");
+    check_step("conv2d(4,3,relu),maxpool2d(2),flatten,dropout(0.5),dense(10,softmax)");
+    check_step("conv2d(4,3,relu),avgpool2d(2),conv2d(5,3,same,relu),global_avgpool2d,"
+               "dense(10,softmax)");
     return test_finish("test_conv");
 }

@@ -3,7 +3,8 @@
 
 Models trained on generated sets (the MLP; a conv net with same and valid
 padding on 3-channel images, whose flattening order differs between this
-engine and PyTorch; an MLP on 3-channel images): the file parsed by numpy
+engine and PyTorch; an MLP on 3-channel images; average pooling, by windows
+that leave a row out and global): the file parsed by numpy
 from the safetensors format alone (8-byte length, JSON header, contiguous
 little-endian float32), its modules run as PyTorch defines them on NCHW
 images, gives the probabilities `trainer predict` prints for the same
@@ -99,6 +100,14 @@ def run_numpy(mods, tensors, x):
             n, c, h, w_ = x.shape
             x = x[:, :, :h // p * p, :w_ // p * p].reshape(n, c, h // p, p, w_ // p, p)
             x = x.max(axis=(3, 5))
+        elif name == "AvgPool2d":
+            p = int(pos[0])
+            n, c, h, w_ = x.shape
+            x = x[:, :, :h // p * p, :w_ // p * p].reshape(n, c, h // p, p, w_ // p, p)
+            x = x.mean(axis=(3, 5))
+        elif name == "AdaptiveAvgPool2d":
+            check(pos == [1.0], f"AdaptiveAvgPool2d{pos}: only to 1 x 1")
+            x = x.mean(axis=(2, 3), keepdims=True)
         elif name == "Flatten":
             x = x.reshape(len(x), -1)
         elif name == "Linear":
@@ -161,6 +170,11 @@ with tempfile.TemporaryDirectory() as tmp:
          "conv2d(4,3,same,relu),maxpool2d(2),conv2d(6,3,relu),flatten,dropout(0.2),"
          "dense(12,relu),dense(10,softmax)")
     case(tmp, "mlp3", 9, 7, 3, "--hidden", "16")
+    case(tmp, "avgpool", 11, 10, 3, "--layers",
+         "conv2d(4,3,same,relu),avgpool2d(2),conv2d(6,3,relu),global_avgpool2d,"
+         "dense(10,softmax)")
+    case(tmp, "avgpool-flatten", 12, 12, 2, "--layers",
+         "avgpool2d(3),flatten,dense(16,relu),dense(10,softmax)")
 
     before = open(st, "rb").read()
     for args, status, what in (

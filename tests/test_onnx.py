@@ -3,7 +3,8 @@
 and run by ONNX Runtime for Node (npm's onnxruntime-node, in tests/js).
 
 Without "mnist": models trained on generated sets (the MLP; a conv net on
-3-channel images with same and valid padding, flatten and dropout): the
+3-channel images with same and valid padding, flatten and dropout; average
+pooling, by windows and global): the
 checker passes (with shape inference), the metadata says the classes and
 the input, and ONNX Runtime on the test images gives trainer predict's
 classes on every image and its probabilities within 1e-5.
@@ -89,7 +90,13 @@ def generated(tmp):
             ("mlp", 28, 28, 1, []),
             ("convnet3", 12, 10, 3, ["--layers", "conv2d(4,3,same,relu),maxpool2d(2),"
                                      "conv2d(6,3,relu),flatten,dropout(0.2),dense(12,relu),"
-                                     "dense(10,softmax)"])):
+                                     "dense(10,softmax)"]),
+            # Average pooling: a window that leaves a row out (11 by 2), and
+            # the global mean (GlobalAveragePool, then Flatten).
+            ("avgpool3", 11, 10, 3, ["--layers", "conv2d(4,3,same,relu),avgpool2d(2),"
+                                     "conv2d(6,3,relu),global_avgpool2d,dense(10,softmax)"]),
+            ("avgpool-flatten", 12, 12, 1, ["--layers", "avgpool2d(3),flatten,dense(16,relu),"
+                                            "dense(10,softmax)"])):
         data = os.path.join(tmp, name)
         os.makedirs(data)
         mnistgen.write_pair(data, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 400, 1,

@@ -8,7 +8,8 @@
 #include "layer_kinds.h"
 
 extern const layer_ops dense_layer_ops, softmax_layer_ops, conv2d_layer_ops,
-    maxpool2d_layer_ops, flatten_layer_ops, dropout_layer_ops;
+    maxpool2d_layer_ops, flatten_layer_ops, dropout_layer_ops, avgpool2d_layer_ops,
+    global_avgpool2d_layer_ops;
 
 /* One line per kind, at the number the files know it by: a new kind is its
  * module and its line here. */
@@ -19,6 +20,8 @@ static const layer_ops *const kinds[] = {
     [4] = &maxpool2d_layer_ops,
     [5] = &flatten_layer_ops,
     [6] = &dropout_layer_ops,
+    [7] = &avgpool2d_layer_ops,
+    [8] = &global_avgpool2d_layer_ops,
 };
 
 enum { N_KINDS = sizeof kinds / sizeof kinds[0] };

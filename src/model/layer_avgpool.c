@@ -1,0 +1,196 @@
+/* AveragePooling2D(p) and GlobalAveragePooling2D, as Keras has them: the mean
+ * of each p x p window (stride p, padding valid: rows and columns past the
+ * last whole window are left out), or of each channel over the whole image.
+ * No parameters.  A window's values are added in row-major order and the sum
+ * divided by their count, in float. */
+#include <stdio.h>
+#include <string.h>
+
+#include "layer_kinds.h"
+
+/* ---- AveragePooling2D ------------------------------------------------------ */
+
+/* The hyper-parameter word: the window's side, which is also the stride. */
+static int pool(const layer *l)
+{
+    return (int)l->hp[0];
+}
+
+static int avgpool_parse(const spec_item *it, uint32_t *hp, int *head, tr_error *err)
+{
+    (void)head;
+    if (it->n_args != 1)
+        return error_set(err, "'%s': avgpool2d takes its pool size, as avgpool2d(2)",
+                         it->text);
+    return spec_whole(it, 0, 1, 64, &hp[0], "pool size", err);
+}
+
+static void avgpool_format(const layer *l, int last, char *buf, size_t size)
+{
+    (void)last;
+    snprintf(buf, size, "avgpool2d(%d)", pool(l));
+}
+
+static int avgpool_check(const uint32_t *words, tr_error *err)
+{
+    if (words[0] < 1 || words[0] > 64)
+        return error_set(err, "avgpool2d %u (1 to 64)", words[0]);
+    for (int k = 1; k < LAYER_HYPER_WORDS; k++)
+        if (words[k])
+            return error_set(err, "avgpool2d hyper-parameter word %d is %u, not 0", k,
+                             words[k]);
+    return 0;
+}
+
+static int avgpool_build(layer *l, tr_error *err)
+{
+    const int p = pool(l);
+    if (p > l->in.h || p > l->in.w)
+        return error_set(err, "layer %d: avgpool2d %dx%d on a %dx%d input", l->index + 1, p,
+                         p, l->in.h, l->in.w);
+    l->out = (tensor_shape){l->in.h / p, l->in.w / p, l->in.c};
+    return 0;
+}
+
+/* out: [n][h / p][w / p][c]   in: [n][h][w][c] */
+static void avgpool_forward(const layer *l, float *out, const layer_input *in,
+                            const float *params, void *work, int n, const layer_pass *pass)
+{
+    (void)params, (void)work, (void)pass;
+    const int p = pool(l), w = l->in.w, c = l->in.c;
+    const float count = (float)(p * p);
+    for (int s = 0; s < n; s++) {
+        const float *x = in->x + s * tensor_size(l->in);
+        float *y = out + s * tensor_size(l->out);
+        for (int oy = 0; oy < l->out.h; oy++)
+            for (int ox = 0; ox < l->out.w; ox++) {
+                float *restrict sum = y + ((long)oy * l->out.w + ox) * c;
+                for (int ch = 0; ch < c; ch++)
+                    sum[ch] = 0.0f;
+                for (int ky = 0; ky < p; ky++)
+                    for (int kx = 0; kx < p; kx++) {
+                        const float *restrict v = x + ((long)(oy * p + ky) * w + ox * p + kx) * c;
+                        for (int ch = 0; ch < c; ch++)
+                            sum[ch] += v[ch];
+                    }
+                for (int ch = 0; ch < c; ch++)
+                    sum[ch] /= count;
+            }
+    }
+}
+
+/* Each input of a window receives its output's gradient / p^2; the inputs
+ * of no window, 0. */
+static void avgpool_backward(const layer *l, float *d_in, float *grad, float *d_out,
+                             const float *in, const float *out, const float *params,
+                             void *work, int n)
+{
+    (void)grad, (void)in, (void)out, (void)params, (void)work;
+    if (!d_in)
+        return;
+    const int p = pool(l), w = l->in.w, c = l->in.c;
+    const float count = (float)(p * p);
+    memset(d_in, 0, sizeof(float) * (size_t)n * (size_t)tensor_size(l->in));
+    for (int s = 0; s < n; s++) {
+        float *dx = d_in + s * tensor_size(l->in);
+        const float *dy = d_out + s * tensor_size(l->out);
+        for (int oy = 0; oy < l->out.h; oy++)
+            for (int ox = 0; ox < l->out.w; ox++) {
+                const float *restrict g = dy + ((long)oy * l->out.w + ox) * c;
+                for (int ky = 0; ky < p; ky++)
+                    for (int kx = 0; kx < p; kx++) {
+                        float *restrict d = dx + ((long)(oy * p + ky) * w + ox * p + kx) * c;
+                        for (int ch = 0; ch < c; ch++)
+                            d[ch] = g[ch] / count;
+                    }
+            }
+    }
+}
+
+static void avgpool_export(const layer *l, tensor_shape order, layer_export *e)
+{
+    (void)order;
+    const int64_t p[2] = {pool(l), pool(l)};
+    export_module *m = export_add(e, "AveragePool", "AvgPool2d(%d)", pool(l));
+    export_attr_ints(m, "kernel_shape", 2, p);
+    export_attr_ints(m, "strides", 2, p);
+}
+
+const layer_ops avgpool2d_layer_ops = {
+    .name = "avgpool2d",
+    .alias = "averagepooling2d",
+    .keras = "AveragePooling2D",
+    .parse = avgpool_parse,
+    .format = avgpool_format,
+    .check = avgpool_check,
+    .build = avgpool_build,
+    .forward = avgpool_forward,
+    .backward = avgpool_backward,
+    .export = avgpool_export,
+};
+
+/* ---- GlobalAveragePooling2D ------------------------------------------------ */
+
+static int global_build(layer *l, tr_error *err)
+{
+    (void)err;
+    l->out = tensor_flat(l->in.c);
+    return 0;
+}
+
+/* out: [n][c]   in: [n][h][w][c] */
+static void global_forward(const layer *l, float *out, const layer_input *in,
+                           const float *params, void *work, int n, const layer_pass *pass)
+{
+    (void)params, (void)work, (void)pass;
+    const long pixels = (long)l->in.h * l->in.w;
+    const int c = l->in.c;
+    for (int s = 0; s < n; s++) {
+        const float *x = in->x + s * tensor_size(l->in);
+        float *restrict sum = out + (long)s * c;
+        for (int ch = 0; ch < c; ch++)
+            sum[ch] = 0.0f;
+        for (long q = 0; q < pixels; q++)
+            for (int ch = 0; ch < c; ch++)
+                sum[ch] += x[q * c + ch];
+        for (int ch = 0; ch < c; ch++)
+            sum[ch] /= (float)pixels;
+    }
+}
+
+static void global_backward(const layer *l, float *d_in, float *grad, float *d_out,
+                            const float *in, const float *out, const float *params,
+                            void *work, int n)
+{
+    (void)grad, (void)in, (void)out, (void)params, (void)work;
+    if (!d_in)
+        return;
+    const long pixels = (long)l->in.h * l->in.w;
+    const int c = l->in.c;
+    for (int s = 0; s < n; s++) {
+        const float *g = d_out + (long)s * c;
+        float *dx = d_in + s * tensor_size(l->in);
+        for (long q = 0; q < pixels; q++)
+            for (int ch = 0; ch < c; ch++)
+                dx[q * c + ch] = g[ch] / (float)pixels;
+    }
+}
+
+/* PyTorch's AdaptiveAvgPool2d(1) and ONNX's GlobalAveragePool keep a 1 x 1
+ * image: a Flatten makes it the vector Keras' layer gives. */
+static void global_export(const layer *l, tensor_shape order, layer_export *e)
+{
+    (void)l, (void)order;
+    export_add(e, "GlobalAveragePool", "AdaptiveAvgPool2d(1)");
+    export_attr_int(export_add(e, "Flatten", "Flatten()"), "axis", 1);
+}
+
+const layer_ops global_avgpool2d_layer_ops = {
+    .name = "global_avgpool2d",
+    .alias = "globalaveragepooling2d",
+    .keras = "GlobalAveragePooling2D",
+    .build = global_build,
+    .forward = global_forward,
+    .backward = global_backward,
+    .export = global_export,
+};
