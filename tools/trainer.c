@@ -505,15 +505,24 @@ static void print_summary(const model *m)
     mlp_shape widths;
     tr_error ignored;
     const int mlp = model_mlp_shape(m, &widths, &ignored) == 0;
-    const char *row = mlp ? "%-22s %-18s %10s\n" : "%-26s %-22s %10s\n";
+    /* The name column fits the longest name ("global_avgpool2d_4
+     * (GlobalAveragePooling2D)"). */
+    int wide = mlp ? 22 : 26;
+    char name[96], shape[48];
+    for (int l = 0; l < body; l++) {
+        const layer *y = &m->layer[l];
+        const int len = snprintf(name, sizeof name, "%s_%d (%s)", layer_kind_name(y->kind),
+                                 l + 1, layer_kind_keras_name(y->kind));
+        wide = len > wide ? len : wide;
+    }
+    const int shapes = mlp ? 18 : 22;
     printf(mlp ? "Model: %d dense layers\n" : "Model: %d layers\n", body);
-    printf(row, "Layer (type)", "Output Shape", "Param #");
+    printf("%-*s %-*s %10s\n", wide, "Layer (type)", shapes, "Output Shape", "Param #");
     if (mlp)
-        printf(row, "flatten (Flatten)", "", "0");
+        printf("%-*s %-*s %10s\n", wide, "flatten (Flatten)", shapes, "", "0");
     size_t total = 0;
     for (int l = 0; l < body; l++) {
         const layer *y = &m->layer[l];
-        char name[48], shape[48];
         size_t n = 0;
         for (int t = 0; t < y->n_tensors; t++)
             n += y->count[t];
@@ -524,7 +533,7 @@ static void print_summary(const model *m)
             snprintf(shape, sizeof shape, "(None, %d)", y->out.c);
         else
             snprintf(shape, sizeof shape, "(None, %d, %d, %d)", y->out.h, y->out.w, y->out.c);
-        printf(mlp ? "%-22s %-18s %10zu\n" : "%-26s %-22s %10zu\n", name, shape, n);
+        printf("%-*s %-*s %10zu\n", wide, name, shapes, shape, n);
     }
     char digits[32], grouped[48];
     int len = snprintf(digits, sizeof digits, "%zu", total), k = 0;
