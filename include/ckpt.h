@@ -1,27 +1,28 @@
-/* ckpt.h - the model file (model.ckpt), version 2.
+/* ckpt.h - the model file (model.ckpt), version 3.
  *
  * All integers and floats little-endian:
  *   offset  size      field
  *   0       8         magic "TRNRCKPT"
- *   8       4         u32 format version (2)
+ *   8       4         u32 format version (3)
  *   12      4         u32 byte-order tag 0x01020304 (bytes 04 03 02 01)
  *   16      4         u32 bytes per float (4)
  *   20      4 x 3     u32 input height, width, channels
  *   32      4         u32 classes
  *   36      4         u32 N, the layers, the head included (2 to MODEL_MAX_LAYERS)
- *   40      32N       per layer: u32 kind (layer.h's numbers: 1 dense,
- *                     2 softmax, 3 conv2d, 4 maxpool2d, 5 flatten, 6 dropout),
+ *   40      32N       per layer: u32 kind (the numbers of layer.c's table),
  *                     then 7 u32 hyper-parameters (the layer's own words, layer.h)
+ *   40+32N  4N + 12T  the tensor table: per layer u32 T_l, then per tensor
+ *                     u64 floats and u32 flags (1 trainable, 0 not)
  *   ...     8         u64 P, the number of parameters
  *   ...     4P        float32 parameters: per layer with parameters, its
  *                     tensors in order (dense: weights w[in][out], input-major,
  *                     then biases b[out]; conv2d: kernel [k][k][c][f], then
  *                     biases b[f])
  *   ...     4         u32 CRC-32 (zlib's) of every byte before it
- * Version 1 has, from offset 20, u32 L dense layers and their L + 1 sizes
- * (inputs first, classes last) instead of the input shape, classes and
- * layers: a stack of dense layers with ReLU between them and a softmax head.
- * It still loads.  A reader refuses any file whose fields do not all match. */
+ * Version 2 is version 3 without the tensor table.  Version 1 has, from
+ * offset 20, u32 L dense layers and their L + 1 sizes (inputs first, classes
+ * last) instead of the input shape, classes and layers: a stack of dense
+ * layers with ReLU between them and a softmax head.  Both still load.  A reader refuses any file whose fields do not all match. */
 #ifndef TRAINER_CKPT_H
 #define TRAINER_CKPT_H
 
@@ -31,7 +32,7 @@
 #include "error.h"
 #include "model.h"
 
-#define CKPT_VERSION 2
+#define CKPT_VERSION 3
 
 /* Encodes m into a new buffer (*data, freed by the caller). */
 int ckpt_encode(const model *m, uint8_t **data, size_t *len, tr_error *err);

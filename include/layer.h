@@ -10,7 +10,9 @@
  *
  * Parameters live in the model's one buffer (model.h): a layer's tensors are
  * found at l->offset[t] in it, and in every buffer of the same layout
- * (gradients, Adam's moments). */
+ * (gradients, Adam's moments).  A tensor is trainable or not: one that is
+ * not (a moving statistic) is saved and exported, never given to the
+ * optimizer nor reduced as a gradient. */
 #ifndef TRAINER_LAYER_H
 #define TRAINER_LAYER_H
 

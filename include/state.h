@@ -1,10 +1,10 @@
 /* state.h - training.state, everything needed to continue a run exactly.
  *
- * Version 3, little-endian, like model.ckpt (see ckpt.h), with the CRC-32 of
+ * Version 4, little-endian, like model.ckpt (see ckpt.h), with the CRC-32 of
  * every byte before it at the end:
  *   magic "TRNRSTAT", u32 version, u32 byte-order tag 0x01020304, u32 4
  *   the model's architecture, as in model.ckpt from its offset 20 (input
- *     shape, classes, N layers and their records)
+ *     shape, classes, N layers and their records, the tensor table)
  *   configuration: u64 seed, u32 batch size,
  *     u32 shards, u32 epochs, f64 learning rate, f64 validation split,
  *     u32 training samples, u32 validation samples,
@@ -20,7 +20,7 @@
  *   history: u32 rows (the epochs completed: epoch in progress - 1), each
  *     u32 epoch + 6 f64 (loss, accuracy, val_loss, val_accuracy, seconds,
  *     learning rate; versions 1 and 2 have 5, without the rate)
- *   callbacks (version 3): u32 flags (1 early stopping, 2 restore the best
+ *   callbacks (from version 3): u32 flags (1 early stopping, 2 restore the best
  *     weights, 4 save the best model, 8 reduce the rate on a plateau), u32
  *     monitor (0 val_loss, 1 val_accuracy, 2 loss, 3 accuracy), u32 patience,
  *     f64 min_delta, f64 factor, u32 rate patience, f64 rate min_delta, u32
@@ -33,7 +33,8 @@
  *     stopping restoring the best weights and a best epoch, P float32: its
  *     parameters
  *   u32 CRC-32
- * Version 2 has, instead of the architecture, u32 L dense layers and their
+ * Version 3 is version 4 without the tensor table.  Version 2 has, instead
+ * of the architecture, u32 L dense layers and their
  * L + 1 sizes (as model.ckpt version 1); version 1 is version 2 without the
  * three u32 after the data directory.  Both still load (version 1's data then
  * checked by sample counts alone).
@@ -52,7 +53,7 @@
 #include "epoch.h"
 #include "model.h"
 
-#define STATE_VERSION 3
+#define STATE_VERSION 4
 
 /* A run's settings and progress; the model itself travels beside it. */
 typedef struct {

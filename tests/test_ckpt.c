@@ -116,9 +116,13 @@ static void test_ckpt(void)
     uint8_t *bytes;
     size_t len;
     CHECK(ckpt_encode(&m, &bytes, &len, &err) == 0, "%s", err.msg);
-    CHECK(len == 20 + 20 + 32 * 4 + 8 + 4 * model_param_count(&m) + 4, "length %zu", len);
-    CHECK(memcmp(bytes, "TRNRCKPT", 8) == 0 && bytes[8] == 2 && bytes[12] == 4,
-          "header: magic, version 2, little-endian tag");
+    /* The tensor table: per layer a count, 12 bytes a tensor (3 dense
+     * layers of 2, the head of none). */
+    const size_t table = 4 * 4 + 6 * 12, table_at = 40 + 32 * 4;
+    CHECK(len == 20 + 20 + 32 * 4 + table + 8 + 4 * model_param_count(&m) + 4, "length %zu",
+          len);
+    CHECK(memcmp(bytes, "TRNRCKPT", 8) == 0 && bytes[8] == 3 && bytes[12] == 4,
+          "header: magic, version 3, little-endian tag");
 
     uint8_t *bad = malloc(len);
     for (size_t k = 0; k < 5; k++) {
@@ -133,17 +137,29 @@ static void test_ckpt(void)
     memcpy(bad, bytes, len);
     bad[0] = 'X';
     expect_ckpt_error(bad, len, "bad magic");
-    expect_forged(bytes, len, 8, 3, "version 3");
+    expect_forged(bytes, len, 8, 4, "version 4");
     /* The architecture (ckpt.h): input at 20, classes at 32, N at 36, the
      * layers' records of 8 words from 40. */
     expect_forged(bytes, len, 36, 99, "99 layers");
     expect_forged(bytes, len, 36, 3, "layer 3: a dense layer can not be the last");
     expect_forged(bytes, len, 20, 0, "input shape 0 x 6 x 1");
-    expect_forged(bytes, len, 20, 3, "967 parameters stored, the layers need 607");
+    expect_forged(bytes, len, 20, 3, "layer 1 (dense), tensor 1: 720 floats in the file, the "
+                  "layer has 360");
     expect_forged(bytes, len, 32, 11, "11 classes said");
     expect_forged(bytes, len, 40, 9, "layer 1: unknown layer kind 9");
     expect_forged(bytes, len, 44, 0, "layer 1: dense with 0 units");
-    expect_forged(bytes, len, 44, 21, "parameters stored");
+    expect_forged(bytes, len, 44, 21, "tensor 1: 720 floats in the file, the layer has 756");
+    /* The tensor table (ckpt.h): per layer u32 T, then u64 floats and u32
+     * flags a tensor; then u64 P. */
+    expect_forged(bytes, len, table_at, 3, "layer 1 (dense) has 2 tensors, the file says 3");
+    expect_forged(bytes, len, table_at + 4, 719, "tensor 1: 719 floats in the file");
+    expect_forged(bytes, len, table_at + 12, 0,
+                  "layer 1 (dense), tensor 1: flags 0 in the file, the tensor is trainable");
+    expect_forged(bytes, len, table_at + 24, 2, "tensor 2: flags 2 in the file");
+    expect_forged(bytes, len, table_at + 3 * 28, 1, "layer 4 (softmax) has 0 tensors, the "
+                  "file says 1");
+    expect_forged(bytes, len, table_at + table, 608, "608 parameters stored, the layers need "
+                  "967");
     expect_forged(bytes, len, 48, 2, "layer 1: dense activation 2");
     expect_forged(bytes, len, 52, 1, "layer 1: dense hyper-parameter word 2 is 1");
     expect_forged(bytes, len, 40 + 3 * 32, 1, "layer 4: dense with 0 units");
@@ -153,6 +169,23 @@ static void test_ckpt(void)
     fix_crc(bad, len);
     expect_ckpt_error(bad, len, "layer 3: a softmax layer can only be the last");
     expect_forged(bytes, len, 40 + 3 * 32 + 4, 1, "layer 4: softmax takes no hyper-parameters");
+
+    /* Version 2, without the tensor table, still loads. */
+    size_t v2_len = len - table;
+    uint8_t *v2 = malloc(v2_len);
+    memcpy(v2, bytes, table_at);
+    memcpy(v2 + table_at, bytes + table_at + table, len - table_at - table);
+    put32(v2 + 8, 2);
+    fix_crc(v2, v2_len);
+    model two;
+    CHECK(ckpt_decode(&two, v2, v2_len, "v2.ckpt", &err) == 0, "version 2: %s", err.msg);
+    if (two.params) {
+        CHECK(model_same_layers(&two, &m) && two.len == m.len &&
+                  memcmp(two.params, m.params, sizeof(float) * m.len) == 0,
+              "the version-2 file came back different");
+        model_free(&two);
+    }
+    free(v2);
 
     /* Version 1 still loads: the same parameters, the same predictions. */
     size_t v1_len;
@@ -356,6 +389,29 @@ static void test_state(void)
     }
     CHECK(state_decode(&back, &bm, &m1, &m2, data, len - 9, "s", &err) == -1,
           "a cut state was accepted");
+    /* Version 3, without the tensor table (after the 3 layers' records),
+     * still loads to the same parameters and moments. */
+    {
+        const size_t at = 20 + 20 + 3 * 32, table = 3 * 4 + 4 * 12, v3_len = len - table;
+        uint8_t *v3 = malloc(v3_len);
+        memcpy(v3, data, at);
+        memcpy(v3 + at, data + at + table, len - at - table);
+        put32(v3 + 8, 3);
+        fix_crc(v3, v3_len);
+        CHECK(state_decode(&back, &bm, &m1, &m2, v3, v3_len, "v3", &err) == 0, "version 3: %s",
+              err.msg);
+        if (bm.params) {
+            CHECK(memcmp(bm.params, m.params, sizeof(float) * m.len) == 0 &&
+                      memcmp(m2, opt.v, sizeof(float) * m.len) == 0,
+                  "the version-3 state came back different");
+            free(back.history);
+            model_buffer_free(back.best_weights);
+            model_buffer_free(m1);
+            model_buffer_free(m2);
+            model_free(&bm);
+        }
+        free(v3);
+    }
     /* A second moment that is not finite would poison every later step. */
     free(data);
     pv[2][1] = NAN;
@@ -369,10 +425,11 @@ static void test_state(void)
     CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
     /* A kept epoch past the history, with a good checksum.  The callbacks
      * block follows the history: after the head (20), the architecture (20
-     * + 3 * 32), the run (8 + 3 * 4 + 2 * 8 + 2 * 4 + 4 + 11 data directory
+     * + 3 * 32, and the tensor table: 3 * 4 + 4 * 12), the run (8 + 3 * 4 + 2 * 8 + 2 * 4 + 4 + 11 data directory
      * bytes + 3 * 4), the progress (4 + 8 * 5 + 4) and the two history rows
      * (52 each); its best epoch is at offset 60 in it. */
-    const size_t cb_at = 20 + 20 + 3 * 32 + 8 + 12 + 16 + 8 + 4 + 11 + 12 + 4 + 40 + 4 + 2 * 52;
+    const size_t state_table = 3 * 4 + 4 * 12;
+    const size_t cb_at = 20 + 20 + 3 * 32 + state_table + 8 + 12 + 16 + 8 + 4 + 11 + 12 + 4 + 40 + 4 + 2 * 52;
     uint8_t keep4[4];
     memcpy(keep4, data + cb_at + 60, 4);
     put32(data + cb_at + 60, 3);
@@ -390,9 +447,9 @@ static void test_state(void)
     fix_crc(data, len);
     /* A batch size past INT_MAX, with a checksum that fits: the message gives
      * the number stored, not a negative one.  It lies after the head (20
-     * bytes), the architecture (20 + 32 for each of 3 layers) and the seed
-     * (8). */
-    const size_t batch_at = 20 + 20 + 3 * 32 + 8;
+     * bytes), the architecture (20 + 32 for each of 3 layers, and the
+     * tensor table) and the seed (8). */
+    const size_t batch_at = 20 + 20 + 3 * 32 + state_table + 8;
     uint8_t saved[4];
     memcpy(saved, data + batch_at, 4);
     put32(data + batch_at, 4000000000u);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""model.ckpt (version 2) and training.state (version 3) read by an
+"""model.ckpt (version 3) and training.state (version 4) read by an
 independent reader written from the README alone (tests/trainerfiles.py), and
 the model run by numpy: the files say what the trainer did, and the model they
 hold gives the test figures the trainer printed."""
@@ -62,12 +62,12 @@ with tempfile.TemporaryDirectory() as tmp:
     ckpt = trainerfiles.read_ckpt(os.path.join(out, "model.ckpt"))
     want_layers = [("dense", {"units": 24, "relu": True}), ("dense", {"units": 12, "relu": True}),
                    ("dense", {"units": 10, "relu": False}), ("softmax", {})]
-    check(ckpt["version"] == 2, f"model.ckpt version {ckpt['version']}")
+    check(ckpt["version"] == 3, f"model.ckpt version {ckpt['version']}")
     check(ckpt["input"] == (ROWS, COLS, 1), f"input shape {ckpt['input']}")
     check(ckpt["classes"] == 10 and ckpt["layers"] == want_layers, f"layers {ckpt['layers']}")
 
     state = trainerfiles.read_state(os.path.join(out, "training.state"))
-    check(state["version"] == 3, f"training.state version {state['version']}")
+    check(state["version"] == 4, f"training.state version {state['version']}")
     check(state["layers"] == want_layers and state["input"] == (ROWS, COLS, 1),
           "the state's layers")
     check(state["params"] == ckpt["tensors"], "the state's parameters are not model.ckpt's")

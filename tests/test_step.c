@@ -5,8 +5,9 @@
  * whose moments are 0 and that no sample lights.  The data has such rows
  * (pixels never lit), a row lit by one sample only (its moments become nonzero
  * in the middle of the first epoch and must keep decaying after), and the
- * second epoch starts from a state that is not fresh.  Also: images of the
- * wrong size are refused. */
+ * second epoch starts from a state that is not fresh.  Also: a tensor that is
+ * not trainable is left alone by the optimizer; images of the wrong size are
+ * refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,66 @@ int main(void)
         model_free(&c);
     }
     dataset_free(&d);
+
+    /* A tensor that is not trainable is never given to the optimizer: a
+     * conv net whose second conv layer's bias is marked so keeps it, and
+     * its moments stay 0, while every trainable tensor moves; the same bits
+     * on 1 and 2 threads. */
+    {
+        dataset cd;
+        test_make_dataset(&cd, 64, 8, 8, 5);
+        layer spec[MODEL_MAX_LAYERS];
+        int n_spec;
+        CHECK(model_parse_layers("conv2d(3,3,relu),conv2d(4,3,same,relu),flatten,"
+                                 "dense(10,softmax)", spec, &n_spec, &err) == 0, "%s", err.msg);
+        float *after[2];
+        size_t len = 0;
+        for (int run = 0; run < 2; run++) {
+            model cm, fresh;
+            CHECK(model_init(&cm, (tensor_shape){8, 8, 1}, spec, n_spec, &err) == 0 &&
+                      model_init(&fresh, (tensor_shape){8, 8, 1}, spec, n_spec, &err) == 0,
+                  "%s", err.msg);
+            model_init_glorot(&cm, SEED);
+            model_init_glorot(&fresh, SEED);
+            layer *frozen = &cm.layer[1];
+            frozen->trainable[DENSE_B] = 0;
+            float *bias = layer_tensor(frozen, cm.params, DENSE_B);
+            for (int o = 0; o < 4; o++)
+                bias[o] = fresh.params[frozen->offset[DENSE_B] + (size_t)o] = 0.25f * (float)o;
+            train_config ccfg = {.threads = run + 1, .shards = 3, .batch_size = 16,
+                                 .adam = adam_defaults(), .seed = SEED};
+            train_session *cs;
+            CHECK(train_session_new(&cs, &cm, &ccfg, &err) == 0, "%s", err.msg);
+            double closs, cacc;
+            CHECK(train_epoch(cs, &cd, 1, &closs, &cacc, NULL, NULL, &err) == 0, "%s",
+                  err.msg);
+            const adam *opt = train_session_optimizer(cs);
+            int moved = 1, zero = 1;
+            for (int l = 0; l < cm.n_layers; l++)
+                for (int t = 0; t < cm.layer[l].n_tensors; t++) {
+                    const size_t at = cm.layer[l].offset[t], n = cm.layer[l].count[t];
+                    const int same = memcmp(cm.params + at, fresh.params + at,
+                                            n * sizeof(float)) == 0;
+                    if (cm.layer[l].trainable[t])
+                        moved &= !same;
+                    else
+                        for (size_t j = 0; j < n; j++)
+                            zero &= same && opt->m[at + j] == 0.0f && opt->v[at + j] == 0.0f;
+                }
+            CHECK(moved, "%d threads: a trainable tensor did not move", run + 1);
+            CHECK(zero, "%d threads: the untrained bias moved, or has moments", run + 1);
+            len = cm.len;
+            after[run] = model_buffer_new(cm.len);
+            memcpy(after[run], cm.params, sizeof(float) * cm.len);
+            train_session_free(cs);
+            model_free(&cm);
+            model_free(&fresh);
+        }
+        CHECK(memcmp(after[0], after[1], sizeof(float) * len) == 0, "1 and 2 threads differ");
+        model_buffer_free(after[0]);
+        model_buffer_free(after[1]);
+        dataset_free(&cd);
+    }
 
     /* Images of another size than the model's input are refused, not read
      * past their end. */

@@ -1,13 +1,14 @@
 """A reader of trainer's binary files, written from the README's description
-of the formats alone (not from the C code): model.ckpt versions 1 and 2,
-training.state versions 1 to 3.  Plain Python; every field is checked as the
+of the formats alone (not from the C code): model.ckpt versions 1 to 3,
+training.state versions 1 to 4.  Plain Python; every field is checked as the
 README says a reader must."""
 import math
 import struct
 import zlib
 
 ORDER_TAG = 0x01020304
-KINDS = {1: "dense", 2: "softmax", 3: "conv2d", 4: "maxpool2d", 5: "flatten", 6: "dropout"}
+KINDS = {1: "dense", 2: "softmax", 3: "conv2d", 4: "maxpool2d", 5: "flatten", 6: "dropout",
+         7: "avgpool2d", 8: "global_avgpool2d"}
 HYPER_WORDS = 7
 
 
@@ -59,10 +60,10 @@ def _architecture(r):
                 raise ValueError(f"conv2d words {words}")
             layers.append(("conv2d", {"filters": words[0], "kernel": words[1],
                                       "same": bool(words[2]), "relu": bool(words[3])}))
-        elif kind == 4:
+        elif kind in (4, 7):
             if not (words[0] >= 1 and not any(words[1:])):
-                raise ValueError(f"maxpool2d words {words}")
-            layers.append(("maxpool2d", {"pool": words[0]}))
+                raise ValueError(f"{KINDS[kind]} words {words}")
+            layers.append((KINDS[kind], {"pool": words[0]}))
         elif kind == 6:
             (rate,) = struct.unpack("<f", struct.pack("<I", words[0]))
             if not (0 <= rate < 1 and not any(words[1:])):
@@ -95,8 +96,10 @@ def output_shape(shape, kind, hp):
     if kind == "conv2d":
         k = hp["kernel"]
         return (h, w, hp["filters"]) if hp["same"] else (h - k + 1, w - k + 1, hp["filters"])
-    if kind == "maxpool2d":
+    if kind in ("maxpool2d", "avgpool2d"):
         return (h // hp["pool"], w // hp["pool"], c)
+    if kind == "global_avgpool2d":
+        return (1, 1, c)
     if kind == "flatten":
         return (1, 1, h * w * c)
     return shape
@@ -116,6 +119,20 @@ def tensor_shapes(input_shape, layers):
     return shapes
 
 
+def _tensor_table(r, layers, shapes):
+    """The newer versions' table: per layer u32 T, per tensor u64 floats and
+    u32 flags (1 trainable).  It must match the shapes the layers give."""
+    counts = []
+    for _ in layers:
+        for _ in range(r.take("I")):
+            count, flags = r.take("QI")
+            if flags not in (0, 1):
+                raise ValueError(f"tensor flags {flags}")
+            counts.append(count)
+    if counts != [math.prod(t) for t in shapes]:
+        raise ValueError(f"tensor table {counts}")
+
+
 def _tensors(r, shapes):
     out = []
     for shape in shapes:
@@ -132,11 +149,13 @@ def read_ckpt(path):
     r, version = _head(data, b"TRNRCKPT")
     if version == 1:
         input_shape, classes, layers = _sizes_as_architecture(r)
-    elif version == 2:
+    elif version in (2, 3):
         input_shape, classes, layers = _architecture(r)
     else:
         raise ValueError(f"version {version}")
     shapes = tensor_shapes(input_shape, layers)
+    if version >= 3:
+        _tensor_table(r, layers, shapes)
     count = r.take("Q")
     if count != sum(math.prod(t) for t in shapes):
         raise ValueError("parameter count")
@@ -153,8 +172,10 @@ def read_state(path):
     r, version = _head(data, b"TRNRSTAT")
     if version in (1, 2):
         input_shape, classes, layers = _sizes_as_architecture(r)
-    elif version == 3:
+    elif version in (3, 4):
         input_shape, classes, layers = _architecture(r)
+        if version >= 4:
+            _tensor_table(r, layers, tensor_shapes(input_shape, layers))
     else:
         raise ValueError(f"version {version}")
     s = {"version": version, "input": input_shape, "classes": classes, "layers": layers}

@@ -15,7 +15,7 @@ static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'C', 'K', 'P', 'T'};
 int ckpt_encode(const model *m, uint8_t **data, size_t *len, tr_error *err)
 {
     const size_t n_params = model_param_count(m);
-    const size_t total = 20 + architecture_len(m->n_layers) + 8 + 4 * n_params + 4;
+    const size_t total = 20 + architecture_len(m) + 8 + 4 * n_params + 4;
     uint8_t *buf = malloc(total);
     if (!buf)
         return error_set(err, "out of memory for a checkpoint of %zu bytes", total);
@@ -55,7 +55,7 @@ int ckpt_decode(model *m, const uint8_t *data, size_t len, const char *name,
         return error_set(err, "%s: checksum mismatch (file says %08x, contents give "
                          "%08x): the file is corrupt or truncated", name, stored_crc, crc);
     if (version == 1 ? get_sized_model(&r, m, name, err)
-                     : get_architecture(&r, m, name, err))
+                     : get_architecture(&r, m, version >= 3, name, err))
         return -1;
     /* Defined, not allocated: the length is checked first, so that a forged
      * layer size cannot make the reader allocate gigabytes. */

@@ -63,15 +63,21 @@ static inline int get_sized_model(byte_reader *r, model *m, const char *name, tr
     return model_define_mlp(m, tensor_flat(s.sizes[0]), &s, err);
 }
 
-/* Bytes of the architecture block of a model of n_layers layers. */
-static inline size_t architecture_len(int n_layers)
+/* Bytes of the architecture block of model m, with its tensor table. */
+static inline size_t architecture_len(const model *m)
 {
-    return 4 * 5 + (size_t)n_layers * 4 * (1 + LAYER_HYPER_WORDS);
+    size_t n = 4 * 5 + (size_t)m->n_layers * 4 * (1 + LAYER_HYPER_WORDS);
+    for (int l = 0; l < m->n_layers; l++)
+        n += 4 + (size_t)m->layer[l].n_tensors * (8 + 4);
+    return n;
 }
 
 /* The architecture block: u32 input height, width and channels, u32
  * classes, u32 N layers (the head included), then per layer u32 kind and
- * its LAYER_HYPER_WORDS u32 hyper-parameters. */
+ * its LAYER_HYPER_WORDS u32 hyper-parameters; then the tensor table: per
+ * layer u32 T tensors and per tensor u64 floats and u32 flags (1:
+ * trainable), which a reader checks against the layers and which lets an
+ * independent reader find every tensor without knowing the kinds. */
 static inline void put_architecture(byte_writer *w, const model *m)
 {
     put_u32(w, (uint32_t)m->input.h);
@@ -84,12 +90,52 @@ static inline void put_architecture(byte_writer *w, const model *m)
         for (int k = 0; k < LAYER_HYPER_WORDS; k++)
             put_u32(w, m->layer[l].hp[k]);
     }
+    for (int l = 0; l < m->n_layers; l++) {
+        const layer *y = &m->layer[l];
+        put_u32(w, (uint32_t)y->n_tensors);
+        for (int t = 0; t < y->n_tensors; t++) {
+            put_u64(w, y->count[t]);
+            put_u32(w, y->trainable[t]);
+        }
+    }
+}
+
+/* Checks a tensor table against the model's layers. */
+static inline int get_tensor_table(byte_reader *r, const model *m, const char *name,
+                                   tr_error *err)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        const layer *y = &m->layer[l];
+        const uint32_t n = get_u32(r);
+        if (r->bad)
+            return error_set(err, "%s: truncated tensor table", name);
+        if (n != (uint32_t)y->n_tensors)
+            return error_set(err, "%s: layer %d (%s) has %d tensors, the file says %u", name,
+                             l + 1, layer_kind_name(y->kind), y->n_tensors, n);
+        for (int t = 0; t < y->n_tensors; t++) {
+            const uint64_t count = get_u64(r);
+            const uint32_t flags = get_u32(r);
+            if (r->bad)
+                return error_set(err, "%s: truncated tensor table", name);
+            if (count != y->count[t])
+                return error_set(err, "%s: layer %d (%s), tensor %d: %llu floats in the file, "
+                                 "the layer has %zu", name, l + 1, layer_kind_name(y->kind),
+                                 t + 1, (unsigned long long)count, y->count[t]);
+            if (flags != y->trainable[t])
+                return error_set(err, "%s: layer %d (%s), tensor %d: flags %u in the file, "
+                                 "the tensor is %s", name, l + 1, layer_kind_name(y->kind),
+                                 t + 1, flags, y->trainable[t] ? "trainable (1)"
+                                                               : "not trainable (0)");
+        }
+    }
+    return 0;
 }
 
 /* Reads an architecture block and defines the model it describes
  * (model_define: no parameters allocated yet), refusing what does not hold
- * together. */
-static inline int get_architecture(byte_reader *r, model *m, const char *name, tr_error *err)
+ * together; tensors: the block has a tensor table (the newer versions). */
+static inline int get_architecture(byte_reader *r, model *m, int tensors, const char *name,
+                                   tr_error *err)
 {
     const uint32_t h = get_u32(r), wd = get_u32(r), c = get_u32(r);
     const uint32_t classes = get_u32(r), n = get_u32(r);
@@ -117,7 +163,7 @@ static inline int get_architecture(byte_reader *r, model *m, const char *name, t
     if ((uint32_t)model_classes(m) != classes)
         return error_set(err, "%s: %u classes said, the layers give %d", name, classes,
                          model_classes(m));
-    return 0;
+    return tensors ? get_tensor_table(r, m, name, err) : 0;
 }
 
 /* The real (unpadded) floats of buf, a buffer of m's layout, in file order. */

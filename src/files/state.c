@@ -100,7 +100,7 @@ static int get_callbacks(byte_reader *r, train_state *st, const char *name, tr_e
 
 static size_t encoded_len(const train_state *st, const model *m, size_t n_params)
 {
-    return 8 + 4 * 3 + architecture_len(m->n_layers) + 8 + 4 * 3 + 8 * 2 + 4 * 2 +
+    return 8 + 4 * 3 + architecture_len(m) + 8 + 4 * 3 + 8 * 2 + 4 * 2 +
            4 + strlen(st->data_dir) + 4 * 3 + 4 + 8 + 8 + 8 * 3 + 4 +
            (size_t)st->n_history * (4 + 6 * 8) + CALLBACKS_LEN + 8 + 4 * 4 * n_params + 4;
 }
@@ -272,7 +272,7 @@ int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_
                          name, version, STATE_VERSION);
     if (get_u32(&r) != ORDER_TAG || get_u32(&r) != sizeof(float))
         return error_set(err, "%s: byte order or float size does not match", name);
-    if (version <= 2 ? get_sized_model(&r, m, name, err) : get_architecture(&r, m, name, err))
+    if (version <= 2 ? get_sized_model(&r, m, name, err) : get_architecture(&r, m, version >= 4, name, err))
         return -1;
     if (get_run(&r, st, version, name, err))
         goto fail;

@@ -401,11 +401,17 @@ static void reduce_part(train_session *s, int k, int t, float *out, long step, i
     const size_t lo = s->part[k], hi = s->part[k + 1];
     for (int l = 0; l < m->n_layers; l++) {
         const layer *y = &m->layer[l];
-        if (s->trainer[l])
+        if (s->trainer[l]) {
             s->trainer[l]->reduce_part(s->trainer_ctx[l], k, &g, out, alpha, buf, bn);
-        else
-            reduce_segment(m->params, &s->opt, &g, lo > y->begin ? lo : y->begin,
-                           hi < y->end ? hi : y->end, out, alpha);
+            continue;
+        }
+        /* The tensors that are not trained have no gradient to reduce. */
+        for (int t = 0; t < y->n_tensors; t++) {
+            const size_t a = y->offset[t], b = a + y->count[t];
+            if (y->trainable[t])
+                reduce_segment(m->params, &s->opt, &g, lo > a ? lo : a, hi < b ? hi : b, out,
+                               alpha);
+        }
     }
     if (next_bn)
         prepare_part(s, k, buf ^ 1, next_bn);
