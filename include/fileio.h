@@ -3,6 +3,7 @@
 #define TRAINER_FILEIO_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -37,6 +38,11 @@ int file_batch_add(file_batch *b, const char *path, const void *data, size_t len
 int file_batch_commit(file_batch *b, tr_error *err);
 /* Removes the batch's temporary files. */
 void file_batch_abort(file_batch *b);
+
+/* Opens path for reading if it is a regular file: a FIFO, a device or a
+ * directory is refused ("not a regular file") at once, without blocking.
+ * NULL, with the reason, on failure; close with fclose. */
+FILE *file_open_regular(const char *path, tr_error *err);
 
 /* Reads the whole of path into a new buffer (*data, freed by the caller).
  * Files larger than max bytes are refused before anything is allocated. */

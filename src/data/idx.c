@@ -6,6 +6,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "fileio.h"
+
 #define IDX_TYPE_UBYTE 0x08
 
 static uint32_t be32(const uint8_t *p)
@@ -232,9 +234,9 @@ int idx_load(idx_array *out, const char *path, uint32_t items, tr_error *err)
     int have_total = 0;
     uint8_t *buf = NULL;
     int status = 0;
-    rd->f = fopen(path, "rb");
+    rd->f = file_open_regular(path, err);
     if (!rd->f) {
-        status = error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        status = -1;
         goto done;
     }
     if (refill(rd, err) < 0) {

@@ -160,20 +160,42 @@ int file_write_atomic(const char *path, const void *data, size_t len, tr_error *
     return file_batch_commit(&b, err);
 }
 
+FILE *file_open_regular(const char *path, tr_error *err)
+{
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    const int flags = fcntl(fd, F_GETFL);
+    FILE *f = NULL;
+    if (fstat(fd, &st))
+        error_set(err, "%s: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        error_set(err, "%s: not a regular file", path);
+    else if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+        error_set(err, "%s: %s", path, strerror(errno));
+    else if (!(f = fdopen(fd, "rb")))
+        error_set(err, "%s: %s", path, strerror(errno));
+    if (!f)
+        close(fd);
+    return f;
+}
+
 int file_read_all(const char *path, size_t max, uint8_t **data, size_t *len,
                   tr_error *err)
 {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
+    FILE *f = file_open_regular(path, err);
     if (!f)
-        return error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
     struct stat st;
     int status = 0;
     if (fstat(fileno(f), &st)) {
         status = error_set(err, "%s: %s", path, strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
-        status = error_set(err, "%s: not a regular file", path);
     } else if ((unsigned long long)st.st_size > max) {
         status = error_set(err, "%s: %lld bytes is larger than the %zu this file may "
                            "have", path, (long long)st.st_size, max);
