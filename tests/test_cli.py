@@ -205,15 +205,15 @@ with tempfile.TemporaryDirectory() as tmp:
     check(snapshot(out) == before, "--out under a file changed the output directory")
 
     # A write that fails halfway: the file size is limited below the checkpoint's
-    # 420 kB (SIGXFSZ ignored, so write() fails with EFBIG). Every file of the
-    # earlier run stays byte for byte, and no temporary file is left.
+    # 420 kB.  The trainer ignores SIGXFSZ itself, so write() fails with EFBIG
+    # and is reported. Every file of the earlier run stays byte for byte, and
+    # no temporary file is left.
     full = os.path.join(tmp, "full")
     r = run(["--data", data, "--out", full, "--epochs", "1", "--hidden", "128,32"], work)
     check(r.returncode == 0, f"a first run: {r.stderr}")
     before = snapshot(full)
 
     def limit_file_size():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
     r = subprocess.run([TRAINER, "--data", data, "--out", full, "--epochs", "2", "--seed", "9"],

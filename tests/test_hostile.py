@@ -4,12 +4,20 @@ exit status 1, never a hang or a crash:
 - a FIFO wherever a file is read (a picture and --model of predict, --load,
   training.state under --resume, each --data file, export --model,
   trainer-plot's history and images): "not a regular file", at once, with
-  no writer on the FIFO (a plain open would wait for one forever)."""
+  no writer on the FIFO (a plain open would wait for one forever);
+- a file-size limit (ulimit -f 100) under --resume: the write fails with
+  EFBIG ("File too large"), the earlier files stay as they were, and no
+  temporary file is left (SIGXFSZ used to kill the process);
+- a run started with SIGHUP ignored (nohup) goes on when SIGHUP comes; one
+  started without saves its state and stops (status 129)."""
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
@@ -82,5 +90,50 @@ with tempfile.TemporaryDirectory() as tmp:
     refused("--load /dev/zero", [TRAINER, "--data", data, "--out", os.path.join(tmp, "z"),
                                  "--load", "/dev/zero", "--epochs", "1"],
             "/dev/zero: not a regular file")
+
+    # ulimit -f 100 (102,400 bytes, below the checkpoint's 420 kB), SIGXFSZ
+    # left at its default, which kills.
+    limited = os.path.join(tmp, "limited")
+    shutil.copytree(run_dir, limited)
+    os.remove(os.path.join(limited, ".trainer.lock"))
+    before = {n: open(os.path.join(limited, n), "rb").read() for n in os.listdir(limited)}
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (102_400, 102_400))
+
+    r = subprocess.run([TRAINER, "--resume", limited, "--epochs", "2", "--no-plots"], capture_output=True,
+                       text=True, timeout=300, preexec_fn=limit_file_size)
+    lines = r.stderr.strip().splitlines()
+    check(r.returncode == 1 and len(lines) == 1 and "File too large" in lines[0],
+          f"--resume under ulimit -f 100: status {r.returncode}, {r.stderr!r}")
+    after = {n: open(os.path.join(limited, n), "rb").read() for n in os.listdir(limited)
+             if n != ".trainer.lock"}
+    check(after == before, "ulimit -f 100: the earlier files changed, or temporary files "
+          f"were left: {sorted(set(after) ^ set(before))}")
+
+    # nohup: SIGHUP ignored on entry stays ignored.
+    def ignore_hup():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    for ignored in (True, False):
+        where = os.path.join(tmp, f"hup-{ignored}")
+        p = subprocess.Popen([TRAINER, "--data", data, "--out", where, "--epochs", "100000",
+                              "--no-plots"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True, preexec_fn=ignore_hup if ignored else None)
+        deadline = time.time() + 120
+        while not os.path.exists(os.path.join(where, "history.csv")) and \
+                time.time() < deadline:
+            time.sleep(0.01)
+        p.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        alive = p.poll() is None
+        check(alive == ignored, f"SIGHUP {'ignored' if ignored else 'default'} on entry: "
+              f"{'still running' if alive else f'ended with {p.returncode}'}")
+        if alive:
+            p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=120)
+        check(p.returncode == (143 if ignored else 129),
+              f"SIGHUP {'ignored' if ignored else 'default'}: status {p.returncode}")
 
 finish("test_hostile")

@@ -737,8 +737,11 @@ static void catch_signals(void)
     handle_signal(SIGINT, on_signal);
     handle_signal(SIGTERM, on_signal);
     /* A closed terminal or a dropped ssh session: the run is saved as for
-     * SIGTERM, not lost. */
-    handle_signal(SIGHUP, on_signal);
+     * SIGTERM, not lost; but a run started with SIGHUP ignored (nohup) goes
+     * on, as its user asked. */
+    struct sigaction hup;
+    if (sigaction(SIGHUP, NULL, &hup) != 0 || hup.sa_handler != SIG_IGN)
+        handle_signal(SIGHUP, on_signal);
     /* Nor may a write into a pipe that mpirun has closed end the process. */
     if (group_size() > 1) {
         unblock_output = 1;
@@ -1130,6 +1133,10 @@ static int report_test(program *r, const options *o, const output_paths *out,
 
 int main(int argc, char **argv)
 {
+    /* A write past the file-size limit (ulimit -f) fails with EFBIG, which
+     * is reported and leaves the earlier files, instead of a signal that
+     * kills the process with temporary files left behind. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc > 1 && strcmp(argv[1], "predict") == 0)
         return predict_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "export") == 0)
