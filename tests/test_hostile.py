@@ -9,7 +9,10 @@ exit status 1, never a hang or a crash:
   EFBIG ("File too large"), the earlier files stay as they were, and no
   temporary file is left (SIGXFSZ used to kill the process);
 - a run started with SIGHUP ignored (nohup) goes on when SIGHUP comes; one
-  started without saves its state and stops (status 129)."""
+  started without saves its state and stops (status 129);
+- export: an output that is the model read, or another output, is refused
+  (status 2) and the model is left as it was; an empty path is refused; a
+  drawing page that fails part-way leaves the earlier page whole."""
 import os
 import resource
 import shutil
@@ -135,5 +138,47 @@ with tempfile.TemporaryDirectory() as tmp:
         p.communicate(timeout=120)
         check(p.returncode == (143 if ignored else 129),
               f"SIGHUP {'ignored' if ignored else 'default'}: status {p.returncode}")
+
+    # Export's outputs.
+    with open(model, "rb") as f:
+        model_bytes = f.read()
+    for args, want in (
+            (["--onnx", model], "is also the model read"),
+            (["--safetensors", os.path.join(run_dir, "..", "run", "model.ckpt")],
+             "is also the model read"),
+            (["--onnx", os.path.join(tmp, "x.bin"), "--safetensors",
+              os.path.join(tmp, ".", "x.bin")], "x.bin is also"),
+            (["--onnx", ""], "--onnx needs a path"),
+            (["--onnx", os.path.join(tmp, "page", "model.onnx"), "--web",
+              os.path.join(tmp, "page")], "is also the page's model.onnx")):
+        r = run([TRAINER, "export", "--model", model, *args])
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 2 and len(lines) == 1 and want in lines[0],
+              f"export {args}: status {r.returncode}, {r.stderr!r}")
+    with open(model, "rb") as f:
+        check(f.read() == model_bytes, "export changed the model it read")
+    check(not os.path.exists(os.path.join(tmp, "x.bin")), "export wrote x.bin")
+    # The page: ONNX Runtime Web's files stood in for by small ones.
+    ort = os.path.join(tmp, "ort")
+    os.makedirs(ort)
+    for name in ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"):
+        with open(os.path.join(ort, name), "w") as f:
+            f.write("the first version\n")
+    page = os.path.join(tmp, "page")
+    r = run([TRAINER, "export", "--model", model, "--web", page, "--onnxruntime-web", ort])
+    check(r.returncode == 0, f"export --web: {r.stderr!r}")
+    for name in os.listdir(ort):
+        with open(os.path.join(ort, name), "w") as f:
+            f.write("the second version\n")
+    os.remove(os.path.join(page, "page.js"))
+    os.makedirs(os.path.join(page, "page.js"))  # its replacement cannot be renamed there
+    before = {n: open(os.path.join(page, n), "rb").read() for n in os.listdir(page)
+              if n != "page.js"}
+    r = run([TRAINER, "export", "--model", model, "--web", page, "--onnxruntime-web", ort])
+    after = {n: open(os.path.join(page, n), "rb").read() for n in os.listdir(page)
+             if n != "page.js"}
+    check(r.returncode == 1 and "page.js" in r.stderr, f"a page that fails: {r.stderr!r}")
+    check(after == before, "a page that failed part-way left a mix of new and old files: "
+          f"{sorted(n for n in after if after[n] != before.get(n))}")
 
 finish("test_hostile")

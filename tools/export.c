@@ -1,7 +1,9 @@
 /* trainer export - a trained model in other programs' formats (export.h). */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "commands.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,50 +68,112 @@ static int find_ort(const char *ort, char *dir, size_t size, tr_error *err)
                      "or name its folder with --onnxruntime-web", TRAINER_SOURCE_DIR);
 }
 
-static int write_in(const char *dir, const char *name, const void *data, size_t len,
-                    tr_error *err)
+/* Adds dir/name to the batch b. */
+static int add_in(file_batch *b, const char *dir, const char *name, const void *data,
+                  size_t len, tr_error *err)
 {
     char path[4096];
     return run_output_path(path, sizeof path, dir, name, err) ||
-           file_write_atomic(path, data, len, err);
+           file_batch_add(b, path, data, len, err);
 }
 
 /* The drawing page in dir: the page's files, the model as ONNX and its
  * shape in model.json, and ONNX Runtime Web's files copied from ort_dir.
- * Each file is replaced whole; the files of an earlier page stay until
- * their new versions are written. */
+ * The files replace an earlier page's together or not at all. */
 static int export_web(const model *m, const char *dir, const char *ort, tr_error *err)
 {
     char ort_dir[4096];
     if (find_ort(ort, ort_dir, sizeof ort_dir, err) || file_make_dirs(dir, err))
         return -1;
+    file_batch b = {0};
     for (size_t k = 0; k < sizeof ort_files / sizeof *ort_files; k++) {
         char path[4096 + 64];
         uint8_t *data;
         size_t len;
         snprintf(path, sizeof path, "%s/%s", ort_dir, ort_files[k]);
-        if (file_read_all(path, ORT_FILE_MAX_BYTES, &data, &len, err))
+        if (file_read_all(path, ORT_FILE_MAX_BYTES, &data, &len, err)) {
+            file_batch_abort(&b);
             return -1;
-        const int rc = write_in(dir, ort_files[k], data, len, err);
+        }
+        const int rc = add_in(&b, dir, ort_files[k], data, len, err);
         free(data);
         if (rc)
             return -1;
     }
     char layers[4096], info[4096 + 256];
-    if (model_format_layers(m, layers, sizeof layers))
+    if (model_format_layers(m, layers, sizeof layers)) {
+        file_batch_abort(&b);
         return error_set(err, "the model's layers are longer than %zu bytes", sizeof layers);
+    }
     const int n = snprintf(info, sizeof info, "{\"classes\": %d, \"height\": %d, \"width\": %d, "
                            "\"channels\": %d, \"layers\": \"%s\"}\n", model_classes(m),
                            m->input.h, m->input.w, m->input.c, layers);
     uint8_t *onnx = NULL;
     size_t len = 0;
-    if (write_in(dir, "model.json", info, (size_t)n, err) || export_onnx(m, &onnx, &len, err))
+    if (add_in(&b, dir, "model.json", info, (size_t)n, err))
         return -1;
-    int rc = write_in(dir, "model.onnx", onnx, len, err);
+    if (export_onnx(m, &onnx, &len, err)) {
+        file_batch_abort(&b);
+        return -1;
+    }
+    int rc = add_in(&b, dir, "model.onnx", onnx, len, err);
     free(onnx);
     for (int k = 0; k < web_file_count && !rc; k++)
-        rc = write_in(dir, web_files[k].name, web_files[k].data, web_files[k].len, err);
-    return rc;
+        rc = add_in(&b, dir, web_files[k].name, web_files[k].data, web_files[k].len, err);
+    return rc ? -1 : file_batch_commit(&b, err);
+}
+
+/* path with its folder resolved (symbolic links, "..") into buf; the path
+ * as given when its folder does not exist. */
+static void resolved(char *buf, size_t size, const char *path)
+{
+    char dir[4096], real[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    if (realpath(dir, real))
+        snprintf(buf, size, "%s/%s", real, name);
+    else
+        snprintf(buf, size, "%s", path);
+}
+
+/* Whether paths a and b name the same file: the same inode when both
+ * exist, else the same resolved folder and name. */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char ra[PATH_MAX + 4096], rb[PATH_MAX + 4096];
+    resolved(ra, sizeof ra, a);
+    resolved(rb, sizeof rb, b);
+    return strcmp(ra, rb) == 0;
+}
+
+/* Refuses an output that is the model read or another output: writing it
+ * would destroy the input, or keep one of the two silently. */
+static int check_outputs(const char *model_path, const char *const *out, int n,
+                         const char *web)
+{
+    char in_web[4096];
+    for (int k = 0; k < n; k++) {
+        if (!out[k])
+            continue;
+        const char *clash = same_file(out[k], model_path) ? "the model read" : NULL;
+        for (int j = 0; j < k && !clash; j++)
+            clash = out[j] && same_file(out[k], out[j]) ? out[j] : NULL;
+        if (!clash && web && snprintf(in_web, sizeof in_web, "%s/model.onnx", web) > 0 &&
+            same_file(out[k], in_web))
+            clash = "the page's model.onnx";
+        if (clash) {
+            fprintf(stderr, "trainer export: %s is also %s: give each output its own file "
+                    "(see trainer export --help)\n", out[k], clash);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int export_main(int argc, char **argv)
@@ -151,6 +215,18 @@ int export_main(int argc, char **argv)
                 "OUT or --web DIR (see trainer export --help)\n");
         return EXIT_USAGE;
     }
+    const struct {
+        const char *flag, *value;
+    } named[] = {{"--model", model_path}, {"--onnx", onnx}, {"--safetensors", safetensors},
+                 {"--web", web}, {"--onnxruntime-web", ort}};
+    for (size_t k = 0; k < sizeof named / sizeof *named; k++)
+        if (named[k].value && !named[k].value[0]) {
+            fprintf(stderr, "trainer export: %s needs a path, not '' (see trainer export "
+                    "--help)\n", named[k].flag);
+            return EXIT_USAGE;
+        }
+    if (check_outputs(model_path, (const char *[]){onnx, safetensors}, 2, web))
+        return EXIT_USAGE;
     if (ort && !web) {
         fprintf(stderr, "trainer export: --onnxruntime-web is for --web (see trainer export "
                 "--help)\n");
