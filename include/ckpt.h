@@ -34,7 +34,9 @@
 
 #define CKPT_VERSION 3
 
-/* Encodes m into a new buffer (*data, freed by the caller). */
+/* Encodes m into a new buffer (*data, freed by the caller).  Fails, naming
+ * the first, on a parameter that is NaN or infinite: no reader would load
+ * the file. */
 int ckpt_encode(const model *m, uint8_t **data, size_t *len, tr_error *err);
 
 /* Decodes a checkpoint image into a new model (free with model_free).  name is

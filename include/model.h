@@ -108,6 +108,11 @@ int model_tensors(const model *m, float *buf, float **ptr, size_t *count);
 int model_check_finite(const model *m, const float *buf, const char *name, const char *what,
                        tr_error *err);
 
+/* The same, and fails on a value below 0 ("is negative (-0.5)"): Adam's
+ * second moments, whose square root the update takes. */
+int model_check_nonnegative(const model *m, const float *buf, const char *name,
+                            const char *what, tr_error *err);
+
 /* Allocates a 64-byte aligned, zeroed float buffer of len floats; NULL when out
  * of memory.  Free with model_buffer_free. */
 float *model_buffer_new(size_t len);

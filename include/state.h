@@ -77,7 +77,9 @@ typedef struct {
 } train_state;
 
 /* Encodes st with the parameters of m and the moments of opt into a new
- * buffer (*data, freed by the caller). */
+ * buffer (*data, freed by the caller).  Fails, naming the first, on a
+ * parameter or moment that is not finite, or a second moment below 0: the
+ * state would not load. */
 int state_encode(const train_state *st, const model *m, const adam *opt, uint8_t **data,
                  size_t *len, tr_error *err);
 

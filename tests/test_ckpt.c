@@ -54,6 +54,26 @@ static void expect_forged(const uint8_t *bytes, size_t len, size_t at, uint32_t 
     free(bad);
 }
 
+/* Replaces the one float of bytes whose bits are marker's with value and
+ * fixes the checksum: a file the encoder (which refuses such values) could
+ * not write. */
+static void forge_float(uint8_t *bytes, size_t len, float marker, float value)
+{
+    uint32_t want, bits;
+    memcpy(&want, &marker, 4);
+    memcpy(&bits, &value, 4);
+    size_t found = 0, at = 0;
+    for (size_t k = 0; k + 4 <= len; k++) {
+        uint32_t v = (uint32_t)bytes[k] | (uint32_t)bytes[k + 1] << 8 |
+                     (uint32_t)bytes[k + 2] << 16 | (uint32_t)bytes[k + 3] << 24;
+        if (v == want)
+            found++, at = k;
+    }
+    CHECK(found == 1, "the marker %g is in the file %zu times", (double)marker, found);
+    put32(bytes + at, bits);
+    fix_crc(bytes, len);
+}
+
 /* m written as a version-1 file, as include/ckpt.h describes it: a stack of
  * dense layers told by its sizes. */
 static uint8_t *version1_bytes(const model *m, const mlp_shape *s, size_t *len)
@@ -205,20 +225,28 @@ static void test_ckpt(void)
     free(v1);
 
     /* Parameters that are not finite are refused, the first one named; an
-     * infinite weight would go unnoticed on a pixel that is always 0. */
-    const float keep_w = layer_tensor(&m.layer[0], m.params, DENSE_W)[5 * 20 + 3], keep_b = layer_tensor(&m.layer[2], m.params, DENSE_B)[4];
-    layer_tensor(&m.layer[0], m.params, DENSE_W)[5 * 20 + 3] = INFINITY;
-    layer_tensor(&m.layer[2], m.params, DENSE_B)[4] = NAN;
+     * infinite weight would go unnoticed on a pixel that is always 0.  The
+     * encoder refuses to write them; forged files are refused on reading. */
+    float *w53 = &layer_tensor(&m.layer[0], m.params, DENSE_W)[5 * 20 + 3];
+    float *b4 = &layer_tensor(&m.layer[2], m.params, DENSE_B)[4];
+    const float keep_w = *w53, keep_b = *b4;
     uint8_t *odd;
     size_t odd_len;
+    *b4 = NAN;
+    CHECK(ckpt_encode(&m, &odd, &odd_len, &err) == -1 &&
+              strstr(err.msg, "layer 3 (dense_3), bias [4], is nan"),
+          "a NaN parameter encoded: '%s'", err.msg);
+    *w53 = 1234.5f;
+    *b4 = 2345.5f;
     CHECK(ckpt_encode(&m, &odd, &odd_len, &err) == 0, "%s", err.msg);
+    forge_float(odd, odd_len, 1234.5f, INFINITY);
+    forge_float(odd, odd_len, 2345.5f, NAN);
     expect_ckpt_error(odd, odd_len, "the parameter of layer 1 (dense_1), weight [5][3], is inf");
-    free(odd);
-    layer_tensor(&m.layer[0], m.params, DENSE_W)[5 * 20 + 3] = keep_w;
-    CHECK(ckpt_encode(&m, &odd, &odd_len, &err) == 0, "%s", err.msg);
+    forge_float(odd, odd_len, INFINITY, 1.0f);
     expect_ckpt_error(odd, odd_len, "layer 3 (dense_3), bias [4], is nan");
     free(odd);
-    layer_tensor(&m.layer[2], m.params, DENSE_B)[4] = keep_b;
+    *w53 = keep_w;
+    *b4 = keep_b;
 
     /* A failed save leaves the earlier file as it was. */
     char missing[4096];
@@ -412,14 +440,26 @@ static void test_state(void)
         }
         free(v3);
     }
-    /* A second moment that is not finite would poison every later step. */
+    /* A second moment that is not finite, or below 0, would poison every
+     * later step (the update takes its square root): the encoder refuses
+     * it, and so does the reader of a forged file. */
     free(data);
     pv[2][1] = NAN;
+    CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == -1 &&
+              strstr(err.msg, "Adam's second moment of layer 2 (dense_2), weight [0][1], is "
+                              "nan"),
+          "a NaN moment encoded: '%s'", err.msg);
+    pv[2][1] = 3456.5f;
     CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
-    CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 && !bm.params &&
-              !m1 && strstr(err.msg, "s: Adam's second moment of layer 2 (dense_2), weight "
-                                     "[0][1], is nan"),
-          "a NaN moment: '%s'", err.msg);
+    const float forged[2] = {NAN, -0.5f};
+    const char *said[2] = {"is nan", "is negative (-0.5)"};
+    for (int f = 0; f < 2; f++) {
+        forge_float(data, len, f ? NAN : 3456.5f, forged[f]);
+        CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 && !bm.params &&
+                  !m1 && strstr(err.msg, "s: Adam's second moment of layer 2 (dense_2), "
+                                         "weight [0][1], ") && strstr(err.msg, said[f]),
+              "a forged moment %g: '%s'", (double)forged[f], err.msg);
+    }
     free(data);
     pv[2][1] = 0.0f;
     CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);

@@ -10,6 +10,9 @@ exit status 1, never a hang or a crash:
   temporary file is left (SIGXFSZ used to kill the process);
 - a run started with SIGHUP ignored (nohup) goes on when SIGHUP comes; one
   started without saves its state and stops (status 129);
+- a training.state with a negative Adam second moment (a good checksum) is
+  refused on --resume, naming the moment, where it used to resume and write
+  a model.ckpt with a NaN weight;
 - export: an output that is the model read, or another output, is refused
   (status 2) and the model is left as it was; an empty path is refused; a
   drawing page that fails part-way leaves the earlier page whole."""
@@ -17,13 +20,16 @@ import os
 import resource
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
+import trainerfiles  # noqa: E402
 from testlib import check, finish  # noqa: E402
 
 TRAINER, PLOT = (os.path.abspath(p) for p in sys.argv[1:3])
@@ -138,6 +144,29 @@ with tempfile.TemporaryDirectory() as tmp:
         p.communicate(timeout=120)
         check(p.returncode == (143 if ignored else 129),
               f"SIGHUP {'ignored' if ignored else 'default'}: status {p.returncode}")
+
+    # A negative second moment in a state with a good checksum.
+    forged = os.path.join(tmp, "forged")
+    shutil.copytree(run_dir, forged)
+    os.remove(os.path.join(forged, ".trainer.lock"))
+    path = os.path.join(forged, "training.state")
+    state = trainerfiles.read_state(path)
+    p = sum(len(t[1]) for t in state["params"])
+    arrays = 4 if "best_weights" in state else 3
+    with open(path, "rb") as f:
+        raw = bytearray(f.read())
+    v0 = len(raw) - 4 - 4 * p * arrays + 2 * 4 * p  # params, m, then v
+    raw[v0 + 4 * 7:v0 + 4 * 8] = struct.pack("<f", -0.25)
+    raw[-4:] = struct.pack("<I", zlib.crc32(bytes(raw[:-4])))
+    with open(path, "wb") as f:
+        f.write(raw)
+    before = {n: open(os.path.join(forged, n), "rb").read() for n in os.listdir(forged)}
+    r = run([TRAINER, "--resume", forged, "--epochs", "2", "--no-plots"])
+    check(r.returncode == 1 and "Adam's second moment of layer 1 (dense_1), weight [0][7], is "
+          "negative (-0.25)" in r.stderr, f"a negative second moment: {r.stderr!r}")
+    after = {n: open(os.path.join(forged, n), "rb").read() for n in os.listdir(forged)
+             if n != ".trainer.lock"}
+    check(after == before, "a refused state changed the run's files")
 
     # Export's outputs.
     with open(model, "rb") as f:

@@ -14,6 +14,8 @@ static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'C', 'K', 'P', 'T'};
 
 int ckpt_encode(const model *m, uint8_t **data, size_t *len, tr_error *err)
 {
+    if (model_check_finite(m, m->params, "model.ckpt", "the parameter", err))
+        return -1;
     const size_t n_params = model_param_count(m);
     const size_t total = 20 + architecture_len(m) + 8 + 4 * n_params + 4;
     uint8_t *buf = malloc(total);

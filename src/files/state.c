@@ -108,6 +108,10 @@ static size_t encoded_len(const train_state *st, const model *m, size_t n_params
 int state_encode(const train_state *st, const model *m, const adam *opt, uint8_t **data,
                  size_t *len, tr_error *err)
 {
+    if (model_check_finite(m, m->params, "training.state", "the parameter", err) ||
+        model_check_finite(m, opt->m, "training.state", "Adam's first moment", err) ||
+        model_check_nonnegative(m, opt->v, "training.state", "Adam's second moment", err))
+        return -1;
     size_t n_params = model_param_count(m);
     size_t total = encoded_len(st, m, n_params);
     uint8_t *buf = malloc(total);
@@ -314,7 +318,7 @@ int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_
     }
     if (model_check_finite(m, m->params, name, "the parameter", err) ||
         model_check_finite(m, *m1, name, "Adam's first moment", err) ||
-        model_check_finite(m, *m2, name, "Adam's second moment", err) ||
+        model_check_nonnegative(m, *m2, name, "Adam's second moment", err) ||
         (st->best_weights &&
          model_check_finite(m, st->best_weights, name, "the best epoch's parameter", err)))
         goto fail;

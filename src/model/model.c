@@ -176,29 +176,47 @@ int model_tensors(const model *m, float *buf, float **ptr, size_t *count)
     return k;
 }
 
-int model_check_finite(const model *m, const float *buf, const char *name, const char *what,
-                       tr_error *err)
+/* Fails, naming the first value of buf's real tensors that is not finite
+ * or, with nonnegative, below 0. */
+static int check_values(const model *m, const float *buf, const char *name, const char *what,
+                        int nonnegative, tr_error *err)
 {
     for (int l = 0; l < m->n_layers; l++) {
         const layer *y = &m->layer[l];
         for (int t = 0; t < y->n_tensors; t++)
             for (size_t k = 0; k < y->count[t]; k++) {
                 const float v = buf[y->offset[t] + k];
-                if (isfinite(v))
+                if (isfinite(v) && !(nonnegative && v < 0.0f))
                     continue;
                 const char *kind = layer_kind_name(y->kind);
+                char value[32];
+                snprintf(value, sizeof value, isfinite(v) ? "negative (%g)" : "%g", (double)v);
                 if (t == 0 && y->n_tensors == 2) {
                     const size_t cols = y->count[1];
                     return error_set(err, "%s: %s of layer %d (%s_%d), weight [%zu][%zu], is "
-                                     "%g", name, what, l + 1, kind, l + 1, k / cols, k % cols,
-                                     (double)v);
+                                     "%s", name, what, l + 1, kind, l + 1, k / cols, k % cols,
+                                     value);
                 }
-                return error_set(err, "%s: %s of layer %d (%s_%d), %s [%zu], is %g", name,
-                                 what, l + 1, kind, l + 1, t == y->n_tensors - 1 ? "bias"
-                                 : "tensor", k, (double)v);
+                if (y->n_tensors == 2)
+                    return error_set(err, "%s: %s of layer %d (%s_%d), bias [%zu], is %s",
+                                     name, what, l + 1, kind, l + 1, k, value);
+                return error_set(err, "%s: %s of layer %d (%s_%d), tensor %d [%zu], is %s",
+                                 name, what, l + 1, kind, l + 1, t + 1, k, value);
             }
     }
     return 0;
+}
+
+int model_check_finite(const model *m, const float *buf, const char *name, const char *what,
+                       tr_error *err)
+{
+    return check_values(m, buf, name, what, 0, err);
+}
+
+int model_check_nonnegative(const model *m, const float *buf, const char *name,
+                            const char *what, tr_error *err)
+{
+    return check_values(m, buf, name, what, 1, err);
 }
 
 float *model_buffer_new(size_t len)

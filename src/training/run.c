@@ -257,6 +257,25 @@ static int add_epoch_files(file_batch *b, const run *r, int n, const model *m, t
     return status;
 }
 
+/* Fails when the model's parameters or the optimizer's state are not all
+ * finite: such files would load nowhere, and the last good ones are kept. */
+static int check_diverged(const run *r, tr_error *err)
+{
+    const adam *opt = train_session_optimizer(r->session);
+    char when[32];
+    snprintf(when, sizeof when, "after epoch %d", r->epoch - 1);
+    tr_error why;
+    if (!model_check_finite(r->model, r->model->params, when, "the parameter", &why) &&
+        !model_check_finite(r->model, opt->m, when, "Adam's first moment", &why) &&
+        !model_check_nonnegative(r->model, opt->v, when, "Adam's second moment", &why))
+        return 0;
+    if (!r->saved_epoch)
+        return error_set(err, "%s: training diverged (try a smaller --lr); nothing was saved",
+                         why.msg);
+    return error_set(err, "%s: training diverged (try a smaller --lr); the files of epoch %d "
+                     "are kept", why.msg, r->saved_epoch);
+}
+
 /* After an epoch, r->epoch being the next: the epoch's files when they are
  * due; otherwise the model is kept for an interruption to write. */
 static int end_epoch(run *r, tr_error *err)
@@ -264,6 +283,8 @@ static int end_epoch(run *r, tr_error *err)
     const int done = r->epoch - 1;
     if (!r->cfg.out_dir)
         return 0;
+    if (check_diverged(r, err))
+        return -1;
     const int last = done >= r->cfg.epochs || r->cb.stopped_epoch;
     if (!last && now() - r->saved_time < SAVE_INTERVAL) {
         memcpy(r->epoch_model.params, r->model->params, sizeof(float) * r->model->len);
