@@ -498,6 +498,53 @@ static void test_state(void)
               strstr(err.msg, "batch size 4000000000 out of range"),
           "batch size 4e9: '%s'", err.msg);
     memcpy(data + batch_at, saved, 4);
+    /* The progress of the epoch in progress must hold together (u32 epoch
+     * 63 bytes after the batch size, then u64 batches done, f64 summed
+     * loss, u64 right, u64 seen): 5 batches of 16, 80 seen, 61 right. */
+    const size_t progress_at = batch_at + 63;
+    const struct {
+        size_t at;
+        uint64_t bits;
+        const char *want;
+    } bad_progress[] = {
+        {4 + 8 + 8, 81, "81 samples classified right of 80 seen"},
+        {4 + 8 + 8 + 8, 79, "79 samples seen in 5 batches of 16 (80 expected)"},
+        {4, 99, "99 batches done of an epoch of"},
+        {4 + 8, 0x7ff8000000000000ull, "a summed loss of nan over 80 samples"},
+        {4 + 8, 0x7ff0000000000000ull, "a summed loss of inf over 80 samples"},
+        {4 + 8, 0xc1cdcd6500000000ull, "a summed loss of -1e+09 over 80 samples"},
+    };
+    for (size_t k = 0; k < sizeof bad_progress / sizeof *bad_progress; k++) {
+        uint8_t keep8[8];
+        uint8_t *at = data + progress_at + bad_progress[k].at;
+        memcpy(keep8, at, 8);
+        for (int b = 0; b < 8; b++)
+            at[b] = (uint8_t)(bad_progress[k].bits >> (8 * b));
+        fix_crc(data, len);
+        CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 && !bm.params &&
+                  strstr(err.msg, bad_progress[k].want),
+              "forged progress, want '%s': '%s'", bad_progress[k].want, err.msg);
+        memcpy(at, keep8, 8);
+    }
+    /* A stop that contradicts the history: stopped after epoch 1 of 2 done,
+     * or after epoch 2 with batches of epoch 3 done (the stopped epoch is 68
+     * bytes into the callbacks block). */
+    for (uint32_t stopped = 1; stopped <= 2; stopped++) {
+        put32(data + cb_at + 68, stopped);
+        fix_crc(data, len);
+        CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
+                  strstr(err.msg, "but 2 epochs are done and 5 batches of the next"),
+              "stopped after epoch %u: '%s'", stopped, err.msg);
+    }
+    put32(data + cb_at + 68, 0);
+    fix_crc(data, len);
+    CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == 0, "restored: %s",
+          err.msg);
+    free(back.history);
+    model_buffer_free(back.best_weights);
+    model_buffer_free(m1);
+    model_buffer_free(m2);
+    model_free(&bm);
     free(data);
     model_buffer_free(kept);
     adam_free(&opt);

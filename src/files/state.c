@@ -81,6 +81,10 @@ static int get_callbacks(byte_reader *r, train_state *st, const char *name, tr_e
         ((flags & CB_REDUCE_LR) && !(c->factor > 0.0 && c->factor < 1.0)) ||
         !(s->lr > 0.0f && isfinite(s->lr)))
         return error_set(err, "%s: callback settings or state out of range", name);
+    /* A run that stopped early stopped after its last epoch, and is over. */
+    if (stopped && (stopped != done || st->progress.next_batch != 0))
+        return error_set(err, "%s: stopped after epoch %u, but %u epochs are done and %ld "
+                         "batches of the next", name, stopped, done, st->progress.next_batch);
     c->early_stopping = (flags & CB_EARLY) != 0;
     c->restore_best = (flags & CB_RESTORE) != 0;
     c->save_best = (flags & CB_SAVE_BEST) != 0;
@@ -192,7 +196,38 @@ static int check_config(const raw_config *c, const train_state *st, const char *
     if ((uint64_t)st->n_history != (uint64_t)c->epoch - 1)
         return error_set(err, "%s: %d history rows for epoch %u", name, st->n_history,
                          c->epoch);
+    /* The epoch in progress: its batches done, and the samples, the right
+     * ones and the summed loss they give, must agree. */
+    const epoch_progress *p = &st->progress;
+    const uint64_t bs = c->batch_size, batches = ((uint64_t)st->n_train + bs - 1) / bs;
+    const uint64_t done = (uint64_t)p->next_batch;
+    const uint64_t seen = done * bs < st->n_train ? done * bs : st->n_train;
+    if (done > batches)
+        return error_set(err, "%s: %llu batches done of an epoch of %llu", name,
+                         (unsigned long long)done, (unsigned long long)batches);
+    if ((uint64_t)p->seen != seen)
+        return error_set(err, "%s: %ld samples seen in %llu batches of %u (%llu expected)",
+                         name, p->seen, (unsigned long long)done, c->batch_size,
+                         (unsigned long long)seen);
+    if (p->correct > p->seen)
+        return error_set(err, "%s: %ld samples classified right of %ld seen", name,
+                         p->correct, p->seen);
+    if (!(isfinite(p->loss_sum) && p->loss_sum >= 0.0) || (p->seen == 0 && p->loss_sum != 0.0))
+        return error_set(err, "%s: a summed loss of %g over %ld samples", name, p->loss_sum,
+                         p->seen);
     return 0;
+}
+
+/* A loss is finite and not negative, an accuracy a fraction; the validation
+ * figures are NaN without a validation set. */
+static int figures_plausible(const epoch_stats *h)
+{
+    const int val = !isnan(h->val_loss) || !isnan(h->val_accuracy);
+    return isfinite(h->loss) && h->loss >= 0.0 && h->accuracy >= 0.0 && h->accuracy <= 1.0 &&
+           (!val || (isfinite(h->val_loss) && h->val_loss >= 0.0 && h->val_accuracy >= 0.0 &&
+                     h->val_accuracy <= 1.0)) &&
+           isfinite(h->seconds) && h->seconds >= 0.0 && isfinite(h->learning_rate) &&
+           h->learning_rate > 0.0;
 }
 
 /* The configuration and progress fields, from the seed to the history. */
@@ -253,6 +288,11 @@ static int get_run(byte_reader *r, train_state *st, uint32_t version, const char
         h->learning_rate = version >= 3 ? get_f64(r) : (double)(float)st->lr;
         if (said != i + 1)
             return error_set(err, "%s: history row %u is for epoch %u", name, i + 1, said);
+        if (!figures_plausible(h))
+            return error_set(err, "%s: history row %u holds figures out of range (loss %g, "
+                             "accuracy %g, val_loss %g, val_accuracy %g, seconds %g, rate %g)",
+                             name, i + 1, h->loss, h->accuracy, h->val_loss, h->val_accuracy,
+                             h->seconds, h->learning_rate);
     }
     return 0;
 }
