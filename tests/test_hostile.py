@@ -13,6 +13,11 @@ exit status 1, never a hang or a crash:
 - a training.state with a negative Adam second moment (a good checksum) is
   refused on --resume, naming the moment, where it used to resume and write
   a model.ckpt with a NaN weight;
+- a model.ckpt of version 1 (a stack of dense layers told by its sizes, as
+  0.1's first releases wrote it) predicts as the same parameters in a file
+  of the current version: MNIST's own IDX file and a PNG picture, the same
+  classes and probabilities (it was read as a 1x1x784 input, which refused
+  the IDX file and prepared the picture wrongly);
 - export: an output that is the model read, or another output, is refused
   (status 2) and the model is left as it was; an empty path is refused; a
   drawing page that fails part-way leaves the earlier page whole."""
@@ -167,6 +172,37 @@ with tempfile.TemporaryDirectory() as tmp:
     after = {n: open(os.path.join(forged, n), "rb").read() for n in os.listdir(forged)
              if n != ".trainer.lock"}
     check(after == before, "a refused state changed the run's files")
+
+    # The first run's model written as a version-1 file: u32 L, the L + 1
+    # sizes, u64 P, the floats (include/ckpt.h).
+    ckpt = trainerfiles.read_ckpt(model)
+    sizes = [784] + [hp["units"] for kind, hp in ckpt["layers"] if kind == "dense"]
+    floats = [v for _, values in ckpt["tensors"] for v in values]
+    body = b"TRNRCKPT" + struct.pack("<III", 1, 0x01020304, 4)
+    body += struct.pack(f"<I{len(sizes)}I", len(sizes) - 1, *sizes)
+    body += struct.pack(f"<Q{len(floats)}f", len(floats), *floats)
+    old = os.path.join(tmp, "old.ckpt")
+    with open(old, "wb") as f:
+        f.write(body + struct.pack("<I", zlib.crc32(body)))
+    pictures = [os.path.join(data, "t10k-images-idx3-ubyte")]
+    try:
+        import numpy as np
+        import pngwrite
+        digit = np.full((40, 30), 235, np.uint8)  # dark ink on a light page
+        digit[6:34, 13:18] = 20
+        digit[6:11, 8:18] = 20
+        pictures.append(os.path.join(tmp, "one.png"))
+        with open(pictures[-1], "wb") as f:
+            f.write(pngwrite.encode(digit, 0))
+    except ImportError:
+        print("numpy is not installed: the version-1 model is tried on the IDX file only")
+    for picture in pictures:
+        said = [run([TRAINER, "predict", "--json", "--model", m, picture])
+                for m in (model, old)]
+        check(said[1].returncode == 0 and said[1].stdout == said[0].stdout,
+              f"a version-1 model on {os.path.basename(picture)}: status "
+              f"{said[1].returncode}, {said[1].stderr!r}, "
+              f"{said[1].stdout[:200]!r} vs {said[0].stdout[:200]!r}")
 
     # Export's outputs.
     with open(model, "rb") as f:

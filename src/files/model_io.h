@@ -48,7 +48,10 @@ static inline int get_sizes(byte_reader *r, mlp_shape *s, uint32_t n_layers,
 
 /* The older files' model (model.ckpt version 1, training.state versions 1
  * and 2): u32 L dense layers and their L + 1 sizes, defined (model_define:
- * nothing allocated) as a stack of dense layers on a flat input. */
+ * nothing allocated) as a stack of dense layers.  Those files only ever
+ * held models of MNIST's 28x28x1 images: 784 inputs are read as such, so
+ * that pictures are prepared for them as for any model (other sizes, which
+ * only tests wrote, as a flat input). */
 static inline int get_sized_model(byte_reader *r, model *m, const char *name, tr_error *err)
 {
     const uint32_t n_layers = get_u32(r);
@@ -60,7 +63,9 @@ static inline int get_sized_model(byte_reader *r, model *m, const char *name, tr
         return -1;
     if (r->bad)
         return error_set(err, "%s: truncated header", name);
-    return model_define_mlp(m, tensor_flat(s.sizes[0]), &s, err);
+    const tensor_shape input = s.sizes[0] == 28 * 28 ? (tensor_shape){28, 28, 1}
+                                                     : tensor_flat(s.sizes[0]);
+    return model_define_mlp(m, input, &s, err);
 }
 
 /* Bytes of the architecture block of model m, with its tensor table. */
