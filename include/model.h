@@ -118,6 +118,17 @@ int model_check_nonnegative(const model *m, const float *buf, const char *name,
 float *model_buffer_new(size_t len);
 void model_buffer_free(float *buf);
 
+/* Bytes of a workspace for blocks of max_n samples: every layer's output and
+ * its gradient, and the layers' own workspaces. */
+double model_work_bytes(const model *m, int max_n);
+
+/* The most working memory one workspace may take: half of the machine's
+ * physical memory. */
+double model_memory_limit(void);
+
+/* A workspace for blocks of up to max_n samples.  Fails, naming the need,
+ * when it would take more than model_memory_limit(): a small checkpoint can
+ * describe layers whose outputs fill gigabytes. */
 int model_work_init(model_work *w, const model *m, int max_n, tr_error *err);
 void model_work_free(model_work *w);
 

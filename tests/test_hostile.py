@@ -18,6 +18,9 @@ exit status 1, never a hang or a crash:
   of the current version: MNIST's own IDX file and a PNG picture, the same
   classes and probabilities (it was read as a 1x1x784 input, which refused
   the IDX file and prepared the picture wrongly);
+- a small model.ckpt (688 kB) whose layers' outputs need 34 GB of working
+  memory for predict's blocks of 64: refused before anything is allocated,
+  naming the need and the bound (half of the machine's memory);
 - export: an output that is the model read, or another output, is refused
   (status 2) and the model is left as it was; an empty path is refused; a
   drawing page that fails part-way leaves the earlier page whole."""
@@ -203,6 +206,29 @@ with tempfile.TemporaryDirectory() as tmp:
               f"a version-1 model on {os.path.basename(picture)}: status "
               f"{said[1].returncode}, {said[1].stderr!r}, "
               f"{said[1].stdout[:200]!r} vs {said[0].stdout[:200]!r}")
+
+    # A 128x128 input, conv2d(4096,1): 268 MB of outputs a sample.
+    body = b"TRNRCKPT" + struct.pack("<III", 3, 0x01020304, 4)
+    body += struct.pack("<5I", 128, 128, 1, 10, 5)
+    records = [(3, 4096, 1, 0, 0), (4, 64), (5,), (1, 10, 0), (2,)]
+    tensors = [[4096, 4096], [], [], [16384 * 10, 10], []]
+    for words in records:
+        body += struct.pack("<8I", *words, *[0] * (8 - len(words)))
+    for counts in tensors:
+        body += struct.pack("<I", len(counts))
+        body += b"".join(struct.pack("<QI", n, 1) for n in counts)
+    total = sum(map(sum, tensors))
+    body += struct.pack("<Q", total) + bytes(4 * total)
+    huge = os.path.join(tmp, "huge.ckpt")
+    with open(huge, "wb") as f:
+        f.write(body + struct.pack("<I", zlib.crc32(body)))
+    if os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2 < 34.4e9:
+        refused("a model that needs 34 GB", [TRAINER, "predict", "--model", huge,
+                                             os.path.join(data, "t10k-images-idx3-ubyte")],
+                "the model needs 34.4 GB of working memory for 64 samples at a time, more "
+                "than")
+    else:
+        print("this machine allows 34 GB of working memory: the bound was not tried")
 
     # Export's outputs.
     with open(model, "rb") as f:

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static size_t pad(size_t n)
 {
@@ -233,9 +234,40 @@ void model_buffer_free(float *buf)
     free(buf);
 }
 
+/* Floats of a workspace for blocks of max_n samples (model_work_init's
+ * layout), counted in double so that no product can wrap around. */
+static double work_floats(const model *m, int max_n)
+{
+    const double n = max_n;
+    double floats = n * (double)tensor_size(m->input) + MODEL_ALIGN;
+    for (int l = 0; l < m->n_layers - 1; l++)
+        floats += 2 * (n * (double)tensor_size(m->layer[l].out) + MODEL_ALIGN);
+    floats += n + n * (double)sizeof(uint8_t *) / sizeof(float) + 2 * MODEL_ALIGN;
+    for (int l = 0; l < m->n_layers; l++)
+        floats += (double)layer_work_bytes(&m->layer[l], max_n) / sizeof(float) + 1 +
+                  MODEL_ALIGN;
+    return floats;
+}
+
+double model_work_bytes(const model *m, int max_n)
+{
+    return work_floats(m, max_n) * sizeof(float);
+}
+
+double model_memory_limit(void)
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? 0.5 * (double)pages * (double)page : 4e9;
+}
+
 int model_work_init(model_work *w, const model *m, int max_n, tr_error *err)
 {
     memset(w, 0, sizeof *w);
+    const double need = model_work_bytes(m, max_n), limit = model_memory_limit();
+    if (need > limit)
+        return error_set(err, "the model needs %.3g GB of working memory for %d sample%s at "
+                         "a time, more than the %.3g GB allowed (half of this machine's "
+                         "memory)", need / 1e9, max_n, max_n == 1 ? "" : "s", limit / 1e9);
     const size_t n = (size_t)max_n;
     size_t floats = pad(n * (size_t)tensor_size(m->input));
     for (int l = 0; l < m->n_layers - 1; l++)
