@@ -38,6 +38,20 @@ except ImportError:
 TRAINER = os.path.abspath(sys.argv[1])
 
 
+def readme_recipe():
+    """The README's Python block that reads a safetensors file."""
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+    with open(readme) as f:
+        text = f.read()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    found = [b for b in blocks if "model.safetensors" in b]
+    check(len(found) == 1, f"the README has {len(found)} safetensors recipes")
+    return found[0] if found else ""
+
+
+README_RECIPE = readme_recipe()
+
+
 def run(*args):
     return subprocess.run([TRAINER, *args], capture_output=True, text=True, timeout=600)
 
@@ -152,7 +166,17 @@ def case(tmp, name, rows, cols, channels, *train_args):
     if torch is None:
         print(f"{name}: python3-torch is not installed: the load_state_dict check was not run")
         return model, st
-    net = eval(meta["trainer.sequential"], {k: getattr(torch.nn, k) for k in dir(torch.nn)})
+    # The README's recipe, run as written beside the file: it builds the
+    # modules from the metadata's text as data, with no eval.
+    scope = {}
+    cwd = os.getcwd()
+    os.chdir(os.path.dirname(st))
+    try:
+        check(os.path.basename(st) == "model.safetensors", "the recipe reads model.safetensors")
+        exec(README_RECIPE, scope)
+    finally:
+        os.chdir(cwd)
+    net = scope["net"]
     net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()},
                         strict=True)
     net.eval()
