@@ -222,6 +222,12 @@ static void test_ckpt(void)
     v1[20] = 9;
     fix_crc(v1, v1_len);
     expect_ckpt_error(v1, v1_len, "9 layers (1 to 8 supported)");
+    /* A layer that cannot be built is named with the file, as in every
+     * version (the sizes: 36, 20, 7, then the classes at 36). */
+    v1[20] = 3;
+    put32(v1 + 36, 300);
+    fix_crc(v1, v1_len);
+    expect_ckpt_error(v1, v1_len, "softmax over 300 classes");
     free(v1);
 
     /* Parameters that are not finite are refused, the first one named; an
@@ -417,6 +423,18 @@ static void test_state(void)
     }
     CHECK(state_decode(&back, &bm, &m1, &m2, data, len - 9, "s", &err) == -1,
           "a cut state was accepted");
+    /* Four bytes too many, with a good checksum: named as such, not as a
+     * parameter count that matches. */
+    {
+        uint8_t *longer = malloc(len + 4);
+        memcpy(longer, data, len - 4);
+        memset(longer + len - 4, 0, 4);
+        fix_crc(longer, len + 4);
+        CHECK(state_decode(&back, &bm, &m1, &m2, longer, len + 4, "s", &err) == -1 &&
+                  strstr(err.msg, "the file is longer than its contents"),
+              "a state with 4 bytes too many: '%s'", err.msg);
+        free(longer);
+    }
     /* Version 3, without the tensor table (after the 3 layers' records),
      * still loads to the same parameters and moments. */
     {

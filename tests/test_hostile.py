@@ -21,6 +21,8 @@ exit status 1, never a hang or a crash:
 - a small model.ckpt (688 kB) whose layers' outputs need 34 GB of working
   memory for predict's blocks of 64: refused before anything is allocated,
   naming the need and the bound (half of the machine's memory);
+- a training.state that names no data directory: "give it with --data DIR",
+  not ": data directory not found";
 - export: an output that is the model read, or another output, is refused
   (status 2) and the model is left as it was; an empty path is refused; a
   drawing page that fails part-way leaves the earlier page whole."""
@@ -229,6 +231,23 @@ with tempfile.TemporaryDirectory() as tmp:
                 "than")
     else:
         print("this machine allows 34 GB of working memory: the bound was not tried")
+
+    # A state whose data directory is empty (u32 0 in place of its length
+    # and name), with a good checksum.
+    nodir = os.path.join(tmp, "nodir")
+    shutil.copytree(run_dir, nodir)
+    os.remove(os.path.join(nodir, ".trainer.lock"))
+    path = os.path.join(nodir, "training.state")
+    name = trainerfiles.read_state(path)["data_dir"].encode()
+    with open(path, "rb") as f:
+        raw = bytearray(f.read())
+    at = raw.find(struct.pack("<I", len(name)) + name)
+    raw[at:at + 4 + len(name)] = struct.pack("<I", 0)
+    raw[-4:] = struct.pack("<I", zlib.crc32(bytes(raw[:-4])))
+    with open(path, "wb") as f:
+        f.write(raw)
+    refused("a state with no data directory", [TRAINER, "--resume", nodir, "--epochs", "2"],
+            f"{path}: the state names no data directory: give it with --data DIR")
 
     # Export's outputs.
     with open(model, "rb") as f:

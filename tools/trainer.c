@@ -778,8 +778,12 @@ static int read_saved_run(program *r, options *o, char *state_path, size_t size,
     else if (o->epochs < st->epoch - 1)
         return error_set(err, "--epochs %d: the run in %s has done %d epochs already",
                          o->epochs, o->resume, st->epoch - 1);
-    if (!(o->given & GIVEN_DATA))
+    if (!(o->given & GIVEN_DATA)) {
+        if (!st->data_dir[0])
+            return error_set(err, "%s: the state names no data directory: give it with "
+                             "--data DIR", state_path);
         o->data_dir = st->data_dir;
+    }
     return 0;
 }
 
@@ -842,11 +846,15 @@ static int check_same_data(const program *r, const char *dir, const char *run,
         return error_set(err, "%s: %u training and %u validation images, but the run in %s "
                          "had %u and %u: not the same data", dir, r->train.n, r->val.n, run,
                          st->n_train, st->n_val);
-    if (st->has_fingerprint && (r->all.rows != st->rows || r->all.cols != st->cols ||
-                                r->all.fingerprint != st->fingerprint))
-        return error_set(err, "%s: not the data the run in %s was trained on (%s): "
-                         "fingerprints %08x and %08x differ", dir, run, st->data_dir,
-                         r->all.fingerprint, st->fingerprint);
+    if (st->has_fingerprint && (r->all.rows != st->rows || r->all.cols != st->cols))
+        return error_set(err, "%s: not the data the run in %s was trained on (%s): images "
+                         "of %ux%u here, %ux%u in the state", dir, run, st->data_dir,
+                         r->all.rows, r->all.cols, st->rows, st->cols);
+    if (st->has_fingerprint && r->all.fingerprint != st->fingerprint)
+        return error_set(err, "%s: not the data the run in %s was trained on (%s): the same "
+                         "counts and shape, other images or labels (checksums %08x here, "
+                         "%08x in the state)", dir, run, st->data_dir, r->all.fingerprint,
+                         st->fingerprint);
     return 0;
 }
 

@@ -65,7 +65,10 @@ static inline int get_sized_model(byte_reader *r, model *m, const char *name, tr
         return error_set(err, "%s: truncated header", name);
     const tensor_shape input = s.sizes[0] == 28 * 28 ? (tensor_shape){28, 28, 1}
                                                      : tensor_flat(s.sizes[0]);
-    return model_define_mlp(m, input, &s, err);
+    tr_error why;
+    if (model_define_mlp(m, input, &s, &why))
+        return error_set(err, "%s: %s", name, why.msg);
+    return 0;
 }
 
 /* Bytes of the architecture block of model m, with its tensor table. */

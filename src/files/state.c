@@ -332,9 +332,15 @@ int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_
     /* The model is defined, not allocated, until the length says that the
      * file holds its parameters. */
     const size_t arrays = has_best_weights(st) ? 4 : 3, left = (size_t)(r.end - r.p);
-    if (r.bad || n_params != expect || left % (4 * arrays) || left / (4 * arrays) != expect) {
-        error_set(err, "%s: %llu parameters stored, the layers need %zu (or the file is "
-                  "cut)", name, (unsigned long long)n_params, expect);
+    if (r.bad || n_params != expect) {
+        error_set(err, "%s: %llu parameters stored, the layers need %zu", name,
+                  (unsigned long long)n_params, expect);
+        goto fail;
+    }
+    if (left != 4 * arrays * expect) {
+        error_set(err, "%s: %zu bytes of parameters and moments, %zu expected (%zu arrays "
+                  "of %zu floats): the file is %s", name, left, 4 * arrays * expect, arrays,
+                  expect, left < 4 * arrays * expect ? "cut" : "longer than its contents");
         goto fail;
     }
     if (model_alloc(m, err))
