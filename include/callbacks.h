@@ -60,6 +60,20 @@ typedef struct {
  * cooldown 0, min_lr 0. */
 callback_config callback_defaults(void);
 
+/* The settings a command line gave, for callback_config_check. */
+enum {
+    CALLBACK_GIVEN_MONITOR = 1, CALLBACK_GIVEN_MIN_DELTA = 2, CALLBACK_GIVEN_NO_RESTORE = 4,
+    CALLBACK_GIVEN_LR_PATIENCE = 8, CALLBACK_GIVEN_LR_MIN_DELTA = 16,
+    CALLBACK_GIVEN_COOLDOWN = 32, CALLBACK_GIVEN_MIN_LR = 64
+};
+
+/* The callbacks' settings must make sense together: a setting given (the
+ * CALLBACK_GIVEN_* bits of given) without the callback it sets, or a
+ * validation figure watched with validation_split 0, is a mistake to point
+ * out ("--lr-patience sets a callback that is not on"), not to ignore. */
+int callback_config_check(const callback_config *c, unsigned given, double validation_split,
+                          tr_error *err);
+
 /* What the rules carry from one epoch to the next. */
 typedef struct {
     double best;          /* EarlyStopping's best value */

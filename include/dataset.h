@@ -48,6 +48,12 @@ int dataset_load_dir(dataset *d, const char *dir, int test, tr_error *err);
  * .gz name). */
 int dataset_find_file(char *buf, size_t size, const char *dir, const char *base);
 
+/* The data directory when none is named: data/mnist under the working
+ * directory, else the one in the source tree the library was built from
+ * (where tools/fetch-mnist puts it); NULL when neither holds MNIST's
+ * training images. */
+const char *dataset_default_dir(void);
+
 void dataset_free(dataset *d);
 
 /* Keras' validation_split: the first floor(n * (1 - fraction)) samples train,

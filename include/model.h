@@ -10,6 +10,7 @@
 #define TRAINER_MODEL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -78,9 +79,33 @@ int model_mlp_shape(const model *m, mlp_shape *s, tr_error *err);
  * shapes are checked when the model is built on its input. */
 int model_parse_layers(const char *text, layer *out, int *n, tr_error *err);
 
+/* A model by name, as --model gives it, with the batch size, validation
+ * split and epochs its example trains with: "mlp", the notebook's
+ * dense(128,relu), dense(32,relu), dense(classes,softmax), batch 32, split
+ * 0.2, 25 epochs; "convnet", Keras' mnist_convnet, batch 128, split 0.1, 15
+ * epochs. */
+typedef struct {
+    const char *name;
+    const char *layers; /* a spec with %d for the classes */
+    int batch_size;
+    double validation_split;
+    int epochs;
+} model_preset;
+
+/* The preset named `name` into *p; fails on a name that is none. */
+int model_preset_find(const char *name, const model_preset **p, tr_error *err);
+
+/* The preset's layer spec for `classes` classes into buf; -1 when cut short. */
+int model_preset_layers(const model_preset *p, int classes, char *buf, size_t size);
+
 /* The model as "28x28x1 conv2d(32,3,relu) maxpool2d(2) ... dense(10,softmax)"
  * into buf; -1 when cut short. */
 int model_format_layers(const model *m, char *buf, size_t size);
+
+/* Keras' model.summary() to f: each layer's name, output shape and
+ * parameters, and their total; a stack of dense layers as the notebook's
+ * ("Model: 3 dense layers", its Flatten first). */
+void model_summary(const model *m, FILE *f);
 
 /* Whether a and b have the same input shape and the same layers. */
 int model_same_layers(const model *a, const model *b);

@@ -62,6 +62,23 @@ typedef struct {
     void *ctx;
 } run_observer;
 
+/* The files of a run in its directory. */
+typedef struct {
+    char history[4096];     /* history.csv */
+    char model[4096];       /* model.ckpt */
+    char best[4096];        /* model.best.ckpt */
+    char state[4096];       /* training.state */
+    char curves[4096];      /* curves.png */
+    char samples[4096];     /* samples.png */
+    char predictions[4096]; /* predictions.png */
+} run_files;
+
+/* The paths of a run's files in dir; fails on a path too long. */
+int run_files_make(run_files *f, const char *dir, tr_error *err);
+
+/* A monotonic clock, in seconds. */
+double run_clock(void);
+
 typedef struct run run;
 
 /* Prepares to train model (used, not owned) on train, validating on val (may

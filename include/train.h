@@ -68,6 +68,9 @@ int train_session_new(train_session **out, model *m, const train_config *cfg,
                       tr_error *err);
 void train_session_free(train_session *s);
 
+/* The cores this process may use (1 without OpenMP). */
+int train_cores(void);
+
 /* The threads that run for `threads` asked and `shards` per batch (0: one
  * per thread): never more than there are shards. */
 int train_threads_used(int threads, int shards);

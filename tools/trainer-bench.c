@@ -26,18 +26,13 @@
 #include <omp.h>
 #endif
 
+#include "cli.h"
 #include "dataset.h"
 #include "model.h"
 #include "rng.h"
 #include "run.h"
 #include "train.h"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -68,11 +63,11 @@ static double measure_core_peak(void)
         m[k] = 0.999999f;
         a[k] = 1e-6f;
     }
-    double t0 = now();
+    double t0 = run_clock();
     for (long i = 0; i < iters; i++)
         for (int c = 0; c < CHAINS; c++)
             acc[c] = acc[c] * m + a;
-    double t = now() - t0;
+    double t = run_clock() - t0;
     float sink = 0.0f;
     for (int c = 0; c < CHAINS; c++)
         sink += acc[c][0];
@@ -201,12 +196,12 @@ static double time_inference(const model *proto, const dataset *test, int thread
     model_init_glorot(&m, 1);
     double t[7];
     for (int i = 0; i < 7; i++) {
-        double loss, acc, t0 = now();
+        double loss, acc, t0 = run_clock();
         if (evaluate(&m, test, threads, &loss, &acc, NULL, &err)) {
             fprintf(stderr, "trainer-bench: %s\n", err.msg);
             exit(1);
         }
-        t[i] = now() - t0;
+        t[i] = run_clock() - t0;
     }
     model_free(&m);
     return test->n / median(t, 7);
@@ -214,6 +209,7 @@ static double time_inference(const model *proto, const dataset *test, int thread
 
 int main(int argc, char **argv)
 {
+    cli_set_program("trainer-bench");
     const char *dir = NULL;
     int epochs = 3, quick = 0, convnet = 0, quick_threads = 2, quick_batch = 0;
     long samples = 0;
@@ -229,36 +225,21 @@ int main(int argc, char **argv)
         if (c == 'd') {
             dir = optarg;
         } else if (c == 'e') {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (end == optarg || *end || errno || v < 1 || v > 64) {
-                fprintf(stderr, "trainer-bench: --epochs '%s': expected 1 to 64\n", optarg);
+            long v;
+            if (cli_long("--epochs", optarg, 1, 64, &v))
                 return 2;
-            }
             epochs = (int)v;
         } else if (c == 'q') {
             quick = 1;
         } else if (c == 'm' && (!strcmp(optarg, "mlp") || !strcmp(optarg, "convnet"))) {
             convnet = !strcmp(optarg, "convnet");
         } else if (c == 's') {
-            char *end;
-            errno = 0;
-            samples = strtol(optarg, &end, 10);
-            if (end == optarg || *end || errno || samples < 1) {
-                fprintf(stderr, "trainer-bench: --samples '%s': expected a positive number\n",
-                        optarg);
+            if (cli_long("--samples", optarg, 1, 1L << 30, &samples))
                 return 2;
-            }
         } else if (c == 't' || c == 'b') {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (end == optarg || *end || errno || v < 1 || v > 4096) {
-                fprintf(stderr, "trainer-bench: --%s '%s': expected 1 to 4096\n",
-                        c == 't' ? "threads" : "batch-size", optarg);
+            long v;
+            if (cli_long(c == 't' ? "--threads" : "--batch-size", optarg, 1, 4096, &v))
                 return 2;
-            }
             *(c == 't' ? &quick_threads : &quick_batch) = (int)v;
         } else {
             printf("Usage: trainer-bench [--data DIR] [--epochs N] [--model mlp|convnet] "
@@ -269,13 +250,8 @@ int main(int argc, char **argv)
     dataset all = {0}, test = {0}, train, val;
     tr_error err;
     const char *source = "random images of MNIST's shape (MNIST not found)";
-    char probe[4096];
-    if (!dir) {
-        static const char *const candidates[] = {"data/mnist", TRAINER_SOURCE_DIR "/data/mnist"};
-        for (int i = 0; i < 2 && !dir; i++)
-            if (!dataset_find_file(probe, sizeof probe, candidates[i], DATASET_TRAIN_IMAGES))
-                dir = candidates[i];
-    }
+    if (!dir)
+        dir = dataset_default_dir();
     if (dir && !dataset_load_dir(&all, dir, 0, &err) && !dataset_load_dir(&test, dir, 1, &err)) {
         source = dir;
     } else {
@@ -292,35 +268,31 @@ int main(int argc, char **argv)
         samples = 6400;
     if (samples && (uint32_t)samples < train.n)
         train.n = (uint32_t)samples;
-    mlp_shape shape;
-    const int hidden[] = {128, 32};
+    const model_preset *preset;
+    char spec[512];
     model proto;
     layer layers[MODEL_MAX_LAYERS];
     int n_layers;
     const tensor_shape input = {28, 28, 1};
-    if (convnet ? model_parse_layers("conv2d(32,3,relu),maxpool2d(2),conv2d(64,3,relu),"
-                                     "maxpool2d(2),flatten,dropout(0.5),dense(10,softmax)",
-                                     layers, &n_layers, &err) ||
-                      model_define(&proto, input, layers, n_layers, &err)
-                : mlp_shape_make(&shape, 784, hidden, 2, 10, &err) ||
-                      model_define_mlp(&proto, tensor_flat(784), &shape, &err)) {
+    if (model_preset_find(convnet ? "convnet" : "mlp", &preset, &err) ||
+        model_preset_layers(preset, 10, spec, sizeof spec) ||
+        model_parse_layers(spec, layers, &n_layers, &err) ||
+        model_define(&proto, input, layers, n_layers, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
         dataset_free(&all);
         dataset_free(&test);
         return 1;
     }
     char name[512];
-    if (convnet)
-        model_format_layers(&proto, name, sizeof name);
-    else
+    mlp_shape shape;
+    if (model_mlp_shape(&proto, &shape, &err) == 0)
         mlp_shape_format(&shape, name, sizeof name);
-    int cores = 1;
-#ifdef _OPENMP
-    cores = omp_get_num_procs();
-#endif
+    else
+        model_format_layers(&proto, name, sizeof name);
+    int cores = train_cores();
     const double flop = train_flop_per_sample(&proto);
     if (quick) {
-        const int batch = quick_batch ? quick_batch : convnet ? 128 : 32;
+        const int batch = quick_batch ? quick_batch : preset->batch_size;
         timing t = time_training(&proto, &train, quick_threads, 2, batch, epochs);
         printf("samples_per_s %.0f seconds_per_epoch %.4f\n", t.samples_per_s, t.seconds);
         dataset_free(&all);

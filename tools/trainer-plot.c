@@ -14,11 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "canvas.h"
+#include "cli.h"
 #include "ckpt.h"
 #include "dataset.h"
 #include "history.h"
@@ -74,20 +72,6 @@ static int bad_usage(const char *what)
     return EXIT_USAGE;
 }
 
-static int parse_count(const char *flag, const char *s, long lo, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || errno || v < lo || v > 100000) {
-        fprintf(stderr, "trainer-plot: %s '%s': expected a whole number from %ld to 100000 "
-                "(see --help)\n", flag, s, lo);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* Parses the options after the command word. */
 static int parse(options *o, int argc, char **argv)
 {
@@ -107,10 +91,10 @@ static int parse(options *o, int argc, char **argv)
         case 'm': o->model = optarg; break;
         case 'd': o->data = optarg; break;
         case 'e': o->errors_only = 1; break;
-        case 'c': if (parse_count("--count", optarg, 1, &o->count)) return -1; break;
-        case 's': if (parse_count("--start", optarg, 0, &o->start)) return -1; break;
+        case 'c': if (cli_long("--count", optarg, 1, 100000, &o->count)) return -1; break;
+        case 's': if (cli_long("--start", optarg, 0, 100000, &o->start)) return -1; break;
         case 't':
-            if (parse_count("--threads", optarg, 1, &v))
+            if (cli_long("--threads", optarg, 1, 100000, &v))
                 return -1;
             if (v > 256)
                 return usage_error("--threads '%s': at most 256", optarg);
@@ -262,6 +246,7 @@ int main(int argc, char **argv)
 {
     /* Past the file-size limit a write fails with EFBIG, which is reported. */
     signal(SIGXFSZ, SIG_IGN);
+    cli_set_program("trainer-plot");
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -271,11 +256,7 @@ int main(int argc, char **argv)
         return EXIT_SUCCESS;
     }
     options o = {0};
-#ifdef _OPENMP
-    o.threads = omp_get_num_procs();
-#else
-    o.threads = 1;
-#endif
+    o.threads = train_cores();
     const char *cmd = argv[1];
     int known = !strcmp(cmd, "curves") || !strcmp(cmd, "digits") ||
                 !strcmp(cmd, "predictions") || !strcmp(cmd, "confusion");

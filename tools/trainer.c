@@ -18,11 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "ckpt.h"
+#include "cli.h"
 #include "dataset.h"
 #include "fileio.h"
 #include "group.h"
@@ -43,8 +41,8 @@ typedef struct {
     const char *resume;   /* a run's directory to continue */
     unsigned given;       /* GIVEN_* bits: settings set on the command line */
     const char *hidden_text;
-    const char *layers_text; /* --layers or --model convnet; NULL: dense layers from --hidden */
-    int convnet;             /* --model convnet: Keras' example, sized to the data */
+    const char *layers_text; /* --layers or a preset's name; NULL: dense layers from --hidden */
+    const model_preset *preset; /* --model other than mlp, sized to the data's classes */
     int hidden[MLP_MAX_LAYERS];
     int n_hidden;
     int plots;
@@ -65,18 +63,6 @@ enum {
     GIVEN_THREADS = 1024, GIVEN_CALLBACKS = 2048, GIVEN_LAYERS = 4096
 };
 
-/* Keras' mnist_convnet example, its classifier as wide as the data's classes. */
-#define CONVNET_LAYERS_FOR "conv2d(32,3,relu),maxpool2d(2),conv2d(64,3,relu),maxpool2d(2)," \
-                           "flatten,dropout(0.5),dense(%d,softmax)"
-
-static int cores_available(void)
-{
-#ifdef _OPENMP
-    return omp_get_num_procs();
-#else
-    return 1;
-#endif
-}
 
 static void usage(FILE *f)
 {
@@ -142,59 +128,7 @@ static void usage(FILE *f)
             "\n"
             "Exit status: 0 on success, 1 for a data, checkpoint or output problem,\n"
             "2 for a bad command line, 130, 143 or 129 when interrupted (128 + the signal).\n",
-            TRAINER_SOURCE_DIR, cores_available());
-}
-
-static int bad_flag(const char *flag, const char *value, const char *want)
-{
-    fprintf(stderr, "trainer: %s '%s': %s (see --help)\n", flag, value, want);
-    return -1;
-}
-
-static int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno || v < lo || v > hi) {
-        char want[96];
-        snprintf(want, sizeof want, "expected a whole number from %ld to %ld", lo, hi);
-        return bad_flag(flag, s, want);
-    }
-    *out = v;
-    return 0;
-}
-
-/* Parses a real number between lo and hi, each bound included or not (lo_open,
- * hi_open).  A number too small for a double reads as 0 and is judged so. */
-static int parse_double(const char *flag, const char *s, double lo, int lo_open, double hi,
-                        int hi_open, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    const int underflow = errno == ERANGE && fabs(v) <= DBL_MIN;
-    if (end == s || *end != '\0' || (errno && !underflow) || !isfinite(v) ||
-        (lo_open ? v <= lo : v < lo) || (hi_open ? v >= hi : v > hi)) {
-        char want[96];
-        snprintf(want, sizeof want, "expected a number from %g%s to %g%s", lo,
-                 lo_open ? " (excluded)" : "", hi, hi_open ? " (excluded)" : "");
-        return bad_flag(flag, s, want);
-    }
-    *out = v;
-    return 0;
-}
-
-/* The shortest text that reads back as v ("0.9999999", not "1"). */
-static const char *exact(char *buf, size_t size, double v)
-{
-    for (int digits = 6; digits < 17; digits++) {
-        snprintf(buf, size, "%.*g", digits, v);
-        if (strtod(buf, NULL) == v)
-            return buf;
-    }
-    snprintf(buf, size, "%.17g", v);
-    return buf;
+            TRAINER_SOURCE_DIR, train_cores());
 }
 
 enum {
@@ -212,7 +146,7 @@ static int parse_callback_flag(options *o, int c, const char *arg)
     tr_error err;
     switch (c) {
     case OPT_EARLY:
-        if (parse_long("--early-stopping", arg, 0, 1000000, &v)) return -1;
+        if (cli_long("--early-stopping", arg, 0, 1000000, &v)) return -1;
         cb->early_stopping = 1;
         cb->patience = (int)v;
         break;
@@ -223,66 +157,45 @@ static int parse_callback_flag(options *o, int c, const char *arg)
         }
         break;
     case OPT_MIN_DELTA:
-        return parse_double("--min-delta", arg, -1e9, 0, 1e9, 0, &cb->min_delta);
+        return cli_double("--min-delta", arg, -1e9, 0, 1e9, 0, &cb->min_delta);
     case OPT_NO_RESTORE: cb->restore_best = 0; break;
     case OPT_SAVE_BEST: cb->save_best = 1; break;
     case OPT_REDUCE_LR:
-        if (parse_double("--reduce-lr-on-plateau", arg, 0.0, 1, 1.0, 1, &cb->factor))
+        if (cli_double("--reduce-lr-on-plateau", arg, 0.0, 1, 1.0, 1, &cb->factor))
             return -1;
         cb->reduce_lr = 1;
         break;
     case OPT_LR_PATIENCE:
-        if (parse_long("--lr-patience", arg, 0, 1000000, &v)) return -1;
+        if (cli_long("--lr-patience", arg, 0, 1000000, &v)) return -1;
         cb->lr_patience = (int)v;
         break;
     case OPT_LR_MIN_DELTA:
-        return parse_double("--lr-min-delta", arg, -1e9, 0, 1e9, 0, &cb->lr_min_delta);
+        return cli_double("--lr-min-delta", arg, -1e9, 0, 1e9, 0, &cb->lr_min_delta);
     case OPT_LR_COOLDOWN:
-        if (parse_long("--lr-cooldown", arg, 0, 1000000, &v)) return -1;
+        if (cli_long("--lr-cooldown", arg, 0, 1000000, &v)) return -1;
         cb->cooldown = (int)v;
         break;
     case OPT_MIN_LR:
-        return parse_double("--min-lr", arg, 0.0, 0, 1e6, 0, &cb->min_lr);
+        return cli_double("--min-lr", arg, 0.0, 0, 1e6, 0, &cb->min_lr);
     default:
         return 1;
     }
     return 0;
 }
 
-/* The callbacks' flags must make sense together: their settings without the
- * callback they set, or a validation figure watched without validation data,
- * are mistakes to point out, not to ignore. */
-static int check_callbacks(const options *o, unsigned seen)
+/* The CALLBACK_GIVEN_* bit of a callback flag, 0 for the others. */
+static unsigned callback_given(int c)
 {
-    const callback_config *cb = &o->callbacks;
-    const char *lonely = NULL;
-    if ((seen & (1u << (OPT_LR_PATIENCE - OPT_EARLY))) && !cb->reduce_lr)
-        lonely = "--lr-patience";
-    else if ((seen & (1u << (OPT_LR_MIN_DELTA - OPT_EARLY))) && !cb->reduce_lr)
-        lonely = "--lr-min-delta";
-    else if ((seen & (1u << (OPT_LR_COOLDOWN - OPT_EARLY))) && !cb->reduce_lr)
-        lonely = "--lr-cooldown";
-    else if ((seen & (1u << (OPT_MIN_LR - OPT_EARLY))) && !cb->reduce_lr)
-        lonely = "--min-lr";
-    else if ((seen & (1u << (OPT_MIN_DELTA - OPT_EARLY))) && !cb->early_stopping)
-        lonely = "--min-delta";
-    else if ((seen & (1u << (OPT_NO_RESTORE - OPT_EARLY))) && !cb->early_stopping)
-        lonely = "--no-restore-best";
-    else if ((seen & (1u << (OPT_MONITOR - OPT_EARLY))) &&
-             !(cb->early_stopping || cb->save_best || cb->reduce_lr))
-        lonely = "--monitor";
-    if (lonely) {
-        fprintf(stderr, "trainer: %s sets a callback that is not on (see --help)\n", lonely);
-        return -1;
+    switch (c) {
+    case OPT_MONITOR: return CALLBACK_GIVEN_MONITOR;
+    case OPT_MIN_DELTA: return CALLBACK_GIVEN_MIN_DELTA;
+    case OPT_NO_RESTORE: return CALLBACK_GIVEN_NO_RESTORE;
+    case OPT_LR_PATIENCE: return CALLBACK_GIVEN_LR_PATIENCE;
+    case OPT_LR_MIN_DELTA: return CALLBACK_GIVEN_LR_MIN_DELTA;
+    case OPT_LR_COOLDOWN: return CALLBACK_GIVEN_COOLDOWN;
+    case OPT_MIN_LR: return CALLBACK_GIVEN_MIN_LR;
+    default: return 0;
     }
-    if ((cb->early_stopping || cb->save_best || cb->reduce_lr) &&
-        monitor_needs_validation(cb->monitor) && o->validation_split == 0.0) {
-        fprintf(stderr, "trainer: --monitor %s needs validation data, and "
-                "--validation-split is 0 (watch loss or accuracy instead)\n",
-                monitor_name(cb->monitor));
-        return -1;
-    }
-    return 0;
 }
 
 /* Returns 0 to run, 1 when --help or --version was served, -1 on a bad flag. */
@@ -291,7 +204,7 @@ static int default_threads(void)
 {
     const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     const int here = local && atoi(local) > 0 ? atoi(local) : 1;
-    const int per = cores_available() / here;
+    const int per = train_cores() / here;
     return per > 0 ? per : 1;
 }
 
@@ -335,15 +248,14 @@ static int parse_options(options *o, int argc, char **argv)
     opterr = 0;
     int c;
     long v;
-    unsigned callback_flags = 0; /* bit k: OPT_EARLY + k was given */
-    int convnet = 0;
+    unsigned callback_flags = 0; /* CALLBACK_GIVEN_* */
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         const char *flag = argv[optind - 1];
         const int cb = parse_callback_flag(o, c, optarg);
         if (cb < 0)
             return -1;
         if (cb == 0) {
-            callback_flags |= 1u << (c - OPT_EARLY);
+            callback_flags |= callback_given(c);
             o->given |= GIVEN_CALLBACKS;
             continue;
         }
@@ -353,7 +265,7 @@ static int parse_options(options *o, int argc, char **argv)
         case OPT_LOAD: o->load = optarg; o->given |= GIVEN_LOAD; break;
         case OPT_RESUME:
             if (optarg[0] == '\0')
-                return bad_flag("--resume", optarg, "expected the directory of a run");
+                return cli_bad_flag("--resume", optarg, "expected the directory of a run");
             o->resume = optarg;
             break;
         case OPT_NO_PLOTS: o->plots = 0; break;
@@ -361,38 +273,39 @@ static int parse_options(options *o, int argc, char **argv)
             o->hidden_text = optarg;
             o->given |= GIVEN_HIDDEN;
             break;
-        case OPT_MODEL:
-            if (strcmp(optarg, "convnet") == 0)
-                o->layers_text = "convnet";
-            else if (strcmp(optarg, "mlp") != 0)
-                return bad_flag("--model", optarg, "expected mlp or convnet");
-            else
-                o->layers_text = NULL;
-            o->convnet = convnet = o->layers_text != NULL;
+        case OPT_MODEL: {
+            const model_preset *p;
+            tr_error why;
+            if (model_preset_find(optarg, &p, &why))
+                return cli_bad_flag("--model", optarg, "expected mlp or convnet");
+            /* mlp: the dense layers of --hidden, whose default it is. */
+            o->preset = strcmp(p->name, "mlp") ? p : NULL;
+            o->layers_text = o->preset ? p->name : NULL;
             o->given |= GIVEN_LAYERS;
             break;
+        }
         case OPT_LAYERS:
             o->layers_text = optarg;
-            o->convnet = convnet = 0;
+            o->preset = NULL;
             o->given |= GIVEN_LAYERS;
             break;
         case OPT_EPOCHS:
-            if (parse_long("--epochs", optarg, 0, 1000000, &v)) return -1;
+            if (cli_long("--epochs", optarg, 0, 1000000, &v)) return -1;
             o->epochs = (int)v;
             o->given |= GIVEN_EPOCHS;
             break;
         case OPT_BATCH:
-            if (parse_long("--batch-size", optarg, 1, TRAIN_MAX_BATCH, &v)) return -1;
+            if (cli_long("--batch-size", optarg, 1, TRAIN_MAX_BATCH, &v)) return -1;
             o->batch_size = (int)v;
             o->given |= GIVEN_BATCH;
             break;
         case OPT_THREADS:
-            if (parse_long("--threads", optarg, 1, MAX_THREADS, &v)) return -1;
+            if (cli_long("--threads", optarg, 1, MAX_THREADS, &v)) return -1;
             o->threads = (int)v;
             o->given |= GIVEN_THREADS;
             break;
         case OPT_SHARDS:
-            if (parse_long("--shards", optarg, 1, TRAIN_MAX_SHARDS, &v)) return -1;
+            if (cli_long("--shards", optarg, 1, TRAIN_MAX_SHARDS, &v)) return -1;
             o->shards = (int)v;
             o->given |= GIVEN_SHARDS;
             break;
@@ -401,21 +314,21 @@ static int parse_options(options *o, int argc, char **argv)
             errno = 0;
             unsigned long long s = strtoull(optarg, &end, 10);
             if (end == optarg || *end != '\0' || errno || optarg[0] == '-')
-                return bad_flag("--seed", optarg,
+                return cli_bad_flag("--seed", optarg,
                                 "expected a whole number from 0 to 18446744073709551615");
             o->seed = s;
             o->given |= GIVEN_SEED;
             break;
         }
         case OPT_LR:
-            if (parse_double("--lr", optarg, 0.0, 1, 1e6, 0, &o->lr)) return -1;
+            if (cli_double("--lr", optarg, 0.0, 1, 1e6, 0, &o->lr)) return -1;
             /* Adam computes in floats: a rate that rounds to 0 there is none. */
             if ((float)o->lr == 0.0f)
-                return bad_flag("--lr", optarg, "too small for a float (1e-38 and up)");
+                return cli_bad_flag("--lr", optarg, "too small for a float (1e-38 and up)");
             o->given |= GIVEN_LR;
             break;
         case OPT_VSPLIT:
-            if (parse_double("--validation-split", optarg, 0.0, 0, 1.0, 1,
+            if (cli_double("--validation-split", optarg, 0.0, 0, 1.0, 1,
                              &o->validation_split))
                 return -1;
             o->given |= GIVEN_VSPLIT;
@@ -455,20 +368,25 @@ static int parse_options(options *o, int argc, char **argv)
     }
     layer layers[MODEL_MAX_LAYERS];
     int n;
-    if (o->layers_text && !o->convnet && model_parse_layers(o->layers_text, layers, &n, &err)) {
+    if (o->layers_text && !o->preset && model_parse_layers(o->layers_text, layers, &n, &err)) {
         fprintf(stderr, "trainer: --layers: %s (see --help)\n", err.msg);
         return -1;
     }
-    /* Keras' convnet example trains with these. */
-    if (convnet) {
+    /* A preset trains as its example does, unless told otherwise. */
+    if (o->preset) {
         if (!(o->given & GIVEN_BATCH))
-            o->batch_size = 128;
+            o->batch_size = o->preset->batch_size;
         if (!(o->given & GIVEN_VSPLIT))
-            o->validation_split = 0.1;
+            o->validation_split = o->preset->validation_split;
         if (!(o->given & GIVEN_EPOCHS))
-            o->epochs = 15;
+            o->epochs = o->preset->epochs;
     }
-    return o->resume ? 0 : check_callbacks(o, callback_flags);
+    if (!o->resume &&
+        callback_config_check(&o->callbacks, callback_flags, o->validation_split, &err)) {
+        fprintf(stderr, "trainer: %s (see --help)\n", err.msg);
+        return -1;
+    }
+    return 0;
 }
 
 static int run_threads(const options *o)
@@ -476,74 +394,10 @@ static int run_threads(const options *o)
     return train_threads_used(o->threads, o->shards);
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The data directory: --data, else data/mnist here, else in the source tree. */
 static const char *data_dir(const options *o)
 {
-    static const char *const candidates[] = {"data/mnist", TRAINER_SOURCE_DIR "/data/mnist"};
-    if (o->data_dir)
-        return o->data_dir;
-    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
-        char probe[4096];
-        if (dataset_find_file(probe, sizeof probe, candidates[i], DATASET_TRAIN_IMAGES) == 0)
-            return candidates[i];
-    }
-    return NULL;
-}
-
-/* Keras' model.summary(): each layer's output shape and parameters.  A
- * stack of dense layers keeps the notebook's own lines (its Flatten). */
-static void print_summary(const model *m)
-{
-    const int body = m->n_layers - 1;
-    mlp_shape widths;
-    tr_error ignored;
-    const int mlp = model_mlp_shape(m, &widths, &ignored) == 0;
-    /* The name column fits the longest name ("global_avgpool2d_4
-     * (GlobalAveragePooling2D)"). */
-    int wide = mlp ? 22 : 26;
-    char name[96], shape[48];
-    for (int l = 0; l < body; l++) {
-        const layer *y = &m->layer[l];
-        const int len = snprintf(name, sizeof name, "%s_%d (%s)", layer_kind_name(y->kind),
-                                 l + 1, layer_kind_keras_name(y->kind));
-        wide = len > wide ? len : wide;
-    }
-    const int shapes = mlp ? 18 : 22;
-    printf(mlp ? "Model: %d dense layers\n" : "Model: %d layers\n", body);
-    printf("%-*s %-*s %10s\n", wide, "Layer (type)", shapes, "Output Shape", "Param #");
-    if (mlp)
-        printf("%-*s %-*s %10s\n", wide, "flatten (Flatten)", shapes, "", "0");
-    size_t total = 0;
-    for (int l = 0; l < body; l++) {
-        const layer *y = &m->layer[l];
-        size_t n = 0;
-        for (int t = 0; t < y->n_tensors; t++)
-            n += y->count[t];
-        total += n;
-        snprintf(name, sizeof name, "%s_%d (%s)", layer_kind_name(y->kind), l + 1,
-                 layer_kind_keras_name(y->kind));
-        if (y->out.h == 1 && y->out.w == 1)
-            snprintf(shape, sizeof shape, "(None, %d)", y->out.c);
-        else
-            snprintf(shape, sizeof shape, "(None, %d, %d, %d)", y->out.h, y->out.w, y->out.c);
-        printf("%-*s %-*s %10zu\n", wide, name, shapes, shape, n);
-    }
-    char digits[32], grouped[48];
-    int len = snprintf(digits, sizeof digits, "%zu", total), k = 0;
-    for (int i = 0; i < len; i++) {
-        if (i && (len - i) % 3 == 0)
-            grouped[k++] = ',';
-        grouped[k++] = digits[i];
-    }
-    grouped[k] = '\0';
-    printf("Total params: %s\n\n", grouped);
+    return o->data_dir ? o->data_dir : dataset_default_dir();
 }
 
 /* The console's progress bar, Keras' way: a counter right-aligned to the
@@ -621,7 +475,7 @@ static void print_fields(const char *const *fields, int n, int cols)
 static void draw_progress(void *ctx, long batch, long n_batches, double loss, double acc)
 {
     progress_state *p = ctx;
-    double t = now();
+    double t = run_clock();
     if (batch != n_batches && t - p->last_draw < 0.1)
         return;
     p->last_draw = t;
@@ -879,7 +733,7 @@ static int load_data(program *r, const options *o, tr_error *err)
     dataset_split(&r->all, o->validation_split, &r->train, &r->val);
     if (o->epochs > 0 && r->train.n == 0)
         return error_set(err, "--validation-split %s leaves no training samples out of %u",
-                         exact(text, sizeof text, o->validation_split), r->all.n);
+                         cli_exact(text, sizeof text, o->validation_split), r->all.n);
     printf("Data: %s: %u training, %u validation, %u test images of %ux%u", dir, r->train.n,
            r->val.n, r->test.n, r->all.rows, r->all.cols);
     if (r->all.channels > 1)
@@ -936,13 +790,11 @@ static int build_model(program *r, const options *o, tr_error *err)
         layer layers[MODEL_MAX_LAYERS];
         int n;
         tr_error why;
-        char preset[256];
+        char preset[512];
         /* The preset's classifier has the data's classes. */
         const char *text = o->layers_text;
-        if (o->convnet) {
-            snprintf(preset, sizeof preset, CONVNET_LAYERS_FOR, classes);
+        if (o->preset && !model_preset_layers(o->preset, classes, preset, sizeof preset))
             text = preset;
-        }
         /* Parsed when the flags were read; here the shapes meet the data. */
         if (model_parse_layers(text, layers, &n, &why) ||
             model_init(&r->model, images, layers, n, &why)) {
@@ -964,22 +816,6 @@ static int build_model(program *r, const options *o, tr_error *err)
     return 0;
 }
 
-typedef struct {
-    char history[4096], model[4096], samples[4096], curves[4096], predictions[4096],
-        state[4096];
-} output_paths;
-
-static int output_paths_make(output_paths *p, const char *dir, tr_error *err)
-{
-    return run_output_path(p->history, sizeof p->history, dir, "history.csv", err) ||
-           run_output_path(p->model, sizeof p->model, dir, "model.ckpt", err) ||
-           run_output_path(p->samples, sizeof p->samples, dir, "samples.png", err) ||
-           run_output_path(p->curves, sizeof p->curves, dir, "curves.png", err) ||
-           run_output_path(p->predictions, sizeof p->predictions, dir, "predictions.png",
-                           err) ||
-           run_output_path(p->state, sizeof p->state, dir, "training.state", err);
-}
-
 /* Writes the canvas that a plot function just drew (plot_status is what it
  * returned) to path, and frees it. */
 static int save_picture(int plot_status, canvas *c, const char *path, tr_error *err)
@@ -997,7 +833,7 @@ static void console_epoch_start(void *ctx, int epoch, int epochs, long first_bat
     progress_state *p = ctx;
     printf("Epoch %d/%d%s\n", epoch, epochs, first_batch ? " (resumed)" : "");
     fflush(stdout);
-    p->start = now();
+    p->start = run_clock();
     p->last_draw = 0.0;
 }
 
@@ -1054,7 +890,7 @@ static void report_callbacks(const run *r, const options *o, int epochs_done)
 /* Trains to the last epoch.  Returns 0, -1 on error, -2 when another rank
  * than 0 could not start and has said so, or the signal number when
  * interrupted (the state then saved). */
-static int fit(program *r, const options *o, const output_paths *out, tr_error *err)
+static int fit(program *r, const options *o, const run_files *out, tr_error *err)
 {
     const int rank = group_rank();
     const run_config cfg = {.epochs = o->epochs, .batch_size = o->batch_size,
@@ -1110,7 +946,7 @@ static int fit(program *r, const options *o, const output_paths *out, tr_error *
     return stop_signal ? stop_signal : SIGINT;
 }
 
-static int report_test(program *r, const options *o, const output_paths *out,
+static int report_test(program *r, const options *o, const run_files *out,
                        tr_error *err)
 {
     uint8_t *pred = malloc(r->test.n ? r->test.n : 1);
@@ -1174,7 +1010,7 @@ int main(int argc, char **argv)
     }
 
     program r = {0};
-    output_paths out;
+    run_files out;
     int status = EXIT_FAILURE;
     char state_path[4096];
     int lock_fd = -1;
@@ -1192,7 +1028,7 @@ int main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     failed = (o.resume && read_saved_run(&r, &o, state_path, sizeof state_path, &err)) ||
-             output_paths_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
+             run_files_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
              build_model(&r, &o, &err);
     if (!failed && o.shards % ranks)
         failed = error_set(&err, "--shards %d cannot be split evenly over %d processes: "
@@ -1232,15 +1068,15 @@ int main(int argc, char **argv)
     if (nt < o.threads && (o.given & GIVEN_THREADS))
         printf(" (of %d asked: no more threads than shards)", o.threads);
     if (ranks == 1)
-        printf(" on %d core%s,", cores_available(), cores_available() == 1 ? "" : "s");
+        printf(" on %d core%s,", train_cores(), train_cores() == 1 ? "" : "s");
     printf(" %d epoch%s, Adam lr %g, seed %llu\n", o.epochs, o.epochs == 1 ? "" : "s", o.lr,
            o.seed);
-    print_summary(&r.model);
+    model_summary(&r.model, stdout);
     if (o.resume)
         printf("Resuming %s at epoch %d, step %ld\n", state_path, r.saved.epoch,
                r.saved.progress.next_batch);
     if (o.epochs > 0) {
-        double t0 = now();
+        double t0 = run_clock();
         const char *why = o.plots ? canvas_font_fallback() : NULL;
         if (why)
             fprintf(stderr, "trainer: text in the pictures in the built-in bitmap font: %s\n",
@@ -1263,7 +1099,7 @@ int main(int argc, char **argv)
             group_end();
             return 128 + rc;
         }
-        printf("Trained in %.2fs; wrote %s and %s\n", now() - t0, out.history, out.model);
+        printf("Trained in %.2fs; wrote %s and %s\n", run_clock() - t0, out.history, out.model);
     }
     if (report_test(&r, &o, &out, &err))
         goto done;

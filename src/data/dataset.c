@@ -174,3 +174,14 @@ void dataset_gather(float *x, uint8_t *y, const dataset *d, const uint32_t *idx,
             y[k] = d->labels[s];
     }
 }
+
+const char *dataset_default_dir(void)
+{
+    static const char *const candidates[] = {"data/mnist", TRAINER_SOURCE_DIR "/data/mnist"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        char probe[4096];
+        if (dataset_find_file(probe, sizeof probe, candidates[i], DATASET_TRAIN_IMAGES) == 0)
+            return candidates[i];
+    }
+    return NULL;
+}

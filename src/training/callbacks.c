@@ -139,3 +139,29 @@ void callbacks_epoch_end(callback_state *s, const callback_config *c, const epoc
     if (c->reduce_lr)
         reduce_lr(s, c, value, a);
 }
+
+int callback_config_check(const callback_config *c, unsigned given, double validation_split,
+                          tr_error *err)
+{
+    const int any = c->early_stopping || c->save_best || c->reduce_lr;
+    const struct {
+        unsigned bit;
+        int on;
+        const char *flag;
+    } settings[] = {
+        {CALLBACK_GIVEN_LR_PATIENCE, c->reduce_lr, "--lr-patience"},
+        {CALLBACK_GIVEN_LR_MIN_DELTA, c->reduce_lr, "--lr-min-delta"},
+        {CALLBACK_GIVEN_COOLDOWN, c->reduce_lr, "--lr-cooldown"},
+        {CALLBACK_GIVEN_MIN_LR, c->reduce_lr, "--min-lr"},
+        {CALLBACK_GIVEN_MIN_DELTA, c->early_stopping, "--min-delta"},
+        {CALLBACK_GIVEN_NO_RESTORE, c->early_stopping, "--no-restore-best"},
+        {CALLBACK_GIVEN_MONITOR, any, "--monitor"},
+    };
+    for (size_t k = 0; k < sizeof settings / sizeof *settings; k++)
+        if ((given & settings[k].bit) && !settings[k].on)
+            return error_set(err, "%s sets a callback that is not on", settings[k].flag);
+    if (any && monitor_needs_validation(c->monitor) && validation_split == 0.0)
+        return error_set(err, "--monitor %s needs validation data, and --validation-split is "
+                         "0 (watch loss or accuracy instead)", monitor_name(c->monitor));
+    return 0;
+}

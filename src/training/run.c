@@ -30,18 +30,17 @@ struct run {
     int epoch;             /* the epoch in progress or next */
     epoch_progress at;     /* where it stands */
     int saved_epoch;       /* the last epoch whose files are written */
-    double saved_time;     /* when they were (now()), 0 before */
+    double saved_time;     /* when they were (run_clock()), 0 before */
     model epoch_model;       /* the model after the last epoch, while its files
                               are not written yet */
     callback_state cb;     /* where the callbacks' rules stand */
     float *best_weights;   /* EarlyStopping's kept weights (with restore_best) */
     float *saved_weights;  /* the best model, for model.best.ckpt (with save_best) */
     int saved_pending;     /* saved_weights changed since model.best.ckpt was written */
-    char history_path[4096], model_path[4096], state_path[4096], curves_path[4096],
-        best_path[4096];
+    run_files files;
 };
 
-static double now(void)
+double run_clock(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -54,6 +53,18 @@ int run_output_path(char *buf, size_t size, const char *dir, const char *name,
     if (snprintf(buf, size, "%s/%s", dir, name) >= (int)size)
         return error_set(err, "%s/%s: path too long", dir, name);
     return 0;
+}
+
+int run_files_make(run_files *f, const char *dir, tr_error *err)
+{
+    return run_output_path(f->history, sizeof f->history, dir, "history.csv", err) ||
+           run_output_path(f->model, sizeof f->model, dir, "model.ckpt", err) ||
+           run_output_path(f->best, sizeof f->best, dir, "model.best.ckpt", err) ||
+           run_output_path(f->state, sizeof f->state, dir, "training.state", err) ||
+           run_output_path(f->curves, sizeof f->curves, dir, "curves.png", err) ||
+           run_output_path(f->samples, sizeof f->samples, dir, "samples.png", err) ||
+           run_output_path(f->predictions, sizeof f->predictions, dir, "predictions.png",
+                           err);
 }
 
 static long batches_per_epoch(const run *r)
@@ -78,15 +89,7 @@ int run_new(run **out, model *m, const dataset *train, const dataset *val,
                        .seed = cfg->seed, .ranks = cfg->ranks};
     tc.adam.lr = (float)cfg->lr;
     const char *dir = cfg->out_dir;
-    if ((dir && (run_output_path(r->history_path, sizeof r->history_path, dir, "history.csv",
-                                 err) ||
-                 run_output_path(r->model_path, sizeof r->model_path, dir, "model.ckpt", err) ||
-                 run_output_path(r->state_path, sizeof r->state_path, dir, "training.state",
-                                 err) ||
-                 run_output_path(r->curves_path, sizeof r->curves_path, dir, "curves.png",
-                                 err) ||
-                 run_output_path(r->best_path, sizeof r->best_path, dir, "model.best.ckpt",
-                                 err))) ||
+    if ((dir && run_files_make(&r->files, dir, err)) ||
         train_session_new(&r->session, m, &tc, err) ||
         evaluator_new(&r->eval, m,
                       train_threads_used(cfg->threads,
@@ -185,7 +188,7 @@ static int add_state(file_batch *b, const run *r, tr_error *err)
         file_batch_abort(b);
         return -1;
     }
-    int status = file_batch_add(b, r->state_path, data, len, err);
+    int status = file_batch_add(b, r->files.state, data, len, err);
     free(data);
     return status;
 }
@@ -203,7 +206,7 @@ static int add_best_model(file_batch *b, const run *r, tr_error *err)
         file_batch_abort(b);
         return -1;
     }
-    int status = file_batch_add(b, r->best_path, bytes, len, err);
+    int status = file_batch_add(b, r->files.best, bytes, len, err);
     free(bytes);
     return status;
 }
@@ -228,13 +231,13 @@ static int add_epoch_files(file_batch *b, const run *r, int n, const model *m, t
         file_batch_abort(b);
         return -1;
     }
-    int status = file_batch_add(b, r->history_path, text, len, err);
+    int status = file_batch_add(b, r->files.history, text, len, err);
     free(text);
     if (status || ckpt_encode(m, &bytes, &len, err)) {
         file_batch_abort(b);
         return -1;
     }
-    status = file_batch_add(b, r->model_path, bytes, len, err);
+    status = file_batch_add(b, r->files.model, bytes, len, err);
     free(bytes);
     if (status || add_best_model(b, r, err))
         return -1;
@@ -252,7 +255,7 @@ static int add_epoch_files(file_batch *b, const run *r, int n, const model *m, t
         file_batch_abort(b);
         return -1;
     }
-    status = file_batch_add(b, r->curves_path, bytes, len, err);
+    status = file_batch_add(b, r->files.curves, bytes, len, err);
     free(bytes);
     return status;
 }
@@ -286,7 +289,7 @@ static int end_epoch(run *r, tr_error *err)
     if (check_diverged(r, err))
         return -1;
     const int last = done >= r->cfg.epochs || r->cb.stopped_epoch;
-    if (!last && now() - r->saved_time < SAVE_INTERVAL) {
+    if (!last && run_clock() - r->saved_time < SAVE_INTERVAL) {
         memcpy(r->epoch_model.params, r->model->params, sizeof(float) * r->model->len);
         return 0;
     }
@@ -295,7 +298,7 @@ static int end_epoch(run *r, tr_error *err)
         file_batch_commit(&b, err))
         return -1;
     r->saved_epoch = done;
-    r->saved_time = now();
+    r->saved_time = run_clock();
     r->saved_pending = 0;
     return 0;
 }
@@ -364,7 +367,7 @@ int run_fit(run *r, const volatile sig_atomic_t *stop, const run_observer *obs,
         st->learning_rate = r->cb.lr;
         if (obs->epoch_start)
             obs->epoch_start(obs->ctx, r->epoch, r->cfg.epochs, r->at.next_batch);
-        const double start = now();
+        const double start = run_clock();
         const long seen_before = r->at.seen;
         int rc = train_epoch_from(r->session, r->train, r->epoch, &r->at, stop, &st->loss,
                                   &st->accuracy, obs->batch, obs->ctx, err);
@@ -373,11 +376,11 @@ int run_fit(run *r, const volatile sig_atomic_t *stop, const run_observer *obs,
         train_session_share_state(r->session);
         if (rc > 0)
             return agreed(r, save_stopped(r, err), err) ? -1 : 1;
-        const double train_seconds = now() - start;
+        const double train_seconds = run_clock() - start;
         if (evaluator_run(r->eval, r->model, r->val, &st->val_loss, &st->val_accuracy, NULL,
                           err))
             return -1;
-        st->seconds = now() - start;
+        st->seconds = run_clock() - start;
         if (obs->epoch_end)
             obs->epoch_end(obs->ctx, st, batches_per_epoch(r), train_seconds,
                            r->at.seen - seen_before);

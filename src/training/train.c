@@ -234,6 +234,15 @@ void train_session_free(train_session *s)
     free(s);
 }
 
+int train_cores(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
 int train_threads_used(int threads, int shards)
 {
     return shards && shards < threads ? shards : threads;

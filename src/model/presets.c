@@ -1,0 +1,26 @@
+/* The models --model names, with how Keras' examples train them. */
+#include <stdio.h>
+#include <string.h>
+
+#include "model.h"
+
+static const model_preset presets[] = {
+    {"mlp", "dense(128,relu),dense(32,relu),dense(%d,softmax)", 32, 0.2, 25},
+    {"convnet", "conv2d(32,3,relu),maxpool2d(2),conv2d(64,3,relu),maxpool2d(2),flatten,"
+                "dropout(0.5),dense(%d,softmax)", 128, 0.1, 15},
+};
+
+int model_preset_find(const char *name, const model_preset **p, tr_error *err)
+{
+    for (size_t k = 0; k < sizeof presets / sizeof *presets; k++)
+        if (strcmp(name, presets[k].name) == 0) {
+            *p = &presets[k];
+            return 0;
+        }
+    return error_set(err, "no model named '%s' (mlp or convnet)", name);
+}
+
+int model_preset_layers(const model_preset *p, int classes, char *buf, size_t size)
+{
+    return snprintf(buf, size, p->layers, classes) < (int)size ? 0 : -1;
+}

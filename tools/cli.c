@@ -1,0 +1,68 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char *program = "trainer";
+
+void cli_set_program(const char *name)
+{
+    program = name;
+}
+
+const char *cli_program(void)
+{
+    return program;
+}
+
+int cli_bad_flag(const char *flag, const char *value, const char *want)
+{
+    fprintf(stderr, "%s: %s '%s': %s (see --help)\n", program, flag, value, want);
+    return -1;
+}
+
+int cli_long(const char *flag, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    const long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno || v < lo || v > hi) {
+        char want[96];
+        snprintf(want, sizeof want, "expected a whole number from %ld to %ld", lo, hi);
+        return cli_bad_flag(flag, s, want);
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_double(const char *flag, const char *s, double lo, int lo_open, double hi,
+               int hi_open, double *out)
+{
+    char *end;
+    errno = 0;
+    const double v = strtod(s, &end);
+    const int underflow = errno == ERANGE && fabs(v) <= DBL_MIN;
+    if (end == s || *end != '\0' || (errno && !underflow) || !isfinite(v) ||
+        (lo_open ? v <= lo : v < lo) || (hi_open ? v >= hi : v > hi)) {
+        char want[96];
+        snprintf(want, sizeof want, "expected a number from %g%s to %g%s", lo,
+                 lo_open ? " (excluded)" : "", hi, hi_open ? " (excluded)" : "");
+        return cli_bad_flag(flag, s, want);
+    }
+    *out = v;
+    return 0;
+}
+
+const char *cli_exact(char *buf, size_t size, double v)
+{
+    for (int digits = 6; digits < 17; digits++) {
+        snprintf(buf, size, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            return buf;
+    }
+    snprintf(buf, size, "%.17g", v);
+    return buf;
+}
