@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+
 
 static const char *program = "trainer";
 
@@ -65,4 +67,44 @@ const char *cli_exact(char *buf, size_t size, double v)
     }
     snprintf(buf, size, "%.17g", v);
     return buf;
+}
+
+/* The error, naming the process when there are several. */
+void cli_fail_as(const tr_error *err, int rank, int ranks)
+{
+    if (ranks > 1) {
+        char host[256] = "?";
+        gethostname(host, sizeof host - 1);
+        fprintf(stderr, "trainer: rank %d (%s): %s\n", rank, host, err->msg);
+    } else {
+        fprintf(stderr, "trainer: %s\n", err->msg);
+    }
+}
+
+/* stderr to /dev/null; returns the descriptor that cli_restore_stderr puts
+ * back (-1 if it could not be kept). */
+int cli_silence_stderr(void)
+{
+    fflush(stderr);
+    const int kept = dup(STDERR_FILENO);
+    FILE *null = fopen("/dev/null", "w");
+    if (kept < 0 || !null) {
+        if (null)
+            fclose(null);
+        if (kept >= 0)
+            close(kept);
+        return -1;
+    }
+    dup2(fileno(null), STDERR_FILENO);
+    fclose(null);
+    return kept;
+}
+
+void cli_restore_stderr(int kept)
+{
+    if (kept < 0)
+        return;
+    fflush(stderr);
+    dup2(kept, STDERR_FILENO);
+    close(kept);
 }

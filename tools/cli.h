@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "error.h"
+
 /* The name messages start with ("trainer", "trainer-plot"). */
 void cli_set_program(const char *name);
 const char *cli_program(void);
@@ -22,5 +24,14 @@ int cli_double(const char *flag, const char *s, double lo, int lo_open, double h
 
 /* The shortest text that reads back as v ("0.9999999", not "1"). */
 const char *cli_exact(char *buf, size_t size, double v);
+
+/* Says err on stderr as "trainer: ...", naming the process (rank and host)
+ * when there are several. */
+void cli_fail_as(const tr_error *err, int rank, int ranks);
+
+/* stderr to /dev/null; returns the descriptor that cli_restore_stderr puts
+ * back (-1 if it could not be kept). */
+int cli_silence_stderr(void);
+void cli_restore_stderr(int kept);
 
 #endif
