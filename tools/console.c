@@ -9,6 +9,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "interrupt.h"
+
 /* The progress bar, Keras' way: a counter right-aligned to the
  * batch count, a bar, the ETA while running and the time per step at the end.
  * A line is never wider than the terminal, so redrawing it with \r never
@@ -187,14 +189,8 @@ void console_report_callbacks(const callback_state *cb, const callback_config *c
 run_observer console_start(console *p, int tty, monitor watched)
 {
     *p = (console){.tty = tty, .watched = watched};
-    if (tty) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_resize;
-        sa.sa_flags = SA_RESTART;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGWINCH, &sa, NULL);
-    }
+    if (tty)
+        interrupt_handle(SIGWINCH, on_resize);
     return (run_observer){.epoch_start = console_epoch_start,
                           .batch = tty ? draw_progress : NULL,
                           .epoch_end = console_epoch_end, .callbacks = console_callbacks,

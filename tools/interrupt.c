@@ -30,9 +30,7 @@ static void on_signal(int sig)
     interrupt_signal = sig;
 }
 
-/* Calls handler on sig; SA_RESTART, since the files being written when a
- * signal comes must still be written. */
-static void handle_signal(int sig, void (*handler)(int))
+void interrupt_handle(int sig, void (*handler)(int))
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -44,17 +42,17 @@ static void handle_signal(int sig, void (*handler)(int))
 
 void interrupt_catch(int under_mpi)
 {
-    handle_signal(SIGINT, on_signal);
-    handle_signal(SIGTERM, on_signal);
+    interrupt_handle(SIGINT, on_signal);
+    interrupt_handle(SIGTERM, on_signal);
     /* A closed terminal or a dropped ssh session: the run is saved as for
      * SIGTERM, not lost; but a run started with SIGHUP ignored (nohup) goes
      * on, as its user asked. */
     struct sigaction hup;
     if (sigaction(SIGHUP, NULL, &hup) != 0 || hup.sa_handler != SIG_IGN)
-        handle_signal(SIGHUP, on_signal);
+        interrupt_handle(SIGHUP, on_signal);
     /* Nor may a write into a pipe that mpirun has closed end the process. */
     if (under_mpi) {
         unblock_output = 1;
-        handle_signal(SIGPIPE, SIG_IGN);
+        interrupt_handle(SIGPIPE, SIG_IGN);
     }
 }

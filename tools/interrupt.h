@@ -15,4 +15,8 @@ extern volatile sig_atomic_t interrupt_signal;
  * reading their output when it stops the job. */
 void interrupt_catch(int under_mpi);
 
+/* Calls handler on sig; SA_RESTART, since the files being written when a
+ * signal comes must still be written. */
+void interrupt_handle(int sig, void (*handler)(int));
+
 #endif
