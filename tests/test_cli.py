@@ -85,6 +85,13 @@ with tempfile.TemporaryDirectory() as tmp:
         (["--save-best", "--monitor", "val_accuracy", "--validation-split", "0"],
          "--monitor val_accuracy needs validation data"),
     ]
+    # Short options (issue 28): -h is help; a word with one dash is named as
+    # typed, not as the program's path or a missing value.
+    bad_flags += [
+        (["-epochs", "3"], "unknown option '-epochs': did you mean --epochs?"),
+        (["-x"], "unknown option '-x'"),
+        (["--early-stopping", "2", "--min-delta", "-0.5", "-q"], "unknown option '-q'"),
+    ]
     for args, word in bad_flags:
         r = run(args + ["--data", data, "--out", out], work)
         check(r.returncode == 2, f"{args}: status {r.returncode}, want 2")
@@ -95,6 +102,8 @@ with tempfile.TemporaryDirectory() as tmp:
         check(os.listdir(work) == [],
               f"{args}: wrote something")
 
+    r = run(["-h"], work)
+    check(r.returncode == 0 and r.stdout.startswith("Usage: trainer"), f"-h: {r.stderr!r}")
     r = run(["--help"], work)
     check(r.returncode == 0 and "--threads" in r.stdout and "default: 25" in r.stdout,
           "--help shows the flags and their defaults")

@@ -157,6 +157,39 @@ static int default_threads(void)
     return per > 0 ? per : 1;
 }
 
+/* The only short option is -h: a word given with one dash ("-epochs") is
+ * named as typed, with the long option it resembles, before getopt would
+ * read it as a cluster of letters.  The values of options are skipped. */
+static int check_short_options(int argc, char **argv, const struct option *longopts)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            return 0;
+        if (a[0] == '-' && a[1] == '-') {
+            for (int k = 0; longopts[k].name; k++)
+                if (strcmp(a + 2, longopts[k].name) == 0 &&
+                    longopts[k].has_arg == required_argument)
+                    i++;
+            continue;
+        }
+        if (a[0] != '-' || a[1] == '\0' || strcmp(a, "-h") == 0)
+            continue;
+        const char *name = a + 1 + strspn(a + 1, "-");
+        const char *eq = strchr(name, '=');
+        const size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        for (int k = 0; longopts[k].name; k++)
+            if (strlen(longopts[k].name) == len && strncmp(name, longopts[k].name, len) == 0) {
+                fprintf(stderr, "trainer: unknown option '%s': did you mean --%s? (see "
+                        "--help)\n", a, longopts[k].name);
+                return -1;
+            }
+        fprintf(stderr, "trainer: unknown option '%s' (see --help)\n", a);
+        return -1;
+    }
+    return 0;
+}
+
 int options_parse(options *o, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -198,7 +231,9 @@ int options_parse(options *o, int argc, char **argv)
     int c;
     long v;
     unsigned callback_flags = 0; /* CALLBACK_GIVEN_* */
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    if (check_short_options(argc, argv, longopts))
+        return -1;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         const char *flag = argv[optind - 1];
         const int cb = parse_callback_flag(o, c, optarg);
         if (cb < 0)
@@ -282,14 +317,15 @@ int options_parse(options *o, int argc, char **argv)
                 return -1;
             o->given |= GIVEN_VSPLIT;
             break;
+        case 'h':
         case OPT_HELP: usage(stdout); return 1;
+        case ':':
+            fprintf(stderr, "trainer: %s needs a value (see --help)\n", flag);
+            return -1;
         case OPT_VERSION: printf("trainer %s\n", TRAINER_VERSION); return 1;
         case '?':
         default:
-            if (optopt)
-                fprintf(stderr, "trainer: %s needs a value (see --help)\n", flag);
-            else
-                fprintf(stderr, "trainer: unknown option '%s' (see --help)\n", flag);
+            fprintf(stderr, "trainer: unknown option '%s' (see --help)\n", flag);
             return -1;
         }
     }
