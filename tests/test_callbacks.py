@@ -12,13 +12,14 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import check, finish  # noqa: E402
+from testlib import check, finish, interpreter_hint  # noqa: E402
 
 try:
     import numpy as np  # noqa: F401  (keras_callbacks needs it)
     import keras_callbacks
 except ImportError:
-    print("test_callbacks: numpy is not installed (python3-numpy): skipped")
+    print(f"test_callbacks: numpy is not installed (python3-numpy): skipped"
+          f" {interpreter_hint()}")
     sys.exit(77)
 
 PROBE = sys.argv[1]

@@ -14,7 +14,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import trainerfiles  # noqa: E402
-from testlib import check, finish  # noqa: E402
+from testlib import check, finish, interpreter_hint  # noqa: E402
 
 TRAINER = os.path.abspath(sys.argv[1])
 SOURCE = os.path.abspath(sys.argv[2])
@@ -22,7 +22,8 @@ data = os.environ.get("TRAINER_MNIST") or os.path.join(SOURCE, "data", "mnist")
 try:
     import numpy as np
 except ImportError:
-    print("SKIP: numpy is not installed (python3-numpy)")
+    print(f"SKIP: numpy is not installed (python3-numpy)"
+          f" {interpreter_hint()}")
     sys.exit(77)
 
 

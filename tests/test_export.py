@@ -22,13 +22,14 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
-from testlib import check, finish  # noqa: E402
+from testlib import check, finish, interpreter_hint  # noqa: E402
 
 try:
     import numpy as np
     from modelrun import nchw, read_idx
 except ImportError:
-    print("test_export: numpy is not installed (python3-numpy): skipped")
+    print(f"test_export: numpy is not installed (python3-numpy): skipped"
+          f" {interpreter_hint()}")
     sys.exit(77)
 try:
     import torch

@@ -23,7 +23,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
-from testlib import check, finish  # noqa: E402
+from testlib import check, finish, interpreter_hint  # noqa: E402
 
 TRAINER = os.path.abspath(sys.argv[1])
 SOURCE = sys.argv[2]
@@ -35,7 +35,8 @@ try:
     import onnx
     from modelrun import nchw, read_idx
 except ImportError as e:
-    print(f"test_onnx: {e.name} is not installed (python3-numpy, python3-onnx): skipped")
+    print(f"test_onnx: {e.name} is not installed (python3-numpy, python3-onnx): skipped"
+          f" {interpreter_hint()}")
     sys.exit(77)
 if not shutil.which("node") or not os.path.isdir(os.path.join(JS, "node_modules",
                                                               "onnxruntime-node")):

@@ -22,14 +22,15 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
 import trainerfiles  # noqa: E402
-from testlib import check, finish  # noqa: E402
+from testlib import check, finish, interpreter_hint  # noqa: E402
 
 try:
     import numpy as np
     import pngwrite
     from modelrun import forward, read_idx
 except ImportError:
-    print("test_predict: numpy is not installed (python3-numpy): skipped")
+    print(f"test_predict: numpy is not installed (python3-numpy): skipped"
+          f" {interpreter_hint()}")
     sys.exit(77)
 
 TRAINER = os.path.abspath(sys.argv[1])

@@ -30,7 +30,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
-from testlib import check, finish  # noqa: E402
+from testlib import check, finish, interpreter_hint  # noqa: E402
 
 TRAINER = os.path.abspath(sys.argv[1])
 SOURCE = sys.argv[2]
@@ -42,7 +42,8 @@ try:
     import numpy as np
     from modelrun import read_idx
 except ImportError as e:
-    print(f"test_web_page: {e.name} is not installed (python3-numpy): skipped")
+    print(f"test_web_page: {e.name} is not installed (python3-numpy): skipped"
+          f" {interpreter_hint()}")
     sys.exit(77)
 missing = [what for what, there in (
     ("Node.js (apt-get install nodejs)", shutil.which("node")),

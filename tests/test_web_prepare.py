@@ -18,7 +18,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
-from testlib import check, finish  # noqa: E402
+from testlib import check, finish, interpreter_hint  # noqa: E402
 
 TRAINER = os.path.abspath(sys.argv[1])
 PROBE = os.path.abspath(sys.argv[2])
@@ -29,7 +29,8 @@ try:
     import pngwrite
     from modelrun import read_idx
 except ImportError as e:
-    print(f"test_web_prepare: {e.name} is not installed (python3-numpy): skipped")
+    print(f"test_web_prepare: {e.name} is not installed (python3-numpy): skipped"
+          f" {interpreter_hint()}")
     sys.exit(77)
 if not shutil.which("node"):
     print("test_web_prepare: Node.js is not installed (apt-get install nodejs): skipped")

@@ -6,6 +6,14 @@ import sys
 failures = 0
 
 
+def interpreter_hint():
+    """Which interpreter ran the test, and how to choose another: a skip for
+    a missing module names both (a pyenv or venv python3 without numpy
+    made the tests skip while Debian's had it)."""
+    return (f"in {sys.executable}; choose an interpreter that has it with "
+            f"meson configure -Dpython=/usr/bin/python3 BUILD_DIR")
+
+
 def check(cond, what):
     """Records a failed check (and goes on, so one run shows them all)."""
     global failures
