@@ -78,15 +78,15 @@ int layer_from_words(layer *l, uint32_t kind, const uint32_t words[LAYER_HYPER_W
     if (!layer_kind_ops(kind))
         return error_set(err, "unknown layer kind %u", kind);
     l->kind = kind;
-    if (kinds[kind]->check) {
-        if (kinds[kind]->check(words, err))
-            return -1;
-    } else {
-        for (int k = 0; k < LAYER_HYPER_WORDS; k++)
-            if (words[k])
-                return error_set(err, "%s takes no hyper-parameters (word %d is %u)",
-                                 kinds[kind]->name, k, words[k]);
-    }
+    const layer_ops *k = kinds[kind];
+    if (k->check && k->check(words, err))
+        return -1;
+    for (int w = k->words; w < LAYER_HYPER_WORDS; w++)
+        if (words[w])
+            return k->words ? error_set(err, "%s hyper-parameter word %d is %u, not 0",
+                                        k->name, w, words[w])
+                            : error_set(err, "%s takes no hyper-parameters (word %d is %u)",
+                                        k->name, w, words[w]);
     memcpy(l->hp, words, sizeof l->hp);
     return 0;
 }

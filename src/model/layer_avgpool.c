@@ -35,10 +35,6 @@ static int avgpool_check(const uint32_t *words, tr_error *err)
 {
     if (words[0] < 1 || words[0] > 64)
         return error_set(err, "avgpool2d %u (1 to 64)", words[0]);
-    for (int k = 1; k < LAYER_HYPER_WORDS; k++)
-        if (words[k])
-            return error_set(err, "avgpool2d hyper-parameter word %d is %u, not 0", k,
-                             words[k]);
     return 0;
 }
 
@@ -122,6 +118,7 @@ const layer_ops avgpool2d_layer_ops = {
     .keras = "AveragePooling2D",
     .parse = avgpool_parse,
     .format = avgpool_format,
+    .words = 1,
     .check = avgpool_check,
     .build = avgpool_build,
     .forward = avgpool_forward,

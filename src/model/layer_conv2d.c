@@ -125,9 +125,6 @@ static int conv_check(const uint32_t *words, tr_error *err)
         words[3] > 1)
         return error_set(err, "conv2d filters %u, kernel %u, padding %u, activation %u out "
                          "of range", words[0], words[1], words[2], words[3]);
-    for (int k = 4; k < LAYER_HYPER_WORDS; k++)
-        if (words[k])
-            return error_set(err, "conv2d hyper-parameter word %d is %u, not 0", k, words[k]);
     return 0;
 }
 
@@ -274,6 +271,7 @@ const layer_ops conv2d_layer_ops = {
     .keras = "Conv2D",
     .parse = conv_parse,
     .format = conv_format,
+    .words = 4,
     .check = conv_check,
     .build = conv_build,
     .macs = conv_macs,

@@ -102,9 +102,6 @@ static int dense_check(const uint32_t *words, tr_error *err)
         return error_set(err, "dense with %u units (1 to %d)", words[0], LAYER_MAX_WIDTH);
     if (words[1] > 1)
         return error_set(err, "dense activation %u (0 none, 1 relu)", words[1]);
-    for (int k = 2; k < LAYER_HYPER_WORDS; k++)
-        if (words[k])
-            return error_set(err, "dense hyper-parameter word %d is %u, not 0", k, words[k]);
     return 0;
 }
 
@@ -231,6 +228,7 @@ const layer_ops dense_layer_ops = {
     .reads_images = 1,
     .parse = dense_parse,
     .format = dense_format,
+    .words = 2,
     .check = dense_check,
     .build = dense_build,
     .macs = dense_macs,

@@ -52,9 +52,6 @@ static int dropout_check(const uint32_t *words, tr_error *err)
     memcpy(&r, &words[0], sizeof r);
     if (!(r >= 0.0f && r < 1.0f))
         return error_set(err, "dropout rate %g (0 to 1, 1 excluded)", (double)r);
-    for (int k = 1; k < LAYER_HYPER_WORDS; k++)
-        if (words[k])
-            return error_set(err, "dropout hyper-parameter word %d is %u, not 0", k, words[k]);
     return 0;
 }
 
@@ -128,6 +125,7 @@ const layer_ops dropout_layer_ops = {
     .keeps_order = 1,
     .parse = dropout_parse,
     .format = dropout_format,
+    .words = 1,
     .check = dropout_check,
     .build = dropout_build,
     .export = dropout_export,

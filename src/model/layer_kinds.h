@@ -99,7 +99,10 @@ typedef struct {
     int (*parse)(const spec_item *it, uint32_t *hp, int *head, tr_error *err);
     /* The layer as a spec item; last: it is the one before the head. */
     void (*format)(const layer *l, int last, char *buf, size_t size);
-    /* Checks hyper-parameter words read from a file. */
+    /* The hyper-parameter words it uses, the first ones; a file's others
+     * must be 0. */
+    int words;
+    /* Checks the words it uses, read from a file. */
     int (*check)(const uint32_t *hp, tr_error *err);
     int (*build)(layer *l, tr_error *err);
     double (*macs)(const layer *l);

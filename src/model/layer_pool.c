@@ -44,10 +44,6 @@ static int pool_check(const uint32_t *words, tr_error *err)
 {
     if (words[0] < 1 || words[0] > 64)
         return error_set(err, "maxpool2d %u (1 to 64)", words[0]);
-    for (int k = 1; k < LAYER_HYPER_WORDS; k++)
-        if (words[k])
-            return error_set(err, "maxpool2d hyper-parameter word %d is %u, not 0", k,
-                             words[k]);
     return 0;
 }
 
@@ -82,6 +78,7 @@ const layer_ops maxpool2d_layer_ops = {
     .alias = "maxpooling2d",
     .parse = pool_parse,
     .format = pool_format,
+    .words = 1,
     .check = pool_check,
     .build = pool_build,
     .forward = pool_forward,
