@@ -197,3 +197,44 @@ void export_param_add(export_module *m, const char *name, int tensor, int nd,
     *p = (export_param){.name = name, .tensor = tensor, .nd = nd};
     memcpy(p->dims, dims, sizeof *dims * (size_t)nd);
 }
+
+int window_parse(const spec_item *it, const char *kind, uint32_t *hp, tr_error *err)
+{
+    if (it->n_args != 1)
+        return error_set(err, "'%s': %s takes its pool size, as %s(2)", it->text, kind, kind);
+    return spec_whole(it, 0, 1, 64, &hp[0], "pool size", err);
+}
+
+int window_check(const uint32_t *words, const char *kind, tr_error *err)
+{
+    if (words[0] < 1 || words[0] > 64)
+        return error_set(err, "%s %u (1 to 64)", kind, words[0]);
+    return 0;
+}
+
+int window_build(layer *l, tr_error *err)
+{
+    const int p = (int)l->hp[0];
+    const char *kind = layer_kind_name(l->kind);
+    if (p < 1 || p > 64)
+        return error_set(err, "layer %d: %s %d (1 to 64)", l->index + 1, kind, p);
+    if (p > l->in.h || p > l->in.w)
+        return error_set(err, "layer %d: %s %dx%d on a %dx%d input", l->index + 1, kind, p, p,
+                         l->in.h, l->in.w);
+    l->out = (tensor_shape){l->in.h / p, l->in.w / p, l->in.c};
+    return 0;
+}
+
+void window_format(const layer *l, int last, char *buf, size_t size)
+{
+    (void)last;
+    snprintf(buf, size, "%s(%u)", layer_kind_name(l->kind), l->hp[0]);
+}
+
+void window_export(const layer *l, const char *onnx, const char *torch, layer_export *e)
+{
+    const int64_t p[2] = {l->hp[0], l->hp[0]};
+    export_module *m = export_add(e, onnx, "%s(%u)", torch, l->hp[0]);
+    export_attr_ints(m, "kernel_shape", 2, p);
+    export_attr_ints(m, "strides", 2, p);
+}

@@ -3,7 +3,6 @@
  * last whole window are left out), or of each channel over the whole image.
  * No parameters.  A window's values are added in row-major order and the sum
  * divided by their count, in float. */
-#include <stdio.h>
 #include <string.h>
 
 #include "layer_kinds.h"
@@ -19,33 +18,12 @@ static int pool(const layer *l)
 static int avgpool_parse(const spec_item *it, uint32_t *hp, int *head, tr_error *err)
 {
     (void)head;
-    if (it->n_args != 1)
-        return error_set(err, "'%s': avgpool2d takes its pool size, as avgpool2d(2)",
-                         it->text);
-    return spec_whole(it, 0, 1, 64, &hp[0], "pool size", err);
-}
-
-static void avgpool_format(const layer *l, int last, char *buf, size_t size)
-{
-    (void)last;
-    snprintf(buf, size, "avgpool2d(%d)", pool(l));
+    return window_parse(it, "avgpool2d", hp, err);
 }
 
 static int avgpool_check(const uint32_t *words, tr_error *err)
 {
-    if (words[0] < 1 || words[0] > 64)
-        return error_set(err, "avgpool2d %u (1 to 64)", words[0]);
-    return 0;
-}
-
-static int avgpool_build(layer *l, tr_error *err)
-{
-    const int p = pool(l);
-    if (p > l->in.h || p > l->in.w)
-        return error_set(err, "layer %d: avgpool2d %dx%d on a %dx%d input", l->index + 1, p,
-                         p, l->in.h, l->in.w);
-    l->out = (tensor_shape){l->in.h / p, l->in.w / p, l->in.c};
-    return 0;
+    return window_check(words, "avgpool2d", err);
 }
 
 /* out: [n][h / p][w / p][c]   in: [n][h][w][c] */
@@ -106,10 +84,7 @@ static void avgpool_backward(const layer *l, float *d_in, float *grad, float *d_
 static void avgpool_export(const layer *l, tensor_shape order, layer_export *e)
 {
     (void)order;
-    const int64_t p[2] = {pool(l), pool(l)};
-    export_module *m = export_add(e, "AveragePool", "AvgPool2d(%d)", pool(l));
-    export_attr_ints(m, "kernel_shape", 2, p);
-    export_attr_ints(m, "strides", 2, p);
+    window_export(l, "AveragePool", "AvgPool2d", e);
 }
 
 const layer_ops avgpool2d_layer_ops = {
@@ -117,10 +92,10 @@ const layer_ops avgpool2d_layer_ops = {
     .alias = "averagepooling2d",
     .keras = "AveragePooling2D",
     .parse = avgpool_parse,
-    .format = avgpool_format,
+    .format = window_format,
     .words = 1,
     .check = avgpool_check,
-    .build = avgpool_build,
+    .build = window_build,
     .forward = avgpool_forward,
     .backward = avgpool_backward,
     .export = avgpool_export,

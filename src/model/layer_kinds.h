@@ -83,6 +83,20 @@ void export_attr_int(export_module *m, const char *name, int64_t v);
 void export_param_add(export_module *m, const char *name, int tensor, int nd,
                       const int64_t *dims);
 
+/* ---- The pooling kinds' window ------------------------------------------- */
+
+/* Their one word: a square window's side, which is also its stride (1 to
+ * 64).  window_parse reads "KIND(P)" and window_check a file's word (kind
+ * names them in messages); window_build is the shape rule, floor(h / p) x
+ * floor(w / p) x c, the rows and columns past the last window left out;
+ * window_format writes the spec item; window_export one module, the ONNX
+ * operator onnx with kernel_shape and strides P, and PyTorch's torch(P). */
+int window_parse(const spec_item *it, const char *kind, uint32_t *hp, tr_error *err);
+int window_check(const uint32_t *words, const char *kind, tr_error *err);
+int window_build(layer *l, tr_error *err);
+void window_format(const layer *l, int last, char *buf, size_t size);
+void window_export(const layer *l, const char *onnx, const char *torch, layer_export *e);
+
 /* ---- The table ------------------------------------------------------------- */
 
 typedef struct {
