@@ -81,39 +81,47 @@ int spec_fraction(const spec_item *it, int k, double lo, double hi, float *out,
     return 0;
 }
 
+/* Appends the NULL-terminated words to buf (size bytes, used of them
+ * taken), separated by ", "; returns the bytes taken. */
+static size_t join_words(char *buf, size_t size, size_t used, const char *const *words)
+{
+    for (int w = 0; words[w] && used < size; w++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", words[w]);
+    return used;
+}
+
+/* The group g and word w of groups that arg is; 0 when it is none. */
+static int find_word(const char *const *const *groups, int n_groups, const char *arg, int *g,
+                     int *w)
+{
+    for (*g = 0; *g < n_groups; (*g)++)
+        for (*w = 0; groups[*g][*w]; (*w)++)
+            if (same_word(arg, groups[*g][*w]))
+                return 1;
+    return 0;
+}
+
 int spec_options(const spec_item *it, int from, const char *const *const *groups, int n_groups,
                  int *choice, tr_error *err)
 {
     int given[8] = {0};
+    char words[256];
     for (int k = from; k < it->n_args; k++) {
-        int found = 0;
-        for (int g = 0; g < n_groups && !found; g++)
-            for (int w = 0; groups[g][w] && !found; w++) {
-                if (!same_word(it->arg[k], groups[g][w]))
-                    continue;
-                found = 1;
-                if (given[g]) {
-                    char words[128];
-                    size_t used = 0;
-                    for (int v = 0; groups[g][v] && used < sizeof words; v++)
-                        used += (size_t)snprintf(words + used, sizeof words - used, "%s%s",
-                                                 v ? ", " : "", groups[g][v]);
-                    return error_set(err, "'%s': '%s' after '%s': give one of %s", it->text,
-                                     it->arg[k], it->arg[given[g] - 1], words);
-                }
-                given[g] = k + 1;
-                choice[g] = w;
-            }
-        if (!found) {
-            char words[256] = "none here";
+        int g, w;
+        if (!find_word(groups, n_groups, it->arg[k], &g, &w)) {
             size_t used = 0;
-            for (int g = 0; g < n_groups; g++)
-                for (int w = 0; groups[g][w] && used < sizeof words; w++)
-                    used += (size_t)snprintf(words + used, sizeof words - used, "%s%s",
-                                             used ? ", " : "", groups[g][w]);
+            for (int q = 0; q < n_groups; q++)
+                used = join_words(words, sizeof words, used, groups[q]);
             return error_set(err, "'%s': unknown argument '%s' (%s)", it->text, it->arg[k],
-                             words);
+                             used ? words : "none here");
         }
+        if (given[g]) {
+            join_words(words, sizeof words, 0, groups[g]);
+            return error_set(err, "'%s': '%s' after '%s': give one of %s", it->text,
+                             it->arg[k], it->arg[given[g] - 1], words);
+        }
+        given[g] = k + 1;
+        choice[g] = w;
     }
     return 0;
 }
