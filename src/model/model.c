@@ -234,18 +234,25 @@ void model_buffer_free(float *buf)
     free(buf);
 }
 
-/* Floats of a workspace for blocks of max_n samples (model_work_init's
- * layout), counted in double so that no product can wrap around. */
+/* pad() in double, exact below 2^53. */
+static double pad_exact(double n)
+{
+    return ceil(n / MODEL_ALIGN) * MODEL_ALIGN;
+}
+
+/* Floats of a workspace for blocks of max_n samples, as model_work_init lays
+ * it out, counted in double so that no product can wrap around. */
 static double work_floats(const model *m, int max_n)
 {
     const double n = max_n;
-    double floats = n * (double)tensor_size(m->input) + MODEL_ALIGN;
+    double floats = pad_exact(n * (double)tensor_size(m->input));
     for (int l = 0; l < m->n_layers - 1; l++)
-        floats += 2 * (n * (double)tensor_size(m->layer[l].out) + MODEL_ALIGN);
-    floats += n + n * (double)sizeof(uint8_t *) / sizeof(float) + 2 * MODEL_ALIGN;
+        floats += 2 * pad_exact(n * (double)tensor_size(m->layer[l].out));
+    floats += pad_exact(n); /* labels, as bytes, fit in max_n floats */
+    floats += pad_exact(n * (double)(sizeof(uint8_t *) / sizeof(float))); /* rows */
     for (int l = 0; l < m->n_layers; l++)
-        floats += (double)layer_work_bytes(&m->layer[l], max_n) / sizeof(float) + 1 +
-                  MODEL_ALIGN;
+        floats += pad_exact(floor((double)layer_work_bytes(&m->layer[l], max_n) /
+                                  sizeof(float)) + 1);
     return floats;
 }
 
@@ -263,19 +270,14 @@ double model_memory_limit(void)
 int model_work_init(model_work *w, const model *m, int max_n, tr_error *err)
 {
     memset(w, 0, sizeof *w);
-    const double need = model_work_bytes(m, max_n), limit = model_memory_limit();
+    const double count = work_floats(m, max_n), need = count * sizeof(float);
+    const double limit = model_memory_limit();
     if (need > limit)
         return error_set(err, "the model needs %.3g GB of working memory for %d sample%s at "
                          "a time, more than the %.3g GB allowed (half of this machine's "
                          "memory)", need / 1e9, max_n, max_n == 1 ? "" : "s", limit / 1e9);
-    const size_t n = (size_t)max_n;
-    size_t floats = pad(n * (size_t)tensor_size(m->input));
-    for (int l = 0; l < m->n_layers - 1; l++)
-        floats += 2 * pad(n * (size_t)tensor_size(m->layer[l].out));
-    floats += pad(n); /* labels, as bytes, fit in max_n floats */
-    floats += pad(n * sizeof(uint8_t *) / sizeof(float)); /* rows */
-    for (int l = 0; l < m->n_layers; l++)
-        floats += pad(layer_work_bytes(&m->layer[l], max_n) / sizeof(float) + 1);
+    /* Within the bound, the count is exact in a double. */
+    const size_t n = (size_t)max_n, floats = (size_t)count;
     float *p = model_buffer_new(floats);
     if (!p)
         return error_set(err, "out of memory for a workspace of %zu floats", floats);
