@@ -153,16 +153,16 @@ void layer_forward(const layer *l, float *out, const layer_input *in, const floa
 void layer_backward(const layer *l, float *d_in, float *grad, float *d_out, const float *in,
                     const float *out, const float *params, void *work, int n);
 
-/* A head's loss over n samples with labels ([n]): returns the summed loss;
- * d_in (the gradient at its input, [n][in size]) receives scale times the
- * gradient of the summed loss; adds to *correct the samples whose arg max
- * is their label. */
+/* A head's loss over n samples with labels ([n]), smoothed by ls (Keras'
+ * label_smoothing; 0: none): returns the summed loss; d_in (the gradient at
+ * its input, [n][in size]) receives scale times the gradient of the summed
+ * loss; adds to *correct the samples whose arg max is their label. */
 double layer_loss(const layer *l, float *d_in, const float *in, const uint8_t *labels, int n,
-                  float scale, int *correct);
+                  float scale, float ls, int *correct);
 
 /* The same loss without gradients; pred ([n], or NULL) receives each
  * sample's arg max (the lowest class on ties). */
 double layer_predict(const layer *l, uint8_t *pred, const float *in, const uint8_t *labels,
-                     int n, int *correct);
+                     int n, float ls, int *correct);
 
 #endif

@@ -35,7 +35,10 @@ typedef struct {
     int threads, shards;  /* as train_config (shards 0: one per thread) */
     int ranks;            /* as train_config: the processes training together;
                              only rank 0 should be given an out_dir */
-    double lr;            /* Adam's learning rate; the rest are Keras' defaults */
+    double lr;            /* the base learning rate, as given */
+    optimizer_hparams opt; /* the optimizer and its schedule; its lr, length and
+                              epochs are set from lr, the data and epochs */
+    float label_smoothing; /* Keras' label_smoothing (0: none) */
     double validation_split; /* recorded in the state only: the caller splits */
     uint64_t seed;        /* the epochs' shuffles */
     const char *out_dir;  /* where the epoch files go; NULL: nowhere */
@@ -89,7 +92,7 @@ int run_new(run **out, model *m, const dataset *train, const dataset *val,
 void run_free(run *r);
 
 /* Makes the run continue the one st describes (read from training.state):
- * Adam's moments m1 and m2 (buffers of the model's layout) and step count,
+ * the optimizer's slots m1 and m2 (buffers of the model's layout) and step count,
  * the history so far, the position in the epoch in progress and the
  * callbacks' state (the run's callbacks must be st's).  The model must
  * already hold st's parameters.  Call before run_fit. */
@@ -112,7 +115,7 @@ const callback_state *run_callbacks(const run *r);
  * of it done and its batch count. */
 void run_position(const run *r, int *epoch, long *batch, long *n_batches);
 
-/* Adam's steps taken so far, those of the run resumed included. */
+/* The optimizer's steps taken so far, those of the run resumed included. */
 long run_steps(const run *r);
 
 /* The evaluator the run validates with (on its threads), for a test set. */

@@ -5,17 +5,19 @@
 
 #include <stdint.h>
 
-/* Softmax fused with cross-entropy, stable (the row maximum is subtracted).
- * d_logits = scale * (softmax(logits) - onehot(labels)).  Returns the sum over
- * the n rows of -log softmax[label]; adds to *correct the rows whose arg max is
+/* Softmax fused with cross-entropy, stable (the row maximum is subtracted),
+ * against the targets y = (1 - ls) onehot(label) + ls / classes (Keras'
+ * label_smoothing ls; ls 0: the one-hot labels).
+ * d_logits = scale * (softmax(logits) - y).  Returns the sum over the n rows
+ * of -sum_c y_c log softmax_c; adds to *correct the rows whose arg max is
  * their label (ties go to the lowest class, as numpy's argmax).
  * d_logits, logits: [n][classes]   labels: [n] */
 double softmax_xent(float *d_logits, const float *logits, const uint8_t *labels,
-                    int n, int classes, float scale, int *correct);
+                    int n, int classes, float scale, float ls, int *correct);
 
-/* Arg max of each row (lowest index on ties) and its -log softmax[label]
+/* Arg max of each row (lowest index on ties) and its loss as softmax_xent's,
  * summed over the rows, without gradients.  pred may be NULL. */
 double softmax_xent_eval(uint8_t *pred, const float *logits, const uint8_t *labels,
-                         int n, int classes, int *correct);
+                         int n, int classes, float ls, int *correct);
 
 #endif

@@ -1,6 +1,6 @@
 /* state.h - training.state, everything needed to continue a run exactly.
  *
- * Version 4, little-endian, like model.ckpt (see ckpt.h), with the CRC-32 of
+ * Version 5, little-endian, like model.ckpt (see ckpt.h), with the CRC-32 of
  * every byte before it at the end:
  *   magic "TRNRSTAT", u32 version, u32 byte-order tag 0x01020304, u32 4
  *   the model's architecture, as in model.ckpt from its offset 20 (input
@@ -28,12 +28,19 @@
  *     best epoch, u32 wait, u32 stopped epoch, f64 best saved, u32 epoch
  *     saved, f64 the rate rule's best, u32 its wait, u32 cooldown left, f32
  *     the learning rate now
+ *   optimizer (from version 5; before it, adam with Keras' defaults): u32
+ *     kind (0 adam, 1 adamw, 2 sgd, 3 rmsprop), f32 beta1, f32 beta2, f32
+ *     epsilon, f32 momentum, u32 Nesterov (0 or 1), f32 rho, f32 weight
+ *     decay, u32 schedule (0 constant, 1 cosine, 2 exponential, 3 onecycle),
+ *     f64 warm-up epochs, f64 decay rate, f32 label smoothing
  *   u64 P, then P float32 parameters, P float32 first moments and P float32
- *     second moments, each in model.ckpt's tensor order; then, with early
+ *     second moments (the optimizer's slots m and v, optimizer.h), each in
+ *     model.ckpt's tensor order; then, with early
  *     stopping restoring the best weights and a best epoch, P float32: its
  *     parameters
  *   u32 CRC-32
- * Version 3 is version 4 without the tensor table.  Version 2 has, instead
+ * Version 4 is version 5 without the optimizer block, version 3 is version 4
+ * without the tensor table.  Version 2 has, instead
  * of the architecture, u32 L dense layers and their
  * L + 1 sizes (as model.ckpt version 1); version 1 is version 2 without the
  * three u32 after the data directory.  Both still load (version 1's data then
@@ -47,13 +54,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "adam.h"
 #include "callbacks.h"
 #include "error.h"
 #include "epoch.h"
 #include "model.h"
+#include "optimizer.h"
 
-#define STATE_VERSION 4
+#define STATE_VERSION 5
 
 /* A run's settings and progress; the model itself travels beside it. */
 typedef struct {
@@ -67,7 +74,9 @@ typedef struct {
     int has_fingerprint;       /* 0 for version 1 files, which have none */
     int epoch;                 /* the epoch in progress or next to run */
     epoch_progress progress;   /* where that epoch stands */
-    long adam_step;
+    long opt_step;             /* the optimizer's steps taken since the run began */
+    optimizer_hparams opt;     /* its kind and settings (opt.lr is lr) */
+    float label_smoothing;
     int n_history;
     epoch_stats *history;      /* [n_history], owned */
     callback_config callbacks; /* the run's callbacks (all off before version 3) */
@@ -80,7 +89,7 @@ typedef struct {
  * buffer (*data, freed by the caller).  Fails, naming the first, on a
  * parameter or moment that is not finite, or a second moment below 0: the
  * state would not load. */
-int state_encode(const train_state *st, const model *m, const adam *opt, uint8_t **data,
+int state_encode(const train_state *st, const model *m, const optimizer *opt, uint8_t **data,
                  size_t *len, tr_error *err);
 
 /* Decodes a state image: fills st (free st->history, and st->best_weights

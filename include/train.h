@@ -35,11 +35,11 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "adam.h"
 #include "dataset.h"
 #include "epoch.h"
 #include "error.h"
 #include "model.h"
+#include "optimizer.h"
 
 #define TRAIN_MAX_SHARDS 256
 #define TRAIN_MAX_BATCH 65536
@@ -49,7 +49,8 @@ typedef struct {
     int shards;         /* gradient buffers per batch, at most TRAIN_MAX_SHARDS;
                            0 means one per thread */
     int batch_size;     /* >= 1; the last partial batch of an epoch is kept */
-    adam_hparams adam;
+    optimizer_hparams opt; /* the optimizer and its schedule */
+    float label_smoothing; /* Keras' label_smoothing, 0 to 1 */
     uint64_t seed;      /* the epoch shuffles derive from it */
     int ranks;          /* processes of the group (group.h) training together:
                            0 or 1 for this one alone; shards a multiple of it */
@@ -85,11 +86,11 @@ int train_session_threads_ran(const train_session *s);
  * the model is evaluated or the state saved. */
 void train_session_share_state(train_session *s);
 
-/* Sets Adam's learning rate for the steps to come. */
+/* Sets the optimizer's base learning rate for the steps to come. */
 void train_session_set_learning_rate(train_session *s, float lr);
 
 /* The optimizer's state: its moments share the parameters' layout. */
-const adam *train_session_optimizer(const train_session *s);
+const optimizer *train_session_optimizer(const train_session *s);
 
 /* Sets the optimizer's state, to continue a run: the moments m and v
  * (buffers of the model's layout) and the steps taken so far. */
@@ -135,6 +136,10 @@ typedef struct evaluator evaluator;
 /* An evaluator for models of m's layers (m itself or a copy). */
 int evaluator_new(evaluator **out, const model *m, int threads, tr_error *err);
 void evaluator_free(evaluator *e);
+
+/* The label smoothing its losses use from now on (0 when new), as a model
+ * trained with it is judged in Keras. */
+void evaluator_set_label_smoothing(evaluator *e, float ls);
 
 /* Mean loss and accuracy of m (of the evaluator's layers) over d; pred (if not
  * NULL, [d->n]) receives each sample's predicted class.  Samples are taken in

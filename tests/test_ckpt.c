@@ -341,9 +341,9 @@ static void test_state(void)
     model m;
     CHECK(model_init_mlp(&m, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s", err.msg);
     model_init_glorot(&m, 4);
-    adam opt;
-    adam_hparams hp = adam_defaults();
-    CHECK(adam_init(&opt, m.len, &hp, &err) == 0, "%s", err.msg);
+    optimizer opt;
+    optimizer_hparams hp = adam_defaults();
+    CHECK(optimizer_init(&opt, m.len, &hp, &err) == 0, "%s", err.msg);
     /* Values in the real tensors; the padding between them stays 0. */
     float *pm[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS], *pv[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
     size_t count[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
@@ -375,8 +375,14 @@ static void test_state(void)
                       .has_fingerprint = 1, .epoch = 3,
                       .progress = {.next_batch = 5, .loss_sum = 12.125, .correct = 61,
                                    .seen = 80},
-                      .adam_step = 43, .n_history = 2, .history = rows,
-                      .callbacks = cbc, .cb = cbs, .best_weights = kept};
+                      .opt_step = 43, .n_history = 2, .history = rows,
+                      .callbacks = cbc, .cb = cbs, .best_weights = kept,
+                      .opt = optimizer_defaults(OPTIMIZER_SGD), .label_smoothing = 0.125f};
+    st.opt.lr = (float)st.lr;
+    st.opt.momentum = 0.75f;
+    st.opt.nesterov = 1;
+    st.opt.weight_decay = 0.0625f;
+    st.opt.epochs = st.epochs;
     snprintf(st.data_dir, sizeof st.data_dir, "/some/where");
     uint8_t *data;
     size_t len;
@@ -388,7 +394,7 @@ static void test_state(void)
     if (bm.params) {
         CHECK(back.seed == 77 && back.batch_size == 16 && back.shards == 3 && back.epochs == 9 &&
                   back.lr == 0.002 && back.validation_split == 0.25 && back.n_train == 300 &&
-                  back.n_val == 100 && back.epoch == 3 && back.adam_step == 43 &&
+                  back.n_val == 100 && back.epoch == 3 && back.opt_step == 43 &&
                   strcmp(back.data_dir, "/some/where") == 0,
               "the configuration came back different");
         CHECK(back.rows == 3 && back.cols == 4 && back.fingerprint == 0xdeadbeef &&
@@ -400,6 +406,11 @@ static void test_state(void)
                   back.history[0].val_accuracy == 0.85 &&
                   back.history[1].learning_rate == (double)2e-4f,
               "the history came back different");
+        CHECK(back.opt.kind == OPTIMIZER_SGD && back.opt.momentum == 0.75f &&
+                  back.opt.nesterov && back.opt.weight_decay == 0.0625f &&
+                  back.opt.lr == 0.002f && back.opt.schedule == SCHEDULE_CONSTANT &&
+                  back.label_smoothing == 0.125f,
+              "the optimizer came back different");
         CHECK(memcmp(&back.callbacks, &cbc, sizeof cbc) == 0 &&
                   memcmp(&back.cb, &cbs, sizeof cbs) == 0,
               "the callbacks came back different");
@@ -435,13 +446,17 @@ static void test_state(void)
               "a state with 4 bytes too many: '%s'", err.msg);
         free(longer);
     }
-    /* Version 3, without the tensor table (after the 3 layers' records),
-     * still loads to the same parameters and moments. */
+    /* Version 3, without the tensor table (after the 3 layers' records)
+     * and the optimizer block (before the parameter count), still loads to
+     * the same parameters and moments, as adam's. */
     {
-        const size_t at = 20 + 20 + 3 * 32, table = 3 * 4 + 4 * 12, v3_len = len - table;
+        const size_t at = 20 + 20 + 3 * 32, table = 3 * 4 + 4 * 12, block = 56;
+        const size_t opt_at = len - 4 - 4 * 4 * model_param_count(&m) - 8 - block;
+        const size_t v3_len = len - table - block;
         uint8_t *v3 = malloc(v3_len);
         memcpy(v3, data, at);
-        memcpy(v3 + at, data + at + table, len - at - table);
+        memcpy(v3 + at, data + at + table, opt_at - at - table);
+        memcpy(v3 + opt_at - table, data + opt_at + block, len - opt_at - block);
         put32(v3 + 8, 3);
         fix_crc(v3, v3_len);
         CHECK(state_decode(&back, &bm, &m1, &m2, v3, v3_len, "v3", &err) == 0, "version 3: %s",
@@ -450,6 +465,9 @@ static void test_state(void)
             CHECK(memcmp(bm.params, m.params, sizeof(float) * m.len) == 0 &&
                       memcmp(m2, opt.v, sizeof(float) * m.len) == 0,
                   "the version-3 state came back different");
+            CHECK(back.opt.kind == OPTIMIZER_ADAM && back.opt.beta2 == 0.999f &&
+                      back.opt.lr == 0.002f && back.label_smoothing == 0.0f,
+                  "a version-3 state's optimizer is not adam's");
             free(back.history);
             model_buffer_free(back.best_weights);
             model_buffer_free(m1);
@@ -464,7 +482,7 @@ static void test_state(void)
     free(data);
     pv[2][1] = NAN;
     CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == -1 &&
-              strstr(err.msg, "Adam's second moment of layer 2 (dense_2), weight [0][1], is "
+              strstr(err.msg, "the optimizer's second slot of layer 2 (dense_2), weight [0][1], is "
                               "nan"),
           "a NaN moment encoded: '%s'", err.msg);
     pv[2][1] = 3456.5f;
@@ -474,7 +492,7 @@ static void test_state(void)
     for (int f = 0; f < 2; f++) {
         forge_float(data, len, f ? NAN : 3456.5f, forged[f]);
         CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 && !bm.params &&
-                  !m1 && strstr(err.msg, "s: Adam's second moment of layer 2 (dense_2), "
+                  !m1 && strstr(err.msg, "s: the optimizer's second slot of layer 2 (dense_2), "
                                          "weight [0][1], ") && strstr(err.msg, said[f]),
               "a forged moment %g: '%s'", (double)forged[f], err.msg);
     }
@@ -555,6 +573,32 @@ static void test_state(void)
               "stopped after epoch %u: '%s'", stopped, err.msg);
     }
     put32(data + cb_at + 68, 0);
+    /* The optimizer block (56 bytes before the parameter count): an unknown
+     * kind, a momentum adam has not, and a schedule beside ReduceLROnPlateau
+     * (which this run has) are refused by name. */
+    {
+        const size_t opt_at = len - 4 - 4 * 4 * model_param_count(&m) - 8 - 56;
+        const struct {
+            size_t at;
+            uint32_t value;
+            const char *want;
+        } bad_opt[] = {
+            {0, 9, "unknown optimizer 9"},
+            {0, OPTIMIZER_ADAM, "adam has no momentum setting"},
+            {32, SCHEDULE_COSINE, "a learning-rate schedule with ReduceLROnPlateau"},
+        };
+        for (size_t k = 0; k < sizeof bad_opt / sizeof *bad_opt; k++) {
+            uint8_t keep4[4];
+            memcpy(keep4, data + opt_at + bad_opt[k].at, 4);
+            put32(data + opt_at + bad_opt[k].at, bad_opt[k].value);
+            fix_crc(data, len);
+            CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
+                      !bm.params && strstr(err.msg, bad_opt[k].want),
+                  "forged optimizer, want '%s': '%s'", bad_opt[k].want, err.msg);
+            memcpy(data + opt_at + bad_opt[k].at, keep4, 4);
+        }
+        fix_crc(data, len);
+    }
     fix_crc(data, len);
     CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == 0, "restored: %s",
           err.msg);
@@ -565,7 +609,7 @@ static void test_state(void)
     model_free(&bm);
     free(data);
     model_buffer_free(kept);
-    adam_free(&opt);
+    optimizer_free(&opt);
     model_free(&m);
 }
 

@@ -85,6 +85,27 @@ with tempfile.TemporaryDirectory() as tmp:
         (["--save-best", "--monitor", "val_accuracy", "--validation-split", "0"],
          "--monitor val_accuracy needs validation data"),
     ]
+    # The optimizer's flags (issue 25): names, ranges, and settings that its
+    # optimizer or schedule does not read.
+    bad_flags += [
+        (["--optimizer", "adagrad"], "--optimizer 'adagrad': expected adam, adamw, sgd or"),
+        (["--lr-schedule", "step"], "--lr-schedule 'step': expected constant, cosine"),
+        (["--momentum", "1"], "--momentum '1'"),
+        (["--momentum", "0.9"], "adam has no momentum setting (sgd and rmsprop have)"),
+        (["--optimizer", "sgd", "--nesterov"], "Nesterov momentum is sgd's, with a momentum"),
+        (["--optimizer", "rmsprop", "--momentum", "0.9", "--nesterov"],
+         "Nesterov momentum is sgd's"),
+        (["--weight-decay", "-0.1"], "--weight-decay '-0.1'"),
+        (["--lr-schedule", "exponential"], "--lr-schedule exponential needs --decay-rate"),
+        (["--decay-rate", "0.5"], "a decay rate goes with the exponential schedule only"),
+        (["--lr-schedule", "exponential", "--decay-rate", "1.5"], "--decay-rate '1.5'"),
+        (["--warmup-epochs", "30"], "a warm-up of 30 epochs in a run of 25"),
+        (["--label-smoothing", "1.5"], "--label-smoothing '1.5'"),
+        (["--lr-schedule", "cosine", "--reduce-lr-on-plateau", "0.5"],
+         "--reduce-lr-on-plateau sets the rate itself"),
+        (["--warmup-epochs", "1", "--reduce-lr-on-plateau", "0.5"],
+         "--reduce-lr-on-plateau sets the rate itself"),
+    ]
     # Short options (issue 28): -h is help; a word with one dash is named as
     # typed, not as the program's path or a missing value.
     bad_flags += [

@@ -484,7 +484,7 @@ static void check_step(const char *spec)
     for (int run = 0; run < 3; run++) {
         g[run] = model_buffer_new(m.len);
         train_config cfg = {.threads = threads[run], .shards = shards[run], .batch_size = 16,
-                            .adam = adam_defaults(), .seed = 5};
+                            .opt = adam_defaults(), .seed = 5};
         train_session *s;
         CHECK(train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
         CHECK(train_gradient(s, &d, idx, 12, g[run], &loss[run], &err) == 0, "%s", err.msg);

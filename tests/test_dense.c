@@ -298,7 +298,7 @@ static void test_softmax_xent(rng *r)
         y[s] = (uint8_t)rng_below(r, C);
     int correct = 0;
     const float scale = 0.25f;
-    double loss = softmax_xent(d, z, y, N, C, scale, &correct);
+    double loss = softmax_xent(d, z, y, N, C, scale, 0.0f, &correct);
     double want_loss = 0.0;
     int want_correct = 0;
     for (int s = 0; s < N; s++) {
@@ -328,14 +328,43 @@ static void test_softmax_xent(rng *r)
 
     uint8_t pred[N];
     int correct2 = 0;
-    double loss2 = softmax_xent_eval(pred, z, y, N, C, &correct2);
+    double loss2 = softmax_xent_eval(pred, z, y, N, C, 0.0f, &correct2);
     CHECK(loss2 == loss && correct2 == correct, "eval loss %g, correct %d", loss2, correct2);
     CHECK(pred[3] == 2, "arg max of the row with 500: %d", pred[3]);
+
+    /* Label smoothing 0.1: the targets y = 0.9 onehot + 0.01, the loss
+     * -sum_c y_c log p_c and the gradient scale (p - y), from log p
+     * computed directly; train and eval agree. */
+    const float ls = 0.1f;
+    correct = 0;
+    loss = softmax_xent(d, z, y, N, C, scale, ls, &correct);
+    want_loss = 0.0;
+    for (int s = 0; s < N; s++) {
+        const float *row = z + s * C;
+        double m = row[0], sum = 0.0;
+        for (int c = 1; c < C; c++)
+            m = row[c] > m ? row[c] : m;
+        for (int c = 0; c < C; c++)
+            sum += exp(row[c] - m);
+        for (int c = 0; c < C; c++) {
+            const double target = (1.0 - ls) * (c == y[s]) + (double)ls / C;
+            const double logp = row[c] - m - log(sum);
+            want_loss -= target * logp;
+            const double g = scale * (exp(logp) - target);
+            CHECK(fabs(d[s * C + c] - g) <= 1e-6, "smoothed d[%d][%d] = %g, want %g", s, c,
+                  d[s * C + c], g);
+        }
+    }
+    CHECK(fabs(loss - want_loss) <= 1e-9 * fabs(want_loss), "smoothed loss %.12g, want %.12g",
+          loss, want_loss);
+    correct2 = 0;
+    loss2 = softmax_xent_eval(pred, z, y, N, C, ls, &correct2);
+    CHECK(loss2 == loss && correct2 == correct, "smoothed eval loss %g, want %g", loss2, loss);
 
     float tie[4] = {1, 3, 3, 0};
     uint8_t lab = 2, p;
     int c = 0;
-    softmax_xent_eval(&p, tie, &lab, 1, 4, &c);
+    softmax_xent_eval(&p, tie, &lab, 1, 4, 0.0f, &c);
     CHECK(p == 1 && c == 0, "ties go to the lowest class: %d", p);
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""model.ckpt (version 3) and training.state (version 4) read by an
+"""model.ckpt (version 3) and training.state (version 5) read by an
 independent reader written from the README alone (tests/trainerfiles.py), and
 the model run by numpy: the files say what the trainer did, and the model they
 hold gives the test figures the trainer printed."""
@@ -68,7 +68,10 @@ with tempfile.TemporaryDirectory() as tmp:
     check(ckpt["classes"] == 10 and ckpt["layers"] == want_layers, f"layers {ckpt['layers']}")
 
     state = trainerfiles.read_state(os.path.join(out, "training.state"))
-    check(state["version"] == 4, f"training.state version {state['version']}")
+    check(state["version"] == 5, f"training.state version {state['version']}")
+    o = state["optimizer"]
+    check(o["kind"] == 0 and abs(o["beta2"] - 0.999) < 1e-7 and o["schedule"] == 0 and
+          o["weight_decay"] == 0 and o["label_smoothing"] == 0, f"the optimizer block {o}")
     check(state["layers"] == want_layers and state["input"] == (ROWS, COLS, 1),
           "the state's layers")
     check(state["params"] == ckpt["tensors"], "the state's parameters are not model.ckpt's")

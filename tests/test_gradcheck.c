@@ -202,7 +202,7 @@ static void check_network(const int *hidden, int n_hidden, uint64_t seed)
     }
 
     /* The training step's gradient: 12 samples in 5 shards on 2 threads. */
-    train_config cfg = {.threads = 2, .shards = 5, .batch_size = 16, .adam = adam_defaults()};
+    train_config cfg = {.threads = 2, .shards = 5, .batch_size = 16, .opt = adam_defaults()};
     train_session *s;
     CHECK(train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
     uint32_t idx[N];

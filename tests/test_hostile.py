@@ -10,7 +10,7 @@ exit status 1, never a hang or a crash:
   temporary file is left (SIGXFSZ used to kill the process);
 - a run started with SIGHUP ignored (nohup) goes on when SIGHUP comes; one
   started without saves its state and stops (status 129);
-- a training.state with a negative Adam second moment (a good checksum) is
+- a training.state with a negative second moment of the optimizer (a good checksum) is
   refused on --resume, naming the moment, where it used to resume and write
   a model.ckpt with a NaN weight;
 - a model.ckpt of version 1 (a stack of dense layers told by its sizes, as
@@ -172,7 +172,7 @@ with tempfile.TemporaryDirectory() as tmp:
         f.write(raw)
     before = {n: open(os.path.join(forged, n), "rb").read() for n in os.listdir(forged)}
     r = run([TRAINER, "--resume", forged, "--epochs", "2", "--no-plots"])
-    check(r.returncode == 1 and "Adam's second moment of layer 1 (dense_1), weight [0][7], is "
+    check(r.returncode == 1 and "the optimizer's second slot of layer 1 (dense_1), weight [0][7], is "
           "negative (-0.25)" in r.stderr, f"a negative second moment: {r.stderr!r}")
     after = {n: open(os.path.join(forged, n), "rb").read() for n in os.listdir(forged)
              if n != ".trainer.lock"}

@@ -2,7 +2,7 @@
 """Training over several processes (mpirun), bit for bit.
 
 On generated data: the MLP (whose first layer has the rows trainer) and a
-conv net with dropout, each trained by one process with --shards 4, then by
+conv net with dropout, each also with another optimizer, each trained by one process with --shards 4, then by
 mpirun -np 2 and -np 4 (and 2 processes of 2 threads, and a batch that
 does not split evenly): the same model.ckpt bytes and history.csv figures.
 A run interrupted under mpirun -np 2 and resumed by -np 4 and by a process
@@ -75,6 +75,14 @@ with tempfile.TemporaryDirectory() as tmp:
         "MLP": ["--hidden", "40,20", "--batch-size", "32"],
         "conv net": ["--layers", "conv2d(4,3,same,relu),maxpool2d(2),conv2d(6,3,relu),"
                      "flatten,dropout(0.3),dense(10,softmax)", "--batch-size", "50"],
+        # The weights decay (the rows trainer updates every row), momentum
+        # and a schedule.
+        "MLP with sgd": ["--hidden", "40,20", "--batch-size", "32", "--optimizer", "sgd",
+                         "--momentum", "0.9", "--nesterov", "--weight-decay", "0.01",
+                         "--lr-schedule", "onecycle", "--label-smoothing", "0.1"],
+        "conv net with rmsprop": ["--layers", "conv2d(4,3,relu),flatten,dense(10,softmax)",
+                                  "--optimizer", "rmsprop", "--momentum", "0.5",
+                                  "--lr-schedule", "cosine", "--warmup-epochs", "1"],
     }
     for name, spec in models.items():
         common = ["--data", data, "--epochs", "2", "--no-plots", "--shards", "4", *spec]

@@ -3,6 +3,7 @@
 trainer makes it finish its step, save, and exit 130 (143, 129), its files showing every
 epoch it completed; --resume then ends with a model.ckpt and history.csv
 identical to an uninterrupted run's."""
+import math
 import os
 import re
 import signal
@@ -114,6 +115,65 @@ with tempfile.TemporaryDirectory() as tmp:
                        capture_output=True, text=True, timeout=60)
     check(r.returncode == 2 and "--resume continues a run with its own settings" in r.stderr,
           f"--resume with a callback flag: {r.returncode} {r.stderr!r}")
+
+    # Another optimizer, a schedule and label smoothing: the optimizer's
+    # slots, its settings and the step the schedule is at travel in
+    # training.state, so an interrupted and resumed run ends as the whole one;
+    # history.csv's rate is the schedule's at each epoch's last step.
+    opt_flags = run_flags(12) + ["--optimizer", "sgd", "--momentum", "0.9", "--nesterov",
+                                 "--weight-decay", "0.001", "--lr", "0.05", "--lr-schedule",
+                                 "onecycle", "--label-smoothing", "0.1"]
+    opt_whole = os.path.join(tmp, "opt_whole")
+    r = subprocess.run([TRAINER, "--out", opt_whole] + opt_flags, capture_output=True,
+                       text=True, timeout=600)
+    check(r.returncode == 0 and "SGD lr 0.05 momentum 0.9 (Nesterov) weight decay 0.001, "
+          "onecycle schedule, label smoothing 0.1" in r.stdout,
+          f"the sgd run: {r.stdout[:300]} {r.stderr}")
+    with open(os.path.join(opt_whole, "history.csv")) as f:
+        rows = [line.strip().split(",") for line in f][1:]
+    steps = 960 // 8  # 1200 samples less the validation fifth, batches of 8
+    total, up = 12 * steps, 0.3 * 12 * steps - 1
+
+    def onecycle(i):
+        lo, hi = 0.05 / 25, 0.05
+        if i <= up:
+            return hi + (lo - hi) / 2 * (math.cos(math.pi * i / up) + 1)
+        return lo / 1e4 + (hi - lo / 1e4) / 2 * (math.cos(math.pi * (i - up) /
+                                                         (total - 1 - up)) + 1)
+    check(len(rows) == 12 and all(abs(float(row[6]) - onecycle((e + 1) * steps - 1)) <=
+                                  1e-6 * onecycle((e + 1) * steps - 1)
+                                  for e, row in enumerate(rows)),
+          f"history's rates are not the schedule's: {[row[6] for row in rows]}")
+
+    def plain_outputs(d):
+        with open(os.path.join(d, "model.ckpt"), "rb") as f:
+            model = f.read()
+        with open(os.path.join(d, "history.csv")) as f:
+            cols = [line.strip().split(",")[:5] + line.strip().split(",")[6:] for line in f]
+        return model, cols
+    opt_reference = plain_outputs(opt_whole)
+    opt_cut = os.path.join(tmp, "opt_cut")
+    p = subprocess.Popen([TRAINER, "--out", opt_cut] + opt_flags, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if line.startswith("Epoch 5/"):
+            p.send_signal(signal.SIGINT)
+            break
+    out, err = p.communicate(timeout=120)
+    check(p.returncode == 130, f"the sgd run was not interrupted: {p.returncode}")
+    r = subprocess.run([TRAINER, "--resume", opt_cut, "--epochs", "13"], capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 1 and "follows a onecycle schedule over 12 epochs" in r.stderr,
+          f"--epochs changed under a schedule: {r.returncode} {r.stderr!r}")
+    r = subprocess.run([TRAINER, "--resume", opt_cut, "--optimizer", "adam"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 2 and "--resume continues a run with its own settings" in r.stderr,
+          f"--resume with --optimizer: {r.returncode} {r.stderr!r}")
+    r = subprocess.run([TRAINER, "--resume", opt_cut, "--no-plots"], capture_output=True,
+                       text=True, timeout=600)
+    check(r.returncode == 0 and "SGD lr 0.05" in r.stdout, f"the sgd resume: {r.stderr}")
+    check(plain_outputs(opt_cut) == opt_reference,
+          "with sgd and a schedule, the resumed run differs from the uninterrupted one")
 
     # Two signals in a row: out at once; what is on disk is whole and resumable.
     twice = os.path.join(tmp, "twice")

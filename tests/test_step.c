@@ -1,8 +1,9 @@
 /* Training epochs against plain steps: for every batch of the epoch's order,
- * the whole-batch gradient and an Adam update of every parameter.  The epoch
+ * the whole-batch gradient and an optimizer update of every parameter, for
+ * each optimizer, with schedules and label smoothing.  The epoch
  * must give the same parameters bit for bit, although it fuses the reduction
  * with the update, splits it across threads, and skips the first-layer rows
- * whose moments are 0 and that no sample lights.  The data has such rows
+ * whose moments are 0 and that no sample lights (unless weights decay).  The data has such rows
  * (pixels never lit), a row lit by one sample only (its moments become nonzero
  * in the middle of the first epoch and must keep decaying after), and the
  * second epoch starts from a state that is not fresh.  Also: a tensor that is
@@ -12,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adam.h"
 #include "model.h"
+#include "optimizer.h"
 #include "rng.h"
 #include "testutil.h"
 #include "train.h"
@@ -26,8 +27,8 @@ static void plain_epochs(model *m, const dataset *d, const train_config *cfg)
     train_session *s;
     tr_error err;
     CHECK(train_session_new(&s, m, cfg, &err) == 0, "%s", err.msg);
-    adam opt;
-    CHECK(adam_init(&opt, m->len, &cfg->adam, &err) == 0, "%s", err.msg);
+    optimizer opt;
+    CHECK(optimizer_init(&opt, m->len, &cfg->opt, &err) == 0, "%s", err.msg);
     float *grad = model_buffer_new(m->len);
     uint32_t order[N];
     long step = 0;
@@ -43,13 +44,44 @@ static void plain_epochs(model *m, const dataset *d, const train_config *cfg)
             CHECK(train_gradient(s, d, order + first, n, grad, &loss, &err) == 0, "%s",
                   err.msg);
             const float *g[1] = {grad};
-            adam_update(m->params, opt.m, opt.v, g, 1, 0, m->len, &cfg->adam,
-                        adam_alpha(&cfg->adam, ++step));
+            const optimizer_coeffs c = optimizer_coeffs_at(&cfg->opt, ++step);
+            optimizer_update(&cfg->opt, m->params, opt.m, opt.v, g, 1, 0, m->len, &c);
         }
     }
     model_buffer_free(grad);
-    adam_free(&opt);
+    optimizer_free(&opt);
     train_session_free(s);
+}
+
+/* The optimizers the steps are checked with: 0 adam; 1 adamw, cosine after
+ * half an epoch of warm-up; 2 sgd with Nesterov momentum, one cycle; 3
+ * rmsprop with momentum, exponential decay; 4 plain sgd with label
+ * smoothing. */
+static void optimizer_variant(train_config *cfg, int v)
+{
+    static const optimizer_kind kinds[] = {OPTIMIZER_ADAM, OPTIMIZER_ADAMW, OPTIMIZER_SGD,
+                                           OPTIMIZER_RMSPROP, OPTIMIZER_SGD};
+    optimizer_hparams *o = &cfg->opt;
+    *o = optimizer_defaults(kinds[v]);
+    o->steps_per_epoch = (N + BATCH - 1) / BATCH;
+    o->epochs = EPOCHS;
+    if (v == 1) {
+        o->schedule = SCHEDULE_COSINE;
+        o->warmup_epochs = 0.5;
+    } else if (v == 2) {
+        o->momentum = 0.9f;
+        o->nesterov = 1;
+        o->schedule = SCHEDULE_ONECYCLE;
+        o->lr = 0.05f;
+    } else if (v == 3) {
+        o->momentum = 0.5f;
+        o->schedule = SCHEDULE_EXPONENTIAL;
+        o->decay_rate = 0.5;
+    } else if (v == 4) {
+        cfg->label_smoothing = 0.1f;
+    }
+    tr_error err;
+    CHECK(optimizer_check(o, &err) == 0, "variant %d: %s", v, err.msg);
 }
 
 static void trained_epochs(model *m, const dataset *d, const train_config *cfg)
@@ -81,11 +113,14 @@ int main(void)
     tr_error err;
     const int hidden[] = {128, 32};
     CHECK(mlp_shape_make(&shape, 784, hidden, 2, 10, &err) == 0, "%s", err.msg);
-    /* threads, shards */
-    const int runs[][2] = {{1, 2}, {2, 2}, {3, 2}, {3, 3}, {2, 5}};
+    /* threads, shards, optimizer variant (optimizer_variant) */
+    const int runs[][3] = {{1, 2, 0}, {2, 2, 0}, {3, 2, 0}, {3, 3, 0}, {2, 5, 0},
+                           {1, 2, 1}, {3, 3, 1}, {2, 2, 2}, {2, 5, 2}, {1, 2, 3},
+                           {3, 2, 3}, {2, 2, 4}, {3, 3, 4}};
     for (size_t k = 0; k < sizeof runs / sizeof *runs; k++) {
         train_config cfg = {.threads = runs[k][0], .shards = runs[k][1], .batch_size = BATCH,
-                            .adam = adam_defaults(), .seed = SEED};
+                            .seed = SEED};
+        optimizer_variant(&cfg, runs[k][2]);
         model a, b;
         CHECK(model_init_mlp(&a, tensor_flat(shape.sizes[0]), &shape, &err) == 0 && model_init_mlp(&b, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s",
               err.msg);
@@ -96,8 +131,9 @@ int main(void)
         size_t differ = 0;
         for (size_t j = 0; j < a.len; j++)
             differ += memcmp(&a.params[j], &b.params[j], sizeof(float)) != 0;
-        CHECK(differ == 0, "%d threads, %d shards: %zu of %zu parameters differ from plain "
-              "steps", runs[k][0], runs[k][1], differ, a.len);
+        CHECK(differ == 0, "%d threads, %d shards, %s: %zu of %zu parameters differ from "
+              "plain steps", runs[k][0], runs[k][1], optimizer_name(cfg.opt.kind), differ,
+              a.len);
         /* The data did exercise both kinds of rows: the row lit once moved,
          * a row never lit did not. */
         const float *w5 = layer_tensor(&a.layer[0], a.params, DENSE_W) + 5 * 128;
@@ -107,8 +143,11 @@ int main(void)
         model_init_glorot(&c, SEED);
         memcpy(init, layer_tensor(&c.layer[0], c.params, DENSE_W) + 5 * 128, sizeof init);
         CHECK(memcmp(w5, init, sizeof init) != 0, "the row lit once never moved");
-        CHECK(memcmp(layer_tensor(&a.layer[0], a.params, DENSE_W), layer_tensor(&c.layer[0], c.params, DENSE_W), 128 * sizeof(float)) == 0,
-              "a row never lit moved");
+        const int same0 = memcmp(layer_tensor(&a.layer[0], a.params, DENSE_W),
+                                 layer_tensor(&c.layer[0], c.params, DENSE_W),
+                                 128 * sizeof(float)) == 0;
+        CHECK(same0 == (cfg.opt.weight_decay == 0.0f),
+              "a row never lit %s", same0 ? "kept its weights under weight decay" : "moved");
         model_free(&a);
         model_free(&b);
         model_free(&c);
@@ -141,13 +180,13 @@ int main(void)
             for (int o = 0; o < 4; o++)
                 bias[o] = fresh.params[frozen->offset[DENSE_B] + (size_t)o] = 0.25f * (float)o;
             train_config ccfg = {.threads = run + 1, .shards = 3, .batch_size = 16,
-                                 .adam = adam_defaults(), .seed = SEED};
+                                 .opt = adam_defaults(), .seed = SEED};
             train_session *cs;
             CHECK(train_session_new(&cs, &cm, &ccfg, &err) == 0, "%s", err.msg);
             double closs, cacc;
             CHECK(train_epoch(cs, &cd, 1, &closs, &cacc, NULL, NULL, &err) == 0, "%s",
                   err.msg);
-            const adam *opt = train_session_optimizer(cs);
+            const optimizer *opt = train_session_optimizer(cs);
             int moved = 1, zero = 1;
             for (int l = 0; l < cm.n_layers; l++)
                 for (int t = 0; t < cm.layer[l].n_tensors; t++) {
@@ -182,7 +221,7 @@ int main(void)
     model m;
     CHECK(model_init_mlp(&m, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s", err.msg);
     train_config cfg = {.threads = 2, .shards = 2, .batch_size = BATCH,
-                        .adam = adam_defaults(), .seed = SEED};
+                        .opt = adam_defaults(), .seed = SEED};
     train_session *s;
     CHECK(train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
     double loss, acc;

@@ -23,7 +23,7 @@ static void gradient(model *m, const dataset *d, const uint32_t *idx, uint32_t n
                      int threads, int shards, float *grad, double *loss)
 {
     train_config cfg = {.threads = threads, .shards = shards, .batch_size = 32,
-                        .adam = adam_defaults(), .seed = 0};
+                        .opt = adam_defaults(), .seed = 0};
     train_session *s;
     tr_error err;
     CHECK(train_session_new(&s, m, &cfg, &err) == 0, "%s", err.msg);

@@ -172,7 +172,7 @@ def read_state(path):
     r, version = _head(data, b"TRNRSTAT")
     if version in (1, 2):
         input_shape, classes, layers = _sizes_as_architecture(r)
-    elif version in (3, 4):
+    elif version in (3, 4, 5):
         input_shape, classes, layers = _architecture(r)
         if version >= 4:
             _tensor_table(r, layers, tensor_shapes(input_shape, layers))
@@ -209,6 +209,15 @@ def read_state(path):
         cb["lr"] = r.take("f")
         s["callbacks"] = cb
         best_weights = (cb["flags"] & 3) == 3 and cb["best_epoch"] > 0
+    s["optimizer"] = {"kind": 0, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7,
+                      "momentum": 0.0, "nesterov": 0, "rho": 0.9, "weight_decay": 0.0,
+                      "schedule": 0, "warmup_epochs": 0.0, "decay_rate": 1.0,
+                      "label_smoothing": 0.0}
+    if version >= 5:
+        o = s["optimizer"]
+        o["kind"], o["beta1"], o["beta2"], o["epsilon"], o["momentum"] = r.take("Iffff")
+        o["nesterov"], o["rho"], o["weight_decay"], o["schedule"] = r.take("IffI")
+        o["warmup_epochs"], o["decay_rate"], o["label_smoothing"] = r.take("ddf")
     shapes = tensor_shapes(input_shape, layers)
     count = r.take("Q")
     s["params"] = _tensors(r, shapes)

@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <math.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@ static void usage(FILE *f)
             "Usage: trainer [OPTION]...\n"
             "       trainer predict [--model FILE] IMAGE...   (see trainer predict --help)\n"
             "       trainer export [--model FILE] [--onnx OUT] [--safetensors OUT]\n"
-            "Train an image classifier on MNIST-format data (Keras' Sequential + Adam),\n"
+            "Train an image classifier on MNIST-format data (Keras' Sequential and fit),\n"
             "or classify pictures with a trained one, or export it.\n"
             "\n"
             "  --data DIR              the four IDX files, plain or .gz (default: data/mnist\n"
@@ -37,8 +38,9 @@ static void usage(FILE *f)
             "                          conv2d(F,K,same), dense(N,relu) (see the README)\n"
             "  --epochs N              passes over the training set (default: 25; 0 only\n"
             "                          evaluates)\n"
-            "  --batch-size N          samples per Adam step (default: 32)\n"
-            "  --lr X                  Adam learning rate (default: 0.001)\n"
+            "  --batch-size N          samples per optimizer step (default: 32)\n"
+            "  --lr X                  learning rate, a schedule's peak (default: the\n"
+            "                          optimizer's: 0.01 for sgd, else 0.001)\n"
             "  --validation-split X    last fraction of the training file held out for\n"
             "                          validation, 0 <= X < 1 (default: 0.2)\n"
             "  --seed N                seed of the weights and the shuffles (default: 0)\n"
@@ -52,6 +54,21 @@ static void usage(FILE *f)
             "                          as if it had not stopped (with --data, --threads,\n"
             "                          --epochs to extend it, --no-plots)\n"
             "  --no-plots              do not write samples.png, curves.png, predictions.png\n"
+            "\n",
+            TRAINER_SOURCE_DIR, train_cores());
+    fprintf(f,
+            "The optimizer (Keras 3's formulas and defaults; see the README):\n"
+            "  --optimizer NAME        adam (default), adamw, sgd or rmsprop\n"
+            "  --momentum X            sgd's or rmsprop's momentum, 0 <= X < 1 (default: 0)\n"
+            "  --nesterov              Nesterov momentum (sgd)\n"
+            "  --weight-decay X        decoupled decay of every weight by X times the\n"
+            "                          rate each step (default: 0.004 for adamw, else 0)\n"
+            "  --lr-schedule NAME      constant (default), cosine, exponential or onecycle,\n"
+            "                          stepped every batch\n"
+            "  --warmup-epochs X       rise linearly from 0 to --lr over X epochs first\n"
+            "                          (onecycle: the rising part, default 30%% of the run)\n"
+            "  --decay-rate X          exponential: the factor per epoch, 0 < X <= 1\n"
+            "  --label-smoothing X     targets (1 - X) one-hot + X / classes (default: 0)\n"
             "\n"
             "Keras' callbacks (each epoch's figures decide; see the README for the rules):\n"
             "  --early-stopping N      stop once N epochs in a row have not improved, and\n"
@@ -77,16 +94,91 @@ static void usage(FILE *f)
             "state and exits; a second one exits at once.\n"
             "\n"
             "Exit status: 0 on success, 1 for a data, checkpoint or output problem,\n"
-            "2 for a bad command line, 130, 143 or 129 when interrupted (128 + the signal).\n",
-            TRAINER_SOURCE_DIR, train_cores());
+            "2 for a bad command line, 130, 143 or 129 when interrupted (128 + the signal).\n");
 }
 
 enum {
     OPT_DATA = 256, OPT_OUT, OPT_HIDDEN, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VSPLIT,
     OPT_SEED, OPT_THREADS, OPT_SHARDS, OPT_LOAD, OPT_RESUME, OPT_NO_PLOTS, OPT_HELP, OPT_VERSION,
     OPT_EARLY, OPT_MONITOR, OPT_MIN_DELTA, OPT_NO_RESTORE, OPT_SAVE_BEST, OPT_REDUCE_LR,
-    OPT_LR_PATIENCE, OPT_LR_MIN_DELTA, OPT_LR_COOLDOWN, OPT_MIN_LR, OPT_MODEL, OPT_LAYERS
+    OPT_LR_PATIENCE, OPT_LR_MIN_DELTA, OPT_LR_COOLDOWN, OPT_MIN_LR, OPT_MODEL, OPT_LAYERS,
+    OPT_OPTIMIZER, OPT_MOMENTUM, OPT_NESTEROV, OPT_WEIGHT_DECAY, OPT_SCHEDULE, OPT_WARMUP,
+    OPT_DECAY_RATE, OPT_SMOOTHING
 };
+
+/* The optimizer's flags, as given (NaN or -1: not given). */
+typedef struct {
+    int kind;              /* optimizer_kind, -1 */
+    double momentum, weight_decay, warmup, decay_rate, smoothing;
+    int nesterov, schedule; /* schedule: schedule_kind, -1 */
+} optimizer_flags;
+
+/* The optimizer's flags; they set f.  Returns 1 when c is not one. */
+static int parse_optimizer_flag(optimizer_flags *f, int c, const char *arg)
+{
+    switch (c) {
+    case OPT_OPTIMIZER: {
+        optimizer_kind k;
+        if (optimizer_find(arg, &k))
+            return cli_bad_flag("--optimizer", arg, "expected adam, adamw, sgd or rmsprop");
+        f->kind = (int)k;
+        return 0;
+    }
+    case OPT_SCHEDULE: {
+        schedule_kind k;
+        if (schedule_find(arg, &k))
+            return cli_bad_flag("--lr-schedule", arg,
+                                "expected constant, cosine, exponential or onecycle");
+        f->schedule = (int)k;
+        return 0;
+    }
+    case OPT_MOMENTUM: return cli_double("--momentum", arg, 0.0, 0, 1.0, 1, &f->momentum);
+    case OPT_NESTEROV: f->nesterov = 1; return 0;
+    case OPT_WEIGHT_DECAY:
+        return cli_double("--weight-decay", arg, 0.0, 0, 1.0, 1, &f->weight_decay);
+    case OPT_WARMUP: return cli_double("--warmup-epochs", arg, 0.0, 0, 1e6, 0, &f->warmup);
+    case OPT_DECAY_RATE: return cli_double("--decay-rate", arg, 0.0, 1, 1.0, 0, &f->decay_rate);
+    case OPT_SMOOTHING:
+        return cli_double("--label-smoothing", arg, 0.0, 0, 1.0, 0, &f->smoothing);
+    default: return 1;
+    }
+}
+
+/* o->opt from the flags f: the optimizer's defaults, then what was given;
+ * says on stderr what does not go together. */
+static int make_optimizer(options *o, const optimizer_flags *f)
+{
+    optimizer_hparams *h = &o->opt;
+    *h = optimizer_defaults(f->kind < 0 ? OPTIMIZER_ADAM : (optimizer_kind)f->kind);
+    if (o->given & GIVEN_LR)
+        h->lr = (float)o->lr;
+    else
+        o->lr = (double)h->lr;
+    if (f->momentum == f->momentum) h->momentum = (float)f->momentum;
+    if (f->weight_decay == f->weight_decay) h->weight_decay = (float)f->weight_decay;
+    if (f->warmup == f->warmup) h->warmup_epochs = f->warmup;
+    if (f->decay_rate == f->decay_rate) h->decay_rate = f->decay_rate;
+    if (f->smoothing == f->smoothing) o->label_smoothing = (float)f->smoothing;
+    h->nesterov = f->nesterov;
+    if (f->schedule >= 0) h->schedule = (schedule_kind)f->schedule;
+    h->epochs = o->epochs;
+    tr_error err;
+    if (h->schedule == SCHEDULE_EXPONENTIAL && f->decay_rate != f->decay_rate) {
+        fprintf(stderr, "trainer: --lr-schedule exponential needs --decay-rate (see "
+                "--help)\n");
+        return -1;
+    }
+    if (optimizer_check(h, &err)) {
+        fprintf(stderr, "trainer: %s (see --help)\n", err.msg);
+        return -1;
+    }
+    if (o->callbacks.reduce_lr && optimizer_scheduled(h)) {
+        fprintf(stderr, "trainer: --reduce-lr-on-plateau sets the rate itself: it does not go "
+                "with --lr-schedule or --warmup-epochs (see --help)\n");
+        return -1;
+    }
+    return 0;
+}
 
 /* The callback flags; they set o->callbacks.  Returns 1 when c is not one. */
 static int parse_callback_flag(options *o, int c, const char *arg)
@@ -216,6 +308,14 @@ int options_parse(options *o, int argc, char **argv)
         {"lr-min-delta", required_argument, NULL, OPT_LR_MIN_DELTA},
         {"lr-cooldown", required_argument, NULL, OPT_LR_COOLDOWN},
         {"min-lr", required_argument, NULL, OPT_MIN_LR},
+        {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
+        {"momentum", required_argument, NULL, OPT_MOMENTUM},
+        {"nesterov", no_argument, NULL, OPT_NESTEROV},
+        {"weight-decay", required_argument, NULL, OPT_WEIGHT_DECAY},
+        {"lr-schedule", required_argument, NULL, OPT_SCHEDULE},
+        {"warmup-epochs", required_argument, NULL, OPT_WARMUP},
+        {"decay-rate", required_argument, NULL, OPT_DECAY_RATE},
+        {"label-smoothing", required_argument, NULL, OPT_SMOOTHING},
         {"model", required_argument, NULL, OPT_MODEL},
         {"layers", required_argument, NULL, OPT_LAYERS},
         {"help", no_argument, NULL, OPT_HELP},
@@ -227,6 +327,8 @@ int options_parse(options *o, int argc, char **argv)
                    .shards = default_threads() * group_size(), .lr = 1e-3,
                    .validation_split = 0.2, .seed = 0, .plots = 1,
                    .callbacks = callback_defaults()};
+    optimizer_flags of = {.kind = -1, .momentum = NAN, .weight_decay = NAN, .warmup = NAN,
+                          .decay_rate = NAN, .smoothing = NAN, .schedule = -1};
     opterr = 0;
     int c;
     long v;
@@ -241,6 +343,13 @@ int options_parse(options *o, int argc, char **argv)
         if (cb == 0) {
             callback_flags |= callback_given(c);
             o->given |= GIVEN_CALLBACKS;
+            continue;
+        }
+        const int opt = parse_optimizer_flag(&of, c, optarg);
+        if (opt < 0)
+            return -1;
+        if (opt == 0) {
+            o->given |= GIVEN_OPTIMIZER;
             continue;
         }
         switch (c) {
@@ -335,7 +444,7 @@ int options_parse(options *o, int argc, char **argv)
     }
     const unsigned fixed = GIVEN_OUT | GIVEN_HIDDEN | GIVEN_BATCH | GIVEN_LR | GIVEN_VSPLIT |
                            GIVEN_SEED | GIVEN_SHARDS | GIVEN_LOAD | GIVEN_CALLBACKS |
-                           GIVEN_LAYERS;
+                           GIVEN_LAYERS | GIVEN_OPTIMIZER;
     if (o->resume && (o->given & fixed)) {
         fprintf(stderr, "trainer: --resume continues a run with its own settings; only "
                 "--data, --threads, --epochs and --no-plots may go with it (see --help)\n");
@@ -371,7 +480,7 @@ int options_parse(options *o, int argc, char **argv)
         fprintf(stderr, "trainer: %s (see --help)\n", err.msg);
         return -1;
     }
-    return 0;
+    return o->resume ? 0 : make_optimizer(o, &of);
 }
 
 int options_threads(const options *o)
@@ -398,6 +507,13 @@ int options_take_state(options *o, const train_state *st, const model *m,
     o->batch_size = st->batch_size;
     o->shards = st->shards;
     o->lr = st->lr;
+    o->opt = st->opt;
+    o->label_smoothing = st->label_smoothing;
+    /* A schedule spans the run's epochs: more would restart none of it. */
+    if ((o->given & GIVEN_EPOCHS) && o->epochs != st->epochs && optimizer_scheduled(&st->opt))
+        return error_set(err, "--epochs %d: the run in %s follows a %s schedule over %d "
+                         "epochs, which cannot change", o->epochs, o->resume,
+                         schedule_name(st->opt.schedule), st->epochs);
     o->validation_split = st->validation_split;
     o->seed = st->seed;
     o->callbacks = st->callbacks;

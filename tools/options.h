@@ -6,6 +6,7 @@
 #include "callbacks.h"
 #include "mlp.h"
 #include "model.h"
+#include "optimizer.h"
 #include "state.h"
 
 typedef struct {
@@ -25,6 +26,8 @@ typedef struct {
     int threads;
     int shards;
     double lr;
+    optimizer_hparams opt; /* the optimizer, its settings and its schedule */
+    float label_smoothing;
     double validation_split;
     unsigned long long seed;
     callback_config callbacks;
@@ -34,7 +37,7 @@ typedef struct {
 enum {
     GIVEN_OUT = 1, GIVEN_HIDDEN = 2, GIVEN_BATCH = 4, GIVEN_LR = 8, GIVEN_VSPLIT = 16,
     GIVEN_SEED = 32, GIVEN_SHARDS = 64, GIVEN_LOAD = 128, GIVEN_EPOCHS = 256, GIVEN_DATA = 512,
-    GIVEN_THREADS = 1024, GIVEN_CALLBACKS = 2048, GIVEN_LAYERS = 4096
+    GIVEN_THREADS = 1024, GIVEN_CALLBACKS = 2048, GIVEN_LAYERS = 4096, GIVEN_OPTIMIZER = 8192
 };
 
 /* Reads argv into o: 0 to run, 1 when --help or --version was served, -1 on
@@ -42,8 +45,8 @@ enum {
 int options_parse(options *o, int argc, char **argv);
 
 /* The settings a resumed run takes from its state st (whose model is m),
- * read from state_path: its layers, batch, shards, rate, split, seed,
- * callbacks, output directory and, unless given, its epochs and data. */
+ * read from state_path: its layers, batch, shards, rate, optimizer, split,
+ * seed, callbacks, output directory and, unless given, its epochs and data. */
 int options_take_state(options *o, const train_state *st, const model *m,
                        const char *state_path, tr_error *err);
 

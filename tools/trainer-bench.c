@@ -167,7 +167,8 @@ static timing time_training(const model *proto, const dataset *train, int thread
     const dataset none = {0};
     /* The first epoch warms caches and pages up and is not counted. */
     const run_config cfg = {.epochs = epochs + 1, .batch_size = batch, .threads = threads,
-                            .shards = shards, .lr = 1e-3, .seed = 1};
+                            .shards = shards, .lr = 1e-3, .opt = adam_defaults(),
+                            .seed = 1};
     epoch_times times = {.n = 0};
     const run_observer obs = {.epoch_end = record_epoch, .ctx = &times};
     if (model_init(&m, proto->input, proto->layer, proto->n_layers, &err)) {

@@ -39,7 +39,7 @@ typedef struct {
     evaluator *eval;           /* the test set's, when there is no run */
     train_state saved;         /* when resuming: the state read */
     int bad_layers;            /* --layers does not fit the data: a command-line error */
-    float *saved_m, *saved_v;  /* when resuming: Adam's moments read */
+    float *saved_m, *saved_v;  /* when resuming: the optimizer's slots read */
 } program;
 
 static void program_free(program *r)
@@ -56,7 +56,7 @@ static void program_free(program *r)
 }
 
 /* Takes a resumed run's settings from DIR/training.state, with its model and
- * Adam's moments; --data, --threads, --epochs and --no-plots may still be given. */
+ * the optimizer's state; --data, --threads, --epochs and --no-plots may still be given. */
 static int read_saved_run(program *r, options *o, char *state_path, size_t size,
                           tr_error *err)
 {
@@ -223,7 +223,8 @@ static int fit(program *r, const options *o, const run_files *out, tr_error *err
     const int rank = group_rank();
     const run_config cfg = {.epochs = o->epochs, .batch_size = o->batch_size,
                             .threads = o->threads, .shards = o->shards,
-                            .ranks = group_size(), .lr = o->lr,
+                            .ranks = group_size(), .lr = o->lr, .opt = o->opt,
+                            .label_smoothing = o->label_smoothing,
                             .validation_split = o->validation_split, .seed = o->seed,
                             .out_dir = rank == 0 ? o->out_dir : NULL,
                             .data_dir = r->data_dir, .plots = o->plots,
@@ -392,8 +393,9 @@ int main(int argc, char **argv)
         printf(" (of %d asked: no more threads than shards)", o.threads);
     if (ranks == 1)
         printf(" on %d core%s,", train_cores(), train_cores() == 1 ? "" : "s");
-    printf(" %d epoch%s, Adam lr %g, seed %llu\n", o.epochs, o.epochs == 1 ? "" : "s", o.lr,
-           o.seed);
+    char opt[256];
+    optimizer_describe(&o.opt, o.label_smoothing, opt, sizeof opt);
+    printf(" %d epoch%s, %s, seed %llu\n", o.epochs, o.epochs == 1 ? "" : "s", opt, o.seed);
     model_summary(&r.model, stdout);
     if (o.resume)
         printf("Resuming %s at epoch %d, step %ld\n", state_path, r.saved.epoch,

@@ -17,6 +17,8 @@ static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'S', 'T', 'A', 'T'};
 /* An upper bound of the encoded size; the real one is what gets written. */
 /* Bytes of the callbacks block (state.h). */
 #define CALLBACKS_LEN (4 * 4 + 8 * 4 + 4 * 2 + 8 * 3 + 4 * 5 + 4)
+/* Bytes of the optimizer block. */
+#define OPTIMIZER_LEN (4 * 10 + 8 * 2)
 
 enum { CB_EARLY = 1, CB_RESTORE = 2, CB_SAVE_BEST = 4, CB_REDUCE_LR = 8 };
 
@@ -50,6 +52,60 @@ static void put_callbacks(byte_writer *w, const train_state *st)
     put_u32(w, (uint32_t)s->lr_wait);
     put_u32(w, (uint32_t)s->cooldown_left);
     put_f32(w, s->lr);
+}
+
+static void put_optimizer(byte_writer *w, const train_state *st)
+{
+    const optimizer_hparams *o = &st->opt;
+    put_u32(w, (uint32_t)o->kind);
+    put_f32(w, o->beta1);
+    put_f32(w, o->beta2);
+    put_f32(w, o->eps);
+    put_f32(w, o->momentum);
+    put_u32(w, (uint32_t)o->nesterov);
+    put_f32(w, o->rho);
+    put_f32(w, o->weight_decay);
+    put_u32(w, (uint32_t)o->schedule);
+    put_f64(w, o->warmup_epochs);
+    put_f64(w, o->decay_rate);
+    put_f32(w, st->label_smoothing);
+}
+
+/* Reads the optimizer block (state.h), checked as the command line checks
+ * it; a callback that sets the rate does not go with a schedule. */
+static int get_optimizer(byte_reader *r, train_state *st, const char *name, tr_error *err)
+{
+    optimizer_hparams *o = &st->opt;
+    const uint32_t kind = get_u32(r);
+    o->beta1 = get_f32(r);
+    o->beta2 = get_f32(r);
+    o->eps = get_f32(r);
+    o->momentum = get_f32(r);
+    const uint32_t nesterov = get_u32(r);
+    o->rho = get_f32(r);
+    o->weight_decay = get_f32(r);
+    const uint32_t schedule = get_u32(r);
+    o->warmup_epochs = get_f64(r);
+    o->decay_rate = get_f64(r);
+    st->label_smoothing = get_f32(r);
+    if (r->bad)
+        return error_set(err, "%s: truncated optimizer settings", name);
+    if (kind > OPTIMIZER_RMSPROP || schedule > SCHEDULE_ONECYCLE || nesterov > 1)
+        return error_set(err, "%s: unknown optimizer %u or schedule %u", name, kind, schedule);
+    o->kind = (optimizer_kind)kind;
+    o->nesterov = (int)nesterov;
+    o->schedule = (schedule_kind)schedule;
+    o->lr = (float)st->lr;
+    o->epochs = st->epochs;
+    tr_error why;
+    if (optimizer_check(o, &why))
+        return error_set(err, "%s: optimizer settings out of range: %s", name, why.msg);
+    if (!(st->label_smoothing >= 0.0f && st->label_smoothing <= 1.0f))
+        return error_set(err, "%s: label smoothing %g out of range", name,
+                         (double)st->label_smoothing);
+    if (st->callbacks.reduce_lr && optimizer_scheduled(o))
+        return error_set(err, "%s: a learning-rate schedule with ReduceLROnPlateau", name);
+    return 0;
 }
 
 /* Reads the callbacks block, checking what the rules rely on. */
@@ -106,15 +162,17 @@ static size_t encoded_len(const train_state *st, const model *m, size_t n_params
 {
     return 8 + 4 * 3 + architecture_len(m) + 8 + 4 * 3 + 8 * 2 + 4 * 2 +
            4 + strlen(st->data_dir) + 4 * 3 + 4 + 8 + 8 + 8 * 3 + 4 +
-           (size_t)st->n_history * (4 + 6 * 8) + CALLBACKS_LEN + 8 + 4 * 4 * n_params + 4;
+           (size_t)st->n_history * (4 + 6 * 8) + CALLBACKS_LEN + OPTIMIZER_LEN + 8 +
+           4 * 4 * n_params + 4;
 }
 
-int state_encode(const train_state *st, const model *m, const adam *opt, uint8_t **data,
+int state_encode(const train_state *st, const model *m, const optimizer *opt, uint8_t **data,
                  size_t *len, tr_error *err)
 {
     if (model_check_finite(m, m->params, "training.state", "the parameter", err) ||
-        model_check_finite(m, opt->m, "training.state", "Adam's first moment", err) ||
-        model_check_nonnegative(m, opt->v, "training.state", "Adam's second moment", err))
+        model_check_finite(m, opt->m, "training.state", "the optimizer's first slot", err) ||
+        model_check_nonnegative(m, opt->v, "training.state", "the optimizer's second slot",
+                                err))
         return -1;
     size_t n_params = model_param_count(m);
     size_t total = encoded_len(st, m, n_params);
@@ -143,7 +201,7 @@ int state_encode(const train_state *st, const model *m, const adam *opt, uint8_t
     put_f64(&w, st->progress.loss_sum);
     put_u64(&w, (uint64_t)st->progress.correct);
     put_u64(&w, (uint64_t)st->progress.seen);
-    put_u64(&w, (uint64_t)st->adam_step);
+    put_u64(&w, (uint64_t)st->opt_step);
     put_u32(&w, (uint32_t)st->n_history);
     for (int i = 0; i < st->n_history; i++) {
         const epoch_stats *h = &st->history[i];
@@ -156,6 +214,7 @@ int state_encode(const train_state *st, const model *m, const adam *opt, uint8_t
         put_f64(&w, h->learning_rate);
     }
     put_callbacks(&w, st);
+    put_optimizer(&w, st);
     put_u64(&w, n_params);
     put_tensors(&w, m, m->params);
     put_tensors(&w, m, opt->m);
@@ -191,7 +250,7 @@ static int check_config(const raw_config *c, const train_state *st, const char *
         !(st->validation_split >= 0.0 && st->validation_split < 1.0))
         return error_set(err, "%s: learning rate or validation split out of range", name);
     if (st->progress.next_batch < 0 || st->progress.correct < 0 || st->progress.seen < 0 ||
-        st->adam_step < 0)
+        st->opt_step < 0)
         return error_set(err, "%s: negative counts", name);
     if ((uint64_t)st->n_history != (uint64_t)c->epoch - 1)
         return error_set(err, "%s: %d history rows for epoch %u", name, st->n_history,
@@ -261,7 +320,7 @@ static int get_run(byte_reader *r, train_state *st, uint32_t version, const char
     st->progress.loss_sum = get_f64(r);
     st->progress.correct = (long)get_u64(r);
     st->progress.seen = (long)get_u64(r);
-    st->adam_step = (long)get_u64(r);
+    st->opt_step = (long)get_u64(r);
     uint32_t rows = get_u32(r);
     const size_t row_len = version >= 3 ? 52 : 44;
     if (r->bad || rows > STATE_MAX_HISTORY || (size_t)(r->end - r->p) / row_len < rows)
@@ -327,6 +386,14 @@ int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_
         st->callbacks = callback_defaults();
         callbacks_start(&st->cb, &st->callbacks, (float)st->lr);
     }
+    if (version >= 5) {
+        if (get_optimizer(&r, st, name, err))
+            goto fail;
+    } else {
+        st->opt = adam_defaults();
+        st->opt.lr = (float)st->lr;
+        st->opt.epochs = st->epochs;
+    }
     uint64_t n_params = get_u64(&r);
     size_t expect = model_param_count(m);
     /* The model is defined, not allocated, until the length says that the
@@ -363,8 +430,8 @@ int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_
         get_tensors(&r, m, st->best_weights);
     }
     if (model_check_finite(m, m->params, name, "the parameter", err) ||
-        model_check_finite(m, *m1, name, "Adam's first moment", err) ||
-        model_check_nonnegative(m, *m2, name, "Adam's second moment", err) ||
+        model_check_finite(m, *m1, name, "the optimizer's first slot", err) ||
+        model_check_nonnegative(m, *m2, name, "the optimizer's second slot", err) ||
         (st->best_weights &&
          model_check_finite(m, st->best_weights, name, "the best epoch's parameter", err)))
         goto fail;

@@ -150,15 +150,15 @@ void layer_backward(const layer *l, float *d_in, float *grad, float *d_out, cons
 }
 
 double layer_loss(const layer *l, float *d_in, const float *in, const uint8_t *labels, int n,
-                  float scale, int *correct)
+                  float scale, float ls, int *correct)
 {
-    return ops(l)->loss(l, d_in, in, labels, n, scale, correct);
+    return ops(l)->loss(l, d_in, in, labels, n, scale, ls, correct);
 }
 
 double layer_predict(const layer *l, uint8_t *pred, const float *in, const uint8_t *labels,
-                     int n, int *correct)
+                     int n, float ls, int *correct)
 {
-    return ops(l)->predict(l, pred, in, labels, n, correct);
+    return ops(l)->predict(l, pred, in, labels, n, ls, correct);
 }
 
 const layer_trainer_ops *layer_trainer(const layer *l)

@@ -128,9 +128,9 @@ typedef struct {
     void (*backward)(const layer *l, float *d_in, float *grad, float *d_out, const float *in,
                      const float *out, const float *params, void *work, int n);
     double (*loss)(const layer *l, float *d_in, const float *in, const uint8_t *labels, int n,
-                   float scale, int *correct);
+                   float scale, float ls, int *correct);
     double (*predict)(const layer *l, uint8_t *pred, const float *in, const uint8_t *labels,
-                      int n, int *correct);
+                      int n, float ls, int *correct);
     /* Its modules; order: the shape whose channel-first flattening gives the
      * order of its input's values in the exported graph (its input itself
      * unless that is a vector some layer flattened). */

@@ -24,8 +24,18 @@ static double row_logsumexp(const float *row, int classes, float *max_out, int *
     return log(sum);
 }
 
+/* The smoothed part of a row's loss: ls times the mean over the classes of
+ * -(z_c - max), which the one-hot part's lse - (z_label - max) joins. */
+static double smoothing_term(const float *z, float m, int classes, float ls)
+{
+    double sum = 0.0;
+    for (int c = 0; c < classes; c++)
+        sum += (double)z[c] - (double)m;
+    return (double)ls * sum / classes;
+}
+
 double softmax_xent(float *d_logits, const float *logits, const uint8_t *labels,
-                    int n, int classes, float scale, int *correct)
+                    int n, int classes, float scale, float ls, int *correct)
 {
     double loss = 0.0;
     for (int s = 0; s < n; s++) {
@@ -45,17 +55,25 @@ double softmax_xent(float *d_logits, const float *logits, const uint8_t *labels,
             sum += e;
             d[c] = (float)e;
         }
-        loss += log(sum) - ((double)z[labels[s]] - (double)m);
         *correct += arg == labels[s];
         const double inv = 1.0 / sum;
+        if (ls == 0.0f) {
+            loss += log(sum) - ((double)z[labels[s]] - (double)m);
+            for (int c = 0; c < classes; c++)
+                d[c] = scale * (float)((double)d[c] * inv - (c == labels[s]));
+            continue;
+        }
+        const double hit = 1.0 - (double)ls, rest = (double)ls / classes;
+        loss += log(sum) - hit * ((double)z[labels[s]] - (double)m) -
+                smoothing_term(z, m, classes, ls);
         for (int c = 0; c < classes; c++)
-            d[c] = scale * (float)((double)d[c] * inv - (c == labels[s]));
+            d[c] = scale * (float)((double)d[c] * inv - (hit * (c == labels[s]) + rest));
     }
     return loss;
 }
 
 double softmax_xent_eval(uint8_t *pred, const float *logits, const uint8_t *labels,
-                         int n, int classes, int *correct)
+                         int n, int classes, float ls, int *correct)
 {
     double loss = 0.0;
     for (int s = 0; s < n; s++) {
@@ -63,7 +81,11 @@ double softmax_xent_eval(uint8_t *pred, const float *logits, const uint8_t *labe
         float m;
         int arg;
         double lse = row_logsumexp(z, classes, &m, &arg);
-        loss += lse - ((double)z[labels[s]] - (double)m);
+        if (ls == 0.0f)
+            loss += lse - ((double)z[labels[s]] - (double)m);
+        else
+            loss += lse - (1.0 - (double)ls) * ((double)z[labels[s]] - (double)m) -
+                    smoothing_term(z, m, classes, ls);
         *correct += arg == labels[s];
         if (pred)
             pred[s] = (uint8_t)arg;
@@ -81,15 +103,15 @@ static int softmax_build(layer *l, tr_error *err)
 }
 
 static double softmax_loss(const layer *l, float *d_in, const float *in, const uint8_t *labels,
-                           int n, float scale, int *correct)
+                           int n, float scale, float ls, int *correct)
 {
-    return softmax_xent(d_in, in, labels, n, (int)tensor_size(l->in), scale, correct);
+    return softmax_xent(d_in, in, labels, n, (int)tensor_size(l->in), scale, ls, correct);
 }
 
 static double softmax_predict(const layer *l, uint8_t *pred, const float *in,
-                              const uint8_t *labels, int n, int *correct)
+                              const uint8_t *labels, int n, float ls, int *correct)
 {
-    return softmax_xent_eval(pred, in, labels, n, (int)tensor_size(l->in), correct);
+    return softmax_xent_eval(pred, in, labels, n, (int)tensor_size(l->in), ls, correct);
 }
 
 static void softmax_export(const layer *l, tensor_shape order, layer_export *e)

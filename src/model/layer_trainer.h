@@ -21,7 +21,7 @@
 
 #include <stdint.h>
 
-#include "adam.h"
+#include "optimizer.h"
 #include "error.h"
 #include "layer.h"
 
@@ -33,7 +33,7 @@ typedef struct {
     const size_t *part; /* [shards + 1]: part k is the floats [part[k], part[k + 1]) */
     float divisor;      /* a pixel's value is its byte / divisor */
     float *params;      /* the model's buffer */
-    adam *opt;
+    optimizer *opt;
     float *const *grad; /* [shards]: each shard's gradient buffer */
     int ranks, rank;    /* the processes training together (train.h): rank r runs
                            shards and owns parts [r, r + 1) * shards / ranks */
@@ -48,10 +48,10 @@ typedef struct {
 } shard_grads;
 
 /* Sums the shards' gradients over the floats [lo, hi) into out or, with out
- * NULL, applies Adam's step of size alpha there (adam_update).  What a part
+ * NULL, applies the optimizer's step with coefficients c there.  What a part
  * of a layer without a trainer gets; trainers use it too. */
-void reduce_segment(float *params, adam *opt, const shard_grads *g, size_t lo, size_t hi,
-                    float *out, float alpha);
+void reduce_segment(float *params, optimizer *opt, const shard_grads *g, size_t lo, size_t hi,
+                    float *out, const optimizer_coeffs *c);
 
 /* The samples [*lo, *hi) of a batch of bn that make up shard k of shards. */
 void shard_range(int k, int shards, uint32_t bn, uint32_t *lo, uint32_t *hi);
@@ -81,10 +81,10 @@ typedef struct {
     void (*backward)(void *ctx, int k, float *d_in, float *grad, float *d_out,
                      const float *out, int n);
     /* Reduces the layer's floats in part k (thread-safe across parts) into
-     * out, or updates them with Adam (out NULL, step size alpha), for the
-     * batch in buf of bn samples. */
-    void (*reduce_part)(void *ctx, int k, const shard_grads *g, float *out, float alpha,
-                        int buf, uint32_t bn);
+     * out, or updates them with the optimizer (out NULL, coefficients c),
+     * for the batch in buf of bn samples. */
+    void (*reduce_part)(void *ctx, int k, const shard_grads *g, float *out,
+                        const optimizer_coeffs *c, int buf, uint32_t bn);
     /* With several ranks, stage is called for every shard, and these from
      * one thread of every rank (group.h's collectives).  After the shards'
      * passes: what the parts' owners need of every shard (its factors). */

@@ -393,7 +393,7 @@ double model_backward(const model *m, model_work *w, const layer_input *in,
 {
     const int head = m->n_layers - 1;
     double loss = layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1], labels, n,
-                             scale, correct);
+                             scale, 0.0f, correct);
     const layer_input first = converts_images(m, in) ? (layer_input){w->x, NULL, 1.0f} : *in;
     for (int l = head - 1; l >= 0; l--)
         layer_backward(&m->layer[l], l ? w->delta[l - 1] : NULL, grad, w->delta[l],

@@ -227,15 +227,27 @@ static void mark_epoch(canvas *c, const frame *f, int e, int y, const char *labe
     canvas_text(c, tx, y, label, 2, color);
 }
 
+/* Whether the rate steps at epoch i + 1 (rows[i]) from a rate that held, or
+ * to one that holds: a rule's change.  A schedule's rate moves every epoch
+ * and is not marked. */
+static int rate_steps(const epoch_stats *rows, int n, int i)
+{
+    const double a = rows[i - 1].learning_rate, b = rows[i].learning_rate;
+    if (!isfinite(a) || !isfinite(b) || a == b)
+        return 0;
+    return (i >= 2 && rows[i - 2].learning_rate == a) ||
+           (i + 1 < n && rows[i + 1].learning_rate == b);
+}
+
 /* What the callbacks did: the best epoch, where training stopped, and each
- * epoch whose learning rate differs from the one before. */
+ * epoch where the learning rate steps (rate_steps). */
 static void draw_marks(canvas *c, const frame *f, const epoch_stats *rows, int n,
                        const curve_marks *m)
 {
     /* Labels of changes close together climb in turn so as not to overlap. */
     for (int i = 1, k = 0; i < n; i++) {
-        const double a = rows[i - 1].learning_rate, b = rows[i].learning_rate;
-        if (isfinite(a) && isfinite(b) && a != b) {
+        const double b = rows[i].learning_rate;
+        if (rate_steps(rows, n, i)) {
             char label[32];
             snprintf(label, sizeof label, "lr %.3g", b);
             mark_epoch(c, f, i + 1, f->y + f->h - 24 - 20 * (k++ % 3), label, PLOT_LR_COLOR);

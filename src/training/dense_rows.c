@@ -40,6 +40,8 @@ typedef struct {
     uint8_t **rows_used;        /* [shards][inputs]: the rows each shard's samples light,
                                    each part's found by the part's owner */
     uint8_t *row_idle;          /* [inputs]: rows whose m and v are all 0 */
+    int still;                  /* whether the optimizer leaves such a row with no
+                                   gradient as it is (optimizer_zero_is_still) */
 } dense_rows;
 
 /* Parts cut the weights only between groups of DENSE_GROUP rows, so that
@@ -80,6 +82,7 @@ static int rows_create(void **ctx, const layer *l, const layer_train_setup *s, t
         return error_set(err, "out of memory");
     r->l = l;
     r->s = *s;
+    r->still = optimizer_zero_is_still(&s->opt->hp);
     r->inputs = (int)tensor_size(l->in);
     r->width = (int)tensor_size(l->out);
     r->w0 = l->offset[DENSE_W];
@@ -216,7 +219,7 @@ static void fill_gradient_rows(dense_rows *r, int r0, int r1, int buf, uint32_t 
  * there is 0, so the sums are the same as over every shard, bit for bit, and
  * rows no sample used are not read at all. */
 static void reduce_rows(dense_rows *r, int r0, int r1, const shard_grads *g, float *out,
-                        float alpha)
+                        const optimizer_coeffs *c)
 {
     const float *using[TRAIN_MAX_SHARDS];
     for (int row = r0; row < r1; row++) {
@@ -225,29 +228,29 @@ static void reduce_rows(dense_rows *r, int r0, int r1, const shard_grads *g, flo
         for (int q = 0; q < g->ng; q++)
             if (r->rows_used[g->which[q]][row])
                 using[u.ng++] = g->g[q];
-        /* A row with m = v = 0 and no gradient keeps its weights: the update
-         * is 0 / (0 + eps).  About 9% of MNIST's rows (its border pixels)
-         * are never lit. */
-        if (out || u.ng > 0 || !r->row_idle[row]) {
+        /* A row with m = v = 0 and no gradient keeps its weights (adam's
+         * update is 0 / (0 + eps)) unless they decay.  About 9% of MNIST's
+         * rows (its border pixels) are never lit. */
+        if (out || u.ng > 0 || !r->row_idle[row] || !r->still) {
             if (!out)
                 r->row_idle[row] = 0;
-            reduce_segment(r->s.params, r->s.opt, &u, j, j + (size_t)r->width, out, alpha);
+            reduce_segment(r->s.params, r->s.opt, &u, j, j + (size_t)r->width, out, c);
         }
     }
 }
 
-static void rows_reduce_part(void *ctx, int k, const shard_grads *g, float *out, float alpha,
-                             int buf, uint32_t bn)
+static void rows_reduce_part(void *ctx, int k, const shard_grads *g, float *out,
+                             const optimizer_coeffs *c, int buf, uint32_t bn)
 {
     dense_rows *r = ctx;
     const int r0 = r->part_row[k], r1 = r->part_row[k + 1];
     if (r0 < r1) {
         fill_gradient_rows(r, r0, r1, buf, bn);
-        reduce_rows(r, r0, r1, g, out, alpha);
+        reduce_rows(r, r0, r1, g, out, c);
     }
     const size_t lo = r->s.part[k] > r->w1 ? r->s.part[k] : r->w1;
     const size_t hi = r->s.part[k + 1] < r->l->end ? r->s.part[k + 1] : r->l->end;
-    reduce_segment(r->s.params, r->s.opt, g, lo, hi, out, alpha);
+    reduce_segment(r->s.params, r->s.opt, g, lo, hi, out, c);
 }
 
 /* Every shard's factors to every rank: the owners of the rows fill every

@@ -14,7 +14,7 @@
 
 /* The epoch files are written at most once in this many seconds, and after
  * the last epoch and on interruption.  Writing them takes about 6 ms (a
- * checkpoint, the training state with Adam's moments, curves.png and their
+ * checkpoint, the training state with the optimizer's state, curves.png and their
  * fsyncs): after each of the default run's 25 epochs of 0.12 s that was 5% of
  * the run, while a crash now loses at most this much training.  Epochs of a
  * second or more save every time. */
@@ -72,6 +72,22 @@ static long batches_per_epoch(const run *r)
     return (long)((r->train->n + (uint32_t)r->cfg.batch_size - 1) / (uint32_t)r->cfg.batch_size);
 }
 
+/* The optimizer, its schedule and the loss settings of tc, with the
+ * callbacks: a rule that sets the rate does not go with a schedule (Keras
+ * refuses it too). */
+static int check_training(const train_config *tc, const callback_config *cb, tr_error *err)
+{
+    if (optimizer_check(&tc->opt, err))
+        return -1;
+    if (cb->reduce_lr && optimizer_scheduled(&tc->opt))
+        return error_set(err, "ReduceLROnPlateau sets the rate itself: it does not go with a "
+                         "schedule or a warm-up");
+    if (!(tc->label_smoothing >= 0.0f && tc->label_smoothing <= 1.0f))
+        return error_set(err, "label smoothing %g out of range (0 to 1)",
+                         (double)tc->label_smoothing);
+    return 0;
+}
+
 int run_new(run **out, model *m, const dataset *train, const dataset *val,
             const run_config *cfg, tr_error *err)
 {
@@ -85,10 +101,18 @@ int run_new(run **out, model *m, const dataset *train, const dataset *val,
     r->val = val;
     r->epoch = 1;
     train_config tc = {.threads = cfg->threads, .shards = cfg->shards,
-                       .batch_size = cfg->batch_size, .adam = adam_defaults(),
-                       .seed = cfg->seed, .ranks = cfg->ranks};
-    tc.adam.lr = (float)cfg->lr;
+                       .batch_size = cfg->batch_size, .opt = cfg->opt,
+                       .label_smoothing = cfg->label_smoothing, .seed = cfg->seed,
+                       .ranks = cfg->ranks};
+    tc.opt.lr = (float)cfg->lr;
+    tc.opt.steps_per_epoch = batches_per_epoch(r);
+    tc.opt.epochs = cfg->epochs;
+    r->cfg.opt = tc.opt;
     const char *dir = cfg->out_dir;
+    if (check_training(&tc, &cfg->callbacks, err)) {
+        free(r);
+        return -1;
+    }
     if ((dir && run_files_make(&r->files, dir, err)) ||
         train_session_new(&r->session, m, &tc, err) ||
         evaluator_new(&r->eval, m,
@@ -110,7 +134,8 @@ int run_new(run **out, model *m, const dataset *train, const dataset *val,
         run_free(r);
         return error_set(err, "out of memory");
     }
-    callbacks_start(&r->cb, cb, tc.adam.lr);
+    evaluator_set_label_smoothing(r->eval, cfg->label_smoothing);
+    callbacks_start(&r->cb, cb, tc.opt.lr);
     *out = r;
     return 0;
 }
@@ -134,7 +159,7 @@ int run_resume(run *r, const train_state *st, const float *m1, const float *m2,
     if (st->epoch < 1 || st->n_history != st->epoch - 1 || st->n_history > r->cfg.epochs)
         return error_set(err, "a state at epoch %d cannot continue a run of %d epochs",
                          st->epoch, r->cfg.epochs);
-    train_session_set_optimizer(r->session, m1, m2, st->adam_step);
+    train_session_set_optimizer(r->session, m1, m2, st->opt_step);
     memcpy(r->history, st->history, sizeof *r->history * (size_t)st->n_history);
     r->epoch = st->epoch;
     r->at = st->progress;
@@ -178,7 +203,8 @@ static int add_state(file_batch *b, const run *r, tr_error *err)
                       .n_val = r->val->n, .rows = r->train->rows, .cols = r->train->cols,
                       .fingerprint = r->train->fingerprint, .has_fingerprint = 1,
                       .epoch = r->epoch, .progress = r->at,
-                      .adam_step = train_session_optimizer(r->session)->step,
+                      .opt_step = train_session_optimizer(r->session)->step,
+                      .opt = c->opt, .label_smoothing = c->label_smoothing,
                       .n_history = r->epoch - 1, .history = r->history,
                       .callbacks = c->callbacks, .cb = r->cb, .best_weights = r->best_weights};
     snprintf(st.data_dir, sizeof st.data_dir, "%s", c->data_dir ? c->data_dir : "");
@@ -227,7 +253,8 @@ static int add_epoch_files(file_batch *b, const run *r, int n, const model *m, t
     char *text;
     uint8_t *bytes;
     size_t len;
-    if (history_format(r->history, n, r->cfg.callbacks.reduce_lr, &text, &len, err)) {
+    const int rates = r->cfg.callbacks.reduce_lr || optimizer_scheduled(&r->cfg.opt);
+    if (history_format(r->history, n, rates, &text, &len, err)) {
         file_batch_abort(b);
         return -1;
     }
@@ -264,13 +291,13 @@ static int add_epoch_files(file_batch *b, const run *r, int n, const model *m, t
  * finite: such files would load nowhere, and the last good ones are kept. */
 static int check_diverged(const run *r, tr_error *err)
 {
-    const adam *opt = train_session_optimizer(r->session);
+    const optimizer *opt = train_session_optimizer(r->session);
     char when[32];
     snprintf(when, sizeof when, "after epoch %d", r->epoch - 1);
     tr_error why;
     if (!model_check_finite(r->model, r->model->params, when, "the parameter", &why) &&
-        !model_check_finite(r->model, opt->m, when, "Adam's first moment", &why) &&
-        !model_check_nonnegative(r->model, opt->v, when, "Adam's second moment", &why))
+        !model_check_finite(r->model, opt->m, when, "the optimizer's first slot", &why) &&
+        !model_check_nonnegative(r->model, opt->v, when, "the optimizer's second slot", &why))
         return 0;
     if (!r->saved_epoch)
         return error_set(err, "%s: training diverged (try a smaller --lr); nothing was saved",
@@ -384,6 +411,8 @@ int run_fit(run *r, const volatile sig_atomic_t *stop, const run_observer *obs,
         if (obs->epoch_end)
             obs->epoch_end(obs->ctx, st, batches_per_epoch(r), train_seconds,
                            r->at.seen - seen_before);
+        if (optimizer_scheduled(&r->cfg.opt))
+            st->learning_rate = (float)optimizer_lr_at(&r->cfg.opt, run_steps(r) - 1);
         apply_callbacks(r, st, obs);
         r->epoch++;
         r->at = (epoch_progress){0};

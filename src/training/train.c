@@ -25,7 +25,7 @@ struct train_session {
     int threads; /* threads that run: cfg.threads, at most shards */
     int shards;
     int max_shard;              /* samples in the largest shard */
-    adam opt;
+    optimizer opt;
     float **grad;               /* [shards] buffers of model->len floats */
     model_work *work;           /* [threads] */
     shard_result *result;       /* [shards] */
@@ -62,13 +62,13 @@ void shard_range(int k, int shards, uint32_t bn, uint32_t *lo, uint32_t *hi)
     *hi = (uint32_t)((uint64_t)(k + 1) * bn / (uint64_t)shards);
 }
 
-void reduce_segment(float *params, adam *opt, const shard_grads *g, size_t lo, size_t hi,
-                    float *out, float alpha)
+void reduce_segment(float *params, optimizer *opt, const shard_grads *g, size_t lo, size_t hi,
+                    float *out, const optimizer_coeffs *c)
 {
     if (lo >= hi)
         return;
     if (!out) {
-        adam_update(params, opt->m, opt->v, g->g, g->ng, lo, hi, &opt->hp, alpha);
+        optimizer_update(&opt->hp, params, opt->m, opt->v, g->g, g->ng, lo, hi, c);
         return;
     }
     for (size_t j = lo; j < hi; j++) {
@@ -196,7 +196,7 @@ int train_session_new(train_session **out, model *m, const train_config *cfg,
     for (int t = 0; t < s->threads; t++)
         if (model_work_init(&s->work[t], m, s->max_shard, err))
             goto fail;
-    if (adam_init(&s->opt, m->len, &cfg->adam, err) || create_trainers(s, err))
+    if (optimizer_init(&s->opt, m->len, &cfg->opt, err) || create_trainers(s, err))
         goto fail;
     *out = s;
     return 0;
@@ -218,7 +218,7 @@ void train_session_free(train_session *s)
         model_buffer_free(s->grad[k]);
     for (int t = 0; s->work && t < s->threads; t++)
         model_work_free(&s->work[t]);
-    adam_free(&s->opt);
+    optimizer_free(&s->opt);
     free(s->grad);
     free(s->work);
     free(s->result);
@@ -248,7 +248,7 @@ int train_threads_used(int threads, int shards)
     return shards && shards < threads ? shards : threads;
 }
 
-const adam *train_session_optimizer(const train_session *s)
+const optimizer *train_session_optimizer(const train_session *s)
 {
     return &s->opt;
 }
@@ -353,7 +353,8 @@ static void shard_pass(train_session *s, model_work *w, int k, int buf, uint32_t
     }
     shard_result *r = &s->result[k];
     r->loss = layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1],
-                         shard_labels(s, k, buf), n, 1.0f / (float)bn, &r->correct);
+                         shard_labels(s, k, buf), n, 1.0f / (float)bn, s->cfg.label_smoothing,
+                         &r->correct);
     for (int l = head - 1; l >= 0; l--) {
         float *d_in = l ? w->delta[l - 1] : NULL;
         if (s->trainer[l])
@@ -398,7 +399,7 @@ static shard_grads nonempty_grads(train_session *s, int t)
 }
 
 /* Reduces part k of the shards' gradients for the batch of bn in slots buf
- * into out, or into an Adam step when out is NULL, layer by layer; then,
+ * into out, or into the optimizer's step `step` when out is NULL, layer by layer; then,
  * with next_bn nonzero, the trainers' share of the part for the next batch
  * (slots buf ^ 1). */
 static void reduce_part(train_session *s, int k, int t, float *out, long step, int buf,
@@ -406,12 +407,12 @@ static void reduce_part(train_session *s, int k, int t, float *out, long step, i
 {
     const model *m = s->model;
     const shard_grads g = nonempty_grads(s, t);
-    const float alpha = out ? 0.0f : adam_alpha(&s->opt.hp, step);
+    const optimizer_coeffs c = optimizer_coeffs_at(&s->opt.hp, step > 0 ? step : 1);
     const size_t lo = s->part[k], hi = s->part[k + 1];
     for (int l = 0; l < m->n_layers; l++) {
         const layer *y = &m->layer[l];
         if (s->trainer[l]) {
-            s->trainer[l]->reduce_part(s->trainer_ctx[l], k, &g, out, alpha, buf, bn);
+            s->trainer[l]->reduce_part(s->trainer_ctx[l], k, &g, out, &c, buf, bn);
             continue;
         }
         /* The tensors that are not trained have no gradient to reduce. */
@@ -419,7 +420,7 @@ static void reduce_part(train_session *s, int k, int t, float *out, long step, i
             const size_t a = y->offset[t], b = a + y->count[t];
             if (y->trainable[t])
                 reduce_segment(m->params, &s->opt, &g, lo > a ? lo : a, hi < b ? hi : b, out,
-                               alpha);
+                               &c);
         }
     }
     if (next_bn)
@@ -706,6 +707,7 @@ struct evaluator {
     int threads;
     int pass;           /* samples a forward pass takes */
     int classes;
+    float label_smoothing;
     model_work *work;   /* [threads], for `pass` samples */
     float *logits;      /* [threads][EVAL_CHUNK][classes] */
     uint8_t *labels;    /* [threads][EVAL_CHUNK] */
@@ -747,6 +749,11 @@ int evaluator_new(evaluator **out, const model *m, int threads, tr_error *err)
         }
     *out = e;
     return 0;
+}
+
+void evaluator_set_label_smoothing(evaluator *e, float ls)
+{
+    e->label_smoothing = ls;
 }
 
 void evaluator_free(evaluator *e)
@@ -813,7 +820,7 @@ int evaluator_run(evaluator *e, const model *m, const dataset *d, double *loss,
             }
             chunk_correct[c] = 0;
             chunk_loss[c] = layer_predict(head, pred ? pred + first : NULL, out, labels,
-                                          (int)n, &chunk_correct[c]);
+                                          (int)n, e->label_smoothing, &chunk_correct[c]);
         }
         fp_restore(fp_mode);
     }

@@ -21,7 +21,7 @@ static void round_trip(const uint8_t *data, size_t size, uint8_t **again, size_t
     *again = NULL;
     if (state_decode(&st, &m, &m1, &m2, data, size, "fuzz", &err))
         return;
-    adam opt = {.len = m.len, .m = m1, .v = m2, .step = st.adam_step};
+    optimizer opt = {.len = m.len, .m = m1, .v = m2, .step = st.opt_step};
     if (state_encode(&st, &m, &opt, again, len, &err))
         *again = NULL;
     free(st.history);
