@@ -87,6 +87,12 @@ typedef struct {
     int epoch;       /* 1-based */
     long step;       /* the batch within the epoch, 0-based */
     uint32_t first;  /* the block's first sample's position in its batch */
+    /* A layer of batch statistics (layer_batch_sums) in training: its sums
+     * over the whole batch of batch_n samples, added in shard order; the
+     * forward pass reads the forward ones, the backward pass the backward
+     * ones (and what its forward pass kept in its workspace). */
+    const double *batch;
+    uint32_t batch_n;
 } layer_pass;
 
 /* A block of n samples entering a layer: x ([n][in size]) or, at the model's
@@ -151,7 +157,23 @@ void layer_forward(const layer *l, float *out, const layer_input *in, const floa
  * d_in: [n][in size]   in: [n][in size] floats, NULL at the model's input
  * out: [n][out size], the forward pass's output */
 void layer_backward(const layer *l, float *d_in, float *grad, float *d_out, const float *in,
-                    const float *out, const float *params, void *work, int n);
+                    const float *out, const float *params, void *work, int n,
+                    const layer_pass *pass);
+
+/* Batch statistics (batch normalization): a layer whose training passes
+ * read sums over the whole batch, which a step splits into shards.  It
+ * gives the doubles of its sums (0: a layer of no such kind); each shard
+ * fills its own from its samples, the forward ones before the forward pass
+ * and the backward ones (from the gradient at its output) before the
+ * backward pass; the step adds them up over the shards in shard order and
+ * hands the batch's to the passes (layer_pass.batch).  Once per training
+ * step, the batch's forward sums update the layer's state (its moving
+ * statistics, in params). */
+int layer_batch_sums(const layer *l);
+void layer_forward_sums(const layer *l, double *sums, const float *in, int n);
+void layer_backward_sums(const layer *l, double *sums, const float *d_out, const float *in,
+                         void *work, int n);
+void layer_batch_update(const layer *l, float *params, const double *batch, uint32_t batch_n);
 
 /* A head's loss over n samples with labels ([n]), smoothed by ls (Keras'
  * label_smoothing; 0: none): returns the summed loss; d_in (the gradient at

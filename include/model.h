@@ -40,6 +40,8 @@ typedef struct {
     float *act[MODEL_MAX_LAYERS];     /* [max_n][layer l's out size] */
     float *delta[MODEL_MAX_LAYERS];   /* likewise */
     void *work[MODEL_MAX_LAYERS];     /* layer l's workspace (layer_work_bytes) */
+    double *sums[MODEL_MAX_LAYERS];   /* [layer_batch_sums], for layers of batch
+                                         statistics: the block's sums */
     void *block;                      /* the one allocation behind all of them */
 } model_work;
 

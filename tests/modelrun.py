@@ -22,10 +22,12 @@ def nchw(images):
     return np.ascontiguousarray((x.astype(np.float32) / np.float32(255)).transpose(0, 3, 1, 2))
 
 
-def forward(model, images):
+def forward(model, images, training=False):
     """Logits of images ([n][rows][cols] or [n][rows][cols][channels] bytes)
     through the layers of a model read by read_ckpt, in float64,
-    channels-last as the README says."""
+    channels-last as the README says.  training: batch normalization uses
+    the batch's statistics (the images are the batch), and the moving ones
+    it would move to are kept in model["moved"]."""
     x = (images.astype(np.float32) / np.float32(255)).astype(np.float64)
     if x.ndim == 3:
         x = x[..., None]
@@ -57,4 +59,19 @@ def forward(model, images):
             x = x.max(axis=(2, 4))
         elif kind == "flatten":
             x = x.reshape(len(x), -1)
+        elif kind == "relu":
+            x = np.maximum(x, 0.0)
+        elif kind == "batchnorm":
+            # Keras' BatchNormalization on the last axis, epsilon 1e-3; in
+            # training the batch's mean and biased variance, and the moving
+            # statistics move by 1 - momentum 0.99 towards them.
+            gamma, beta, mean, var = (np.array(next(tensors)[1], dtype=np.float64)
+                                      for _ in range(4))
+            if training:
+                axes = tuple(range(x.ndim - 1))
+                moved = (0.99 * mean + 0.01 * x.mean(axis=axes),
+                         0.99 * var + 0.01 * x.var(axis=axes))
+                model.setdefault("moved", []).append(moved)
+                mean, var = x.mean(axis=axes), x.var(axis=axes)
+            x = (x - mean) / np.sqrt(var + 1e-3) * gamma + beta
     return x.reshape(len(x), -1)

@@ -98,7 +98,7 @@ static void check_conv_layer(int h, int w, int c, int k, int same, int f, int re
     float *d_pre = malloc(sizeof(float) * (size_t)out_n);
     for (long j = 0; j < out_n; j++)
         d_pre[j] = relu && out[j] <= 0.0f ? 0.0f : d_out[j];
-    layer_backward(&l, d_in, grad, d_out, x, out, params, work, n);
+    layer_backward(&l, d_in, grad, d_out, x, out, params, work, n, NULL);
     conv2d_backward_ref(d_in_ref, d_w, d_b, d_pre, x, params, n, h, w, c, k, pad, f);
     const float be = fmaxf(max_rel_diff(d_in, d_in_ref, in_n),
                            fmaxf(max_rel_diff(grad, d_w, (long)l.count[DENSE_W]),

@@ -67,8 +67,11 @@ def read_safetensors(path):
     tensors, end = {}, 0
     for name, t in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
         lo, hi = t["data_offsets"]
-        check(t["dtype"] == "F32" and lo == end, f"{name}: F32, right after the one before")
-        tensors[name] = np.frombuffer(body[lo:hi], dtype="<f4").reshape(t["shape"])
+        counter = name.endswith(".num_batches_tracked")
+        check(t["dtype"] == ("I64" if counter else "F32") and lo == end,
+              f"{name}: {t['dtype']}, right after the one before")
+        tensors[name] = np.frombuffer(body[lo:hi], dtype="<i8" if counter else "<f4"
+                                      ).reshape(t["shape"])
         end = hi
     check(end == len(body), "the tensors cover the data exactly")
     return meta, tensors
@@ -110,6 +113,14 @@ def run_numpy(mods, tensors, x):
             x = y
         elif name == "ReLU":
             x = np.maximum(x, 0.0)
+        elif name in ("BatchNorm1d", "BatchNorm2d"):
+            check(kw.get("eps") == 0.001 and tensors[f"{i}.num_batches_tracked"] == 0,
+                  f"{name}: eps {kw}")
+            shape = (1, -1) + (1, 1) * (name == "BatchNorm2d")
+            t = {k: tensors[f"{i}.{k}"].astype(np.float64).reshape(shape)
+                 for k in ("weight", "bias", "running_mean", "running_var")}
+            x = (x - t["running_mean"]) / np.sqrt(t["running_var"] + kw["eps"]) * \
+                t["weight"] + t["bias"]
         elif name == "MaxPool2d":
             p = int(pos[0])
             n, c, h, w_ = x.shape
@@ -200,6 +211,11 @@ with tempfile.TemporaryDirectory() as tmp:
          "dense(10,softmax)")
     case(tmp, "avgpool-flatten", 12, 12, 2, "--layers",
          "avgpool2d(3),flatten,dense(16,relu),dense(10,softmax)")
+    # Batch normalization on images, on a vector a flatten made of an image
+    # (its statistics in PyTorch's order), and after a dense layer.
+    case(tmp, "batchnorm", 12, 10, 3, "--layers",
+         "conv2d(4,3,same),batchnorm,relu,maxpool2d(2),flatten,batchnorm,dense(12),"
+         "batchnorm,relu,dense(10,softmax)")
 
     before = open(st, "rb").read()
     for args, status, what in (

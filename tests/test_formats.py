@@ -158,7 +158,7 @@ with tempfile.TemporaryDirectory() as tmp:
     # A forged layer kind, with a good checksum: one line naming the file.
     with open(os.path.join(out, "model.ckpt"), "rb") as f:
         body = bytearray(f.read())
-    struct.pack_into("<I", body, 40, 9)
+    struct.pack_into("<I", body, 40, 99)
     struct.pack_into("<I", body, len(body) - 4, zlib.crc32(bytes(body[:-4])))
     forged = os.path.join(tmp, "forged.ckpt")
     with open(forged, "wb") as f:
@@ -166,6 +166,6 @@ with tempfile.TemporaryDirectory() as tmp:
     r = subprocess.run([TRAINER, "--data", data, "--load", forged, "--epochs", "0"],
                        capture_output=True, text=True, timeout=60)
     check(r.returncode == 1 and r.stderr.count("\n") == 1 and "forged.ckpt" in r.stderr and
-          "unknown layer kind 9" in r.stderr, f"forged kind: {r.returncode} {r.stderr!r}")
+          "unknown layer kind 99" in r.stderr, f"forged kind: {r.returncode} {r.stderr!r}")
 
 finish("test_formats")

@@ -97,7 +97,13 @@ def generated(tmp):
             ("avgpool3", 11, 10, 3, ["--layers", "conv2d(4,3,same,relu),avgpool2d(2),"
                                      "conv2d(6,3,relu),global_avgpool2d,dense(10,softmax)"]),
             ("avgpool-flatten", 12, 12, 1, ["--layers", "avgpool2d(3),flatten,dense(16,relu),"
-                                            "dense(10,softmax)"])):
+                                            "dense(10,softmax)"]),
+            # BatchNormalization on images, on a flattened image's vector
+            # (per value, in the graph's channel-first order) and on a dense
+            # layer's output; a standalone Relu.
+            ("batchnorm3", 12, 10, 3, ["--layers", "conv2d(4,3,same),batchnorm,relu,"
+                                       "maxpool2d(2),flatten,batchnorm,dense(12),batchnorm,"
+                                       "relu,dense(10,softmax)"])):
         data = os.path.join(tmp, name)
         os.makedirs(data)
         mnistgen.write_pair(data, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 400, 1,
@@ -121,7 +127,12 @@ def real(tmp):
         sys.exit(77)
     for name, args in (("mnist-mlp", ["--validation-split", "0.8", "--epochs", "2"]),
                        ("mnist-convnet", ["--model", "convnet", "--validation-split", "0.9",
-                                          "--epochs", "1"])):
+                                          "--epochs", "1"]),
+                       ("mnist-batchnorm", ["--layers", "conv2d(16,3),batchnorm,relu,"
+                                            "maxpool2d(2),conv2d(32,3),batchnorm,relu,"
+                                            "maxpool2d(2),flatten,dense(10,softmax)",
+                                            "--validation-split", "0.9", "--epochs", "1",
+                                            "--batch-size", "64"])):
         out = os.path.join(tmp, name)
         r = run("--data", data, "--out", out, "--no-plots", *args)
         check(r.returncode == 0, f"{name}: training: {r.stderr}")

@@ -1,14 +1,14 @@
 """A reader of trainer's binary files, written from the README's description
 of the formats alone (not from the C code): model.ckpt versions 1 to 3,
-training.state versions 1 to 4.  Plain Python; every field is checked as the
-README says a reader must."""
+training.state versions 1 to 5, and a writer of model.ckpt version 3.  Plain
+Python; every field is checked as the README says a reader must."""
 import math
 import struct
 import zlib
 
 ORDER_TAG = 0x01020304
 KINDS = {1: "dense", 2: "softmax", 3: "conv2d", 4: "maxpool2d", 5: "flatten", 6: "dropout",
-         7: "avgpool2d", 8: "global_avgpool2d"}
+         7: "avgpool2d", 8: "global_avgpool2d", 9: "batchnorm", 10: "relu"}
 HYPER_WORDS = 7
 
 
@@ -115,8 +115,59 @@ def tensor_shapes(input_shape, layers):
         elif kind == "conv2d":
             k = hp["kernel"]
             shapes += [(k, k, shape[2], hp["filters"]), (hp["filters"],)]
+        elif kind == "batchnorm":
+            shapes += [(shape[2],)] * 4  # gamma, beta, moving mean, moving variance
         shape = output_shape(shape, kind, hp)
     return shapes
+
+
+def trainable(layers):
+    """Each tensor's trainable flag, in file order."""
+    out = []
+    for kind, _ in layers:
+        out += {"dense": [1, 1], "conv2d": [1, 1], "batchnorm": [1, 1, 0, 0]}.get(kind, [])
+    return out
+
+
+def _words(kind, hp):
+    if kind == "dense":
+        return [hp["units"], int(hp["relu"])]
+    if kind == "conv2d":
+        return [hp["filters"], hp["kernel"], int(hp["same"]), int(hp["relu"])]
+    if kind in ("maxpool2d", "avgpool2d"):
+        return [hp["pool"]]
+    if kind == "dropout":
+        return [struct.unpack("<I", struct.pack("<f", hp["rate"]))[0]]
+    return []
+
+
+def write_ckpt(path, input_shape, classes, layers, tensors):
+    """model.ckpt version 3 of layers ([(kind, hp)], the head included) and
+    their tensors (flat lists of floats, in file order)."""
+    number = {name: k for k, name in KINDS.items()}
+    body = bytearray(b"TRNRCKPT" + struct.pack("<III", 3, ORDER_TAG, 4))
+    body += struct.pack("<5I", *input_shape, classes, len(layers))
+    for kind, hp in layers:
+        words = _words(kind, hp)
+        body += struct.pack("<I", number[kind]) + struct.pack(f"<{HYPER_WORDS}I",
+                                                              *(words + [0] * (HYPER_WORDS -
+                                                                               len(words))))
+    shapes, flags = tensor_shapes(input_shape, layers), trainable(layers)
+    at = 0
+    for kind, hp in layers:
+        count = {"dense": 2, "conv2d": 2, "batchnorm": 4}.get(kind, 0)
+        body += struct.pack("<I", count)
+        for t in range(at, at + count):
+            body += struct.pack("<QI", math.prod(shapes[t]), flags[t])
+        at += count
+    body += struct.pack("<Q", sum(math.prod(t) for t in shapes))
+    for shape, values in zip(shapes, tensors):
+        if len(values) != math.prod(shape):
+            raise ValueError("tensor size")
+        body += struct.pack(f"<{len(values)}f", *values)
+    body += struct.pack("<I", zlib.crc32(bytes(body)))
+    with open(path, "wb") as f:
+        f.write(bytes(body))
 
 
 def _tensor_table(r, layers, shapes):

@@ -151,6 +151,12 @@ int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *er
             add(&h, "],\"data_offsets\":[%zu,%zu]}", at, at + bytes);
             at += bytes;
         }
+    for (int k = 0; k < t->n; k++)
+        if (t->mod[k].md->count_buffer) {
+            add(&h, ",\"%d.%s\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[%zu,%zu]}",
+                k, t->mod[k].md->count_buffer, at, at + 8);
+            at += 8;
+        }
     add(&h, "}");
     /* Spaces to a multiple of 8, as the format suggests, so that the tensors
      * are aligned for a reader that maps the file. */
@@ -179,6 +185,9 @@ int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *er
             for (size_t j = 0; j < t->mod[k].l->count[q->tensor]; j++)
                 put_f32(&bw, w[j]);
         }
+    for (int k = 0; k < t->n; k++)
+        if (t->mod[k].md->count_buffer)
+            put_u64(&bw, 0);
     free(w);
     status = 0;
 done:
@@ -227,7 +236,7 @@ static void pb_varint(pb *b, uint64_t v)
     pb_raw(b, out, (size_t)n);
 }
 
-enum { WIRE_VARINT = 0, WIRE_BYTES = 2 };
+enum { WIRE_VARINT = 0, WIRE_BYTES = 2, WIRE_FIXED32 = 5 };
 
 static void pb_key(pb *b, int field, int wire)
 {
@@ -238,6 +247,17 @@ static void pb_int(pb *b, int field, int64_t v)
 {
     pb_key(b, field, WIRE_VARINT);
     pb_varint(b, (uint64_t)v);
+}
+
+/* A float field: wire type 5, its 4 bytes little-endian. */
+static void pb_float(pb *b, int field, float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    const uint8_t le[4] = {(uint8_t)bits, (uint8_t)(bits >> 8), (uint8_t)(bits >> 16),
+                           (uint8_t)(bits >> 24)};
+    pb_key(b, field, WIRE_FIXED32);
+    pb_raw(b, le, 4);
 }
 
 static void pb_bytes(pb *b, int field, const void *data, size_t n)
@@ -268,7 +288,7 @@ enum {
     OPSET_VERSION = 2, ENTRY_KEY = 1, ENTRY_VALUE = 2,
     GRAPH_NODE = 1, GRAPH_NAME = 2, GRAPH_INITIALIZER = 5, GRAPH_INPUT = 11, GRAPH_OUTPUT = 12,
     NODE_INPUT = 1, NODE_OUTPUT = 2, NODE_NAME = 3, NODE_OP_TYPE = 4, NODE_ATTRIBUTE = 5,
-    ATTR_NAME = 1, ATTR_I = 3, ATTR_INTS = 8, ATTR_TYPE = 20, ATTR_INT = 2, ATTR_INTS_TYPE = 7,
+    ATTR_NAME = 1, ATTR_F = 2, ATTR_FLOAT = 1, ATTR_I = 3, ATTR_INTS = 8, ATTR_TYPE = 20, ATTR_INT = 2, ATTR_INTS_TYPE = 7,
     TENSOR_DIMS = 1, TENSOR_DATA_TYPE = 2, TENSOR_NAME = 8, TENSOR_RAW_DATA = 9, TENSOR_FLOAT = 1,
     VALUE_NAME = 1, VALUE_TYPE = 2, TYPE_TENSOR = 1, TENSOR_TYPE_ELEM = 1, TENSOR_TYPE_SHAPE = 2,
     SHAPE_DIM = 1, DIM_VALUE = 1, DIM_PARAM = 2,
@@ -282,7 +302,10 @@ static void attribute(pb *node, const export_attr *x)
 {
     pb a = {0};
     pb_string(&a, ATTR_NAME, x->name);
-    if (x->list) {
+    if (x->is_float) {
+        pb_float(&a, ATTR_F, x->f);
+        pb_int(&a, ATTR_TYPE, ATTR_FLOAT);
+    } else if (x->list) {
         for (int k = 0; k < x->n; k++)
             pb_int(&a, ATTR_INTS, x->v[k]);
         pb_int(&a, ATTR_TYPE, ATTR_INTS_TYPE);

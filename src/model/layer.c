@@ -9,7 +9,7 @@
 
 extern const layer_ops dense_layer_ops, softmax_layer_ops, conv2d_layer_ops,
     maxpool2d_layer_ops, flatten_layer_ops, dropout_layer_ops, avgpool2d_layer_ops,
-    global_avgpool2d_layer_ops;
+    global_avgpool2d_layer_ops, batchnorm_layer_ops, relu_layer_ops;
 
 /* One line per kind, at the number the files know it by: a new kind is its
  * module and its line here. */
@@ -22,6 +22,8 @@ static const layer_ops *const kinds[] = {
     [6] = &dropout_layer_ops,
     [7] = &avgpool2d_layer_ops,
     [8] = &global_avgpool2d_layer_ops,
+    [9] = &batchnorm_layer_ops,
+    [10] = &relu_layer_ops,
 };
 
 enum { N_KINDS = sizeof kinds / sizeof kinds[0] };
@@ -144,9 +146,31 @@ void layer_forward(const layer *l, float *out, const layer_input *in, const floa
 }
 
 void layer_backward(const layer *l, float *d_in, float *grad, float *d_out, const float *in,
-                    const float *out, const float *params, void *work, int n)
+                    const float *out, const float *params, void *work, int n,
+                    const layer_pass *pass)
 {
-    ops(l)->backward(l, d_in, grad, d_out, in, out, params, work, n);
+    ops(l)->backward(l, d_in, grad, d_out, in, out, params, work, n, pass);
+}
+
+int layer_batch_sums(const layer *l)
+{
+    return ops(l)->batch_sums ? ops(l)->batch_sums(l) : 0;
+}
+
+void layer_forward_sums(const layer *l, double *sums, const float *in, int n)
+{
+    ops(l)->forward_sums(l, sums, in, n);
+}
+
+void layer_backward_sums(const layer *l, double *sums, const float *d_out, const float *in,
+                         void *work, int n)
+{
+    ops(l)->backward_sums(l, sums, d_out, in, work, n);
+}
+
+void layer_batch_update(const layer *l, float *params, const double *batch, uint32_t batch_n)
+{
+    ops(l)->batch_update(l, params, batch, batch_n);
 }
 
 double layer_loss(const layer *l, float *d_in, const float *in, const uint8_t *labels, int n,
@@ -188,6 +212,11 @@ void export_attr_ints(export_module *m, const char *name, int n, const int64_t *
 void export_attr_int(export_module *m, const char *name, int64_t v)
 {
     m->attr[m->n_attrs++] = (export_attr){.name = name, .n = 1, .v = {v}};
+}
+
+void export_attr_float(export_module *m, const char *name, float v)
+{
+    m->attr[m->n_attrs++] = (export_attr){.name = name, .is_float = 1, .f = v};
 }
 
 void export_param_add(export_module *m, const char *name, int tensor, int nd,

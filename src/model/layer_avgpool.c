@@ -57,8 +57,9 @@ static void avgpool_forward(const layer *l, float *out, const layer_input *in,
  * of no window, 0. */
 static void avgpool_backward(const layer *l, float *d_in, float *grad, float *d_out,
                              const float *in, const float *out, const float *params,
-                             void *work, int n)
+                             void *work, int n, const layer_pass *pass)
 {
+    (void)pass;
     (void)grad, (void)in, (void)out, (void)params, (void)work;
     if (!d_in)
         return;
@@ -132,8 +133,9 @@ static void global_forward(const layer *l, float *out, const layer_input *in,
 
 static void global_backward(const layer *l, float *d_in, float *grad, float *d_out,
                             const float *in, const float *out, const float *params,
-                            void *work, int n)
+                            void *work, int n, const layer_pass *pass)
 {
+    (void)pass;
     (void)grad, (void)in, (void)out, (void)params, (void)work;
     if (!d_in)
         return;

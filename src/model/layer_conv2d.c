@@ -204,8 +204,9 @@ static void conv_forward(const layer *l, float *out, const layer_input *in, cons
 
 static void conv_backward(const layer *l, float *d_in, float *grad, float *d_out,
                           const float *in, const float *out, const float *params, void *work,
-                          int n)
+                          int n, const layer_pass *pass)
 {
+    (void)pass;
     conv_work *w = work;
     if (d_in)
         dense_transpose(w->wt, params + l->offset[DENSE_W], patch_len(l), filters(l));

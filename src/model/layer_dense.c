@@ -167,8 +167,9 @@ static void dense_layer_forward(const layer *l, float *out, const layer_input *i
 
 static void dense_layer_backward(const layer *l, float *d_in, float *grad, float *d_out,
                                  const float *in, const float *out, const float *params,
-                                 void *work, int n)
+                                 void *work, int n, const layer_pass *pass)
 {
+    (void)pass;
     dense_work *w = work;
     if (relu(l))
         dense_relu_backward(d_out, out, (long)n * units(l));

@@ -107,8 +107,9 @@ static void dropout_forward(const layer *l, float *out, const layer_input *in,
 
 static void dropout_backward(const layer *l, float *d_in, float *grad, float *d_out,
                              const float *in, const float *out, const float *params,
-                             void *work, int n)
+                             void *work, int n, const layer_pass *pass)
 {
+    (void)pass;
     (void)grad, (void)in, (void)out, (void)params;
     if (!d_in)
         return;

@@ -42,11 +42,14 @@ int spec_options(const spec_item *it, int from, const char *const *const *groups
 
 enum { EXPORT_MAX_MODULES = 3, EXPORT_MAX_ATTRS = 3, EXPORT_MAX_PARAMS = 4 };
 
-/* An ONNX attribute of integers: a list of n (list set), or the one v[0]. */
+/* An ONNX attribute: integers, a list of n (list set) or the one v[0], or
+ * the float f (is_float set). */
 typedef struct {
     const char *name;
     int list, n;
     int64_t v[4];
+    int is_float;
+    float f;
 } export_attr;
 
 /* A tensor of a module: its name in PyTorch ("weight"), the layer's tensor
@@ -67,6 +70,10 @@ typedef struct {
     int n_attrs;
     export_param param[EXPORT_MAX_PARAMS];
     int n_params;
+    /* A PyTorch buffer of one int64 that the model has no value for
+     * (BatchNorm's num_batches_tracked), or NULL: 0 in safetensors, so that
+     * load_state_dict(strict=True) finds it; not in ONNX. */
+    const char *count_buffer;
 } export_module;
 
 typedef struct {
@@ -80,6 +87,7 @@ export_module *export_add(layer_export *e, const char *onnx, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 void export_attr_ints(export_module *m, const char *name, int n, const int64_t *v);
 void export_attr_int(export_module *m, const char *name, int64_t v);
+void export_attr_float(export_module *m, const char *name, float v);
 void export_param_add(export_module *m, const char *name, int tensor, int nd,
                       const int64_t *dims);
 
@@ -126,7 +134,14 @@ typedef struct {
     void (*forward)(const layer *l, float *out, const layer_input *in, const float *params,
                     void *work, int n, const layer_pass *pass);
     void (*backward)(const layer *l, float *d_in, float *grad, float *d_out, const float *in,
-                     const float *out, const float *params, void *work, int n);
+                     const float *out, const float *params, void *work, int n,
+                     const layer_pass *pass);
+    /* Batch statistics (layer.h's layer_batch_sums): all four or none. */
+    int (*batch_sums)(const layer *l);
+    void (*forward_sums)(const layer *l, double *sums, const float *in, int n);
+    void (*backward_sums)(const layer *l, double *sums, const float *d_out, const float *in,
+                          void *work, int n);
+    void (*batch_update)(const layer *l, float *params, const double *batch, uint32_t batch_n);
     double (*loss)(const layer *l, float *d_in, const float *in, const uint8_t *labels, int n,
                    float scale, float ls, int *correct);
     double (*predict)(const layer *l, uint8_t *pred, const float *in, const uint8_t *labels,

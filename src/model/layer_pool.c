@@ -39,8 +39,9 @@ static void pool_forward(const layer *l, float *out, const layer_input *in, cons
 
 static void pool_backward(const layer *l, float *d_in, float *grad, float *d_out,
                           const float *in, const float *out, const float *params, void *work,
-                          int n)
+                          int n, const layer_pass *pass)
 {
+    (void)pass;
     (void)grad, (void)params, (void)work;
     if (d_in)
         maxpool_backward(d_in, d_out, in, out, n, l->in.h, l->in.w, l->in.c, pool(l));
@@ -79,8 +80,9 @@ static void flatten_forward(const layer *l, float *out, const layer_input *in,
 
 static void flatten_backward(const layer *l, float *d_in, float *grad, float *d_out,
                              const float *in, const float *out, const float *params,
-                             void *work, int n)
+                             void *work, int n, const layer_pass *pass)
 {
+    (void)pass;
     (void)grad, (void)in, (void)out, (void)params, (void)work;
     if (d_in)
         memcpy(d_in, d_out, sizeof(float) * (size_t)n * (size_t)tensor_size(l->in));

@@ -252,7 +252,8 @@ static double work_floats(const model *m, int max_n)
     floats += pad_exact(n * (double)(sizeof(uint8_t *) / sizeof(float))); /* rows */
     for (int l = 0; l < m->n_layers; l++)
         floats += pad_exact(floor((double)layer_work_bytes(&m->layer[l], max_n) /
-                                  sizeof(float)) + 1);
+                                  sizeof(float)) + 1) +
+                  pad_exact(2.0 * layer_batch_sums(&m->layer[l]));
     return floats;
 }
 
@@ -304,6 +305,13 @@ int model_work_init(model_work *w, const model *m, int max_n, tr_error *err)
         layer_work_init(&m->layer[l], p, max_n);
         p += pad(bytes / sizeof(float) + 1);
     }
+    for (int l = 0; l < m->n_layers; l++) {
+        const size_t sums = (size_t)layer_batch_sums(&m->layer[l]);
+        if (!sums)
+            continue;
+        w->sums[l] = (double *)(void *)p;
+        p += pad(2 * sums);
+    }
     return 0;
 }
 
@@ -343,6 +351,16 @@ static layer_input input_of(const model_work *w, const layer_input *first, int l
     return l ? (layer_input){w->act[l - 1], NULL, 1.0f} : *first;
 }
 
+/* A training pass of the block alone as its batch: a layer of batch
+ * statistics reads the block's own sums. */
+static layer_pass block_pass(const model_work *w, int l, const layer_pass *pass, int n)
+{
+    layer_pass p = *pass;
+    p.batch = w->sums[l];
+    p.batch_n = (uint32_t)n;
+    return p;
+}
+
 const float *model_forward(const model *m, model_work *w, const layer_input *in, int n,
                            const layer_pass *pass)
 {
@@ -350,7 +368,14 @@ const float *model_forward(const model *m, model_work *w, const layer_input *in,
     const layer_input first = model_first_input(m, w, in, n);
     for (int l = 0; l < body; l++) {
         const layer_input x = input_of(w, &first, l);
-        layer_forward(&m->layer[l], w->act[l], &x, m->params, w->work[l], n, pass);
+        const layer *y = &m->layer[l];
+        if (pass && pass->training && w->sums[l]) {
+            layer_forward_sums(y, w->sums[l], x.x, n);
+            const layer_pass p = block_pass(w, l, pass, n);
+            layer_forward(y, w->act[l], &x, m->params, w->work[l], n, &p);
+        } else {
+            layer_forward(y, w->act[l], &x, m->params, w->work[l], n, pass);
+        }
     }
     return w->act[body - 1];
 }
@@ -395,8 +420,15 @@ double model_backward(const model *m, model_work *w, const layer_input *in,
     double loss = layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1], labels, n,
                              scale, 0.0f, correct);
     const layer_input first = converts_images(m, in) ? (layer_input){w->x, NULL, 1.0f} : *in;
-    for (int l = head - 1; l >= 0; l--)
-        layer_backward(&m->layer[l], l ? w->delta[l - 1] : NULL, grad, w->delta[l],
-                       input_of(w, &first, l).x, w->act[l], m->params, w->work[l], n);
+    const layer_pass training = {.training = 1};
+    for (int l = head - 1; l >= 0; l--) {
+        const layer *y = &m->layer[l];
+        const float *x = input_of(w, &first, l).x;
+        const layer_pass p = block_pass(w, l, &training, n);
+        if (w->sums[l])
+            layer_backward_sums(y, w->sums[l], w->delta[l], x, w->work[l], n);
+        layer_backward(y, l ? w->delta[l - 1] : NULL, grad, w->delta[l], x, w->act[l],
+                       m->params, w->work[l], n, &p);
+    }
     return loss;
 }

@@ -19,6 +19,16 @@ typedef struct {
     char pad[64 - sizeof(double) - 3 * sizeof(int)];
 } shard_result;
 
+/* A step's passes between two additions of batch statistics: forward
+ * layers [fwd_from, fwd_to), then the head's loss (loss set), then backward
+ * layers from bwd_from down to bwd_to (none when bwd_from < bwd_to); then
+ * the forward sums of layer fwd_sums or the backward sums of layer
+ * bwd_sums (-1: none), which every shard must have before the next phase.
+ * A model without such layers has one phase: each shard's whole pass. */
+typedef struct {
+    int fwd_from, fwd_to, loss, bwd_from, bwd_to, fwd_sums, bwd_sums;
+} step_phase;
+
 struct train_session {
     model *model;
     train_config cfg;
@@ -54,7 +64,45 @@ struct train_session {
      * layer trainers fill themselves, as [lo, hi) segments in order. */
     size_t shared[MODEL_MAX_LAYERS + 1][2];
     int n_shared;
+    /* Layers of batch statistics (layer_batch_sums): each shard's sums, and
+     * the batch's, at sums_at[l] of their arrays. */
+    int n_sync;
+    uint8_t has_sums[MODEL_MAX_LAYERS];
+    size_t sums_at[MODEL_MAX_LAYERS];
+    size_t sums_len;
+    double *sums;               /* [shards][sums_len] */
+    double *batch;              /* [sums_len] */
+    step_phase phase[2 * MODEL_MAX_LAYERS + 1];
+    int n_phases;
 };
+
+/* The phases of a step (step_phase) and where each layer's sums go. */
+static void plan_phases(train_session *s)
+{
+    const model *m = s->model;
+    const int head = m->n_layers - 1;
+    int sync[MODEL_MAX_LAYERS];
+    s->n_sync = 0;
+    s->sums_len = 0;
+    for (int l = 0; l < head; l++) {
+        const int len = layer_batch_sums(&m->layer[l]);
+        s->has_sums[l] = len > 0;
+        s->sums_at[l] = s->sums_len;
+        s->sums_len += (size_t)len;
+        if (len > 0)
+            sync[s->n_sync++] = l;
+    }
+    int n = 0, from = 0;
+    for (int i = 0; i < s->n_sync; from = sync[i++])
+        s->phase[n++] = (step_phase){from, sync[i], 0, -1, 0, sync[i], -1};
+    const int last = s->n_sync ? sync[s->n_sync - 1] : -1;
+    s->phase[n++] = (step_phase){from, head, 1, head - 1, last + 1, -1, last};
+    for (int i = s->n_sync - 1; i >= 0; i--) {
+        const int below = i ? sync[i - 1] : -1;
+        s->phase[n++] = (step_phase){0, 0, 0, sync[i], below + 1, -1, below};
+    }
+    s->n_phases = n;
+}
 
 void shard_range(int k, int shards, uint32_t bn, uint32_t *lo, uint32_t *hi)
 {
@@ -166,9 +214,14 @@ int train_session_new(train_session **out, model *m, const train_config *cfg,
     s->k1 = s->k0 + shards / ranks;
     s->threads = train_threads_used(cfg->threads, shards / ranks);
     s->max_shard = (cfg->batch_size + s->shards - 1) / s->shards;
+    plan_phases(s);
+    /* With phases every shard keeps its workspace, else every thread. */
+    const int n_work = s->n_sync ? s->shards : s->threads;
     const size_t slots = (size_t)s->shards * 2 * (size_t)s->max_shard;
     s->grad = calloc((size_t)s->shards, sizeof *s->grad);
-    s->work = calloc((size_t)s->threads, sizeof *s->work);
+    s->work = calloc((size_t)n_work, sizeof *s->work);
+    s->sums = calloc((size_t)s->shards * s->sums_len + 1, sizeof *s->sums);
+    s->batch = calloc(s->sums_len + 1, sizeof *s->batch);
     s->result = aligned_alloc(64, sizeof(shard_result) * (size_t)s->shards);
     s->nonempty = calloc((size_t)s->threads * s->shards, sizeof *s->nonempty);
     s->nonempty_shard = calloc((size_t)s->threads * s->shards, sizeof *s->nonempty_shard);
@@ -180,7 +233,8 @@ int train_session_new(train_session **out, model *m, const train_config *cfg,
     const size_t cuts = MODEL_MAX_LAYERS + 1;
     s->sends = calloc((size_t)shards * (size_t)ranks * cuts, sizeof *s->sends);
     s->recvs = calloc((size_t)shards * cuts, sizeof *s->recvs);
-    if (!s->grad || !s->work || !s->result || !s->nonempty || !s->nonempty_shard ||
+    if (!s->grad || !s->work || !s->sums || !s->batch || !s->result || !s->nonempty ||
+        !s->nonempty_shard ||
         !s->part || !s->rows || !s->labels || !s->own || !s->sends || !s->recvs)
         goto oom;
     for (int l = 0; l < m->n_layers; l++)
@@ -193,7 +247,7 @@ int train_session_new(train_session **out, model *m, const train_config *cfg,
     for (int k = 0; k < s->shards; k++)
         if (!(s->grad[k] = model_buffer_new(m->len)))
             goto oom;
-    for (int t = 0; t < s->threads; t++)
+    for (int t = 0; t < n_work; t++)
         if (model_work_init(&s->work[t], m, s->max_shard, err))
             goto fail;
     if (optimizer_init(&s->opt, m->len, &cfg->opt, err) || create_trainers(s, err))
@@ -216,8 +270,10 @@ void train_session_free(train_session *s)
             s->trainer[l]->destroy(s->trainer_ctx[l]);
     for (int k = 0; s->grad && k < s->shards; k++)
         model_buffer_free(s->grad[k]);
-    for (int t = 0; s->work && t < s->threads; t++)
+    for (int t = 0; s->work && t < (s->n_sync ? s->shards : s->threads); t++)
         model_work_free(&s->work[t]);
+    free(s->sums);
+    free(s->batch);
     optimizer_free(&s->opt);
     free(s->grad);
     free(s->work);
@@ -332,44 +388,115 @@ static void prepare_part(train_session *s, int k, int buf, uint32_t bn)
             s->trainer[l]->prepare_part(s->trainer_ctx[l], k, buf, bn);
 }
 
-/* Shard k's forward and backward passes, samples [lo, lo + n) of the batch
- * of bn in slots buf, on workspace w: the loss and the gradient of its
- * share of the batch's mean loss into the shard's buffer.  pass: the step's,
- * its first sample to be set. */
-static void shard_pass(train_session *s, model_work *w, int k, int buf, uint32_t lo, int n,
-                       uint32_t bn, layer_pass pass)
+/* Shard k's workspace: its own when the step has phases (a layer of batch
+ * statistics keeps every shard's activations across the phases), else its
+ * thread's. */
+static model_work *shard_work(const train_session *s, int k, int t)
+{
+    return &s->work[s->n_sync ? k : t];
+}
+
+/* The pass of layer l: with the batch's sums when it has them. */
+static layer_pass pass_of(const train_session *s, int l, const layer_pass *pass, uint32_t bn)
+{
+    layer_pass p = *pass;
+    if (s->has_sums[l]) {
+        p.batch = s->batch + s->sums_at[l];
+        p.batch_n = bn;
+    }
+    return p;
+}
+
+static double *shard_sums(const train_session *s, int k, int l)
+{
+    return s->sums + (size_t)k * s->sums_len + s->sums_at[l];
+}
+
+/* Phase ph of shard k's passes, samples [lo, lo + n) of the batch of bn in
+ * slots buf, on workspace w: forward layers, the loss (its share of the
+ * batch's mean loss), backward layers into the shard's gradient buffer,
+ * and the sums that end the phase.  pass: the step's. */
+static void shard_phase(train_session *s, model_work *w, int k, int buf, uint32_t lo, int n,
+                        uint32_t bn, const layer_pass *step, const step_phase *ph)
 {
     const model *m = s->model;
     const int head = m->n_layers - 1;
-    const layer_input images = {NULL, shard_rows(s, k, buf), DATASET_PIXEL_DIVISOR};
-    const layer_input first = model_first_input(m, w, &images, n);
+    layer_pass pass = *step;
     pass.first = lo;
-    for (int l = 0; l < head; l++) {
+    const layer_input images = {NULL, shard_rows(s, k, buf), DATASET_PIXEL_DIVISOR};
+    /* The first layer's input as floats, when it does not read the bytes. */
+    const float *x0 = m->layer[0].reads_images ? NULL : w->x;
+    layer_input first = {x0, x0 ? NULL : images.rows, x0 ? 1.0f : images.divisor};
+    if (ph->fwd_from == 0 && (ph->fwd_to > 0 || ph->fwd_sums == 0))
+        first = model_first_input(m, w, &images, n);
+    for (int l = ph->fwd_from; l < ph->fwd_to; l++) {
         const layer_input in = l ? (layer_input){w->act[l - 1], NULL, 1.0f} : first;
+        const layer_pass p = pass_of(s, l, &pass, bn);
         if (s->trainer[l])
             s->trainer[l]->forward(s->trainer_ctx[l], k, buf, w->act[l], lo, n);
         else
-            layer_forward(&m->layer[l], w->act[l], &in, m->params, w->work[l], n, &pass);
+            layer_forward(&m->layer[l], w->act[l], &in, m->params, w->work[l], n, &p);
+    }
+    if (ph->fwd_sums >= 0) {
+        const int l = ph->fwd_sums;
+        layer_forward_sums(&m->layer[l], shard_sums(s, k, l), l ? w->act[l - 1] : x0, n);
     }
     shard_result *r = &s->result[k];
-    r->loss = layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1],
-                         shard_labels(s, k, buf), n, 1.0f / (float)bn, s->cfg.label_smoothing,
-                         &r->correct);
-    for (int l = head - 1; l >= 0; l--) {
+    if (ph->loss)
+        r->loss = layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1],
+                             shard_labels(s, k, buf), n, 1.0f / (float)bn,
+                             s->cfg.label_smoothing, &r->correct);
+    for (int l = ph->bwd_from; l >= ph->bwd_to; l--) {
         float *d_in = l ? w->delta[l - 1] : NULL;
+        const layer_pass p = pass_of(s, l, &pass, bn);
         if (s->trainer[l])
             s->trainer[l]->backward(s->trainer_ctx[l], k, d_in, s->grad[k], w->delta[l],
                                     w->act[l], n);
         else
             layer_backward(&m->layer[l], d_in, s->grad[k], w->delta[l],
-                           l ? w->act[l - 1] : first.x, w->act[l], m->params, w->work[l], n);
+                           l ? w->act[l - 1] : x0, w->act[l], m->params, w->work[l], n, &p);
+    }
+    if (ph->bwd_sums >= 0) {
+        const int l = ph->bwd_sums;
+        layer_backward_sums(&m->layer[l], shard_sums(s, k, l), w->delta[l],
+                            l ? w->act[l - 1] : x0, w->work[l], n);
     }
 }
 
-/* Every shard of the batch of bn samples in slots buf that thread t owns;
- * pass: the step's. */
+/* After a phase that ended in layer l's sums, with every thread: the
+ * batch's, added in shard order over every rank's shards with samples (bn
+ * in the batch); update: also the layer's state from them (a training
+ * step's forward sums). */
+static void add_sums(train_session *s, int l, uint32_t bn, int t, int update)
+{
+#pragma omp barrier
+    if (t == 0) {
+        const layer *y = &s->model->layer[l];
+        const size_t len = (size_t)layer_batch_sums(y);
+        if (s->ranks > 1)
+            group_allgather(s->sums, sizeof(double) * s->sums_len *
+                                         (size_t)(s->shards / s->ranks));
+        double *b = s->batch + s->sums_at[l];
+        memset(b, 0, sizeof(double) * len);
+        for (int k = 0; k < s->shards; k++) {
+            uint32_t lo, hi;
+            shard_range(k, s->shards, bn, &lo, &hi);
+            const double *part = shard_sums(s, k, l);
+            if (hi > lo)
+                for (size_t j = 0; j < len; j++)
+                    b[j] += part[j];
+        }
+        if (update)
+            layer_batch_update(y, s->model->params, b, bn);
+    }
+#pragma omp barrier
+}
+
+/* Every shard of the batch of bn samples in slots buf that thread t owns,
+ * phase by phase; pass: the step's; update: a training step, whose batch
+ * statistics move the layers' state. */
 static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt,
-                       const layer_pass *pass)
+                       const layer_pass *pass, int update)
 {
     for (int k = s->k0 + t; k < s->k1; k += nt) {
         uint32_t lo, hi;
@@ -378,8 +505,19 @@ static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt,
         r->n = (int)(hi - lo);
         r->loss = 0.0;
         r->correct = 0;
-        if (r->n > 0)
-            shard_pass(s, &s->work[t], k, buf, lo, r->n, bn, *pass);
+    }
+    for (int p = 0; p < s->n_phases; p++) {
+        const step_phase *ph = &s->phase[p];
+        for (int k = s->k0 + t; k < s->k1; k += nt) {
+            uint32_t lo, hi;
+            shard_range(k, s->shards, bn, &lo, &hi);
+            if (hi > lo)
+                shard_phase(s, shard_work(s, k, t), k, buf, lo, (int)(hi - lo), bn, pass, ph);
+        }
+        if (ph->fwd_sums >= 0)
+            add_sums(s, ph->fwd_sums, bn, t, update);
+        if (ph->bwd_sums >= 0)
+            add_sums(s, ph->bwd_sums, bn, t, 0);
     }
 }
 
@@ -549,7 +687,7 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
             s->threads_ran = nt;
         start_batch(s, data, idx, 0, n, 0, t, nt);
         const layer_pass pass = {.training = 1, .seed = s->cfg.seed};
-        run_shards(s, 0, n, t, nt, &pass);
+        run_shards(s, 0, n, t, nt, &pass, 0);
 #pragma omp barrier
         for (int k = t; k < s->shards; k += nt)
             reduce_part(s, k, t, grad, 0, 0, n, 0);
@@ -629,7 +767,7 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
                 start_batch(s, data, s->order, first, bn, buf, t, nt);
             const layer_pass pass = {.training = 1, .seed = s->cfg.seed, .epoch = epoch,
                                      .step = b};
-            run_shards(s, buf, bn, t, nt, &pass);
+            run_shards(s, buf, bn, t, nt, &pass, 1);
             if (next_bn)
                 stage_shards(s, data, s->order, first + bn, next_bn, buf ^ 1, t, nt);
 #pragma omp barrier
