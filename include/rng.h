@@ -17,7 +17,8 @@ typedef struct {
 enum {
     RNG_STREAM_INIT = 1,    /* + layer index */
     RNG_STREAM_SHUFFLE = 1000000, /* + epoch index */
-    RNG_STREAM_DROPOUT = 2000000  /* + layer index */
+    RNG_STREAM_DROPOUT = 2000000, /* + layer index */
+    RNG_STREAM_AUGMENT = 3000000  /* + layer index */
 };
 
 /* A draw that depends on x alone (splitmix64's step and mix): for random

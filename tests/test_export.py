@@ -141,7 +141,7 @@ def run_numpy(mods, tensors, x):
         elif name == "Softmax":
             z = x - x.max(axis=1, keepdims=True)
             x = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-        elif name != "Dropout":
+        elif name not in ("Dropout", "Identity"):
             check(False, f"unknown module {name}")
     return x
 
@@ -213,6 +213,10 @@ with tempfile.TemporaryDirectory() as tmp:
          "avgpool2d(3),flatten,dense(16,relu),dense(10,softmax)")
     # Batch normalization on images, on a vector a flatten made of an image
     # (its statistics in PyTorch's order), and after a dense layer.
+    # Augmentation layers: the identity outside training.
+    case(tmp, "augmented", 12, 10, 1, "--layers",
+         "random_rotation(0.05),random_translation(0.1,0.1,constant),random_zoom(0.1),"
+         "conv2d(4,3,relu),flatten,dense(10,softmax)")
     case(tmp, "batchnorm", 12, 10, 3, "--layers",
          "conv2d(4,3,same),batchnorm,relu,maxpool2d(2),flatten,batchnorm,dense(12),"
          "batchnorm,relu,dense(10,softmax)")

@@ -83,6 +83,11 @@ with tempfile.TemporaryDirectory() as tmp:
         "conv net with rmsprop": ["--layers", "conv2d(4,3,relu),flatten,dense(10,softmax)",
                                   "--optimizer", "rmsprop", "--momentum", "0.5",
                                   "--lr-schedule", "cosine", "--warmup-epochs", "1"],
+        # Augmentation drawn per sample, batch statistics over every rank.
+        "augmented conv net with batchnorm": [
+            "--layers", "random_rotation(0.05,constant),random_translation(0.1,0.1),"
+            "conv2d(4,3),batchnorm,relu,maxpool2d(2),flatten,dense(10,softmax)",
+            "--batch-size", "50", "--optimizer", "adamw"],
     }
     for name, spec in models.items():
         common = ["--data", data, "--epochs", "2", "--no-plots", "--shards", "4", *spec]

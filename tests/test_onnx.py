@@ -101,6 +101,8 @@ def generated(tmp):
             # BatchNormalization on images, on a flattened image's vector
             # (per value, in the graph's channel-first order) and on a dense
             # layer's output; a standalone Relu.
+            ("augmented", 12, 10, 1, ["--layers", "random_rotation(0.05),random_zoom(0.1),"
+                                      "conv2d(4,3,relu),flatten,dense(10,softmax)"]),
             ("batchnorm3", 12, 10, 3, ["--layers", "conv2d(4,3,same),batchnorm,relu,"
                                        "maxpool2d(2),flatten,batchnorm,dense(12),batchnorm,"
                                        "relu,dense(10,softmax)"])):

@@ -9,7 +9,8 @@
 
 extern const layer_ops dense_layer_ops, softmax_layer_ops, conv2d_layer_ops,
     maxpool2d_layer_ops, flatten_layer_ops, dropout_layer_ops, avgpool2d_layer_ops,
-    global_avgpool2d_layer_ops, batchnorm_layer_ops, relu_layer_ops;
+    global_avgpool2d_layer_ops, batchnorm_layer_ops, relu_layer_ops,
+    random_translation_layer_ops, random_rotation_layer_ops, random_zoom_layer_ops;
 
 /* One line per kind, at the number the files know it by: a new kind is its
  * module and its line here. */
@@ -24,6 +25,9 @@ static const layer_ops *const kinds[] = {
     [8] = &global_avgpool2d_layer_ops,
     [9] = &batchnorm_layer_ops,
     [10] = &relu_layer_ops,
+    [11] = &random_translation_layer_ops,
+    [12] = &random_rotation_layer_ops,
+    [13] = &random_zoom_layer_ops,
 };
 
 enum { N_KINDS = sizeof kinds / sizeof kinds[0] };
