@@ -92,6 +92,13 @@ typedef struct {
     int batch_size;
     double validation_split;
     int epochs;
+    /* How it trains besides: the optimizer's and the schedule's names
+     * (optimizer.h; NULL: adam, constant), the peak rate (0: the
+     * optimizer's default) and the label smoothing. */
+    const char *optimizer;
+    double lr;
+    const char *schedule;
+    double label_smoothing;
 } model_preset;
 
 /* The preset named `name` into *p; fails on a name that is none. */

@@ -105,7 +105,19 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run(["--data", data, "--layers", "flatten,dense(10,softmax)", "--hidden", "5"])
     check(r.returncode == 2 and "--hidden" in r.stderr, f"--hidden with --layers: {r.stderr!r}")
     r = run(["--data", data, "--model", "resnet"])
-    check(r.returncode == 2 and "expected mlp or convnet" in r.stderr, f"--model: {r.stderr!r}")
+    check(r.returncode == 2 and "expected mlp, convnet or convnet-bn" in r.stderr,
+          f"--model: {r.stderr!r}")
+    # The recipe: its optimizer, schedule and smoothing unless flags say
+    # otherwise; another optimizer takes its own default rate.
+    for flags, want in (([], "AdamW lr 0.003, onecycle schedule, label smoothing 0.1"),
+                        (["--optimizer", "sgd"], "SGD lr 0.01, onecycle schedule"),
+                        (["--lr", "0.01", "--lr-schedule", "constant", "--label-smoothing", "0"],
+                         "AdamW lr 0.01, seed")):
+        r = run(["--data", data, "--model", "convnet-bn", "--epochs", "0", "--no-plots",
+                 "--out", os.path.join(tmp, "recipe")] + flags)
+        head = [line for line in r.stdout.splitlines() if line.startswith("trainer ")]
+        check(r.returncode == 0 and head and want in head[0] and "batch 128" in head[0] and
+              "random_rotation(0.03,constant)" in head[0], f"convnet-bn {flags}: {head}")
     # 20 classes, and images of 3 channels (a 4-dimensional IDX file): the
     # classes come from the labels, the channels from the file.
     twenty = os.path.join(tmp, "twenty")

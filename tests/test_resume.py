@@ -175,6 +175,30 @@ with tempfile.TemporaryDirectory() as tmp:
     check(plain_outputs(opt_cut) == opt_reference,
           "with sgd and a schedule, the resumed run differs from the uninterrupted one")
 
+    # Batch normalization (its moving statistics travel as parameters) and
+    # augmentation (drawn from the epoch and step) resume to the same bits.
+    bn_flags = run_flags(8) + ["--layers", "random_rotation(0.05,constant),"
+                               "random_translation(0.1,0.1),conv2d(4,3),batchnorm,relu,"
+                               "maxpool2d(2),flatten,dense(10,softmax)"]
+    bn_whole = os.path.join(tmp, "bn_whole")
+    r = subprocess.run([TRAINER, "--out", bn_whole] + bn_flags, capture_output=True, text=True,
+                       timeout=600)
+    check(r.returncode == 0, f"the batchnorm run: {r.stderr}")
+    bn_reference = plain_outputs(bn_whole)
+    bn_cut = os.path.join(tmp, "bn_cut")
+    p = subprocess.Popen([TRAINER, "--out", bn_cut] + bn_flags, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if line.startswith("Epoch 4/"):
+            p.send_signal(signal.SIGINT)
+            break
+    out, err = p.communicate(timeout=120)
+    check(p.returncode == 130, f"the batchnorm run was not interrupted: {p.returncode}")
+    r = subprocess.run([TRAINER, "--resume", bn_cut, "--no-plots"], capture_output=True,
+                       text=True, timeout=600)
+    check(r.returncode == 0 and plain_outputs(bn_cut) == bn_reference,
+          f"with batchnorm and augmentation, the resumed run differs: {r.stderr}")
+
     # Two signals in a row: out at once; what is on disk is whole and resumable.
     twice = os.path.join(tmp, "twice")
     p = subprocess.Popen([TRAINER, "--out", twice] + flags, stdout=subprocess.DEVNULL,

@@ -74,6 +74,9 @@ struct train_session {
     double *batch;              /* [sums_len] */
     step_phase phase[2 * MODEL_MAX_LAYERS + 1];
     int n_phases;
+    int first_trained;          /* the lowest layer with a trainable tensor: the
+                                   backward pass ends there (augmentation
+                                   before it needs no gradient) */
 };
 
 /* The phases of a step (step_phase) and where each layer's sums go. */
@@ -92,6 +95,11 @@ static void plan_phases(train_session *s)
         if (len > 0)
             sync[s->n_sync++] = l;
     }
+    s->first_trained = head;
+    for (int l = head - 1; l >= 0; l--)
+        for (int t = 0; t < m->layer[l].n_tensors; t++)
+            if (m->layer[l].trainable[t])
+                s->first_trained = l;
     int n = 0, from = 0;
     for (int i = 0; i < s->n_sync; from = sync[i++])
         s->phase[n++] = (step_phase){from, sync[i], 0, -1, 0, sync[i], -1};
@@ -446,8 +454,9 @@ static void shard_phase(train_session *s, model_work *w, int k, int buf, uint32_
         r->loss = layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1],
                              shard_labels(s, k, buf), n, 1.0f / (float)bn,
                              s->cfg.label_smoothing, &r->correct);
-    for (int l = ph->bwd_from; l >= ph->bwd_to; l--) {
-        float *d_in = l ? w->delta[l - 1] : NULL;
+    for (int l = ph->bwd_from; l >= ph->bwd_to && l >= s->first_trained; l--) {
+        /* Below the lowest layer with parameters no gradient is wanted. */
+        float *d_in = l > s->first_trained ? w->delta[l - 1] : NULL;
         const layer_pass p = pass_of(s, l, &pass, bn);
         if (s->trainer[l])
             s->trainer[l]->backward(s->trainer_ctx[l], k, d_in, s->grad[k], w->delta[l],
