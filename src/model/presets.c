@@ -10,10 +10,10 @@ static const model_preset presets[] = {
     {"convnet", "conv2d(32,3,relu),maxpool2d(2),conv2d(64,3,relu),maxpool2d(2),flatten,"
                 "dropout(0.5),dense(%d,softmax)", 128, 0.1, 15, NULL, 0, NULL, 0},
     {"convnet-bn", "random_rotation(0.03,constant),random_translation(0.1,0.1,constant),"
-                   "random_zoom(0.1,constant),conv2d(16,3,same),batchnorm,relu,conv2d(16,3),"
-                   "batchnorm,relu,maxpool2d(2),conv2d(32,3,same),batchnorm,relu,conv2d(32,3),"
+                   "random_zoom(0.1,constant),conv2d(32,3),batchnorm,relu,conv2d(32,3),"
+                   "batchnorm,relu,maxpool2d(2),conv2d(64,3),batchnorm,relu,conv2d(64,3),"
                    "batchnorm,relu,maxpool2d(2),flatten,dropout(0.25),dense(%d,softmax)",
-     128, 0.1, 15, "adamw", 3e-3, "onecycle", 0.1},
+     128, 0.1, 20, "adamw", 3e-3, "onecycle", 0.1},
 };
 
 int model_preset_find(const char *name, const model_preset **p, tr_error *err)
