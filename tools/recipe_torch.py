@@ -20,7 +20,6 @@ time since training began (training and validation), then `test_accuracy X
 test_loss L`.  Needs python3-torch and python3-numpy; not a dependency of
 the engine."""
 import argparse
-import gzip
 import math
 import os
 import re
@@ -29,19 +28,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-def read_idx(directory, name):
-    for path in (os.path.join(directory, name), os.path.join(directory, name + ".gz")):
-        if os.path.exists(path):
-            with open(path, "rb") as f:
-                data = f.read()
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
-            ndim = data[3]
-            dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-            return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-    raise SystemExit(f"recipe_torch: {name} not found in {directory}")
-
+from torch_reference import read_idx
 
 class Augment(torch.nn.Module):
     """Keras' RandomTranslation, RandomRotation or RandomZoom in training."""

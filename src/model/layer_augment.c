@@ -30,20 +30,6 @@
 enum { FILL_REFLECT, FILL_CONSTANT };
 static const char *const fills[] = {"reflect", "constant", NULL};
 
-static float word_float(uint32_t w)
-{
-    float f;
-    memcpy(&f, &w, sizeof f);
-    return f;
-}
-
-static uint32_t float_word(float f)
-{
-    uint32_t w;
-    memcpy(&w, &f, sizeof w);
-    return w;
-}
-
 /* The affine map of one sample: input x = a[0] x + a[1] y + a[2], input y =
  * a[3] x + a[4] y + a[5]. */
 typedef struct {

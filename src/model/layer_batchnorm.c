@@ -106,16 +106,24 @@ static size_t bn_work_bytes(const layer *l, int max_n)
     return (sizeof(double) * 4 + sizeof(float) * 5) * (size_t)channels(l);
 }
 
+/* Channel ch's mean and biased variance (at least 0) from a batch's sums
+ * over batch_n samples. */
+static void sums_moments(const layer *l, const double *batch, uint32_t batch_n, int ch,
+                         double *mean, double *var)
+{
+    const double count = (double)batch_n * (double)pixels(l);
+    const double m = batch[ch] / count, v = batch[channels(l) + ch] / count - m * m;
+    *mean = m;
+    *var = v > 0.0 ? v : 0.0;
+}
+
 /* The batch's mean and 1 / sqrt(var + eps) of channel ch from its sums. */
 static void batch_moments(const layer *l, const layer_pass *pass, int ch, double *mean,
                           double *inv)
 {
-    const int c = channels(l);
-    const double count = (double)pass->batch_n * (double)pixels(l);
-    const double m = pass->batch[ch] / count;
-    const double var = pass->batch[c + ch] / count - m * m;
-    *mean = m;
-    *inv = 1.0 / sqrt((var > 0.0 ? var : 0.0) + BN_EPSILON);
+    double var;
+    sums_moments(l, pass->batch, pass->batch_n, ch, mean, &var);
+    *inv = 1.0 / sqrt(var + BN_EPSILON);
 }
 
 /* y = x a + b per channel, a = gamma / sqrt(var + eps), b = beta - mean a,
@@ -211,14 +219,13 @@ static void bn_backward(const layer *l, float *d_in, float *grad, float *d_out,
 static void bn_batch_update(const layer *l, float *params, const double *batch,
                             uint32_t batch_n)
 {
-    const int c = channels(l);
-    const double count = (double)batch_n * (double)pixels(l);
     const float keep = (float)BN_MOMENTUM, take = (float)(1.0 - BN_MOMENTUM);
     float *mm = params + l->offset[BN_MEAN], *mv = params + l->offset[BN_VAR];
-    for (int ch = 0; ch < c; ch++) {
-        const double mean = batch[ch] / count, var = batch[c + ch] / count - mean * mean;
+    for (int ch = 0; ch < channels(l); ch++) {
+        double mean, var;
+        sums_moments(l, batch, batch_n, ch, &mean, &var);
         mm[ch] = mm[ch] * keep + (float)mean * take;
-        mv[ch] = mv[ch] * keep + (float)(var > 0.0 ? var : 0.0) * take;
+        mv[ch] = mv[ch] * keep + (float)var * take;
     }
 }
 

@@ -13,9 +13,7 @@
 /* The hyper-parameter word: the rate's float bits. */
 static float rate(const layer *l)
 {
-    float r;
-    memcpy(&r, &l->hp[0], sizeof r);
-    return r;
+    return word_float(l->hp[0]);
 }
 
 static int dropout_build(layer *l, tr_error *err)
@@ -36,7 +34,7 @@ static int dropout_parse(const spec_item *it, uint32_t *hp, int *head, tr_error 
     float r;
     if (spec_fraction(it, 0, 0.0, 1.0, &r, "dropout rate", err))
         return -1;
-    memcpy(&hp[0], &r, sizeof r);
+    hp[0] = float_word(r);
     return 0;
 }
 
@@ -48,8 +46,7 @@ static void dropout_format(const layer *l, int last, char *buf, size_t size)
 
 static int dropout_check(const uint32_t *words, tr_error *err)
 {
-    float r;
-    memcpy(&r, &words[0], sizeof r);
+    const float r = word_float(words[0]);
     if (!(r >= 0.0f && r < 1.0f))
         return error_set(err, "dropout rate %g (0 to 1, 1 excluded)", (double)r);
     return 0;

@@ -8,6 +8,8 @@
 #ifndef TRAINER_LAYER_KINDS_H
 #define TRAINER_LAYER_KINDS_H
 
+#include <string.h>
+
 #include "layer.h"
 #include "layer_trainer.h"
 
@@ -37,6 +39,22 @@ int spec_fraction(const spec_item *it, int k, double lo, double hi, float *out,
  * word of a group ("'dense(10,softmax,relu)': 'relu' after 'softmax'"). */
 int spec_options(const spec_item *it, int from, const char *const *const *groups, int n_groups,
                  int *choice, tr_error *err);
+
+/* A float hyper-parameter held in a word as its bits (dropout's rate, the
+ * augmentation factors), and back. */
+static inline float word_float(uint32_t w)
+{
+    float f;
+    memcpy(&f, &w, sizeof f);
+    return f;
+}
+
+static inline uint32_t float_word(float f)
+{
+    uint32_t w;
+    memcpy(&w, &f, sizeof w);
+    return w;
+}
 
 /* ---- Exports: a kind's modules in PyTorch and nodes in ONNX ----------------- */
 

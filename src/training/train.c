@@ -112,6 +112,14 @@ static void plan_phases(train_session *s)
     s->n_phases = n;
 }
 
+/* The workspaces a session keeps: one per shard when the step has phases (a
+ * layer of batch statistics keeps every shard's activations across them),
+ * else one per thread. */
+static int work_count(const train_session *s)
+{
+    return s->n_sync ? s->shards : s->threads;
+}
+
 void shard_range(int k, int shards, uint32_t bn, uint32_t *lo, uint32_t *hi)
 {
     *lo = (uint32_t)((uint64_t)k * bn / (uint64_t)shards);
@@ -224,7 +232,7 @@ int train_session_new(train_session **out, model *m, const train_config *cfg,
     s->max_shard = (cfg->batch_size + s->shards - 1) / s->shards;
     plan_phases(s);
     /* With phases every shard keeps its workspace, else every thread. */
-    const int n_work = s->n_sync ? s->shards : s->threads;
+    const int n_work = work_count(s);
     const size_t slots = (size_t)s->shards * 2 * (size_t)s->max_shard;
     s->grad = calloc((size_t)s->shards, sizeof *s->grad);
     s->work = calloc((size_t)n_work, sizeof *s->work);
@@ -278,7 +286,7 @@ void train_session_free(train_session *s)
             s->trainer[l]->destroy(s->trainer_ctx[l]);
     for (int k = 0; s->grad && k < s->shards; k++)
         model_buffer_free(s->grad[k]);
-    for (int t = 0; s->work && t < (s->n_sync ? s->shards : s->threads); t++)
+    for (int t = 0; s->work && t < work_count(s); t++)
         model_work_free(&s->work[t]);
     free(s->sums);
     free(s->batch);
@@ -396,9 +404,7 @@ static void prepare_part(train_session *s, int k, int buf, uint32_t bn)
             s->trainer[l]->prepare_part(s->trainer_ctx[l], k, buf, bn);
 }
 
-/* Shard k's workspace: its own when the step has phases (a layer of batch
- * statistics keeps every shard's activations across the phases), else its
- * thread's. */
+/* Shard k's workspace (work_count): its own, or its thread's. */
 static model_work *shard_work(const train_session *s, int k, int t)
 {
     return &s->work[s->n_sync ? k : t];
