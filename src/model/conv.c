@@ -195,10 +195,10 @@ void conv_patch_bases(int *base, int n, int h, int w, int c, int k)
                 base[p++] = ((s * h + y) * w + x) * c;
 }
 
-/* The output sums of CONV_PIXELS pixels by up to 4 vectors of filters (24 of
- * AVX-512's 32 registers); a block of fewer pixels or filters leaves the
- * rest of its sums out. */
-enum { CONV_PIXELS = 6, CONV_VECTORS = 4 };
+/* The output sums of CONV_PIXELS pixels by up to CONV_VECTORS vectors of
+ * filters (24 of AVX-512's 32 registers, 12 of AVX2's 16); a block of fewer
+ * pixels or filters leaves the rest of its sums out. */
+enum { CONV_PIXELS = 6, CONV_VECTORS = VF_REGS >= 32 ? 4 : 2 };
 
 /* out[m][o .. o + nv*VF_LEN) for the np pixels whose patch rows start at
  * x[m], the last vector `lanes` wide.  Inlined with constant np and nv. */
@@ -259,10 +259,10 @@ void conv2d_forward_valid(float *restrict out, const float *restrict in, const i
 }
 
 /* The weight gradient's sums of GRAD_ROWS kernel rows by up to GRAD_VECTORS
- * vectors of filters (16 registers), each over the pixels in pixel order.
- * Fewer than 12 sums leave the FMA units waiting on their latency: 4 x 2
- * ran at half the speed of 8 x 2. */
-enum { GRAD_ROWS = 8, GRAD_VECTORS = 2 };
+ * vectors of filters (16 registers; 12 where there are only 16), each over
+ * the pixels in pixel order.  Fewer than 12 sums leave the FMA units waiting
+ * on their latency: 4 x 2 ran at half the speed of 8 x 2. */
+enum { GRAD_ROWS = VF_REGS >= 32 ? 8 : 6, GRAD_VECTORS = 2 };
 
 /* d_wk[j][o .. o + nv*VF_LEN) for the nr kernel rows j whose floats sit at
  * off[j] from each pixel's patch row start; added to d_wk when accumulate.

@@ -52,16 +52,17 @@ void dense_backward_ref(float *d_in, float *d_w, float *d_b, const float *d_out,
 }
 
 /* The listed kernels hold DENSE_GROUP weight rows of MAX_VECTORS vectors of
- * outputs in registers (16 of AVX-512's 32), and a sample's sums or a
- * gradient row's sums over those vectors. */
-enum { MAX_VECTORS = 4 };
+ * outputs in registers (16 of AVX-512's 32, 8 of AVX2's 16), and a sample's
+ * sums or a gradient row's sums over those vectors. */
+enum { MAX_VECTORS = VF_REGS >= 32 ? 4 : 2 };
 
 /* The small-layer kernels keep SMALL_SAMPLES x SMALL_VECTORS output sums (16
- * of AVX-512's 32 registers), and SMALL_ROWS x SMALL_GRAD_VECTORS weight
- * gradient sums, so that enough independent FMA chains hide their latency; an
- * input gradient of up to SMALL_INPUT_VECTORS vectors stays in registers. */
+ * of AVX-512's 32 registers, 8 of AVX2's 16), and SMALL_ROWS x
+ * SMALL_GRAD_VECTORS weight gradient sums, so that enough independent FMA
+ * chains hide their latency; an input gradient of up to SMALL_INPUT_VECTORS
+ * vectors stays in registers. */
 enum {
-    SMALL_SAMPLES = 4, SMALL_VECTORS = 4, SMALL_ROWS = 4, SMALL_GRAD_VECTORS = 2,
+    SMALL_SAMPLES = 4, SMALL_VECTORS = VF_REGS >= 32 ? 4 : 2, SMALL_ROWS = 4, SMALL_GRAD_VECTORS = 2,
     SMALL_INPUT_VECTORS = 8, GRAD_CHUNK = 256
 };
 
@@ -439,58 +440,54 @@ void dense_weight_gradient_rows(float *restrict d_w, const dense_inputs *restric
     weight_gradient(d_w, in, d_out, group_count(i0), group_count(i1), in_dim, out_dim, row_used);
 }
 
-/* One stage of the 16 x 16 transpose below: rows r and r + h (r & h == 0)
- * swap their off-diagonal blocks of h lanes.  __builtin_shufflevector (GCC 12
- * and clang) needs its lane numbers as constants, hence one stage each. */
-#define TRANSPOSE_STAGE(name, h, ...)                                                   \
+/* One stage of the VF_LEN x VF_LEN transpose below: rows r and r + h
+ * (r & h == 0) swap their off-diagonal blocks of h lanes.
+ * __builtin_shufflevector (GCC 12 and clang) needs its lane numbers as
+ * constants, hence one stage each, for each vector width. */
+#define LANES(...) __VA_ARGS__
+#define TRANSPOSE_STAGE(name, h, low, high)                                             \
     static inline void name(vf *a)                                                      \
     {                                                                                   \
         for (int r = 0; r < VF_LEN; r++)                                                \
             if (!(r & (h))) {                                                           \
                 const vf x = a[r], y = a[r + (h)];                                      \
-                a[r] = __builtin_shufflevector(x, y, __VA_ARGS__);                      \
-                a[r + (h)] = shuffle_high_##name(x, y);                                 \
+                a[r] = __builtin_shufflevector(x, y, LANES low);                        \
+                a[r + (h)] = __builtin_shufflevector(x, y, LANES high);                 \
             }                                                                           \
     }
 
-static inline vf shuffle_high_stage8(vf x, vf y)
-{
-    return __builtin_shufflevector(x, y, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28,
-                                   29, 30, 31);
-}
-static inline vf shuffle_high_stage4(vf x, vf y)
-{
-    return __builtin_shufflevector(x, y, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29,
-                                   30, 31);
-}
-static inline vf shuffle_high_stage2(vf x, vf y)
-{
-    return __builtin_shufflevector(x, y, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15,
-                                   30, 31);
-}
-static inline vf shuffle_high_stage1(vf x, vf y)
-{
-    return __builtin_shufflevector(x, y, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29,
-                                   15, 31);
-}
-TRANSPOSE_STAGE(stage8, 8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-TRANSPOSE_STAGE(stage4, 4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)
-TRANSPOSE_STAGE(stage2, 2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
-TRANSPOSE_STAGE(stage1, 1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)
+#if VF_LEN == 16
+TRANSPOSE_STAGE(stage8, 8, (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+                (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
+TRANSPOSE_STAGE(stage4, 4, (0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+                (4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
+TRANSPOSE_STAGE(stage2, 2, (0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
+                (2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
+TRANSPOSE_STAGE(stage1, 1, (0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
+                (1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
+#define TRANSPOSE_STAGES(a) (stage8(a), stage4(a), stage2(a), stage1(a))
+#elif VF_LEN == 8
+TRANSPOSE_STAGE(stage4, 4, (0, 1, 2, 3, 8, 9, 10, 11), (4, 5, 6, 7, 12, 13, 14, 15))
+TRANSPOSE_STAGE(stage2, 2, (0, 1, 8, 9, 4, 5, 12, 13), (2, 3, 10, 11, 6, 7, 14, 15))
+TRANSPOSE_STAGE(stage1, 1, (0, 8, 2, 10, 4, 12, 6, 14), (1, 9, 3, 11, 5, 13, 7, 15))
+#define TRANSPOSE_STAGES(a) (stage4(a), stage2(a), stage1(a))
+#else
+TRANSPOSE_STAGE(stage2, 2, (0, 1, 4, 5), (2, 3, 6, 7))
+TRANSPOSE_STAGE(stage1, 1, (0, 4, 2, 6), (1, 5, 3, 7))
+#define TRANSPOSE_STAGES(a) (stage2(a), stage1(a))
+#endif
 
-/* dst[c][r] = src[r][c] for a 16 x 16 tile (row strides in floats), in four
- * stages that each swap the off-diagonal blocks of size h within blocks of 2h:
- * 64 two-register shuffles instead of 256 scattered scalar moves. */
+/* dst[c][r] = src[r][c] for a VF_LEN x VF_LEN tile (row strides in floats),
+ * in log2(VF_LEN) stages that each swap the off-diagonal blocks of size h
+ * within blocks of 2h: two-register shuffles instead of scattered scalar
+ * moves. */
 static void transpose_tile(float *restrict dst, long dst_stride, const float *restrict src,
                            long src_stride)
 {
     vf a[VF_LEN];
     for (int r = 0; r < VF_LEN; r++)
         a[r] = vf_load(src + r * src_stride);
-    stage8(a);
-    stage4(a);
-    stage2(a);
-    stage1(a);
+    TRANSPOSE_STAGES(a);
     for (int r = 0; r < VF_LEN; r++)
         vf_store(dst + r * dst_stride, a[r]);
 }

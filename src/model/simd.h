@@ -1,18 +1,32 @@
-/* simd.h - 16-float vectors through GCC's vector extension.
+/* simd.h - vectors of floats as wide as the target's registers.
  *
- * The compiler maps them onto whatever the build targets: one AVX-512
- * register, two AVX2 registers, or four SSE registers in the portable build.
- * Loads and stores go through memcpy, which compiles to unaligned moves. */
+ * VF_LEN is 16 with AVX-512, 8 with AVX (and FMA) and 4 otherwise (SSE, or
+ * the compiler's own lowering).  A vector wider than the registers is not
+ * split cleanly by GCC: it goes through the stack, about 15 times below the
+ * FMA peak on AVX2.  The kernels vectorize across outputs and add each
+ * output's products in the same order at every width, so the width changes
+ * speed, not bits.  VF_REGS, the number of vector registers, sizes their
+ * register blocks.  Loads and stores go through memcpy, which compiles to
+ * unaligned moves. */
 #ifndef TRAINER_SIMD_H
 #define TRAINER_SIMD_H
 
 #include <string.h>
 
-#if defined(__AVX512F__) || defined(__FMA__)
+#if defined(__AVX512F__) || defined(__AVX__) || defined(__FMA__)
 #include <immintrin.h>
 #endif
 
+#if defined(__AVX512F__)
 #define VF_LEN 16
+#define VF_REGS 32
+#elif defined(__AVX__)
+#define VF_LEN 8
+#define VF_REGS 16
+#else
+#define VF_LEN 4
+#define VF_REGS 16
+#endif
 
 typedef float vf __attribute__((vector_size(VF_LEN * sizeof(float))));
 
@@ -30,8 +44,23 @@ static inline void vf_store(float *p, vf v)
 
 static inline vf vf_splat(float x)
 {
+#if VF_LEN == 16
     return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+#elif VF_LEN == 8
+    return (vf){x, x, x, x, x, x, x, x};
+#else
+    return (vf){x, x, x, x};
+#endif
 }
+
+#if defined(__AVX__) && !defined(__AVX512F__)
+/* All ones in the first `lanes` lanes, for AVX's masked moves. */
+static inline __m256i vf_lane_mask(int lanes)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#endif
 
 /* The first `lanes` floats at p (1 <= lanes <= VF_LEN), zeros after them;
  * nothing past them is read, so a row's last partial vector is safe. */
@@ -41,6 +70,8 @@ static inline vf vf_load_part(const float *p, int lanes)
         return vf_load(p);
 #if defined(__AVX512F__)
     return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << lanes) - 1), p);
+#elif defined(__AVX__)
+    return (vf)_mm256_maskload_ps(p, vf_lane_mask(lanes));
 #else
     vf v = vf_splat(0.0f);
     memcpy(&v, p, sizeof(float) * (size_t)lanes);
@@ -57,6 +88,8 @@ static inline void vf_store_part(float *p, vf v, int lanes)
     }
 #if defined(__AVX512F__)
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << lanes) - 1), (__m512)v);
+#elif defined(__AVX__)
+    _mm256_maskstore_ps(p, vf_lane_mask(lanes), (__m256)v);
 #else
     memcpy(p, &v, sizeof(float) * (size_t)lanes);
 #endif
@@ -80,15 +113,10 @@ static inline vf vf_madd(vf a, vf b, vf c)
 {
 #if defined(__AVX512F__)
     return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__AVX__) && defined(__FMA__)
+    return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
 #elif defined(__FMA__)
-    __m256 h[3][2];
-    memcpy(h[0], &a, sizeof a);
-    memcpy(h[1], &b, sizeof b);
-    memcpy(h[2], &c, sizeof c);
-    h[2][0] = _mm256_fmadd_ps(h[0][0], h[1][0], h[2][0]);
-    h[2][1] = _mm256_fmadd_ps(h[0][1], h[1][1], h[2][1]);
-    memcpy(&c, h[2], sizeof c);
-    return c;
+    return (vf)_mm_fmadd_ps((__m128)a, (__m128)b, (__m128)c);
 #else
     return a * b + c;
 #endif
