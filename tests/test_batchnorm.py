@@ -78,7 +78,8 @@ def main():
         with open(os.path.join(runs[1][0], "model.ckpt"), "rb") as a, \
                 open(os.path.join(out, "model.ckpt"), "rb") as b:
             check(a.read() == b.read(), "1 and 2 threads give different model.ckpt")
-        check("batchnorm_2 (BatchNormalization)" in stdout and "relu_3 (ReLU)" in stdout and
+        check("batch_normalization (BatchNormalization)" in stdout and
+              "re_lu (ReLU)" in stdout and
               "Non-trainable params: 32" in stdout,
               f"the summary: {stdout[:1200]}")
 

@@ -23,6 +23,25 @@ def run(args, timeout=600):
     return r
 
 
+def keras_name(cls):
+    """keras.src.utils.naming.to_snake_case, transcribed."""
+    name = re.sub(r"\W+", "", cls)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub("([a-z])([A-Z])", r"\1_\2", name)
+    return name.lower()
+
+
+def keras_names(classes):
+    """The names a fresh Keras session gives layers of these classes
+    (naming.uniquify: the first plain, then _1, _2, ...)."""
+    seen, names = {}, []
+    for cls in classes:
+        base = keras_name(cls)
+        names.append(f"{base}_{seen[base]} ({cls})" if base in seen else f"{base} ({cls})")
+        seen[base] = seen.get(base, 0) + 1
+    return names
+
+
 def test_line(stdout):
     m = re.search(r"Test loss: ([0-9.]+) - test accuracy: ([0-9.]+)", stdout)
     return (m.group(1), m.group(2)) if m else None
@@ -47,6 +66,25 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(os.path.join(one, "history.csv")) as f:
         last = f.read().splitlines()[-1].split(",")
     check(float(last[4]) >= 0.9, f"val_accuracy {last[4]} after 3 epochs on an easy set")
+
+    # The summary names layers as Keras does, for every kind.
+    spec = ("random_rotation(0.1),random_translation(0.1,0.1),random_zoom(0.1),conv2d(4,3),"
+            "batchnorm,relu,maxpool2d(2),conv2d(4,3,same),batchnorm,relu,avgpool2d(2),"
+            "dropout(0.1),global_avgpool2d,dense(8,relu),dense(10,softmax)")
+    classes = ["RandomRotation", "RandomTranslation", "RandomZoom", "Conv2D",
+               "BatchNormalization", "ReLU", "MaxPooling2D", "Conv2D", "BatchNormalization",
+               "ReLU", "AveragePooling2D", "Dropout", "GlobalAveragePooling2D", "Dense",
+               "Dense"]
+    r = run(["--data", data, "--layers", spec, "--epochs", "0", "--no-plots",
+             "--out", os.path.join(tmp, "names")])
+    lines = r.stdout.splitlines()
+    first = next((i for i, ln in enumerate(lines) if ln.startswith("Layer (type)")), None)
+    shown = [re.split(r"\s{2,}| \(None", ln)[0] for ln in lines[first + 1:first + 16]] \
+        if first is not None else []
+    check(r.returncode == 0 and shown == keras_names(classes),
+          f"the summary's names: {shown} {r.stderr}")
+    check(keras_names(["Dense", "Dense"]) == ["dense (Dense)", "dense_1 (Dense)"] and
+          keras_name("ReLU") == "re_lu", "the transcription of Keras' naming")
 
     # --load evaluates the saved conv net to the same figures.
     r = run(["--data", data, "--load", os.path.join(one, "model.ckpt"), "--epochs", "0"])

@@ -141,7 +141,11 @@ with tempfile.TemporaryDirectory() as tmp:
         long_lines = [ln for ln in lines if len(ln) > final - 1 and "/400" in ln]
         check(not long_lines, f"{name}: progress lines wider than {final - 1}: {long_lines}")
         ends = [ln for ln in lines if re.match(r"400/400 \[=+\]( - |$)", ln)]
-        steps = sum(len(re.findall(r"[0-9.]+s \d+us/step", ln)) for ln in lines)
+        times = [m for ln in lines for m in re.finditer(r"\d+s (\d+)(us|ms|s)/step", ln)]
+        steps = len(times)
+        # Keras' units: a step of 4.3 ms reads 4ms/step, not 4322us/step.
+        check(all(int(m.group(1)) < 1000 or m.group(2) == "s" for m in times),
+              f"{name}: a step time not in Keras' unit: {[m.group(0) for m in times]}")
         check(len(ends) == 3 and steps == 3,
               f"{name}: {len(ends)} epoch lines, want 3:\n" + "\n".join(lines))
         check(any("val_accuracy: " in ln for ln in lines),

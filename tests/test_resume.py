@@ -6,6 +6,7 @@ identical to an uninterrupted run's."""
 import math
 import os
 import re
+import shlex
 import signal
 import struct
 import subprocess
@@ -38,7 +39,8 @@ with tempfile.TemporaryDirectory() as tmp:
     reference = outputs(whole)
 
     for sig, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)):
-        cut = os.path.join(tmp, f"cut{sig}")
+        # A name the shell must quote: the message's command must still run.
+        cut = os.path.join(tmp, f"cut {sig}'s run")
         p = subprocess.Popen([TRAINER, "--out", cut] + flags, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
         # Once the first epoch's files exist the run is well under way.
@@ -48,7 +50,9 @@ with tempfile.TemporaryDirectory() as tmp:
         p.send_signal(sig)
         out, err = p.communicate(timeout=120)
         check(p.returncode == status, f"signal {sig}: exit {p.returncode}, want {status}")
-        check("continue with: trainer --resume" in err, f"signal {sig}: message {err!r}")
+        said = re.search(r"^continue with: (.*)$", err, re.M)
+        command = shlex.split(said.group(1)) if said else None
+        check(command == [TRAINER, "--resume", cut], f"signal {sig}: message {err!r}")
         # The interrupted run's history.csv and model.ckpt stand after the last
         # epoch it completed, as those of a run of that many epochs do.
         m = re.search(r"interrupted in epoch (\d+) ", err)
@@ -62,8 +66,8 @@ with tempfile.TemporaryDirectory() as tmp:
             check(outputs(cut) == outputs(short),
                   f"signal {sig}: after {done} epochs the files differ from a {done}-epoch "
                   f"run's")
-        r = subprocess.run([TRAINER, "--resume", cut, "--no-plots"], capture_output=True,
-                           text=True, timeout=600)
+        r = subprocess.run((command or [TRAINER, "--resume", cut]) + ["--no-plots"],
+                           capture_output=True, text=True, timeout=600)
         check(r.returncode == 0 and "Resuming" in r.stdout, f"resume failed: {r.stderr}")
         check(outputs(cut) == reference,
               f"signal {sig}: the resumed run differs from the uninterrupted one")

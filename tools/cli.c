@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 
@@ -107,4 +108,21 @@ void cli_restore_stderr(int kept)
     fflush(stderr);
     dup2(kept, STDERR_FILENO);
     close(kept);
+}
+
+void cli_print_shell_word(FILE *f, const char *word)
+{
+    if (*word && strspn(word, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                              "0123456789_./:=+,@%-") == strlen(word)) {
+        fputs(word, f);
+        return;
+    }
+    fputc('\'', f);
+    for (const char *c = word; *c; c++) {
+        if (*c == '\'')
+            fputs("'\\''", f); /* close, an escaped quote, reopen */
+        else
+            fputc(*c, f);
+    }
+    fputc('\'', f);
 }

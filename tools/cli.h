@@ -4,6 +4,7 @@
 #define TRAINER_TOOLS_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "error.h"
 
@@ -28,6 +29,10 @@ const char *cli_exact(char *buf, size_t size, double v);
 /* Says err on stderr as "trainer: ...", naming the process (rank and host)
  * when there are several. */
 void cli_fail_as(const tr_error *err, int rank, int ranks);
+
+/* word as a shell reads it back: as it is when it has only safe characters,
+ * else in single quotes. */
+void cli_print_shell_word(FILE *f, const char *word);
 
 /* stderr to /dev/null; returns the descriptor that cli_restore_stderr puts
  * back (-1 if it could not be kept). */

@@ -109,15 +109,28 @@ static void draw_progress(void *ctx, long batch, long n_batches, double loss, do
     fflush(stdout);
 }
 
-/* The epoch's last line on a terminal: its figures, Keras' way. */
+/* " 80us/step", " 4ms/step" or " 2s/step" into buf: Keras' Progbar picks the
+ * unit by the size of the time, as here. */
+static void format_step_time(char *buf, size_t size, double seconds)
+{
+    if (seconds >= 1.0 || seconds == 0.0)
+        snprintf(buf, size, "%.0fs/step", seconds);
+    else if (seconds >= 1e-3)
+        snprintf(buf, size, "%.0fms/step", seconds * 1e3);
+    else
+        snprintf(buf, size, "%.0fus/step", seconds * 1e6);
+}
+
+/* The epoch's last line on a terminal: its figures, Keras' way (the epoch's
+ * whole seconds, then the time a step took). */
 static void print_epoch_tty(console *p, long n_batches, double seconds,
                             const epoch_stats *st, int has_val)
 {
     const int cols = terminal_cols(p);
-    char counter[96], time_[48], l[32], a[32], vl[32], va[32];
+    char counter[96], step[32], time_[64], l[32], a[32], vl[32], va[32];
     format_counter(counter, sizeof counter, n_batches, n_batches, cols - 1);
-    snprintf(time_, sizeof time_, "%.2fs %.0fus/step", seconds,
-             1e6 * seconds / (double)n_batches);
+    format_step_time(step, sizeof step, seconds / (double)n_batches);
+    snprintf(time_, sizeof time_, "%.0fs %s", seconds, step);
     snprintf(l, sizeof l, "loss: %.4f", st->loss);
     snprintf(a, sizeof a, "accuracy: %.4f", st->accuracy);
     snprintf(vl, sizeof vl, "val_loss: %.4f", st->val_loss);

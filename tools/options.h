@@ -10,6 +10,7 @@
 #include "state.h"
 
 typedef struct {
+    const char *invoked;  /* argv[0]: the program as the user started it */
     const char *data_dir; /* NULL: data/mnist here, else in the source tree */
     const char *out_dir;
     const char *load;

@@ -263,10 +263,15 @@ static int fit(program *r, const options *o, const run_files *out, tr_error *err
     long step, n_batches;
     run_position(r->run, &epoch, &step, &n_batches);
     printf("\n");
-    if (rank == 0)
+    if (rank == 0) {
         fprintf(stderr, "trainer: interrupted in epoch %d after step %ld of %ld; the state "
-                "is saved in %s\ncontinue with: %strainer --resume %s\n", epoch, step,
-                n_batches, out->state, group_size() > 1 ? "mpirun -np R " : "", o->out_dir);
+                "is saved in %s\ncontinue with: %s", epoch, step, n_batches, out->state,
+                group_size() > 1 ? "mpirun -np R " : "");
+        cli_print_shell_word(stderr, o->invoked);
+        fputs(" --resume ", stderr);
+        cli_print_shell_word(stderr, o->out_dir);
+        fputc('\n', stderr);
+    }
     return interrupt_signal ? interrupt_signal : SIGINT;
 }
 

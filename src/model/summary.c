@@ -1,5 +1,7 @@
 /* Keras' model.summary(), as the trainer prints it. */
+#include <ctype.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "model.h"
 
@@ -18,6 +20,32 @@ static const char *grouped(size_t n, char buf[48])
     return buf;
 }
 
+/* Keras' default name of layer l, "max_pooling2d_1 (MaxPooling2D)", into
+ * buf: the class name in snake case (keras.src.utils.naming.to_snake_case:
+ * an underscore before a capital that follows a small letter or starts a
+ * capitalized word), then _1, _2, ... for the second and later layers of the
+ * class (naming.uniquify), as a fresh Keras session names them. */
+static int keras_layer_name(char *buf, size_t size, const model *m, int l)
+{
+    const char *cls = layer_kind_keras_name(m->layer[l].kind);
+    char snake[64];
+    size_t k = 0;
+    for (size_t i = 0; cls[i] && k + 2 < sizeof snake; i++) {
+        const unsigned char c = (unsigned char)cls[i];
+        if (i > 0 && isupper(c) &&
+            (islower((unsigned char)cls[i - 1]) || islower((unsigned char)cls[i + 1])))
+            snake[k++] = '_';
+        snake[k++] = (char)tolower(c);
+    }
+    snake[k] = '\0';
+    int before = 0;
+    for (int j = 0; j < l; j++)
+        before += m->layer[j].kind == m->layer[l].kind;
+    if (before)
+        return snprintf(buf, size, "%s_%d (%s)", snake, before, cls);
+    return snprintf(buf, size, "%s (%s)", snake, cls);
+}
+
 /* Each layer's output shape and parameters.  A
  * stack of dense layers keeps the notebook's own lines (its Flatten). */
 void model_summary(const model *m, FILE *f)
@@ -26,14 +54,12 @@ void model_summary(const model *m, FILE *f)
     mlp_shape widths;
     tr_error ignored;
     const int mlp = model_mlp_shape(m, &widths, &ignored) == 0;
-    /* The name column fits the longest name ("global_avgpool2d_4
+    /* The name column fits the longest name ("global_average_pooling2d_1
      * (GlobalAveragePooling2D)"). */
     int wide = mlp ? 22 : 26;
     char name[96], shape[48];
     for (int l = 0; l < body; l++) {
-        const layer *y = &m->layer[l];
-        const int len = snprintf(name, sizeof name, "%s_%d (%s)", layer_kind_name(y->kind),
-                                 l + 1, layer_kind_keras_name(y->kind));
+        const int len = keras_layer_name(name, sizeof name, m, l);
         wide = len > wide ? len : wide;
     }
     const int shapes = mlp ? 18 : 22;
@@ -50,8 +76,7 @@ void model_summary(const model *m, FILE *f)
             trained += y->trainable[t] ? y->count[t] : 0;
         }
         total += n;
-        snprintf(name, sizeof name, "%s_%d (%s)", layer_kind_name(y->kind), l + 1,
-                 layer_kind_keras_name(y->kind));
+        keras_layer_name(name, sizeof name, m, l);
         if (y->out.h == 1 && y->out.w == 1)
             snprintf(shape, sizeof shape, "(None, %d)", y->out.c);
         else
