@@ -64,10 +64,12 @@ int canvas_text_width(const char *text, int scale);
  * the bitmap font (for the programs to say once). */
 const char *canvas_font_fallback(void);
 
-/* Draws a gray image (0 = white paper, 255 = black ink, as MNIST digits read
- * best) enlarged by scale with its top-left at (x, y).  img: [h][w]. */
+/* Draws a gray image enlarged by scale with its top-left at (x, y).
+ * img: [h][w].  ink_dark: 0 = white paper, 255 = black ink, as MNIST digits
+ * read best in a grid; else the values as brightness, as the model sees
+ * them (white digits on black, as the drawing page shows them too). */
 void canvas_gray_image(canvas *c, int x, int y, const uint8_t *img, int w, int h,
-                       int scale);
+                       int scale, int ink_dark);
 
 /* Encodes the canvas as an 8-bit RGB PNG into a new buffer (*png, freed by the
  * caller). */

@@ -3,6 +3,7 @@
 through pngcheck) and shows what it should; each bad input is refused with a
 message and status 1 or 2, and leaves no PNG behind."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -143,15 +144,43 @@ with tempfile.TemporaryDirectory() as tmp:
     check(pngcheck(p) is not None, "digits without labels decodes")
 
     model = os.path.join(out, "model.ckpt")
-    for cmd, extra in (("predictions", []), ("predictions", ["--errors"]), ("confusion", [])):
-        p = os.path.join(pics, f"{cmd}{len(extra)}.png")
+    # A barely trained model, whose mistakes --errors must count and list.
+    weak = os.path.join(tmp, "weak")
+    r = subprocess.run([TRAINER, "--data", data, "--epochs", "1", "--lr", "0.00001",
+                        "--no-plots", "--out", weak], capture_output=True, text=True,
+                       timeout=300)
+    check(r.returncode == 0, f"the weak model: {r.stderr}")
+    runs = (("predictions", [], model), ("predictions", ["--errors"], model),
+            ("confusion", [], model),
+            ("predictions", ["--errors"], os.path.join(weak, "model.ckpt")))
+    for k, (cmd, extra, model) in enumerate(runs):
+        p = os.path.join(pics, f"{cmd}{k}.png")
         r = plot(cmd, "--model", model, "--data", data, "-o", p, *extra)
         # An easy dataset may have no mistakes at all; that is said, not drawn.
-        if extra and r.returncode == 1 and "no mistakes" in r.stderr:
+        # The weak model must have some.
+        if k == 1 and r.returncode == 1 and "no mistakes" in r.stderr:
             continue
         check(r.returncode == 0, f"{cmd} {extra}: {r.stderr}")
         info = pngcheck(p)
         check(info is not None and info[2] > 1000, f"{cmd} {extra}: {info}")
+        if extra:
+            # The mistakes' count and indices, against the trainer's own test
+            # accuracy (200 images: 4 decimals tell the count exactly).
+            t = subprocess.run([TRAINER, "--data", data, "--load", model, "--epochs", "0",
+                                "--no-plots", "--out", os.path.join(tmp, "eval")],
+                               capture_output=True, text=True, timeout=300)
+            acc = re.search(r"test accuracy: ([0-9.]+) \((\d+) images\)", t.stdout)
+            said = re.search(r"^(\d+) of (\d+) test images wrong; shown:((?: #\d+)*)$",
+                             r.stdout, re.M)
+            check(acc is not None and said is not None, f"--errors: {r.stdout} {t.stdout}")
+            if acc and said:
+                n_test = int(acc.group(2))
+                wrong = round((1 - float(acc.group(1))) * n_test)
+                shown = [int(x) for x in said.group(3).split(" #")[1:]]
+                check(int(said.group(1)) == wrong and int(said.group(2)) == n_test and
+                      len(shown) == min(wrong, 40) and shown == sorted(set(shown)) and
+                      all(0 <= i < n_test for i in shown),
+                      f"--errors says {said.group(0)!r}; the test accuracy is {acc.group(0)}")
 
     # Bad inputs.
     bad = os.path.join(tmp, "bad")

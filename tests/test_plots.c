@@ -160,6 +160,111 @@ static void test_curves(void)
     free(rows);
 }
 
+static int is_gray(const uint8_t *px, int darker_than)
+{
+    return px[0] == px[1] && px[1] == px[2] && px[0] < darker_than;
+}
+
+static int is_curve(const uint8_t *px)
+{
+    return px[2] > px[0] + 40 || px[0] > px[2] + 60; /* blue or orange, blended */
+}
+
+/* Early stopping at epoch `stop` of N, where the training accuracy runs along
+ * the top of the frame: the stop's line must stand apart from the frame's
+ * edges, and its label must not touch a curve. */
+static void check_stop_mark(int stop)
+{
+    enum { N = 10 };
+    epoch_stats rows[N];
+    for (int i = 0; i < N; i++)
+        rows[i] = (epoch_stats){i + 1, 0.3 / (i + 1), 1.0 - 0.08 / (i + 1),
+                                0.1 + 0.002 * i, 0.96 + 0.001 * i, 0.6, 1e-3};
+    const curve_marks marks = {6, stop};
+    canvas c;
+    tr_error err;
+    decoded_png p;
+    CHECK(plot_curves(&c, rows, N, &marks, &err) == 0, "%s", err.msg);
+    if (encode_decode(&c, &p) != 0) {
+        canvas_free(&c);
+        return;
+    }
+    for (int panel = 0; panel < 2; panel++) {
+        const int x0 = panel * p.width / 2, x1 = x0 + p.width / 2;
+        /* Columns that are a dark grey line over most of the plot area: the
+         * frame's two edges and the stop's line, each a run of columns. */
+        int lines = 0, in_line = 0, line_x[8] = {0};
+        for (int x = x0; x < x1; x++) {
+            int dark = 0;
+            for (int y = PLOT_TOP; y < PLOT_BOTTOM; y++)
+                dark += is_gray(p.rgb + ((long)y * p.width + x) * 3, 160);
+            const int line = dark >= 7 * (PLOT_BOTTOM - PLOT_TOP) / 10;
+            if (line && !in_line && lines < 8)
+                line_x[lines++] = x;
+            in_line = line;
+        }
+        CHECK(lines == 3, "stop at %d, panel %d: %d vertical grey lines, want the frame's 2 "
+              "and the stop's", stop, panel, lines);
+        /* The label: the grey pixels inside the frame off those lines. */
+        int bx0 = p.width, bx1 = -1, by0 = p.height, by1 = -1;
+        for (int y = PLOT_TOP + 2; y < PLOT_BOTTOM - 2; y++)
+            for (int x = line_x[0]; lines == 3 && x < line_x[2]; x++) {
+                int near_line = 0;
+                for (int k = 0; k < lines; k++)
+                    near_line |= abs(x - line_x[k]) <= 3;
+                if (near_line || !is_gray(p.rgb + ((long)y * p.width + x) * 3, 200))
+                    continue;
+                bx0 = x < bx0 ? x : bx0;
+                bx1 = x > bx1 ? x : bx1;
+                by0 = y < by0 ? y : by0;
+                by1 = y > by1 ? y : by1;
+            }
+        CHECK(bx1 > bx0 + 20 && by1 > by0 + 5, "stop at %d, panel %d: no 'stopped' label",
+              stop, panel);
+        long touching = 0;
+        for (int y = by0 - 2; y <= by1 + 2; y++)
+            for (int x = bx0 - 2; x <= bx1 + 2; x++)
+                if (y >= 0 && y < p.height && x >= 0 && x < p.width)
+                    touching += is_curve(p.rgb + ((long)y * p.width + x) * 3);
+        CHECK(touching == 0, "stop at %d, panel %d: %ld curve pixels in the 'stopped' "
+              "label's box (%d..%d, %d..%d)", stop, panel, touching, bx0, bx1, by0, by1);
+    }
+    png_decoded_free(&p);
+    canvas_free(&c);
+}
+
+/* predict --show draws what the model saw as the model sees it, and as the
+ * drawing page shows it: a white digit on black. */
+static void test_verdict_colours(void)
+{
+    uint8_t seen[28 * 28] = {0}, thumb[4 * 4 * 3];
+    memset(thumb, 255, sizeof thumb);
+    for (int y = 10; y < 18; y++)
+        for (int x = 12; x < 16; x++)
+            seen[y * 28 + x] = 255;
+    float probs[10] = {0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f};
+    const plot_verdict v = {"a.png", thumb, 4, 4, seen, 28, 28, probs};
+    canvas c;
+    tr_error err;
+    decoded_png p;
+    CHECK(plot_verdicts(&c, &v, 1, 10, "t", &err) == 0, "%s", err.msg);
+    if (encode_decode(&c, &p) == 0) {
+        const long black = png_count_color(&p, 0, 0, p.width, p.height, 0, 0, 0);
+        const long white = png_count_color(&p, 0, 0, p.width, p.height, 255, 255, 255);
+        /* 28 x 28 at 4x: 12,544 pixels, 8 x 4 of them (512) the digit. */
+        CHECK(black >= 12544 - 512 && white > 512, "the model's view: %ld black pixels, want "
+              "its page drawn black", black);
+        png_decoded_free(&p);
+    }
+    canvas_free(&c);
+}
+
+static void test_stop_mark(void)
+{
+    check_stop_mark(10);
+    check_stop_mark(9);
+}
+
 /* A dataset whose image 0 is a block of ink in the middle of the frame. */
 static void block_dataset(dataset *d, uint32_t n)
 {
@@ -394,6 +499,8 @@ int main(void)
     test_vector_text();
     test_canvas();
     test_curves();
+    test_stop_mark();
+    test_verdict_colours();
     test_digits();
     test_confusion();
     return test_finish("test_plots");

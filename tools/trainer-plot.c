@@ -209,6 +209,24 @@ static int predict_test(const options *o, dataset *test, uint8_t **pred, double 
     return status;
 }
 
+/* "37 of 10000 test images wrong; shown: #8 #247 ...", the line that goes
+ * with --errors' picture. */
+static void list_mistakes(const dataset *test, const uint8_t *pred, uint32_t first,
+                          uint32_t count)
+{
+    uint32_t wrong = 0, shown = 0;
+    for (uint32_t i = first; i < test->n; i++)
+        wrong += pred[i] != test->labels[i];
+    printf("%u of %u test images wrong%s; shown:", wrong, test->n - first,
+           first ? " from the start index on" : "");
+    for (uint32_t i = first; i < test->n && shown < count; i++)
+        if (pred[i] != test->labels[i]) {
+            printf(" #%u", i);
+            shown++;
+        }
+    printf("\n");
+}
+
 static int cmd_model(const options *o, int confusion)
 {
     if (o->n_args || !o->model || !o->data || (confusion && (o->errors_only || o->count)))
@@ -237,9 +255,12 @@ static int cmd_model(const options *o, int confusion)
         r = plot_predictions(&c, &test, pred, (uint32_t)o->start,
                              (uint32_t)(o->count ? o->count : 40), o->errors_only, &err);
     }
+    const int status = r ? fail(&err) : save(&c, o->out);
+    if (status == EXIT_SUCCESS && o->errors_only)
+        list_mistakes(&test, pred, (uint32_t)o->start, (uint32_t)(o->count ? o->count : 40));
     free(pred);
     dataset_free(&test);
-    return r ? fail(&err) : save(&c, o->out);
+    return status;
 }
 
 int main(int argc, char **argv)

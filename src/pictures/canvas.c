@@ -151,11 +151,11 @@ const char *canvas_font_fallback(void)
 }
 
 void canvas_gray_image(canvas *c, int x, int y, const uint8_t *img, int w, int h,
-                       int scale)
+                       int scale, int ink_dark)
 {
     for (int j = 0; j < h; j++)
         for (int i = 0; i < w; i++) {
-            uint8_t v = (uint8_t)(255 - img[j * w + i]);
+            const uint8_t v = ink_dark ? (uint8_t)(255 - img[j * w + i]) : img[j * w + i];
             canvas_fill_rect(c, x + i * scale, y + j * scale, scale, scale, (rgb){v, v, v});
         }
 }

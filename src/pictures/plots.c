@@ -227,6 +227,74 @@ static void mark_epoch(canvas *c, const frame *f, int e, int y, const char *labe
     canvas_text(c, tx, y, label, 2, color);
 }
 
+enum { LABEL_H = 20, LABEL_ROWS = 8 };
+
+/* The pixel row of series v at pixel column x (between its points, on the
+ * line joining them); NAN where the series has no line there. */
+static float series_y_at(const frame *f, const double *v, int n, float x)
+{
+    const double e = f->ax.lo + (x - f->x) / f->w * (f->ax.hi - f->ax.lo);
+    const int i = (int)floor(e) - 1; /* the point at or before epoch e */
+    if (i < 0 || i >= n || !isfinite(v[i]))
+        return NAN;
+    if (i + 1 >= n || !isfinite(v[i + 1]))
+        return e - (i + 1) < 1e-9 ? px_y(f, v[i]) : NAN;
+    const double t = e - (i + 1);
+    return px_y(f, fmin(v[i] + t * (v[i + 1] - v[i]), f->ay.hi));
+}
+
+/* How far (in pixels) the box [x0, x1) x [y, y + LABEL_H) keeps from the
+ * curves and from the boxes already taken (their tops in taken_y, their
+ * columns in taken_x0/x1); a box they touch has 0. */
+static float label_clearance(const frame *f, const double *const *series, int n, int x0,
+                             int x1, int y, const int *taken_y, const int *taken_x0,
+                             const int *taken_x1, int n_taken)
+{
+    float clear = (float)f->h;
+    for (int s = 0; s < 2; s++)
+        for (int x = x0 - 4; x <= x1 + 4; x += 2) {
+            const float cy = series_y_at(f, series[s], n, (float)x);
+            if (isnan(cy))
+                continue;
+            const float d = cy < y ? y - cy : cy > y + LABEL_H ? cy - (y + LABEL_H) : 0.0f;
+            clear = d < clear ? d : clear;
+        }
+    for (int k = 0; k < n_taken; k++)
+        if (x0 < taken_x1[k] && taken_x0[k] < x1 && abs(y - taken_y[k]) < LABEL_H)
+            return 0.0f;
+    return clear;
+}
+
+/* The mark at epoch e with its label in the row, from the top of the frame
+ * down, that keeps clear of both curves (8 pixels or more), else in the one
+ * farthest from them; the label's box joins those taken. */
+static void mark_epoch_clear(canvas *c, const frame *f, int e, const char *label, rgb color,
+                             const double *const *series, int n, int *taken_y, int *taken_x0,
+                             int *taken_x1, int *n_taken)
+{
+    const float x = px_x(f, e);
+    const int w = canvas_text_width(label, 2);
+    const int tx = (int)x + 4 + w <= f->x + f->w ? (int)x + 4 : (int)x - 4 - w;
+    int best_y = f->y + 6;
+    float best = -1.0f;
+    for (int r = 0; r < LABEL_ROWS; r++) {
+        const int y = f->y + 6 + r * (f->h - 12 - LABEL_H) / (LABEL_ROWS - 1);
+        const float clear = label_clearance(f, series, n, tx, tx + w, y, taken_y, taken_x0,
+                                            taken_x1, *n_taken);
+        if (clear > best) {
+            best = clear;
+            best_y = y;
+        }
+        if (clear >= 8.0f)
+            break;
+    }
+    taken_y[*n_taken] = best_y;
+    taken_x0[*n_taken] = tx;
+    taken_x1[*n_taken] = tx + w;
+    ++*n_taken;
+    mark_epoch(c, f, e, best_y, label, color);
+}
+
 /* Whether the rate steps at epoch i + 1 (rows[i]) from a rate that held, or
  * to one that holds: a rule's change.  A schedule's rate moves every epoch
  * and is not marked. */
@@ -242,7 +310,7 @@ static int rate_steps(const epoch_stats *rows, int n, int i)
 /* What the callbacks did: the best epoch, where training stopped, and each
  * epoch where the learning rate steps (rate_steps). */
 static void draw_marks(canvas *c, const frame *f, const epoch_stats *rows, int n,
-                       const curve_marks *m)
+                       const curve_marks *m, const double *const *series)
 {
     /* Labels of changes close together climb in turn so as not to overlap. */
     for (int i = 1, k = 0; i < n; i++) {
@@ -255,10 +323,21 @@ static void draw_marks(canvas *c, const frame *f, const epoch_stats *rows, int n
     }
     if (!m)
         return;
-    if (m->stopped_epoch >= 1 && m->stopped_epoch <= n)
-        mark_epoch(c, f, m->stopped_epoch, f->y + 26, "stopped", AXIS);
+    int taken_y[2], taken_x0[2], taken_x1[2], n_taken = 0;
     if (m->best_epoch >= 1 && m->best_epoch <= n)
-        mark_epoch(c, f, m->best_epoch, f->y + 6, "best", PLOT_BEST_COLOR);
+        mark_epoch_clear(c, f, m->best_epoch, "best", PLOT_BEST_COLOR, series, n, taken_y,
+                         taken_x0, taken_x1, &n_taken);
+    if (m->stopped_epoch >= 1 && m->stopped_epoch <= n)
+        mark_epoch_clear(c, f, m->stopped_epoch, "stopped", AXIS, series, n, taken_y, taken_x0,
+                         taken_x1, &n_taken);
+}
+
+/* Whether draw_marks puts a line at epoch e. */
+static int marked(const epoch_stats *rows, int n, const curve_marks *m, int e)
+{
+    if (m && (m->best_epoch == e || m->stopped_epoch == e))
+        return 1;
+    return e >= 2 && e <= n && rate_steps(rows, n, e - 1);
 }
 
 /* A panel; values never go above `ceiling` (1 for accuracy), so the axis does not
@@ -276,7 +355,10 @@ static void draw_panel(canvas *c, int left, const char *title, const double *tra
     free(both);
     frame f = {.x = left + LEFT, .y = TOP, .w = PANEL_W - LEFT - RIGHT,
                .h = c->height - TOP - BOTTOM};
-    f.ax = make_axis(1.0, (double)n, 1);
+    /* A mark on the first or last epoch would fall on the frame's edge and
+     * vanish in it: the axis then reaches a tick further. */
+    f.ax = make_axis(marked(rows, n, marks, 1) ? 0.5 : 1.0,
+                     marked(rows, n, marks, n) ? n + 0.5 : (double)n, 1);
     /* A margin keeps points off the frame, as matplotlib's 5%, but it does not
      * make room for values that cannot occur: below 0 or above the ceiling. */
     double margin = 0.05 * (hi - lo);
@@ -284,7 +366,8 @@ static void draw_panel(canvas *c, int left, const char *title, const double *tra
     double hi_m = hi <= ceiling && hi + margin > ceiling ? ceiling : hi + margin;
     f.ay = make_axis(lo_m, hi_m, 0);
     draw_frame(c, &f, "Epoch", title);
-    draw_marks(c, &f, rows, n, marks);
+    const double *series[2] = {train, val};
+    draw_marks(c, &f, rows, n, marks, series);
     draw_series(c, &f, train, n, PLOT_TRAIN_COLOR);
     draw_series(c, &f, val, n, PLOT_VAL_COLOR);
     canvas_text(c, f.x, 18, title, 3, INK);
@@ -327,6 +410,7 @@ static int tile_scale(const dataset *d)
 
 static int cell_width(const dataset *d)
 {
+    /* Room for a mistake's caption, "#9999: 7 (2)". */
     int w = (int)d->cols * tile_scale(d) + 2 * TILE_PAD;
     return w < 120 ? 120 : w;
 }
@@ -379,7 +463,7 @@ static void grid_tile(canvas *c, const dataset *d, uint32_t sample, int slot,
         img = mean;
     }
     if (d->channels == 1 || mean)
-        canvas_gray_image(c, x, y, img, (int)d->cols, (int)d->rows, tile_scale(d));
+        canvas_gray_image(c, x, y, img, (int)d->cols, (int)d->rows, tile_scale(d), 1);
     free(mean);
     canvas_frame_rect(c, x - 1, y - 1, w + 2, h + 2, GRID);
     canvas_text(c, x + (w - canvas_text_width(caption, 2)) / 2, y + h + 8, caption, 2,
@@ -417,31 +501,44 @@ int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t 
     uint32_t *pick = malloc(sizeof *pick * count);
     if (!pick)
         return error_set(err, "out of memory");
-    uint32_t n = 0, wrong = 0;
-    for (uint32_t i = first; i < d->n && n < count; i++) {
-        int mistake = pred[i] != d->labels[i];
+    /* Every mistake from first on is counted, for the title; the first count
+     * of the images asked for are drawn. */
+    uint32_t n = 0, wrong = 0, wrong_shown = 0;
+    for (uint32_t i = first; i < d->n && (errors_only || n < count); i++) {
+        const int mistake = pred[i] != d->labels[i];
         wrong += (uint32_t)mistake;
-        if (!errors_only || mistake)
+        if (n < count && (!errors_only || mistake)) {
             pick[n++] = i;
+            wrong_shown += (uint32_t)mistake;
+        }
     }
     if (n == 0) {
         free(pick);
         return error_set(err, "no mistakes from image %u on: nothing to show", first);
     }
-    char title[128];
-    if (errors_only)
-        snprintf(title, sizeof title, "Mistakes: predicted (true), %u shown", n);
+    char title[160];
+    if (errors_only && first == 0)
+        snprintf(title, sizeof title,
+                 "Mistakes: %u of %u test images wrong, %u shown as #index: predicted (true)",
+                 wrong, d->n, n);
+    else if (errors_only)
+        snprintf(title, sizeof title,
+                 "Mistakes: %u of test images %u to %u wrong, %u shown as #index: predicted "
+                 "(true)", wrong, first, d->n - 1, n);
     else
         snprintf(title, sizeof title, "Test images %u to %u: predicted (true), %u wrong in red",
-                 pick[0], pick[n - 1], wrong);
+                 pick[0], pick[n - 1], wrong_shown);
     if (grid_init(c, d, n, title, err)) {
         free(pick);
         return -1;
     }
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = pick[k];
-        char caption[32];
-        snprintf(caption, sizeof caption, "%u (%u)", pred[i], d->labels[i]);
+        char caption[48];
+        if (errors_only)
+            snprintf(caption, sizeof caption, "#%u: %u (%u)", i, pred[i], d->labels[i]);
+        else
+            snprintf(caption, sizeof caption, "%u (%u)", pred[i], d->labels[i]);
         grid_tile(c, d, i, (int)k, caption,
                   pred[i] != d->labels[i] ? PLOT_MISTAKE_COLOR : INK);
     }
@@ -488,7 +585,7 @@ int plot_verdicts(canvas *c, const plot_verdict *v, int n, int classes, const ch
         const int side = v[k].sw > v[k].sh ? v[k].sw : v[k].sh;
         const int scale = side < PLOT_THUMB ? PLOT_THUMB / side : 1;
         canvas_frame_rect(c, sx - 1, y - 1, PLOT_THUMB + 2, PLOT_THUMB + 2, GRID);
-        canvas_gray_image(c, sx, y, v[k].seen, v[k].sw, v[k].sh, scale);
+        canvas_gray_image(c, sx, y, v[k].seen, v[k].sw, v[k].sh, scale, 0);
         /* The likeliest classes, most likely first. */
         int order[VERDICT_BARS];
         model_top_classes(v[k].probs, classes, order, bars);
