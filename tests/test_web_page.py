@@ -11,8 +11,10 @@ It saves the pad as a PNG file and runs `trainer predict` on it: the class
 must be the same, the probabilities within 1e-5 (ONNX Runtime Web against
 the engine), the figures the probabilities rounded, and the bytes the same
 (the page's JavaScript preparation against image.c).  A cleared pad shows
-nothing.  Also export --web's errors: no ONNX Runtime Web where named, an
-output that is a file, --onnxruntime-web without --web.
+nothing.  Opened from a file, the page says how to serve it, and the command
+it gives serves a page that works.  Also export --web's errors: no ONNX
+Runtime Web where named, an output that is a file, --onnxruntime-web
+without --web.
 
 Skipped (77), naming what is missing, without numpy, Node, playwright-core
 (npm install --ignore-scripts --prefix tests/js), Chromium or ONNX Runtime
@@ -22,11 +24,16 @@ import functools
 import http.server
 import json
 import os
+import pathlib
+import re
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnistgen  # noqa: E402
@@ -126,6 +133,45 @@ def serve(directory):
     return server
 
 
+def from_file(page, tmp):
+    """The page opened as a file, from a folder whose name the shell must
+    quote: it says how to serve itself, and that command serves it."""
+    odd = os.path.join(tmp, "my page's copy")
+    shutil.copytree(page, odd)
+    empty = os.path.join(tmp, "none.json")
+    with open(empty, "w") as f:
+        json.dump([[]], f)
+    out = os.path.join(tmp, "from-file.json")
+    draw = ["node", os.path.join(JS, "draw_page.mjs")]
+    r = subprocess.run(draw + [pathlib.Path(odd, "index.html").as_uri(), empty, out],
+                       capture_output=True, text=True, timeout=300)
+    said = re.search(r"this page must be served: (python3 -m http\.server -d .*) 8000, "
+                     r"then open http://localhost:8000/", r.stderr)
+    check(r.returncode != 0 and said is not None,
+          f"from a file: no word on serving the page: {r.stderr[-1000:]}")
+    if not said:
+        return
+    command = shlex.split(said.group(1))
+    check(command[3:] == ["-d", odd], f"from a file: the command serves {command[3:]}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable] + command[1:] + [str(port), "--bind", "127.0.0.1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        r = subprocess.run(draw + [f"http://127.0.0.1:{port}/", empty, out],
+                           capture_output=True, text=True, timeout=300)
+        check(r.returncode == 0, f"served by the command the page gave: {r.stderr[-1000:]}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 with tempfile.TemporaryDirectory() as tmp:
     ckpt = model(tmp)
     errors(tmp, ckpt)
@@ -182,6 +228,7 @@ with tempfile.TemporaryDirectory() as tmp:
         check(res["figures"] == [f"{100 * x:.2f}%" for x in p],
               f"digit {k}: the figures are the probabilities: {res['figures']}")
         right += v["class"] == k
+    from_file(page, tmp)
     print(f"10 drawn digits: the page's class is trainer predict's on all 10, the same "
           f"28x28 bytes, probabilities within {worst:.2g}; {right} of 10 read as drawn")
     check(worst < 1e-5, f"probabilities {worst} from trainer predict's")

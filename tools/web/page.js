@@ -181,8 +181,7 @@ async function start() {
 clearPad();
 state.settled = async () => {};
 start().catch((e) => {
-  const local = location.protocol === 'file:';
-  say(local ? 'this page must be served: python3 -m http.server -d DIR, then open http://localhost:8000'
-    : `the model did not load: ${e.message}`, true);
+  // From a file, index.html has said how to serve the page.
+  if (location.protocol !== 'file:') say(`the model did not load: ${e.message}`, true);
   document.body.dataset.ready = 'failed';
 });
