@@ -1,5 +1,5 @@
 """A model read by trainerfiles.read_ckpt, run by numpy in float64 as the
-README describes its layers: the tests' reference for the trainer's own
+docs/model.md describes its layers: the tests' reference for the trainer's own
 forward pass; and the IDX images it runs on."""
 import gzip
 
@@ -25,7 +25,7 @@ def nchw(images):
 def forward(model, images, training=False):
     """Logits of images ([n][rows][cols] or [n][rows][cols][channels] bytes)
     through the layers of a model read by read_ckpt, in float64,
-    channels-last as the README says.  training: batch normalization uses
+    channels-last as docs/model.md says.  training: batch normalization uses
     the batch's statistics (the images are the batch), and the moving ones
     it would move to are kept in model["moved"]."""
     x = (images.astype(np.float32) / np.float32(255)).astype(np.float64)

@@ -4,7 +4,7 @@ random_zoom) through tests/augment_probe, against this file's numpy
 transcription of Keras 3's transforms: the factors' meaning, the affine
 matrices of RandomTranslation, RandomRotation (about the centre (w - 1) / 2,
 (h - 1) / 2) and RandomZoom, TensorFlow's bilinear sampling and its reflect
-and constant fill modes; the draws from the README's description of the
+and constant fill modes; the draws from docs/model.md's description of the
 generator (splitmix64 of seed, layer, epoch, step and the sample's place).
 Also: inference passes the images through; the backward pass is the
 sampling's transpose (<dy, T x> = <T' dy, x>); another step draws other

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Batch normalization in the trainer against numpy (tests/modelrun.py, a
-transcription of Keras' BatchNormalization written from the README).
+transcription of Keras' BatchNormalization written from docs/model.md).
 
 A model whose weights numpy draws (written with tests/trainerfiles.py) is
 trained by the trainer for one epoch of one step (--load, the batch the

@@ -40,13 +40,14 @@ TRAINER = os.path.abspath(sys.argv[1])
 
 
 def readme_recipe():
-    """The README's Python block that reads a safetensors file."""
-    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+    """docs/predict-export.md's Python block that reads a safetensors file."""
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs",
+                          "predict-export.md")
     with open(readme) as f:
         text = f.read()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     found = [b for b in blocks if "model.safetensors" in b]
-    check(len(found) == 1, f"the README has {len(found)} safetensors recipes")
+    check(len(found) == 1, f"docs/predict-export.md has {len(found)} safetensors recipes")
     return found[0] if found else ""
 
 
@@ -178,7 +179,7 @@ def case(tmp, name, rows, cols, channels, *train_args):
     if torch is None:
         print(f"{name}: python3-torch is not installed: the load_state_dict check was not run")
         return model, st
-    # The README's recipe, run as written beside the file: it builds the
+    # The guide's recipe, run as written beside the file: it builds the
     # modules from the metadata's text as data, with no eval.
     scope = {}
     cwd = os.getcwd()

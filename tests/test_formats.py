@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """model.ckpt (version 3) and training.state (version 5) read by an
-independent reader written from the README alone (tests/trainerfiles.py), and
+independent reader written from docs/formats.md alone (tests/trainerfiles.py), and
 the model run by numpy: the files say what the trainer did, and the model they
 hold gives the test figures the trainer printed."""
 import gzip
@@ -104,7 +104,7 @@ with tempfile.TemporaryDirectory() as tmp:
     check(first is not None and int(first.group(1)) == int(logits[0].argmax()),
           "the prediction of test image 1")
 
-    # A run with the callbacks on: the state's callbacks block as the README
+    # A run with the callbacks on: the state's callbacks block as docs/formats.md
     # says (flags, monitor, the best epoch, the rate), the kept weights equal
     # to the restored model.ckpt, the history's rates equal to history.csv's.
     cb_out = os.path.join(tmp, "cb")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The README's staged install, its shell commands run as written: meson
+"""docs/library.md's staged install, its shell commands run as written: meson
 install into a DESTDIR lands the programs, libtrainer.a, the headers and the
-pkg-config file; the README's C example, compiled with `pkg-config --cflags
+pkg-config file; its C example, compiled with `pkg-config --cflags
 --libs trainer` against that tree alone (PKG_CONFIG_SYSROOT_DIR), trains on
 a small dataset, and the model it saves is read back by the installed
 trainer with the test accuracy the example printed.
@@ -25,23 +25,23 @@ from testlib import check, finish  # noqa: E402
 BUILD = os.path.abspath(sys.argv[1])
 CC = sys.argv[2].split()
 EXTRA = [f for f in sys.argv[3:] if f]
-README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+GUIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "library.md")
 
 if not shutil.which("pkg-config"):
     print("SKIP: pkg-config is missing, so the installed library cannot be looked up")
     sys.exit(77)
 
-with open(README) as f:
+with open(GUIDE) as f:
     text = f.read()
 m = re.search(r"```c\n(/\* example\.c .*?)```", text, re.S)
-check(m is not None, "the README has no example.c")
+check(m is not None, "docs/library.md has no example.c")
 example = m.group(1) if m else ""
 m = re.search(r"```sh\n(meson install -C build --destdir .*?)```", text, re.S)
-check(m is not None, "the README has no staged install")
+check(m is not None, "docs/library.md has no staged install")
 staging = m.group(1) if m else "false\n"
 
 with tempfile.TemporaryDirectory() as tmp:
-    # The README's staging commands, run as written in a folder that has what
+    # The guide's staging commands, run as written in a folder that has what
     # they name: build (this build), example.c, data/mnist; its `cc` is the
     # build's compiler with the flags a program linking the library needs.
     os.symlink(BUILD, os.path.join(tmp, "build"))
@@ -61,7 +61,7 @@ with tempfile.TemporaryDirectory() as tmp:
                         staging + 'echo "pkg-config: $(pkg-config --cflags --libs trainer)"\n'],
                        cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
     print(r.stdout[-3000:], r.stderr[-3000:])
-    check(r.returncode == 0, f"the README's staged install: status {r.returncode}, "
+    check(r.returncode == 0, f"the guide's staged install: status {r.returncode}, "
           f"{r.stderr[-2000:]!r}")
 
     dest = os.path.join(tmp, "stage")

@@ -1,7 +1,7 @@
-"""A reader of trainer's binary files, written from the README's description
+"""A reader of trainer's binary files, written from docs/formats.md's description
 of the formats alone (not from the C code): model.ckpt versions 1 to 3,
 training.state versions 1 to 5, and a writer of model.ckpt version 3.  Plain
-Python; every field is checked as the README says a reader must."""
+Python; every field is checked as docs/formats.md says a reader must."""
 import math
 import struct
 import zlib

@@ -34,7 +34,7 @@ static void usage(FILE *f)
             "                      probabilities\n"
             "  --safetensors OUT   its weights as PyTorch's nn.Sequential of the same\n"
             "                      layers names them (the Sequential itself is in the\n"
-            "                      file's metadata; see the README)\n"
+            "                      file's metadata; see docs/predict-export.md)\n"
             "  --web DIR           a page to draw a digit and see the model's verdict:\n"
             "                      serve it with python3 -m http.server -d DIR\n"
             "  --onnxruntime-web ORT  the folder of ONNX Runtime Web's files the page\n"

@@ -33,11 +33,11 @@ static void usage(FILE *f)
             "                          mnist_convnet: batch 128, validation split 0.1 and\n"
             "                          15 epochs unless given) or convnet-bn (batch\n"
             "                          normalization and augmentation, AdamW, one cycle:\n"
-            "                          99.5%% on MNIST; see the README)\n"
+            "                          99.5%% on MNIST; see docs/model.md)\n"
             "  --layers SPEC           any stack, Keras' layers by name, e.g.\n"
             "                          conv2d(32,3,relu),maxpool2d(2),flatten,\n"
             "                          dropout(0.5),dense(10,softmax); also\n"
-            "                          conv2d(F,K,same), dense(N,relu) (see the README)\n"
+            "                          conv2d(F,K,same), dense(N,relu) (docs/model.md)\n"
             "  --epochs N              passes over the training set (default: 25; 0 only\n"
             "                          evaluates)\n"
             "  --batch-size N          samples per optimizer step (default: 32)\n"
@@ -59,7 +59,7 @@ static void usage(FILE *f)
             "\n",
             TRAINER_SOURCE_DIR, train_cores());
     fprintf(f,
-            "The optimizer (Keras 3's formulas and defaults; see the README):\n"
+            "The optimizer (Keras 3's formulas and defaults; see docs/model.md):\n"
             "  --optimizer NAME        adam (default), adamw, sgd or rmsprop\n"
             "  --momentum X            sgd's or rmsprop's momentum, 0 <= X < 1 (default: 0)\n"
             "  --nesterov              Nesterov momentum (sgd)\n"
@@ -72,7 +72,7 @@ static void usage(FILE *f)
             "  --decay-rate X          exponential: the factor per epoch, 0 < X <= 1\n"
             "  --label-smoothing X     targets (1 - X) one-hot + X / classes (default: 0)\n"
             "\n"
-            "Keras' callbacks (each epoch's figures decide; see the README for the rules):\n"
+            "Keras' callbacks (each epoch's figures decide; docs/usage.md has the rules):\n"
             "  --early-stopping N      stop once N epochs in a row have not improved, and\n"
             "                          keep the best epoch's weights (EarlyStopping)\n"
             "  --monitor NAME          the figure the callbacks watch: val_loss (default),\n"
