@@ -38,6 +38,13 @@ int plot_curves(canvas *c, const epoch_stats *rows, int n, const curve_marks *ma
 int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
                 int with_labels, tr_error *err);
 
+/* The test images plot_predictions draws, from first on: the first count,
+ * or with errors_only the first count mistakes, into pick; returns how many.
+ * *wrong: how many of them are mistakes, or with errors_only how many
+ * images from first on are. */
+uint32_t plot_pick(const dataset *d, const uint8_t *pred, uint32_t first, uint32_t count,
+                   int errors_only, uint32_t *pick, uint32_t *wrong);
+
 /* A grid of images of d from first on with their predicted and true labels,
  * mistakes in red; with errors_only, only the mistakes (up to count of them).
  * pred: [d->n]. */

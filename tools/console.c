@@ -109,7 +109,7 @@ static void draw_progress(void *ctx, long batch, long n_batches, double loss, do
     fflush(stdout);
 }
 
-/* " 80us/step", " 4ms/step" or " 2s/step" into buf: Keras' Progbar picks the
+/* "80us/step", "4ms/step" or "2s/step" into buf: Keras' Progbar picks the
  * unit by the size of the time, as here. */
 static void format_step_time(char *buf, size_t size, double seconds)
 {

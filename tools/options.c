@@ -336,9 +336,10 @@ int options_parse(options *o, int argc, char **argv)
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
-    *o = (options){.invoked = argc > 0 ? argv[0] : "trainer", .out_dir = ".", .hidden_text = "128,32", .epochs = 25,
-                   .batch_size = 32, .threads = default_threads(),
-                   .shards = default_threads() * group_size(), .lr = 1e-3,
+    *o = (options){.invoked = argc > 0 ? argv[0] : "trainer", .out_dir = ".",
+                   .hidden_text = "128,32", .epochs = 25, .batch_size = 32,
+                   .threads = default_threads(), .shards = default_threads() * group_size(),
+                   .lr = 1e-3,
                    .validation_split = 0.2, .seed = 0, .plots = 1,
                    .callbacks = callback_defaults()};
     optimizer_flags of = {.kind = -1, .momentum = NAN, .weight_decay = NAN, .warmup = NAN,

@@ -210,21 +210,20 @@ static int predict_test(const options *o, dataset *test, uint8_t **pred, double 
 }
 
 /* "37 of 10000 test images wrong; shown: #8 #247 ...", the line that goes
- * with --errors' picture. */
+ * with --errors' picture: the images plot_predictions drew. */
 static void list_mistakes(const dataset *test, const uint8_t *pred, uint32_t first,
                           uint32_t count)
 {
-    uint32_t wrong = 0, shown = 0;
-    for (uint32_t i = first; i < test->n; i++)
-        wrong += pred[i] != test->labels[i];
+    uint32_t *pick = malloc(sizeof *pick * count), wrong;
+    if (!pick)
+        return;
+    const uint32_t n = plot_pick(test, pred, first, count, 1, pick, &wrong);
     printf("%u of %u test images wrong%s; shown:", wrong, test->n - first,
            first ? " from the start index on" : "");
-    for (uint32_t i = first; i < test->n && shown < count; i++)
-        if (pred[i] != test->labels[i]) {
-            printf(" #%u", i);
-            shown++;
-        }
+    for (uint32_t k = 0; k < n; k++)
+        printf(" #%u", pick[k]);
     printf("\n");
+    free(pick);
 }
 
 static int cmd_model(const options *o, int confusion)

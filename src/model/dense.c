@@ -62,8 +62,8 @@ enum { MAX_VECTORS = VF_REGS >= 32 ? 4 : 2 };
  * chains hide their latency; an input gradient of up to SMALL_INPUT_VECTORS
  * vectors stays in registers. */
 enum {
-    SMALL_SAMPLES = 4, SMALL_VECTORS = VF_REGS >= 32 ? 4 : 2, SMALL_ROWS = 4, SMALL_GRAD_VECTORS = 2,
-    SMALL_INPUT_VECTORS = 8, GRAD_CHUNK = 256
+    SMALL_SAMPLES = 4, SMALL_VECTORS = VF_REGS >= 32 ? 4 : 2, SMALL_ROWS = 4,
+    SMALL_GRAD_VECTORS = 2, SMALL_INPUT_VECTORS = 8, GRAD_CHUNK = 256
 };
 
 static int group_count(int in_dim)

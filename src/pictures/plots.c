@@ -216,18 +216,27 @@ static void draw_legend(canvas *c, int right, int y, int with_val)
     }
 }
 
+/* The left edge of a label w wide beside the line at x: right of it, or left
+ * of it where the frame ends first. */
+static int label_left(const frame *f, float x, int w)
+{
+    return (int)x + 4 + w <= f->x + f->w ? (int)x + 4 : (int)x - 4 - w;
+}
+
 /* A vertical line at epoch e across the frame, labelled at height y. */
 static void mark_epoch(canvas *c, const frame *f, int e, int y, const char *label, rgb color)
 {
     const float x = px_x(f, e);
     canvas_line(c, x, (float)f->y, x, (float)(f->y + f->h), 1.5f, color);
-    /* Right of the line, or left of it where the frame ends first. */
-    const int w = canvas_text_width(label, 2);
-    const int tx = (int)x + 4 + w <= f->x + f->w ? (int)x + 4 : (int)x - 4 - w;
-    canvas_text(c, tx, y, label, 2, color);
+    canvas_text(c, label_left(f, x, canvas_text_width(label, 2)), y, label, 2, color);
 }
 
 enum { LABEL_H = 20, LABEL_ROWS = 8 };
+
+/* A label's place: columns [x0, x1), rows [y, y + LABEL_H). */
+typedef struct {
+    int x0, x1, y;
+} label_box;
 
 /* The pixel row of series v at pixel column x (between its points, on the
  * line joining them); NAN where the series has no line there. */
@@ -243,25 +252,24 @@ static float series_y_at(const frame *f, const double *v, int n, float x)
     return px_y(f, fmin(v[i] + t * (v[i + 1] - v[i]), f->ay.hi));
 }
 
-/* How far (in pixels) the box [x0, x1) x [y, y + LABEL_H) keeps from the
- * curves and from the boxes already taken (their tops in taken_y, their
- * columns in taken_x0/x1); a box they touch has 0. */
-static float label_clearance(const frame *f, const double *const *series, int n, int x0,
-                             int x1, int y, const int *taken_y, const int *taken_x0,
-                             const int *taken_x1, int n_taken)
+/* How far (in pixels) box b keeps from the curves; 0 when it touches one
+ * of the boxes already taken. */
+static float label_clearance(const frame *f, const double *const *series, int n, label_box b,
+                             const label_box *taken, int n_taken)
 {
+    for (int k = 0; k < n_taken; k++)
+        if (b.x0 < taken[k].x1 && taken[k].x0 < b.x1 && abs(b.y - taken[k].y) < LABEL_H)
+            return 0.0f;
     float clear = (float)f->h;
     for (int s = 0; s < 2; s++)
-        for (int x = x0 - 4; x <= x1 + 4; x += 2) {
+        for (int x = b.x0 - 4; x <= b.x1 + 4; x += 2) {
             const float cy = series_y_at(f, series[s], n, (float)x);
             if (isnan(cy))
                 continue;
-            const float d = cy < y ? y - cy : cy > y + LABEL_H ? cy - (y + LABEL_H) : 0.0f;
+            const float below = b.y + LABEL_H;
+            const float d = cy < b.y ? b.y - cy : cy > below ? cy - below : 0.0f;
             clear = d < clear ? d : clear;
         }
-    for (int k = 0; k < n_taken; k++)
-        if (x0 < taken_x1[k] && taken_x0[k] < x1 && abs(y - taken_y[k]) < LABEL_H)
-            return 0.0f;
     return clear;
 }
 
@@ -269,29 +277,25 @@ static float label_clearance(const frame *f, const double *const *series, int n,
  * down, that keeps clear of both curves (8 pixels or more), else in the one
  * farthest from them; the label's box joins those taken. */
 static void mark_epoch_clear(canvas *c, const frame *f, int e, const char *label, rgb color,
-                             const double *const *series, int n, int *taken_y, int *taken_x0,
-                             int *taken_x1, int *n_taken)
+                             const double *const *series, int n, label_box *taken, int *n_taken)
 {
-    const float x = px_x(f, e);
     const int w = canvas_text_width(label, 2);
-    const int tx = (int)x + 4 + w <= f->x + f->w ? (int)x + 4 : (int)x - 4 - w;
+    label_box b = {.x0 = label_left(f, px_x(f, e), w)};
+    b.x1 = b.x0 + w;
     int best_y = f->y + 6;
     float best = -1.0f;
     for (int r = 0; r < LABEL_ROWS; r++) {
-        const int y = f->y + 6 + r * (f->h - 12 - LABEL_H) / (LABEL_ROWS - 1);
-        const float clear = label_clearance(f, series, n, tx, tx + w, y, taken_y, taken_x0,
-                                            taken_x1, *n_taken);
+        b.y = f->y + 6 + r * (f->h - 12 - LABEL_H) / (LABEL_ROWS - 1);
+        const float clear = label_clearance(f, series, n, b, taken, *n_taken);
         if (clear > best) {
             best = clear;
-            best_y = y;
+            best_y = b.y;
         }
         if (clear >= 8.0f)
             break;
     }
-    taken_y[*n_taken] = best_y;
-    taken_x0[*n_taken] = tx;
-    taken_x1[*n_taken] = tx + w;
-    ++*n_taken;
+    b.y = best_y;
+    taken[(*n_taken)++] = b;
     mark_epoch(c, f, e, best_y, label, color);
 }
 
@@ -323,13 +327,13 @@ static void draw_marks(canvas *c, const frame *f, const epoch_stats *rows, int n
     }
     if (!m)
         return;
-    int taken_y[2], taken_x0[2], taken_x1[2], n_taken = 0;
+    label_box taken[2];
+    int n_taken = 0;
     if (m->best_epoch >= 1 && m->best_epoch <= n)
-        mark_epoch_clear(c, f, m->best_epoch, "best", PLOT_BEST_COLOR, series, n, taken_y,
-                         taken_x0, taken_x1, &n_taken);
+        mark_epoch_clear(c, f, m->best_epoch, "best", PLOT_BEST_COLOR, series, n, taken,
+                         &n_taken);
     if (m->stopped_epoch >= 1 && m->stopped_epoch <= n)
-        mark_epoch_clear(c, f, m->stopped_epoch, "stopped", AXIS, series, n, taken_y, taken_x0,
-                         taken_x1, &n_taken);
+        mark_epoch_clear(c, f, m->stopped_epoch, "stopped", AXIS, series, n, taken, &n_taken);
 }
 
 /* Whether draw_marks puts a line at epoch e. */
@@ -493,6 +497,22 @@ int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
     return 0;
 }
 
+uint32_t plot_pick(const dataset *d, const uint8_t *pred, uint32_t first, uint32_t count,
+                   int errors_only, uint32_t *pick, uint32_t *wrong)
+{
+    /* Without errors_only every image visited is picked; with it, every
+     * mistake from first on is visited and counted. */
+    uint32_t n = 0;
+    *wrong = 0;
+    for (uint32_t i = first; i < d->n && (errors_only || n < count); i++) {
+        const int mistake = pred[i] != d->labels[i];
+        if (n < count && (!errors_only || mistake))
+            pick[n++] = i;
+        *wrong += (uint32_t)mistake;
+    }
+    return n;
+}
+
 int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t first,
                      uint32_t count, int errors_only, tr_error *err)
 {
@@ -501,17 +521,8 @@ int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t 
     uint32_t *pick = malloc(sizeof *pick * count);
     if (!pick)
         return error_set(err, "out of memory");
-    /* Every mistake from first on is counted, for the title; the first count
-     * of the images asked for are drawn. */
-    uint32_t n = 0, wrong = 0, wrong_shown = 0;
-    for (uint32_t i = first; i < d->n && (errors_only || n < count); i++) {
-        const int mistake = pred[i] != d->labels[i];
-        wrong += (uint32_t)mistake;
-        if (n < count && (!errors_only || mistake)) {
-            pick[n++] = i;
-            wrong_shown += (uint32_t)mistake;
-        }
-    }
+    uint32_t wrong;
+    const uint32_t n = plot_pick(d, pred, first, count, errors_only, pick, &wrong);
     if (n == 0) {
         free(pick);
         return error_set(err, "no mistakes from image %u on: nothing to show", first);
@@ -527,7 +538,7 @@ int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t 
                  "(true)", wrong, first, d->n - 1, n);
     else
         snprintf(title, sizeof title, "Test images %u to %u: predicted (true), %u wrong in red",
-                 pick[0], pick[n - 1], wrong_shown);
+                 pick[0], pick[n - 1], wrong);
     if (grid_init(c, d, n, title, err)) {
         free(pick);
         return -1;

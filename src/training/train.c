@@ -231,7 +231,6 @@ int train_session_new(train_session **out, model *m, const train_config *cfg,
     s->threads = train_threads_used(cfg->threads, shards / ranks);
     s->max_shard = (cfg->batch_size + s->shards - 1) / s->shards;
     plan_phases(s);
-    /* With phases every shard keeps its workspace, else every thread. */
     const int n_work = work_count(s);
     const size_t slots = (size_t)s->shards * 2 * (size_t)s->max_shard;
     s->grad = calloc((size_t)s->shards, sizeof *s->grad);
