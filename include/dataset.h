@@ -1,4 +1,6 @@
-/* dataset.h - labelled images in memory, as read from a data directory.
+/* dataset.h - labelled images in memory, as read from a data directory:
+ * MNIST's IDX files, CIFAR-10's binary batches, or a folder of pictures with
+ * one subfolder per class.
  *
  * Pixels stay uint8 (one byte per pixel, 0..255); they are scaled to [0, 1]
  * only when a batch is formed, which keeps MNIST at 55 MB instead of 220. */
@@ -7,12 +9,15 @@
 
 #include <stdint.h>
 
+#include "classes.h"
 #include "error.h"
 
 /* Labels are bytes: at most 256 classes. */
 #define DATASET_MAX_CLASSES 256
 /* Values in one image, at most (a model's input bound). */
 #define DATASET_MAX_IMAGE (1 << 24)
+/* Samples in one set, at most. */
+#define DATASET_MAX_SAMPLES 50000000u
 
 typedef struct {
     uint32_t n;          /* number of samples */
@@ -25,19 +30,71 @@ typedef struct {
     uint32_t fingerprint; /* CRC-32 of the image file's bytes followed by the label
                              file's, decompressed (views keep their set's) */
     int owned;           /* whether dataset_free releases pixels and labels */
+    uint32_t ignored;    /* a folder's files that are not pictures, left out */
+    int format;          /* DATASET_IDX, DATASET_CIFAR10 or DATASET_FOLDER */
+    char class_names[CLASS_NAMES_MAX]; /* classes.h; "" when they have none */
 } dataset;
+
+enum { DATASET_IDX, DATASET_CIFAR10, DATASET_FOLDER };
+
+/* How a folder's pictures become a data set's images. */
+typedef struct {
+    int rows, cols;  /* resize every picture to this (bilinear); 0: all must
+                        have the first picture's size */
+    int channels;    /* 1 grey, 3 RGB; 0: grey when every picture is */
+    uint64_t seed;   /* the file order (shuffled, as Keras does) */
+} dataset_options;
+
+/* Where a run's data comes from. */
+typedef struct {
+    const char *dir;              /* IDX files, CIFAR-10 batches or class folders */
+    const char *test_dir;         /* the test set's, or NULL (see dataset_load_sets) */
+    const char *class_names_file; /* names for an IDX set's classes, or NULL */
+    dataset_options pictures;
+} dataset_source;
 
 /* The file names of the four MNIST files, without the optional ".gz". */
 extern const char *const DATASET_TRAIN_IMAGES;
 extern const char *const DATASET_TRAIN_LABELS;
 extern const char *const DATASET_TEST_IMAGES;
 extern const char *const DATASET_TEST_LABELS;
+/* Beside IDX files: their classes' names, one a line (read when present). */
+extern const char *const DATASET_CLASS_NAMES;
 
 /* Loads an image file (IDX, 3 dimensions: n, rows, columns; or 4: n, rows,
  * columns, channels) and a label file (IDX, 1 dimension), checking that the
  * counts agree. */
 int dataset_load_files(dataset *d, const char *images_path, const char *labels_path,
                        tr_error *err);
+
+/* Loads the training set (into train) and the test set (into test) that s
+ * names.  dir is read as IDX files when it holds train-images-idx3-ubyte
+ * (test: t10k-*), as CIFAR-10 when it holds data_batch_1.bin (test:
+ * test_batch.bin), as the folders dir/train and dir/test when it holds both
+ * and no test_dir is named, and else as a folder of class folders.  A named
+ * test_dir is read the same way (its IDX or CIFAR-10 test files, or its class
+ * folders); a folder of classes without one has no test set (test->n 0).
+ * The test set has the training set's classes, names and image shape. */
+int dataset_load_sets(dataset *train, dataset *test, const dataset_source *s, tr_error *err);
+
+/* A folder of class folders (see dataset_load_sets); with train_names, the
+ * subfolders are those classes (a test set's), else the classes found. */
+int dataset_load_folder(dataset *d, const char *dir, const dataset_options *o,
+                        const char *train_names, tr_error *err);
+
+/* CIFAR-10's binary training (or test) batches in dir, with the names of
+ * batches.meta.txt when it is there. */
+int dataset_load_cifar10(dataset *d, const char *dir, int test, tr_error *err);
+int dataset_is_cifar10(const char *dir);
+
+/* The fingerprint of d's images and labels: what it would be for the IDX
+ * files holding them (dataset_idx_headers), so that a converted set resumes
+ * a run of its source. */
+void dataset_set_fingerprint(dataset *d);
+
+/* The IDX headers of d's image file (16 bytes, or 20 with channels) and
+ * label file (8 bytes).  Returns the image header's length. */
+size_t dataset_idx_headers(const dataset *d, uint8_t images[20], uint8_t labels[8]);
 
 /* Loads DIR/<base> or DIR/<base>.gz for the training or the test pair.
  * A missing directory or file is reported with the path that was looked for. */

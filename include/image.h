@@ -39,7 +39,31 @@ int image_decode_png(image *im, const uint8_t *data, size_t len, const char *nam
 /* Whether data starts with PNG's signature. */
 int image_is_png(const uint8_t *data, size_t len);
 
+/* Decodes a JPEG file's bytes (grey, colour or CMYK, baseline or
+ * progressive) into im, turned upright as its EXIF orientation says.  A
+ * damaged file fails with libjpeg's reason rather than decoding in part. */
+int image_decode_jpeg(image *im, const uint8_t *data, size_t len, const char *name,
+                      tr_error *err);
+
+/* Whether data starts with JPEG's start-of-image marker. */
+int image_is_jpeg(const uint8_t *data, size_t len);
+
+/* A PNG or a JPEG file's bytes, told apart by their signature. */
+int image_decode(image *im, const uint8_t *data, size_t len, const char *name, tr_error *err);
+
 void image_free(image *im);
+
+/* Resizes a picture of ih x iw pixels of c bytes each into oh x ow, as
+ * Keras does (TensorFlow's bilinear resize with half-pixel centres, no
+ * antialiasing), rounding to the nearest byte. */
+void image_resize_bilinear(uint8_t *out, int oh, int ow, const uint8_t *in, int ih, int iw,
+                           int c);
+
+/* A picture as a data set keeps it: rows x cols x channels bytes, grey
+ * (Rec. 601, as image_grey, rounded) or RGB, the alpha channel dropped (as
+ * Keras' decoding does), resized with image_resize_bilinear when its size
+ * differs.  -1 when out of memory. */
+int image_bytes(uint8_t *out, const image *im, int rows, int cols, int channels);
 
 /* A pixel's grey level (Rec. 601) in thousandths of a byte, 0 to
  * IMAGE_GREY_MAX: an integer, so that every language computes it alike

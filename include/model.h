@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
+#include "classes.h"
 #include "error.h"
 #include "layer.h"
 #include "mlp.h"
@@ -21,12 +22,20 @@
 #define MODEL_ALIGN 16      /* floats: 64 bytes, one cache line */
 #define MODEL_MAX_INPUT (1L << 24) /* values in one sample */
 
+/* How `trainer predict` fits a user's picture to the model's input: as
+ * MNIST's digits were made (image.h: the ink cropped, scaled into the
+ * field's middle and centred), for models of IDX data; or resized whole,
+ * as the pictures of a folder were when the model trained on them. */
+typedef enum { MODEL_FIT_DIGIT = 0, MODEL_FIT_RESIZE = 1 } model_fit;
+
 typedef struct {
     tensor_shape input;   /* one sample */
     int n_layers;         /* the head included */
     layer layer[MODEL_MAX_LAYERS];
     size_t len;           /* floats in the buffer, padding included */
     float *params;        /* [len], owned, 64-byte aligned */
+    model_fit fit;        /* what its pictures were */
+    char class_names[CLASS_NAMES_MAX]; /* of its data (classes.h), or "" */
 } model;
 
 /* What one block of up to max_n samples needs on its way through a model.

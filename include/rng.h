@@ -18,7 +18,8 @@ enum {
     RNG_STREAM_INIT = 1,    /* + layer index */
     RNG_STREAM_SHUFFLE = 1000000, /* + epoch index */
     RNG_STREAM_DROPOUT = 2000000, /* + layer index */
-    RNG_STREAM_AUGMENT = 3000000  /* + layer index */
+    RNG_STREAM_AUGMENT = 3000000, /* + layer index */
+    RNG_STREAM_FILES = 4000000    /* a folder's file order; + 1 for a test folder's */
 };
 
 /* A draw that depends on x alone (splitmix64's step and mix): for random

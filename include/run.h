@@ -42,7 +42,8 @@ typedef struct {
     double validation_split; /* recorded in the state only: the caller splits */
     uint64_t seed;        /* the epochs' shuffles */
     const char *out_dir;  /* where the epoch files go; NULL: nowhere */
-    const char *data_dir; /* recorded in the state, for a resume to find */
+    const dataset_source *data; /* recorded in the state, for a resume to find
+                                   (NULL: none) */
     int plots;            /* curves.png among the epoch files */
     callback_config callbacks; /* Keras' callbacks (zeroed: none) */
 } run_config;

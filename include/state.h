@@ -1,17 +1,21 @@
 /* state.h - training.state, everything needed to continue a run exactly.
  *
- * Version 5, little-endian, like model.ckpt (see ckpt.h), with the CRC-32 of
+ * Version 6, little-endian, like model.ckpt (see ckpt.h), with the CRC-32 of
  * every byte before it at the end:
  *   magic "TRNRSTAT", u32 version, u32 byte-order tag 0x01020304, u32 4
  *   the model's architecture, as in model.ckpt from its offset 20 (input
- *     shape, classes, N layers and their records, the tensor table)
+ *     shape, classes, N layers and their records, the tensor table, the
+ *     class names)
  *   configuration: u64 seed, u32 batch size,
  *     u32 shards, u32 epochs, f64 learning rate, f64 validation split,
  *     u32 training samples, u32 validation samples,
  *     u32 n + n bytes: the data directory,
  *     u32 image rows, u32 image columns, u32 the data's fingerprint (the
  *       CRC-32 of the training image file's decompressed bytes followed by
- *       the training label file's; from version 2)
+ *       the training label file's; from version 2),
+ *     from version 6: u32 n + n bytes: the test data directory (n 0: none
+ *       named), u32 --image-size rows and columns (0: none), u32 --color's
+ *       channels (0: chosen by the data)
  *   progress: u32 the epoch in progress or next to run (1-based; epochs + 1
  *     once the run is complete), u64 batches of it done, f64 the summed loss
  *     of their samples (a sum over samples, not a sum of batch means),
@@ -39,7 +43,8 @@
  *     stopping restoring the best weights and a best epoch, P float32: its
  *     parameters
  *   u32 CRC-32
- * Version 4 is version 5 without the optimizer block, version 3 is version 4
+ * Version 5 is version 6 without the class names and the data's settings,
+ * version 4 is version 5 without the optimizer block, version 3 is version 4
  * without the tensor table.  Version 2 has, instead
  * of the architecture, u32 L dense layers and their
  * L + 1 sizes (as model.ckpt version 1); version 1 is version 2 without the
@@ -55,12 +60,13 @@
 #include <stdint.h>
 
 #include "callbacks.h"
+#include "dataset.h"
 #include "error.h"
 #include "epoch.h"
 #include "model.h"
 #include "optimizer.h"
 
-#define STATE_VERSION 5
+#define STATE_VERSION 6
 
 /* A run's settings and progress; the model itself travels beside it. */
 typedef struct {
@@ -72,6 +78,9 @@ typedef struct {
     uint32_t rows, cols;       /* the images' shape (0 in version 1 files) */
     uint32_t fingerprint;      /* dataset.fingerprint of the training data */
     int has_fingerprint;       /* 0 for version 1 files, which have none */
+    char test_dir[4096];       /* --test-data, or "" (from version 6) */
+    int image_rows, image_cols; /* --image-size, or 0 (from version 6) */
+    int image_channels;        /* --color: 1, 3, or 0 (from version 6) */
     int epoch;                 /* the epoch in progress or next to run */
     epoch_progress progress;   /* where that epoch stands */
     long opt_step;             /* the optimizer's steps taken since the run began */

@@ -137,12 +137,13 @@ static void test_ckpt(void)
     size_t len;
     CHECK(ckpt_encode(&m, &bytes, &len, &err) == 0, "%s", err.msg);
     /* The tensor table: per layer a count, 12 bytes a tensor (3 dense
-     * layers of 2, the head of none). */
-    const size_t table = 4 * 4 + 6 * 12, table_at = 40 + 32 * 4;
-    CHECK(len == 20 + 20 + 32 * 4 + table + 8 + 4 * model_param_count(&m) + 4, "length %zu",
-          len);
-    CHECK(memcmp(bytes, "TRNRCKPT", 8) == 0 && bytes[8] == 3 && bytes[12] == 4,
-          "header: magic, version 3, little-endian tag");
+     * layers of 2, the head of none); then the classes, 8 bytes without
+     * names. */
+    const size_t table = 4 * 4 + 6 * 12, table_at = 40 + 32 * 4, classes_at = table_at + table;
+    CHECK(len == 20 + 20 + 32 * 4 + table + 8 + 8 + 4 * model_param_count(&m) + 4,
+          "length %zu", len);
+    CHECK(memcmp(bytes, "TRNRCKPT", 8) == 0 && bytes[8] == 4 && bytes[12] == 4,
+          "header: magic, version 4, little-endian tag");
 
     uint8_t *bad = malloc(len);
     for (size_t k = 0; k < 5; k++) {
@@ -157,7 +158,7 @@ static void test_ckpt(void)
     memcpy(bad, bytes, len);
     bad[0] = 'X';
     expect_ckpt_error(bad, len, "bad magic");
-    expect_forged(bytes, len, 8, 4, "version 4");
+    expect_forged(bytes, len, 8, 5, "version 5");
     /* The architecture (ckpt.h): input at 20, classes at 32, N at 36, the
      * layers' records of 8 words from 40. */
     expect_forged(bytes, len, 36, 99, "99 layers");
@@ -178,8 +179,10 @@ static void test_ckpt(void)
     expect_forged(bytes, len, table_at + 24, 2, "tensor 2: flags 2 in the file");
     expect_forged(bytes, len, table_at + 3 * 28, 1, "layer 4 (softmax) has 0 tensors, the "
                   "file says 1");
-    expect_forged(bytes, len, table_at + table, 608, "608 parameters stored, the layers need "
+    expect_forged(bytes, len, classes_at + 8, 608, "608 parameters stored, the layers need "
                   "967");
+    expect_forged(bytes, len, classes_at, 2, "picture fitting 2 unknown");
+    expect_forged(bytes, len, classes_at + 4, 9000, "9000 bytes of class names, out of range");
     expect_forged(bytes, len, 48, 2, "layer 1: dense activation 2");
     expect_forged(bytes, len, 52, 1, "layer 1: dense hyper-parameter word 2 is 1");
     expect_forged(bytes, len, 40 + 3 * 32, 1, "layer 4: dense with 0 units");
@@ -190,22 +193,61 @@ static void test_ckpt(void)
     expect_ckpt_error(bad, len, "layer 3: a softmax layer can only be the last");
     expect_forged(bytes, len, 40 + 3 * 32 + 4, 1, "layer 4: softmax takes no hyper-parameters");
 
-    /* Version 2, without the tensor table, still loads. */
-    size_t v2_len = len - table;
-    uint8_t *v2 = malloc(v2_len);
-    memcpy(v2, bytes, table_at);
-    memcpy(v2 + table_at, bytes + table_at + table, len - table_at - table);
-    put32(v2 + 8, 2);
-    fix_crc(v2, v2_len);
-    model two;
-    CHECK(ckpt_decode(&two, v2, v2_len, "v2.ckpt", &err) == 0, "version 2: %s", err.msg);
-    if (two.params) {
-        CHECK(model_same_layers(&two, &m) && two.len == m.len &&
-                  memcmp(two.params, m.params, sizeof(float) * m.len) == 0,
-              "the version-2 file came back different");
-        model_free(&two);
+    /* Version 3, without the classes, and version 2, without the tensor
+     * table too, still load. */
+    for (uint32_t version = 2; version <= 3; version++) {
+        const size_t cut = 8 + (version == 2 ? table : 0), cut_at = classes_at + 8 - cut;
+        size_t old_len = len - cut;
+        uint8_t *old_bytes = malloc(old_len);
+        memcpy(old_bytes, bytes, cut_at);
+        memcpy(old_bytes + cut_at, bytes + cut_at + cut, len - cut_at - cut);
+        put32(old_bytes + 8, version);
+        fix_crc(old_bytes, old_len);
+        model two;
+        CHECK(ckpt_decode(&two, old_bytes, old_len, "old.ckpt", &err) == 0, "version %u: %s",
+              version, err.msg);
+        if (two.params) {
+            CHECK(model_same_layers(&two, &m) && two.len == m.len && !two.class_names[0] &&
+                      two.fit == MODEL_FIT_DIGIT &&
+                      memcmp(two.params, m.params, sizeof(float) * m.len) == 0,
+                  "the version-%u file came back different", version);
+            model_free(&two);
+        }
+        free(old_bytes);
     }
-    free(v2);
+    /* Class names travel with the model; wrong ones are refused. */
+    {
+        model named = m;
+        named.params = NULL;
+        model_alloc(&named, &err);
+        memcpy(named.params, m.params, sizeof(float) * m.len);
+        snprintf(named.class_names, sizeof named.class_names,
+                 "zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine \u00e9");
+        named.fit = MODEL_FIT_RESIZE;
+        uint8_t *nb;
+        size_t nlen;
+        CHECK(ckpt_encode(&named, &nb, &nlen, &err) == 0, "%s", err.msg);
+        model back_named;
+        CHECK(ckpt_decode(&back_named, nb, nlen, "named.ckpt", &err) == 0, "names: %s", err.msg);
+        if (back_named.params) {
+            CHECK(!strcmp(back_named.class_names, named.class_names) &&
+                      back_named.fit == MODEL_FIT_RESIZE, "the class names came back as '%s'",
+                  back_named.class_names);
+            model_free(&back_named);
+        }
+        nb[classes_at + 8] = '\n'; /* an empty first name */
+        fix_crc(nb, nlen);
+        expect_ckpt_error(nb, nlen, "class name 1 is empty");
+        nb[classes_at + 8] = 0x01;
+        fix_crc(nb, nlen);
+        expect_ckpt_error(nb, nlen, "class name 1 is not printable UTF-8");
+        nb[classes_at + 8] = 'z';
+        nb[classes_at + 8 + 4] = ' '; /* "zero one": nine names */
+        fix_crc(nb, nlen);
+        expect_ckpt_error(nb, nlen, "9 class names for 10 classes");
+        free(nb);
+        model_free(&named);
+    }
 
     /* Version 1 still loads: the same parameters, the same predictions. */
     size_t v1_len;
@@ -446,17 +488,21 @@ static void test_state(void)
               "a state with 4 bytes too many: '%s'", err.msg);
         free(longer);
     }
-    /* Version 3, without the tensor table (after the 3 layers' records)
+    /* Version 3, without the tensor table and the classes (after the 3
+     * layers' records), the data's settings (16 bytes after the run's 71)
      * and the optimizer block (before the parameter count), still loads to
      * the same parameters and moments, as adam's. */
     {
-        const size_t at = 20 + 20 + 3 * 32, table = 3 * 4 + 4 * 12, block = 56;
+        const size_t at = 20 + 20 + 3 * 32, table = 3 * 4 + 4 * 12 + 8, block = 56;
+        const size_t settings_at = at + table + 71, settings = 16;
         const size_t opt_at = len - 4 - 4 * 4 * model_param_count(&m) - 8 - block;
-        const size_t v3_len = len - table - block;
-        uint8_t *v3 = malloc(v3_len);
-        memcpy(v3, data, at);
-        memcpy(v3 + at, data + at + table, opt_at - at - table);
-        memcpy(v3 + opt_at - table, data + opt_at + block, len - opt_at - block);
+        const size_t v3_len = len - table - settings - block;
+        uint8_t *v3 = malloc(v3_len), *w = v3;
+        memcpy(w, data, at), w += at;
+        memcpy(w, data + at + table, settings_at - at - table), w += settings_at - at - table;
+        memcpy(w, data + settings_at + settings, opt_at - settings_at - settings);
+        w += opt_at - settings_at - settings;
+        memcpy(w, data + opt_at + block, len - opt_at - block);
         put32(v3 + 8, 3);
         fix_crc(v3, v3_len);
         CHECK(state_decode(&back, &bm, &m1, &m2, v3, v3_len, "v3", &err) == 0, "version 3: %s",
@@ -475,6 +521,34 @@ static void test_state(void)
             model_free(&bm);
         }
         free(v3);
+    }
+    /* The data's settings come back (version 6), and wrong ones are named. */
+    {
+        train_state with = st;
+        snprintf(with.test_dir, sizeof with.test_dir, "/the/test set");
+        with.image_rows = 12, with.image_cols = 10, with.image_channels = 3;
+        uint8_t *wd;
+        size_t wlen;
+        CHECK(state_encode(&with, &m, &opt, &wd, &wlen, &err) == 0, "%s", err.msg);
+        CHECK(state_decode(&back, &bm, &m1, &m2, wd, wlen, "s", &err) == 0, "%s", err.msg);
+        if (bm.params) {
+            CHECK(!strcmp(back.test_dir, "/the/test set") && back.image_rows == 12 &&
+                      back.image_cols == 10 && back.image_channels == 3,
+                  "the data's settings came back as '%s' %dx%dx%d", back.test_dir,
+                  back.image_rows, back.image_cols, back.image_channels);
+            free(back.history);
+            model_buffer_free(back.best_weights);
+            model_buffer_free(m1);
+            model_buffer_free(m2);
+            model_free(&bm);
+        }
+        const size_t channels_at = 20 + 20 + 3 * 32 + 3 * 4 + 4 * 12 + 8 + 71 + 4 + 13 + 8;
+        put32(wd + channels_at, 2);
+        fix_crc(wd, wlen);
+        CHECK(state_decode(&back, &bm, &m1, &m2, wd, wlen, "s", &err) == -1 &&
+                  strstr(err.msg, "image size 12x10 or 2 channels out of range"),
+              "2 channels: '%s'", err.msg);
+        free(wd);
     }
     /* A second moment that is not finite, or below 0, would poison every
      * later step (the update takes its square root): the encoder refuses
@@ -501,11 +575,13 @@ static void test_state(void)
     CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
     /* A kept epoch past the history, with a good checksum.  The callbacks
      * block follows the history: after the head (20), the architecture (20
-     * + 3 * 32, and the tensor table: 3 * 4 + 4 * 12), the run (8 + 3 * 4 + 2 * 8 + 2 * 4 + 4 + 11 data directory
-     * bytes + 3 * 4), the progress (4 + 8 * 5 + 4) and the two history rows
-     * (52 each); its best epoch is at offset 60 in it. */
-    const size_t state_table = 3 * 4 + 4 * 12;
-    const size_t cb_at = 20 + 20 + 3 * 32 + state_table + 8 + 12 + 16 + 8 + 4 + 11 + 12 + 4 + 40 + 4 + 2 * 52;
+     * + 3 * 32, the tensor table: 3 * 4 + 4 * 12, the classes: 8), the run
+     * (8 + 3 * 4 + 2 * 8 + 2 * 4 + 4 + 11 data directory bytes + 3 * 4, the
+     * data's settings 16), the progress (4 + 8 * 5 + 4) and the two
+     * history rows (52 each); its best epoch is at offset 60 in it. */
+    const size_t state_table = 3 * 4 + 4 * 12 + 8;
+    const size_t cb_at = 20 + 20 + 3 * 32 + state_table + 8 + 12 + 16 + 8 + 4 + 11 + 12 + 16 +
+                         4 + 40 + 4 + 2 * 52;
     uint8_t keep4[4];
     memcpy(keep4, data + cb_at + 60, 4);
     put32(data + cb_at + 60, 3);
@@ -535,9 +611,9 @@ static void test_state(void)
           "batch size 4e9: '%s'", err.msg);
     memcpy(data + batch_at, saved, 4);
     /* The progress of the epoch in progress must hold together (u32 epoch
-     * 63 bytes after the batch size, then u64 batches done, f64 summed
+     * 79 bytes after the batch size, then u64 batches done, f64 summed
      * loss, u64 right, u64 seen): 5 batches of 16, 80 seen, 61 right. */
-    const size_t progress_at = batch_at + 63;
+    const size_t progress_at = batch_at + 79;
     const struct {
         size_t at;
         uint64_t bits;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""model.ckpt (version 3) and training.state (version 5) read by an
+"""model.ckpt (version 4) and training.state (version 6) read by an
 independent reader written from docs/formats.md alone (tests/trainerfiles.py), and
 the model run by numpy: the files say what the trainer did, and the model they
 hold gives the test figures the trainer printed."""
@@ -63,12 +63,12 @@ with tempfile.TemporaryDirectory() as tmp:
     ckpt = trainerfiles.read_ckpt(os.path.join(out, "model.ckpt"))
     want_layers = [("dense", {"units": 24, "relu": True}), ("dense", {"units": 12, "relu": True}),
                    ("dense", {"units": 10, "relu": False}), ("softmax", {})]
-    check(ckpt["version"] == 3, f"model.ckpt version {ckpt['version']}")
+    check(ckpt["version"] == 4, f"model.ckpt version {ckpt['version']}")
     check(ckpt["input"] == (ROWS, COLS, 1), f"input shape {ckpt['input']}")
     check(ckpt["classes"] == 10 and ckpt["layers"] == want_layers, f"layers {ckpt['layers']}")
 
     state = trainerfiles.read_state(os.path.join(out, "training.state"))
-    check(state["version"] == 5, f"training.state version {state['version']}")
+    check(state["version"] == 6, f"training.state version {state['version']}")
     o = state["optimizer"]
     check(o["kind"] == 0 and abs(o["beta2"] - 0.999) < 1e-7 and o["schedule"] == 0 and
           o["weight_decay"] == 0 and o["label_smoothing"] == 0, f"the optimizer block {o}")

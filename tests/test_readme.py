@@ -5,7 +5,8 @@ link of the README and docs/ to a file and heading that exist.
 The commands run in the README's order in a sandbox laid out as the Quick
 start leaves a user: a build/ folder holding trainer and trainer-plot (this
 build's), data/mnist (a small generated set, so that the runs take seconds)
-beside it and, for `trainer predict`, a digit.png.  `cd build` moves there.
+beside it, a digit.png for `trainer predict`, and ../my-pictures with two
+class folders of PNG files.  `cd build` moves there.
 Each trainer, trainer-plot and mpirun command must exit with 0; `python3 -m
 http.server` must serve the exported page.  Setup commands (apt-get, meson,
 npm, the fetchers) are not run, but the tools they name must exist.  A
@@ -146,6 +147,13 @@ with tempfile.TemporaryDirectory() as tmp:
     png_grey(os.path.join(build, "digit.png"),
              [[30 if 12 <= x < 16 and 4 <= y < 24 else 235 for x in range(28)]
               for y in range(28)])
+    # A user's folder of pictures, one subfolder per class.
+    for k, name in enumerate(("leaf", "stone")):
+        os.makedirs(os.path.join(tmp, "my-pictures", name))
+        for i in range(1, 13):
+            png_grey(os.path.join(tmp, "my-pictures", name, f"{i}.png"),
+                     [[200 if (y < 16) == (k == 0) else (i * 7 + x) % 40 for x in range(32)]
+                      for y in range(32)])
     cwd, ran, skipped, mpi = tmp, 0, [], None
     ort = os.path.join(SOURCE, "data", "onnxruntime-web", "ort.wasm.min.js")
     for cmd in todo:

@@ -123,7 +123,8 @@ def compare(tmp, ckpt, fh, fw, pics):
         pngs.append(png)
         listing.append({"rgba": raw, "w": rgba.shape[1], "h": rgba.shape[0], "fh": fh, "fw": fw})
     seen = os.path.join(tmp, f"seen-{fh}x{fw}.idx")
-    r = subprocess.run([TRAINER, "predict", "--json", "--model", ckpt, "--save-input", seen,
+    r = subprocess.run([TRAINER, "predict", "--json", "--prepare", "digit", "--model", ckpt,
+                        "--save-input", seen,
                         *pngs], capture_output=True, text=True, timeout=300)
     refused = {line.split(": ")[1] for line in r.stderr.splitlines()}
     c_bytes = iter(read_idx(seen).reshape(-1, fh * fw))

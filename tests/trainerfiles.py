@@ -1,6 +1,6 @@
 """A reader of trainer's binary files, written from docs/formats.md's description
-of the formats alone (not from the C code): model.ckpt versions 1 to 3,
-training.state versions 1 to 5, and a writer of model.ckpt version 3.  Plain
+of the formats alone (not from the C code): model.ckpt versions 1 to 4,
+training.state versions 1 to 6, and a writer of model.ckpt version 3.  Plain
 Python; every field is checked as docs/formats.md says a reader must."""
 import math
 import struct
@@ -184,6 +184,19 @@ def _tensor_table(r, layers, shapes):
         raise ValueError(f"tensor table {counts}")
 
 
+def _classes(r, data, classes):
+    """The newer versions' classes: u32 how pictures fit (0 digits, 1
+    resized), u32 n and n bytes of names, one a line (none when n is 0)."""
+    fit, n = r.take("II")
+    if fit not in (0, 1):
+        raise ValueError(f"picture fit {fit}")
+    names = data[r.at:r.at + n].decode("utf-8").split("\n") if n else []
+    r.at += n
+    if names and len(names) != classes:
+        raise ValueError(f"{len(names)} class names for {classes} classes")
+    return fit, names
+
+
 def _tensors(r, shapes):
     out = []
     for shape in shapes:
@@ -200,13 +213,14 @@ def read_ckpt(path):
     r, version = _head(data, b"TRNRCKPT")
     if version == 1:
         input_shape, classes, layers = _sizes_as_architecture(r)
-    elif version in (2, 3):
+    elif version in (2, 3, 4):
         input_shape, classes, layers = _architecture(r)
     else:
         raise ValueError(f"version {version}")
     shapes = tensor_shapes(input_shape, layers)
     if version >= 3:
         _tensor_table(r, layers, shapes)
+    fit, names = _classes(r, data, classes) if version >= 4 else (0, [])
     count = r.take("Q")
     if count != sum(math.prod(t) for t in shapes):
         raise ValueError("parameter count")
@@ -214,7 +228,7 @@ def read_ckpt(path):
     if r.at != len(data) - 4:
         raise ValueError("length")
     return {"version": version, "input": input_shape, "classes": classes, "layers": layers,
-            "tensors": tensors}
+            "tensors": tensors, "fit": fit, "class_names": names}
 
 
 def read_state(path):
@@ -223,13 +237,15 @@ def read_state(path):
     r, version = _head(data, b"TRNRSTAT")
     if version in (1, 2):
         input_shape, classes, layers = _sizes_as_architecture(r)
-    elif version in (3, 4, 5):
+    elif version in (3, 4, 5, 6):
         input_shape, classes, layers = _architecture(r)
         if version >= 4:
             _tensor_table(r, layers, tensor_shapes(input_shape, layers))
     else:
         raise ValueError(f"version {version}")
-    s = {"version": version, "input": input_shape, "classes": classes, "layers": layers}
+    fit, names = _classes(r, data, classes) if version >= 6 else (0, [])
+    s = {"version": version, "input": input_shape, "classes": classes, "layers": layers,
+         "fit": fit, "class_names": names}
     s["seed"], s["batch_size"], s["shards"], s["epochs"] = r.take("QIII")
     s["lr"], s["validation_split"] = r.take("dd")
     s["n_train"], s["n_val"] = r.take("II")
@@ -238,6 +254,11 @@ def read_state(path):
     r.at += n
     if version >= 2:
         s["rows"], s["cols"], s["fingerprint"] = r.take("III")
+    if version >= 6:
+        n = r.take("I")
+        s["test_dir"] = data[r.at:r.at + n].decode()
+        r.at += n
+        s["image_rows"], s["image_cols"], s["image_channels"] = r.take("III")
     s["epoch"], s["batches_done"] = r.take("IQ")
     s["loss_sum"] = r.take("d")
     s["correct"], s["seen"], s["adam_step"] = r.take("QQQ")

@@ -27,6 +27,38 @@ int cli_bad_flag(const char *flag, const char *value, const char *want)
     return -1;
 }
 
+int cli_image_size(const char *arg, int *rows, int *cols)
+{
+    char *end;
+    errno = 0;
+    const long h = strtol(arg, &end, 10);
+    long w = h;
+    if (*end == 'x' || *end == 'X') {
+        const char *at = end + 1;
+        w = strtol(at, &end, 10);
+        if (end == at || !(*at >= '0' && *at <= '9'))
+            w = 0;
+    }
+    if (end == arg || *end || errno || h < 1 || w < 1 || h > 4096 || w > 4096 ||
+        !(arg[0] >= '0' && arg[0] <= '9'))
+        return cli_bad_flag("--image-size", arg, "expected HEIGHTxWIDTH, e.g. 28x28 or 32x32 "
+                            "(1 to 4096 each)");
+    *rows = (int)h;
+    *cols = (int)w;
+    return 0;
+}
+
+int cli_color(const char *arg, int *channels)
+{
+    if (!strcmp(arg, "grayscale") || !strcmp(arg, "greyscale"))
+        *channels = 1;
+    else if (!strcmp(arg, "rgb"))
+        *channels = 3;
+    else
+        return cli_bad_flag("--color", arg, "expected grayscale or rgb");
+    return 0;
+}
+
 int cli_long(const char *flag, const char *s, long lo, long hi, long *out)
 {
     char *end;

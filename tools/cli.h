@@ -16,6 +16,12 @@ const char *cli_program(void);
 int cli_bad_flag(const char *flag, const char *value, const char *want);
 
 /* A whole number from lo to hi into *out; -1, said, otherwise. */
+/* --image-size: HxW (or N for N x N), each 1 to 4096. */
+int cli_image_size(const char *arg, int *rows, int *cols);
+
+/* --color: grayscale (1 channel) or rgb (3). */
+int cli_color(const char *arg, int *channels);
+
 int cli_long(const char *flag, const char *s, long lo, long hi, long *out);
 
 /* A real number between lo and hi, each bound included or not (lo_open,

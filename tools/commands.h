@@ -10,4 +10,8 @@ int predict_main(int argc, char **argv);
  * is "export". */
 int export_main(int argc, char **argv);
 
+/* `trainer dataset`: describes a data set, draws it, converts it to IDX;
+ * argv[0] is "dataset". */
+int dataset_main(int argc, char **argv);
+
 #endif

@@ -21,11 +21,22 @@ static void usage(FILE *f)
             "Usage: trainer [OPTION]...\n"
             "       trainer predict [--model FILE] IMAGE...   (see trainer predict --help)\n"
             "       trainer export [--model FILE] [--onnx OUT] [--safetensors OUT]\n"
+            "       trainer dataset DIR   (describe a data set; see trainer dataset --help)\n"
             "Train an image classifier on MNIST-format data (Keras' Sequential and fit),\n"
             "or classify pictures with a trained one, or export it.\n"
             "\n"
             "  --data DIR              the four IDX files, plain or .gz (default: data/mnist\n"
-            "                          here, else %s/data/mnist)\n"
+            "                          here, else %s/data/mnist); CIFAR-10's\n"
+            "                          binary batches; or a folder of PNG and JPEG\n"
+            "                          pictures with one subfolder per class (and\n"
+            "                          DIR/train, DIR/test when both are there)\n"
+            "  --test-data DIR         the test set, when --data does not hold it\n"
+            "  --image-size HxW        resize the folder's pictures (bilinear; default:\n"
+            "                          all must have the first one's size)\n"
+            "  --color MODE            grayscale or rgb (default: grayscale when every\n"
+            "                          picture is grey)\n"
+            "  --class-names FILE      names for an IDX set's classes, one per line\n"
+            "                          (default: DIR/class-names.txt when there)\n"
             "  --out DIR               where history.csv, model.ckpt, training.state and\n"
             "                          the pictures go, created if missing (default: .)\n"
             "  --hidden LIST           hidden layer widths (default: 128,32; '' for none)\n"
@@ -105,7 +116,7 @@ enum {
     OPT_EARLY, OPT_MONITOR, OPT_MIN_DELTA, OPT_NO_RESTORE, OPT_SAVE_BEST, OPT_REDUCE_LR,
     OPT_LR_PATIENCE, OPT_LR_MIN_DELTA, OPT_LR_COOLDOWN, OPT_MIN_LR, OPT_MODEL, OPT_LAYERS,
     OPT_OPTIMIZER, OPT_MOMENTUM, OPT_NESTEROV, OPT_WEIGHT_DECAY, OPT_SCHEDULE, OPT_WARMUP,
-    OPT_DECAY_RATE, OPT_SMOOTHING
+    OPT_DECAY_RATE, OPT_SMOOTHING, OPT_TEST_DATA, OPT_IMAGE_SIZE, OPT_COLOR, OPT_CLASS_NAMES
 };
 
 /* The optimizer's flags, as given (NaN or -1: not given). */
@@ -300,6 +311,10 @@ int options_parse(options *o, int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"data", required_argument, NULL, OPT_DATA},
+        {"test-data", required_argument, NULL, OPT_TEST_DATA},
+        {"image-size", required_argument, NULL, OPT_IMAGE_SIZE},
+        {"color", required_argument, NULL, OPT_COLOR},
+        {"class-names", required_argument, NULL, OPT_CLASS_NAMES},
         {"out", required_argument, NULL, OPT_OUT},
         {"hidden", required_argument, NULL, OPT_HIDDEN},
         {"epochs", required_argument, NULL, OPT_EPOCHS},
@@ -369,6 +384,16 @@ int options_parse(options *o, int argc, char **argv)
         }
         switch (c) {
         case OPT_DATA: o->data_dir = optarg; o->given |= GIVEN_DATA; break;
+        case OPT_TEST_DATA: o->test_dir = optarg; o->given |= GIVEN_TEST_DATA; break;
+        case OPT_CLASS_NAMES: o->class_names = optarg; o->given |= GIVEN_PICTURES; break;
+        case OPT_IMAGE_SIZE:
+            if (cli_image_size(optarg, &o->image_rows, &o->image_cols)) return -1;
+            o->given |= GIVEN_PICTURES;
+            break;
+        case OPT_COLOR:
+            if (cli_color(optarg, &o->image_channels)) return -1;
+            o->given |= GIVEN_PICTURES;
+            break;
         case OPT_OUT: o->out_dir = optarg; o->given |= GIVEN_OUT; break;
         case OPT_LOAD: o->load = optarg; o->given |= GIVEN_LOAD; break;
         case OPT_RESUME:
@@ -459,10 +484,11 @@ int options_parse(options *o, int argc, char **argv)
     }
     const unsigned fixed = GIVEN_OUT | GIVEN_HIDDEN | GIVEN_BATCH | GIVEN_LR | GIVEN_VSPLIT |
                            GIVEN_SEED | GIVEN_SHARDS | GIVEN_LOAD | GIVEN_CALLBACKS |
-                           GIVEN_LAYERS | GIVEN_OPTIMIZER;
+                           GIVEN_LAYERS | GIVEN_OPTIMIZER | GIVEN_PICTURES;
     if (o->resume && (o->given & fixed)) {
         fprintf(stderr, "trainer: --resume continues a run with its own settings; only "
-                "--data, --threads, --epochs and --no-plots may go with it (see --help)\n");
+                "--data, --test-data, --threads, --epochs and --no-plots may go with it "
+                "(see --help)\n");
         return -1;
     }
     tr_error err;
@@ -537,6 +563,11 @@ int options_take_state(options *o, const train_state *st, const model *m,
     else if (o->epochs < st->epoch - 1)
         return error_set(err, "--epochs %d: the run in %s has done %d epochs already",
                          o->epochs, o->resume, st->epoch - 1);
+    o->image_rows = st->image_rows;
+    o->image_cols = st->image_cols;
+    o->image_channels = st->image_channels;
+    if (!(o->given & GIVEN_TEST_DATA) && st->test_dir[0])
+        o->test_dir = st->test_dir;
     if (!(o->given & GIVEN_DATA)) {
         if (!st->data_dir[0])
             return error_set(err, "%s: the state names no data directory: give it with "

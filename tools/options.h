@@ -12,6 +12,10 @@
 typedef struct {
     const char *invoked;  /* argv[0]: the program as the user started it */
     const char *data_dir; /* NULL: data/mnist here, else in the source tree */
+    const char *test_dir; /* --test-data, or NULL */
+    const char *class_names; /* --class-names FILE, or NULL */
+    int image_rows, image_cols; /* --image-size, or 0 */
+    int image_channels;   /* --color: 1 or 3, or 0 */
     const char *out_dir;
     const char *load;
     const char *resume;   /* a run's directory to continue */
@@ -38,7 +42,8 @@ typedef struct {
 enum {
     GIVEN_OUT = 1, GIVEN_HIDDEN = 2, GIVEN_BATCH = 4, GIVEN_LR = 8, GIVEN_VSPLIT = 16,
     GIVEN_SEED = 32, GIVEN_SHARDS = 64, GIVEN_LOAD = 128, GIVEN_EPOCHS = 256, GIVEN_DATA = 512,
-    GIVEN_THREADS = 1024, GIVEN_CALLBACKS = 2048, GIVEN_LAYERS = 4096, GIVEN_OPTIMIZER = 8192
+    GIVEN_THREADS = 1024, GIVEN_CALLBACKS = 2048, GIVEN_LAYERS = 4096, GIVEN_OPTIMIZER = 8192,
+    GIVEN_PICTURES = 16384, GIVEN_TEST_DATA = 32768
 };
 
 /* Reads argv into o: 0 to run, 1 when --help or --version was served, -1 on

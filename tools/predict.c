@@ -1,7 +1,9 @@
 /* trainer predict - the trained model on a user's own pictures.
  *
- * Each PNG file is prepared the way MNIST's digits were made (image.h)
- * unless --raw; an IDX image file's items are taken as they are.  Prints
+ * Each PNG or JPEG file is prepared the way MNIST's digits were made
+ * (image.h) for a model of 28x28 grey data, or resized to the model's input
+ * for a model of a folder's pictures (model.h's fit), unless --raw; an IDX
+ * image file's items are taken as they are.  Prints
  * each picture's class and its three likeliest classes, or a JSON object
  * per picture.  A picture that cannot be read is named with what is wrong,
  * the others are still classified, and the status is then 1. */
@@ -42,6 +44,7 @@ typedef struct {
     const char *show;       /* --show OUT.png, or NULL */
     const char *save_input; /* --save-input OUT, or NULL */
     int raw, json;
+    int prepare;            /* --prepare: a model_fit, or -1 for the model's own */
     shown *pictures;        /* with show */
     seen_pictures *seen;    /* with save_input */
 } predict_options;
@@ -53,9 +56,12 @@ static void usage(FILE *f)
             "                       [--save-input OUT] IMAGE...\n"
             "Classify pictures with a trained model.\n\n"
             "  --model FILE   the model (default: model.ckpt)\n"
-            "  --raw          take PNG pictures as they are (the model's size, white\n"
-            "                 ink on black), without MNIST's preparation\n"
+            "  --raw          take pictures as they are (the model's size; for digits\n"
+            "                 white ink on black), without preparing them\n"
             "  --json         one JSON object per picture instead of text\n"
+            "  --prepare HOW  digit (MNIST's preparation) or resize (the whole picture\n"
+            "                 to the model's input); default: as the model was trained,\n"
+            "                 digit for 28x28 grey images, resize for others\n"
             "  --show OUT     draw each picture beside what the model saw and its\n"
             "                 likeliest classes into the PNG file OUT (the first %d)\n"
             "  --save-input OUT\n"
@@ -63,11 +69,14 @@ static void usage(FILE *f)
             "                 the IDX image file OUT (which predict reads back as is)\n"
             "  --help         show this help\n\n"
             "IMAGE is a PNG file (grey, RGB or palette, any depth, with or without\n"
-            "alpha; up to %d pixels a side and %zu in all) or an IDX image file\n"
-            "(plain or gzip), whose items are taken as they are.  A PNG picture is prepared as MNIST's\n"
+            "alpha), a JPEG file (grey or colour, turned upright as its EXIF\n"
+            "orientation says; both up to %d pixels a side and %zu in all) or an IDX\n"
+            "image file (plain or gzip), whose items are taken as they are.  For a\n"
+            "model of 28x28 grey images (MNIST's), a picture is prepared as MNIST's\n"
             "digits were: grey levels, inverted on a light page, cropped to the ink,\n"
             "scaled to fit 20x20 (of a 28x28 field) keeping its aspect ratio, and\n"
-            "centred by its centre of mass.\n\n"
+            "centred by its centre of mass.  For a model of other pictures, it is\n"
+            "resized to the model's input (bilinear), as its training data was.\n\n"
             "Exit status: 0 when every picture was classified, 1 when one could not\n"
             "be (each is named), 2 for a bad command line.\n",
             SHOW_MAX, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
@@ -80,9 +89,9 @@ static int parse(predict_options *o, int argc, char **argv)
         {"model", required_argument, NULL, 'm'}, {"raw", no_argument, NULL, 'r'},
         {"json", no_argument, NULL, 'j'},        {"help", no_argument, NULL, 'h'},
         {"show", required_argument, NULL, 's'}, {"save-input", required_argument, NULL, 'i'},
-        {NULL, 0, NULL, 0},
+        {"prepare", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0},
     };
-    *o = (predict_options){"model.ckpt", NULL, NULL, 0, 0, NULL, NULL};
+    *o = (predict_options){"model.ckpt", NULL, NULL, 0, 0, -1, NULL, NULL};
     optind = 1;
     opterr = 0;
     int c;
@@ -93,6 +102,17 @@ static int parse(predict_options *o, int argc, char **argv)
         case 'j': o->json = 1; break;
         case 's': o->show = optarg; break;
         case 'i': o->save_input = optarg; break;
+        case 'p':
+            if (!strcmp(optarg, "digit"))
+                o->prepare = MODEL_FIT_DIGIT;
+            else if (!strcmp(optarg, "resize"))
+                o->prepare = MODEL_FIT_RESIZE;
+            else {
+                fprintf(stderr, "trainer predict: --prepare '%s': expected digit or resize "
+                        "(see trainer predict --help)\n", optarg);
+                return -1;
+            }
+            break;
         case 'h': usage(stdout); return 1;
         default:
             fprintf(stderr, "trainer predict: %s '%s' (see trainer predict --help)\n",
@@ -108,30 +128,55 @@ static int parse(predict_options *o, int argc, char **argv)
     return 0;
 }
 
-/* Prints one picture's verdict; item is its number in an IDX file, or -1. */
-static void report(const predict_options *o, const char *file, long item, const float *p,
-                   int classes)
+static void print_json_string(const char *s)
 {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", (unsigned char)*s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+/* A class in JSON: "class": its name and "index": its number, or, for a
+ * model without names, "class": its number (as before names existed). */
+static void print_json_class(const model *m, int k)
+{
+    char name[CLASS_NAME_MAX];
+    printf("\"class\": ");
+    if (m->class_names[0]) {
+        print_json_string(class_name(m->class_names, k, name));
+        printf(", \"index\": %d", k);
+    } else {
+        printf("%d", k);
+    }
+}
+
+/* Prints one picture's verdict; item is its number in an IDX file, or -1. */
+static void report(const predict_options *o, const model *m, const char *file, long item,
+                   const float *p, int classes)
+{
+    char name[CLASS_NAME_MAX];
     int top[3];
     const int shown = classes < 3 ? classes : 3;
     model_top_classes(p, classes, top, shown);
     if (o->json) {
-        printf("{\"file\": \"");
-        for (const char *s = file; *s; s++) {
-            if (*s == '"' || *s == '\\')
-                printf("\\%c", *s);
-            else if ((unsigned char)*s < 0x20)
-                printf("\\u%04x", (unsigned char)*s);
-            else
-                putchar(*s);
-        }
-        printf("\"");
+        printf("{\"file\": ");
+        print_json_string(file);
         if (item >= 0)
             printf(", \"item\": %ld", item);
-        printf(", \"class\": %d, \"top\": [", top[0]);
-        for (int t = 0; t < shown; t++)
-            printf("%s{\"class\": %d, \"probability\": %.6g}", t ? ", " : "", top[t],
-                   (double)p[top[t]]);
+        printf(", ");
+        print_json_class(m, top[0]);
+        printf(", \"top\": [");
+        for (int t = 0; t < shown; t++) {
+            printf("%s{", t ? ", " : "");
+            print_json_class(m, top[t]);
+            printf(", \"probability\": %.6g}", (double)p[top[t]]);
+        }
         printf("], \"probabilities\": [");
         for (int c = 0; c < classes; c++)
             printf("%s%.6g", c ? ", " : "", (double)p[c]);
@@ -139,11 +184,12 @@ static void report(const predict_options *o, const char *file, long item, const 
         return;
     }
     if (item >= 0)
-        printf("%s[%ld]: %d  (", file, item, top[0]);
+        printf("%s[%ld]: %s  (", file, item, class_name(m->class_names, top[0], name));
     else
-        printf("%s: %d  (", file, top[0]);
+        printf("%s: %s  (", file, class_name(m->class_names, top[0], name));
     for (int t = 0; t < shown; t++)
-        printf("%s%d %.2f%%", t ? ", " : "", top[t], 100.0 * p[top[t]]);
+        printf("%s%s %.2f%%", t ? ", " : "", class_name(m->class_names, top[t], name),
+               100.0 * p[top[t]]);
     printf(")\n");
 }
 
@@ -167,14 +213,14 @@ static uint8_t *thumbnail(const image *im, int *tw, int *th)
     return t;
 }
 
-/* The pixels the model sees of a PNG picture, as bytes ([h][w][c]), and,
- * with thumb not NULL, its thumbnail for --show (*thumb NULL if none). */
-static int png_pixels(const predict_options *o, const model *m, const uint8_t *data,
+/* The pixels the model sees of a PNG or JPEG picture, as bytes ([h][w][c]),
+ * and, with thumb not NULL, its thumbnail for --show (*thumb NULL if none). */
+static int picture_pixels(const predict_options *o, const model *m, const uint8_t *data,
                       size_t len, const char *name, uint8_t *px, uint8_t **thumb, int *tw,
                       int *th, tr_error *err)
 {
     image im;
-    if (image_decode_png(&im, data, len, name, err))
+    if (image_decode(&im, data, len, name, err))
         return -1;
     if (thumb)
         *thumb = thumbnail(&im, tw, th);
@@ -192,6 +238,16 @@ static int png_pixels(const predict_options *o, const model *m, const uint8_t *d
                     px[j * in.c + ch] = in.c == 3 ? p[ch] : grey;
             }
         }
+        image_free(&im);
+        return rc;
+    }
+    /* A model of a folder's pictures sees them resized, as it trained. */
+    if ((o->prepare >= 0 ? (model_fit)o->prepare : m->fit) == MODEL_FIT_RESIZE) {
+        if (in.c != 1 && in.c != 3)
+            rc = error_set(err, "%s: the model takes %d channels; pictures give 1 or 3", name,
+                           in.c);
+        else if (image_bytes(px, &im, in.h, in.w, in.c))
+            rc = error_set(err, "%s: out of memory", name);
         image_free(&im);
         return rc;
     }
@@ -300,7 +356,7 @@ static int classify(const predict_options *o, const model *m, model_work *w,
         model_probabilities(m, w, &in, b, probs);
         for (int s = 0; s < b; s++) {
             const long item = first_item < 0 ? -1 : first_item + s0 + s;
-            report(o, file, item, probs + (long)s * k, k);
+            report(o, m, file, item, probs + (long)s * k, k);
             if (o->pictures)
                 keep_shown(o->pictures, m, px + (s0 + s) * size, thumb, tw, th, file, item,
                            probs + (long)s * k);
@@ -343,11 +399,11 @@ static int predict_file(const predict_options *o, const model *m, model_work *w,
     const long size = tensor_size(m->input);
     if (len == 0) {
         rc = error_set(err, "%s: empty file", path);
-    } else if (image_is_png(data, len)) {
+    } else if (image_is_png(data, len) || image_is_jpeg(data, len)) {
         uint8_t *px = malloc((size_t)size);
         uint8_t *thumb = NULL;
         int tw = 0, th = 0;
-        rc = px ? png_pixels(o, m, data, len, path, px, o->show ? &thumb : NULL, &tw, &th, err)
+        rc = px ? picture_pixels(o, m, data, len, path, px, o->show ? &thumb : NULL, &tw, &th, err)
                 : error_set(err, "out of memory");
         if (rc == 0)
             rc = classify(o, m, w, px, 1, path, -1, probs, thumb, tw, th, err);
@@ -372,7 +428,7 @@ static int predict_file(const predict_options *o, const model *m, model_work *w,
             idx_free(&a);
         }
     } else {
-        rc = error_set(err, "%s: not a PNG or IDX image file", path);
+        rc = error_set(err, "%s: not a PNG, JPEG or IDX image file", path);
     }
     free(data);
     return rc;

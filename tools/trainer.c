@@ -33,7 +33,8 @@
 /* Everything the program holds, released in one place. */
 typedef struct {
     dataset all, train, val, test;
-    char data_dir[PATH_MAX];
+    char data_dir[PATH_MAX], test_dir[PATH_MAX];
+    dataset_source source;     /* the data's directories and settings */
     model model;
     run *run;
     evaluator *eval;           /* the test set's, when there is no run */
@@ -100,6 +101,45 @@ static int check_same_data(const program *r, const char *dir, const char *run,
     return 0;
 }
 
+/* The data's directories as absolute paths, saved with a run's state so
+ * that --resume finds them from anywhere. */
+static void set_source(program *r, const options *o, const char *dir)
+{
+    if (!realpath(dir, r->data_dir))
+        snprintf(r->data_dir, sizeof r->data_dir, "%s", dir);
+    if (o->test_dir && !realpath(o->test_dir, r->test_dir))
+        snprintf(r->test_dir, sizeof r->test_dir, "%s", o->test_dir);
+    r->source = (dataset_source){
+        .dir = r->data_dir, .test_dir = o->test_dir ? r->test_dir : NULL,
+        .class_names_file = o->class_names,
+        .pictures = {.rows = o->image_rows, .cols = o->image_cols,
+                     .channels = o->image_channels, .seed = o->seed}};
+}
+
+/* The "Data:" line: the sets, the image shape and the classes. */
+static void print_data(const program *r, const char *dir)
+{
+    printf("Data: %s: %u training, %u validation, %u test images of %ux%u", dir, r->train.n,
+           r->val.n, r->test.n, r->all.rows, r->all.cols);
+    if (r->all.channels > 1)
+        printf("x%u", r->all.channels);
+    if (r->all.class_names[0]) {
+        char name[CLASS_NAME_MAX];
+        printf(", %u classes (", r->all.classes);
+        for (uint32_t k = 0; k < r->all.classes && k < 12; k++)
+            printf("%s%s", k ? ", " : "", class_name(r->all.class_names, (int)k, name));
+        printf("%s)", r->all.classes > 12 ? ", ..." : "");
+    } else if (r->all.classes != 10) {
+        printf(", %u classes", r->all.classes);
+    }
+    if (r->all.ignored + r->test.ignored)
+        printf("; %u other file%s left out", r->all.ignored + r->test.ignored,
+               r->all.ignored + r->test.ignored == 1 ? "" : "s");
+    if (r->test.n == 0)
+        printf("; no test set (--test-data DIR names one)");
+    printf("\n");
+}
+
 static int load_data(program *r, const options *o, tr_error *err)
 {
     char text[32];
@@ -108,27 +148,14 @@ static int load_data(program *r, const options *o, tr_error *err)
         return error_set(err, "no MNIST data in data/mnist nor in %s/data/mnist; fetch it "
                          "with %s/tools/fetch-mnist (or name a directory with --data)",
                          TRAINER_SOURCE_DIR, TRAINER_SOURCE_DIR);
-    /* Saved with a run's state, so that --resume finds it from anywhere. */
-    if (!realpath(dir, r->data_dir))
-        snprintf(r->data_dir, sizeof r->data_dir, "%s", dir);
-    if (dataset_load_dir(&r->all, dir, 0, err) || dataset_load_dir(&r->test, dir, 1, err))
+    set_source(r, o, dir);
+    if (dataset_load_sets(&r->all, &r->test, &r->source, err))
         return -1;
-    if (r->test.rows != r->all.rows || r->test.cols != r->all.cols ||
-        r->test.channels != r->all.channels)
-        return error_set(err, "%s: test images are %ux%ux%u but training images %ux%ux%u", dir,
-                         r->test.rows, r->test.cols, r->test.channels, r->all.rows,
-                         r->all.cols, r->all.channels);
     dataset_split(&r->all, o->validation_split, &r->train, &r->val);
     if (o->epochs > 0 && r->train.n == 0)
         return error_set(err, "--validation-split %s leaves no training samples out of %u",
                          cli_exact(text, sizeof text, o->validation_split), r->all.n);
-    printf("Data: %s: %u training, %u validation, %u test images of %ux%u", dir, r->train.n,
-           r->val.n, r->test.n, r->all.rows, r->all.cols);
-    if (r->all.channels > 1)
-        printf("x%u", r->all.channels);
-    if (r->all.classes != 10)
-        printf(", %u classes", r->all.classes);
-    printf("\n");
+    print_data(r, dir);
     if (o->resume)
         return check_same_data(r, dir, o->resume, err);
     return 0;
@@ -140,14 +167,35 @@ static int check_model_fits(const program *r, const model *m, tr_error *err)
 {
     char images[PATH_MAX + 64], labels[PATH_MAX + 64];
     for (int test = 0; test < 2; test++) {
-        snprintf(images, sizeof images, "%s/%s", r->data_dir,
-                 test ? DATASET_TEST_IMAGES : DATASET_TRAIN_IMAGES);
-        snprintf(labels, sizeof labels, "%s/%s", r->data_dir,
-                 test ? DATASET_TEST_LABELS : DATASET_TRAIN_LABELS);
-        if (model_check_data(m, test ? &r->test : &r->all, images, labels, err))
+        const dataset *d = test ? &r->test : &r->all;
+        if (d->n == 0)
+            continue;
+        if (d->format == DATASET_IDX) {
+            snprintf(images, sizeof images, "%s/%s", test && r->source.test_dir
+                     ? r->source.test_dir : r->data_dir,
+                     test ? DATASET_TEST_IMAGES : DATASET_TRAIN_IMAGES);
+            snprintf(labels, sizeof labels, "%s/%s", test && r->source.test_dir
+                     ? r->source.test_dir : r->data_dir,
+                     test ? DATASET_TEST_LABELS : DATASET_TRAIN_LABELS);
+        } else {
+            snprintf(images, sizeof images, "%s (%s set)", test && r->source.test_dir
+                     ? r->source.test_dir : r->data_dir, test ? "test" : "training");
+            snprintf(labels, sizeof labels, "%s", images);
+        }
+        if (model_check_data(m, d, images, labels, err))
             return -1;
     }
     return 0;
+}
+
+/* A new model learns its classes' names from its data, and how pictures
+ * are fitted to it: as MNIST's digits for 28x28 grey data, resized
+ * otherwise (model.h). */
+static void take_classes(model *m, const dataset *d)
+{
+    memcpy(m->class_names, d->class_names, sizeof m->class_names);
+    m->fit = d->rows == 28 && d->cols == 28 && d->channels == 1 ? MODEL_FIT_DIGIT
+                                                                : MODEL_FIT_RESIZE;
 }
 
 static int build_model(program *r, const options *o, tr_error *err)
@@ -157,6 +205,8 @@ static int build_model(program *r, const options *o, tr_error *err)
     if (o->load) {
         if (ckpt_load(&r->model, o->load, err) || check_model_fits(r, &r->model, err))
             return -1;
+        if (!r->model.class_names[0])
+            take_classes(&r->model, &r->all);
         mlp_shape want, have;
         if ((o->given & (GIVEN_HIDDEN | GIVEN_LAYERS)) && o->layers_text)
             return error_set(err, "--load takes the model's layers from %s; --layers and "
@@ -201,6 +251,7 @@ static int build_model(program *r, const options *o, tr_error *err)
     if (check_model_fits(r, &r->model, err))
         return -1;
     model_init_glorot(&r->model, o->seed);
+    take_classes(&r->model, &r->all);
     return 0;
 }
 
@@ -227,7 +278,7 @@ static int fit(program *r, const options *o, const run_files *out, tr_error *err
                             .label_smoothing = o->label_smoothing,
                             .validation_split = o->validation_split, .seed = o->seed,
                             .out_dir = rank == 0 ? o->out_dir : NULL,
-                            .data_dir = r->data_dir, .plots = o->plots,
+                            .data = &r->source, .plots = o->plots,
                             .callbacks = o->callbacks};
     const int failed = run_new(&r->run, &r->model, &r->train, &r->val, &cfg, err) ||
                        (o->resume && run_resume(r->run, &r->saved, r->saved_m, r->saved_v,
@@ -278,7 +329,9 @@ static int fit(program *r, const options *o, const run_files *out, tr_error *err
 static int report_test(program *r, const options *o, const run_files *out,
                        tr_error *err)
 {
-    uint8_t *pred = malloc(r->test.n ? r->test.n : 1);
+    if (r->test.n == 0) /* the Data line said so */
+        return 0;
+    uint8_t *pred = malloc(r->test.n);
     if (!pred)
         return error_set(err, "out of memory");
     double loss, acc;
@@ -293,8 +346,12 @@ static int report_test(program *r, const options *o, const run_files *out,
         return -1;
     }
     printf("Test loss: %.4f - test accuracy: %.4f (%u images)\n", loss, acc, r->test.n);
-    if (r->test.n > 1)
-        printf("Test image 1: predicted %d, true label %d\n", pred[1], r->test.labels[1]);
+    if (r->test.n > 1) {
+        char a[CLASS_NAME_MAX], b[CLASS_NAME_MAX];
+        printf("Test image 1: predicted %s, true label %s\n",
+               class_name(r->model.class_names, pred[1], a),
+               class_name(r->model.class_names, r->test.labels[1], b));
+    }
     int status = 0;
     canvas c;
     if (group_rank() == 0 && o->plots && o->epochs > 0)
@@ -314,6 +371,8 @@ int main(int argc, char **argv)
         return predict_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "export") == 0)
         return export_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "dataset") == 0)
+        return dataset_main(argc - 1, argv + 1);
     tr_error err;
     if (group_start(&err)) {
         fprintf(stderr, "trainer: %s\n", err.msg);
@@ -434,7 +493,8 @@ int main(int argc, char **argv)
     if (report_test(&r, &o, &out, &err))
         goto done;
     if (o.plots && o.epochs > 0)
-        printf("Pictures: %s, %s, %s\n", out.samples, out.curves, out.predictions);
+        printf("Pictures: %s, %s%s%s\n", out.samples, out.curves, r.test.n ? ", " : "",
+               r.test.n ? out.predictions : "");
     status = EXIT_SUCCESS;
 done:
     /* After the start, the errors are the group's (run_fit agrees on them):

@@ -13,6 +13,7 @@ const char *const DATASET_TRAIN_IMAGES = "train-images-idx3-ubyte";
 const char *const DATASET_TRAIN_LABELS = "train-labels-idx1-ubyte";
 const char *const DATASET_TEST_IMAGES = "t10k-images-idx3-ubyte";
 const char *const DATASET_TEST_LABELS = "t10k-labels-idx1-ubyte";
+const char *const DATASET_CLASS_NAMES = "class-names.txt";
 
 int dataset_load_files(dataset *d, const char *images_path, const char *labels_path,
                        tr_error *err)
@@ -78,6 +79,145 @@ int dataset_find_file(char *buf, size_t size, const char *dir, const char *base)
             return 0;
     }
     return -1;
+}
+
+size_t dataset_idx_headers(const dataset *d, uint8_t images[20], uint8_t labels[8])
+{
+    const uint32_t dims[4] = {d->n, d->rows, d->cols, d->channels};
+    const int ndim = d->channels > 1 ? 4 : 3;
+    images[0] = images[1] = labels[0] = labels[1] = 0;
+    images[2] = labels[2] = 0x08;
+    images[3] = (uint8_t)ndim;
+    labels[3] = 1;
+    for (int k = 0; k < 4; k++) {
+        uint8_t *p = k < ndim ? images + 4 + 4 * k : NULL;
+        for (int b = 0; p && b < 4; b++)
+            p[b] = (uint8_t)(dims[k] >> (24 - 8 * b));
+    }
+    memcpy(labels + 4, images + 4, 4);
+    return 4 + 4 * (size_t)ndim;
+}
+
+void dataset_set_fingerprint(dataset *d)
+{
+    uint8_t ih[20], lh[8];
+    const size_t ilen = dataset_idx_headers(d, ih, lh);
+    uLong ic = crc32_z(0, ih, ilen);
+    ic = crc32_z(ic, d->pixels, (size_t)d->n * d->dim);
+    uLong lc = crc32_z(0, lh, sizeof lh);
+    lc = crc32_z(lc, d->labels, d->n);
+    d->fingerprint = (uint32_t)crc32_combine(ic, lc, (z_off_t)(8 + (size_t)d->n));
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int has_idx(const char *dir, int test)
+{
+    char probe[4096];
+    return dataset_find_file(probe, sizeof probe, dir,
+                             test ? DATASET_TEST_IMAGES : DATASET_TRAIN_IMAGES) == 0;
+}
+
+/* The test set from a directory of any kind, with the training set's
+ * classes and channels. */
+static int load_test_set(dataset *test, const dataset *train, const char *dir,
+                         const dataset_options *o, tr_error *err)
+{
+    if (!is_dir(dir))
+        return error_set(err, "%s: test data directory not found", dir);
+    if (has_idx(dir, 1))
+        return dataset_load_dir(test, dir, 1, err);
+    if (dataset_is_cifar10(dir))
+        return dataset_load_cifar10(test, dir, 1, err);
+    if (!train->class_names[0])
+        return error_set(err, "%s: a folder of classes needs named classes to test; the "
+                         "training data has numbered ones", dir);
+    dataset_options to = *o;
+    to.channels = (int)train->channels;
+    return dataset_load_folder(test, dir, &to, train->class_names, err);
+}
+
+static int load_training_and_test(dataset *train, dataset *test, const dataset_source *s,
+                                  tr_error *err)
+{
+    const char *dir = s->dir;
+    if (!is_dir(dir)) {
+        struct stat st;
+        if (stat(dir, &st) != 0)
+            return error_set(err, "%s: data directory not found: %s", dir, strerror(errno));
+        return error_set(err, "%s: not a directory", dir);
+    }
+    if (s->class_names_file && !has_idx(dir, 0))
+        return error_set(err, "--class-names %s: for IDX data, whose classes are numbers; %s "
+                         "names its own", s->class_names_file, dir);
+    if (has_idx(dir, 0)) {
+        if (dataset_load_dir(train, dir, 0, err))
+            return -1;
+        /* trainer dataset --to-idx writes the names beside the files. */
+        char beside[4096];
+        snprintf(beside, sizeof beside, "%s/%s", dir, DATASET_CLASS_NAMES);
+        const char *names = s->class_names_file ? s->class_names_file
+                            : is_file(beside)   ? beside
+                                                : NULL;
+        if (names) {
+            if (class_names_read(train->class_names, names, err))
+                return -1;
+            const int n = class_names_count(train->class_names);
+            if ((uint32_t)n < train->classes)
+                return error_set(err, "%s: %d class names, but %s has labels up to %u", names,
+                                 n, dir, train->classes - 1);
+            train->classes = (uint32_t)n;
+        }
+        if (s->test_dir)
+            return load_test_set(test, train, s->test_dir, &s->pictures, err);
+        return has_idx(dir, 1) ? dataset_load_dir(test, dir, 1, err) : 0;
+    }
+    if (dataset_is_cifar10(dir))
+        return dataset_load_cifar10(train, dir, 0, err) ||
+               (s->test_dir ? load_test_set(test, train, s->test_dir, &s->pictures, err)
+                            : dataset_load_cifar10(test, dir, 1, err));
+    char train_dir[4096], test_dir[4096];
+    snprintf(train_dir, sizeof train_dir, "%s/train", dir);
+    snprintf(test_dir, sizeof test_dir, "%s/test", dir);
+    if (!s->test_dir && is_dir(train_dir) && is_dir(test_dir))
+        return dataset_load_folder(train, train_dir, &s->pictures, NULL, err) ||
+               load_test_set(test, train, test_dir, &s->pictures, err);
+    if (dataset_load_folder(train, dir, &s->pictures, NULL, err))
+        return -1;
+    return s->test_dir ? load_test_set(test, train, s->test_dir, &s->pictures, err) : 0;
+}
+
+int dataset_load_sets(dataset *train, dataset *test, const dataset_source *s, tr_error *err)
+{
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (load_training_and_test(train, test, s, err)) {
+        dataset_free(train);
+        dataset_free(test);
+        return -1;
+    }
+    if (test->n && (test->rows != train->rows || test->cols != train->cols ||
+                    test->channels != train->channels)) {
+        error_set(err, "%s: test images are %ux%ux%u but training images %ux%ux%u",
+                  s->test_dir ? s->test_dir : s->dir, test->rows, test->cols, test->channels,
+                  train->rows, train->cols, train->channels);
+        dataset_free(train);
+        dataset_free(test);
+        return -1;
+    }
+    test->classes = train->classes;
+    memcpy(test->class_names, train->class_names, sizeof test->class_names);
+    return 0;
 }
 
 int dataset_load_dir(dataset *d, const char *dir, int test, tr_error *err)

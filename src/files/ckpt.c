@@ -57,7 +57,9 @@ int ckpt_decode(model *m, const uint8_t *data, size_t len, const char *name,
         return error_set(err, "%s: checksum mismatch (file says %08x, contents give "
                          "%08x): the file is corrupt or truncated", name, stored_crc, crc);
     if (version == 1 ? get_sized_model(&r, m, name, err)
-                     : get_architecture(&r, m, version >= 3, name, err))
+                     : get_architecture(&r, m, (version >= 3 ? ARCH_TENSORS : 0) |
+                                                       (version >= 4 ? ARCH_CLASSES : 0),
+                                       name, err))
         return -1;
     /* Defined, not allocated: the length is checked first, so that a forged
      * layer size cannot make the reader allocate gigabytes. */

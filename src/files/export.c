@@ -138,8 +138,19 @@ int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *er
     text h = {header, header_size, 0, 0};
     add(&h, "{\"__metadata__\":{\"format\":\"pt\",\"trainer.sequential\":\"%s\","
         "\"trainer.layers\":\"%s\",\"trainer.input\":\"%dx%dx%d\",\"trainer.classes\":\"%d\","
-        "\"trainer.input_layout\":\"NCHW float32, pixel / 255\"}",
+        "\"trainer.input_layout\":\"NCHW float32, pixel / 255\"",
         sequential, layers, m->input.h, m->input.w, m->input.c, model_classes(m));
+    /* The names as a JSON array, itself a string of the header's JSON. */
+    char names[2 * CLASS_NAMES_MAX + 8], quoted[4 * CLASS_NAMES_MAX + 16];
+    if (m->class_names[0]) {
+        if (class_names_json(m->class_names, names, sizeof names) ||
+            json_escape(quoted, sizeof quoted, names, strlen(names))) {
+            error_set(err, "the class names are too long for the header");
+            goto done;
+        }
+        add(&h, ",\"trainer.class_names\":\"%s\"", quoted);
+    }
+    add(&h, "}");
     size_t at = 0;
     for (int k = 0; k < t->n; k++)
         for (int p = 0; p < t->mod[k].md->n_params; p++) {
@@ -466,10 +477,17 @@ int export_onnx(const model *m, uint8_t **data, size_t *len, tr_error *err)
     metadata(&model, "input_shape", shape);
     metadata(&model, "input_layout", "NCHW float32");
     metadata(&model, "preprocessing",
-             "pixel / 255; a picture of a digit: grey levels, inverted on a light page, "
-             "cropped to the ink, scaled to fit 20/28 of the field keeping its aspect ratio, "
-             "centred by its centre of mass (as trainer predict does)");
+             m->fit == MODEL_FIT_RESIZE
+                 ? "pixel / 255; a picture resized to the input's height and width "
+                   "(bilinear, half-pixel centres), grey levels for one channel (as trainer "
+                   "predict does)"
+                 : "pixel / 255; a picture of a digit: grey levels, inverted on a light page, "
+                   "cropped to the ink, scaled to fit 20/28 of the field keeping its aspect "
+                   "ratio, centred by its centre of mass (as trainer predict does)");
     metadata(&model, "layers", layers);
+    char names[2 * CLASS_NAMES_MAX + 8];
+    if (m->class_names[0] && class_names_json(m->class_names, names, sizeof names) == 0)
+        metadata(&model, "class_names", names);
     if (model.failed) {
         free(model.p);
         return error_set(err, "out of memory for the ONNX model");

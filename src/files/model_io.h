@@ -5,7 +5,10 @@
 #ifndef TRAINER_MODEL_IO_H
 #define TRAINER_MODEL_IO_H
 
+#include <string.h>
+
 #include "bytes.h"
+#include "classes.h"
 #include "error.h"
 #include "model.h"
 
@@ -71,13 +74,17 @@ static inline int get_sized_model(byte_reader *r, model *m, const char *name, tr
     return 0;
 }
 
-/* Bytes of the architecture block of model m, with its tensor table. */
+/* What an architecture block holds beyond the layers, by version. */
+enum { ARCH_TENSORS = 1, ARCH_CLASSES = 2 };
+
+/* Bytes of the architecture block of model m, with its tensor table and its
+ * classes. */
 static inline size_t architecture_len(const model *m)
 {
     size_t n = 4 * 5 + (size_t)m->n_layers * 4 * (1 + LAYER_HYPER_WORDS);
     for (int l = 0; l < m->n_layers; l++)
         n += 4 + (size_t)m->layer[l].n_tensors * (8 + 4);
-    return n;
+    return n + 4 + 4 + strlen(m->class_names);
 }
 
 /* The architecture block: u32 input height, width and channels, u32
@@ -85,7 +92,9 @@ static inline size_t architecture_len(const model *m)
  * its LAYER_HYPER_WORDS u32 hyper-parameters; then the tensor table: per
  * layer u32 T tensors and per tensor u64 floats and u32 flags (1:
  * trainable), which a reader checks against the layers and which lets an
- * independent reader find every tensor without knowing the kinds. */
+ * independent reader find every tensor without knowing the kinds; then the
+ * classes: u32 how pictures are fitted to the input (model_fit), u32 n and
+ * n bytes of class names (classes.h; n 0 when they have none). */
 static inline void put_architecture(byte_writer *w, const model *m)
 {
     put_u32(w, (uint32_t)m->input.h);
@@ -106,6 +115,28 @@ static inline void put_architecture(byte_writer *w, const model *m)
             put_u32(w, y->trainable[t]);
         }
     }
+    put_u32(w, (uint32_t)m->fit);
+    const uint32_t len = (uint32_t)strlen(m->class_names);
+    put_u32(w, len);
+    put_bytes(w, m->class_names, len);
+}
+
+/* The classes' part of an architecture block. */
+static inline int get_classes(byte_reader *r, model *m, const char *name, tr_error *err)
+{
+    const uint32_t fit = get_u32(r), len = get_u32(r);
+    if (r->bad)
+        return error_set(err, "%s: truncated class names", name);
+    if (fit > MODEL_FIT_RESIZE)
+        return error_set(err, "%s: picture fitting %u unknown", name, fit);
+    if (len >= sizeof m->class_names || (size_t)(r->end - r->p) < len)
+        return error_set(err, "%s: %u bytes of class names, out of range", name, len);
+    m->fit = (model_fit)fit;
+    get_bytes(r, m->class_names, len);
+    m->class_names[len] = '\0';
+    if (memchr(m->class_names, '\0', len))
+        return error_set(err, "%s: class names with a zero byte", name);
+    return class_names_check(m->class_names, model_classes(m), name, err);
 }
 
 /* Checks a tensor table against the model's layers. */
@@ -141,8 +172,8 @@ static inline int get_tensor_table(byte_reader *r, const model *m, const char *n
 
 /* Reads an architecture block and defines the model it describes
  * (model_define: no parameters allocated yet), refusing what does not hold
- * together; tensors: the block has a tensor table (the newer versions). */
-static inline int get_architecture(byte_reader *r, model *m, int tensors, const char *name,
+ * together; parts: ARCH_* bits, what the file's version holds. */
+static inline int get_architecture(byte_reader *r, model *m, int parts, const char *name,
                                    tr_error *err)
 {
     const uint32_t h = get_u32(r), wd = get_u32(r), c = get_u32(r);
@@ -171,7 +202,9 @@ static inline int get_architecture(byte_reader *r, model *m, int tensors, const 
     if ((uint32_t)model_classes(m) != classes)
         return error_set(err, "%s: %u classes said, the layers give %d", name, classes,
                          model_classes(m));
-    return tensors ? get_tensor_table(r, m, name, err) : 0;
+    if ((parts & ARCH_TENSORS) && get_tensor_table(r, m, name, err))
+        return -1;
+    return (parts & ARCH_CLASSES) ? get_classes(r, m, name, err) : 0;
 }
 
 /* The real (unpadded) floats of buf, a buffer of m's layout, in file order. */

@@ -161,7 +161,8 @@ static int get_callbacks(byte_reader *r, train_state *st, const char *name, tr_e
 static size_t encoded_len(const train_state *st, const model *m, size_t n_params)
 {
     return 8 + 4 * 3 + architecture_len(m) + 8 + 4 * 3 + 8 * 2 + 4 * 2 +
-           4 + strlen(st->data_dir) + 4 * 3 + 4 + 8 + 8 + 8 * 3 + 4 +
+           4 + strlen(st->data_dir) + 4 * 3 + 4 + strlen(st->test_dir) + 4 * 3 +
+           4 + 8 + 8 + 8 * 3 + 4 +
            (size_t)st->n_history * (4 + 6 * 8) + CALLBACKS_LEN + OPTIMIZER_LEN + 8 +
            4 * 4 * n_params + 4;
 }
@@ -196,6 +197,12 @@ int state_encode(const train_state *st, const model *m, const optimizer *opt, ui
     put_u32(&w, st->rows);
     put_u32(&w, st->cols);
     put_u32(&w, st->fingerprint);
+    const uint32_t tlen = (uint32_t)strlen(st->test_dir);
+    put_u32(&w, tlen);
+    put_bytes(&w, st->test_dir, tlen);
+    put_u32(&w, (uint32_t)st->image_rows);
+    put_u32(&w, (uint32_t)st->image_cols);
+    put_u32(&w, (uint32_t)st->image_channels);
     put_u32(&w, (uint32_t)st->epoch);
     put_u64(&w, (uint64_t)st->progress.next_batch);
     put_f64(&w, st->progress.loss_sum);
@@ -289,6 +296,20 @@ static int figures_plausible(const epoch_stats *h)
            h->learning_rate > 0.0;
 }
 
+/* A u32 length and that many bytes of a path, into buf of 4096 bytes. */
+static int get_path(byte_reader *r, char *buf, const char *what, const char *name,
+                    tr_error *err)
+{
+    const uint32_t len = get_u32(r);
+    if (len >= 4096 || (size_t)(r->end - r->p) < len)
+        return error_set(err, "%s: %s name of %u bytes, out of range", name, what, len);
+    get_bytes(r, buf, len);
+    buf[len] = '\0';
+    if (memchr(buf, '\0', len))
+        return error_set(err, "%s: the %s name holds a NUL byte", name, what);
+    return 0;
+}
+
 /* The configuration and progress fields, from the seed to the history. */
 static int get_run(byte_reader *r, train_state *st, uint32_t version, const char *name,
                    tr_error *err)
@@ -302,18 +323,25 @@ static int get_run(byte_reader *r, train_state *st, uint32_t version, const char
     st->validation_split = get_f64(r);
     st->n_train = get_u32(r);
     st->n_val = get_u32(r);
-    uint32_t dlen = get_u32(r);
-    if (dlen >= sizeof st->data_dir)
-        return error_set(err, "%s: data directory name of %u bytes is too long", name, dlen);
-    get_bytes(r, st->data_dir, dlen);
-    st->data_dir[dlen] = '\0';
-    if (memchr(st->data_dir, '\0', dlen))
-        return error_set(err, "%s: the data directory name holds a NUL byte", name);
+    if (get_path(r, st->data_dir, "data directory", name, err))
+        return -1;
     if (version >= 2) {
         st->rows = get_u32(r);
         st->cols = get_u32(r);
         st->fingerprint = get_u32(r);
         st->has_fingerprint = 1;
+    }
+    if (version >= 6) {
+        if (get_path(r, st->test_dir, "test data directory", name, err))
+            return -1;
+        const uint32_t rows = get_u32(r), cols = get_u32(r), channels = get_u32(r);
+        if (rows > LAYER_MAX_WIDTH || cols > LAYER_MAX_WIDTH || (rows == 0) != (cols == 0) ||
+            (channels != 0 && channels != 1 && channels != 3))
+            return error_set(err, "%s: image size %ux%u or %u channels out of range", name,
+                             rows, cols, channels);
+        st->image_rows = (int)rows;
+        st->image_cols = (int)cols;
+        st->image_channels = (int)channels;
     }
     raw.epoch = get_u32(r);
     st->progress.next_batch = (long)get_u64(r);
@@ -375,7 +403,10 @@ int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_
                          name, version, STATE_VERSION);
     if (get_u32(&r) != ORDER_TAG || get_u32(&r) != sizeof(float))
         return error_set(err, "%s: byte order or float size does not match", name);
-    if (version <= 2 ? get_sized_model(&r, m, name, err) : get_architecture(&r, m, version >= 4, name, err))
+    if (version <= 2 ? get_sized_model(&r, m, name, err)
+                     : get_architecture(&r, m, (version >= 4 ? ARCH_TENSORS : 0) |
+                                                   (version >= 6 ? ARCH_CLASSES : 0),
+                                        name, err))
         return -1;
     if (get_run(&r, st, version, name, err))
         goto fail;

@@ -84,6 +84,14 @@ void model_summary(const model *m, FILE *f)
         fprintf(f, "%-*s %-*s %10zu\n", wide, name, shapes, shape, n);
     }
     char a[48], b[48], c[48];
-    fprintf(f, "Total params: %s\nTrainable params: %s\nNon-trainable params: %s\n\n",
+    fprintf(f, "Total params: %s\nTrainable params: %s\nNon-trainable params: %s\n",
             grouped(total, a), grouped(trained, b), grouped(total - trained, c));
+    if (m->class_names[0]) {
+        char name[CLASS_NAME_MAX];
+        fprintf(f, "Classes:");
+        for (int k = 0; k < model_classes(m); k++)
+            fprintf(f, "%s %d %s", k ? "," : "", k, class_name(m->class_names, k, name));
+        fprintf(f, "\n");
+    }
+    fprintf(f, "\n");
 }

@@ -66,6 +66,63 @@ void image_free(image *im)
     im->rgba = NULL;
 }
 
+/* Source coordinate, its two neighbours and the weight of the second, for
+ * output pixel i of n taken from m. */
+static void resize_tap(int i, int n, int m, int *lo, int *hi, float *frac)
+{
+    const float at = ((float)i + 0.5f) * ((float)m / (float)n) - 0.5f;
+    const float base = floorf(at);
+    *lo = base < 0 ? 0 : (int)base;
+    *hi = (int)ceilf(at) > m - 1 ? m - 1 : (int)ceilf(at) < 0 ? 0 : (int)ceilf(at);
+    *frac = at - base;
+}
+
+void image_resize_bilinear(uint8_t *out, int oh, int ow, const uint8_t *in, int ih, int iw,
+                           int c)
+{
+    for (int y = 0; y < oh; y++) {
+        int y0, y1;
+        float fy;
+        resize_tap(y, oh, ih, &y0, &y1, &fy);
+        for (int x = 0; x < ow; x++) {
+            int x0, x1;
+            float fx;
+            resize_tap(x, ow, iw, &x0, &x1, &fx);
+            for (int ch = 0; ch < c; ch++) {
+                const float a = in[((size_t)y0 * iw + x0) * c + ch];
+                const float b = in[((size_t)y0 * iw + x1) * c + ch];
+                const float d = in[((size_t)y1 * iw + x0) * c + ch];
+                const float e = in[((size_t)y1 * iw + x1) * c + ch];
+                const float top = a + (b - a) * fx, bottom = d + (e - d) * fx;
+                const float v = top + (bottom - top) * fy;
+                out[((size_t)y * ow + x) * c + ch] =
+                    (uint8_t)(v <= 0 ? 0 : v >= 255 ? 255 : lrintf(v));
+            }
+        }
+    }
+}
+
+int image_bytes(uint8_t *out, const image *im, int rows, int cols, int channels)
+{
+    const size_t n = (size_t)im->w * (size_t)im->h;
+    const int same = im->w == cols && im->h == rows;
+    uint8_t *full = same ? out : malloc(n * (size_t)channels);
+    if (!full)
+        return -1;
+    for (size_t j = 0; j < n; j++) {
+        const uint8_t *p = im->rgba + 4 * j;
+        if (channels == 1)
+            full[j] = (uint8_t)((image_grey(p) + 500) / 1000);
+        else
+            memcpy(full + 3 * j, p, 3);
+    }
+    if (!same) {
+        image_resize_bilinear(out, rows, cols, full, im->h, im->w, channels);
+        free(full);
+    }
+    return 0;
+}
+
 static int compare_ints(const void *a, const void *b)
 {
     const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;

@@ -449,13 +449,20 @@ static int grid_init(canvas *c, const dataset *d, uint32_t count, const char *ti
     return 0;
 }
 
-static void grid_tile(canvas *c, const dataset *d, uint32_t sample, int slot,
-                      const char *caption, rgb color)
+/* Draws tile pixels: grey, or in colour for three channels. */
+static void tile_pixels(canvas *c, const dataset *d, const uint8_t *img, int x, int y)
 {
-    int x, y, w, h;
-    plot_tile_rect(d, slot, &x, &y, &w, &h);
-    const uint8_t *img = d->pixels + (size_t)sample * d->dim;
-    /* An image of several channels is drawn in gray, their mean. */
+    const int s = tile_scale(d);
+    if (d->channels == 3) {
+        for (uint32_t r = 0; r < d->rows; r++)
+            for (uint32_t q = 0; q < d->cols; q++) {
+                const uint8_t *p = img + ((size_t)r * d->cols + q) * 3;
+                canvas_fill_rect(c, x + (int)q * s, y + (int)r * s, s, s,
+                                 (rgb){p[0], p[1], p[2]});
+            }
+        return;
+    }
+    /* Another count of channels is drawn in grey, their mean. */
     uint8_t *mean = NULL;
     if (d->channels > 1 && (mean = malloc((size_t)d->rows * d->cols))) {
         for (size_t p = 0; p < (size_t)d->rows * d->cols; p++) {
@@ -467,10 +474,25 @@ static void grid_tile(canvas *c, const dataset *d, uint32_t sample, int slot,
         img = mean;
     }
     if (d->channels == 1 || mean)
-        canvas_gray_image(c, x, y, img, (int)d->cols, (int)d->rows, tile_scale(d), 1);
+        canvas_gray_image(c, x, y, img, (int)d->cols, (int)d->rows, s, 1);
     free(mean);
+}
+
+static void grid_tile(canvas *c, const dataset *d, uint32_t sample, int slot,
+                      const char *caption, rgb color)
+{
+    int x, y, w, h;
+    plot_tile_rect(d, slot, &x, &y, &w, &h);
+    tile_pixels(c, d, d->pixels + (size_t)sample * d->dim, x, y);
     canvas_frame_rect(c, x - 1, y - 1, w + 2, h + 2, GRID);
-    canvas_text(c, x + (w - canvas_text_width(caption, 2)) / 2, y + h + 8, caption, 2,
+    /* Class names can be long: a smaller font, then a shortened caption. */
+    const int room = cell_width(d) - 4;
+    int scale = canvas_text_width(caption, 2) <= room ? 2 : 1;
+    char text[96];
+    snprintf(text, sizeof text, "%s", caption);
+    for (size_t n = strlen(text); n > 3 && canvas_text_width(text, scale) > room; n--)
+        memcpy(text + n - 3, "..", 3);
+    canvas_text(c, x + (w - canvas_text_width(text, scale)) / 2, y + h + 8, text, scale,
                 color);
 }
 
@@ -487,9 +509,9 @@ int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
     if (grid_init(c, d, count, title, err))
         return -1;
     for (uint32_t k = 0; k < count; k++) {
-        char caption[32];
+        char caption[CLASS_NAME_MAX];
         if (with_labels)
-            snprintf(caption, sizeof caption, "%u", d->labels[first + k]);
+            class_name(d->class_names, d->labels[first + k], caption);
         else
             snprintf(caption, sizeof caption, "#%u", first + k);
         grid_tile(c, d, first + k, (int)k, caption, INK);
@@ -545,11 +567,13 @@ int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t 
     }
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = pick[k];
-        char caption[48];
+        char caption[2 * CLASS_NAME_MAX + 32], p[CLASS_NAME_MAX], t[CLASS_NAME_MAX];
+        class_name(d->class_names, pred[i], p);
+        class_name(d->class_names, d->labels[i], t);
         if (errors_only)
-            snprintf(caption, sizeof caption, "#%u: %u (%u)", i, pred[i], d->labels[i]);
+            snprintf(caption, sizeof caption, "#%u: %s (%s)", i, p, t);
         else
-            snprintf(caption, sizeof caption, "%u (%u)", pred[i], d->labels[i]);
+            snprintf(caption, sizeof caption, "%s (%s)", p, t);
         grid_tile(c, d, i, (int)k, caption,
                   pred[i] != d->labels[i] ? PLOT_MISTAKE_COLOR : INK);
     }

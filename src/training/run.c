@@ -207,7 +207,13 @@ static int add_state(file_batch *b, const run *r, tr_error *err)
                       .opt = c->opt, .label_smoothing = c->label_smoothing,
                       .n_history = r->epoch - 1, .history = r->history,
                       .callbacks = c->callbacks, .cb = r->cb, .best_weights = r->best_weights};
-    snprintf(st.data_dir, sizeof st.data_dir, "%s", c->data_dir ? c->data_dir : "");
+    if (c->data) {
+        snprintf(st.data_dir, sizeof st.data_dir, "%s", c->data->dir);
+        snprintf(st.test_dir, sizeof st.test_dir, "%s", c->data->test_dir ? c->data->test_dir : "");
+        st.image_rows = c->data->pictures.rows;
+        st.image_cols = c->data->pictures.cols;
+        st.image_channels = c->data->pictures.channels;
+    }
     uint8_t *data;
     size_t len;
     if (state_encode(&st, r->model, train_session_optimizer(r->session), &data, &len, err)) {
