@@ -77,6 +77,14 @@ int dataset_load_files(dataset *d, const char *images_path, const char *labels_p
  * The test set has the training set's classes, names and image shape. */
 int dataset_load_sets(dataset *train, dataset *test, const dataset_source *s, tr_error *err);
 
+/* The test set alone of what dir holds (as dataset_load_sets reads it: its
+ * IDX or CIFAR-10 test files, dir/test beside dir/train, or dir's class
+ * folders), for a model whose classes are names (classes.h, "" for
+ * numbers): a folder's subfolders are those classes, and an IDX set gets
+ * the names. */
+int dataset_load_test(dataset *test, const char *dir, const char *names,
+                      const dataset_options *o, tr_error *err);
+
 /* A folder of class folders (see dataset_load_sets); with train_names, the
  * subfolders are those classes (a test set's), else the classes found. */
 int dataset_load_folder(dataset *d, const char *dir, const dataset_options *o,

@@ -38,6 +38,10 @@ int plot_curves(canvas *c, const epoch_stats *rows, int n, const curve_marks *ma
 int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
                 int with_labels, tr_error *err);
 
+/* The first per_class (at most 10) images of each class of d, a row a
+ * class, captioned with the class. */
+int plot_classes(canvas *c, const dataset *d, int per_class, tr_error *err);
+
 /* The test images plot_predictions draws, from first on: the first count,
  * or with errors_only the first count mistakes, into pick; returns how many.
  * *wrong: how many of them are mistakes, or with errors_only how many
@@ -86,7 +90,9 @@ void confusion_count(uint32_t *counts, int classes, const uint8_t *labels,
 /* The confusion matrix of classes x classes counts as a heat map (rows: true
  * class, columns: predicted), each class's accuracy beside its row; the
  * counts in the cells up to 20 classes, smaller cells beyond (47 classes
- * fit in 900 pixels). */
-int plot_confusion(canvas *c, const uint32_t *counts, int classes, tr_error *err);
+ * fit in 900 pixels).  names (classes.h; NULL or "": numbers) label the
+ * rows and, written upwards, the columns. */
+int plot_confusion(canvas *c, const uint32_t *counts, int classes, const char *names,
+                   tr_error *err);
 
 #endif

@@ -33,6 +33,7 @@ except ImportError as e:
     sys.exit(77)
 
 TRAINER = os.path.abspath(sys.argv[1])
+PLOT = os.path.abspath(sys.argv[2])
 # In the order of their bytes, as the trainer (and Python's sorted) takes
 # the folders: "émile" (0xC3 0xA9) after "lynx".
 NAMES = sorted(["cat", "dog", "émile", "fish", "gnu", "hen", "ibis", "jay", "koi", "lynx"])
@@ -83,7 +84,13 @@ def check_folder_training(tmp):
     shutil.copy(next(p for p in train if "/dog/" in p and p.endswith(".png")),
                 os.path.join(data, "train", "dog", "more", "deep.PNG"))
     idx = os.path.join(tmp, "pets-idx")
-    r = run("dataset", data, "--to-idx", idx)
+    shown = os.path.join(tmp, "classes.png")
+    r = run("dataset", data, "--to-idx", idx, "--show", shown)
+    if r.returncode == 0:
+        # A row of ten a class: 44 pixels of title, then tiles of 84 // SIDE
+        # times the side with 40 pixels of caption and padding.
+        rows = (Image.open(shown).height - 44) / (SIDE * (84 // SIDE) + 40)
+        check(rows == len(NAMES), f"--show: {rows} rows for {len(NAMES)} classes")
     check(r.returncode == 0, f"trainer dataset --to-idx: {r.stderr}")
     check(f"{SIDE}x{SIDE}, 1 channel (grey)" in r.stdout, f"dataset: the shape: {r.stdout}")
     check("Training: 401 images; test: 100 images; 2 other files left out" in r.stdout,
@@ -165,6 +172,27 @@ def check_folder_training(tmp):
               j["top"][0]["class"] == j["class"], f"predict --json: {r.stdout}")
     except (ValueError, KeyError) as e:
         check(False, f"predict --json: {e}: {r.stdout}")
+
+    # trainer-plot reads the folder's test set, and the matrix has the names.
+    for what in ("confusion", "predictions"):
+        out = os.path.join(tmp, f"{what}.png")
+        r = subprocess.run([PLOT, what, "--model", model, "--data", data, "-o", out],
+                           capture_output=True, text=True, timeout=300)
+        check(r.returncode == 0 and os.path.getsize(out) > 1000,
+              f"trainer-plot {what} on a folder: {r.stderr}")
+    plain = os.path.join(tmp, "plain.png")
+    mnistgen.write_dataset(os.path.join(tmp, "digits"), 100, 40)
+    r = run("--data", os.path.join(tmp, "digits"), "--epochs", "1", "--no-plots",
+            "--out", os.path.join(tmp, "digits-run"))
+    r = subprocess.run([PLOT, "confusion", "--model", os.path.join(tmp, "digits-run", "model.ckpt"),
+                        "--data", os.path.join(tmp, "digits"), "-o", plain],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode == 0:
+        named, unnamed = Image.open(os.path.join(tmp, "confusion.png")), Image.open(plain)
+        check(named.width > unnamed.width and named.height > unnamed.height,
+              f"the named matrix makes room for the names: {named.size} against {unnamed.size}")
+    else:
+        check(False, f"trainer-plot confusion on IDX: {r.stderr}")
 
     # The names travel into the exports' metadata.
     st_path, onnx_path = os.path.join(tmp, "m.safetensors"), os.path.join(tmp, "m.onnx")

@@ -352,7 +352,7 @@ static void test_confusion(void)
     CHECK(counts[0] == 8 && counts[1] == 2, "counts[0][0] %u, [0][1] %u", counts[0], counts[1]);
     canvas c;
     tr_error err;
-    CHECK(plot_confusion(&c, counts, 10, &err) == 0, "%s", err.msg);
+    CHECK(plot_confusion(&c, counts, 10, NULL, &err) == 0, "%s", err.msg);
     decoded_png p;
     if (encode_decode(&c, &p) == 0) {
         CHECK(p.width > 600 && p.height > 600, "size %dx%d", p.width, p.height);
@@ -360,6 +360,26 @@ static void test_confusion(void)
         CHECK(png_count_dark(&p, 90 + 2, 110 + 2, 90 + 10, 110 + 10) == 64, "cell (0,0) is dark");
         CHECK(png_count_nonwhite(&p, 90 + 3 * 60 + 2, 110 + 2, 90 + 3 * 60 + 10, 110 + 10) == 0,
               "cell (0,3) is empty");
+        png_decoded_free(&p);
+    }
+    canvas_free(&c);
+    /* Named classes: the names left of the rows and up above the columns;
+     * the matrix moves right and down to make room for the longest, and
+     * a name too long for its room is shortened. */
+    const char *names = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\n"
+                        "a truck with a name far too long to be written whole";
+    CHECK(plot_confusion(&c, counts, 10, names, &err) == 0, "%s", err.msg);
+    if (encode_decode(&c, &p) == 0) {
+        /* The width is LEFT + 10 cells + 130; TOP is LEFT + 22 (60 and 82
+         * around the widest name, shortened to at most 180 pixels). */
+        const int left = p.width - 600 - 130, top = left + 22;
+        CHECK(left > 90 + 60 && left <= 60 + 180, "named: the names' room %d", left - 60);
+        CHECK(png_count_dark(&p, left + 2, top + 2, left + 10, top + 10) == 64,
+              "named: cell (0,0) is dark at (%d, %d)", left, top);
+        CHECK(png_count_nonwhite(&p, left + 20, top - 60, left + 40, top - 12) > 0,
+              "named: no column name above the first column");
+        CHECK(png_count_nonwhite(&p, left - 80, top + 20, left - 14, top + 40) > 0,
+              "named: no row name left of the first row");
         png_decoded_free(&p);
     }
     canvas_free(&c);
@@ -372,7 +392,7 @@ static void test_confusion(void)
         big[t * K + t] = 90;
         big[t * K + (t + 1) % K] = 10;
     }
-    CHECK(plot_confusion(&c, big, K, &err) == 0, "%s", err.msg);
+    CHECK(plot_confusion(&c, big, K, NULL, &err) == 0, "%s", err.msg);
     if (encode_decode(&c, &p) == 0) {
         const int cell = 900 / K;
         CHECK(p.width <= 90 + K * cell + 130 && p.height <= 110 + K * cell + 30,

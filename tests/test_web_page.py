@@ -8,9 +8,10 @@ tests/js).  The test draws the ten digits with the mouse, one after the
 other with Clear between them, and reads what the page shows: the class,
 each class's probability and figure, and the 28x28 bytes it fed the model.
 It saves the pad as a PNG file and runs `trainer predict` on it: the class
-must be the same, the probabilities within 1e-5 (ONNX Runtime Web against
-the engine), the figures the probabilities rounded, and the bytes the same
-(the page's JavaScript preparation against image.c).  A cleared pad shows
+must be the same (the model's class names, from --class-names), the
+probabilities within 1e-5 (ONNX Runtime Web against the engine), the
+figures the probabilities rounded, and the bytes the same (the page's
+JavaScript preparation against image.c).  A cleared pad shows
 nothing.  Opened from a file, the page says how to serve it, and the command
 it gives serves a page that works.  Also export --web's errors: no ONNX
 Runtime Web where named, an output that is a file, --onnxruntime-web
@@ -83,6 +84,9 @@ DIGITS = [
 ]
 
 
+NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
 def run(*args):
     return subprocess.run([TRAINER, *args], capture_output=True, text=True, timeout=600)
 
@@ -98,8 +102,12 @@ def model(tmp):
         mnistgen.write_dataset(data, 600, 100)
         args = ["--data", data, "--epochs", "2", "--validation-split", "0", "--layers",
                 "conv2d(4,3,same,relu),maxpool2d(2),flatten,dense(10,softmax)"]
+    # Named classes: the page shows the names, as trainer predict does.
+    names = os.path.join(tmp, "names.txt")
+    with open(names, "w") as f:
+        f.write("\n".join(NAMES) + "\n")
     out = os.path.join(tmp, "run")
-    r = run(*args, "--out", out, "--no-plots")
+    r = run(*args, "--class-names", names, "--out", out, "--no-plots")
     check(r.returncode == 0, f"training for the test: {r.stderr}")
     return os.path.join(out, "model.ckpt")
 
@@ -227,7 +235,8 @@ with tempfile.TemporaryDirectory() as tmp:
         worst = max(worst, float(np.abs(p - q).max()))
         check(res["figures"] == [f"{100 * x:.2f}%" for x in p],
               f"digit {k}: the figures are the probabilities: {res['figures']}")
-        right += v["class"] == k
+        check(v["class"] == NAMES[v["index"]], f"digit {k}: predict's name {v['class']}")
+        right += v["index"] == k
     from_file(page, tmp)
     print(f"10 drawn digits: the page's class is trainer predict's on all 10, the same "
           f"28x28 bytes, probabilities within {worst:.2g}; {right} of 10 read as drawn")

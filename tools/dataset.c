@@ -174,44 +174,11 @@ static void describe(const dataset *train, const dataset *test, const char *dir)
 /* The first SHOW_PER_CLASS training images of each class, a row each. */
 static int draw_classes(const dataset *d, const char *path, tr_error *err)
 {
-    const uint32_t k = d->classes;
-    dataset rows = *d;
-    rows.owned = 0;
-    rows.n = 0;
-    rows.pixels = calloc((size_t)k * SHOW_PER_CLASS, d->dim);
-    rows.labels = malloc((size_t)k * SHOW_PER_CLASS);
-    uint32_t *taken = calloc(k, sizeof *taken);
-    int rc = 0;
-    if (!rows.pixels || !rows.labels || !taken) {
-        rc = error_set(err, "out of memory");
-    } else {
-        /* Classes with fewer images leave their row short: padded with the
-         * last one shown, so that each row stays one class. */
-        for (uint32_t c = 0; c < k; c++) {
-            uint32_t got = 0, last = UINT32_MAX;
-            for (uint32_t i = 0; i < d->n && got < SHOW_PER_CLASS; i++)
-                if (d->labels[i] == c) {
-                    memcpy(rows.pixels + ((size_t)c * SHOW_PER_CLASS + got) * d->dim,
-                           d->pixels + (size_t)i * d->dim, d->dim);
-                    got++;
-                    last = i;
-                }
-            for (uint32_t g = got; g < SHOW_PER_CLASS && last != UINT32_MAX; g++)
-                memcpy(rows.pixels + ((size_t)c * SHOW_PER_CLASS + g) * d->dim,
-                       d->pixels + (size_t)last * d->dim, d->dim);
-            memset(rows.labels + (size_t)c * SHOW_PER_CLASS, (int)c, SHOW_PER_CLASS);
-        }
-        rows.n = k * SHOW_PER_CLASS;
-        canvas c;
-        rc = plot_digits(&c, &rows, 0, rows.n, 1, err);
-        if (rc == 0) {
-            rc = canvas_save_png(&c, path, err);
-            canvas_free(&c);
-        }
-    }
-    free(rows.pixels);
-    free(rows.labels);
-    free(taken);
+    canvas c;
+    if (plot_classes(&c, d, SHOW_PER_CLASS, err))
+        return -1;
+    const int rc = canvas_save_png(&c, path, err);
+    canvas_free(&c);
     return rc;
 }
 

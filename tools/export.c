@@ -100,14 +100,19 @@ static int export_web(const model *m, const char *dir, const char *ort, tr_error
         if (rc)
             return -1;
     }
-    char layers[4096], info[4096 + 256];
+    char layers[4096], names[2 * CLASS_NAMES_MAX + 8] = "null";
+    char info[sizeof layers + sizeof names + 256];
     if (model_format_layers(m, layers, sizeof layers)) {
         file_batch_abort(&b);
         return error_set(err, "the model's layers are longer than %zu bytes", sizeof layers);
     }
+    if (m->class_names[0] && class_names_json(m->class_names, names, sizeof names)) {
+        file_batch_abort(&b);
+        return error_set(err, "the class names are too long for model.json");
+    }
     const int n = snprintf(info, sizeof info, "{\"classes\": %d, \"height\": %d, \"width\": %d, "
-                           "\"channels\": %d, \"layers\": \"%s\"}\n", model_classes(m),
-                           m->input.h, m->input.w, m->input.c, layers);
+                           "\"channels\": %d, \"layers\": \"%s\", \"names\": %s}\n",
+                           model_classes(m), m->input.h, m->input.w, m->input.c, layers, names);
     uint8_t *onnx = NULL;
     size_t len = 0;
     if (add_in(&b, dir, "model.json", info, (size_t)n, err))

@@ -53,6 +53,10 @@ static void usage(FILE *f)
             "\n"
             "  --threads N   threads for the predictions (default: the cores available)\n"
             "\n"
+            "DIR is what trainer --data reads: IDX files (the t10k-* test pair), CIFAR-10's\n"
+            "batches (test_batch.bin), or a folder of class folders (DIR/test when DIR\n"
+            "holds train/ and test/), resized to the model's input.\n"
+            "\n"
             "Exit status: 0 on success, 1 for a bad input or output file, 2 for a bad\n"
             "command line.\n");
 }
@@ -177,24 +181,37 @@ static int cmd_digits(const options *o)
     return r ? fail(&err) : save(&c, o->out);
 }
 
-/* Loads the model and the test set and predicts every test image. */
+/* Loads the model and the test set and predicts every test image; names
+ * gets the model's class names. */
 static int predict_test(const options *o, dataset *test, uint8_t **pred, double *acc,
-                        int *classes, tr_error *err)
+                        int *classes, char *names, tr_error *err)
 {
     model m;
     if (ckpt_load(&m, o->model, err))
         return -1;
-    if (dataset_load_dir(test, o->data, 1, err)) {
+    /* A folder's pictures as the model saw its own: resized, its channels. */
+    const dataset_options pictures = {
+        .rows = m.input.h, .cols = m.input.w,
+        .channels = m.input.c == 3 ? 3 : 1};
+    if (dataset_load_test(test, o->data, m.class_names, &pictures, err)) {
         model_free(&m);
         return -1;
     }
     int status = 0;
     double loss;
     char images[4096], labels[4096];
-    snprintf(images, sizeof images, "%s/%s", o->data, DATASET_TEST_IMAGES);
-    snprintf(labels, sizeof labels, "%s/%s", o->data, DATASET_TEST_LABELS);
+    if (test->format == DATASET_IDX) {
+        snprintf(images, sizeof images, "%s/%s", o->data, DATASET_TEST_IMAGES);
+        snprintf(labels, sizeof labels, "%s/%s", o->data, DATASET_TEST_LABELS);
+    } else {
+        snprintf(images, sizeof images, "%s (test set)", o->data);
+        snprintf(labels, sizeof labels, "%s", images);
+    }
     *classes = model_classes(&m);
-    if (model_check_data(&m, test, images, labels, err)) {
+    memcpy(names, m.class_names, CLASS_NAMES_MAX);
+    if (test->n == 0) {
+        status = error_set(err, "%s: no test images (IDX files need t10k-*)", o->data);
+    } else if (model_check_data(&m, test, images, labels, err)) {
         status = -1;
     } else if (!(*pred = malloc(test->n))) {
         status = error_set(err, "out of memory");
@@ -236,7 +253,8 @@ static int cmd_model(const options *o, int confusion)
     uint8_t *pred = NULL;
     double acc;
     int classes;
-    if (predict_test(o, &test, &pred, &acc, &classes, &err))
+    char names[CLASS_NAMES_MAX];
+    if (predict_test(o, &test, &pred, &acc, &classes, names, &err))
         return fail(&err);
     canvas c;
     int r;
@@ -248,7 +266,7 @@ static int cmd_model(const options *o, int confusion)
             return fail(&(tr_error){"out of memory"});
         }
         confusion_count(counts, classes, test.labels, pred, test.n);
-        r = plot_confusion(&c, counts, classes, &err);
+        r = plot_confusion(&c, counts, classes, names, &err);
         free(counts);
     } else {
         r = plot_predictions(&c, &test, pred, (uint32_t)o->start,

@@ -147,6 +147,24 @@ static int load_test_set(dataset *test, const dataset *train, const char *dir,
     return dataset_load_folder(test, dir, &to, train->class_names, err);
 }
 
+int dataset_load_test(dataset *test, const char *dir, const char *names,
+                      const dataset_options *o, tr_error *err)
+{
+    memset(test, 0, sizeof *test);
+    dataset known = {.channels = (uint32_t)o->channels};
+    snprintf(known.class_names, sizeof known.class_names, "%s", names);
+    char train_dir[4096], test_dir[4096];
+    snprintf(train_dir, sizeof train_dir, "%s/train", dir);
+    snprintf(test_dir, sizeof test_dir, "%s/test", dir);
+    const int split = is_dir(dir) && !has_idx(dir, 1) && !dataset_is_cifar10(dir) &&
+                      is_dir(train_dir) && is_dir(test_dir);
+    if (load_test_set(test, &known, split ? test_dir : dir, o, err))
+        return -1;
+    if (!test->class_names[0])
+        memcpy(test->class_names, known.class_names, sizeof test->class_names);
+    return 0;
+}
+
 static int load_training_and_test(dataset *train, dataset *test, const dataset_source *s,
                                   tr_error *err)
 {

@@ -414,9 +414,19 @@ static int tile_scale(const dataset *d)
 
 static int cell_width(const dataset *d)
 {
-    /* Room for a mistake's caption, "#9999: 7 (2)". */
+    /* Room for a mistake's caption, "#9999: 7 (2)", or with named classes
+     * for "name (name)" of the widest name, up to a bound (longer captions
+     * are written smaller, then shortened). */
     int w = (int)d->cols * tile_scale(d) + 2 * TILE_PAD;
-    return w < 120 ? 120 : w;
+    int widest = 0;
+    char name[CLASS_NAME_MAX];
+    for (uint32_t k = 0; d->class_names[0] && k < d->classes; k++) {
+        const int n = canvas_text_width(class_name(d->class_names, (int)k, name), 2);
+        widest = n > widest ? n : widest;
+    }
+    const int named = widest ? 2 * widest + canvas_text_width(" ()", 2) + 8 : 0;
+    w = named > w ? named : w;
+    return w < 120 ? 120 : w > 240 ? 240 : w;
 }
 
 static int cell_height(const dataset *d)
@@ -517,6 +527,38 @@ int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
         grid_tile(c, d, first + k, (int)k, caption, INK);
     }
     return 0;
+}
+
+int plot_classes(canvas *c, const dataset *d, int per_class, tr_error *err)
+{
+    if (d->n == 0 || per_class < 1 || per_class > GRID_COLS)
+        return error_set(err, "no images to draw");
+    /* The first per_class images of each class, a row each. */
+    uint32_t *pick = malloc(sizeof *pick * (size_t)d->classes * (size_t)per_class);
+    if (!pick)
+        return error_set(err, "out of memory");
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < d->classes; k++) {
+        uint32_t got = 0;
+        for (uint32_t i = 0; i < d->n && got < (uint32_t)per_class; i++)
+            if (d->labels[i] == k)
+                pick[n + got++] = i;
+        n += got;
+    }
+    char title[96];
+    snprintf(title, sizeof title, "The first %d training images of each class", per_class);
+    /* A row of GRID_COLS slots a class, short rows left empty. */
+    int rc = grid_init(c, d, d->classes * GRID_COLS - (GRID_COLS - (uint32_t)per_class), title,
+                       err);
+    char caption[CLASS_NAME_MAX];
+    for (uint32_t j = 0, within = 0; rc == 0 && j < n; j++) {
+        const uint32_t k = d->labels[pick[j]];
+        within = j > 0 && d->labels[pick[j - 1]] == k ? within + 1 : 0;
+        grid_tile(c, d, pick[j], (int)(k * GRID_COLS + within),
+                  class_name(d->class_names, (int)k, caption), INK);
+    }
+    free(pick);
+    return rc;
 }
 
 uint32_t plot_pick(const dataset *d, const uint8_t *pred, uint32_t first, uint32_t count,
@@ -651,9 +693,19 @@ void confusion_count(uint32_t *counts, int classes, const uint8_t *labels,
         counts[(size_t)labels[i] * (size_t)classes + pred[i]]++;
 }
 
-int plot_confusion(canvas *c, const uint32_t *counts, int classes, tr_error *err)
+/* Class k's label in at most `room` pixels at `scale`: its name (shortened
+ * with "..") or its number. */
+static void class_label(char *buf, const char *names, int k, int room, int scale)
 {
-    enum { LEFT = 90, TOP = 110, RIGHT = 130 };
+    class_name(names, k, buf);
+    for (size_t n = strlen(buf); n > 3 && canvas_text_width(buf, scale) > room; n--)
+        memcpy(buf + n - 3, "..", 3);
+}
+
+int plot_confusion(canvas *c, const uint32_t *counts, int classes, const char *names,
+                   tr_error *err)
+{
+    enum { RIGHT = 130, NAME_ROOM = 180 };
     const int K = classes;
     if (K < 1 || K > DATASET_MAX_CLASSES)
         return error_set(err, "a confusion matrix of %d classes", K);
@@ -662,6 +714,17 @@ int plot_confusion(canvas *c, const uint32_t *counts, int classes, tr_error *err
     const int CELL = K <= 12 ? 60 : K * 16 <= 900 ? 900 / K : 16;
     const int scale = CELL >= 36 ? 2 : 1, with_counts = CELL >= 44;
     const int font_h = scale * FONT_H / 2;
+    /* Named classes: the names left of the rows and up above the columns,
+     * with room for the longest. */
+    const int named = names && names[0];
+    int widest = 0;
+    char buf[96], label[CLASS_NAME_MAX];
+    for (int k = 0; named && k < K; k++) {
+        class_label(label, names, k, NAME_ROOM, scale);
+        const int w = canvas_text_width(label, scale);
+        widest = w > widest ? w : widest;
+    }
+    const int LEFT = named ? 60 + widest : 90, TOP = named ? 82 + widest : 110;
     if (canvas_init(c, LEFT + K * CELL + RIGHT, TOP + K * CELL + 30, WHITE, err))
         return -1;
     uint64_t total = 0, right = 0;
@@ -670,24 +733,26 @@ int plot_confusion(canvas *c, const uint32_t *counts, int classes, tr_error *err
             total += counts[t * K + p];
             right += t == p ? counts[t * K + p] : 0;
         }
-    char buf[96];
     snprintf(buf, sizeof buf, "Confusion matrix: %llu images, accuracy %.2f%%",
              (unsigned long long)total, total ? 100.0 * (double)right / (double)total : 0.0);
     canvas_text(c, 16, 14, buf, 2, INK);
-    canvas_text(c, LEFT + (K * CELL - canvas_text_width("predicted", 2)) / 2, TOP - 56,
-                "predicted", 2, INK);
+    canvas_text(c, LEFT + (K * CELL - canvas_text_width("predicted", 2)) / 2,
+                named ? 48 : TOP - 56, "predicted", 2, INK);
     canvas_text_up(c, 16, TOP + (K * CELL - canvas_text_width("true", 2)) / 2, "true", 2, INK);
     canvas_text(c, LEFT + K * CELL + 14, TOP - 28, "right", 2, INK);
     for (int t = 0; t < K; t++) {
         uint64_t row = 0;
         for (int p = 0; p < K; p++)
             row += counts[t * K + p];
-        snprintf(buf, sizeof buf, "%d", t);
-        const int w = canvas_text_width(buf, scale);
-        canvas_text(c, LEFT - 14 - w, TOP + t * CELL + CELL / 2 - font_h, buf, scale, INK);
+        class_label(label, names, t, NAME_ROOM, scale);
+        const int w = canvas_text_width(label, scale);
+        canvas_text(c, LEFT - 14 - w, TOP + t * CELL + CELL / 2 - font_h, label, scale, INK);
+        if (named)
+            canvas_text_up(c, LEFT + t * CELL + CELL / 2 - font_h, TOP - 10 - w, label, scale,
+                           INK);
         /* Column numbers that would touch are written every other column. */
-        if (w + 4 <= CELL || t % 2 == 0)
-            canvas_text(c, LEFT + t * CELL + (CELL - w) / 2, TOP - 28, buf, scale, INK);
+        else if (w + 4 <= CELL || t % 2 == 0)
+            canvas_text(c, LEFT + t * CELL + (CELL - w) / 2, TOP - 28, label, scale, INK);
         for (int p = 0; p < K; p++) {
             const uint32_t n = counts[t * K + p];
             /* The share of the true class' row, on a white-to-blue ramp. */

@@ -24,11 +24,16 @@ function clearPad() {
   pen.fillRect(0, 0, pad.width, pad.height);
 }
 
-function makeBars(classes) {
+// A class's name: the model's own (model.json's names) or its number.
+function className(info, c) {
+  return info.names ? info.names[c] : String(c);
+}
+
+function makeBars(info) {
   const rows = [];
-  for (let c = 0; c < classes; c++) {
+  for (let c = 0; c < info.classes; c++) {
     const label = document.createElement('span');
-    label.textContent = String(c);
+    label.textContent = className(info, c);
     const track = document.createElement('div');
     track.className = 'track';
     const bar = document.createElement('div');
@@ -47,7 +52,7 @@ function makeBars(classes) {
 function show(rows, probabilities, input, info) {
   let best = 0;
   probabilities.forEach((p, c) => { if (p > probabilities[best]) best = c; });
-  verdict.textContent = String(best);
+  verdict.textContent = className(info, best);
   verdict.dataset.class = String(best);
   rows.forEach((row, c) => {
     const p = probabilities[c];
@@ -85,7 +90,7 @@ async function start() {
   // does not give; one thread runs these models in a millisecond or two.
   ort.env.wasm.numThreads = 1;
   const session = await ort.InferenceSession.create('model.onnx', { executionProviders: ['wasm'] });
-  const rows = makeBars(info.classes);
+  const rows = makeBars(info);
   document.getElementById('about').textContent =
     `The model: ${info.layers}; ${info.classes} classes.`;
 
