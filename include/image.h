@@ -78,7 +78,11 @@ int32_t image_grey(const uint8_t *rgba);
  * transparent, the opposite of the ink); ink is stretched so that the page is 0
  * and the strongest ink 1.  Fails with "no ink" when the strongest mark
  * differs from the page by less than 15%: a blank page, or its noise.
- * ink: [h][w] */
+ * An opaque picture whose page is lit unevenly (a photo: light falling
+ * off, a shadow) has its page's light estimated everywhere and removed
+ * first, its noise and specks dropped (src/pictures/background.c); one
+ * page level serves every other picture, and the drawing page's port
+ * repeats only that.  ink: [h][w] */
 int image_ink(const image *im, float *ink, tr_error *err);
 
 /* MNIST's preparation of ink ([h][w], from image_ink) for a field of fh x fw:

@@ -1,5 +1,5 @@
-/* image.h: the ink of pictures (inversion, transparency, the page's noise)
- * and MNIST's preparation, on shapes whose answer is known: the box the ink
+/* image.h: the ink of pictures (inversion, transparency, the page's noise,
+ * uneven light) and MNIST's preparation, on shapes whose answer is known: the box the ink
  * is scaled into, its aspect ratio, its centre of mass, grey edges. */
 #include <math.h>
 #include <stdio.h>
@@ -55,6 +55,120 @@ static int prepare(const image *im, uint8_t *field, int fh, int fw, tr_error *er
     const int rc = image_ink(im, ink, err) || image_prepare(field, fh, fw, ink, im->h, im->w, err);
     free(ink);
     return rc;
+}
+
+/* A w x h photo of a page lit unevenly: its light falls from 235 at the
+ * left to 235 - fall at the right, and a corner (x + y < corner) gets
+ * `shade` of it; the rectangle [x0, x1) x [y0, y1) is ink that reflects a
+ * fifth of the light, and the 3x3 pixels around (spot, spot), when
+ * spot >= 0, a speck that reflects 70%. */
+static image lit_page(int w, int h, double fall, int corner, double shade, int x0, int y0,
+                      int x1, int y1, int spot)
+{
+    image im = {w, h, malloc((size_t)w * h * 4)};
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double light = 235.0 - fall * x / (w - 1);
+            if (x + y < corner)
+                light *= shade;
+            const int in = x >= x0 && x < x1 && y >= y0 && y < y1;
+            const int speck = spot >= 0 && abs(x - spot) <= 1 && abs(y - spot) <= 1;
+            const double reflects = in ? 0.2 : speck ? 0.7 : 1.0;
+            uint8_t *p = im.rgba + ((long)y * w + x) * 4;
+            p[0] = p[1] = p[2] = (uint8_t)lround(light * reflects);
+            p[3] = 255;
+        }
+    return im;
+}
+
+/* The box of the ink above a tenth (image_field's floor), as "x0 y0 x1 y1"
+ * inclusive, and the weakest ink inside [x0, x1) x [y0, y1). */
+static void ink_box_of(const float *ink, int w, int h, int box[4], int x0, int y0, int x1,
+                       int y1, float *weakest)
+{
+    box[0] = w, box[1] = h, box[2] = -1, box[3] = -1;
+    *weakest = 1.0f;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const float v = ink[(long)y * w + x];
+            if (v > 0.1f) {
+                box[0] = x < box[0] ? x : box[0], box[1] = y < box[1] ? y : box[1];
+                box[2] = x > box[2] ? x : box[2], box[3] = y > box[3] ? y : box[3];
+            }
+            if (x >= x0 && x < x1 && y >= y0 && y < y1 && v < *weakest)
+                *weakest = v;
+        }
+}
+
+/* Pages lit unevenly: the ink is the rectangle alone, whatever the light;
+ * a page lit evenly enough keeps one page level (today's ink, computed
+ * here from the border's median). */
+static void uneven_light(void)
+{
+    tr_error err;
+    const int w = 240, h = 200;
+    float *ink = malloc(sizeof(float) * w * h);
+    struct {
+        const char *what;
+        double fall;
+        int corner;
+        double shade;
+        int spot;
+        float weakest;
+    } pages[] = {
+        {"light falling by 40 levels", 40, 0, 1.0, -1, 0.95f},
+        {"light falling by 80 levels", 80, 0, 1.0, -1, 0.95f},
+        {"a corner in a 40% shadow", 0, 140, 0.6, -1, 0.95f},
+        {"both, and a speck", 40, 140, 0.6, 20, 0.95f},
+        /* The lit part of the ink touches the shadow and is measured
+         * against the shadow's light: (0.6 - 0.2) / 0.6 of the strongest
+         * 0.8. */
+        {"a shadow edge across the ink", 40, 230, 0.6, -1, 0.8f},
+    };
+    for (size_t k = 0; k < sizeof pages / sizeof *pages; k++) {
+        image im = lit_page(w, h, pages[k].fall, pages[k].corner, pages[k].shade, 100, 60, 140,
+                            150, pages[k].spot);
+        int box[4];
+        float weakest;
+        CHECK(image_ink(&im, ink, &err) == 0, "%s: %s", pages[k].what, err.msg);
+        ink_box_of(ink, w, h, box, 100, 60, 140, 150, &weakest);
+        CHECK(box[0] == 100 && box[1] == 60 && box[2] == 139 && box[3] == 149,
+              "%s: ink in %d,%d-%d,%d, not the rectangle 100,60-139,149", pages[k].what,
+              box[0], box[1], box[2], box[3]);
+        CHECK(weakest > pages[k].weakest, "%s: the rectangle's weakest ink %.3f",
+              pages[k].what, (double)weakest);
+        image_free(&im);
+    }
+
+    /* Light falling by 12 levels: even enough for one page level, the
+     * border's median (the page at the middle column), as before. */
+    image even = lit_page(w, h, 12, 0, 1.0, 100, 60, 140, 150, -1);
+    CHECK(image_ink(&even, ink, &err) == 0, "%s", err.msg);
+    int32_t border[2 * 240 + 2 * 200];
+    int nb = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (y == 0 || y == h - 1 || x == 0 || x == w - 1)
+                border[nb++] = image_grey(even.rgba + ((long)y * w + x) * 4);
+    for (int i = 1; i < nb; i++)
+        for (int j = i; j > 0 && border[j - 1] > border[j]; j--) {
+            const int32_t t = border[j];
+            border[j] = border[j - 1], border[j - 1] = t;
+        }
+    const int32_t page = border[nb / 2];
+    int32_t strongest = 0;
+    for (long j = 0; j < (long)w * h; j++) {
+        const int32_t d = 255 * page - 255 * image_grey(even.rgba + 4 * j);
+        strongest = d > strongest ? d : strongest;
+    }
+    int same = 1;
+    for (long j = 0; j < (long)w * h; j++) {
+        const int32_t d = 255 * page - 255 * image_grey(even.rgba + 4 * j);
+        same &= ink[j] == (float)((double)(d > 0 ? d : 0) / strongest);
+    }
+    CHECK(same, "an evenly lit page keeps one page level's ink");
+    image_free(&even);
+    free(ink);
 }
 
 int main(void)
@@ -118,6 +232,8 @@ int main(void)
     image faint = rectangle(50, 50, 10, 10, 20, 20, 255, 240, 0);
     CHECK(prepare(&faint, f, 28, 28, &err) != 0 && strstr(err.msg, "no ink"),
           "faint marks: %s", err.msg);
+
+    uneven_light();
 
     image *all[] = {&bar, &light, &drawn, &small, &diag, &blank, &faint};
     for (size_t k = 0; k < sizeof all / sizeof *all; k++)

@@ -6,7 +6,8 @@ tests/prepare_probe), for
 pictures drawn by this test: anti-aliased strokes of every width at many
 sizes, black on white, white on black, coloured ink on a noisy grey page,
 ink on a transparent canvas, half-transparent pixels, thin and tiny
-pictures, a model with a field of another shape; and blank pages refused by
+pictures, photos of an evenly lit page and close crops of wide strokes
+(which trainer must not take for unevenly lit pages), a model with a field of another shape; and blank pages refused by
 both.  Skipped (77) without numpy or Node."""
 import base64
 import json
@@ -26,6 +27,7 @@ SOURCE = sys.argv[3]
 
 try:
     import numpy as np
+    import photogen
     import pngwrite
     from modelrun import read_idx
 except ImportError as e:
@@ -90,6 +92,26 @@ def pictures(rng):
     half[0:5, 0, :3] = 0
     half[0:14, 19, :3] = 0
     yield "a centre of mass on a half pixel", half
+    # Photos of digits on an evenly lit page, with the sensor's noise: one
+    # page level, as before pages were flattened (the page's port never
+    # flattens, so equal bytes are today's bytes).
+    for k in range(6):
+        digit = np.clip(255 * strokes(rng, 28, 28, 2.5), 0, 255)
+        photo = photogen.photo(digit, rng, gradient=0.0, shadow=0.0, noise=3.0 * (k % 3))
+        rgba = np.concatenate([photo, np.full(photo.shape[:2] + (1,), 255, np.uint8)], -1)
+        yield f"an evenly lit photo {k}", rgba
+    # Strokes cropped close, as from a scan: wide strokes touch the
+    # picture's edges and could pass for the page's light (the noise makes
+    # some of them photos); one page level all the same.
+    for k in range(24):
+        side = int(rng.integers(60, 300))
+        ink = strokes(rng, side, side, rng.uniform(side / 12, side / 5))
+        ys, xs = np.nonzero(ink > 0)
+        crop = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        grey = 255 * (1 - crop) + (rng.normal(0, 4, crop.shape) if k % 2 else 0)
+        rgba = np.full(crop.shape + (4,), 255, np.uint8)
+        rgba[..., :3] = np.clip(np.round(grey), 0, 255)[..., None]
+        yield f"a close crop {k}", rgba
     yield "blank", np.full((40, 50, 4), 255, np.uint8)
     faint = np.full((40, 50, 4), 128, np.uint8)
     faint[10:20, 10:20, :3] = 140
@@ -180,7 +202,7 @@ def compare(tmp, ckpt, fh, fw, pics):
     print(f"{fh}x{fw} field: {same} of {len(pics) - len(refused)} pictures the same floats "
           f"and bytes; "
           f"{len(refused)} refused by both")
-    check(same > 100 and len(refused) == 2, f"{fh}x{fw}: too few pictures compared")
+    check(same > 150 and len(refused) == 2, f"{fh}x{fw}: too few pictures compared")
 
 
 with tempfile.TemporaryDirectory() as tmp:

@@ -5,6 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "background.h"
+
+/* Ink fainter than this part of the strongest is the page's noise. */
+#define INK_FLOOR 0.1f
+
 int image_is_png(const uint8_t *data, size_t len)
 {
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -176,6 +181,70 @@ static int32_t ink_of(const uint8_t *p, int32_t page, int light)
     return d > 0 ? d : 0;
 }
 
+/* The bounding box of the values above `floor`: returns 0 when there is
+ * none. */
+static int ink_box(const float *ink, int h, int w, float floor, int *x0, int *y0, int *x1,
+                   int *y1)
+{
+    *x0 = w, *y0 = h, *x1 = -1, *y1 = -1;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (ink[(long)y * w + x] > floor) {
+                *x0 = x < *x0 ? x : *x0;
+                *x1 = x > *x1 ? x : *x1;
+                *y0 = y < *y0 ? y : *y0;
+                *y1 = y > *y1 ? y : *y1;
+            }
+    return *x1 >= 0;
+}
+
+/* Whether flattening the page only took the page away.  The new box of
+ * the ink keeps a twentieth of the picture clear at its edges (a photo of
+ * a digit on paper has paper all round it); one page level's box reaches
+ * past it by a tenth of the picture on some side (the darker page it took
+ * for ink lies away from the digit, where a digit's grey edges do not);
+ * and what one page level took for ink outside the new box is weak (less
+ * than 0.5% of it above STRONG_INK): a darker page, not strokes.  A picture
+ * cropped close around a digit, or a blurred one, whose wide strokes or
+ * grey edges could pass for the page's light, keeps one page level. */
+#define STRONG_INK 0.75f
+static int only_page_removed(const float *ink, const float *flat, int h, int w)
+{
+    int x0, y0, x1, y1, a0, b0, a1, b1;
+    if (!ink_box(ink, h, w, INK_FLOOR, &x0, &y0, &x1, &y1) ||
+        !ink_box(flat, h, w, INK_FLOOR, &a0, &b0, &a1, &b1))
+        return 0;
+    const int mx = w / 20 > 2 ? w / 20 : 2, my = h / 20 > 2 ? h / 20 : 2;
+    if (a0 < mx || b0 < my || a1 > w - 1 - mx || b1 > h - 1 - my)
+        return 0;
+    if (a0 - x0 < 2 * mx && b0 - y0 < 2 * my && x1 - a1 < 2 * mx && y1 - b1 < 2 * my)
+        return 0;
+    long outside = 0, strong = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (x < a0 || x > a1 || y < b0 || y > b1) {
+                outside++;
+                strong += ink[(long)y * w + x] > STRONG_INK;
+            }
+    return 200 * strong <= outside;
+}
+
+/* A photo's page lit unevenly (background.c): its flattened ink replaces
+ * one page level's when that took only the page away.  Otherwise one level
+ * stays, so that a clean picture keeps its bytes. */
+static int prefer_flat_page(const image *im, int light, float *ink, tr_error *err)
+{
+    const long count = (long)im->w * im->h;
+    float *flat = malloc(sizeof(float) * (size_t)count);
+    if (!flat)
+        return error_set(err, "out of memory for a %dx%d picture's page", im->w, im->h);
+    const int uneven = ink_on_uneven_page(im, light, flat, err);
+    if (uneven == 1 && only_page_removed(ink, flat, im->h, im->w))
+        memcpy(ink, flat, sizeof(float) * (size_t)count);
+    free(flat);
+    return uneven < 0 ? -1 : 0;
+}
+
 int image_ink(const image *im, float *ink, tr_error *err)
 {
     const long count = (long)im->w * im->h;
@@ -194,7 +263,7 @@ int image_ink(const image *im, float *ink, tr_error *err)
                          100.0 * strongest / (IMAGE_GREY_MAX * 255.0));
     for (long j = 0; j < count; j++)
         ink[j] = (float)((double)ink_of(im->rgba + 4 * j, page, light) / strongest);
-    return 0;
+    return prefer_flat_page(im, light, ink, err);
 }
 
 /* Resamples n source values (stride `in_step`) to m outputs (stride
@@ -213,28 +282,10 @@ static void resample_line(float *out, long out_step, int m, const float *in, lon
     }
 }
 
-/* The bounding box of the values above `floor`: returns 0 when there is
- * none. */
-static int ink_box(const float *ink, int h, int w, float floor, int *x0, int *y0, int *x1,
-                   int *y1)
-{
-    *x0 = w, *y0 = h, *x1 = -1, *y1 = -1;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            if (ink[(long)y * w + x] > floor) {
-                *x0 = x < *x0 ? x : *x0;
-                *x1 = x > *x1 ? x : *x1;
-                *y0 = y < *y0 ? y : *y0;
-                *y1 = y > *y1 ? y : *y1;
-            }
-    return *x1 >= 0;
-}
-
 int image_field(float *field, int fh, int fw, const float *ink, int h, int w,
                 tr_error *err)
 {
-    /* Faint values are the page's noise, not ink. */
-    const float floor = 0.1f;
+    const float floor = INK_FLOOR;
     int x0, y0, x1, y1;
     if (!ink_box(ink, h, w, floor, &x0, &y0, &x1, &y1))
         return error_set(err, "no ink: nothing darker than the page by a tenth of the "
