@@ -29,19 +29,19 @@
 #include "epoch.h"
 #include "error.h"
 
-typedef enum { MONITOR_VAL_LOSS, MONITOR_VAL_ACCURACY, MONITOR_LOSS, MONITOR_ACCURACY } monitor;
+typedef enum { MONITOR_VAL_LOSS, MONITOR_VAL_ACCURACY, MONITOR_LOSS, MONITOR_ACCURACY } tr_monitor;
 
 /* "val_loss", "val_accuracy", "loss" or "accuracy". */
-int monitor_parse(const char *name, monitor *out, tr_error *err);
-const char *monitor_name(monitor m);
+int tr_monitor_parse(const char *name, tr_monitor *out, tr_error *err);
+const char *tr_monitor_name(tr_monitor m);
 /* Keras' mode='auto': accuracies are better higher, losses lower. */
-int monitor_higher_is_better(monitor m);
+int tr_monitor_higher_is_better(tr_monitor m);
 /* Whether the quantity needs a validation set. */
-int monitor_needs_validation(monitor m);
-double monitor_value(monitor m, const epoch_stats *st);
+int tr_monitor_needs_validation(tr_monitor m);
+double tr_monitor_value(tr_monitor m, const tr_epoch_stats *st);
 
 typedef struct {
-    monitor monitor;       /* for all three */
+    tr_monitor monitor;       /* for all three */
     int early_stopping;    /* EarlyStopping on */
     int patience;          /* >= 0 */
     double min_delta;      /* its absolute value counts */
@@ -53,14 +53,14 @@ typedef struct {
     double lr_min_delta;   /* Keras' default 1e-4 */
     int cooldown;          /* >= 0 */
     double min_lr;         /* >= 0 */
-} callback_config;
+} tr_callback_config;
 
 /* Keras' defaults, every callback off: monitor val_loss, patience 0,
  * min_delta 0, restore on, factor 0.1, lr_patience 10, lr_min_delta 1e-4,
  * cooldown 0, min_lr 0. */
-callback_config callback_defaults(void);
+tr_callback_config tr_callback_defaults(void);
 
-/* The settings a command line gave, for callback_config_check. */
+/* The settings a command line gave, for tr_callback_config_check. */
 enum {
     CALLBACK_GIVEN_MONITOR = 1, CALLBACK_GIVEN_MIN_DELTA = 2, CALLBACK_GIVEN_NO_RESTORE = 4,
     CALLBACK_GIVEN_LR_PATIENCE = 8, CALLBACK_GIVEN_LR_MIN_DELTA = 16,
@@ -71,8 +71,8 @@ enum {
  * CALLBACK_GIVEN_* bits of given) without the callback it sets, or a
  * validation figure watched with validation_split 0, is a mistake to point
  * out ("--lr-patience sets a callback that is not on"), not to ignore. */
-int callback_config_check(const callback_config *c, unsigned given, double validation_split,
-                          tr_error *err);
+int tr_callback_config_check(const tr_callback_config *c, unsigned given, double validation_split,
+                             tr_error *err);
 
 /* What the rules carry from one epoch to the next. */
 typedef struct {
@@ -86,7 +86,7 @@ typedef struct {
     int lr_wait;
     int cooldown_left;
     float lr;             /* the learning rate now */
-} callback_state;
+} tr_callback_state;
 
 /* What an epoch's end asks of the run. */
 typedef struct {
@@ -94,13 +94,14 @@ typedef struct {
     int save_best;        /* write them as the best model */
     int stop;             /* stop training after this epoch */
     int lr_changed;       /* the rate is now state->lr */
-} callback_actions;
+} tr_callback_actions;
 
 /* The state at the start of training with learning rate lr. */
-void callbacks_start(callback_state *s, const callback_config *c, float lr);
+void tr_callbacks_start(tr_callback_state *s, const tr_callback_config *c, float lr);
 
 /* The rules at the end of epoch st->epoch. */
-void callbacks_epoch_end(callback_state *s, const callback_config *c, const epoch_stats *st,
-                         callback_actions *a);
+void tr_callbacks_epoch_end(tr_callback_state *s, const tr_callback_config *c,
+                            const tr_epoch_stats *st,
+                            tr_callback_actions *a);
 
 #endif

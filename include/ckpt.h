@@ -14,7 +14,7 @@
  *   40+32N  4N + 12T  the tensor table: per layer u32 T_l, then per tensor
  *                     u64 floats and u32 flags (1 trainable, 0 not)
  *   ...     8 + n     the classes: u32 how pictures fit the input (0 as
- *                     MNIST's digits, 1 resized: model_fit), u32 n and n
+ *                     MNIST's digits, 1 resized: tr_model_fit), u32 n and n
  *                     bytes of class names, one a line (classes.h; n 0: none)
  *   ...     8         u64 P, the number of parameters
  *   ...     4P        float32 parameters: per layer with parameters, its
@@ -41,17 +41,17 @@
 /* Encodes m into a new buffer (*data, freed by the caller).  Fails, naming
  * the first, on a parameter that is NaN or infinite: no reader would load
  * the file. */
-int ckpt_encode(const model *m, uint8_t **data, size_t *len, tr_error *err);
+int tr_ckpt_encode(const tr_model *m, uint8_t **data, size_t *len, tr_error *err);
 
-/* Decodes a checkpoint image into a new model (free with model_free).  name is
+/* Decodes a checkpoint image into a new model (free with tr_model_free).  name is
  * used in messages only.  Sizes are checked against len before allocating. */
-int ckpt_decode(model *m, const uint8_t *data, size_t len, const char *name,
-                tr_error *err);
+int tr_ckpt_decode(tr_model *m, const uint8_t *data, size_t len, const char *name,
+                   tr_error *err);
 
 /* Writes m to path through a temporary file and a rename. */
-int ckpt_save(const model *m, const char *path, tr_error *err);
+int tr_ckpt_save(const tr_model *m, const char *path, tr_error *err);
 
-/* Reads path into a new model (free with model_free). */
-int ckpt_load(model *m, const char *path, tr_error *err);
+/* Reads path into a new model (free with tr_model_free). */
+int tr_ckpt_load(tr_model *m, const char *path, tr_error *err);
 
 #endif

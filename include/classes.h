@@ -16,31 +16,31 @@
 
 /* Checks that names holds `classes` valid names (or is ""); what names the
  * names (a file, a folder) goes into the message. */
-int class_names_check(const char *names, int classes, const char *what, tr_error *err);
+int tr_class_names_check(const char *names, int classes, const char *what, tr_error *err);
 
 /* Whether name may be a class name. */
-int class_name_valid(const char *name, size_t len);
+int tr_class_name_valid(const char *name, size_t len);
 
 /* Class k's name into buf (of at least CLASS_NAME_MAX bytes): its name, or
  * its number when there are no names.  Returns buf. */
-const char *class_name(const char *names, int k, char *buf);
+const char *tr_class_name(const char *names, int k, char *buf);
 
 /* Appends name as the next class of names (of CLASS_NAMES_MAX bytes). */
-int class_names_add(char *names, const char *name, tr_error *err);
+int tr_class_names_add(char *names, const char *name, tr_error *err);
 
 /* Reads a file of one name per line (trailing empty lines and a final
  * newline ignored, "\r\n" taken as "\n") into names. */
-int class_names_read(char *names, const char *path, tr_error *err);
+int tr_class_names_read(char *names, const char *path, tr_error *err);
 
 /* names as a JSON array of strings (["cat","dog"]) into buf.  Returns -1
  * if buf is too small. */
-int class_names_json(const char *names, char *buf, size_t size);
+int tr_class_names_json(const char *names, char *buf, size_t size);
 
 /* The len bytes of s with '"' and '\\' escaped for a JSON string, into
  * out.  Returns -1 if out is too small. */
-int json_escape(char *out, size_t size, const char *s, size_t len);
+int tr_json_escape(char *out, size_t size, const char *s, size_t len);
 
 /* The number of names in names. */
-int class_names_count(const char *names);
+int tr_class_names_count(const char *names);
 
 #endif

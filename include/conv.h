@@ -22,52 +22,52 @@ static inline int conv_out_side(int side, int k, int pad)
 /* patches[(s * oh + y) * ow + x][(ky * k + kx) * c + ch] =
  * in[s][y + ky - pad][x + kx - pad][ch], 0 outside the image.
  * patches: [n * oh * ow][k * k * c]   in: [n][h][w][c] */
-void conv_im2col(float *patches, const float *in, int n, int h, int w, int c, int k, int pad);
+void tr_conv_im2col(float *patches, const float *in, int n, int h, int w, int c, int k, int pad);
 
 /* The reverse: d_in (overwritten) = the sum of each patch row's gradient at
  * the inputs it came from, rows added in order.
  * d_in: [n][h][w][c]   d_patches: [n * oh * ow][k * k * c] */
-void conv_col2im(float *d_in, const float *d_patches, int n, int h, int w, int c, int k,
-                 int pad);
+void tr_conv_col2im(float *d_in, const float *d_patches, int n, int h, int w, int c, int k,
+                    int pad);
 
 /* The fast passes of a valid convolution (pad 0), which read each output
  * pixel's patch row in place: base[p] is where pixel p's starts in `in`,
- * written by conv_patch_bases.  Their sums are those of the dense kernels on
- * conv_im2col's rows, in the same order: the same bits.
+ * written by tr_conv_patch_bases.  Their sums are those of the dense kernels on
+ * tr_conv_im2col's rows, in the same order: the same bits.
  * base: [n * oh * ow] */
-void conv_patch_bases(int *base, int n, int h, int w, int c, int k);
-/* out = act(conv(in, wk) + b), as conv2d_forward_ref with pad 0. */
-void conv2d_forward_valid(float *out, const float *in, const int *base, const float *wk,
-                          const float *b, int n, int h, int w, int c, int k, int f, int relu);
+void tr_conv_patch_bases(int *base, int n, int h, int w, int c, int k);
+/* out = act(conv(in, wk) + b), as tr_conv2d_forward_ref with pad 0. */
+void tr_conv2d_forward_valid(float *out, const float *in, const int *base, const float *wk,
+                             const float *b, int n, int h, int w, int c, int k, int f, int relu);
 /* d_wk and d_b from d_out, the gradient at the (pre-activation) output: they
  * overwrite d_wk and d_b, or are added to them when accumulate is nonzero
  * (each sum carrying on in pixel order). */
-void conv2d_weight_gradient_valid(float *d_wk, float *d_b, const float *d_out, const float *in,
-                                  const int *base, int n, int h, int w, int c, int k, int f,
-                                  int accumulate);
+void tr_conv2d_weight_gradient_valid(float *d_wk, float *d_b, const float *d_out, const float *in,
+                                     const int *base, int n, int h, int w, int c, int k, int f,
+                                     int accumulate);
 
 /* out = act(conv(in, wk) + b), act ReLU when relu is nonzero.
  * out: [n][oh][ow][f]   in: [n][h][w][c]   wk: [k][k][c][f]   b: [f] */
-void conv2d_forward_ref(float *out, const float *in, const float *wk, const float *b, int n,
-                        int h, int w, int c, int k, int pad, int f, int relu);
+void tr_conv2d_forward_ref(float *out, const float *in, const float *wk, const float *b, int n,
+                           int h, int w, int c, int k, int pad, int f, int relu);
 
 /* Gradients from d_out, the gradient at the (pre-activation) output: they
  * overwrite d_wk, d_b and, unless NULL, d_in. */
-void conv2d_backward_ref(float *d_in, float *d_wk, float *d_b, const float *d_out,
-                         const float *in, const float *wk, int n, int h, int w, int c, int k,
-                         int pad, int f);
+void tr_conv2d_backward_ref(float *d_in, float *d_wk, float *d_b, const float *d_out,
+                            const float *in, const float *wk, int n, int h, int w, int c, int k,
+                            int pad, int f);
 
 /* MaxPooling2D(p), valid: out[s][y][x][ch] = the maximum of in over rows
  * y*p .. y*p+p-1 and columns x*p .. x*p+p-1 (a NaN counts only where it is
  * the window's first value).
  * out: [n][h / p][w / p][c]   in: [n][h][w][c] */
-void maxpool_forward(float *out, const float *in, int n, int h, int w, int c, int p);
+void tr_maxpool_forward(float *out, const float *in, int n, int h, int w, int c, int p);
 
 /* d_in (overwritten): d_out at the first position of each window, in
  * row-major order, where in equals the window's maximum out; 0 elsewhere.
  * That is where the maximum was taken from, so nothing is kept between the
  * passes. */
-void maxpool_backward(float *d_in, const float *d_out, const float *in, const float *out,
-                      int n, int h, int w, int c, int p);
+void tr_maxpool_backward(float *d_in, const float *d_out, const float *in, const float *out,
+                         int n, int h, int w, int c, int p);
 
 #endif

@@ -12,7 +12,7 @@ typedef struct {
     double val_accuracy;
     double seconds;      /* wall time of the epoch, validation included */
     double learning_rate; /* the rate its steps used (NaN where not known) */
-} epoch_stats;
+} tr_epoch_stats;
 
 /* Where an epoch stands: the batches done and the running sums of their
  * losses and right answers.  Zero it to start an epoch. */
@@ -21,6 +21,6 @@ typedef struct {
     double loss_sum; /* summed loss of their samples */
     long correct;    /* their samples classified right */
     long seen;       /* their samples */
-} epoch_progress;
+} tr_epoch_progress;
 
 #endif

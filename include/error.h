@@ -14,8 +14,8 @@ typedef struct {
 } tr_error;
 
 /* Formats a message into err (when err is not NULL) and returns -1, so that a
- * failing function can end with `return error_set(err, ...);`. */
-int error_set(tr_error *err, const char *fmt, ...)
+ * failing function can end with `return tr_error_set(err, ...);`. */
+int tr_error_set(tr_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -27,7 +27,7 @@
 
 /* The nn.Sequential above as Python: "Sequential(Conv2d(1, 32, 3,
  * padding=0), ReLU(), ...)", into buf; fails if it does not fit. */
-int export_torch_modules(const model *m, char *buf, size_t size, tr_error *err);
+int tr_export_torch_modules(const tr_model *m, char *buf, size_t size, tr_error *err);
 
 /* The safetensors file of m: an 8-byte little-endian header length, the
  * JSON header (each tensor's dtype "F32", shape and byte range, and in
@@ -35,7 +35,7 @@ int export_torch_modules(const model *m, char *buf, size_t size, tr_error *err);
  * `--layers` writes them, the input shape and the classes), then the
  * tensors, little-endian float32, row-major, in module order.  Into a new
  * buffer (*data, freed by the caller). */
-int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *err);
+int tr_export_safetensors(const tr_model *m, uint8_t **data, size_t *len, tr_error *err);
 
 /* The ONNX model of m (IR version 8, opset 13): input "input" [N][C][H][W]
  * float32, output "probabilities" [N][classes]; the Sequential's modules as
@@ -44,6 +44,6 @@ int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *er
  * the same names and layouts; the class count, the input's shape and
  * layout, the preprocessing and the layers in the metadata.  Into a new
  * buffer (*data, freed by the caller). */
-int export_onnx(const model *m, uint8_t **data, size_t *len, tr_error *err);
+int tr_export_onnx(const tr_model *m, uint8_t **data, size_t *len, tr_error *err);
 
 #endif

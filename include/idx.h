@@ -22,17 +22,17 @@ typedef struct {
     uint32_t dims[IDX_MAX_DIMS]; /* dims[0] is the item count */
     size_t item_size;            /* bytes per item: product of dims[1..ndim) */
     uint8_t *data;               /* dims[0] * item_size bytes, owned */
-    uint32_t crc;                /* idx_load: CRC-32 of the whole file as read, header
+    uint32_t crc;                /* tr_idx_load: CRC-32 of the whole file as read, header
                                     included (decompressed, for gzip) */
-} idx_array;
+} tr_idx_array;
 
 /* Parses an uncompressed IDX image held in memory.  name is used in messages
  * only.  The header is checked against len before anything is allocated.
- * On success out->data is a new copy the caller frees with idx_free. */
-int idx_parse(idx_array *out, const uint8_t *buf, size_t len, const char *name,
-              tr_error *err);
+ * On success out->data is a new copy the caller frees with tr_idx_free. */
+int tr_idx_parse(tr_idx_array *out, const uint8_t *buf, size_t len, const char *name,
+                 tr_error *err);
 
-/* Reads path (plain or gzip) and parses it as idx_parse does.  A gzip file
+/* Reads path (plain or gzip) and parses it as tr_idx_parse does.  A gzip file
  * may hold several members one after the other (as gzip itself reads them);
  * any other bytes after the gzip data are an error.  With items nonzero, a
  * header announcing another item count is refused before the items are read.
@@ -42,14 +42,14 @@ int idx_parse(idx_array *out, const uint8_t *buf, size_t len, const char *name,
  * at most what its header announces and it really holds, and never more than
  * IDX_MAX_BYTES.  Deflate packs up to about 1000 bytes into one, so a small
  * gzip file can still hold, and cost, that much. */
-int idx_load(idx_array *out, const char *path, uint32_t items, tr_error *err);
+int tr_idx_load(tr_idx_array *out, const char *path, uint32_t items, tr_error *err);
 
 /* The IDX file of unsigned bytes with ndim dimensions dims (dims[0] the item
  * count) and items data: a new buffer in *out of *len bytes. */
-int idx_encode(int ndim, const uint32_t *dims, const uint8_t *data, uint8_t **out,
-               size_t *len, tr_error *err);
+int tr_idx_encode(int ndim, const uint32_t *dims, const uint8_t *data, uint8_t **out,
+                  size_t *len, tr_error *err);
 
 /* Frees out->data; safe on a zeroed or already freed array. */
-void idx_free(idx_array *a);
+void tr_idx_free(tr_idx_array *a);
 
 #endif

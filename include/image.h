@@ -29,47 +29,47 @@
 typedef struct {
     int w, h;
     uint8_t *rgba; /* [h][w][4], owned */
-} image;
+} tr_image;
 
 /* Decodes a PNG file's bytes (grey, grey + alpha, RGB, RGBA or palette, 1 to
  * 16 bits, any transparency) into im.  name is used in messages only. */
-int image_decode_png(image *im, const uint8_t *data, size_t len, const char *name,
-                     tr_error *err);
+int tr_image_decode_png(tr_image *im, const uint8_t *data, size_t len, const char *name,
+                        tr_error *err);
 
 /* Whether data starts with PNG's signature. */
-int image_is_png(const uint8_t *data, size_t len);
+int tr_image_is_png(const uint8_t *data, size_t len);
 
 /* Decodes a JPEG file's bytes (grey, colour or CMYK, baseline or
  * progressive) into im, turned upright as its EXIF orientation says.  A
  * damaged file fails with libjpeg's reason rather than decoding in part. */
-int image_decode_jpeg(image *im, const uint8_t *data, size_t len, const char *name,
-                      tr_error *err);
+int tr_image_decode_jpeg(tr_image *im, const uint8_t *data, size_t len, const char *name,
+                         tr_error *err);
 
 /* Whether data starts with JPEG's start-of-image marker. */
-int image_is_jpeg(const uint8_t *data, size_t len);
+int tr_image_is_jpeg(const uint8_t *data, size_t len);
 
 /* A PNG or a JPEG file's bytes, told apart by their signature. */
-int image_decode(image *im, const uint8_t *data, size_t len, const char *name, tr_error *err);
+int tr_image_decode(tr_image *im, const uint8_t *data, size_t len, const char *name, tr_error *err);
 
-void image_free(image *im);
+void tr_image_free(tr_image *im);
 
 /* Resizes a picture of ih x iw pixels of c bytes each into oh x ow, as
  * Keras does (TensorFlow's bilinear resize with half-pixel centres, no
  * antialiasing), rounding to the nearest byte. */
-void image_resize_bilinear(uint8_t *out, int oh, int ow, const uint8_t *in, int ih, int iw,
-                           int c);
+void tr_image_resize_bilinear(uint8_t *out, int oh, int ow, const uint8_t *in, int ih, int iw,
+                              int c);
 
 /* A picture as a data set keeps it: rows x cols x channels bytes, grey
- * (Rec. 601, as image_grey, rounded) or RGB, the alpha channel dropped (as
- * Keras' decoding does), resized with image_resize_bilinear when its size
+ * (Rec. 601, as tr_image_grey, rounded) or RGB, the alpha channel dropped (as
+ * Keras' decoding does), resized with tr_image_resize_bilinear when its size
  * differs.  -1 when out of memory. */
-int image_bytes(uint8_t *out, const image *im, int rows, int cols, int channels);
+int tr_image_bytes(uint8_t *out, const tr_image *im, int rows, int cols, int channels);
 
 /* A pixel's grey level (Rec. 601) in thousandths of a byte, 0 to
  * IMAGE_GREY_MAX: an integer, so that every language computes it alike
  * (the drawing page's port).  rgba: the pixel's 4 bytes. */
 #define IMAGE_GREY_MAX 255000
-int32_t image_grey(const uint8_t *rgba);
+int32_t tr_image_grey(const uint8_t *rgba);
 
 /* The picture as ink intensities in [0, 1] (1 the darkest ink on a light
  * page or the lightest on a dark one): grey levels (Rec. 601), transparent
@@ -83,20 +83,20 @@ int32_t image_grey(const uint8_t *rgba);
  * first, its noise and specks dropped (src/pictures/background.c); one
  * page level serves every other picture, and the drawing page's port
  * repeats only that.  ink: [h][w] */
-int image_ink(const image *im, float *ink, tr_error *err);
+int tr_image_ink(const tr_image *im, float *ink, tr_error *err);
 
-/* MNIST's preparation of ink ([h][w], from image_ink) for a field of fh x fw:
+/* MNIST's preparation of ink ([h][w], from tr_image_ink) for a field of fh x fw:
  * cropped to the ink's bounding box, scaled to fit a box of 20/28 of the
  * field keeping its aspect ratio (each output pixel the mean of the area it
  * covers: anti-aliased), and placed so that its centre of mass falls on the
  * field's centre (whole pixels, as MNIST).  out: [fh][fw] bytes, 0 page, 255
  * full ink.  Fails with "no ink" when nothing is brighter than a tenth of
  * the strongest ink. */
-int image_prepare(uint8_t *out, int fh, int fw, const float *ink, int h, int w,
-                  tr_error *err);
+int tr_image_prepare(uint8_t *out, int fh, int fw, const float *ink, int h, int w,
+                     tr_error *err);
 
-/* image_prepare's field before it becomes bytes: [fh][fw] floats in [0, 1]. */
-int image_field(float *field, int fh, int fw, const float *ink, int h, int w,
-                tr_error *err);
+/* tr_image_prepare's field before it becomes bytes: [fh][fw] floats in [0, 1]. */
+int tr_image_field(float *field, int fh, int fw, const float *ink, int h, int w,
+                   tr_error *err);
 
 #endif

@@ -38,11 +38,21 @@
 
 #include "error.h"
 
-typedef enum { OPTIMIZER_ADAM, OPTIMIZER_ADAMW, OPTIMIZER_SGD, OPTIMIZER_RMSPROP } optimizer_kind;
-typedef enum { SCHEDULE_CONSTANT, SCHEDULE_COSINE, SCHEDULE_EXPONENTIAL, SCHEDULE_ONECYCLE } schedule_kind;
+typedef enum {
+    OPTIMIZER_ADAM,
+    OPTIMIZER_ADAMW,
+    OPTIMIZER_SGD,
+    OPTIMIZER_RMSPROP
+} tr_optimizer_kind;
+typedef enum {
+    SCHEDULE_CONSTANT,
+    SCHEDULE_COSINE,
+    SCHEDULE_EXPONENTIAL,
+    SCHEDULE_ONECYCLE
+} tr_schedule_kind;
 
 typedef struct {
-    optimizer_kind kind;
+    tr_optimizer_kind kind;
     float lr;            /* the base rate: the peak of a schedule */
     float beta1, beta2;  /* adam, adamw */
     float eps;           /* adam, adamw, rmsprop */
@@ -50,77 +60,77 @@ typedef struct {
     int nesterov;        /* sgd */
     float rho;           /* rmsprop */
     float weight_decay;  /* 0: none */
-    schedule_kind schedule;
+    tr_schedule_kind schedule;
     double warmup_epochs;
     double decay_rate;   /* exponential: the factor per epoch */
     long steps_per_epoch; /* the schedule's length, set by the run */
     int epochs;
-} optimizer_hparams;
+} tr_optimizer_hparams;
 
 /* Keras' defaults for kind: lr 1e-3 (sgd 1e-2), beta1 0.9, beta2 0.999, eps
  * 1e-7, rho 0.9, momentum 0, weight decay 0.004 for adamw and 0 otherwise; a
  * constant rate. */
-optimizer_hparams optimizer_defaults(optimizer_kind kind);
+tr_optimizer_hparams tr_optimizer_defaults(tr_optimizer_kind kind);
 
 /* adam's defaults (the notebook's optimizer). */
-optimizer_hparams adam_defaults(void);
+tr_optimizer_hparams tr_adam_defaults(void);
 
 /* Names as the command line and the files spell them: "adam", "adamw",
  * "sgd", "rmsprop"; "constant", "cosine", "exponential", "onecycle". */
-const char *optimizer_name(optimizer_kind kind);
-const char *schedule_name(schedule_kind kind);
-int optimizer_find(const char *name, optimizer_kind *kind);
-int schedule_find(const char *name, schedule_kind *kind);
+const char *tr_optimizer_name(tr_optimizer_kind kind);
+const char *tr_schedule_name(tr_schedule_kind kind);
+int tr_optimizer_find(const char *name, tr_optimizer_kind *kind);
+int tr_schedule_find(const char *name, tr_schedule_kind *kind);
 
 /* Whether hp makes sense: rates in range, and every setting one that its
  * optimizer or schedule reads (momentum for sgd and rmsprop, Nesterov for
  * sgd with momentum, a decay rate for exponential alone). */
-int optimizer_check(const optimizer_hparams *hp, tr_error *err);
+int tr_optimizer_check(const tr_optimizer_hparams *hp, tr_error *err);
 
 /* Whether the rate changes from step to step (a schedule or a warm-up). */
-int optimizer_scheduled(const optimizer_hparams *hp);
+int tr_optimizer_scheduled(const tr_optimizer_hparams *hp);
 
 /* The rate at iteration i (0-based: the steps taken before this one). */
-double optimizer_lr_at(const optimizer_hparams *hp, long i);
+double tr_optimizer_lr_at(const tr_optimizer_hparams *hp, long i);
 
 /* What one step needs besides the gradient, from hp and the step t >= 1. */
 typedef struct {
     float lr;     /* the schedule's rate */
     float alpha;  /* adam's step size */
-} optimizer_coeffs;
+} tr_optimizer_coeffs;
 
-optimizer_coeffs optimizer_coeffs_at(const optimizer_hparams *hp, long t);
+tr_optimizer_coeffs tr_optimizer_coeffs_at(const tr_optimizer_hparams *hp, long t);
 
 /* Whether a parameter whose slots are 0 stays where it is under a zero
  * gradient (no weight decay): a trainer may then skip it. */
-int optimizer_zero_is_still(const optimizer_hparams *hp);
+int tr_optimizer_zero_is_still(const tr_optimizer_hparams *hp);
 
 /* One line for the console: "Adam lr 0.001", "SGD lr 0.05 momentum 0.9
  * (Nesterov), onecycle schedule, label smoothing 0.1". */
-void optimizer_describe(const optimizer_hparams *hp, float label_smoothing, char *buf,
-                        size_t size);
+void tr_optimizer_describe(const tr_optimizer_hparams *hp, float label_smoothing, char *buf,
+                           size_t size);
 
 typedef struct {
-    optimizer_hparams hp;
+    tr_optimizer_hparams hp;
     long step;  /* steps taken so far */
     size_t len; /* floats in m and v: the parameter buffer's length */
     float *m;   /* [len], owned: adam's first moment, the momentum */
     float *v;   /* [len], owned: adam's second moment, rmsprop's velocity */
-} optimizer;
+} tr_optimizer;
 
-int optimizer_init(optimizer *o, size_t len, const optimizer_hparams *hp, tr_error *err);
-void optimizer_free(optimizer *o);
+int tr_optimizer_init(tr_optimizer *o, size_t len, const tr_optimizer_hparams *hp, tr_error *err);
+void tr_optimizer_free(tr_optimizer *o);
 
 /* adam's step size alpha_t for step t >= 1 at rate lr. */
-float adam_alpha(float lr, const optimizer_hparams *hp, long t);
+float tr_adam_alpha(float lr, const tr_optimizer_hparams *hp, long t);
 
 /* Updates p, m, v over the slice [lo, hi) with the gradient
  * g[j] = grads[0][j] + grads[1][j] + ... + grads[n_grads - 1][j], summed in
  * that order, so the result depends on the shard buffers alone and not on
  * which thread runs the slice.  With n_grads 0 the gradient is 0.
  * p, m, v, grads[k]: buffers of the same length, indexed by j in [lo, hi). */
-void optimizer_update(const optimizer_hparams *hp, float *p, float *m, float *v,
-                      const float *const *grads, int n_grads, size_t lo, size_t hi,
-                      const optimizer_coeffs *c);
+void tr_optimizer_update(const tr_optimizer_hparams *hp, float *p, float *m, float *v,
+                         const float *const *grads, int n_grads, size_t lo, size_t hi,
+                         const tr_optimizer_coeffs *c);
 
 #endif

@@ -11,7 +11,7 @@
 
 typedef struct {
     uint64_t s[4];
-} rng;
+} tr_rng;
 
 /* Streams in use; the value is mixed with the seed. */
 enum {
@@ -33,13 +33,13 @@ static inline uint64_t rng_hash(uint64_t x)
     return z ^ (z >> 31);
 }
 
-void rng_seed(rng *r, uint64_t seed, uint64_t stream);
-uint64_t rng_next(rng *r);
+void tr_rng_seed(tr_rng *r, uint64_t seed, uint64_t stream);
+uint64_t tr_rng_next(tr_rng *r);
 /* Uniform float in [0, 1) with 24 random bits. */
-float rng_uniform(rng *r);
+float tr_rng_uniform(tr_rng *r);
 /* Uniform integer in [0, n), n > 0, without modulo bias. */
-uint64_t rng_below(rng *r, uint64_t n);
+uint64_t tr_rng_below(tr_rng *r, uint64_t n);
 /* Fisher-Yates shuffle of idx[0..n). */
-void rng_shuffle(rng *r, uint32_t *idx, uint32_t n);
+void tr_rng_shuffle(tr_rng *r, uint32_t *idx, uint32_t n);
 
 #endif

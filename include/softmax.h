@@ -12,12 +12,12 @@
  * of -sum_c y_c log softmax_c; adds to *correct the rows whose arg max is
  * their label (ties go to the lowest class, as numpy's argmax).
  * d_logits, logits: [n][classes]   labels: [n] */
-double softmax_xent(float *d_logits, const float *logits, const uint8_t *labels,
-                    int n, int classes, float scale, float ls, int *correct);
+double tr_softmax_xent(float *d_logits, const float *logits, const uint8_t *labels,
+                       int n, int classes, float scale, float ls, int *correct);
 
-/* Arg max of each row (lowest index on ties) and its loss as softmax_xent's,
+/* Arg max of each row (lowest index on ties) and its loss as tr_softmax_xent's,
  * summed over the rows, without gradients.  pred may be NULL. */
-double softmax_xent_eval(uint8_t *pred, const float *logits, const uint8_t *labels,
-                         int n, int classes, float ls, int *correct);
+double tr_softmax_xent_eval(uint8_t *pred, const float *logits, const uint8_t *labels,
+                            int n, int classes, float ls, int *correct);
 
 #endif

@@ -82,34 +82,35 @@ typedef struct {
     int image_rows, image_cols; /* --image-size, or 0 (from version 6) */
     int image_channels;        /* --color: 1, 3, or 0 (from version 6) */
     int epoch;                 /* the epoch in progress or next to run */
-    epoch_progress progress;   /* where that epoch stands */
+    tr_epoch_progress progress;   /* where that epoch stands */
     long opt_step;             /* the optimizer's steps taken since the run began */
-    optimizer_hparams opt;     /* its kind and settings (opt.lr is lr) */
+    tr_optimizer_hparams opt;     /* its kind and settings (opt.lr is lr) */
     float label_smoothing;
     int n_history;
-    epoch_stats *history;      /* [n_history], owned */
-    callback_config callbacks; /* the run's callbacks (all off before version 3) */
-    callback_state cb;         /* where their rules stand */
+    tr_epoch_stats *history;      /* [n_history], owned */
+    tr_callback_config callbacks; /* the run's callbacks (all off before version 3) */
+    tr_callback_state cb;         /* where their rules stand */
     float *best_weights;       /* the weights EarlyStopping keeps (a buffer of the
                                   model's layout), or NULL; owned by a decoded state */
-} train_state;
+} tr_train_state;
 
 /* Encodes st with the parameters of m and the moments of opt into a new
  * buffer (*data, freed by the caller).  Fails, naming the first, on a
  * parameter or moment that is not finite, or a second moment below 0: the
  * state would not load. */
-int state_encode(const train_state *st, const model *m, const optimizer *opt, uint8_t **data,
-                 size_t *len, tr_error *err);
+int tr_state_encode(const tr_train_state *st, const tr_model *m, const tr_optimizer *opt,
+                    uint8_t **data,
+                    size_t *len, tr_error *err);
 
 /* Decodes a state image: fills st (free st->history, and st->best_weights
- * with model_buffer_free), a new model m (free
- * with model_free) and new moment buffers *m1, *m2 of m's padded layout (free
- * with model_buffer_free).  name is used in messages. */
-int state_decode(train_state *st, model *m, float **m1, float **m2, const uint8_t *data,
-                 size_t len, const char *name, tr_error *err);
+ * with tr_model_buffer_free), a new model m (free
+ * with tr_model_free) and new moment buffers *m1, *m2 of m's padded layout (free
+ * with tr_model_buffer_free).  name is used in messages. */
+int tr_state_decode(tr_train_state *st, tr_model *m, float **m1, float **m2, const uint8_t *data,
+                    size_t len, const char *name, tr_error *err);
 
 /* Reads and decodes path. */
-int state_load(train_state *st, model *m, float **m1, float **m2, const char *path,
-               tr_error *err);
+int tr_state_load(tr_train_state *st, tr_model *m, float **m1, float **m2, const char *path,
+                  tr_error *err);
 
 #endif

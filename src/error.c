@@ -3,7 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-int error_set(tr_error *err, const char *fmt, ...)
+int tr_error_set(tr_error *err, const char *fmt, ...)
 {
     if (err) {
         va_list ap;

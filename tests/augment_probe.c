@@ -23,12 +23,12 @@ int main(void)
     }
     char full[512];
     snprintf(full, sizeof full, "%s,flatten,dense(2,softmax)", spec);
-    layer layers[MODEL_MAX_LAYERS];
+    tr_layer layers[MODEL_MAX_LAYERS];
     int n_layers;
-    model m;
+    tr_model m;
     tr_error err;
-    if (model_parse_layers(full, layers, &n_layers, &err) ||
-        model_init(&m, (tensor_shape){h, w, c}, layers, n_layers, &err)) {
+    if (tr_model_parse_layers(full, layers, &n_layers, &err) ||
+        tr_model_init(&m, (tr_tensor_shape){h, w, c}, layers, n_layers, &err)) {
         fprintf(stderr, "augment_probe: %s\n", err.msg);
         return 2;
     }
@@ -41,11 +41,11 @@ int main(void)
     for (long j = 0; j < n * size; j++)
         if (scanf("%f", &g[j]) != 1)
             return 2;
-    const layer_pass pass = {.training = training, .seed = seed, .epoch = epoch, .step = step,
+    const tr_layer_pass pass = {.training = training, .seed = seed, .epoch = epoch, .step = step,
                              .first = first};
-    const layer_input in = {x, NULL, 1.0f};
-    layer_forward(&m.layer[0], y, &in, m.params, NULL, n, &pass);
-    layer_backward(&m.layer[0], dx, NULL, g, x, y, m.params, NULL, n, &pass);
+    const tr_layer_input in = {x, NULL, 1.0f};
+    tr_layer_forward(&m.layer[0], y, &in, m.params, NULL, n, &pass);
+    tr_layer_backward(&m.layer[0], dx, NULL, g, x, y, m.params, NULL, n, &pass);
     for (int s = 0; s < n; s++)
         for (long j = 0; j < size; j++)
             printf("%.9g%c", (double)y[s * size + j], j + 1 < size ? ' ' : '\n');
@@ -53,6 +53,6 @@ int main(void)
         for (long j = 0; j < size; j++)
             printf("%.9g%c", (double)dx[s * size + j], j + 1 < size ? ' ' : '\n');
     free(x), free(y), free(g), free(dx);
-    model_free(&m);
+    tr_model_free(&m);
     return 0;
 }

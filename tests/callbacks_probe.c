@@ -15,7 +15,7 @@
 int main(void)
 {
     char name[32];
-    callback_config c = callback_defaults();
+    tr_callback_config c = tr_callback_defaults();
     float lr;
     int n;
     while (scanf("%31s %d %d %lf %d %d %d %lf %d %lf %d %lf %f %d", name, &c.early_stopping,
@@ -23,11 +23,11 @@ int main(void)
                  &c.factor, &c.lr_patience, &c.lr_min_delta, &c.cooldown, &c.min_lr, &lr,
                  &n) == 14) {
         tr_error err;
-        if (monitor_parse(name, &c.monitor, &err)) {
+        if (tr_monitor_parse(name, &c.monitor, &err)) {
             fprintf(stderr, "callbacks_probe: %s\n", err.msg);
             return 2;
         }
-        epoch_stats *h = calloc((size_t)n, sizeof *h);
+        tr_epoch_stats *h = calloc((size_t)n, sizeof *h);
         for (int e = 0; e < n; e++) {
             h[e].epoch = e + 1;
             if (scanf("%lf %lf %lf %lf", &h[e].loss, &h[e].accuracy, &h[e].val_loss,
@@ -36,15 +36,15 @@ int main(void)
                 return 2;
             }
         }
-        callback_state s;
-        callbacks_start(&s, &c, lr);
+        tr_callback_state s;
+        tr_callbacks_start(&s, &c, lr);
         int ran = 0, kept = 0;
         char saves[4096] = "";
         printf("rates");
         for (int e = 0; e < n; e++) {
-            callback_actions a;
+            tr_callback_actions a;
             printf(" %.9g", (double)s.lr);
-            callbacks_epoch_end(&s, &c, &h[e], &a);
+            tr_callbacks_epoch_end(&s, &c, &h[e], &a);
             ran = e + 1;
             if (a.keep_weights)
                 kept = e + 1;

@@ -32,14 +32,14 @@ int main(void)
     while (scanf("%15s %f %f %d %f %15s %lf %lf %ld %d %ld %d", kind, &lr, &momentum,
                  &nesterov, &wd, schedule, &warmup, &decay, &per_epoch, &epochs, &steps,
                  &shards) == 12) {
-        optimizer_kind k;
-        schedule_kind s;
-        if (optimizer_find(kind, &k) || schedule_find(schedule, &s) || shards < 1 ||
+        tr_optimizer_kind k;
+        tr_schedule_kind s;
+        if (tr_optimizer_find(kind, &k) || tr_schedule_find(schedule, &s) || shards < 1 ||
             shards > MAX_SHARDS) {
             fprintf(stderr, "optimizer_probe: bad scenario\n");
             return 2;
         }
-        optimizer_hparams hp = optimizer_defaults(k);
+        tr_optimizer_hparams hp = tr_optimizer_defaults(k);
         hp.lr = lr;
         hp.momentum = momentum;
         hp.nesterov = nesterov;
@@ -49,9 +49,9 @@ int main(void)
         hp.decay_rate = decay;
         hp.steps_per_epoch = per_epoch;
         hp.epochs = epochs;
-        optimizer o;
+        tr_optimizer o;
         tr_error err;
-        if (optimizer_check(&hp, &err) || optimizer_init(&o, N, &hp, &err)) {
+        if (tr_optimizer_check(&hp, &err) || tr_optimizer_init(&o, N, &hp, &err)) {
             fprintf(stderr, "optimizer_probe: %s\n", err.msg);
             return 2;
         }
@@ -73,17 +73,17 @@ int main(void)
             }
             for (int q = 0; q < shards; q++)
                 grads[q] = g[q];
-            const optimizer_coeffs c = optimizer_coeffs_at(&hp, t);
+            const tr_optimizer_coeffs c = tr_optimizer_coeffs_at(&hp, t);
             printf("%s%.9g", t > 1 ? " " : "", (double)c.lr);
             /* Two slices, as two threads would split the buffer. */
-            optimizer_update(&hp, p, o.m, o.v, grads, shards, 0, 16, &c);
-            optimizer_update(&hp, p, o.m, o.v, grads, shards, 16, N, &c);
+            tr_optimizer_update(&hp, p, o.m, o.v, grads, shards, 0, 16, &c);
+            tr_optimizer_update(&hp, p, o.m, o.v, grads, shards, 16, N, &c);
         }
         printf("\n");
         print_row(p, N);
         print_row(o.m, N);
         print_row(o.v, N);
-        optimizer_free(&o);
+        tr_optimizer_free(&o);
     }
     return 0;
 }

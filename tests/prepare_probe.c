@@ -24,21 +24,21 @@ int main(int argc, char **argv)
     }
     for (int a = 4; a < argc; a += 3) {
         tr_error err;
-        image im = {atoi(argv[a]), atoi(argv[a + 1]), NULL};
+        tr_image im = {atoi(argv[a]), atoi(argv[a + 1]), NULL};
         size_t len;
-        if (file_read_all(argv[a + 2], (size_t)1 << 28, &im.rgba, &len, &err) ||
+        if (tr_file_read_all(argv[a + 2], (size_t)1 << 28, &im.rgba, &len, &err) ||
             len != (size_t)im.w * im.h * 4) {
             fprintf(stderr, "prepare_probe: %s: not %dx%d RGBA\n", argv[a + 2], im.w, im.h);
             return 1;
         }
         float *ink = malloc(sizeof(float) * (size_t)im.w * im.h);
-        const int ok = ink && image_ink(&im, ink, &err) == 0 &&
-                       image_field(field, fh, fw, ink, im.h, im.w, &err) == 0;
+        const int ok = ink && tr_image_ink(&im, ink, &err) == 0 &&
+                       tr_image_field(field, fh, fw, ink, im.h, im.w, &err) == 0;
         fputc(ok ? 0 : 1, out);
         if (ok)
             fwrite(field, sizeof(float), (size_t)fh * fw, out);
         free(ink);
-        image_free(&im);
+        tr_image_free(&im);
     }
     free(field);
     return fclose(out) == 0 ? 0 : 1;

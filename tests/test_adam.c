@@ -25,12 +25,12 @@ int main(void)
         {-0.2f, 0.1f, 0.02f, -1e-3f, 1.0f, 0.25f},
     };
     float p[N] = {0.5f, -0.3f, 0.1f, 0.0f, 2.0f, -1.5f};
-    optimizer opt;
+    tr_optimizer opt;
     tr_error err;
-    optimizer_hparams hp = adam_defaults();
+    tr_optimizer_hparams hp = tr_adam_defaults();
     CHECK(hp.lr == 1e-3f && hp.beta1 == 0.9f && hp.beta2 == 0.999f && hp.eps == 1e-7f,
           "Keras' defaults");
-    CHECK(optimizer_init(&opt, N, &hp, &err) == 0, "%s", err.msg);
+    CHECK(tr_optimizer_init(&opt, N, &hp, &err) == 0, "%s", err.msg);
     for (int t = 0; t < 3; t++) {
         /* The gradient arrives as two shard buffers whose sum it is. */
         float a[N], b[N];
@@ -40,16 +40,16 @@ int main(void)
         }
         const float *shards[2] = {a, b};
         /* Two slices, as two threads would split the buffer. */
-        const optimizer_coeffs c = optimizer_coeffs_at(&hp, t + 1);
-        optimizer_update(&hp, p, opt.m, opt.v, shards, 2, 0, 4, &c);
-        optimizer_update(&hp, p, opt.m, opt.v, shards, 2, 4, N, &c);
+        const tr_optimizer_coeffs c = tr_optimizer_coeffs_at(&hp, t + 1);
+        tr_optimizer_update(&hp, p, opt.m, opt.v, shards, 2, 0, 4, &c);
+        tr_optimizer_update(&hp, p, opt.m, opt.v, shards, 2, 4, N, &c);
         for (int j = 0; j < N; j++)
             CHECK(fabs(p[j] - want[t][j]) <= TOL, "step %d p[%d] = %.10f, want %.10f", t + 1,
                   j, p[j], want[t][j]);
     }
     /* 1 - beta2 carries beta2's float32 rounding (1.3e-5 relative), as in Keras. */
-    double a1 = adam_alpha(hp.lr, &hp, 1), want_a1 = 1e-3 * sqrt(1 - 0.999) / (1 - 0.9);
+    double a1 = tr_adam_alpha(hp.lr, &hp, 1), want_a1 = 1e-3 * sqrt(1 - 0.999) / (1 - 0.9);
     CHECK(fabs(a1 - want_a1) < 1e-5 * want_a1, "alpha_1 = %.9g, want %.9g", a1, want_a1);
-    optimizer_free(&opt);
+    tr_optimizer_free(&opt);
     return test_finish("test_adam");
 }

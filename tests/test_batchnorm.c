@@ -2,8 +2,8 @@
  * here in double, a whole batch at a time: the loss with each channel's
  * batch mean and biased variance, and every coordinate of the gradient
  * against its central differences.  Through both ways a gradient is
- * computed: model_forward/model_backward on a block (the block is the
- * batch) and train_gradient, the training step, whose shards must add up to
+ * computed: tr_model_forward/tr_model_backward on a block (the block is the
+ * batch) and tr_train_gradient, the training step, whose shards must add up to
  * the whole batch's statistics: 3 shards give the block's gradient, the
  * same bits on 1 and 2 threads.  A training epoch moves the moving mean and
  * variance by Keras' momentum; inference uses them. */
@@ -18,16 +18,16 @@
 
 enum { N = 12, MAX_VALUES = 1 << 14 };
 
-static int is(const layer *l, const char *name)
+static int is(const tr_layer *l, const char *name)
 {
-    return strcmp(layer_kind_name(l->kind), name) == 0;
+    return strcmp(tr_layer_kind_name(l->kind), name) == 0;
 }
 
 /* The batch's values through layer l in double: a [N][in size] -> b [N][out size]. */
-static void ref_layer(const layer *l, const double *p, const double *a, double *b)
+static void ref_layer(const tr_layer *l, const double *p, const double *a, double *b)
 {
-    const tensor_shape in = l->in, out = l->out;
-    const long isz = tensor_size(in), osz = tensor_size(out);
+    const tr_tensor_shape in = l->in, out = l->out;
+    const long isz = tr_tensor_size(in), osz = tr_tensor_size(out);
     if (is(l, "conv2d")) {
         const int f = (int)l->hp[0], k = (int)l->hp[1], pad = l->hp[2] ? (k - 1) / 2 : 0;
         for (int s = 0; s < N; s++)
@@ -82,18 +82,18 @@ static void ref_layer(const layer *l, const double *p, const double *a, double *
 }
 
 /* The batch's mean cross-entropy for parameters p (the model's layout). */
-static double ref_loss(const model *m, const double *p, const double *x, const uint8_t *y)
+static double ref_loss(const tr_model *m, const double *p, const double *x, const uint8_t *y)
 {
     double *a = malloc(sizeof(double) * MAX_VALUES), *b = malloc(sizeof(double) * MAX_VALUES);
-    memcpy(a, x, sizeof(double) * (size_t)(N * tensor_size(m->input)));
+    memcpy(a, x, sizeof(double) * (size_t)(N * tr_tensor_size(m->input)));
     for (int l = 0; l < m->n_layers - 1; l++) {
-        CHECK(N * tensor_size(m->layer[l].out) <= MAX_VALUES, "the reference's buffers");
+        CHECK(N * tr_tensor_size(m->layer[l].out) <= MAX_VALUES, "the reference's buffers");
         ref_layer(&m->layer[l], p, a, b);
         double *t = a;
         a = b;
         b = t;
     }
-    const int k = model_classes(m);
+    const int k = tr_model_classes(m);
     double total = 0.0;
     for (int s = 0; s < N; s++) {
         const double *z = a + (long)s * k;
@@ -110,7 +110,7 @@ static double ref_loss(const model *m, const double *p, const double *x, const u
 
 /* Every trainable coordinate of grad against central differences (the
  * moving statistics, which training does not differentiate, are skipped). */
-static void check_gradient(const model *m, const float *grad, const double *x,
+static void check_gradient(const tr_model *m, const float *grad, const double *x,
                            const uint8_t *y, const char *what)
 {
     double *p = malloc(sizeof(double) * m->len);
@@ -150,16 +150,17 @@ static void check_gradient(const model *m, const float *grad, const double *x,
 
 static void check_stack(const char *spec, uint32_t rows, uint32_t cols)
 {
-    layer layers[MODEL_MAX_LAYERS];
+    tr_layer layers[MODEL_MAX_LAYERS];
     int n_layers;
     tr_error err;
-    CHECK(model_parse_layers(spec, layers, &n_layers, &err) == 0, "%s: %s", spec, err.msg);
-    model m;
-    CHECK(model_init(&m, (tensor_shape){(int)rows, (int)cols, 1}, layers, n_layers, &err) == 0,
+    CHECK(tr_model_parse_layers(spec, layers, &n_layers, &err) == 0, "%s: %s", spec, err.msg);
+    tr_model m;
+    CHECK(tr_model_init(&m, (tr_tensor_shape){(int)rows, (int)cols, 1}, layers, n_layers,
+                        &err) == 0,
           "%s: %s", spec, err.msg);
     if (!m.params)
         return;
-    model_init_glorot(&m, 7);
+    tr_model_init_glorot(&m, 7);
     /* gamma and beta away from 1 and 0, so that a pass that ignored one
      * would show. */
     for (int l = 0; l < m.n_layers; l++)
@@ -168,7 +169,7 @@ static void check_stack(const char *spec, uint32_t rows, uint32_t cols)
                 m.params[m.layer[l].offset[0] + q] = 0.5f + 0.125f * (float)(q % 5);
                 m.params[m.layer[l].offset[1] + q] = 0.25f - 0.0625f * (float)(q % 7);
             }
-    dataset d;
+    tr_dataset d;
     test_make_dataset(&d, 40, rows, cols, 4);
     uint32_t idx[N];
     double *x = malloc(sizeof(double) * N * d.dim);
@@ -185,16 +186,16 @@ static void check_stack(const char *spec, uint32_t rows, uint32_t cols)
         p[j] = m.params[j];
     const double ref = ref_loss(&m, p, x, y);
 
-    /* A block through model_forward / model_backward: the block is the batch. */
-    model_work w;
-    CHECK(model_work_init(&w, &m, N, &err) == 0, "%s", err.msg);
+    /* A block through tr_model_forward / tr_model_backward: the block is the batch. */
+    tr_model_work w;
+    CHECK(tr_model_work_init(&w, &m, N, &err) == 0, "%s", err.msg);
     for (size_t j = 0; j < (size_t)N * d.dim; j++)
         w.x[j] = (float)x[j];
-    const layer_input in = model_input(&w, NULL, 1.0f);
-    float *grad = model_buffer_new(m.len);
+    const tr_layer_input in = tr_model_input(&w, NULL, 1.0f);
+    float *grad = tr_model_buffer_new(m.len);
     int correct = 0;
-    model_forward(&m, &w, &in, N, &(layer_pass){.training = 1});
-    const double loss = model_backward(&m, &w, &in, y, N, 1.0f / N, grad, &correct) / N;
+    tr_model_forward(&m, &w, &in, N, &(tr_layer_pass){.training = 1});
+    const double loss = tr_model_backward(&m, &w, &in, y, N, 1.0f / N, grad, &correct) / N;
     CHECK(fabs(loss - ref) <= 1e-5 * fabs(ref), "%s: block loss %.9g, reference %.9g", spec,
           loss, ref);
     char what[256];
@@ -205,13 +206,13 @@ static void check_stack(const char *spec, uint32_t rows, uint32_t cols)
     float *g[2];
     double sloss[2];
     for (int run = 0; run < 2; run++) {
-        g[run] = model_buffer_new(m.len);
-        train_config cfg = {.threads = run + 1, .shards = 3, .batch_size = 16,
-                            .opt = adam_defaults(), .seed = 5};
-        train_session *s;
-        CHECK(train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
-        CHECK(train_gradient(s, &d, idx, N, g[run], &sloss[run], &err) == 0, "%s", err.msg);
-        train_session_free(s);
+        g[run] = tr_model_buffer_new(m.len);
+        tr_train_config cfg = {.threads = run + 1, .shards = 3, .batch_size = 16,
+                            .opt = tr_adam_defaults(), .seed = 5};
+        tr_train_session *s;
+        CHECK(tr_train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
+        CHECK(tr_train_gradient(s, &d, idx, N, g[run], &sloss[run], &err) == 0, "%s", err.msg);
+        tr_train_session_free(s);
     }
     CHECK(memcmp(g[0], g[1], sizeof(float) * m.len) == 0 && sloss[0] == sloss[1],
           "%s: 3 shards on 1 and 2 threads differ", spec);
@@ -219,18 +220,18 @@ static void check_stack(const char *spec, uint32_t rows, uint32_t cols)
           sloss[0], ref);
     snprintf(what, sizeof what, "%s, train_gradient in 3 shards", spec);
     check_gradient(&m, g[0], x, y, what);
-    /* train_gradient changes nothing: the moving statistics stay. */
+    /* tr_train_gradient changes nothing: the moving statistics stay. */
     for (int l = 0; l < m.n_layers; l++)
         if (is(&m.layer[l], "batchnorm"))
             CHECK(m.params[m.layer[l].offset[2]] == 0.0f && m.params[m.layer[l].offset[3]] == 1.0f,
                   "%s: train_gradient moved the moving statistics", spec);
     for (int run = 0; run < 2; run++)
-        model_buffer_free(g[run]);
-    model_buffer_free(grad);
-    model_work_free(&w);
+        tr_model_buffer_free(g[run]);
+    tr_model_buffer_free(grad);
+    tr_model_work_free(&w);
     free(p), free(x);
-    dataset_free(&d);
-    model_free(&m);
+    tr_dataset_free(&d);
+    tr_model_free(&m);
 }
 
 /* One epoch of one step on 12 samples: the moving mean and variance move
@@ -238,24 +239,25 @@ static void check_stack(const char *spec, uint32_t rows, uint32_t cols)
  * layer's input, computed here; inference then normalizes with them. */
 static void check_moving(void)
 {
-    layer layers[MODEL_MAX_LAYERS];
+    tr_layer layers[MODEL_MAX_LAYERS];
     int n_layers;
     tr_error err;
-    CHECK(model_parse_layers("flatten,batchnorm,dense(10,softmax)", layers, &n_layers, &err) ==
+    CHECK(tr_model_parse_layers("flatten,batchnorm,dense(10,softmax)", layers, &n_layers, &err) ==
               0, "%s", err.msg);
-    model m;
-    CHECK(model_init(&m, (tensor_shape){4, 5, 1}, layers, n_layers, &err) == 0, "%s", err.msg);
-    model_init_glorot(&m, 2);
-    dataset d;
+    tr_model m;
+    CHECK(tr_model_init(&m, (tr_tensor_shape){4, 5, 1}, layers, n_layers, &err) == 0, "%s",
+          err.msg);
+    tr_model_init_glorot(&m, 2);
+    tr_dataset d;
     test_make_dataset(&d, N, 4, 5, 9);
-    train_config cfg = {.threads = 2, .shards = 3, .batch_size = N, .opt = adam_defaults(),
+    tr_train_config cfg = {.threads = 2, .shards = 3, .batch_size = N, .opt = tr_adam_defaults(),
                         .seed = 1};
-    train_session *s;
-    CHECK(train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
+    tr_train_session *s;
+    CHECK(tr_train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
     double loss, acc;
-    CHECK(train_epoch(s, &d, 1, &loss, &acc, NULL, NULL, &err) == 0, "%s", err.msg);
-    train_session_free(s);
-    const layer *bn = &m.layer[1];
+    CHECK(tr_train_epoch(s, &d, 1, &loss, &acc, NULL, NULL, &err) == 0, "%s", err.msg);
+    tr_train_session_free(s);
+    const tr_layer *bn = &m.layer[1];
     double worst = 0.0;
     for (uint32_t i = 0; i < d.dim; i++) {
         double mean = 0.0, var = 0.0;
@@ -273,11 +275,11 @@ static void check_moving(void)
     printf("moving statistics after one step: worst error %.2e\n", worst);
     CHECK(worst < 1e-6, "moving statistics off by %.3g", worst);
     /* Inference: (x - moving mean) / sqrt(moving var + 1e-3) * gamma + beta. */
-    model_work w;
-    CHECK(model_work_init(&w, &m, 1, &err) == 0, "%s", err.msg);
+    tr_model_work w;
+    CHECK(tr_model_work_init(&w, &m, 1, &err) == 0, "%s", err.msg);
     const uint8_t *row = d.pixels;
-    const layer_input in = {NULL, &row, DATASET_PIXEL_DIVISOR};
-    model_forward(&m, &w, &in, 1, NULL);
+    const tr_layer_input in = {NULL, &row, DATASET_PIXEL_DIVISOR};
+    tr_model_forward(&m, &w, &in, 1, NULL);
     worst = 0.0;
     for (uint32_t i = 0; i < d.dim; i++) {
         const double v = (float)row[i] / DATASET_PIXEL_DIVISOR;
@@ -288,9 +290,9 @@ static void check_moving(void)
         worst = fmax(worst, fabs(w.act[1][i] - want));
     }
     CHECK(worst < 1e-5, "inference with the moving statistics off by %.3g", worst);
-    model_work_free(&w);
-    dataset_free(&d);
-    model_free(&m);
+    tr_model_work_free(&w);
+    tr_dataset_free(&d);
+    tr_model_free(&m);
 }
 
 int main(void)

@@ -19,9 +19,9 @@ static const char *dir;
 static void expect_ckpt_error(const uint8_t *bytes, size_t len, const char *want)
 {
     const char *path = test_write_file(dir, "bad.ckpt", bytes, len, 0);
-    model m;
+    tr_model m;
     tr_error err = {{0}};
-    CHECK(ckpt_load(&m, path, &err) == -1, "damaged checkpoint loaded (%s)", want);
+    CHECK(tr_ckpt_load(&m, path, &err) == -1, "damaged checkpoint loaded (%s)", want);
     CHECK(strstr(err.msg, want) && strstr(err.msg, "bad.ckpt"), "message '%s' lacks '%s'",
           err.msg, want);
     CHECK(m.params == NULL, "parameters left allocated");
@@ -76,9 +76,9 @@ static void forge_float(uint8_t *bytes, size_t len, float marker, float value)
 
 /* m written as a version-1 file, as include/ckpt.h describes it: a stack of
  * dense layers told by its sizes. */
-static uint8_t *version1_bytes(const model *m, const mlp_shape *s, size_t *len)
+static uint8_t *version1_bytes(const tr_model *m, const tr_mlp_shape *s, size_t *len)
 {
-    const size_t n_params = model_param_count(m);
+    const size_t n_params = tr_model_param_count(m);
     *len = 24 + 4 * (size_t)(s->n_layers + 1) + 8 + 4 * n_params + 4;
     uint8_t *b = malloc(*len), *p = b + 24;
     memcpy(b, "TRNRCKPT", 8);
@@ -92,7 +92,7 @@ static uint8_t *version1_bytes(const model *m, const mlp_shape *s, size_t *len)
         *p++ = (uint8_t)((uint64_t)n_params >> (8 * b8));
     float *ptr[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
     size_t count[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
-    const int nt = model_tensors(m, m->params, ptr, count);
+    const int nt = tr_model_tensors(m, m->params, ptr, count);
     for (int t = 0; t < nt; t++, p += 4 * count[t - 1])
         memcpy(p, ptr[t], 4 * count[t]);
     fix_crc(b, *len);
@@ -102,45 +102,45 @@ static uint8_t *version1_bytes(const model *m, const mlp_shape *s, size_t *len)
 static void test_ckpt(void)
 {
     tr_error err;
-    mlp_shape shape;
+    tr_mlp_shape shape;
     const int hidden[] = {20, 7};
-    CHECK(mlp_shape_make(&shape, 36, hidden, 2, 10, &err) == 0, "%s", err.msg);
-    model m;
-    CHECK(model_init_mlp(&m, (tensor_shape){6, 6, 1}, &shape, &err) == 0, "%s", err.msg);
-    model_init_glorot(&m, 3);
+    CHECK(tr_mlp_shape_make(&shape, 36, hidden, 2, 10, &err) == 0, "%s", err.msg);
+    tr_model m;
+    CHECK(tr_model_init_mlp(&m, (tr_tensor_shape){6, 6, 1}, &shape, &err) == 0, "%s", err.msg);
+    tr_model_init_glorot(&m, 3);
     for (int o = 0; o < 7; o++)
         layer_tensor(&m.layer[1], m.params, DENSE_B)[o] = 0.01f * (float)o;
     char path[4096];
     snprintf(path, sizeof path, "%s/model.ckpt", dir);
-    CHECK(ckpt_save(&m, path, &err) == 0, "%s", err.msg);
+    CHECK(tr_ckpt_save(&m, path, &err) == 0, "%s", err.msg);
 
-    model back;
-    CHECK(ckpt_load(&back, path, &err) == 0, "%s", err.msg);
-    CHECK(model_same_layers(&back, &m) && back.input.h == 6 && back.input.w == 6 &&
+    tr_model back;
+    CHECK(tr_ckpt_load(&back, path, &err) == 0, "%s", err.msg);
+    CHECK(tr_model_same_layers(&back, &m) && back.input.h == 6 && back.input.w == 6 &&
           back.input.c == 1 && back.n_layers == 4 && back.layer[1].hp[0] == 7 &&
-          back.layer[1].hp[1] == 1 && back.layer[2].hp[1] == 0 && model_classes(&back) == 10,
+          back.layer[1].hp[1] == 1 && back.layer[2].hp[1] == 0 && tr_model_classes(&back) == 10,
           "the layers came back different");
     CHECK(back.len == m.len && memcmp(back.params, m.params, sizeof(float) * m.len) == 0,
           "parameters came back different");
 
-    dataset d;
+    tr_dataset d;
     test_make_dataset(&d, 300, 6, 6, 9);
     uint8_t p1[300], p2[300];
     double l1, a1, l2, a2;
-    CHECK(evaluate(&m, &d, 2, &l1, &a1, p1, &err) == 0, "%s", err.msg);
-    CHECK(evaluate(&back, &d, 3, &l2, &a2, p2, &err) == 0, "%s", err.msg);
+    CHECK(tr_evaluate(&m, &d, 2, &l1, &a1, p1, &err) == 0, "%s", err.msg);
+    CHECK(tr_evaluate(&back, &d, 3, &l2, &a2, p2, &err) == 0, "%s", err.msg);
     CHECK(memcmp(p1, p2, sizeof p1) == 0 && l1 == l2 && a1 == a2,
           "the loaded model predicts differently");
-    dataset_free(&d);
+    tr_dataset_free(&d);
 
     uint8_t *bytes;
     size_t len;
-    CHECK(ckpt_encode(&m, &bytes, &len, &err) == 0, "%s", err.msg);
+    CHECK(tr_ckpt_encode(&m, &bytes, &len, &err) == 0, "%s", err.msg);
     /* The tensor table: per layer a count, 12 bytes a tensor (3 dense
      * layers of 2, the head of none); then the classes, 8 bytes without
      * names. */
     const size_t table = 4 * 4 + 6 * 12, table_at = 40 + 32 * 4, classes_at = table_at + table;
-    CHECK(len == 20 + 20 + 32 * 4 + table + 8 + 8 + 4 * model_param_count(&m) + 4,
+    CHECK(len == 20 + 20 + 32 * 4 + table + 8 + 8 + 4 * tr_model_param_count(&m) + 4,
           "length %zu", len);
     CHECK(memcmp(bytes, "TRNRCKPT", 8) == 0 && bytes[8] == 4 && bytes[12] == 4,
           "header: magic, version 4, little-endian tag");
@@ -203,37 +203,37 @@ static void test_ckpt(void)
         memcpy(old_bytes + cut_at, bytes + cut_at + cut, len - cut_at - cut);
         put32(old_bytes + 8, version);
         fix_crc(old_bytes, old_len);
-        model two;
-        CHECK(ckpt_decode(&two, old_bytes, old_len, "old.ckpt", &err) == 0, "version %u: %s",
+        tr_model two;
+        CHECK(tr_ckpt_decode(&two, old_bytes, old_len, "old.ckpt", &err) == 0, "version %u: %s",
               version, err.msg);
         if (two.params) {
-            CHECK(model_same_layers(&two, &m) && two.len == m.len && !two.class_names[0] &&
+            CHECK(tr_model_same_layers(&two, &m) && two.len == m.len && !two.class_names[0] &&
                       two.fit == MODEL_FIT_DIGIT &&
                       memcmp(two.params, m.params, sizeof(float) * m.len) == 0,
                   "the version-%u file came back different", version);
-            model_free(&two);
+            tr_model_free(&two);
         }
         free(old_bytes);
     }
     /* Class names travel with the model; wrong ones are refused. */
     {
-        model named = m;
+        tr_model named = m;
         named.params = NULL;
-        model_alloc(&named, &err);
+        tr_model_alloc(&named, &err);
         memcpy(named.params, m.params, sizeof(float) * m.len);
         snprintf(named.class_names, sizeof named.class_names,
                  "zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine \u00e9");
         named.fit = MODEL_FIT_RESIZE;
         uint8_t *nb;
         size_t nlen;
-        CHECK(ckpt_encode(&named, &nb, &nlen, &err) == 0, "%s", err.msg);
-        model back_named;
-        CHECK(ckpt_decode(&back_named, nb, nlen, "named.ckpt", &err) == 0, "names: %s", err.msg);
+        CHECK(tr_ckpt_encode(&named, &nb, &nlen, &err) == 0, "%s", err.msg);
+        tr_model back_named;
+        CHECK(tr_ckpt_decode(&back_named, nb, nlen, "named.ckpt", &err) == 0, "names: %s", err.msg);
         if (back_named.params) {
             CHECK(!strcmp(back_named.class_names, named.class_names) &&
                       back_named.fit == MODEL_FIT_RESIZE, "the class names came back as '%s'",
                   back_named.class_names);
-            model_free(&back_named);
+            tr_model_free(&back_named);
         }
         nb[classes_at + 8] = '\n'; /* an empty first name */
         fix_crc(nb, nlen);
@@ -246,20 +246,20 @@ static void test_ckpt(void)
         fix_crc(nb, nlen);
         expect_ckpt_error(nb, nlen, "9 class names for 10 classes");
         free(nb);
-        model_free(&named);
+        tr_model_free(&named);
     }
 
     /* Version 1 still loads: the same parameters, the same predictions. */
     size_t v1_len;
     uint8_t *v1 = version1_bytes(&m, &shape, &v1_len);
     const char *v1_path = test_write_file(dir, "v1.ckpt", v1, v1_len, 0);
-    model old;
-    CHECK(ckpt_load(&old, v1_path, &err) == 0, "version 1: %s", err.msg);
+    tr_model old;
+    CHECK(tr_ckpt_load(&old, v1_path, &err) == 0, "version 1: %s", err.msg);
     if (old.params) {
         CHECK(old.len == m.len && memcmp(old.params, m.params, sizeof(float) * m.len) == 0 &&
-                  model_param_count(&old) == model_param_count(&m) && old.n_layers == 4,
+                  tr_model_param_count(&old) == tr_model_param_count(&m) && old.n_layers == 4,
               "the version-1 file came back different");
-        model_free(&old);
+        tr_model_free(&old);
     }
     v1[20] = 9;
     fix_crc(v1, v1_len);
@@ -281,12 +281,12 @@ static void test_ckpt(void)
     uint8_t *odd;
     size_t odd_len;
     *b4 = NAN;
-    CHECK(ckpt_encode(&m, &odd, &odd_len, &err) == -1 &&
+    CHECK(tr_ckpt_encode(&m, &odd, &odd_len, &err) == -1 &&
               strstr(err.msg, "layer 3 (dense_3), bias [4], is nan"),
           "a NaN parameter encoded: '%s'", err.msg);
     *w53 = 1234.5f;
     *b4 = 2345.5f;
-    CHECK(ckpt_encode(&m, &odd, &odd_len, &err) == 0, "%s", err.msg);
+    CHECK(tr_ckpt_encode(&m, &odd, &odd_len, &err) == 0, "%s", err.msg);
     forge_float(odd, odd_len, 1234.5f, INFINITY);
     forge_float(odd, odd_len, 2345.5f, NAN);
     expect_ckpt_error(odd, odd_len, "the parameter of layer 1 (dense_1), weight [5][3], is inf");
@@ -299,32 +299,32 @@ static void test_ckpt(void)
     /* A failed save leaves the earlier file as it was. */
     char missing[4096];
     snprintf(missing, sizeof missing, "%s/no-such-dir/model.ckpt", dir);
-    CHECK(ckpt_save(&m, missing, &err) == -1 && strstr(err.msg, "no-such-dir"),
+    CHECK(tr_ckpt_save(&m, missing, &err) == -1 && strstr(err.msg, "no-such-dir"),
           "save into a missing directory: '%s'", err.msg);
     uint8_t *again;
     size_t again_len;
-    CHECK(file_read_all(path, 1 << 20, &again, &again_len, &err) == 0, "%s", err.msg);
+    CHECK(tr_file_read_all(path, 1 << 20, &again, &again_len, &err) == 0, "%s", err.msg);
     CHECK(again_len == len && memcmp(again, bytes, len) == 0, "model.ckpt changed");
     free(again);
     free(bad);
     free(bytes);
-    model_free(&back);
-    model_free(&m);
+    tr_model_free(&back);
+    tr_model_free(&m);
 }
 
 static void expect_history_error(const char *text, const char *want)
 {
-    epoch_stats *rows;
+    tr_epoch_stats *rows;
     int n;
     tr_error err = {{0}};
-    CHECK(history_parse(&rows, &n, NULL, text, strlen(text), "h.csv", &err) == -1,
+    CHECK(tr_history_parse(&rows, &n, NULL, text, strlen(text), "h.csv", &err) == -1,
           "accepted: %s", text);
     CHECK(strstr(err.msg, want) != NULL, "message '%s' lacks '%s'", err.msg, want);
 }
 
 static void test_history(void)
 {
-    epoch_stats rows[3] = {
+    tr_epoch_stats rows[3] = {
         {1, 0.28, 0.918, 0.14, 0.96, 0.8, 1e-3},
         {2, 0.12, 0.964, 0.117, 0.965, 0.7, 1e-3},
         {3, 0.085, 0.974, 0.1055, 0.9665, 0.71, (double)1e-4f},
@@ -333,10 +333,10 @@ static void test_history(void)
     snprintf(path, sizeof path, "%s/history.csv", dir);
     tr_error err;
     for (int with_lr = 0; with_lr < 2; with_lr++) {
-        CHECK(history_save(rows, 3, with_lr, path, &err) == 0, "%s", err.msg);
-        epoch_stats *back;
+        CHECK(tr_history_save(rows, 3, with_lr, path, &err) == 0, "%s", err.msg);
+        tr_epoch_stats *back;
         int n, had_lr = -1;
-        CHECK(history_load(&back, &n, &had_lr, path, &err) == 0, "%s", err.msg);
+        CHECK(tr_history_load(&back, &n, &had_lr, path, &err) == 0, "%s", err.msg);
         CHECK(n == 3 && had_lr == with_lr, "%d rows, learning-rate column %d", n, had_lr);
         for (int i = 0; i < n && i < 3; i++)
             CHECK(back[i].epoch == i + 1 && back[i].loss == rows[i].loss &&
@@ -366,9 +366,9 @@ static void test_history(void)
              HISTORY_HEADER_LR "\n");
     expect_history_error(text, "line 3: 6 fields, expected 7");
     snprintf(text, sizeof text, "%s1,0.2,0.9,nan,nan,1\r\n", h);
-    epoch_stats *r1;
+    tr_epoch_stats *r1;
     int n;
-    CHECK(history_parse(&r1, &n, NULL, text, strlen(text), "h.csv", &err) == 0 && n == 1,
+    CHECK(tr_history_parse(&r1, &n, NULL, text, strlen(text), "h.csv", &err) == 0 && n == 1,
           "a run without validation (nan) and CRLF: %s", err.msg);
     if (n == 1)
         free(r1);
@@ -377,41 +377,41 @@ static void test_history(void)
 static void test_state(void)
 {
     tr_error err;
-    mlp_shape shape;
+    tr_mlp_shape shape;
     const int hidden[] = {5};
-    CHECK(mlp_shape_make(&shape, 12, hidden, 1, 10, &err) == 0, "%s", err.msg);
-    model m;
-    CHECK(model_init_mlp(&m, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s", err.msg);
-    model_init_glorot(&m, 4);
-    optimizer opt;
-    optimizer_hparams hp = adam_defaults();
-    CHECK(optimizer_init(&opt, m.len, &hp, &err) == 0, "%s", err.msg);
+    CHECK(tr_mlp_shape_make(&shape, 12, hidden, 1, 10, &err) == 0, "%s", err.msg);
+    tr_model m;
+    CHECK(tr_model_init_mlp(&m, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s", err.msg);
+    tr_model_init_glorot(&m, 4);
+    tr_optimizer opt;
+    tr_optimizer_hparams hp = tr_adam_defaults();
+    CHECK(tr_optimizer_init(&opt, m.len, &hp, &err) == 0, "%s", err.msg);
     /* Values in the real tensors; the padding between them stays 0. */
     float *pm[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS], *pv[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
     size_t count[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
-    int nt = model_tensors(&m, opt.m, pm, count);
-    model_tensors(&m, opt.v, pv, count);
+    int nt = tr_model_tensors(&m, opt.m, pm, count);
+    tr_model_tensors(&m, opt.v, pv, count);
     for (int t = 0; t < nt; t++)
         for (size_t k = 0; k < count[t]; k++) {
             pm[t][k] = 0.001f * (float)(k + 1);
             pv[t][k] = 1e-6f * (float)(k + 1);
         }
-    epoch_stats rows[2] = {{1, 0.5, 0.8, 0.4, 0.85, 1.5, 0.002},
+    tr_epoch_stats rows[2] = {{1, 0.5, 0.8, 0.4, 0.85, 1.5, 0.002},
                            {2, 0.3, 0.9, 0.35, 0.88, 1.25, (double)2e-4f}};
     /* Callbacks on, mid-way: their settings, their state and the kept
      * weights travel with the run. */
-    float *kept = model_buffer_new(m.len);
+    float *kept = tr_model_buffer_new(m.len);
     for (size_t j = 0; j < m.len; j++)
         kept[j] = m.params[j] * 0.5f;
-    const callback_config cbc = {.monitor = MONITOR_VAL_ACCURACY, .early_stopping = 1,
+    const tr_callback_config cbc = {.monitor = MONITOR_VAL_ACCURACY, .early_stopping = 1,
                                  .patience = 4, .min_delta = 0.01, .restore_best = 1,
                                  .save_best = 1, .reduce_lr = 1, .factor = 0.1,
                                  .lr_patience = 2, .lr_min_delta = 1e-4, .cooldown = 1,
                                  .min_lr = 1e-6};
-    const callback_state cbs = {.best = 0.88, .best_epoch = 2, .wait = 0, .saved_best = 0.88,
+    const tr_callback_state cbs = {.best = 0.88, .best_epoch = 2, .wait = 0, .saved_best = 0.88,
                                 .saved_epoch = 2, .lr_best = 0.85, .lr_wait = 1,
                                 .cooldown_left = 1, .lr = 2e-4f};
-    train_state st = {.seed = 77, .batch_size = 16, .shards = 3,
+    tr_train_state st = {.seed = 77, .batch_size = 16, .shards = 3,
                       .epochs = 9, .lr = 0.002, .validation_split = 0.25, .n_train = 300,
                       .n_val = 100, .rows = 3, .cols = 4, .fingerprint = 0xdeadbeef,
                       .has_fingerprint = 1, .epoch = 3,
@@ -419,7 +419,7 @@ static void test_state(void)
                                    .seen = 80},
                       .opt_step = 43, .n_history = 2, .history = rows,
                       .callbacks = cbc, .cb = cbs, .best_weights = kept,
-                      .opt = optimizer_defaults(OPTIMIZER_SGD), .label_smoothing = 0.125f};
+                      .opt = tr_optimizer_defaults(OPTIMIZER_SGD), .label_smoothing = 0.125f};
     st.opt.lr = (float)st.lr;
     st.opt.momentum = 0.75f;
     st.opt.nesterov = 1;
@@ -428,11 +428,11 @@ static void test_state(void)
     snprintf(st.data_dir, sizeof st.data_dir, "/some/where");
     uint8_t *data;
     size_t len;
-    CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
-    train_state back;
-    model bm;
+    CHECK(tr_state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
+    tr_train_state back;
+    tr_model bm;
     float *m1, *m2;
-    CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == 0, "%s", err.msg);
+    CHECK(tr_state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == 0, "%s", err.msg);
     if (bm.params) {
         CHECK(back.seed == 77 && back.batch_size == 16 && back.shards == 3 && back.epochs == 9 &&
                   back.lr == 0.002 && back.validation_split == 0.25 && back.n_train == 300 &&
@@ -458,23 +458,23 @@ static void test_state(void)
               "the callbacks came back different");
         CHECK(back.best_weights && memcmp(back.best_weights, kept, sizeof(float) * m.len) == 0,
               "the kept weights came back different");
-        model_buffer_free(back.best_weights);
+        tr_model_buffer_free(back.best_weights);
         CHECK(memcmp(bm.params, m.params, sizeof(float) * m.len) == 0 &&
                   memcmp(m1, opt.m, sizeof(float) * m.len) == 0 &&
                   memcmp(m2, opt.v, sizeof(float) * m.len) == 0,
               "parameters or moments came back different");
         free(back.history);
-        model_buffer_free(m1);
-        model_buffer_free(m2);
-        model_free(&bm);
+        tr_model_buffer_free(m1);
+        tr_model_buffer_free(m2);
+        tr_model_free(&bm);
     }
     for (size_t at = 0; at < len; at += len / 7 + 1) {
         data[at] ^= 0x04;
-        CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 && !bm.params,
+        CHECK(tr_state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 && !bm.params,
               "a flipped bit at %zu was accepted", at);
         data[at] ^= 0x04;
     }
-    CHECK(state_decode(&back, &bm, &m1, &m2, data, len - 9, "s", &err) == -1,
+    CHECK(tr_state_decode(&back, &bm, &m1, &m2, data, len - 9, "s", &err) == -1,
           "a cut state was accepted");
     /* Four bytes too many, with a good checksum: named as such, not as a
      * parameter count that matches. */
@@ -483,7 +483,7 @@ static void test_state(void)
         memcpy(longer, data, len - 4);
         memset(longer + len - 4, 0, 4);
         fix_crc(longer, len + 4);
-        CHECK(state_decode(&back, &bm, &m1, &m2, longer, len + 4, "s", &err) == -1 &&
+        CHECK(tr_state_decode(&back, &bm, &m1, &m2, longer, len + 4, "s", &err) == -1 &&
                   strstr(err.msg, "the file is longer than its contents"),
               "a state with 4 bytes too many: '%s'", err.msg);
         free(longer);
@@ -495,7 +495,7 @@ static void test_state(void)
     {
         const size_t at = 20 + 20 + 3 * 32, table = 3 * 4 + 4 * 12 + 8, block = 56;
         const size_t settings_at = at + table + 71, settings = 16;
-        const size_t opt_at = len - 4 - 4 * 4 * model_param_count(&m) - 8 - block;
+        const size_t opt_at = len - 4 - 4 * 4 * tr_model_param_count(&m) - 8 - block;
         const size_t v3_len = len - table - settings - block;
         uint8_t *v3 = malloc(v3_len), *w = v3;
         memcpy(w, data, at), w += at;
@@ -505,7 +505,7 @@ static void test_state(void)
         memcpy(w, data + opt_at + block, len - opt_at - block);
         put32(v3 + 8, 3);
         fix_crc(v3, v3_len);
-        CHECK(state_decode(&back, &bm, &m1, &m2, v3, v3_len, "v3", &err) == 0, "version 3: %s",
+        CHECK(tr_state_decode(&back, &bm, &m1, &m2, v3, v3_len, "v3", &err) == 0, "version 3: %s",
               err.msg);
         if (bm.params) {
             CHECK(memcmp(bm.params, m.params, sizeof(float) * m.len) == 0 &&
@@ -515,37 +515,37 @@ static void test_state(void)
                       back.opt.lr == 0.002f && back.label_smoothing == 0.0f,
                   "a version-3 state's optimizer is not adam's");
             free(back.history);
-            model_buffer_free(back.best_weights);
-            model_buffer_free(m1);
-            model_buffer_free(m2);
-            model_free(&bm);
+            tr_model_buffer_free(back.best_weights);
+            tr_model_buffer_free(m1);
+            tr_model_buffer_free(m2);
+            tr_model_free(&bm);
         }
         free(v3);
     }
     /* The data's settings come back (version 6), and wrong ones are named. */
     {
-        train_state with = st;
+        tr_train_state with = st;
         snprintf(with.test_dir, sizeof with.test_dir, "/the/test set");
         with.image_rows = 12, with.image_cols = 10, with.image_channels = 3;
         uint8_t *wd;
         size_t wlen;
-        CHECK(state_encode(&with, &m, &opt, &wd, &wlen, &err) == 0, "%s", err.msg);
-        CHECK(state_decode(&back, &bm, &m1, &m2, wd, wlen, "s", &err) == 0, "%s", err.msg);
+        CHECK(tr_state_encode(&with, &m, &opt, &wd, &wlen, &err) == 0, "%s", err.msg);
+        CHECK(tr_state_decode(&back, &bm, &m1, &m2, wd, wlen, "s", &err) == 0, "%s", err.msg);
         if (bm.params) {
             CHECK(!strcmp(back.test_dir, "/the/test set") && back.image_rows == 12 &&
                       back.image_cols == 10 && back.image_channels == 3,
                   "the data's settings came back as '%s' %dx%dx%d", back.test_dir,
                   back.image_rows, back.image_cols, back.image_channels);
             free(back.history);
-            model_buffer_free(back.best_weights);
-            model_buffer_free(m1);
-            model_buffer_free(m2);
-            model_free(&bm);
+            tr_model_buffer_free(back.best_weights);
+            tr_model_buffer_free(m1);
+            tr_model_buffer_free(m2);
+            tr_model_free(&bm);
         }
         const size_t channels_at = 20 + 20 + 3 * 32 + 3 * 4 + 4 * 12 + 8 + 71 + 4 + 13 + 8;
         put32(wd + channels_at, 2);
         fix_crc(wd, wlen);
-        CHECK(state_decode(&back, &bm, &m1, &m2, wd, wlen, "s", &err) == -1 &&
+        CHECK(tr_state_decode(&back, &bm, &m1, &m2, wd, wlen, "s", &err) == -1 &&
                   strstr(err.msg, "image size 12x10 or 2 channels out of range"),
               "2 channels: '%s'", err.msg);
         free(wd);
@@ -555,24 +555,24 @@ static void test_state(void)
      * it, and so does the reader of a forged file. */
     free(data);
     pv[2][1] = NAN;
-    CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == -1 &&
+    CHECK(tr_state_encode(&st, &m, &opt, &data, &len, &err) == -1 &&
               strstr(err.msg, "the optimizer's second slot of layer 2 (dense_2), weight [0][1], is "
                               "nan"),
           "a NaN moment encoded: '%s'", err.msg);
     pv[2][1] = 3456.5f;
-    CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
+    CHECK(tr_state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
     const float forged[2] = {NAN, -0.5f};
     const char *said[2] = {"is nan", "is negative (-0.5)"};
     for (int f = 0; f < 2; f++) {
         forge_float(data, len, f ? NAN : 3456.5f, forged[f]);
-        CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 && !bm.params &&
+        CHECK(tr_state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 && !bm.params &&
                   !m1 && strstr(err.msg, "s: the optimizer's second slot of layer 2 (dense_2), "
                                          "weight [0][1], ") && strstr(err.msg, said[f]),
               "a forged moment %g: '%s'", (double)forged[f], err.msg);
     }
     free(data);
     pv[2][1] = 0.0f;
-    CHECK(state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
+    CHECK(tr_state_encode(&st, &m, &opt, &data, &len, &err) == 0, "%s", err.msg);
     /* A kept epoch past the history, with a good checksum.  The callbacks
      * block follows the history: after the head (20), the architecture (20
      * + 3 * 32, the tensor table: 3 * 4 + 4 * 12, the classes: 8), the run
@@ -586,13 +586,13 @@ static void test_state(void)
     memcpy(keep4, data + cb_at + 60, 4);
     put32(data + cb_at + 60, 3);
     fix_crc(data, len);
-    CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
+    CHECK(tr_state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
               strstr(err.msg, "callback settings or state out of range"),
           "best epoch 3 of 2: '%s'", err.msg);
     memcpy(data + cb_at + 60, keep4, 4);
     put32(data + cb_at, 16);
     fix_crc(data, len);
-    CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
+    CHECK(tr_state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
               strstr(err.msg, "callback settings or state out of range"),
           "callback flags 16: '%s'", err.msg);
     put32(data + cb_at, 15);
@@ -606,7 +606,7 @@ static void test_state(void)
     memcpy(saved, data + batch_at, 4);
     put32(data + batch_at, 4000000000u);
     fix_crc(data, len);
-    CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
+    CHECK(tr_state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
               strstr(err.msg, "batch size 4000000000 out of range"),
           "batch size 4e9: '%s'", err.msg);
     memcpy(data + batch_at, saved, 4);
@@ -633,7 +633,7 @@ static void test_state(void)
         for (int b = 0; b < 8; b++)
             at[b] = (uint8_t)(bad_progress[k].bits >> (8 * b));
         fix_crc(data, len);
-        CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 && !bm.params &&
+        CHECK(tr_state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 && !bm.params &&
                   strstr(err.msg, bad_progress[k].want),
               "forged progress, want '%s': '%s'", bad_progress[k].want, err.msg);
         memcpy(at, keep8, 8);
@@ -644,7 +644,7 @@ static void test_state(void)
     for (uint32_t stopped = 1; stopped <= 2; stopped++) {
         put32(data + cb_at + 68, stopped);
         fix_crc(data, len);
-        CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
+        CHECK(tr_state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
                   strstr(err.msg, "but 2 epochs are done and 5 batches of the next"),
               "stopped after epoch %u: '%s'", stopped, err.msg);
     }
@@ -653,7 +653,7 @@ static void test_state(void)
      * kind, a momentum adam has not, and a schedule beside ReduceLROnPlateau
      * (which this run has) are refused by name. */
     {
-        const size_t opt_at = len - 4 - 4 * 4 * model_param_count(&m) - 8 - 56;
+        const size_t opt_at = len - 4 - 4 * 4 * tr_model_param_count(&m) - 8 - 56;
         const struct {
             size_t at;
             uint32_t value;
@@ -668,7 +668,7 @@ static void test_state(void)
             memcpy(keep4, data + opt_at + bad_opt[k].at, 4);
             put32(data + opt_at + bad_opt[k].at, bad_opt[k].value);
             fix_crc(data, len);
-            CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
+            CHECK(tr_state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == -1 &&
                       !bm.params && strstr(err.msg, bad_opt[k].want),
                   "forged optimizer, want '%s': '%s'", bad_opt[k].want, err.msg);
             memcpy(data + opt_at + bad_opt[k].at, keep4, 4);
@@ -676,17 +676,17 @@ static void test_state(void)
         fix_crc(data, len);
     }
     fix_crc(data, len);
-    CHECK(state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == 0, "restored: %s",
+    CHECK(tr_state_decode(&back, &bm, &m1, &m2, data, len, "s", &err) == 0, "restored: %s",
           err.msg);
     free(back.history);
-    model_buffer_free(back.best_weights);
-    model_buffer_free(m1);
-    model_buffer_free(m2);
-    model_free(&bm);
+    tr_model_buffer_free(back.best_weights);
+    tr_model_buffer_free(m1);
+    tr_model_buffer_free(m2);
+    tr_model_free(&bm);
     free(data);
-    model_buffer_free(kept);
-    optimizer_free(&opt);
-    model_free(&m);
+    tr_model_buffer_free(kept);
+    tr_optimizer_free(&opt);
+    tr_model_free(&m);
 }
 
 int main(void)

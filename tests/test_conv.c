@@ -25,81 +25,81 @@ static float max_rel_diff(const float *a, const float *b, long n)
 }
 
 /* A layer of a spec ("conv2d(4,3,same,relu)") in *l, nothing derived yet. */
-static void spec_layer(layer *l, const char *spec)
+static void spec_layer(tr_layer *l, const char *spec)
 {
-    layer parsed[MODEL_MAX_LAYERS];
+    tr_layer parsed[MODEL_MAX_LAYERS];
     int n;
     tr_error err;
-    CHECK(model_parse_layers(spec, parsed, &n, &err) == 0, "%s: %s", spec, err.msg);
+    CHECK(tr_model_parse_layers(spec, parsed, &n, &err) == 0, "%s: %s", spec, err.msg);
     *l = parsed[0];
 }
 
-static int is(const layer *l, const char *kind)
+static int is(const tr_layer *l, const char *kind)
 {
-    return strcmp(layer_kind_name(l->kind), kind) == 0;
+    return strcmp(tr_layer_kind_name(l->kind), kind) == 0;
 }
 
 /* The hyper-parameter words (ckpt.h): conv2d filters, kernel, same, relu;
  * dense units, relu; maxpool2d pool; dropout the rate's bits. */
-static int word(const layer *l, int k)
+static int word(const tr_layer *l, int k)
 {
     return (int)l->hp[k];
 }
 
-static double dropout_rate(const layer *l)
+static double dropout_rate(const tr_layer *l)
 {
     float r;
     memcpy(&r, &l->hp[0], sizeof r);
     return r;
 }
 
-static void fill(rng *r, float *x, long n, int zeros)
+static void fill(tr_rng *r, float *x, long n, int zeros)
 {
     for (long j = 0; j < n; j++)
-        x[j] = zeros && rng_below(r, 3) == 0 ? 0.0f : 2.0f * rng_uniform(r) - 1.0f;
+        x[j] = zeros && tr_rng_below(r, 3) == 0 ? 0.0f : 2.0f * tr_rng_uniform(r) - 1.0f;
 }
 
 /* One conv layer's passes, through the layer interface, against the plain
  * kernels. */
 static void check_conv_layer(int h, int w, int c, int k, int same, int f, int relu, int n)
 {
-    rng r;
-    rng_seed(&r, (uint64_t)(h * 131 + w * 17 + c * 7 + k + same * 3 + f), 5);
+    tr_rng r;
+    tr_rng_seed(&r, (uint64_t)(h * 131 + w * 17 + c * 7 + k + same * 3 + f), 5);
     char spec[96];
     snprintf(spec, sizeof spec, "conv2d(%d,%d,%s,%s),dense(10,softmax)", f, k,
              same ? "same" : "valid", relu ? "relu" : "linear");
-    layer l;
+    tr_layer l;
     spec_layer(&l, spec);
     l.index = 1;
-    l.in = (tensor_shape){h, w, c};
+    l.in = (tr_tensor_shape){h, w, c};
     tr_error err;
-    CHECK(layer_build(&l, &err) == 0, "%s", err.msg);
+    CHECK(tr_layer_build(&l, &err) == 0, "%s", err.msg);
     l.offset[DENSE_W] = 0;
     l.offset[DENSE_B] = (l.count[DENSE_W] + 15) / 16 * 16;
-    const long in_n = (long)n * h * w * c, out_n = (long)n * tensor_size(l.out);
-    float *params = model_buffer_new(l.offset[DENSE_B] + (size_t)f);
-    float *grad = model_buffer_new(l.offset[DENSE_B] + (size_t)f);
+    const long in_n = (long)n * h * w * c, out_n = (long)n * tr_tensor_size(l.out);
+    float *params = tr_model_buffer_new(l.offset[DENSE_B] + (size_t)f);
+    float *grad = tr_model_buffer_new(l.offset[DENSE_B] + (size_t)f);
     float *x = malloc(sizeof(float) * (size_t)in_n), *out = malloc(sizeof(float) * (size_t)out_n);
     float *ref = malloc(sizeof(float) * (size_t)out_n), *d_out = malloc(sizeof(float) * (size_t)out_n);
     float *d_in = malloc(sizeof(float) * (size_t)in_n), *d_in_ref = malloc(sizeof(float) * (size_t)in_n);
     float *d_w = malloc(sizeof(float) * l.count[DENSE_W]), *d_b = malloc(sizeof(float) * (size_t)f);
-    void *work = model_buffer_new(layer_work_bytes(&l, n) / sizeof(float) + 16);
-    layer_work_init(&l, work, n);
+    void *work = tr_model_buffer_new(tr_layer_work_bytes(&l, n) / sizeof(float) + 16);
+    tr_layer_work_init(&l, work, n);
     fill(&r, params, (long)l.count[DENSE_W], 0);
     fill(&r, params + l.offset[DENSE_B], f, 0);
     fill(&r, x, in_n, 1);
     fill(&r, d_out, out_n, 0);
-    const layer_input in = {x, NULL, 1.0f};
-    layer_forward(&l, out, &in, params, work, n, NULL);
+    const tr_layer_input in = {x, NULL, 1.0f};
+    tr_layer_forward(&l, out, &in, params, work, n, NULL);
     const int pad = same ? (k - 1) / 2 : 0;
-    conv2d_forward_ref(ref, x, params, params + l.offset[DENSE_B], n, h, w, c, k, pad, f, relu);
+    tr_conv2d_forward_ref(ref, x, params, params + l.offset[DENSE_B], n, h, w, c, k, pad, f, relu);
     const float fe = max_rel_diff(out, ref, out_n);
     /* The ReLU's derivative as the layer applies it, for the plain kernel. */
     float *d_pre = malloc(sizeof(float) * (size_t)out_n);
     for (long j = 0; j < out_n; j++)
         d_pre[j] = relu && out[j] <= 0.0f ? 0.0f : d_out[j];
-    layer_backward(&l, d_in, grad, d_out, x, out, params, work, n, NULL);
-    conv2d_backward_ref(d_in_ref, d_w, d_b, d_pre, x, params, n, h, w, c, k, pad, f);
+    tr_layer_backward(&l, d_in, grad, d_out, x, out, params, work, n, NULL);
+    tr_conv2d_backward_ref(d_in_ref, d_w, d_b, d_pre, x, params, n, h, w, c, k, pad, f);
     const float be = fmaxf(max_rel_diff(d_in, d_in_ref, in_n),
                            fmaxf(max_rel_diff(grad, d_w, (long)l.count[DENSE_W]),
                                  max_rel_diff(grad + l.offset[DENSE_B], d_b, f)));
@@ -109,16 +109,16 @@ static void check_conv_layer(int h, int w, int c, int k, int same, int f, int re
           fe, be);
     free(x), free(out), free(ref), free(d_out), free(d_in), free(d_in_ref), free(d_w);
     free(d_b), free(d_pre);
-    model_buffer_free(params), model_buffer_free(grad), model_buffer_free(work);
+    tr_model_buffer_free(params), tr_model_buffer_free(grad), tr_model_buffer_free(work);
 }
 
 /* The in-place kernels of a valid convolution give the bits of the dense
- * kernels on conv_im2col's rows, the weight gradient also when it is added up
+ * kernels on tr_conv_im2col's rows, the weight gradient also when it is added up
  * in two calls. */
 static void check_valid_kernels(int h, int w, int c, int k, int f, int relu, int n)
 {
-    rng r;
-    rng_seed(&r, (uint64_t)(h * 31 + c * 7 + k + f), 9);
+    tr_rng r;
+    tr_rng_seed(&r, (uint64_t)(h * 31 + c * 7 + k + f), 9);
     const int oh = h - k + 1, ow = w - k + 1, kc = k * k * c;
     const long pixels = (long)n * oh * ow, in_n = (long)n * h * w * c;
     float *x = malloc(sizeof(float) * (size_t)in_n), *wk = malloc(sizeof(float) * (size_t)kc * f);
@@ -131,18 +131,18 @@ static void check_valid_kernels(int h, int w, int c, int k, int f, int relu, int
     fill(&r, x, in_n, 1);
     fill(&r, wk, (long)kc * f, 0);
     fill(&r, b, f, 0);
-    conv_patch_bases(base, n, h, w, c, k);
-    conv_im2col(patches, x, n, h, w, c, k, 0);
-    dense_forward_small(y1, patches, wk, b, (int)pixels, kc, f, relu);
-    conv2d_forward_valid(y2, x, base, wk, b, n, h, w, c, k, f, relu);
+    tr_conv_patch_bases(base, n, h, w, c, k);
+    tr_conv_im2col(patches, x, n, h, w, c, k, 0);
+    tr_dense_forward_small(y1, patches, wk, b, (int)pixels, kc, f, relu);
+    tr_conv2d_forward_valid(y2, x, base, wk, b, n, h, w, c, k, f, relu);
     CHECK(memcmp(y1, y2, sizeof(float) * (size_t)(pixels * f)) == 0,
           "conv2d_forward_valid %dx%dx%d k%d f%d: not the bits of im2col + dense", h, w, c, k, f);
-    dense_backward_small(NULL, dw1, db1, y1, patches, wk, wt, (int)pixels, kc, f);
+    tr_dense_backward_small(NULL, dw1, db1, y1, patches, wk, wt, (int)pixels, kc, f);
     const int first = n / 2;
     const long split = (long)first * h * w * c, done = (long)first * oh * ow;
-    conv2d_weight_gradient_valid(dw2, db2, y1, x, base, first, h, w, c, k, f, 0);
-    conv2d_weight_gradient_valid(dw2, db2, y1 + done * f, x + split, base, n - first, h, w, c,
-                                 k, f, 1);
+    tr_conv2d_weight_gradient_valid(dw2, db2, y1, x, base, first, h, w, c, k, f, 0);
+    tr_conv2d_weight_gradient_valid(dw2, db2, y1 + done * f, x + split, base, n - first, h, w, c,
+                                    k, f, 1);
     CHECK(memcmp(dw1, dw2, sizeof(float) * (size_t)kc * f) == 0 &&
               memcmp(db1, db2, sizeof(float) * (size_t)f) == 0,
           "conv2d_weight_gradient_valid %dx%dx%d k%d f%d: not the bits of im2col + dense", h,
@@ -156,8 +156,8 @@ static void check_valid_kernels(int h, int w, int c, int k, int f, int relu, int
  * many, with -0 beside +0. */
 static void check_maxpool_against_plain(int n, int h, int w, int c, int p)
 {
-    rng r;
-    rng_seed(&r, (uint64_t)(n * 7 + h * 5 + c + p), 11);
+    tr_rng r;
+    tr_rng_seed(&r, (uint64_t)(n * 7 + h * 5 + c + p), 11);
     const int oh = h / p, ow = w / p;
     const long in_n = (long)n * h * w * c, out_n = (long)n * oh * ow * c;
     static const float levels[] = {-1.0f, -0.0f, 0.0f, 0.5f, 2.0f};
@@ -165,9 +165,9 @@ static void check_maxpool_against_plain(int n, int h, int w, int c, int p)
     float *ref = malloc(sizeof(float) * (size_t)out_n), *g = malloc(sizeof(float) * (size_t)out_n);
     float *d = malloc(sizeof(float) * (size_t)in_n), *d_ref = calloc((size_t)in_n, sizeof(float));
     for (long j = 0; j < in_n; j++)
-        x[j] = levels[rng_below(&r, 5)];
+        x[j] = levels[tr_rng_below(&r, 5)];
     fill(&r, g, out_n, 0);
-    maxpool_forward(out, x, n, h, w, c, p);
+    tr_maxpool_forward(out, x, n, h, w, c, p);
     for (int s = 0; s < n; s++)
         for (int y = 0; y < oh; y++)
             for (int xx = 0; xx < ow; xx++)
@@ -183,7 +183,7 @@ static void check_maxpool_against_plain(int n, int h, int w, int c, int p)
                     ref[o] = x[best];
                     d_ref[best] = g[o];
                 }
-    maxpool_backward(d, g, x, out, n, h, w, c, p);
+    tr_maxpool_backward(d, g, x, out, n, h, w, c, p);
     CHECK(memcmp(out, ref, sizeof(float) * (size_t)out_n) == 0,
           "maxpool_forward %dx%dx%d p%d: not the plain kernel's maxima", h, w, c, p);
     CHECK(memcmp(d, d_ref, sizeof(float) * (size_t)in_n) == 0,
@@ -201,14 +201,14 @@ static void check_maxpool(void)
         in[j] = (float)(j % 7);
     in[0] = in[1] = 9.0f;
     in[24] = 100.0f;
-    maxpool_forward(out, in, 1, 5, 5, 1, 2);
+    tr_maxpool_forward(out, in, 1, 5, 5, 1, 2);
     CHECK(out[0] == 9.0f, "the first window's maximum: %g", out[0]);
     CHECK(out[3] == fmaxf(fmaxf(in[12], in[13]), fmaxf(in[17], in[18])),
           "the last window ignores the dropped row and column");
     float d_out[4] = {1, 2, 3, 4}, d_in[25];
     for (int j = 0; j < 25; j++)
         d_in[j] = 7.0f;
-    maxpool_backward(d_in, d_out, in, out, 1, 5, 5, 1, 2);
+    tr_maxpool_backward(d_in, d_out, in, out, 1, 5, 5, 1, 2);
     float sum = 0.0f;
     for (int j = 0; j < 25; j++)
         sum += d_in[j];
@@ -224,7 +224,7 @@ static void check_maxpool(void)
 enum { N = 5 };
 
 typedef struct {
-    const model *m;
+    const tr_model *m;
     const uint8_t *const *masks; /* per layer: the dropout mask the engine drew, or NULL */
     uint8_t *pattern;            /* ReLU signs and pooling choices, to detect kinks */
     size_t pattern_len;
@@ -234,18 +234,18 @@ typedef struct {
  * p (the model's layout, in double). */
 static double ref_loss(reference *ref, const double *p, const float *x, const uint8_t *y)
 {
-    const model *m = ref->m;
+    const tr_model *m = ref->m;
     size_t mark = 0;
     double total = 0.0;
     for (int s = 0; s < N; s++) {
-        const long in_size = tensor_size(m->input);
+        const long in_size = tr_tensor_size(m->input);
         double *a = malloc(sizeof(double) * (size_t)in_size);
         for (long i = 0; i < in_size; i++)
             a[i] = x[s * in_size + i];
         for (int li = 0; li < m->n_layers - 1; li++) {
-            const layer *l = &m->layer[li];
+            const tr_layer *l = &m->layer[li];
             const int h = l->in.h, w = l->in.w, c = l->in.c;
-            const long out_size = tensor_size(l->out);
+            const long out_size = tr_tensor_size(l->out);
             double *b = calloc((size_t)out_size, sizeof(double));
             if (is(l, "conv2d")) {
                 const int k = word(l, 1), f = word(l, 0), pad = word(l, 2) ? (k - 1) / 2 : 0;
@@ -311,7 +311,7 @@ static double ref_loss(reference *ref, const double *p, const float *x, const ui
                     b[j] = ref->masks[li][s * out_size + j] ? a[j] / (1.0 - dropout_rate(l))
                                                             : 0.0;
             } else { /* dense */
-                const long in_n = tensor_size(l->in);
+                const long in_n = tr_tensor_size(l->in);
                 const int units = word(l, 0), relu = word(l, 1);
                 for (int o = 0; o < units; o++) {
                     double z = p[l->offset[DENSE_B] + (size_t)o];
@@ -325,7 +325,7 @@ static double ref_loss(reference *ref, const double *p, const float *x, const ui
             free(a);
             a = b;
         }
-        const int classes = model_classes(m);
+        const int classes = tr_model_classes(m);
         double mx = a[0], sum = 0.0;
         for (int k = 1; k < classes; k++)
             mx = fmax(mx, a[k]);
@@ -375,7 +375,7 @@ static double slope(reference *ref, const double *p, const double *dir, const fl
 static void check_gradient(reference *ref, const float *grad, const float *x, const uint8_t *y,
                            const char *what)
 {
-    const model *m = ref->m;
+    const tr_model *m = ref->m;
     double *p = malloc(sizeof(double) * m->len), *dir = calloc(m->len, sizeof(double));
     for (size_t j = 0; j < m->len; j++)
         p[j] = m->params[j];
@@ -393,56 +393,56 @@ static void check_gradient(reference *ref, const float *grad, const float *x, co
                     worst_j = j;
                 }
             }
-    rng r;
-    rng_seed(&r, 3, 4);
+    tr_rng r;
+    tr_rng_seed(&r, 3, 4);
     double dot = 0.0;
     for (size_t j = 0; j < m->len; j++) {
-        dir[j] = 2.0 * rng_uniform(&r) - 1.0;
+        dir[j] = 2.0 * tr_rng_uniform(&r) - 1.0;
         dot += dir[j] * grad[j];
     }
     const double fd = slope(ref, p, dir, x, y);
     printf("%s: %zu coordinates, worst error %.2e at %zu; direction %.9g vs %.9g\n", what,
            checked, worst, worst_j, dot, fd);
-    CHECK(checked == model_param_count(m), "%s: %zu coordinates checked", what, checked);
+    CHECK(checked == tr_model_param_count(m), "%s: %zu coordinates checked", what, checked);
     CHECK(worst < 1e-3, "%s: coordinate error %.3g at %zu", what, worst, worst_j);
     CHECK(rel_err(dot, fd) < 1e-4, "%s: directional derivative %.9g vs %.9g", what, dot, fd);
     free(p), free(dir);
 }
 
-/* A stack's gradient through model_forward / model_backward (a training
+/* A stack's gradient through tr_model_forward / tr_model_backward (a training
  * pass: dropout draws its mask) against the reference. */
-static void check_stack(const char *what, tensor_shape input, const char *spec)
+static void check_stack(const char *what, tr_tensor_shape input, const char *spec)
 {
-    layer layers[MODEL_MAX_LAYERS];
+    tr_layer layers[MODEL_MAX_LAYERS];
     int n_layers;
     tr_error perr;
-    CHECK(model_parse_layers(spec, layers, &n_layers, &perr) == 0, "%s: %s", spec, perr.msg);
-    model m;
+    CHECK(tr_model_parse_layers(spec, layers, &n_layers, &perr) == 0, "%s: %s", spec, perr.msg);
+    tr_model m;
     tr_error err;
-    CHECK(model_init(&m, input, layers, n_layers, &err) == 0, "%s: %s", what, err.msg);
+    CHECK(tr_model_init(&m, input, layers, n_layers, &err) == 0, "%s: %s", what, err.msg);
     if (!m.params)
         return;
-    model_init_glorot(&m, 11);
-    rng r;
-    rng_seed(&r, 12, 13);
+    tr_model_init_glorot(&m, 11);
+    tr_rng r;
+    tr_rng_seed(&r, 12, 13);
     for (int li = 0; li < m.n_layers; li++)
         if (m.layer[li].n_tensors == 2)
             fill(&r, m.params + m.layer[li].offset[DENSE_B], (long)m.layer[li].count[DENSE_B], 0);
-    model_work w;
-    CHECK(model_work_init(&w, &m, N, &err) == 0, "%s", err.msg);
-    const long size = tensor_size(input);
+    tr_model_work w;
+    CHECK(tr_model_work_init(&w, &m, N, &err) == 0, "%s", err.msg);
+    const long size = tr_tensor_size(input);
     float *x = malloc(sizeof(float) * (size_t)(N * size));
     for (long j = 0; j < N * size; j++)
-        x[j] = w.x[j] = rng_below(&r, 3) == 0 ? 0.0f : rng_uniform(&r);
+        x[j] = w.x[j] = tr_rng_below(&r, 3) == 0 ? 0.0f : tr_rng_uniform(&r);
     uint8_t y[N];
     for (int s = 0; s < N; s++)
-        y[s] = (uint8_t)rng_below(&r, (uint64_t)model_classes(&m));
-    const layer_input in = model_input(&w, NULL, 1.0f);
-    const layer_pass pass = {.training = 1, .seed = 5, .epoch = 2, .step = 7};
-    float *grad = model_buffer_new(m.len);
+        y[s] = (uint8_t)tr_rng_below(&r, (uint64_t)tr_model_classes(&m));
+    const tr_layer_input in = tr_model_input(&w, NULL, 1.0f);
+    const tr_layer_pass pass = {.training = 1, .seed = 5, .epoch = 2, .step = 7};
+    float *grad = tr_model_buffer_new(m.len);
     int correct = 0;
-    model_forward(&m, &w, &in, N, &pass);
-    const double loss = model_backward(&m, &w, &in, y, N, 1.0f / N, grad, &correct) / N;
+    tr_model_forward(&m, &w, &in, N, &pass);
+    const double loss = tr_model_backward(&m, &w, &in, y, N, 1.0f / N, grad, &correct) / N;
     const uint8_t *masks[MODEL_MAX_LAYERS] = {0};
     for (int li = 0; li < m.n_layers; li++)
         if (is(&m.layer[li], "dropout"))
@@ -456,9 +456,9 @@ static void check_stack(const char *what, tensor_shape input, const char *spec)
           want);
     check_gradient(&ref, grad, x, y, what);
     free(p), free(x);
-    model_buffer_free(grad);
-    model_work_free(&w);
-    model_free(&m);
+    tr_model_buffer_free(grad);
+    tr_model_work_free(&w);
+    tr_model_free(&m);
 }
 
 /* The step's gradient of a convnet with dropout: 3 shards give the
@@ -466,14 +466,15 @@ static void check_stack(const char *what, tensor_shape input, const char *spec)
  * batch), the same bits on 1 and 3 threads. */
 static void check_step(const char *spec)
 {
-    layer layers[MODEL_MAX_LAYERS];
+    tr_layer layers[MODEL_MAX_LAYERS];
     int n_layers;
-    model m;
+    tr_model m;
     tr_error err;
-    CHECK(model_parse_layers(spec, layers, &n_layers, &err) == 0, "%s", err.msg);
-    CHECK(model_init(&m, (tensor_shape){8, 8, 1}, layers, n_layers, &err) == 0, "%s", err.msg);
-    model_init_glorot(&m, 3);
-    dataset d;
+    CHECK(tr_model_parse_layers(spec, layers, &n_layers, &err) == 0, "%s", err.msg);
+    CHECK(tr_model_init(&m, (tr_tensor_shape){8, 8, 1}, layers, n_layers, &err) == 0, "%s",
+          err.msg);
+    tr_model_init_glorot(&m, 3);
+    tr_dataset d;
     test_make_dataset(&d, 40, 8, 8, 6);
     uint32_t idx[12];
     for (int i = 0; i < 12; i++)
@@ -482,14 +483,14 @@ static void check_step(const char *spec)
     double loss[3];
     const int threads[3] = {1, 3, 2}, shards[3] = {3, 3, 1};
     for (int run = 0; run < 3; run++) {
-        g[run] = model_buffer_new(m.len);
-        train_config cfg = {.threads = threads[run], .shards = shards[run], .batch_size = 16,
-                            .opt = adam_defaults(), .seed = 5};
-        train_session *s;
-        CHECK(train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
-        CHECK(train_gradient(s, &d, idx, 12, g[run], &loss[run], &err) == 0, "%s", err.msg);
-        test_check_threads_ran(train_session_threads_ran(s), threads[run], shards[run]);
-        train_session_free(s);
+        g[run] = tr_model_buffer_new(m.len);
+        tr_train_config cfg = {.threads = threads[run], .shards = shards[run], .batch_size = 16,
+                            .opt = tr_adam_defaults(), .seed = 5};
+        tr_train_session *s;
+        CHECK(tr_train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
+        CHECK(tr_train_gradient(s, &d, idx, 12, g[run], &loss[run], &err) == 0, "%s", err.msg);
+        test_check_threads_ran(tr_train_session_threads_ran(s), threads[run], shards[run]);
+        tr_train_session_free(s);
     }
     CHECK(memcmp(g[0], g[1], sizeof(float) * m.len) == 0 && loss[0] == loss[1],
           "3 shards on 1 and 3 threads differ");
@@ -502,9 +503,9 @@ static void check_step(const char *spec)
         norm = fmaxf(norm, fabsf(g[0][j]));
     CHECK(norm > 1e-3f, "the gradient is all but zero: nothing was compared");
     for (int run = 0; run < 3; run++)
-        model_buffer_free(g[run]);
-    dataset_free(&d);
-    model_free(&m);
+        tr_model_buffer_free(g[run]);
+    tr_dataset_free(&d);
+    tr_model_free(&m);
 }
 
 int main(void)
@@ -523,18 +524,18 @@ int main(void)
     check_valid_kernels(6, 6, 5, 1, 70, 1, 3);
     check_maxpool();
 
-    check_stack("conv valid, pool, conv same, dropout 0.3", (tensor_shape){7, 7, 2},
+    check_stack("conv valid, pool, conv same, dropout 0.3", (tr_tensor_shape){7, 7, 2},
                 "conv2d(3,3,relu),maxpool2d(2),conv2d(4,3,same,relu),flatten,dropout(0.3),"
                 "dense(10,softmax)");
-    check_stack("conv same (no ReLU), pool 3 of 8, dropout 0", (tensor_shape){8, 8, 1},
+    check_stack("conv same (no ReLU), pool 3 of 8, dropout 0", (tr_tensor_shape){8, 8, 1},
                 "conv2d(2,3,same),maxpool2d(3),dropout(0),flatten,dense(6,relu),"
                 "dense(10,softmax)");
     /* Average pooling: windows that leave a row and a column out (7 of 9
      * by 2), and the global mean before a dense layer. */
-    check_stack("conv, avgpool 2 of 7, conv same, global avgpool", (tensor_shape){9, 9, 2},
+    check_stack("conv, avgpool 2 of 7, conv same, global avgpool", (tr_tensor_shape){9, 9, 2},
                 "conv2d(3,3,relu),avgpool2d(2),conv2d(4,3,same,relu),global_avgpool2d,"
                 "dense(10,softmax)");
-    check_stack("avgpool 3 of 8 on the input, flatten", (tensor_shape){8, 8, 3},
+    check_stack("avgpool 3 of 8 on the input, flatten", (tr_tensor_shape){8, 8, 3},
                 "avgpool2d(3),flatten,dense(6,relu),dense(10,softmax)");
     check_step("conv2d(4,3,relu),maxpool2d(2),flatten,dropout(0.5),dense(10,softmax)");
     check_step("conv2d(4,3,relu),avgpool2d(2),conv2d(5,3,same,relu),global_avgpool2d,"

@@ -14,11 +14,11 @@
  * the kernels may sum in another order than the oracle. */
 #define KERNEL_TOL 1e-5f
 
-static float *random_buffer(rng *r, long n, int zero_share)
+static float *random_buffer(tr_rng *r, long n, int zero_share)
 {
     float *p = malloc(sizeof(float) * (size_t)(n ? n : 1));
     for (long i = 0; i < n; i++)
-        p[i] = rng_below(r, 100) < (uint64_t)zero_share ? 0.0f : 2.0f * rng_uniform(r) - 1.0f;
+        p[i] = tr_rng_below(r, 100) < (uint64_t)zero_share ? 0.0f : 2.0f * tr_rng_uniform(r) - 1.0f;
     return p;
 }
 
@@ -42,7 +42,7 @@ static int same_values(const float *a, const float *b, long n)
     return 1;
 }
 
-static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
+static void compare(int n, int in_dim, int out_dim, int relu, tr_rng *r)
 {
     float *in = random_buffer(r, (long)n * in_dim, 60); /* sparse, like MNIST */
     for (long i = 0; i < (long)n * in_dim; i += 7) /* some zeros negative, as ReLU leaves */
@@ -61,18 +61,18 @@ static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
     memset(db1, 0x7f, sizeof(float) * (size_t)out_dim);
     memset(di1, 0x7f, sizeof(float) * (size_t)ni);
 
-    void *mem = aligned_alloc(64, dense_inputs_bytes(n, in_dim));
-    dense_inputs list;
-    dense_inputs_init(&list, mem, n, in_dim);
-    dense_inputs_index(&list, in, n, in_dim);
+    void *mem = aligned_alloc(64, tr_dense_inputs_bytes(n, in_dim));
+    tr_dense_inputs list;
+    tr_dense_inputs_init(&list, mem, n, in_dim);
+    tr_dense_inputs_index(&list, in, n, in_dim);
     float *wt = malloc(sizeof(float) * (size_t)nw);
-    dense_forward(o1, &list, w, b, n, in_dim, out_dim, relu);
-    dense_forward_ref(o2, in, w, b, n, in_dim, out_dim, relu);
+    tr_dense_forward(o1, &list, w, b, n, in_dim, out_dim, relu);
+    tr_dense_forward_ref(o2, in, w, b, n, in_dim, out_dim, relu);
     float e = max_rel_diff(o1, o2, no);
     CHECK(e <= KERNEL_TOL, "forward %dx%dx%d relu=%d: %g", n, in_dim, out_dim, relu, e);
 
-    dense_backward(di1, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim, NULL);
-    dense_backward_ref(di2, dw2, db2, d_out, in, w, n, in_dim, out_dim);
+    tr_dense_backward(di1, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim, NULL);
+    tr_dense_backward_ref(di2, dw2, db2, d_out, in, w, n, in_dim, out_dim);
     e = max_rel_diff(dw1, dw2, nw);
     CHECK(e <= KERNEL_TOL, "d_w %dx%dx%d: %g", n, in_dim, out_dim, e);
     e = max_rel_diff(db1, db2, out_dim);
@@ -85,7 +85,7 @@ static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
      * no sample lit any input of its group. */
     uint8_t *used = malloc((size_t)in_dim);
     memset(dw1, 0x7f, sizeof(float) * (size_t)nw);
-    dense_backward(NULL, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim, used);
+    tr_dense_backward(NULL, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim, used);
     for (int i = 0; i < in_dim; i++) {
         int any = 0, group_lit = 0;
         const int g0 = i / DENSE_GROUP * DENSE_GROUP;
@@ -117,11 +117,11 @@ static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
     memset(dw3, 0x7f, sizeof(float) * (size_t)nw);
     memset(db3, 0x7f, sizeof(float) * (size_t)out_dim);
     memset(di3, 0x7f, sizeof(float) * (size_t)ni);
-    dense_forward_small(o3, in, w, b, n, in_dim, out_dim, relu);
+    tr_dense_forward_small(o3, in, w, b, n, in_dim, out_dim, relu);
     e = max_rel_diff(o3, o2, no);
     CHECK(e <= KERNEL_TOL, "small forward %dx%dx%d relu=%d: %g", n, in_dim, out_dim, relu, e);
-    dense_backward(di1, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim, NULL);
-    dense_backward_small(di3, dw3, db3, d_out, in, w, wt, n, in_dim, out_dim);
+    tr_dense_backward(di1, dw1, db1, d_out, &list, w, wt, n, in_dim, out_dim, NULL);
+    tr_dense_backward_small(di3, dw3, db3, d_out, in, w, wt, n, in_dim, out_dim);
     e = max_rel_diff(dw3, dw2, nw);
     CHECK(e <= KERNEL_TOL, "small d_w %dx%dx%d: %g", n, in_dim, out_dim, e);
     e = max_rel_diff(di3, di2, ni);
@@ -138,7 +138,7 @@ static void compare(int n, int in_dim, int out_dim, int relu, rng *r)
 }
 
 /* Listing image bytes gives the same lists as listing their float values. */
-static void test_index_bytes(rng *r)
+static void test_index_bytes(tr_rng *r)
 {
     enum { N = 9, DIM = 201 }; /* three 64-byte blocks and a tail, a partial group */
     uint8_t img[N][DIM];
@@ -148,7 +148,7 @@ static void test_index_bytes(rng *r)
         value_of[b] = (float)b / 255.0f;
     for (int k = 0; k < N; k++) {
         for (int i = 0; i < DIM; i++) {
-            img[k][i] = rng_below(r, 100) < 30 ? (uint8_t)(1 + rng_below(r, 255)) : 0;
+            img[k][i] = tr_rng_below(r, 100) < 30 ? (uint8_t)(1 + tr_rng_below(r, 255)) : 0;
             x[k * DIM + i] = value_of[img[k][i]];
         }
         rows[k] = img[k];
@@ -161,13 +161,13 @@ static void test_index_bytes(rng *r)
         x[5 * DIM + i] = value_of[img[5][i]];
         x[6 * DIM + i] = value_of[img[6][i]];
     }
-    void *m1 = aligned_alloc(64, dense_inputs_bytes(N, DIM));
-    void *m2 = aligned_alloc(64, dense_inputs_bytes(N, DIM));
-    dense_inputs a, b;
-    dense_inputs_init(&a, m1, N, DIM);
-    dense_inputs_init(&b, m2, N, DIM);
-    dense_inputs_index(&a, x, N, DIM);
-    dense_inputs_index_bytes(&b, rows, N, DIM, 255.0f);
+    void *m1 = aligned_alloc(64, tr_dense_inputs_bytes(N, DIM));
+    void *m2 = aligned_alloc(64, tr_dense_inputs_bytes(N, DIM));
+    tr_dense_inputs a, b;
+    tr_dense_inputs_init(&a, m1, N, DIM);
+    tr_dense_inputs_init(&b, m2, N, DIM);
+    tr_dense_inputs_index(&a, x, N, DIM);
+    tr_dense_inputs_index_bytes(&b, rows, N, DIM, 255.0f);
     const int groups = (DIM + DENSE_GROUP - 1) / DENSE_GROUP, entries = a.start[groups];
     CHECK(entries > 0 && memcmp(a.start, b.start, sizeof(int) * (groups + 1)) == 0 &&
               memcmp(a.sample, b.sample, sizeof(int) * (size_t)entries) == 0 &&
@@ -177,40 +177,40 @@ static void test_index_bytes(rng *r)
     free(m2);
 }
 
-/* The first layer split by inputs (dense_forward_rows over parts, then
- * dense_sum_parts), as training computes it: against the oracle, and the same
+/* The first layer split by inputs (tr_dense_forward_rows over parts, then
+ * tr_dense_sum_parts), as training computes it: against the oracle, and the same
  * bits however the samples are split into lists. */
-static void test_forward_parts(rng *r)
+static void test_forward_parts(tr_rng *r)
 {
     enum { N = 11, IN = 203, OUT = 70, CUT = 100 }; /* CUT: a multiple of DENSE_GROUP */
     float *in = random_buffer(r, (long)N * IN, 70);
     float *w = random_buffer(r, (long)IN * OUT, 0);
     float *b = random_buffer(r, OUT, 0);
     float ref[N * OUT], whole[2][N * OUT], split[2][N * OUT], o1[N * OUT], o2[N * OUT];
-    void *m0 = aligned_alloc(64, dense_inputs_bytes(N, IN));
-    void *m1 = aligned_alloc(64, dense_inputs_bytes(N, IN));
-    void *m2 = aligned_alloc(64, dense_inputs_bytes(N, IN));
-    dense_inputs all, head, tail;
-    dense_inputs_init(&all, m0, N, IN);
-    dense_inputs_init(&head, m1, N, IN);
-    dense_inputs_init(&tail, m2, N, IN);
-    dense_inputs_index(&all, in, N, IN);
-    dense_inputs_index(&head, in, 4, IN);          /* samples 0..3 */
-    dense_inputs_index(&tail, in + 4 * IN, N - 4, IN); /* samples 4..10 */
-    const dense_inputs *one[1] = {&all}, *two[2] = {&head, &tail};
+    void *m0 = aligned_alloc(64, tr_dense_inputs_bytes(N, IN));
+    void *m1 = aligned_alloc(64, tr_dense_inputs_bytes(N, IN));
+    void *m2 = aligned_alloc(64, tr_dense_inputs_bytes(N, IN));
+    tr_dense_inputs all, head, tail;
+    tr_dense_inputs_init(&all, m0, N, IN);
+    tr_dense_inputs_init(&head, m1, N, IN);
+    tr_dense_inputs_init(&tail, m2, N, IN);
+    tr_dense_inputs_index(&all, in, N, IN);
+    tr_dense_inputs_index(&head, in, 4, IN);          /* samples 0..3 */
+    tr_dense_inputs_index(&tail, in + 4 * IN, N - 4, IN); /* samples 4..10 */
+    const tr_dense_inputs *one[1] = {&all}, *two[2] = {&head, &tail};
     const int base1[1] = {0}, base2[2] = {0, 4};
     const int cut[3] = {0, CUT, IN};
     for (int p = 0; p < 2; p++) {
         memset(whole[p], 0, sizeof whole[p]);
         memset(split[p], 0, sizeof split[p]);
-        dense_forward_rows(whole[p], one, base1, 1, w, cut[p], cut[p + 1], IN, OUT);
-        dense_forward_rows(split[p], two, base2, 2, w, cut[p], cut[p + 1], IN, OUT);
+        tr_dense_forward_rows(whole[p], one, base1, 1, w, cut[p], cut[p + 1], IN, OUT);
+        tr_dense_forward_rows(split[p], two, base2, 2, w, cut[p], cut[p + 1], IN, OUT);
     }
     CHECK(memcmp(whole, split, sizeof whole) == 0, "the sums depend on how samples are listed");
     const float *parts1[2] = {whole[0], whole[1]}, *parts2[2] = {split[0], split[1]};
-    dense_sum_parts(o1, parts1, 2, b, N, OUT, 1);
-    dense_sum_parts(o2, parts2, 2, b, N, OUT, 1);
-    dense_forward_ref(ref, in, w, b, N, IN, OUT, 1);
+    tr_dense_sum_parts(o1, parts1, 2, b, N, OUT, 1);
+    tr_dense_sum_parts(o2, parts2, 2, b, N, OUT, 1);
+    tr_dense_forward_ref(ref, in, w, b, N, IN, OUT, 1);
     float e = max_rel_diff(o1, ref, N * OUT);
     CHECK(e <= KERNEL_TOL, "forward by parts: %g", e);
     CHECK(memcmp(o1, o2, sizeof o1) == 0, "summed parts differ");
@@ -218,7 +218,7 @@ static void test_forward_parts(rng *r)
      * plain sum within rounding, and a part over no input adds nothing. */
     float none[N * OUT];
     memset(none, 0, sizeof none);
-    dense_forward_rows(none, one, base1, 1, w, IN, IN, IN, OUT);
+    tr_dense_forward_rows(none, one, base1, 1, w, IN, IN, IN, OUT);
     int zeros = 1;
     for (int k = 0; k < N * OUT; k++)
         zeros &= none[k] == 0.0f;
@@ -228,46 +228,47 @@ static void test_forward_parts(rng *r)
 
 /* The first layer's weight gradient in parts of its rows, as training fills
  * it in: the same bits as the whole, and nothing written outside the part. */
-static void test_weight_gradient_rows(rng *r)
+static void test_weight_gradient_rows(tr_rng *r)
 {
     enum { N = 9, IN = 203, OUT = 37, CUT = 100 }; /* CUT: a multiple of DENSE_GROUP */
     float *in = random_buffer(r, (long)N * IN, 70);
     float *d_out = random_buffer(r, (long)N * OUT, 10);
     static float whole[IN * OUT], parts[IN * OUT], d_b[OUT];
     uint8_t used_whole[IN], used_parts[IN];
-    void *mem = aligned_alloc(64, dense_inputs_bytes(N, IN));
-    dense_inputs list;
-    dense_inputs_init(&list, mem, N, IN);
-    dense_inputs_index(&list, in, N, IN);
+    void *mem = aligned_alloc(64, tr_dense_inputs_bytes(N, IN));
+    tr_dense_inputs list;
+    tr_dense_inputs_init(&list, mem, N, IN);
+    tr_dense_inputs_index(&list, in, N, IN);
     memset(whole, 0, sizeof whole);
     memset(parts, 0x7f, sizeof parts);
     memset(used_parts, 2, sizeof used_parts);
-    dense_backward(NULL, whole, d_b, d_out, &list, NULL, NULL, N, IN, OUT, used_whole);
-    dense_weight_gradient_rows(parts, &list, d_out, CUT, IN, IN, OUT, used_parts);
+    tr_dense_backward(NULL, whole, d_b, d_out, &list, NULL, NULL, N, IN, OUT, used_whole);
+    tr_dense_weight_gradient_rows(parts, &list, d_out, CUT, IN, IN, OUT, used_parts);
     int outside = 0;
     for (long i = 0; i < (long)CUT * OUT; i++)
         outside += ((const uint8_t *)&parts[i])[0] != 0x7f;
     for (int i = 0; i < CUT; i++)
         outside += used_parts[i] != 2;
     CHECK(outside == 0, "rows before the part were written (%d)", outside);
-    dense_weight_gradient_rows(parts, &list, d_out, 0, CUT, IN, OUT, used_parts);
+    tr_dense_weight_gradient_rows(parts, &list, d_out, 0, CUT, IN, OUT, used_parts);
     CHECK(memcmp(used_parts, used_whole, sizeof used_whole) == 0, "row_used differs");
     int differ = 0;
     for (int i = 0; i < IN; i++)
         if (used_whole[i])
-            differ += memcmp(parts + (long)i * OUT, whole + (long)i * OUT, sizeof(float) * OUT) != 0;
+            differ += memcmp(parts + (long)i * OUT, whole + (long)i * OUT,
+                             sizeof(float) * OUT) != 0;
     CHECK(differ == 0, "%d used rows differ from the whole gradient's", differ);
     free(in); free(d_out); free(mem);
 }
 
-static void test_transpose(rng *r)
+static void test_transpose(tr_rng *r)
 {
     const int shapes[][2] = {{1, 1}, {16, 16}, {128, 32}, {32, 10}, {37, 50}, {17, 33}};
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
         const int rows = shapes[k][0], cols = shapes[k][1];
         float *src = random_buffer(r, (long)rows * cols, 0);
         float *dst = malloc(sizeof(float) * (size_t)rows * cols);
-        dense_transpose(dst, src, rows, cols);
+        tr_dense_transpose(dst, src, rows, cols);
         int bad = 0;
         for (int i = 0; i < rows; i++)
             for (int j = 0; j < cols; j++)
@@ -281,24 +282,24 @@ static void test_transpose(rng *r)
 static void test_relu_backward(void)
 {
     float d[5] = {1, 2, 3, 4, 5}, out[5] = {0.5f, 0.0f, -1.0f, 2.0f, -0.0f};
-    dense_relu_backward(d, out, 5);
+    tr_dense_relu_backward(d, out, 5);
     CHECK(d[0] == 1 && d[1] == 0 && d[2] == 0 && d[3] == 4 && d[4] == 0,
           "relu_backward %g %g %g %g %g", d[0], d[1], d[2], d[3], d[4]);
 }
 
-static void test_softmax_xent(rng *r)
+static void test_softmax_xent(tr_rng *r)
 {
     enum { N = 7, C = 10 };
     float z[N * C], d[N * C];
     uint8_t y[N];
     for (int i = 0; i < N * C; i++)
-        z[i] = 8.0f * (2.0f * rng_uniform(r) - 1.0f);
+        z[i] = 8.0f * (2.0f * tr_rng_uniform(r) - 1.0f);
     z[3 * C + 2] = 500.0f; /* exp overflows unless the max is subtracted */
     for (int s = 0; s < N; s++)
-        y[s] = (uint8_t)rng_below(r, C);
+        y[s] = (uint8_t)tr_rng_below(r, C);
     int correct = 0;
     const float scale = 0.25f;
-    double loss = softmax_xent(d, z, y, N, C, scale, 0.0f, &correct);
+    double loss = tr_softmax_xent(d, z, y, N, C, scale, 0.0f, &correct);
     double want_loss = 0.0;
     int want_correct = 0;
     for (int s = 0; s < N; s++) {
@@ -328,7 +329,7 @@ static void test_softmax_xent(rng *r)
 
     uint8_t pred[N];
     int correct2 = 0;
-    double loss2 = softmax_xent_eval(pred, z, y, N, C, 0.0f, &correct2);
+    double loss2 = tr_softmax_xent_eval(pred, z, y, N, C, 0.0f, &correct2);
     CHECK(loss2 == loss && correct2 == correct, "eval loss %g, correct %d", loss2, correct2);
     CHECK(pred[3] == 2, "arg max of the row with 500: %d", pred[3]);
 
@@ -337,7 +338,7 @@ static void test_softmax_xent(rng *r)
      * computed directly; train and eval agree. */
     const float ls = 0.1f;
     correct = 0;
-    loss = softmax_xent(d, z, y, N, C, scale, ls, &correct);
+    loss = tr_softmax_xent(d, z, y, N, C, scale, ls, &correct);
     want_loss = 0.0;
     for (int s = 0; s < N; s++) {
         const float *row = z + s * C;
@@ -358,20 +359,20 @@ static void test_softmax_xent(rng *r)
     CHECK(fabs(loss - want_loss) <= 1e-9 * fabs(want_loss), "smoothed loss %.12g, want %.12g",
           loss, want_loss);
     correct2 = 0;
-    loss2 = softmax_xent_eval(pred, z, y, N, C, ls, &correct2);
+    loss2 = tr_softmax_xent_eval(pred, z, y, N, C, ls, &correct2);
     CHECK(loss2 == loss && correct2 == correct, "smoothed eval loss %g, want %g", loss2, loss);
 
     float tie[4] = {1, 3, 3, 0};
     uint8_t lab = 2, p;
     int c = 0;
-    softmax_xent_eval(&p, tie, &lab, 1, 4, 0.0f, &c);
+    tr_softmax_xent_eval(&p, tie, &lab, 1, 4, 0.0f, &c);
     CHECK(p == 1 && c == 0, "ties go to the lowest class: %d", p);
 }
 
 int main(void)
 {
-    rng r;
-    rng_seed(&r, 12345, 0);
+    tr_rng r;
+    tr_rng_seed(&r, 12345, 0);
     const int shapes[][3] = {
         {1, 1, 1}, {16, 784, 128}, {3, 128, 32}, {5, 32, 10}, {7, 33, 17},
         {4, 10, 129}, {2, 100, 3}, {32, 64, 64}, {16, 128, 32}, {16, 32, 10},

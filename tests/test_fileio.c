@@ -45,12 +45,12 @@ static int leftovers(void)
     return n;
 }
 
-static void add(file_batch *b, const char *name, const char *text)
+static void add(tr_file_batch *b, const char *name, const char *text)
 {
     char path[4096];
     tr_error err;
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    CHECK(file_batch_add(b, path, text, strlen(text), &err) == 0, "%s", err.msg);
+    CHECK(tr_file_batch_add(b, path, text, strlen(text), &err) == 0, "%s", err.msg);
 }
 
 static void test_batch(void)
@@ -58,11 +58,11 @@ static void test_batch(void)
     tr_error err = {{0}};
     put("a", "old a");
     put("c", "old c");
-    file_batch b = {0};
+    tr_file_batch b = {0};
     add(&b, "a", "new a");
     add(&b, "b", "new b");
     add(&b, "c", "new c");
-    CHECK(file_batch_commit(&b, &err) == 0, "%s", err.msg);
+    CHECK(tr_file_batch_commit(&b, &err) == 0, "%s", err.msg);
     CHECK(strcmp(contents("a"), "new a") == 0 && strcmp(contents("b"), "new b") == 0 &&
               strcmp(contents("c"), "new c") == 0, "a whole batch was not committed");
     CHECK(leftovers() == 0, "%d temporary files left after a commit", leftovers());
@@ -73,12 +73,12 @@ static void test_batch(void)
     char path[4096];
     snprintf(path, sizeof path, "%s/d", dir);
     CHECK(mkdir(path, 0777) == 0, "mkdir %s", path);
-    b = (file_batch){0};
+    b = (tr_file_batch){0};
     add(&b, "a", "newer a");
     add(&b, "e", "new e");
     add(&b, "d", "new d");
     add(&b, "c", "newer c");
-    CHECK(file_batch_commit(&b, &err) == -1 && strstr(err.msg, "/d: cannot replace"),
+    CHECK(tr_file_batch_commit(&b, &err) == -1 && strstr(err.msg, "/d: cannot replace"),
           "a commit over a directory: '%s'", err.msg);
     CHECK(strcmp(contents("a"), "old a") == 0, "a is '%s' after the failed commit",
           contents("a"));
@@ -97,7 +97,7 @@ static void test_lock(void)
     if (child == 0) {
         /* The holder: locks, says so, waits to be killed. */
         int held;
-        if (file_lock_dir(dir, &held, &err))
+        if (tr_file_lock_dir(dir, &held, &err))
             _exit(1);
         ssize_t w = write(pipefd[1], "1", 1);
         (void)w;
@@ -108,13 +108,13 @@ static void test_lock(void)
     CHECK(read(pipefd[0], &c, 1) == 1 && c == '1', "the child did not take the lock");
     char want[4096 + 64];
     snprintf(want, sizeof want, "%s is in use by process %ld", dir, (long)child);
-    CHECK(file_lock_dir(dir, &fd, &err) == -1 && strcmp(err.msg, want) == 0 && fd == -1,
+    CHECK(tr_file_lock_dir(dir, &fd, &err) == -1 && strcmp(err.msg, want) == 0 && fd == -1,
           "a held lock: '%s', want '%s'", err.msg, want);
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    CHECK(file_lock_dir(dir, &fd, &err) == 0 && fd >= 0, "after the holder died: %s", err.msg);
-    file_unlock_dir(fd);
-    CHECK(file_lock_dir("/nonexistent-dir", &fd, &err) == -1 &&
+    CHECK(tr_file_lock_dir(dir, &fd, &err) == 0 && fd >= 0, "after the holder died: %s", err.msg);
+    tr_file_unlock_dir(fd);
+    CHECK(tr_file_lock_dir("/nonexistent-dir", &fd, &err) == -1 &&
               strstr(err.msg, "/nonexistent-dir"), "a missing directory: '%s'", err.msg);
     close(pipefd[0]);
     close(pipefd[1]);

@@ -1,7 +1,7 @@
 /* The gradients the layers compute against central differences of the loss,
  * where the loss is recomputed in double by an independent plain forward
- * pass.  Both ways a gradient is computed are checked: model_backward, the
- * layers' plain passes (on images and on floats), and train_gradient, the
+ * pass.  Both ways a gradient is computed are checked: tr_model_backward, the
+ * layers' plain passes (on images and on floats), and tr_train_gradient, the
  * training step itself (shards on threads, the first layer's trainer, the
  * reduce). */
 #include <math.h>
@@ -22,7 +22,7 @@ enum { MAX_UNITS = 64 };
  * of the model's buffer, same layout): dense layers, ReLU between them.  With
  * lit not NULL ([N][layers][MAX_UNITS]), records which ReLUs pass their
  * input. */
-static double ref_loss_lit(const model *m, const double *p, const double *x, const uint8_t *y,
+static double ref_loss_lit(const tr_model *m, const double *p, const double *x, const uint8_t *y,
                            uint8_t *lit)
 {
     const int dense = m->n_layers - 1;
@@ -34,7 +34,7 @@ static double ref_loss_lit(const model *m, const double *p, const double *x, con
             a[i] = x[n * INPUTS + i];
         for (int l = 0; l < dense; l++) {
             const size_t wo = m->layer[l].offset[DENSE_W], bo = m->layer[l].offset[DENSE_B];
-            const int out = (int)tensor_size(m->layer[l].out);
+            const int out = (int)tr_tensor_size(m->layer[l].out);
             for (int o = 0; o < out; o++) {
                 double z = p[bo + o];
                 for (int i = 0; i < width; i++)
@@ -56,7 +56,7 @@ static double ref_loss_lit(const model *m, const double *p, const double *x, con
     return total / N;
 }
 
-static double ref_loss(const model *m, const double *p, const double *x, const uint8_t *y)
+static double ref_loss(const tr_model *m, const double *p, const double *x, const uint8_t *y)
 {
     return ref_loss_lit(m, p, x, y, NULL);
 }
@@ -64,7 +64,7 @@ static double ref_loss(const model *m, const double *p, const double *x, const u
 /* The central difference of ref_loss at p along dir, with the largest step
  * of 1e-5, 1e-6, ... that crosses no ReLU's kink: there the loss is not
  * differentiable, and a step across it measures something else. */
-static double directional_difference(const model *m, const double *p, const double *dir,
+static double directional_difference(const tr_model *m, const double *p, const double *dir,
                                      const double *x, const uint8_t *y)
 {
     const size_t lit_len = (size_t)N * MODEL_MAX_LAYERS * MAX_UNITS;
@@ -97,7 +97,7 @@ static double rel_err(double a, double b)
 /* grad (the mean loss's gradient, m's layout) against central differences of
  * ref_loss: every coordinate of every tensor (the nets are small), then along
  * a random direction over all parameters at once. */
-static void check_gradient(const model *m, const float *grad, const double *x, const uint8_t *y,
+static void check_gradient(const tr_model *m, const float *grad, const double *x, const uint8_t *y,
                            const char *what, uint64_t seed)
 {
     double *p = malloc(sizeof(double) * m->len);
@@ -108,7 +108,7 @@ static void check_gradient(const model *m, const float *grad, const double *x, c
     size_t worst_j = 0, checked = 0;
     float *ptr[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
     size_t count[MODEL_MAX_LAYERS * LAYER_MAX_TENSORS];
-    const int nt = model_tensors(m, m->params, ptr, count);
+    const int nt = tr_model_tensors(m, m->params, ptr, count);
     for (int t = 0; t < nt; t++)
         for (size_t k = 0; k < count[t]; k++, checked++) {
             const size_t j = (size_t)(ptr[t] - m->params) + k;
@@ -126,16 +126,16 @@ static void check_gradient(const model *m, const float *grad, const double *x, c
         }
     printf("%s, seed %llu: %zu coordinates, worst error %.2e at %zu (analytic %.6g)\n", what,
            (unsigned long long)seed, checked, worst, worst_j, grad[worst_j]);
-    CHECK(checked == model_param_count(m), "%zu of %zu coordinates checked", checked,
-          model_param_count(m));
+    CHECK(checked == tr_model_param_count(m), "%zu of %zu coordinates checked", checked,
+          tr_model_param_count(m));
     CHECK(worst < 1e-3, "%s: coordinate gradient error %.3g at %zu", what, worst, worst_j);
 
-    rng r;
-    rng_seed(&r, seed, 98);
+    tr_rng r;
+    tr_rng_seed(&r, seed, 98);
     double *dir = malloc(sizeof(double) * m->len);
     double dot = 0.0;
     for (size_t j = 0; j < m->len; j++) {
-        dir[j] = 2.0 * rng_uniform(&r) - 1.0;
+        dir[j] = 2.0 * tr_rng_uniform(&r) - 1.0;
         dot += dir[j] * grad[j];
     }
     const double fd = directional_difference(m, p, dir, x, y);
@@ -147,48 +147,51 @@ static void check_gradient(const model *m, const float *grad, const double *x, c
 
 static void check_network(const int *hidden, int n_hidden, uint64_t seed)
 {
-    mlp_shape shape;
+    tr_mlp_shape shape;
     tr_error err;
-    model m;
-    CHECK(mlp_shape_make(&shape, INPUTS, hidden, n_hidden, CLASSES, &err) == 0, "%s", err.msg);
-    CHECK(model_init_mlp(&m, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s", err.msg);
-    model_init_glorot(&m, seed);
-    rng r;
-    rng_seed(&r, seed, 99);
+    tr_model m;
+    CHECK(tr_mlp_shape_make(&shape, INPUTS, hidden, n_hidden, CLASSES, &err) == 0, "%s", err.msg);
+    CHECK(tr_model_init_mlp(&m, tensor_flat(shape.sizes[0]), &shape, &err) == 0, "%s", err.msg);
+    tr_model_init_glorot(&m, seed);
+    tr_rng r;
+    tr_rng_seed(&r, seed, 99);
     /* Nonzero biases, so that the bias gradients of every layer are exercised
      * and ReLU inputs are not all near 0. */
     for (int l = 0; l < m.n_layers - 1; l++)
-        for (int o = 0; o < (int)tensor_size(m.layer[l].out); o++)
-            m.params[m.layer[l].offset[DENSE_B] + (size_t)o] = 0.2f * (2.0f * rng_uniform(&r) - 1.0f);
+        for (int o = 0; o < (int)tr_tensor_size(m.layer[l].out); o++)
+            m.params[m.layer[l].offset[DENSE_B] + (size_t)o] =
+                0.2f * (2.0f * tr_rng_uniform(&r) - 1.0f);
 
     /* Images with a third of their pixels 0, as bytes, and the floats that
      * the engine reads them as. */
-    dataset d = {.n = N, .rows = ROWS, .cols = COLS, .channels = 1, .dim = INPUTS,
+    tr_dataset d = {.n = N, .rows = ROWS, .cols = COLS, .channels = 1, .dim = INPUTS,
                  .classes = CLASSES, .owned = 1};
     d.pixels = malloc(N * INPUTS);
     d.labels = malloc(N);
     double x[N * INPUTS];
     for (int i = 0; i < N * INPUTS; i++) {
-        d.pixels[i] = rng_below(&r, 3) == 0 ? 0 : (uint8_t)(1 + rng_below(&r, 255));
+        d.pixels[i] = tr_rng_below(&r, 3) == 0 ? 0 : (uint8_t)(1 + tr_rng_below(&r, 255));
         x[i] = (double)((float)d.pixels[i] / DATASET_PIXEL_DIVISOR);
     }
     for (int n = 0; n < N; n++)
-        d.labels[n] = (uint8_t)rng_below(&r, CLASSES);
+        d.labels[n] = (uint8_t)tr_rng_below(&r, CLASSES);
     char what[96];
 
     /* The layers' plain passes, given the images as bytes and as floats. */
-    model_work w;
-    CHECK(model_work_init(&w, &m, N, &err) == 0, "%s", err.msg);
-    float *grad = model_buffer_new(m.len);
+    tr_model_work w;
+    CHECK(tr_model_work_init(&w, &m, N, &err) == 0, "%s", err.msg);
+    float *grad = tr_model_buffer_new(m.len);
     for (int as_floats = 0; as_floats < 2; as_floats++) {
         for (int n = 0; n < N; n++)
             w.rows[n] = d.pixels + (size_t)n * INPUTS;
         for (int i = 0; i < N * INPUTS; i++)
             w.x[i] = (float)x[i];
-        const layer_input in = model_input(&w, as_floats ? NULL : w.rows, DATASET_PIXEL_DIVISOR);
+        const tr_layer_input in = tr_model_input(&w, as_floats ? NULL : w.rows,
+                                                 DATASET_PIXEL_DIVISOR);
         int correct = 0;
-        model_forward(&m, &w, &in, N, &(layer_pass){.training = 1});
-        const double loss = model_backward(&m, &w, &in, d.labels, N, 1.0f / N, grad, &correct) / N;
+        tr_model_forward(&m, &w, &in, N, &(tr_layer_pass){.training = 1});
+        const double loss =
+            tr_model_backward(&m, &w, &in, d.labels, N, 1.0f / N, grad, &correct) / N;
         double *p = malloc(sizeof(double) * m.len);
         for (size_t j = 0; j < m.len; j++)
             p[j] = m.params[j];
@@ -202,23 +205,23 @@ static void check_network(const int *hidden, int n_hidden, uint64_t seed)
     }
 
     /* The training step's gradient: 12 samples in 5 shards on 2 threads. */
-    train_config cfg = {.threads = 2, .shards = 5, .batch_size = 16, .opt = adam_defaults()};
-    train_session *s;
-    CHECK(train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
+    tr_train_config cfg = {.threads = 2, .shards = 5, .batch_size = 16, .opt = tr_adam_defaults()};
+    tr_train_session *s;
+    CHECK(tr_train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
     uint32_t idx[N];
     for (uint32_t i = 0; i < N; i++)
         idx[i] = i;
     double loss;
     memset(grad, 0, sizeof(float) * m.len);
-    CHECK(train_gradient(s, &d, idx, N, grad, &loss, &err) == 0, "%s", err.msg);
+    CHECK(tr_train_gradient(s, &d, idx, N, grad, &loss, &err) == 0, "%s", err.msg);
     snprintf(what, sizeof what, "train_gradient, %d hidden, 5 shards", n_hidden);
     check_gradient(&m, grad, x, d.labels, what, seed);
-    train_session_free(s);
+    tr_train_session_free(s);
 
-    model_buffer_free(grad);
-    model_work_free(&w);
-    dataset_free(&d);
-    model_free(&m);
+    tr_model_buffer_free(grad);
+    tr_model_work_free(&w);
+    tr_dataset_free(&d);
+    tr_model_free(&m);
 }
 
 int main(void)

@@ -16,9 +16,9 @@ static void expect_idx_error(const char *name, const uint8_t *bytes, size_t len,
                              const char *want)
 {
     const char *path = test_write_file(dir, name, bytes, len, gz);
-    idx_array a;
+    tr_idx_array a;
     tr_error err = {{0}};
-    int r = idx_load(&a, path, 0, &err);
+    int r = tr_idx_load(&a, path, 0, &err);
     CHECK(r == -1, "%s: loaded although malformed", name);
     CHECK(strstr(err.msg, want) != NULL, "%s: message '%s' lacks '%s'", name, err.msg, want);
     CHECK(strstr(err.msg, name) != NULL, "%s: message '%s' lacks the file name", name,
@@ -38,9 +38,9 @@ static void test_good_files(void)
         /* The name says nothing: compression is detected from the content. */
         const char *path = test_write_file(dir, gz ? "good-gz.idx" : "good.idx.gz", bytes,
                                            len, gz);
-        idx_array a;
+        tr_idx_array a;
         tr_error err;
-        int r = idx_load(&a, path, 0, &err);
+        int r = tr_idx_load(&a, path, 0, &err);
         CHECK(r == 0, "gz=%d: %s", gz, err.msg);
         if (r)
             continue;
@@ -48,7 +48,7 @@ static void test_good_files(void)
               "gz=%d: dims %d: %u %u %u", gz, a.ndim, a.dims[0], a.dims[1], a.dims[2]);
         CHECK(a.item_size == 12, "item size %zu", a.item_size);
         CHECK(memcmp(a.data, items, 24) == 0, "gz=%d: items differ", gz);
-        idx_free(&a);
+        tr_idx_free(&a);
     }
     /* Two gzip members one after the other read as one file (as gzip does),
      * and the CRC-32 is the whole file's, as zlib computes it on the plain
@@ -66,22 +66,22 @@ static void test_good_files(void)
     for (int kind = 0; kind < 3; kind++) {
         const char *path = kind == 2 ? test_write_file(dir, "joined.gz", joined, jlen, 0)
                                      : test_write_file(dir, "crc.idx", bytes, len, kind);
-        idx_array a;
+        tr_idx_array a;
         tr_error err;
-        int r = idx_load(&a, path, 2, &err);
+        int r = tr_idx_load(&a, path, 2, &err);
         CHECK(r == 0, "kind %d: %s", kind, err.msg);
         if (r)
             continue;
         CHECK(memcmp(a.data, items, 24) == 0, "kind %d: items differ", kind);
         CHECK(a.crc == want_crc, "kind %d: CRC %08x, zlib gives %08lx", kind, a.crc, want_crc);
-        idx_free(&a);
+        tr_idx_free(&a);
     }
 
-    idx_array a;
+    tr_idx_array a;
     tr_error err;
-    CHECK(idx_parse(&a, bytes, len, "mem", &err) == 0, "%s", err.msg);
+    CHECK(tr_idx_parse(&a, bytes, len, "mem", &err) == 0, "%s", err.msg);
     CHECK(a.data && a.data[23] == 230, "idx_parse items");
-    idx_free(&a);
+    tr_idx_free(&a);
     free(bytes);
 }
 
@@ -152,17 +152,17 @@ static void test_malformed_files(void)
      * from the header, not after reading (or failing to read) them. */
     uint8_t many[16] = {0, 0, 8, 3, 0, 0x29, 0x32, 0xe0, 0, 0, 0, 28, 0, 0, 0, 28};
     const char *many_path = test_write_file(dir, "many.idx", many, sizeof many, 1);
-    idx_array a;
+    tr_idx_array a;
     tr_error err = {{0}};
-    CHECK(idx_load(&a, many_path, 2, &err) == -1 &&
+    CHECK(tr_idx_load(&a, many_path, 2, &err) == -1 &&
               strstr(err.msg, "announces 2700000 items, 2 expected"),
           "forged count: '%s'", err.msg);
-    CHECK(idx_load(&a, "/nonexistent/x.idx", 0, &err) == -1, "missing file loaded");
+    CHECK(tr_idx_load(&a, "/nonexistent/x.idx", 0, &err) == -1, "missing file loaded");
     CHECK(strstr(err.msg, "/nonexistent/x.idx") != NULL, "message '%s'", err.msg);
     free(good);
 }
 
-/* Writes an image and a label file and returns dataset_load_files' status. */
+/* Writes an image and a label file and returns tr_dataset_load_files' status. */
 static int load_pair(uint32_t n_images, uint32_t n_labels, uint8_t bad_label,
                      tr_error *err)
 {
@@ -178,14 +178,14 @@ static int load_pair(uint32_t n_images, uint32_t n_labels, uint8_t bad_label,
     char images[4096], lbls[4096];
     snprintf(images, sizeof images, "%s", test_write_file(dir, "pair-images", ib, ilen, 0));
     snprintf(lbls, sizeof lbls, "%s", test_write_file(dir, "pair-labels", lb, llen, 1));
-    dataset d;
-    int r = dataset_load_files(&d, images, lbls, err);
+    tr_dataset d;
+    int r = tr_dataset_load_files(&d, images, lbls, err);
     if (r == 0) {
         CHECK(d.n == n_images && d.dim == 4, "dataset n %u dim %u", d.n, d.dim);
         /* The fingerprint is the CRC-32 of both files' bytes, images first. */
         uLong crc = crc32(crc32(0L, ib, (uInt)ilen), lb, (uInt)llen);
         CHECK(d.fingerprint == crc, "fingerprint %08x, want %08lx", d.fingerprint, crc);
-        dataset_free(&d);
+        tr_dataset_free(&d);
     }
     free(ib);
     free(lb);
@@ -210,33 +210,33 @@ static void test_dataset_checks(void)
     CHECK(load_pair(10, 10, 0, &err) == 0, "good pair: %s", err.msg);
     char images[4096];
     snprintf(images, sizeof images, "%s/pair-images", dir);
-    dataset d;
-    CHECK(dataset_load_files(&d, images, images, &err) == -1 &&
+    tr_dataset d;
+    CHECK(tr_dataset_load_files(&d, images, images, &err) == -1 &&
           strstr(err.msg, "expected a label file"), "images as labels: '%s'", err.msg);
     char labels[4096];
     snprintf(labels, sizeof labels, "%s/pair-labels", dir);
-    CHECK(dataset_load_files(&d, labels, labels, &err) == -1 &&
+    CHECK(tr_dataset_load_files(&d, labels, labels, &err) == -1 &&
           strstr(err.msg, "expected an image file"), "labels as images: '%s'", err.msg);
 
-    CHECK(dataset_load_dir(&d, "/nonexistent-dir", 0, &err) == -1 &&
+    CHECK(tr_dataset_load_dir(&d, "/nonexistent-dir", 0, &err) == -1 &&
           strstr(err.msg, "/nonexistent-dir"), "missing dir: '%s'", err.msg);
-    CHECK(dataset_load_dir(&d, dir, 1, &err) == -1 &&
+    CHECK(tr_dataset_load_dir(&d, dir, 1, &err) == -1 &&
           strstr(err.msg, "t10k-images-idx3-ubyte"), "missing file: '%s'", err.msg);
 }
 
 static void test_split_and_gather(void)
 {
-    dataset all;
+    tr_dataset all;
     test_make_dataset(&all, 10, 2, 3, 1);
-    dataset train, val;
-    dataset_split(&all, 0.2, &train, &val);
+    tr_dataset train, val;
+    tr_dataset_split(&all, 0.2, &train, &val);
     CHECK(train.n == 8 && val.n == 2, "split 10 at 0.2: %u + %u", train.n, val.n);
     CHECK(val.labels == all.labels + 8 && val.pixels == all.pixels + 8 * 6,
           "the validation part is the last 20%%");
-    dataset_split(&all, 0.0, &train, &val);
+    tr_dataset_split(&all, 0.0, &train, &val);
     CHECK(train.n == 10 && val.n == 0, "split at 0");
     /* Keras: int(60000 * (1 - 0.2)) = 48000; int(7 * 0.7) = 4. */
-    dataset_split(&all, 0.3, &train, &val);
+    tr_dataset_split(&all, 0.3, &train, &val);
     CHECK(train.n == 7, "split 10 at 0.3: %u", train.n);
 
     float x[2 * 6];
@@ -244,16 +244,16 @@ static void test_split_and_gather(void)
     uint32_t idx[3] = {9, 4, 0};
     all.pixels[4 * 6 + 5] = 255;
     all.pixels[0] = 51;
-    dataset_gather(x, y, &all, idx, 1, 2);
+    tr_dataset_gather(x, y, &all, idx, 1, 2);
     CHECK(y[0] == all.labels[4] && y[1] == all.labels[0], "gathered labels");
     CHECK(x[5] == 1.0f && x[6] == 0.2f, "scaled pixels %g %g", x[5], x[6]);
     /* The compiler-folded table holds what the division at run time gives. */
     volatile float divisor = 255.0f;
     int off = 0;
     for (int b = 0; b < 256; b++)
-        off += dataset_pixel_value[b] != (float)b / divisor;
+        off += tr_dataset_pixel_value[b] != (float)b / divisor;
     CHECK(off == 0, "%d pixel values differ from b / 255", off);
-    dataset_free(&all);
+    tr_dataset_free(&all);
 }
 
 int main(void)

@@ -11,10 +11,10 @@
 
 /* A w x h picture of `page` with a rectangle of `ink` ([x0, x1) x [y0, y1)),
  * opaque, or with alpha = the ink's strength over a transparent page. */
-static image rectangle(int w, int h, int x0, int y0, int x1, int y1, uint8_t page,
-                       uint8_t ink, int transparent)
+static tr_image rectangle(int w, int h, int x0, int y0, int x1, int y1, uint8_t page,
+                          uint8_t ink, int transparent)
 {
-    image im = {w, h, malloc((size_t)w * h * 4)};
+    tr_image im = {w, h, malloc((size_t)w * h * 4)};
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             const int in = x >= x0 && x < x1 && y >= y0 && y < y1;
@@ -49,10 +49,11 @@ static field_stats stats(const uint8_t *f, int fh, int fw)
     return s;
 }
 
-static int prepare(const image *im, uint8_t *field, int fh, int fw, tr_error *err)
+static int prepare(const tr_image *im, uint8_t *field, int fh, int fw, tr_error *err)
 {
     float *ink = malloc(sizeof(float) * (size_t)im->w * im->h);
-    const int rc = image_ink(im, ink, err) || image_prepare(field, fh, fw, ink, im->h, im->w, err);
+    const int rc = tr_image_ink(im, ink, err) ||
+                   tr_image_prepare(field, fh, fw, ink, im->h, im->w, err);
     free(ink);
     return rc;
 }
@@ -62,10 +63,10 @@ static int prepare(const image *im, uint8_t *field, int fh, int fw, tr_error *er
  * `shade` of it; the rectangle [x0, x1) x [y0, y1) is ink that reflects a
  * fifth of the light, and the 3x3 pixels around (spot, spot), when
  * spot >= 0, a speck that reflects 70%. */
-static image lit_page(int w, int h, double fall, int corner, double shade, int x0, int y0,
-                      int x1, int y1, int spot)
+static tr_image lit_page(int w, int h, double fall, int corner, double shade, int x0, int y0,
+                         int x1, int y1, int spot)
 {
-    image im = {w, h, malloc((size_t)w * h * 4)};
+    tr_image im = {w, h, malloc((size_t)w * h * 4)};
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             double light = 235.0 - fall * x / (w - 1);
@@ -81,7 +82,7 @@ static image lit_page(int w, int h, double fall, int corner, double shade, int x
     return im;
 }
 
-/* The box of the ink above a tenth (image_field's floor), as "x0 y0 x1 y1"
+/* The box of the ink above a tenth (tr_image_field's floor), as "x0 y0 x1 y1"
  * inclusive, and the weakest ink inside [x0, x1) x [y0, y1). */
 static void ink_box_of(const float *ink, int w, int h, int box[4], int x0, int y0, int x1,
                        int y1, float *weakest)
@@ -126,30 +127,30 @@ static void uneven_light(void)
         {"a shadow edge across the ink", 40, 230, 0.6, -1, 0.8f},
     };
     for (size_t k = 0; k < sizeof pages / sizeof *pages; k++) {
-        image im = lit_page(w, h, pages[k].fall, pages[k].corner, pages[k].shade, 100, 60, 140,
-                            150, pages[k].spot);
+        tr_image im = lit_page(w, h, pages[k].fall, pages[k].corner, pages[k].shade, 100, 60, 140,
+                               150, pages[k].spot);
         int box[4];
         float weakest;
-        CHECK(image_ink(&im, ink, &err) == 0, "%s: %s", pages[k].what, err.msg);
+        CHECK(tr_image_ink(&im, ink, &err) == 0, "%s: %s", pages[k].what, err.msg);
         ink_box_of(ink, w, h, box, 100, 60, 140, 150, &weakest);
         CHECK(box[0] == 100 && box[1] == 60 && box[2] == 139 && box[3] == 149,
               "%s: ink in %d,%d-%d,%d, not the rectangle 100,60-139,149", pages[k].what,
               box[0], box[1], box[2], box[3]);
         CHECK(weakest > pages[k].weakest, "%s: the rectangle's weakest ink %.3f",
               pages[k].what, (double)weakest);
-        image_free(&im);
+        tr_image_free(&im);
     }
 
     /* Light falling by 12 levels: even enough for one page level, the
      * border's median (the page at the middle column), as before. */
-    image even = lit_page(w, h, 12, 0, 1.0, 100, 60, 140, 150, -1);
-    CHECK(image_ink(&even, ink, &err) == 0, "%s", err.msg);
+    tr_image even = lit_page(w, h, 12, 0, 1.0, 100, 60, 140, 150, -1);
+    CHECK(tr_image_ink(&even, ink, &err) == 0, "%s", err.msg);
     int32_t border[2 * 240 + 2 * 200];
     int nb = 0;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
             if (y == 0 || y == h - 1 || x == 0 || x == w - 1)
-                border[nb++] = image_grey(even.rgba + ((long)y * w + x) * 4);
+                border[nb++] = tr_image_grey(even.rgba + ((long)y * w + x) * 4);
     for (int i = 1; i < nb; i++)
         for (int j = i; j > 0 && border[j - 1] > border[j]; j--) {
             const int32_t t = border[j];
@@ -158,16 +159,16 @@ static void uneven_light(void)
     const int32_t page = border[nb / 2];
     int32_t strongest = 0;
     for (long j = 0; j < (long)w * h; j++) {
-        const int32_t d = 255 * page - 255 * image_grey(even.rgba + 4 * j);
+        const int32_t d = 255 * page - 255 * tr_image_grey(even.rgba + 4 * j);
         strongest = d > strongest ? d : strongest;
     }
     int same = 1;
     for (long j = 0; j < (long)w * h; j++) {
-        const int32_t d = 255 * page - 255 * image_grey(even.rgba + 4 * j);
+        const int32_t d = 255 * page - 255 * tr_image_grey(even.rgba + 4 * j);
         same &= ink[j] == (float)((double)(d > 0 ? d : 0) / strongest);
     }
     CHECK(same, "an evenly lit page keeps one page level's ink");
-    image_free(&even);
+    tr_image_free(&even);
     free(ink);
 }
 
@@ -178,7 +179,7 @@ int main(void)
 
     /* A 60 x 30 bar of black ink on white, off-centre in 200 x 100: scaled
      * to 20 x 10 in the 28 x 28 field, centred, full ink inside. */
-    image bar = rectangle(200, 100, 120, 50, 180, 80, 255, 0, 0);
+    tr_image bar = rectangle(200, 100, 120, 50, 180, 80, 255, 0, 0);
     CHECK(prepare(&bar, f, 28, 28, &err) == 0, "%s", err.msg);
     field_stats s = stats(f, 28, 28);
     CHECK(s.x1 - s.x0 + 1 == 20 && s.y1 - s.y0 + 1 == 10,
@@ -188,25 +189,25 @@ int main(void)
     CHECK(s.top == 255 && f[14 * 28 + 14] == 255, "full ink inside: %d", s.top);
 
     /* The same bar as white ink on black: not inverted, the same field. */
-    image light = rectangle(200, 100, 120, 50, 180, 80, 0, 255, 0);
+    tr_image light = rectangle(200, 100, 120, 50, 180, 80, 0, 255, 0);
     CHECK(prepare(&light, g, 28, 28, &err) == 0 && memcmp(f, g, 28 * 28) == 0,
           "white on black is the same digit as black on white");
 
     /* Black ink drawn on a transparent canvas: the same again. */
-    image drawn = rectangle(200, 100, 120, 50, 180, 80, 0, 0, 1);
+    tr_image drawn = rectangle(200, 100, 120, 50, 180, 80, 0, 0, 1);
     CHECK(prepare(&drawn, g, 28, 28, &err) == 0 && memcmp(f, g, 28 * 28) == 0,
           "ink on a transparent canvas is the same digit");
 
     /* 7 x 3 pixels scaled up to 20 x 9 (rounded): 20 / 7 is not whole, so
      * some columns are mixtures, grey. */
-    image small = rectangle(30, 30, 10, 10, 17, 13, 255, 0, 0);
+    tr_image small = rectangle(30, 30, 10, 10, 17, 13, 255, 0, 0);
     CHECK(prepare(&small, f, 28, 28, &err) == 0, "%s", err.msg);
     s = stats(f, 28, 28);
     CHECK(s.x1 - s.x0 + 1 == 20 && s.y1 - s.y0 + 1 == 9, "7x3 fills %dx%d, not 20x9",
           s.x1 - s.x0 + 1, s.y1 - s.y0 + 1);
 
     /* A diagonal line scaled down: anti-aliased, so grey levels appear. */
-    image diag = rectangle(100, 100, 0, 0, 0, 0, 255, 0, 0);
+    tr_image diag = rectangle(100, 100, 0, 0, 0, 0, 255, 0, 0);
     for (int k = 0; k < 100; k++)
         for (int t = 0; t < 3; t++)
             memset(diag.rgba + ((long)k * 100 + (k + t < 100 ? k + t : 99)) * 4, 0, 3);
@@ -226,17 +227,17 @@ int main(void)
           s.cx, s.cy);
 
     /* Blank pages: one level, and a page whose only marks are faint noise. */
-    image blank = rectangle(50, 50, 0, 0, 0, 0, 200, 0, 0);
+    tr_image blank = rectangle(50, 50, 0, 0, 0, 0, 200, 0, 0);
     CHECK(prepare(&blank, f, 28, 28, &err) != 0 && strstr(err.msg, "no ink"),
           "a blank page: %s", err.msg);
-    image faint = rectangle(50, 50, 10, 10, 20, 20, 255, 240, 0);
+    tr_image faint = rectangle(50, 50, 10, 10, 20, 20, 255, 240, 0);
     CHECK(prepare(&faint, f, 28, 28, &err) != 0 && strstr(err.msg, "no ink"),
           "faint marks: %s", err.msg);
 
     uneven_light();
 
-    image *all[] = {&bar, &light, &drawn, &small, &diag, &blank, &faint};
+    tr_image *all[] = {&bar, &light, &drawn, &small, &diag, &blank, &faint};
     for (size_t k = 0; k < sizeof all / sizeof *all; k++)
-        image_free(all[k]);
+        tr_image_free(all[k]);
     return test_finish("test_image");
 }

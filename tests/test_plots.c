@@ -16,12 +16,12 @@
  * above the tick labels; counting only there keeps the legend out. */
 enum { PLOT_TOP = 58, PLOT_BOTTOM = 520 - 64 };
 
-static int encode_decode(const canvas *c, decoded_png *out)
+static int encode_decode(const tr_canvas *c, decoded_png *out)
 {
     uint8_t *png;
     size_t len;
     tr_error err;
-    if (canvas_encode_png(c, &png, &len, &err)) {
+    if (tr_canvas_encode_png(c, &png, &len, &err)) {
         CHECK(0, "encode: %s", err.msg);
         return -1;
     }
@@ -32,7 +32,7 @@ static int encode_decode(const canvas *c, decoded_png *out)
     return r;
 }
 
-static long series_pixels(const decoded_png *p, int panel, rgb color)
+static long series_pixels(const decoded_png *p, int panel, tr_rgb color)
 {
     int x0 = panel * p->width / 2;
     return png_count_color(p, x0, PLOT_TOP, x0 + p->width / 2, PLOT_BOTTOM, color.r, color.g,
@@ -40,7 +40,7 @@ static long series_pixels(const decoded_png *p, int panel, rgb color)
 }
 
 /* The rows spanned by a colour inside a panel's plot area. */
-static int series_span(const decoded_png *p, int panel, rgb color)
+static int series_span(const decoded_png *p, int panel, tr_rgb color)
 {
     int top = -1, bottom = -1;
     int x0 = panel * p->width / 2;
@@ -54,18 +54,18 @@ static int series_span(const decoded_png *p, int panel, rgb color)
 }
 
 /* Draws the curves of rows[0..n) and checks what every curves picture must show. */
-static void check_curves(const char *what, const epoch_stats *rows, int n, int with_val,
+static void check_curves(const char *what, const tr_epoch_stats *rows, int n, int with_val,
                          decoded_png *out)
 {
-    canvas c;
+    tr_canvas c;
     tr_error err;
     memset(out, 0, sizeof *out);
-    if (plot_curves(&c, rows, n, NULL, &err)) {
+    if (tr_plot_curves(&c, rows, n, NULL, &err)) {
         CHECK(0, "%s: %s", what, err.msg);
         return;
     }
     int r = encode_decode(&c, out);
-    canvas_free(&c);
+    tr_canvas_free(&c);
     if (r)
         return;
     CHECK(out->width == 1200 && out->height == 520, "%s: size %dx%d", what, out->width,
@@ -84,11 +84,11 @@ static void check_curves(const char *what, const epoch_stats *rows, int n, int w
 static void test_curves(void)
 {
     enum { N = 1000 };
-    epoch_stats *rows = calloc(N, sizeof *rows);
+    tr_epoch_stats *rows = calloc(N, sizeof *rows);
     decoded_png p;
     for (int i = 0; i < N; i++) {
         double t = (double)(i + 1);
-        rows[i] = (epoch_stats){i + 1, 0.3 / t, 1.0 - 0.08 / t, 0.1 + 0.002 * t,
+        rows[i] = (tr_epoch_stats){i + 1, 0.3 / t, 1.0 - 0.08 / t, 0.1 + 0.002 * t,
                                 0.96 + 0.0004 * t / (1 + 0.01 * t), 0.6, 1e-3};
     }
     check_curves("25 epochs", rows, 25, 1, &p);
@@ -101,25 +101,25 @@ static void test_curves(void)
     png_decoded_free(&p);
 
     for (int i = 0; i < 30; i++)
-        rows[i] = (epoch_stats){i + 1, 0.5, 0.9, 0.6, 0.85, 1.0, 1e-3};
+        rows[i] = (tr_epoch_stats){i + 1, 0.5, 0.9, 0.6, 0.85, 1.0, 1e-3};
     check_curves("constant values", rows, 30, 1, &p);
     png_decoded_free(&p);
     /* Identical constant series: the validation line covers the training one,
      * but the picture is still drawn. */
-    canvas same;
+    tr_canvas same;
     tr_error err;
     for (int i = 0; i < 30; i++)
-        rows[i] = (epoch_stats){i + 1, 0.5, 0.9, 0.5, 0.9, 1.0, 1e-3};
-    CHECK(plot_curves(&same, rows, 30, NULL, &err) == 0, "%s", err.msg);
+        rows[i] = (tr_epoch_stats){i + 1, 0.5, 0.9, 0.5, 0.9, 1.0, 1e-3};
+    CHECK(tr_plot_curves(&same, rows, 30, NULL, &err) == 0, "%s", err.msg);
     if (encode_decode(&same, &p) == 0) {
         CHECK(series_pixels(&p, 0, PLOT_VAL_COLOR) >= 20, "identical constant series drawn");
         png_decoded_free(&p);
     }
-    canvas_free(&same);
+    tr_canvas_free(&same);
 
     /* A spike of 1000 among losses near 0.1 to 0.3 must not flatten the rest. */
     for (int i = 0; i < 30; i++)
-        rows[i] = (epoch_stats){i + 1, 0.3 - 0.006 * i, 0.9 + 0.002 * i, 0.2, 0.95, 1.0, 1e-3};
+        rows[i] = (tr_epoch_stats){i + 1, 0.3 - 0.006 * i, 0.9 + 0.002 * i, 0.2, 0.95, 1.0, 1e-3};
     rows[12].loss = 1000.0;
     check_curves("a loss spike", rows, 30, 1, &p);
     int span = series_span(&p, 1, PLOT_TRAIN_COLOR);
@@ -128,23 +128,23 @@ static void test_curves(void)
 
     /* No validation (nan) and a diverged epoch (inf): drawn, not crashed. */
     for (int i = 0; i < 10; i++)
-        rows[i] = (epoch_stats){i + 1, 0.3, 0.9, NAN, NAN, 1.0, NAN};
+        rows[i] = (tr_epoch_stats){i + 1, 0.3, 0.9, NAN, NAN, 1.0, NAN};
     rows[9].loss = INFINITY;
     check_curves("no validation", rows, 10, 0, &p);
     png_decoded_free(&p);
 
-    canvas c;
-    CHECK(plot_curves(&c, rows, 0, NULL, &err) == -1, "no epochs accepted");
+    tr_canvas c;
+    CHECK(tr_plot_curves(&c, rows, 0, NULL, &err) == -1, "no epochs accepted");
 
     /* The callbacks' marks: nothing of their colours without them (and
      * with a constant rate), a line in each panel with them. */
     for (int i = 0; i < 12; i++)
-        rows[i] = (epoch_stats){i + 1, 0.3 - 0.01 * i, 0.9, 0.2 + 0.001 * (i - 5) * (i - 5),
+        rows[i] = (tr_epoch_stats){i + 1, 0.3 - 0.01 * i, 0.9, 0.2 + 0.001 * (i - 5) * (i - 5),
                                 0.95, 1.0, 1e-3};
     for (int with = 0; with < 2; with++) {
-        const curve_marks marks = {5, 9};
+        const tr_curve_marks marks = {5, 9};
         rows[7].learning_rate = rows[8].learning_rate = with ? 1e-4 : 1e-3;
-        CHECK(plot_curves(&c, rows, 12, with ? &marks : NULL, &err) == 0, "%s", err.msg);
+        CHECK(tr_plot_curves(&c, rows, 12, with ? &marks : NULL, &err) == 0, "%s", err.msg);
         if (encode_decode(&c, &p) == 0) {
             for (int panel = 0; panel < 2; panel++) {
                 const long best = series_pixels(&p, panel, PLOT_BEST_COLOR);
@@ -155,7 +155,7 @@ static void test_curves(void)
             }
             png_decoded_free(&p);
         }
-        canvas_free(&c);
+        tr_canvas_free(&c);
     }
     free(rows);
 }
@@ -176,17 +176,17 @@ static int is_curve(const uint8_t *px)
 static void check_stop_mark(int stop)
 {
     enum { N = 10 };
-    epoch_stats rows[N];
+    tr_epoch_stats rows[N];
     for (int i = 0; i < N; i++)
-        rows[i] = (epoch_stats){i + 1, 0.3 / (i + 1), 1.0 - 0.08 / (i + 1),
+        rows[i] = (tr_epoch_stats){i + 1, 0.3 / (i + 1), 1.0 - 0.08 / (i + 1),
                                 0.1 + 0.002 * i, 0.96 + 0.001 * i, 0.6, 1e-3};
-    const curve_marks marks = {6, stop};
-    canvas c;
+    const tr_curve_marks marks = {6, stop};
+    tr_canvas c;
     tr_error err;
     decoded_png p;
-    CHECK(plot_curves(&c, rows, N, &marks, &err) == 0, "%s", err.msg);
+    CHECK(tr_plot_curves(&c, rows, N, &marks, &err) == 0, "%s", err.msg);
     if (encode_decode(&c, &p) != 0) {
-        canvas_free(&c);
+        tr_canvas_free(&c);
         return;
     }
     for (int panel = 0; panel < 2; panel++) {
@@ -230,7 +230,7 @@ static void check_stop_mark(int stop)
               "label's box (%d..%d, %d..%d)", stop, panel, touching, bx0, bx1, by0, by1);
     }
     png_decoded_free(&p);
-    canvas_free(&c);
+    tr_canvas_free(&c);
 }
 
 /* predict --show draws what the model saw as the model sees it, and as the
@@ -243,11 +243,11 @@ static void test_verdict_colours(void)
         for (int x = 12; x < 16; x++)
             seen[y * 28 + x] = 255;
     float probs[10] = {0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f};
-    const plot_verdict v = {"a.png", thumb, 4, 4, seen, 28, 28, probs};
-    canvas c;
+    const tr_plot_verdict v = {"a.png", thumb, 4, 4, seen, 28, 28, probs};
+    tr_canvas c;
     tr_error err;
     decoded_png p;
-    CHECK(plot_verdicts(&c, &v, 1, 10, "t", &err) == 0, "%s", err.msg);
+    CHECK(tr_plot_verdicts(&c, &v, 1, 10, "t", &err) == 0, "%s", err.msg);
     if (encode_decode(&c, &p) == 0) {
         const long black = png_count_color(&p, 0, 0, p.width, p.height, 0, 0, 0);
         const long white = png_count_color(&p, 0, 0, p.width, p.height, 255, 255, 255);
@@ -256,7 +256,7 @@ static void test_verdict_colours(void)
               "its page drawn black", black);
         png_decoded_free(&p);
     }
-    canvas_free(&c);
+    tr_canvas_free(&c);
 }
 
 static void test_stop_mark(void)
@@ -266,7 +266,7 @@ static void test_stop_mark(void)
 }
 
 /* A dataset whose image 0 is a block of ink in the middle of the frame. */
-static void block_dataset(dataset *d, uint32_t n)
+static void block_dataset(tr_dataset *d, uint32_t n)
 {
     test_make_dataset(d, n, 28, 28, 3);
     memset(d->pixels, 0, d->dim);
@@ -277,16 +277,16 @@ static void block_dataset(dataset *d, uint32_t n)
 
 static void test_digits(void)
 {
-    dataset d;
+    tr_dataset d;
     block_dataset(&d, 30);
-    canvas c;
+    tr_canvas c;
     tr_error err;
-    CHECK(plot_digits(&c, &d, 0, 12, 1, &err) == 0, "%s", err.msg);
+    CHECK(tr_plot_digits(&c, &d, 0, 12, 1, &err) == 0, "%s", err.msg);
     decoded_png p;
     if (encode_decode(&c, &p) == 0) {
         CHECK(p.width == 10 * 120 && p.height > 2 * 84, "grid size %dx%d", p.width, p.height);
         int x, y, w, h;
-        plot_tile_rect(&d, 0, &x, &y, &w, &h);
+        tr_plot_tile_rect(&d, 0, &x, &y, &w, &h);
         CHECK(w >= 56 && h >= 56, "tiles are enlarged: %dx%d", w, h);
         int cx = x + w / 2, cy = y + h / 2, k = w / 8;
         CHECK(png_count_dark(&p, cx - k, cy - k, cx + k, cy + k) == 4 * k * k,
@@ -300,44 +300,44 @@ static void test_digits(void)
               "tile 0 has its label under it");
         png_decoded_free(&p);
     }
-    canvas_free(&c);
-    CHECK(plot_digits(&c, &d, 30, 5, 1, &err) == -1, "start past the end accepted");
+    tr_canvas_free(&c);
+    CHECK(tr_plot_digits(&c, &d, 30, 5, 1, &err) == -1, "start past the end accepted");
 
     uint8_t pred[30];
     memcpy(pred, d.labels, 30);
-    CHECK(plot_predictions(&c, &d, pred, 0, 20, 0, &err) == 0, "%s", err.msg);
+    CHECK(tr_plot_predictions(&c, &d, pred, 0, 20, 0, &err) == 0, "%s", err.msg);
     if (encode_decode(&c, &p) == 0) {
-        rgb red = PLOT_MISTAKE_COLOR;
+        tr_rgb red = PLOT_MISTAKE_COLOR;
         CHECK(png_count_color(&p, 0, 0, p.width, p.height, red.r, red.g, red.b) == 0,
               "red without a mistake");
         png_decoded_free(&p);
     }
-    canvas_free(&c);
+    tr_canvas_free(&c);
     pred[3] = (uint8_t)((pred[3] + 1) % 10);
-    CHECK(plot_predictions(&c, &d, pred, 0, 20, 0, &err) == 0, "%s", err.msg);
+    CHECK(tr_plot_predictions(&c, &d, pred, 0, 20, 0, &err) == 0, "%s", err.msg);
     if (encode_decode(&c, &p) == 0) {
-        rgb red = PLOT_MISTAKE_COLOR;
+        tr_rgb red = PLOT_MISTAKE_COLOR;
         int x, y, w, h;
-        plot_tile_rect(&d, 3, &x, &y, &w, &h);
+        tr_plot_tile_rect(&d, 3, &x, &y, &w, &h);
         CHECK(png_count_color(&p, x - 20, y + h, x + w + 20, y + h + 28, red.r, red.g, red.b) > 10,
               "the mistake's caption is red");
         png_decoded_free(&p);
     }
-    canvas_free(&c);
-    CHECK(plot_predictions(&c, &d, pred, 0, 20, 1, &err) == 0, "%s", err.msg);
+    tr_canvas_free(&c);
+    CHECK(tr_plot_predictions(&c, &d, pred, 0, 20, 1, &err) == 0, "%s", err.msg);
     if (encode_decode(&c, &p) == 0) {
         int x, y, w, h, x1, y1;
-        plot_tile_rect(&d, 0, &x, &y, &w, &h);
-        plot_tile_rect(&d, 1, &x1, &y1, &w, &h);
+        tr_plot_tile_rect(&d, 0, &x, &y, &w, &h);
+        tr_plot_tile_rect(&d, 1, &x1, &y1, &w, &h);
         CHECK(png_count_nonwhite(&p, x, y, x + w, y + h) > 0 &&
                   png_count_nonwhite(&p, x1 - 2, y1 - 2, x1 + w + 2, y1 + h + 30) == 0,
               "--errors shows the one mistake and nothing after it");
         png_decoded_free(&p);
     }
-    canvas_free(&c);
-    CHECK(plot_predictions(&c, &d, pred, 4, 20, 1, &err) == -1 && strstr(err.msg, "no mistakes"),
+    tr_canvas_free(&c);
+    CHECK(tr_plot_predictions(&c, &d, pred, 4, 20, 1, &err) == -1 && strstr(err.msg, "no mistakes"),
           "no mistakes to show: '%s'", err.msg);
-    dataset_free(&d);
+    tr_dataset_free(&d);
 }
 
 static void test_confusion(void)
@@ -348,11 +348,11 @@ static void test_confusion(void)
         pred[i] = i % 7 == 0 ? (uint8_t)((i + 1) % 10) : labels[i];
     }
     uint32_t counts[10 * 10];
-    confusion_count(counts, 10, labels, pred, 100);
+    tr_confusion_count(counts, 10, labels, pred, 100);
     CHECK(counts[0] == 8 && counts[1] == 2, "counts[0][0] %u, [0][1] %u", counts[0], counts[1]);
-    canvas c;
+    tr_canvas c;
     tr_error err;
-    CHECK(plot_confusion(&c, counts, 10, NULL, &err) == 0, "%s", err.msg);
+    CHECK(tr_plot_confusion(&c, counts, 10, NULL, &err) == 0, "%s", err.msg);
     decoded_png p;
     if (encode_decode(&c, &p) == 0) {
         CHECK(p.width > 600 && p.height > 600, "size %dx%d", p.width, p.height);
@@ -362,13 +362,13 @@ static void test_confusion(void)
               "cell (0,3) is empty");
         png_decoded_free(&p);
     }
-    canvas_free(&c);
+    tr_canvas_free(&c);
     /* Named classes: the names left of the rows and up above the columns;
      * the matrix moves right and down to make room for the longest, and
      * a name too long for its room is shortened. */
     const char *names = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\n"
                         "a truck with a name far too long to be written whole";
-    CHECK(plot_confusion(&c, counts, 10, names, &err) == 0, "%s", err.msg);
+    CHECK(tr_plot_confusion(&c, counts, 10, names, &err) == 0, "%s", err.msg);
     if (encode_decode(&c, &p) == 0) {
         /* The width is LEFT + 10 cells + 130; TOP is LEFT + 22 (60 and 82
          * around the widest name, shortened to at most 180 pixels). */
@@ -382,7 +382,7 @@ static void test_confusion(void)
               "named: no row name left of the first row");
         png_decoded_free(&p);
     }
-    canvas_free(&c);
+    tr_canvas_free(&c);
 
     /* 47 classes (EMNIST balanced's): cells of 900 / 47 = 19 pixels, a dark
      * diagonal, the whole matrix on a screen. */
@@ -392,7 +392,7 @@ static void test_confusion(void)
         big[t * K + t] = 90;
         big[t * K + (t + 1) % K] = 10;
     }
-    CHECK(plot_confusion(&c, big, K, NULL, &err) == 0, "%s", err.msg);
+    CHECK(tr_plot_confusion(&c, big, K, NULL, &err) == 0, "%s", err.msg);
     if (encode_decode(&c, &p) == 0) {
         const int cell = 900 / K;
         CHECK(p.width <= 90 + K * cell + 130 && p.height <= 110 + K * cell + 30,
@@ -403,7 +403,7 @@ static void test_confusion(void)
               "cell (0,5) is empty");
         png_decoded_free(&p);
     }
-    canvas_free(&c);
+    tr_canvas_free(&c);
     free(big);
 }
 
@@ -429,15 +429,15 @@ static void test_bitmap_fallback(void)
     const pid_t child = fork();
     if (child == 0) {
         setenv("TRAINER_FONT", "/nonexistent/font.ttf", 1);
-        const char *why = canvas_font_fallback();
+        const char *why = tr_canvas_font_fallback();
         CHECK(why && strstr(why, "/nonexistent/font.ttf"), "fallback reason '%s'", why);
-        CHECK(canvas_text_width("abc", 2) == 34, "bitmap text width %d",
-              canvas_text_width("abc", 2));
-        canvas c;
+        CHECK(tr_canvas_text_width("abc", 2) == 34, "bitmap text width %d",
+              tr_canvas_text_width("abc", 2));
+        tr_canvas c;
         tr_error err;
         decoded_png p;
-        CHECK(canvas_init(&c, 40, 20, (rgb){255, 255, 255}, &err) == 0, "%s", err.msg);
-        canvas_text(&c, 2, 2, "Hi", 2, (rgb){0, 0, 0});
+        CHECK(tr_canvas_init(&c, 40, 20, (tr_rgb){255, 255, 255}, &err) == 0, "%s", err.msg);
+        tr_canvas_text(&c, 2, 2, "Hi", 2, (tr_rgb){0, 0, 0});
         if (encode_decode(&c, &p) == 0) {
             CHECK(gray_levels(&p, 0, 0, 40, 20) == 2, "bitmap text has %d levels",
                   gray_levels(&p, 0, 0, 40, 20));
@@ -446,7 +446,7 @@ static void test_bitmap_fallback(void)
                   "bitmap text out of its box");
             png_decoded_free(&p);
         }
-        canvas_free(&c);
+        tr_canvas_free(&c);
         _exit(test_failures ? 1 : 0);
     }
     int status = 0;
@@ -458,44 +458,45 @@ static void test_bitmap_fallback(void)
  * anti-aliased, its capitals in their box. */
 static void test_vector_text(void)
 {
-    const char *why = canvas_font_fallback();
+    const char *why = tr_canvas_font_fallback();
     if (why) {
         printf("note: text is drawn with the bitmap font here (%s); the vector font's "
                "checks were not run\n", why);
         return;
     }
-    const int abc = canvas_text_width("abc", 2);
+    const int abc = tr_canvas_text_width("abc", 2);
     CHECK(abc > 20 && abc < 40, "\"abc\" at scale 2 is %d pixels wide", abc);
-    CHECK(canvas_text_width("iiii", 2) * 2 < canvas_text_width("WWWW", 2),
-          "not proportional: iiii %d, WWWW %d", canvas_text_width("iiii", 2),
-          canvas_text_width("WWWW", 2));
-    canvas c;
+    CHECK(tr_canvas_text_width("iiii", 2) * 2 < tr_canvas_text_width("WWWW", 2),
+          "not proportional: iiii %d, WWWW %d", tr_canvas_text_width("iiii", 2),
+          tr_canvas_text_width("WWWW", 2));
+    tr_canvas c;
     tr_error err;
     decoded_png p;
-    CHECK(canvas_init(&c, 60, 40, (rgb){255, 255, 255}, &err) == 0, "%s", err.msg);
-    canvas_text(&c, 10, 10, "HE", 2, (rgb){0, 0, 0});
+    CHECK(tr_canvas_init(&c, 60, 40, (tr_rgb){255, 255, 255}, &err) == 0, "%s", err.msg);
+    tr_canvas_text(&c, 10, 10, "HE", 2, (tr_rgb){0, 0, 0});
     if (encode_decode(&c, &p) == 0) {
         CHECK(gray_levels(&p, 0, 0, 60, 40) > 4, "text has %d gray levels: not anti-aliased",
               gray_levels(&p, 0, 0, 60, 40));
         /* Capitals: ink from about y = 10 to 10 + 14, none far above or below. */
-        CHECK(png_count_dark(&p, 10, 12, 10 + canvas_text_width("HE", 2), 22) > 20,
+        CHECK(png_count_dark(&p, 10, 12, 10 + tr_canvas_text_width("HE", 2), 22) > 20,
               "no ink inside the capitals' box");
-        CHECK(png_count_nonwhite(&p, 0, 0, 60, 8) == 0 && png_count_nonwhite(&p, 0, 27, 60, 40) == 0,
+        CHECK(png_count_nonwhite(&p, 0, 0, 60, 8) == 0 && png_count_nonwhite(&p, 0, 27, 60,
+                                                                             40) == 0,
               "capitals drawn outside their box");
         png_decoded_free(&p);
     }
-    canvas_free(&c);
+    tr_canvas_free(&c);
 }
 
 static void test_canvas(void)
 {
-    canvas c;
+    tr_canvas c;
     tr_error err;
-    CHECK(canvas_init(&c, 0, 10, (rgb){0, 0, 0}, &err) == -1, "a 0-wide canvas");
-    CHECK(canvas_init(&c, 40, 20, (rgb){255, 255, 255}, &err) == 0, "%s", err.msg);
-    canvas_text(&c, 2, 2, "Hi", 2, (rgb){0, 0, 0});
-    canvas_line(&c, -50, -50, 500, 500, 3, (rgb){0, 0, 0}); /* clipped, no crash */
-    canvas_line(&c, NAN, 0, 5, 5, 3, (rgb){0, 0, 0});
+    CHECK(tr_canvas_init(&c, 0, 10, (tr_rgb){0, 0, 0}, &err) == -1, "a 0-wide canvas");
+    CHECK(tr_canvas_init(&c, 40, 20, (tr_rgb){255, 255, 255}, &err) == 0, "%s", err.msg);
+    tr_canvas_text(&c, 2, 2, "Hi", 2, (tr_rgb){0, 0, 0});
+    tr_canvas_line(&c, -50, -50, 500, 500, 3, (tr_rgb){0, 0, 0}); /* clipped, no crash */
+    tr_canvas_line(&c, NAN, 0, 5, 5, 3, (tr_rgb){0, 0, 0});
     decoded_png p;
     if (encode_decode(&c, &p) == 0) {
         CHECK(png_count_dark(&p, 0, 0, 40, 20) > 30, "text and line drew ink");
@@ -504,13 +505,13 @@ static void test_canvas(void)
     const char *dir = test_tmpdir();
     char path[4096];
     snprintf(path, sizeof path, "%s/missing/x.png", dir);
-    CHECK(canvas_save_png(&c, path, &err) == -1 && strstr(err.msg, "missing"),
+    CHECK(tr_canvas_save_png(&c, path, &err) == -1 && strstr(err.msg, "missing"),
           "save into a missing directory: '%s'", err.msg);
     snprintf(path, sizeof path, "%s/x.png", dir);
-    CHECK(canvas_save_png(&c, path, &err) == 0, "%s", err.msg);
+    CHECK(tr_canvas_save_png(&c, path, &err) == 0, "%s", err.msg);
     CHECK(png_decode_file(&p, path) == 0 && p.width == 40, "the saved file decodes");
     png_decoded_free(&p);
-    canvas_free(&c);
+    tr_canvas_free(&c);
 }
 
 int main(void)

@@ -130,11 +130,11 @@ uint8_t *test_idx_bytes(const uint32_t *dims, int ndim, const uint8_t *items,
     return buf;
 }
 
-void test_make_dataset(dataset *d, uint32_t n, uint32_t rows, uint32_t cols,
+void test_make_dataset(tr_dataset *d, uint32_t n, uint32_t rows, uint32_t cols,
                        uint64_t seed)
 {
-    rng r;
-    rng_seed(&r, seed, 77);
+    tr_rng r;
+    tr_rng_seed(&r, seed, 77);
     memset(d, 0, sizeof *d);
     d->n = n;
     d->rows = rows;
@@ -147,22 +147,22 @@ void test_make_dataset(dataset *d, uint32_t n, uint32_t rows, uint32_t cols,
     if (!d->pixels || !d->labels)
         exit(1);
     for (uint32_t i = 0; i < n; i++) {
-        uint8_t label = (uint8_t)rng_below(&r, 10);
+        uint8_t label = (uint8_t)tr_rng_below(&r, 10);
         d->labels[i] = label;
         if (label >= d->classes)
             d->classes = label + 1u;
         uint8_t *img = d->pixels + (size_t)i * d->dim;
         for (uint32_t j = 0; j < d->dim; j++)
-            if (rng_below(&r, 4) == 0)
-                img[j] = (uint8_t)rng_below(&r, 120);
+            if (tr_rng_below(&r, 4) == 0)
+                img[j] = (uint8_t)tr_rng_below(&r, 120);
         /* Class c lights row (c * rows / 10), a pattern a small MLP learns. */
         uint32_t row = label * rows / 10;
         for (uint32_t x = 0; x < cols; x++)
-            img[row * cols + x] = (uint8_t)(200 + rng_below(&r, 56));
+            img[row * cols + x] = (uint8_t)(200 + tr_rng_below(&r, 56));
     }
 }
 
-static void write_pair(const char *dir, const dataset *d, const char *images,
+static void write_pair(const char *dir, const tr_dataset *d, const char *images,
                        const char *labels, int gz)
 {
     char name[256];
@@ -178,7 +178,7 @@ static void write_pair(const char *dir, const dataset *d, const char *images,
     free(buf);
 }
 
-void test_write_mnist_dir(const char *dir, const dataset *d, const dataset *t, int gz)
+void test_write_mnist_dir(const char *dir, const tr_dataset *d, const tr_dataset *t, int gz)
 {
     write_pair(dir, d, DATASET_TRAIN_IMAGES, DATASET_TRAIN_LABELS, gz);
     write_pair(dir, t, DATASET_TEST_IMAGES, DATASET_TEST_LABELS, gz);

@@ -44,12 +44,12 @@ uint8_t *test_idx_bytes(const uint32_t *dims, int ndim, const uint8_t *items,
                         size_t *len);
 
 /* A synthetic, learnable dataset of n images of rows x cols: each class draws
- * a bright bar at its own place, plus noise.  Owned; free with dataset_free. */
-void test_make_dataset(dataset *d, uint32_t n, uint32_t rows, uint32_t cols,
+ * a bright bar at its own place, plus noise.  Owned; free with tr_dataset_free. */
+void test_make_dataset(tr_dataset *d, uint32_t n, uint32_t rows, uint32_t cols,
                        uint64_t seed);
 
 /* Writes d as the four MNIST files in dir (the training pair from d, the test
  * pair from t), gzipped when gz. */
-void test_write_mnist_dir(const char *dir, const dataset *d, const dataset *t, int gz);
+void test_write_mnist_dir(const char *dir, const tr_dataset *d, const tr_dataset *t, int gz);
 
 #endif

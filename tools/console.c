@@ -79,7 +79,7 @@ static void print_fields(const char *const *fields, int n, int cols)
 static void draw_progress(void *ctx, long batch, long n_batches, double loss, double acc)
 {
     console *p = ctx;
-    double t = run_clock();
+    double t = tr_run_clock();
     if (batch != n_batches && t - p->last_draw < 0.1)
         return;
     p->last_draw = t;
@@ -124,7 +124,7 @@ static void format_step_time(char *buf, size_t size, double seconds)
 /* The epoch's last line on a terminal: its figures, Keras' way (the epoch's
  * whole seconds, then the time a step took). */
 static void print_epoch_tty(console *p, long n_batches, double seconds,
-                            const epoch_stats *st, int has_val)
+                            const tr_epoch_stats *st, int has_val)
 {
     const int cols = terminal_cols(p);
     char counter[96], step[32], time_[64], l[32], a[32], vl[32], va[32];
@@ -147,11 +147,11 @@ static void console_epoch_start(void *ctx, int epoch, int epochs, long first_bat
     console *p = ctx;
     printf("Epoch %d/%d%s\n", epoch, epochs, first_batch ? " (resumed)" : "");
     fflush(stdout);
-    p->start = run_clock();
+    p->start = tr_run_clock();
     p->last_draw = 0.0;
 }
 
-static void console_epoch_end(void *ctx, const epoch_stats *st, long n_batches,
+static void console_epoch_end(void *ctx, const tr_epoch_stats *st, long n_batches,
                               double train_seconds, long samples)
 {
     console *p = ctx;
@@ -170,13 +170,13 @@ static void console_epoch_end(void *ctx, const epoch_stats *st, long n_batches,
 }
 
 /* What the callbacks did after an epoch, in Keras' words. */
-static void console_callbacks(void *ctx, const epoch_stats *st, const callback_state *cb,
-                              const callback_actions *a)
+static void console_callbacks(void *ctx, const tr_epoch_stats *st, const tr_callback_state *cb,
+                              const tr_callback_actions *a)
 {
     const console *p = ctx;
     if (a->save_best)
         printf("Epoch %d: %s improved to %.5f, saving model.best.ckpt\n", st->epoch,
-               monitor_name(p->watched), cb->saved_best);
+               tr_monitor_name(p->watched), cb->saved_best);
     if (a->lr_changed)
         printf("Epoch %d: ReduceLROnPlateau reducing learning rate to %.9g.\n", st->epoch,
                (double)cb->lr);
@@ -185,26 +185,26 @@ static void console_callbacks(void *ctx, const epoch_stats *st, const callback_s
     fflush(stdout);
 }
 
-void console_report_callbacks(const callback_state *cb, const callback_config *c,
+void console_report_callbacks(const tr_callback_state *cb, const tr_callback_config *c,
                               int epochs_done)
 {
     if (!c->early_stopping)
         return;
     if (cb->stopped_epoch)
         printf("Stopped after epoch %d: %s did not improve for %d epoch%s.\n",
-               cb->stopped_epoch, monitor_name(c->monitor), c->patience,
+               cb->stopped_epoch, tr_monitor_name(c->monitor), c->patience,
                c->patience == 1 ? "" : "s");
     if (c->restore_best && cb->best_epoch)
         printf("Restored the weights of epoch %d (%s %.4f), the best of %d.\n",
-               cb->best_epoch, monitor_name(c->monitor), cb->best, epochs_done);
+               cb->best_epoch, tr_monitor_name(c->monitor), cb->best, epochs_done);
 }
 
-run_observer console_start(console *p, int tty, monitor watched)
+tr_run_observer console_start(console *p, int tty, tr_monitor watched)
 {
     *p = (console){.tty = tty, .watched = watched};
     if (tty)
         interrupt_handle(SIGWINCH, on_resize);
-    return (run_observer){.epoch_start = console_epoch_start,
+    return (tr_run_observer){.epoch_start = console_epoch_start,
                           .batch = tty ? draw_progress : NULL,
                           .epoch_end = console_epoch_end, .callbacks = console_callbacks,
                           .ctx = p};

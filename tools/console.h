@@ -9,15 +9,15 @@ typedef struct {
     int tty;         /* a terminal: the progress bar, lines fitted to its width */
     int cols;        /* the terminal's width, re-read after SIGWINCH */
     double start, last_draw;
-    monitor watched; /* what the callbacks watch, for their lines */
+    tr_monitor watched; /* what the callbacks watch, for their lines */
 } console;
 
 /* A run's observer that prints to stdout: "Epoch 3/25", the progress bar
  * (tty only), each epoch's figures and what the callbacks did. */
-run_observer console_start(console *c, int tty, monitor watched);
+tr_run_observer console_start(console *c, int tty, tr_monitor watched);
 
 /* Why training ended and whose weights the model holds, once it has. */
-void console_report_callbacks(const callback_state *cb, const callback_config *c,
+void console_report_callbacks(const tr_callback_state *cb, const tr_callback_config *c,
                               int epochs_done);
 
 #endif

@@ -21,7 +21,7 @@
 #define SHOW_PER_CLASS 10
 
 typedef struct {
-    dataset_source source;
+    tr_dataset_source source;
     const char *show;   /* --show OUT.png */
     const char *to_idx; /* --to-idx OUT */
 } dataset_command;
@@ -104,7 +104,7 @@ static int parse(dataset_command *o, int argc, char **argv)
     return 0;
 }
 
-static const char *format_name(const dataset *d)
+static const char *format_name(const tr_dataset *d)
 {
     return d->format == DATASET_IDX ? "IDX files" : d->format == DATASET_CIFAR10
                                                         ? "CIFAR-10 binary batches"
@@ -113,7 +113,7 @@ static const char *format_name(const dataset *d)
 
 /* Per channel, the mean and the standard deviation (population) of the
  * pixels on [0, 1], as a normalization layer would be given them. */
-static void pixel_moments(const dataset *d, double *mean, double *sd)
+static void pixel_moments(const tr_dataset *d, double *mean, double *sd)
 {
     const uint32_t c = d->channels;
     for (uint32_t ch = 0; ch < c && ch < 4; ch++) {
@@ -130,7 +130,7 @@ static void pixel_moments(const dataset *d, double *mean, double *sd)
     }
 }
 
-static void describe(const dataset *train, const dataset *test, const char *dir)
+static void describe(const tr_dataset *train, const tr_dataset *test, const char *dir)
 {
     printf("%s: %s\n", dir, format_name(train));
     printf("Images: %ux%u, %u channel%s%s\n", train->rows, train->cols, train->channels,
@@ -151,12 +151,12 @@ static void describe(const dataset *train, const dataset *test, const char *dir)
         int wide = 5;
         char name[CLASS_NAME_MAX];
         for (uint32_t k = 0; k < train->classes; k++) {
-            const int len = (int)strlen(class_name(train->class_names, (int)k, name));
+            const int len = (int)strlen(tr_class_name(train->class_names, (int)k, name));
             wide = len > wide ? len : wide;
         }
         printf("%5s  %-*s %9s %9s\n", "label", wide, "class", "training", "test");
         for (uint32_t k = 0; k < train->classes; k++)
-            printf("%5u  %-*s %9u %9u\n", k, wide, class_name(train->class_names, (int)k, name),
+            printf("%5u  %-*s %9u %9u\n", k, wide, tr_class_name(train->class_names, (int)k, name),
                    counts[2 * k], counts[2 * k + 1]);
         free(counts);
     }
@@ -172,18 +172,18 @@ static void describe(const dataset *train, const dataset *test, const char *dir)
 }
 
 /* The first SHOW_PER_CLASS training images of each class, a row each. */
-static int draw_classes(const dataset *d, const char *path, tr_error *err)
+static int draw_classes(const tr_dataset *d, const char *path, tr_error *err)
 {
-    canvas c;
-    if (plot_classes(&c, d, SHOW_PER_CLASS, err))
+    tr_canvas c;
+    if (tr_plot_classes(&c, d, SHOW_PER_CLASS, err))
         return -1;
-    const int rc = canvas_save_png(&c, path, err);
-    canvas_free(&c);
+    const int rc = tr_canvas_save_png(&c, path, err);
+    tr_canvas_free(&c);
     return rc;
 }
 
 /* Adds one set's two IDX files to the batch. */
-static int add_idx_pair(file_batch *b, const char *dir, const dataset *d, int test,
+static int add_idx_pair(tr_file_batch *b, const char *dir, const tr_dataset *d, int test,
                         tr_error *err)
 {
     char images[4096], labels[4096];
@@ -194,12 +194,12 @@ static int add_idx_pair(file_batch *b, const char *dir, const dataset *d, int te
     const uint32_t dims[4] = {d->n, d->rows, d->cols, d->channels};
     uint8_t *data;
     size_t len;
-    if (idx_encode(d->channels > 1 ? 4 : 3, dims, d->pixels, &data, &len, err))
+    if (tr_idx_encode(d->channels > 1 ? 4 : 3, dims, d->pixels, &data, &len, err))
         return -1;
-    int rc = file_batch_add(b, images, data, len, err);
+    int rc = tr_file_batch_add(b, images, data, len, err);
     free(data);
-    if (rc == 0 && idx_encode(1, dims, d->labels, &data, &len, err) == 0) {
-        rc = file_batch_add(b, labels, data, len, err);
+    if (rc == 0 && tr_idx_encode(1, dims, d->labels, &data, &len, err) == 0) {
+        rc = tr_file_batch_add(b, labels, data, len, err);
         free(data);
     } else if (rc == 0) {
         rc = -1;
@@ -208,12 +208,12 @@ static int add_idx_pair(file_batch *b, const char *dir, const dataset *d, int te
 }
 
 /* Writes the sets as IDX files, with class-names.txt, all or none. */
-static int write_idx(const dataset *train, const dataset *test, const char *dir,
+static int write_idx(const tr_dataset *train, const tr_dataset *test, const char *dir,
                      tr_error *err)
 {
-    if (file_make_dirs(dir, err))
+    if (tr_file_make_dirs(dir, err))
         return -1;
-    file_batch b = {0};
+    tr_file_batch b = {0};
     if (add_idx_pair(&b, dir, train, 0, err) ||
         (test->n && add_idx_pair(&b, dir, test, 1, err)))
         return -1;
@@ -221,10 +221,10 @@ static int write_idx(const dataset *train, const dataset *test, const char *dir,
         char path[4096], text[CLASS_NAMES_MAX + 1];
         snprintf(path, sizeof path, "%s/%s", dir, DATASET_CLASS_NAMES);
         const int n = snprintf(text, sizeof text, "%s\n", train->class_names);
-        if (file_batch_add(&b, path, text, (size_t)n, err))
+        if (tr_file_batch_add(&b, path, text, (size_t)n, err))
             return -1;
     }
-    return file_batch_commit(&b, err);
+    return tr_file_batch_commit(&b, err);
 }
 
 int dataset_main(int argc, char **argv)
@@ -234,8 +234,8 @@ int dataset_main(int argc, char **argv)
     if (parsed)
         return parsed > 0 ? EXIT_SUCCESS : EXIT_USAGE;
     tr_error err;
-    dataset train, test;
-    if (dataset_load_sets(&train, &test, &o.source, &err)) {
+    tr_dataset train, test;
+    if (tr_dataset_load_sets(&train, &test, &o.source, &err)) {
         fprintf(stderr, "trainer dataset: %s\n", err.msg);
         return EXIT_FAILURE;
     }
@@ -253,7 +253,7 @@ int dataset_main(int argc, char **argv)
     }
     if (rc)
         fprintf(stderr, "trainer dataset: %s\n", err.msg);
-    dataset_free(&train);
-    dataset_free(&test);
+    tr_dataset_free(&train);
+    tr_dataset_free(&test);
     return rc ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -60,39 +60,39 @@ static int find_ort(const char *ort, char *dir, size_t size, tr_error *err)
             return 0;
         }
         if (ort)
-            return error_set(err, "%s: no %s there: not ONNX Runtime Web's files (fetch them "
-                             "with tools/fetch-onnxruntime-web)", ort, ort_files[0]);
+            return tr_error_set(err, "%s: no %s there: not ONNX Runtime Web's files (fetch them "
+                                "with tools/fetch-onnxruntime-web)", ort, ort_files[0]);
     }
-    return error_set(err, "ONNX Runtime Web is not in data/onnxruntime-web nor in "
-                     "%s/data/onnxruntime-web: fetch it with tools/fetch-onnxruntime-web, "
-                     "or name its folder with --onnxruntime-web", TRAINER_SOURCE_DIR);
+    return tr_error_set(err, "ONNX Runtime Web is not in data/onnxruntime-web nor in "
+                        "%s/data/onnxruntime-web: fetch it with tools/fetch-onnxruntime-web, "
+                        "or name its folder with --onnxruntime-web", TRAINER_SOURCE_DIR);
 }
 
 /* Adds dir/name to the batch b. */
-static int add_in(file_batch *b, const char *dir, const char *name, const void *data,
+static int add_in(tr_file_batch *b, const char *dir, const char *name, const void *data,
                   size_t len, tr_error *err)
 {
     char path[4096];
-    return run_output_path(path, sizeof path, dir, name, err) ||
-           file_batch_add(b, path, data, len, err);
+    return tr_run_output_path(path, sizeof path, dir, name, err) ||
+           tr_file_batch_add(b, path, data, len, err);
 }
 
 /* The drawing page in dir: the page's files, the model as ONNX and its
  * shape in model.json, and ONNX Runtime Web's files copied from ort_dir.
  * The files replace an earlier page's together or not at all. */
-static int export_web(const model *m, const char *dir, const char *ort, tr_error *err)
+static int export_web(const tr_model *m, const char *dir, const char *ort, tr_error *err)
 {
     char ort_dir[4096];
-    if (find_ort(ort, ort_dir, sizeof ort_dir, err) || file_make_dirs(dir, err))
+    if (find_ort(ort, ort_dir, sizeof ort_dir, err) || tr_file_make_dirs(dir, err))
         return -1;
-    file_batch b = {0};
+    tr_file_batch b = {0};
     for (size_t k = 0; k < sizeof ort_files / sizeof *ort_files; k++) {
         char path[4096 + 64];
         uint8_t *data;
         size_t len;
         snprintf(path, sizeof path, "%s/%s", ort_dir, ort_files[k]);
-        if (file_read_all(path, ORT_FILE_MAX_BYTES, &data, &len, err)) {
-            file_batch_abort(&b);
+        if (tr_file_read_all(path, ORT_FILE_MAX_BYTES, &data, &len, err)) {
+            tr_file_batch_abort(&b);
             return -1;
         }
         const int rc = add_in(&b, dir, ort_files[k], data, len, err);
@@ -102,30 +102,30 @@ static int export_web(const model *m, const char *dir, const char *ort, tr_error
     }
     char layers[4096], names[2 * CLASS_NAMES_MAX + 8] = "null";
     char info[sizeof layers + sizeof names + 256];
-    if (model_format_layers(m, layers, sizeof layers)) {
-        file_batch_abort(&b);
-        return error_set(err, "the model's layers are longer than %zu bytes", sizeof layers);
+    if (tr_model_format_layers(m, layers, sizeof layers)) {
+        tr_file_batch_abort(&b);
+        return tr_error_set(err, "the model's layers are longer than %zu bytes", sizeof layers);
     }
-    if (m->class_names[0] && class_names_json(m->class_names, names, sizeof names)) {
-        file_batch_abort(&b);
-        return error_set(err, "the class names are too long for model.json");
+    if (m->class_names[0] && tr_class_names_json(m->class_names, names, sizeof names)) {
+        tr_file_batch_abort(&b);
+        return tr_error_set(err, "the class names are too long for model.json");
     }
     const int n = snprintf(info, sizeof info, "{\"classes\": %d, \"height\": %d, \"width\": %d, "
                            "\"channels\": %d, \"layers\": \"%s\", \"names\": %s}\n",
-                           model_classes(m), m->input.h, m->input.w, m->input.c, layers, names);
+                           tr_model_classes(m), m->input.h, m->input.w, m->input.c, layers, names);
     uint8_t *onnx = NULL;
     size_t len = 0;
     if (add_in(&b, dir, "model.json", info, (size_t)n, err))
         return -1;
-    if (export_onnx(m, &onnx, &len, err)) {
-        file_batch_abort(&b);
+    if (tr_export_onnx(m, &onnx, &len, err)) {
+        tr_file_batch_abort(&b);
         return -1;
     }
     int rc = add_in(&b, dir, "model.onnx", onnx, len, err);
     free(onnx);
     for (int k = 0; k < web_file_count && !rc; k++)
         rc = add_in(&b, dir, web_files[k].name, web_files[k].data, web_files[k].len, err);
-    return rc ? -1 : file_batch_commit(&b, err);
+    return rc ? -1 : tr_file_batch_commit(&b, err);
 }
 
 /* path with its folder resolved (symbolic links, "..") into buf; the path
@@ -238,16 +238,16 @@ int export_main(int argc, char **argv)
         return EXIT_USAGE;
     }
     tr_error err;
-    model m;
-    if (ckpt_load(&m, model_path, &err)) {
+    tr_model m;
+    if (tr_ckpt_load(&m, model_path, &err)) {
         fprintf(stderr, "trainer export: %s\n", err.msg);
         return EXIT_FAILURE;
     }
-    typedef int (*encoder)(const model *, uint8_t **, size_t *, tr_error *);
+    typedef int (*encoder)(const tr_model *, uint8_t **, size_t *, tr_error *);
     const struct {
         const char *path;
         encoder encode;
-    } outputs[] = {{onnx, export_onnx}, {safetensors, export_safetensors}};
+    } outputs[] = {{onnx, tr_export_onnx}, {safetensors, tr_export_safetensors}};
     int rc = 0;
     for (size_t k = 0; k < sizeof outputs / sizeof *outputs && !rc; k++) {
         if (!outputs[k].path)
@@ -255,7 +255,7 @@ int export_main(int argc, char **argv)
         uint8_t *data = NULL;
         size_t len = 0;
         rc = outputs[k].encode(&m, &data, &len, &err) ||
-             file_write_atomic(outputs[k].path, data, len, &err);
+             tr_file_write_atomic(outputs[k].path, data, len, &err);
         if (rc)
             fprintf(stderr, "trainer export: %s\n", err.msg);
         else
@@ -270,6 +270,6 @@ int export_main(int argc, char **argv)
             printf("wrote the drawing page in %s: python3 -m http.server -d %s, then open "
                    "http://localhost:8000\n", web, web);
     }
-    model_free(&m);
+    tr_model_free(&m);
     return rc ? EXIT_FAILURE : EXIT_SUCCESS;
 }

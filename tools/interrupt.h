@@ -7,7 +7,7 @@
 
 #include <signal.h>
 
-/* The first signal received, 0 before: run_fit's stop flag. */
+/* The first signal received, 0 before: tr_run_fit's stop flag. */
 extern volatile sig_atomic_t interrupt_signal;
 
 /* Installs the handlers; a SIGHUP ignored on entry (nohup) stays ignored.

@@ -68,7 +68,7 @@ static void usage(FILE *f)
             "                          --epochs to extend it, --no-plots)\n"
             "  --no-plots              do not write samples.png, curves.png, predictions.png\n"
             "\n",
-            TRAINER_SOURCE_DIR, train_cores());
+            TRAINER_SOURCE_DIR, tr_train_cores());
     fprintf(f,
             "The optimizer (Keras 3's formulas and defaults; see docs/model.md):\n"
             "  --optimizer NAME        adam (default), adamw, sgd or rmsprop\n"
@@ -121,9 +121,9 @@ enum {
 
 /* The optimizer's flags, as given (NaN or -1: not given). */
 typedef struct {
-    int kind;              /* optimizer_kind, -1 */
+    int kind;              /* tr_optimizer_kind, -1 */
     double momentum, weight_decay, warmup, decay_rate, smoothing;
-    int nesterov, schedule; /* schedule: schedule_kind, -1 */
+    int nesterov, schedule; /* schedule: tr_schedule_kind, -1 */
 } optimizer_flags;
 
 /* The optimizer's flags; they set f.  Returns 1 when c is not one. */
@@ -131,15 +131,15 @@ static int parse_optimizer_flag(optimizer_flags *f, int c, const char *arg)
 {
     switch (c) {
     case OPT_OPTIMIZER: {
-        optimizer_kind k;
-        if (optimizer_find(arg, &k))
+        tr_optimizer_kind k;
+        if (tr_optimizer_find(arg, &k))
             return cli_bad_flag("--optimizer", arg, "expected adam, adamw, sgd or rmsprop");
         f->kind = (int)k;
         return 0;
     }
     case OPT_SCHEDULE: {
-        schedule_kind k;
-        if (schedule_find(arg, &k))
+        tr_schedule_kind k;
+        if (tr_schedule_find(arg, &k))
             return cli_bad_flag("--lr-schedule", arg,
                                 "expected constant, cosine, exponential or onecycle");
         f->schedule = (int)k;
@@ -161,17 +161,17 @@ static int parse_optimizer_flag(optimizer_flags *f, int c, const char *arg)
  * says on stderr what does not go together. */
 static int make_optimizer(options *o, const optimizer_flags *f)
 {
-    optimizer_hparams *h = &o->opt;
+    tr_optimizer_hparams *h = &o->opt;
     /* A preset's recipe stands where no flag says otherwise. */
-    const model_preset *p = o->preset;
-    optimizer_kind kind = OPTIMIZER_ADAM;
-    schedule_kind schedule = SCHEDULE_CONSTANT;
-    if (p && p->optimizer && optimizer_find(p->optimizer, &kind))
+    const tr_model_preset *p = o->preset;
+    tr_optimizer_kind kind = OPTIMIZER_ADAM;
+    tr_schedule_kind schedule = SCHEDULE_CONSTANT;
+    if (p && p->optimizer && tr_optimizer_find(p->optimizer, &kind))
         kind = OPTIMIZER_ADAM;
-    if (p && p->schedule && schedule_find(p->schedule, &schedule))
+    if (p && p->schedule && tr_schedule_find(p->schedule, &schedule))
         schedule = SCHEDULE_CONSTANT;
-    *h = optimizer_defaults(f->kind < 0 ? kind : (optimizer_kind)f->kind);
-    h->schedule = f->schedule < 0 ? schedule : (schedule_kind)f->schedule;
+    *h = tr_optimizer_defaults(f->kind < 0 ? kind : (tr_optimizer_kind)f->kind);
+    h->schedule = f->schedule < 0 ? schedule : (tr_schedule_kind)f->schedule;
     if (p && p->lr > 0.0 && f->kind < 0)
         h->lr = (float)p->lr;
     if (p && p->label_smoothing > 0.0)
@@ -193,11 +193,11 @@ static int make_optimizer(options *o, const optimizer_flags *f)
                 "--help)\n");
         return -1;
     }
-    if (optimizer_check(h, &err)) {
+    if (tr_optimizer_check(h, &err)) {
         fprintf(stderr, "trainer: %s (see --help)\n", err.msg);
         return -1;
     }
-    if (o->callbacks.reduce_lr && optimizer_scheduled(h)) {
+    if (o->callbacks.reduce_lr && tr_optimizer_scheduled(h)) {
         fprintf(stderr, "trainer: --reduce-lr-on-plateau sets the rate itself: it does not go "
                 "with --lr-schedule or --warmup-epochs (see --help)\n");
         return -1;
@@ -208,7 +208,7 @@ static int make_optimizer(options *o, const optimizer_flags *f)
 /* The callback flags; they set o->callbacks.  Returns 1 when c is not one. */
 static int parse_callback_flag(options *o, int c, const char *arg)
 {
-    callback_config *cb = &o->callbacks;
+    tr_callback_config *cb = &o->callbacks;
     long v;
     tr_error err;
     switch (c) {
@@ -218,7 +218,7 @@ static int parse_callback_flag(options *o, int c, const char *arg)
         cb->patience = (int)v;
         break;
     case OPT_MONITOR:
-        if (monitor_parse(arg, &cb->monitor, &err)) {
+        if (tr_monitor_parse(arg, &cb->monitor, &err)) {
             fprintf(stderr, "trainer: %s (see --help)\n", err.msg);
             return -1;
         }
@@ -270,7 +270,7 @@ static int default_threads(void)
 {
     const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     const int here = local && atoi(local) > 0 ? atoi(local) : 1;
-    const int per = train_cores() / here;
+    const int per = tr_train_cores() / here;
     return per > 0 ? per : 1;
 }
 
@@ -353,10 +353,10 @@ int options_parse(options *o, int argc, char **argv)
     };
     *o = (options){.invoked = argc > 0 ? argv[0] : "trainer", .out_dir = ".",
                    .hidden_text = "128,32", .epochs = 25, .batch_size = 32,
-                   .threads = default_threads(), .shards = default_threads() * group_size(),
+                   .threads = default_threads(), .shards = default_threads() * tr_group_size(),
                    .lr = 1e-3,
                    .validation_split = 0.2, .seed = 0, .plots = 1,
-                   .callbacks = callback_defaults()};
+                   .callbacks = tr_callback_defaults()};
     optimizer_flags of = {.kind = -1, .momentum = NAN, .weight_decay = NAN, .warmup = NAN,
                           .decay_rate = NAN, .smoothing = NAN, .schedule = -1};
     opterr = 0;
@@ -407,9 +407,9 @@ int options_parse(options *o, int argc, char **argv)
             o->given |= GIVEN_HIDDEN;
             break;
         case OPT_MODEL: {
-            const model_preset *p;
+            const tr_model_preset *p;
             tr_error why;
-            if (model_preset_find(optarg, &p, &why))
+            if (tr_model_preset_find(optarg, &p, &why))
                 return cli_bad_flag("--model", optarg, "expected mlp, convnet or convnet-bn");
             /* mlp: the dense layers of --hidden, whose default it is. */
             o->preset = strcmp(p->name, "mlp") ? p : NULL;
@@ -492,7 +492,7 @@ int options_parse(options *o, int argc, char **argv)
         return -1;
     }
     tr_error err;
-    if (mlp_parse_hidden(o->hidden_text, o->hidden, &o->n_hidden, &err)) {
+    if (tr_mlp_parse_hidden(o->hidden_text, o->hidden, &o->n_hidden, &err)) {
         fprintf(stderr, "trainer: %s (see --help)\n", err.msg);
         return -1;
     }
@@ -501,9 +501,9 @@ int options_parse(options *o, int argc, char **argv)
                 "go with --layers or --model convnet (see --help)\n");
         return -1;
     }
-    layer layers[MODEL_MAX_LAYERS];
+    tr_layer layers[MODEL_MAX_LAYERS];
     int n;
-    if (o->layers_text && !o->preset && model_parse_layers(o->layers_text, layers, &n, &err)) {
+    if (o->layers_text && !o->preset && tr_model_parse_layers(o->layers_text, layers, &n, &err)) {
         fprintf(stderr, "trainer: --layers: %s (see --help)\n", err.msg);
         return -1;
     }
@@ -517,7 +517,7 @@ int options_parse(options *o, int argc, char **argv)
             o->epochs = o->preset->epochs;
     }
     if (!o->resume &&
-        callback_config_check(&o->callbacks, callback_flags, o->validation_split, &err)) {
+        tr_callback_config_check(&o->callbacks, callback_flags, o->validation_split, &err)) {
         fprintf(stderr, "trainer: %s (see --help)\n", err.msg);
         return -1;
     }
@@ -526,21 +526,21 @@ int options_parse(options *o, int argc, char **argv)
 
 int options_threads(const options *o)
 {
-    return train_threads_used(o->threads, o->shards);
+    return tr_train_threads_used(o->threads, o->shards);
 }
 
 const char *options_data_dir(const options *o)
 {
-    return o->data_dir ? o->data_dir : dataset_default_dir();
+    return o->data_dir ? o->data_dir : tr_dataset_default_dir();
 }
 
-int options_take_state(options *o, const train_state *st, const model *m,
+int options_take_state(options *o, const tr_train_state *st, const tr_model *m,
                        const char *state_path, tr_error *err)
 {
     o->out_dir = o->resume;
-    mlp_shape shape;
+    tr_mlp_shape shape;
     tr_error why;
-    if (model_mlp_shape(m, &shape, &why) == 0) {
+    if (tr_model_mlp_shape(m, &shape, &why) == 0) {
         o->n_hidden = shape.n_layers - 1;
         for (int l = 0; l < o->n_hidden; l++)
             o->hidden[l] = shape.sizes[l + 1];
@@ -551,18 +551,18 @@ int options_take_state(options *o, const train_state *st, const model *m,
     o->opt = st->opt;
     o->label_smoothing = st->label_smoothing;
     /* A schedule spans the run's epochs: more would restart none of it. */
-    if ((o->given & GIVEN_EPOCHS) && o->epochs != st->epochs && optimizer_scheduled(&st->opt))
-        return error_set(err, "--epochs %d: the run in %s follows a %s schedule over %d "
-                         "epochs, which cannot change", o->epochs, o->resume,
-                         schedule_name(st->opt.schedule), st->epochs);
+    if ((o->given & GIVEN_EPOCHS) && o->epochs != st->epochs && tr_optimizer_scheduled(&st->opt))
+        return tr_error_set(err, "--epochs %d: the run in %s follows a %s schedule over %d "
+                            "epochs, which cannot change", o->epochs, o->resume,
+                            tr_schedule_name(st->opt.schedule), st->epochs);
     o->validation_split = st->validation_split;
     o->seed = st->seed;
     o->callbacks = st->callbacks;
     if (!(o->given & GIVEN_EPOCHS))
         o->epochs = st->epochs;
     else if (o->epochs < st->epoch - 1)
-        return error_set(err, "--epochs %d: the run in %s has done %d epochs already",
-                         o->epochs, o->resume, st->epoch - 1);
+        return tr_error_set(err, "--epochs %d: the run in %s has done %d epochs already",
+                            o->epochs, o->resume, st->epoch - 1);
     o->image_rows = st->image_rows;
     o->image_cols = st->image_cols;
     o->image_channels = st->image_channels;
@@ -570,8 +570,8 @@ int options_take_state(options *o, const train_state *st, const model *m,
         o->test_dir = st->test_dir;
     if (!(o->given & GIVEN_DATA)) {
         if (!st->data_dir[0])
-            return error_set(err, "%s: the state names no data directory: give it with "
-                             "--data DIR", state_path);
+            return tr_error_set(err, "%s: the state names no data directory: give it with "
+                                "--data DIR", state_path);
         o->data_dir = st->data_dir;
     }
     return 0;

@@ -22,7 +22,7 @@ typedef struct {
     unsigned given;       /* GIVEN_* bits: settings set on the command line */
     const char *hidden_text;
     const char *layers_text; /* --layers or a preset's name; NULL: dense layers from --hidden */
-    const model_preset *preset; /* --model other than mlp, sized to the data's classes */
+    const tr_model_preset *preset; /* --model other than mlp, sized to the data's classes */
     int hidden[MLP_MAX_LAYERS];
     int n_hidden;
     int plots;
@@ -31,11 +31,11 @@ typedef struct {
     int threads;
     int shards;
     double lr;
-    optimizer_hparams opt; /* the optimizer, its settings and its schedule */
+    tr_optimizer_hparams opt; /* the optimizer, its settings and its schedule */
     float label_smoothing;
     double validation_split;
     unsigned long long seed;
-    callback_config callbacks;
+    tr_callback_config callbacks;
 } options;
 
 /* Settings a resumed run takes from its training.state, not from flags. */
@@ -53,13 +53,13 @@ int options_parse(options *o, int argc, char **argv);
 /* The settings a resumed run takes from its state st (whose model is m),
  * read from state_path: its layers, batch, shards, rate, optimizer, split,
  * seed, callbacks, output directory and, unless given, its epochs and data. */
-int options_take_state(options *o, const train_state *st, const model *m,
+int options_take_state(options *o, const tr_train_state *st, const tr_model *m,
                        const char *state_path, tr_error *err);
 
 /* The threads that run: --threads, at most one per shard. */
 int options_threads(const options *o);
 
-/* The data directory: --data, else dataset_default_dir(). */
+/* The data directory: --data, else tr_dataset_default_dir(). */
 const char *options_data_dir(const options *o);
 
 #endif

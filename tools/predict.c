@@ -27,7 +27,7 @@
 enum { SHOW_MAX = PLOT_VERDICTS_MAX };
 
 typedef struct {
-    plot_verdict v[SHOW_MAX];
+    tr_plot_verdict v[SHOW_MAX];
     char name[SHOW_MAX][96];
     int n;    /* drawn */
     long all; /* classified */
@@ -44,7 +44,7 @@ typedef struct {
     const char *show;       /* --show OUT.png, or NULL */
     const char *save_input; /* --save-input OUT, or NULL */
     int raw, json;
-    int prepare;            /* --prepare: a model_fit, or -1 for the model's own */
+    int prepare;            /* --prepare: a tr_model_fit, or -1 for the model's own */
     shown *pictures;        /* with show */
     seen_pictures *seen;    /* with save_input */
 } predict_options;
@@ -144,12 +144,12 @@ static void print_json_string(const char *s)
 
 /* A class in JSON: "class": its name and "index": its number, or, for a
  * model without names, "class": its number (as before names existed). */
-static void print_json_class(const model *m, int k)
+static void print_json_class(const tr_model *m, int k)
 {
     char name[CLASS_NAME_MAX];
     printf("\"class\": ");
     if (m->class_names[0]) {
-        print_json_string(class_name(m->class_names, k, name));
+        print_json_string(tr_class_name(m->class_names, k, name));
         printf(", \"index\": %d", k);
     } else {
         printf("%d", k);
@@ -157,13 +157,13 @@ static void print_json_class(const model *m, int k)
 }
 
 /* Prints one picture's verdict; item is its number in an IDX file, or -1. */
-static void report(const predict_options *o, const model *m, const char *file, long item,
+static void report(const predict_options *o, const tr_model *m, const char *file, long item,
                    const float *p, int classes)
 {
     char name[CLASS_NAME_MAX];
     int top[3];
     const int shown = classes < 3 ? classes : 3;
-    model_top_classes(p, classes, top, shown);
+    tr_model_top_classes(p, classes, top, shown);
     if (o->json) {
         printf("{\"file\": ");
         print_json_string(file);
@@ -184,18 +184,18 @@ static void report(const predict_options *o, const model *m, const char *file, l
         return;
     }
     if (item >= 0)
-        printf("%s[%ld]: %s  (", file, item, class_name(m->class_names, top[0], name));
+        printf("%s[%ld]: %s  (", file, item, tr_class_name(m->class_names, top[0], name));
     else
-        printf("%s: %s  (", file, class_name(m->class_names, top[0], name));
+        printf("%s: %s  (", file, tr_class_name(m->class_names, top[0], name));
     for (int t = 0; t < shown; t++)
-        printf("%s%s %.2f%%", t ? ", " : "", class_name(m->class_names, top[t], name),
+        printf("%s%s %.2f%%", t ? ", " : "", tr_class_name(m->class_names, top[t], name),
                100.0 * p[top[t]]);
     printf(")\n");
 }
 
 /* The picture shrunk to fit PLOT_THUMB (nearest pixel), composited on
  * white: a new [*th][*tw][3] buffer, or NULL when out of memory. */
-static uint8_t *thumbnail(const image *im, int *tw, int *th)
+static uint8_t *thumbnail(const tr_image *im, int *tw, int *th)
 {
     const int side = im->w > im->h ? im->w : im->h;
     const int step = side > PLOT_THUMB ? (side + PLOT_THUMB - 1) / PLOT_THUMB : 1;
@@ -215,69 +215,70 @@ static uint8_t *thumbnail(const image *im, int *tw, int *th)
 
 /* The pixels the model sees of a PNG or JPEG picture, as bytes ([h][w][c]),
  * and, with thumb not NULL, its thumbnail for --show (*thumb NULL if none). */
-static int picture_pixels(const predict_options *o, const model *m, const uint8_t *data,
+static int picture_pixels(const predict_options *o, const tr_model *m, const uint8_t *data,
                       size_t len, const char *name, uint8_t *px, uint8_t **thumb, int *tw,
                       int *th, tr_error *err)
 {
-    image im;
-    if (image_decode(&im, data, len, name, err))
+    tr_image im;
+    if (tr_image_decode(&im, data, len, name, err))
         return -1;
     if (thumb)
         *thumb = thumbnail(&im, tw, th);
-    const tensor_shape in = m->input;
+    const tr_tensor_shape in = m->input;
     int rc = 0;
     if (o->raw) {
         if (im.w != in.w || im.h != in.h) {
-            rc = error_set(err, "%s: %dx%d pixels, the model takes %dx%d (without --raw "
-                           "pictures of any size are prepared)", name, im.w, im.h, in.w, in.h);
+            rc = tr_error_set(err, "%s: %dx%d pixels, the model takes %dx%d (without --raw "
+                              "pictures of any size are prepared)", name, im.w, im.h, in.w, in.h);
         } else {
             for (long j = 0; j < (long)in.w * in.h; j++) {
                 const uint8_t *p = im.rgba + 4 * j;
-                const uint8_t grey = (uint8_t)((image_grey(p) + 500) / 1000);
+                const uint8_t grey = (uint8_t)((tr_image_grey(p) + 500) / 1000);
                 for (int ch = 0; ch < in.c; ch++)
                     px[j * in.c + ch] = in.c == 3 ? p[ch] : grey;
             }
         }
-        image_free(&im);
+        tr_image_free(&im);
         return rc;
     }
     /* A model of a folder's pictures sees them resized, as it trained. */
-    if ((o->prepare >= 0 ? (model_fit)o->prepare : m->fit) == MODEL_FIT_RESIZE) {
+    if ((o->prepare >= 0 ? (tr_model_fit)o->prepare : m->fit) == MODEL_FIT_RESIZE) {
         if (in.c != 1 && in.c != 3)
-            rc = error_set(err, "%s: the model takes %d channels; pictures give 1 or 3", name,
-                           in.c);
-        else if (image_bytes(px, &im, in.h, in.w, in.c))
-            rc = error_set(err, "%s: out of memory", name);
-        image_free(&im);
+            rc = tr_error_set(err, "%s: the model takes %d channels; pictures give 1 or 3", name,
+                              in.c);
+        else if (tr_image_bytes(px, &im, in.h, in.w, in.c))
+            rc = tr_error_set(err, "%s: out of memory", name);
+        tr_image_free(&im);
         return rc;
     }
     float *ink = malloc(sizeof(float) * (size_t)im.w * (size_t)im.h);
     uint8_t *field = malloc((size_t)in.w * (size_t)in.h);
     tr_error why;
     if (!ink || !field)
-        rc = error_set(err, "%s: out of memory", name);
-    else if (image_ink(&im, ink, &why) || image_prepare(field, in.h, in.w, ink, im.h, im.w, &why))
-        rc = error_set(err, "%s: %s", name, why.msg);
+        rc = tr_error_set(err, "%s: out of memory", name);
+    else if (tr_image_ink(&im, ink, &why) ||
+             tr_image_prepare(field, in.h, in.w, ink, im.h, im.w, &why))
+        rc = tr_error_set(err, "%s: %s", name, why.msg);
     else
         for (long j = 0; j < (long)in.w * in.h; j++)
             for (int ch = 0; ch < in.c; ch++)
                 px[j * in.c + ch] = field[j];
     free(ink), free(field);
-    image_free(&im);
+    tr_image_free(&im);
     return rc;
 }
 
 /* Keeps picture px ([h][w][c] bytes, as the model saw it) for --show, with
  * its thumbnail (thumb, or NULL: drawn from px) and probabilities. */
-static void keep_shown(shown *sh, const model *m, const uint8_t *px, const uint8_t *thumb,
+static void keep_shown(shown *sh, const tr_model *m, const uint8_t *px, const uint8_t *thumb,
                        int tw, int th, const char *file, long item, const float *p)
 {
     sh->all++;
     if (sh->n == SHOW_MAX)
         return;
-    const tensor_shape in = m->input;
+    const tr_tensor_shape in = m->input;
     const long pixels = (long)in.h * in.w;
-    const int k = model_classes(m);
+    const int k = tr_model_classes(m);
     uint8_t *seen = malloc((size_t)pixels), *copy = malloc((size_t)(thumb ? tw * th : pixels) * 3);
     float *probs = malloc(sizeof(float) * (size_t)k);
     if (!seen || !copy || !probs) {
@@ -303,7 +304,7 @@ static void keep_shown(shown *sh, const model *m, const uint8_t *px, const uint8
         snprintf(name, sizeof sh->name[0], "%s[%ld]", file, item);
     else
         snprintf(name, sizeof sh->name[0], "%s", file);
-    sh->v[sh->n++] = (plot_verdict){name, copy, tw, th, seen, in.w, in.h, probs};
+    sh->v[sh->n++] = (tr_plot_verdict){name, copy, tw, th, seen, in.w, in.h, probs};
 }
 
 /* Appends n pictures of size bytes each; 0, or -1 when out of memory. */
@@ -322,38 +323,38 @@ static int keep_seen(seen_pictures *sp, const uint8_t *px, long n, long size)
 }
 
 /* Writes the kept pictures into o->save_input as an IDX image file. */
-static int save_seen(const predict_options *o, const model *m, tr_error *err)
+static int save_seen(const predict_options *o, const tr_model *m, tr_error *err)
 {
     const seen_pictures *sp = o->seen;
     if (sp->n == 0)
-        return error_set(err, "%s: no picture was classified, nothing to write", o->save_input);
-    const tensor_shape in = m->input;
+        return tr_error_set(err, "%s: no picture was classified, nothing to write", o->save_input);
+    const tr_tensor_shape in = m->input;
     const uint32_t dims[4] = {(uint32_t)sp->n, (uint32_t)in.h, (uint32_t)in.w, (uint32_t)in.c};
     uint8_t *data;
     size_t len;
-    if (idx_encode(in.c == 1 ? 3 : 4, dims, sp->px, &data, &len, err))
+    if (tr_idx_encode(in.c == 1 ? 3 : 4, dims, sp->px, &data, &len, err))
         return -1;
-    const int rc = file_write_atomic(o->save_input, data, len, err);
+    const int rc = tr_file_write_atomic(o->save_input, data, len, err);
     free(data);
     return rc;
 }
 
 /* Classifies n pictures of bytes ([n][input size]) and reports them; thumb
  * (or NULL) is the one picture's thumbnail for --show. */
-static int classify(const predict_options *o, const model *m, model_work *w,
+static int classify(const predict_options *o, const tr_model *m, tr_model_work *w,
                     const uint8_t *px, long n, const char *file, long first_item, float *probs,
                     const uint8_t *thumb, int tw, int th, tr_error *err)
 {
-    const long size = tensor_size(m->input);
-    const int k = model_classes(m);
+    const long size = tr_tensor_size(m->input);
+    const int k = tr_model_classes(m);
     if (o->seen && keep_seen(o->seen, px, n, size))
-        return error_set(err, "%s: out of memory for --save-input", file);
+        return tr_error_set(err, "%s: out of memory for --save-input", file);
     for (long s0 = 0; s0 < n; s0 += w->max_n) {
         const int b = n - s0 < w->max_n ? (int)(n - s0) : w->max_n;
         for (int s = 0; s < b; s++)
             w->rows[s] = px + (s0 + s) * size;
-        const layer_input in = model_input(w, w->rows, 255.0f);
-        model_probabilities(m, w, &in, b, probs);
+        const tr_layer_input in = tr_model_input(w, w->rows, 255.0f);
+        tr_model_probabilities(m, w, &in, b, probs);
         for (int s = 0; s < b; s++) {
             const long item = first_item < 0 ? -1 : first_item + s0 + s;
             report(o, m, file, item, probs + (long)s * k, k);
@@ -366,11 +367,11 @@ static int classify(const predict_options *o, const model *m, model_work *w,
 }
 
 /* Draws the kept pictures into o->show. */
-static int draw_shown(const predict_options *o, const model *m, tr_error *err)
+static int draw_shown(const predict_options *o, const tr_model *m, tr_error *err)
 {
     const shown *sh = o->pictures;
     if (sh->n == 0)
-        return error_set(err, "%s: no picture was classified, nothing to draw", o->show);
+        return tr_error_set(err, "%s: no picture was classified, nothing to draw", o->show);
     char title[128];
     if (sh->all > sh->n)
         snprintf(title, sizeof title, "The first %d of %ld pictures: as given, as the model saw "
@@ -378,57 +379,57 @@ static int draw_shown(const predict_options *o, const model *m, tr_error *err)
     else
         snprintf(title, sizeof title, "%d picture%s: as given, as the model saw it, its classes",
                  sh->n, sh->n == 1 ? "" : "s");
-    canvas c;
-    int rc = plot_verdicts(&c, sh->v, sh->n, model_classes(m), title, err);
+    tr_canvas c;
+    int rc = tr_plot_verdicts(&c, sh->v, sh->n, tr_model_classes(m), title, err);
     if (rc == 0) {
-        rc = canvas_save_png(&c, o->show, err);
-        canvas_free(&c);
+        rc = tr_canvas_save_png(&c, o->show, err);
+        tr_canvas_free(&c);
     }
     return rc;
 }
 
 /* One file: 0 when all its pictures were classified. */
-static int predict_file(const predict_options *o, const model *m, model_work *w,
+static int predict_file(const predict_options *o, const tr_model *m, tr_model_work *w,
                         const char *path, float *probs, tr_error *err)
 {
     uint8_t *data = NULL;
     size_t len = 0;
-    if (file_read_all(path, IMAGE_MAX_FILE_BYTES, &data, &len, err))
+    if (tr_file_read_all(path, IMAGE_MAX_FILE_BYTES, &data, &len, err))
         return -1;
     int rc = 0;
-    const long size = tensor_size(m->input);
+    const long size = tr_tensor_size(m->input);
     if (len == 0) {
-        rc = error_set(err, "%s: empty file", path);
-    } else if (image_is_png(data, len) || image_is_jpeg(data, len)) {
+        rc = tr_error_set(err, "%s: empty file", path);
+    } else if (tr_image_is_png(data, len) || tr_image_is_jpeg(data, len)) {
         uint8_t *px = malloc((size_t)size);
         uint8_t *thumb = NULL;
         int tw = 0, th = 0;
         rc = px ? picture_pixels(o, m, data, len, path, px, o->show ? &thumb : NULL, &tw, &th, err)
-                : error_set(err, "out of memory");
+                : tr_error_set(err, "out of memory");
         if (rc == 0)
             rc = classify(o, m, w, px, 1, path, -1, probs, thumb, tw, th, err);
         free(px);
         free(thumb);
     } else if (len >= 4 && ((data[0] == 0 && data[1] == 0 && data[2] == 0x08) ||
                             (data[0] == 0x1f && data[1] == 0x8b))) {
-        idx_array a;
-        if (idx_load(&a, path, 0, err)) {
+        tr_idx_array a;
+        if (tr_idx_load(&a, path, 0, err)) {
             rc = -1;
         } else {
-            const tensor_shape in = m->input;
+            const tr_tensor_shape in = m->input;
             const uint32_t c = a.ndim == 4 ? a.dims[3] : 1;
             if (a.ndim < 3 || a.dims[1] != (uint32_t)in.h || a.dims[2] != (uint32_t)in.w ||
                 c != (uint32_t)in.c)
-                rc = error_set(err, "%s: not IDX images of %dx%dx%d, which the model takes",
-                               path, in.h, in.w, in.c);
+                rc = tr_error_set(err, "%s: not IDX images of %dx%dx%d, which the model takes",
+                                  path, in.h, in.w, in.c);
             else if (a.dims[0] == 0)
-                rc = error_set(err, "%s: no images in the file", path);
+                rc = tr_error_set(err, "%s: no images in the file", path);
             else
                 rc = classify(o, m, w, a.data, a.dims[0], path, 0, probs, NULL, 0, 0, err);
-            idx_free(&a);
+            tr_idx_free(&a);
         }
     } else {
-        rc = error_set(err, "%s: not a PNG, JPEG or IDX image file", path);
+        rc = tr_error_set(err, "%s: not a PNG, JPEG or IDX image file", path);
     }
     free(data);
     return rc;
@@ -441,18 +442,18 @@ int predict_main(int argc, char **argv)
     if (parsed)
         return parsed > 0 ? EXIT_SUCCESS : EXIT_USAGE;
     tr_error err;
-    model m;
-    if (ckpt_load(&m, o.model_path, &err)) {
+    tr_model m;
+    if (tr_ckpt_load(&m, o.model_path, &err)) {
         fprintf(stderr, "trainer predict: %s\n", err.msg);
         return EXIT_FAILURE;
     }
     enum { BLOCK = 64 };
-    model_work w;
-    float *probs = malloc(sizeof(float) * BLOCK * (size_t)model_classes(&m));
-    if (!probs || model_work_init(&w, &m, BLOCK, &err)) {
+    tr_model_work w;
+    float *probs = malloc(sizeof(float) * BLOCK * (size_t)tr_model_classes(&m));
+    if (!probs || tr_model_work_init(&w, &m, BLOCK, &err)) {
         fprintf(stderr, "trainer predict: %s\n", probs ? err.msg : "out of memory");
         free(probs);
-        model_free(&m);
+        tr_model_free(&m);
         return EXIT_FAILURE;
     }
     shown *pictures = o.show ? calloc(1, sizeof *pictures) : NULL;
@@ -486,8 +487,8 @@ int predict_main(int argc, char **argv)
         free((void *)pictures->v[k].probs);
     }
     free(pictures);
-    model_work_free(&w);
+    tr_model_work_free(&w);
     free(probs);
-    model_free(&m);
+    tr_model_free(&m);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

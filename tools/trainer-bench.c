@@ -73,13 +73,13 @@ static double measure_core_peak(void)
         m[k] = 0.999999f;
         a[k] = 1e-6f;
     }
-    double t0 = run_clock();
+    double t0 = tr_run_clock();
     for (long i = 0; i < iters; i++) {
 #pragma GCC unroll 12
         for (int c = 0; c < CHAINS; c++)
             acc[c] = acc[c] * m + a;
     }
-    double t = run_clock() - t0;
+    double t = tr_run_clock() - t0;
     float sink = 0.0f;
     for (int c = 0; c < CHAINS; c++)
         sink += acc[c][0];
@@ -120,21 +120,21 @@ static void measure_peaks_together(int cores, double *slowest, double *fastest)
 /* Dense-equivalent floating-point work of one training sample: the forward
  * pass, the weight gradients, and the input gradients of every layer but the
  * first (which has none), two operations per multiply-add. */
-static double train_flop_per_sample(const model *m)
+static double train_flop_per_sample(const tr_model *m)
 {
     double macs = 0.0;
     for (int i = 0; i < m->n_layers; i++) {
-        const double w = layer_forward_macs(&m->layer[i]);
+        const double w = tr_layer_forward_macs(&m->layer[i]);
         macs += 2.0 * w + (i > 0 ? w : 0.0);
     }
     return 2.0 * macs;
 }
 
-static void random_dataset(dataset *d, uint32_t n, uint64_t seed)
+static void random_dataset(tr_dataset *d, uint32_t n, uint64_t seed)
 {
-    rng r;
-    rng_seed(&r, seed, 5);
-    *d = (dataset){.n = n, .rows = 28, .cols = 28, .dim = 784, .owned = 1};
+    tr_rng r;
+    tr_rng_seed(&r, seed, 5);
+    *d = (tr_dataset){.n = n, .rows = 28, .cols = 28, .dim = 784, .owned = 1};
     d->pixels = malloc((size_t)n * 784);
     d->labels = malloc(n);
     if (!d->pixels || !d->labels) {
@@ -143,9 +143,9 @@ static void random_dataset(dataset *d, uint32_t n, uint64_t seed)
     }
     /* MNIST-like sparsity: about 19% of the pixels lit. */
     for (size_t i = 0; i < (size_t)n * 784; i++)
-        d->pixels[i] = rng_below(&r, 100) < 19 ? (uint8_t)(1 + rng_below(&r, 255)) : 0;
+        d->pixels[i] = tr_rng_below(&r, 100) < 19 ? (uint8_t)(1 + tr_rng_below(&r, 255)) : 0;
     for (uint32_t i = 0; i < n; i++)
-        d->labels[i] = (uint8_t)rng_below(&r, 10);
+        d->labels[i] = (uint8_t)tr_rng_below(&r, 10);
 }
 
 typedef struct {
@@ -158,7 +158,7 @@ typedef struct {
     int n;
 } epoch_times;
 
-static void record_epoch(void *ctx, const epoch_stats *st, long n_batches,
+static void record_epoch(void *ctx, const tr_epoch_stats *st, long n_batches,
                          double train_seconds, long samples)
 {
     (void)st;
@@ -170,53 +170,53 @@ static void record_epoch(void *ctx, const epoch_stats *st, long n_batches,
 
 /* Median over `epochs` epochs of training with the given threads and batch,
  * through the run loop the trainer uses (without its files). */
-static timing time_training(const model *proto, const dataset *train, int threads,
+static timing time_training(const tr_model *proto, const tr_dataset *train, int threads,
                             int shards, int batch, int epochs)
 {
-    model m;
+    tr_model m;
     tr_error err;
-    run *r = NULL;
-    const dataset none = {0};
+    tr_run *r = NULL;
+    const tr_dataset none = {0};
     /* The first epoch warms caches and pages up and is not counted. */
-    const run_config cfg = {.epochs = epochs + 1, .batch_size = batch, .threads = threads,
-                            .shards = shards, .lr = 1e-3, .opt = adam_defaults(),
+    const tr_run_config cfg = {.epochs = epochs + 1, .batch_size = batch, .threads = threads,
+                            .shards = shards, .lr = 1e-3, .opt = tr_adam_defaults(),
                             .seed = 1};
     epoch_times times = {.n = 0};
-    const run_observer obs = {.epoch_end = record_epoch, .ctx = &times};
-    if (model_init(&m, proto->input, proto->layer, proto->n_layers, &err)) {
+    const tr_run_observer obs = {.epoch_end = record_epoch, .ctx = &times};
+    if (tr_model_init(&m, proto->input, proto->layer, proto->n_layers, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
         exit(1);
     }
-    model_init_glorot(&m, 1);
-    if (run_new(&r, &m, train, &none, &cfg, &err) || run_fit(r, NULL, &obs, &err)) {
+    tr_model_init_glorot(&m, 1);
+    if (tr_run_new(&r, &m, train, &none, &cfg, &err) || tr_run_fit(r, NULL, &obs, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
         exit(1);
     }
-    run_free(r);
-    model_free(&m);
+    tr_run_free(r);
+    tr_model_free(&m);
     double sec = median(times.t + 1, epochs);
     return (timing){sec, train->n / sec};
 }
 
-static double time_inference(const model *proto, const dataset *test, int threads)
+static double time_inference(const tr_model *proto, const tr_dataset *test, int threads)
 {
-    model m;
+    tr_model m;
     tr_error err;
-    if (model_init(&m, proto->input, proto->layer, proto->n_layers, &err)) {
+    if (tr_model_init(&m, proto->input, proto->layer, proto->n_layers, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
         exit(1);
     }
-    model_init_glorot(&m, 1);
+    tr_model_init_glorot(&m, 1);
     double t[7];
     for (int i = 0; i < 7; i++) {
-        double loss, acc, t0 = run_clock();
-        if (evaluate(&m, test, threads, &loss, &acc, NULL, &err)) {
+        double loss, acc, t0 = tr_run_clock();
+        if (tr_evaluate(&m, test, threads, &loss, &acc, NULL, &err)) {
             fprintf(stderr, "trainer-bench: %s\n", err.msg);
             exit(1);
         }
-        t[i] = run_clock() - t0;
+        t[i] = tr_run_clock() - t0;
     }
-    model_free(&m);
+    tr_model_free(&m);
     return test->n / median(t, 7);
 }
 
@@ -260,56 +260,57 @@ int main(int argc, char **argv)
             return c == 'h' ? 0 : 2;
         }
     }
-    dataset all = {0}, test = {0}, train, val;
+    tr_dataset all = {0}, test = {0}, train, val;
     tr_error err;
     const char *source = "random images of MNIST's shape (MNIST not found)";
     if (!dir)
-        dir = dataset_default_dir();
-    if (dir && !dataset_load_dir(&all, dir, 0, &err) && !dataset_load_dir(&test, dir, 1, &err)) {
+        dir = tr_dataset_default_dir();
+    if (dir && !tr_dataset_load_dir(&all, dir, 0, &err) &&
+        !tr_dataset_load_dir(&test, dir, 1, &err)) {
         source = dir;
     } else {
         if (dir)
             fprintf(stderr, "trainer-bench: %s; using random data\n", err.msg);
-        dataset_free(&all);
-        dataset_free(&test);
+        tr_dataset_free(&all);
+        tr_dataset_free(&test);
         random_dataset(&all, 60000, 1);
         random_dataset(&test, 10000, 2);
     }
-    dataset_split(&all, 0.2, &train, &val);
+    tr_dataset_split(&all, 0.2, &train, &val);
     /* The conv net costs 30 times the MLP a sample: a part of the set does. */
     if (!samples && convnet)
         samples = 6400;
     if (samples && (uint32_t)samples < train.n)
         train.n = (uint32_t)samples;
-    const model_preset *preset;
+    const tr_model_preset *preset;
     char spec[512];
-    model proto;
-    layer layers[MODEL_MAX_LAYERS];
+    tr_model proto;
+    tr_layer layers[MODEL_MAX_LAYERS];
     int n_layers;
-    const tensor_shape input = {28, 28, 1};
-    if (model_preset_find(convnet ? "convnet" : "mlp", &preset, &err) ||
-        model_preset_layers(preset, 10, spec, sizeof spec) ||
-        model_parse_layers(spec, layers, &n_layers, &err) ||
-        model_define(&proto, input, layers, n_layers, &err)) {
+    const tr_tensor_shape input = {28, 28, 1};
+    if (tr_model_preset_find(convnet ? "convnet" : "mlp", &preset, &err) ||
+        tr_model_preset_layers(preset, 10, spec, sizeof spec) ||
+        tr_model_parse_layers(spec, layers, &n_layers, &err) ||
+        tr_model_define(&proto, input, layers, n_layers, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
-        dataset_free(&all);
-        dataset_free(&test);
+        tr_dataset_free(&all);
+        tr_dataset_free(&test);
         return 1;
     }
     char name[512];
-    mlp_shape shape;
-    if (model_mlp_shape(&proto, &shape, &err) == 0)
-        mlp_shape_format(&shape, name, sizeof name);
+    tr_mlp_shape shape;
+    if (tr_model_mlp_shape(&proto, &shape, &err) == 0)
+        tr_mlp_shape_format(&shape, name, sizeof name);
     else
-        model_format_layers(&proto, name, sizeof name);
-    int cores = train_cores();
+        tr_model_format_layers(&proto, name, sizeof name);
+    int cores = tr_train_cores();
     const double flop = train_flop_per_sample(&proto);
     if (quick) {
         const int batch = quick_batch ? quick_batch : preset->batch_size;
         timing t = time_training(&proto, &train, quick_threads, 2, batch, epochs);
         printf("samples_per_s %.0f seconds_per_epoch %.4f\n", t.samples_per_s, t.seconds);
-        dataset_free(&all);
-        dataset_free(&test);
+        tr_dataset_free(&all);
+        tr_dataset_free(&test);
         return 0;
     }
     double core_peak = measure_core_peak(), slowest, fastest;
@@ -331,7 +332,7 @@ int main(int argc, char **argv)
             /* As the trainer does by default: shards = the cores, so that the
              * results are the same for every thread count. */
             timing t = time_training(&proto, &train, threads[i], cores, batches[b], epochs);
-            int used = train_threads_used(threads[i], cores);
+            int used = tr_train_threads_used(threads[i], cores);
             double gflops = flop * t.samples_per_s / 1e9;
             printf("%7d %6d %12.0f %10.4f %10.1f %11.1f%%\n", threads[i], batches[b],
                    t.samples_per_s, t.seconds, gflops, 100.0 * gflops / (core_peak * used));
@@ -342,7 +343,7 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("peak resident memory of this process: %.1f MB\n", ru.ru_maxrss / 1024.0);
-    dataset_free(&all);
-    dataset_free(&test);
+    tr_dataset_free(&all);
+    tr_dataset_free(&test);
     return 0;
 }

@@ -125,11 +125,11 @@ static int fail(const tr_error *err)
     return EXIT_FAILURE;
 }
 
-static int save(canvas *c, const char *path)
+static int save(tr_canvas *c, const char *path)
 {
     tr_error err;
-    int status = canvas_save_png(c, path, &err);
-    canvas_free(c);
+    int status = tr_canvas_save_png(c, path, &err);
+    tr_canvas_free(c);
     if (status)
         return fail(&err);
     printf("wrote %s\n", path);
@@ -141,12 +141,12 @@ static int cmd_curves(const options *o)
     if (o->n_args != 1 || o->model || o->data || o->errors_only)
         return bad_usage("curves takes one HISTORY.csv and -o");
     tr_error err;
-    epoch_stats *rows;
+    tr_epoch_stats *rows;
     int n;
-    if (history_load(&rows, &n, NULL, o->args[0], &err))
+    if (tr_history_load(&rows, &n, NULL, o->args[0], &err))
         return fail(&err);
-    canvas c;
-    int r = plot_curves(&c, rows, n, NULL, &err);
+    tr_canvas c;
+    int r = tr_plot_curves(&c, rows, n, NULL, &err);
     free(rows);
     return r ? fail(&err) : save(&c, o->out);
 }
@@ -156,45 +156,45 @@ static int cmd_digits(const options *o)
     if (o->n_args < 1 || o->model || o->data || o->errors_only)
         return bad_usage("digits takes IMAGES [LABELS] and -o");
     tr_error err;
-    dataset d = {0};
-    idx_array images = {0};
+    tr_dataset d = {0};
+    tr_idx_array images = {0};
     if (o->n_args == 2) {
-        if (dataset_load_files(&d, o->args[0], o->args[1], &err))
+        if (tr_dataset_load_files(&d, o->args[0], o->args[1], &err))
             return fail(&err);
     } else {
-        if (idx_load(&images, o->args[0], 0, &err))
+        if (tr_idx_load(&images, o->args[0], 0, &err))
             return fail(&err);
         if (images.ndim != 3) {
-            idx_free(&images);
+            tr_idx_free(&images);
             fprintf(stderr, "trainer-plot: %s: expected an image file (3 dimensions), "
                     "found %d\n", o->args[0], images.ndim);
             return EXIT_FAILURE;
         }
-        d = (dataset){.n = images.dims[0], .rows = images.dims[1], .cols = images.dims[2],
+        d = (tr_dataset){.n = images.dims[0], .rows = images.dims[1], .cols = images.dims[2],
                       .dim = images.dims[1] * images.dims[2], .pixels = images.data};
     }
-    canvas c;
-    int r = plot_digits(&c, &d, (uint32_t)o->start, (uint32_t)(o->count ? o->count : 20),
-                        o->n_args == 2, &err);
-    dataset_free(&d);
-    idx_free(&images);
+    tr_canvas c;
+    int r = tr_plot_digits(&c, &d, (uint32_t)o->start, (uint32_t)(o->count ? o->count : 20),
+                           o->n_args == 2, &err);
+    tr_dataset_free(&d);
+    tr_idx_free(&images);
     return r ? fail(&err) : save(&c, o->out);
 }
 
 /* Loads the model and the test set and predicts every test image; names
  * gets the model's class names. */
-static int predict_test(const options *o, dataset *test, uint8_t **pred, double *acc,
+static int predict_test(const options *o, tr_dataset *test, uint8_t **pred, double *acc,
                         int *classes, char *names, tr_error *err)
 {
-    model m;
-    if (ckpt_load(&m, o->model, err))
+    tr_model m;
+    if (tr_ckpt_load(&m, o->model, err))
         return -1;
     /* A folder's pictures as the model saw its own: resized, its channels. */
-    const dataset_options pictures = {
+    const tr_dataset_options pictures = {
         .rows = m.input.h, .cols = m.input.w,
         .channels = m.input.c == 3 ? 3 : 1};
-    if (dataset_load_test(test, o->data, m.class_names, &pictures, err)) {
-        model_free(&m);
+    if (tr_dataset_load_test(test, o->data, m.class_names, &pictures, err)) {
+        tr_model_free(&m);
         return -1;
     }
     int status = 0;
@@ -207,34 +207,34 @@ static int predict_test(const options *o, dataset *test, uint8_t **pred, double 
         snprintf(images, sizeof images, "%s (test set)", o->data);
         snprintf(labels, sizeof labels, "%s", images);
     }
-    *classes = model_classes(&m);
+    *classes = tr_model_classes(&m);
     memcpy(names, m.class_names, CLASS_NAMES_MAX);
     if (test->n == 0) {
-        status = error_set(err, "%s: no test images (IDX files need t10k-*)", o->data);
-    } else if (model_check_data(&m, test, images, labels, err)) {
+        status = tr_error_set(err, "%s: no test images (IDX files need t10k-*)", o->data);
+    } else if (tr_model_check_data(&m, test, images, labels, err)) {
         status = -1;
     } else if (!(*pred = malloc(test->n))) {
-        status = error_set(err, "out of memory");
-    } else if (evaluate(&m, test, o->threads, &loss, acc, *pred, err)) {
+        status = tr_error_set(err, "out of memory");
+    } else if (tr_evaluate(&m, test, o->threads, &loss, acc, *pred, err)) {
         free(*pred);
         *pred = NULL;
         status = -1;
     }
-    model_free(&m);
+    tr_model_free(&m);
     if (status)
-        dataset_free(test);
+        tr_dataset_free(test);
     return status;
 }
 
 /* "37 of 10000 test images wrong; shown: #8 #247 ...", the line that goes
- * with --errors' picture: the images plot_predictions drew. */
-static void list_mistakes(const dataset *test, const uint8_t *pred, uint32_t first,
+ * with --errors' picture: the images tr_plot_predictions drew. */
+static void list_mistakes(const tr_dataset *test, const uint8_t *pred, uint32_t first,
                           uint32_t count)
 {
     uint32_t *pick = malloc(sizeof *pick * count), wrong;
     if (!pick)
         return;
-    const uint32_t n = plot_pick(test, pred, first, count, 1, pick, &wrong);
+    const uint32_t n = tr_plot_pick(test, pred, first, count, 1, pick, &wrong);
     printf("%u of %u test images wrong%s; shown:", wrong, test->n - first,
            first ? " from the start index on" : "");
     for (uint32_t k = 0; k < n; k++)
@@ -249,34 +249,34 @@ static int cmd_model(const options *o, int confusion)
         return bad_usage(confusion ? "confusion takes --model, --data and -o"
                                    : "predictions takes --model, --data and -o");
     tr_error err;
-    dataset test;
+    tr_dataset test;
     uint8_t *pred = NULL;
     double acc;
     int classes;
     char names[CLASS_NAMES_MAX];
     if (predict_test(o, &test, &pred, &acc, &classes, names, &err))
         return fail(&err);
-    canvas c;
+    tr_canvas c;
     int r;
     if (confusion) {
         uint32_t *counts = malloc(sizeof(uint32_t) * (size_t)classes * (size_t)classes);
         if (!counts) {
             free(pred);
-            dataset_free(&test);
+            tr_dataset_free(&test);
             return fail(&(tr_error){"out of memory"});
         }
-        confusion_count(counts, classes, test.labels, pred, test.n);
-        r = plot_confusion(&c, counts, classes, names, &err);
+        tr_confusion_count(counts, classes, test.labels, pred, test.n);
+        r = tr_plot_confusion(&c, counts, classes, names, &err);
         free(counts);
     } else {
-        r = plot_predictions(&c, &test, pred, (uint32_t)o->start,
-                             (uint32_t)(o->count ? o->count : 40), o->errors_only, &err);
+        r = tr_plot_predictions(&c, &test, pred, (uint32_t)o->start,
+                                (uint32_t)(o->count ? o->count : 40), o->errors_only, &err);
     }
     const int status = r ? fail(&err) : save(&c, o->out);
     if (status == EXIT_SUCCESS && o->errors_only)
         list_mistakes(&test, pred, (uint32_t)o->start, (uint32_t)(o->count ? o->count : 40));
     free(pred);
-    dataset_free(&test);
+    tr_dataset_free(&test);
     return status;
 }
 
@@ -294,7 +294,7 @@ int main(int argc, char **argv)
         return EXIT_SUCCESS;
     }
     options o = {0};
-    o.threads = train_cores();
+    o.threads = tr_train_cores();
     const char *cmd = argv[1];
     int known = !strcmp(cmd, "curves") || !strcmp(cmd, "digits") ||
                 !strcmp(cmd, "predictions") || !strcmp(cmd, "confusion");
@@ -308,7 +308,7 @@ int main(int argc, char **argv)
                        : !strcmp(cmd, "digits") ? cmd_digits(&o)
                                                 : cmd_model(&o, !strcmp(cmd, "confusion"));
     /* Said once, after the picture: a refused input keeps its one line. */
-    const char *why = status == EXIT_SUCCESS ? canvas_font_fallback() : NULL;
+    const char *why = status == EXIT_SUCCESS ? tr_canvas_font_fallback() : NULL;
     if (why)
         fprintf(stderr, "trainer-plot: text in the built-in bitmap font: %s\n", why);
     return status;

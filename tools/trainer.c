@@ -32,28 +32,28 @@
 
 /* Everything the program holds, released in one place. */
 typedef struct {
-    dataset all, train, val, test;
+    tr_dataset all, train, val, test;
     char data_dir[PATH_MAX], test_dir[PATH_MAX];
-    dataset_source source;     /* the data's directories and settings */
-    model model;
-    run *run;
-    evaluator *eval;           /* the test set's, when there is no run */
-    train_state saved;         /* when resuming: the state read */
+    tr_dataset_source source;     /* the data's directories and settings */
+    tr_model model;
+    tr_run *run;
+    tr_evaluator *eval;           /* the test set's, when there is no run */
+    tr_train_state saved;         /* when resuming: the state read */
     int bad_layers;            /* --layers does not fit the data: a command-line error */
     float *saved_m, *saved_v;  /* when resuming: the optimizer's slots read */
 } program;
 
 static void program_free(program *r)
 {
-    run_free(r->run);
-    evaluator_free(r->eval);
-    model_free(&r->model);
-    dataset_free(&r->all);
-    dataset_free(&r->test);
+    tr_run_free(r->run);
+    tr_evaluator_free(r->eval);
+    tr_model_free(&r->model);
+    tr_dataset_free(&r->all);
+    tr_dataset_free(&r->test);
     free(r->saved.history);
-    model_buffer_free(r->saved.best_weights);
-    model_buffer_free(r->saved_m);
-    model_buffer_free(r->saved_v);
+    tr_model_buffer_free(r->saved.best_weights);
+    tr_model_buffer_free(r->saved_m);
+    tr_model_buffer_free(r->saved_v);
 }
 
 /* Takes a resumed run's settings from DIR/training.state, with its model and
@@ -62,21 +62,21 @@ static int read_saved_run(program *r, options *o, char *state_path, size_t size,
                           tr_error *err)
 {
     if (snprintf(state_path, size, "%s/training.state", o->resume) >= (int)size)
-        return error_set(err, "%s: path too long", o->resume);
-    train_state *st = &r->saved;
-    if (state_load(st, &r->model, &r->saved_m, &r->saved_v, state_path, err))
+        return tr_error_set(err, "%s: path too long", o->resume);
+    tr_train_state *st = &r->saved;
+    if (tr_state_load(st, &r->model, &r->saved_m, &r->saved_v, state_path, err))
         return -1;
     return options_take_state(o, st, &r->model, state_path, err);
     return 0;
 }
 
-/* Locks the directory of the run that --resume continues (file_lock_dir). */
+/* Locks the directory of the run that --resume continues (tr_file_lock_dir). */
 static int lock_resumed(const options *o, int *fd, tr_error *err)
 {
     struct stat st;
     if (stat(o->resume, &st) != 0 || !S_ISDIR(st.st_mode))
-        return error_set(err, "%s: not the directory of a run", o->resume);
-    return file_check_writable(o->resume, err) || file_lock_dir(o->resume, fd, err);
+        return tr_error_set(err, "%s: not the directory of a run", o->resume);
+    return tr_file_check_writable(o->resume, err) || tr_file_lock_dir(o->resume, fd, err);
 }
 
 /* A resumed run must go on with the data it started on: same sample counts,
@@ -84,19 +84,19 @@ static int lock_resumed(const options *o, int *fd, tr_error *err)
 static int check_same_data(const program *r, const char *dir, const char *run,
                            tr_error *err)
 {
-    const train_state *st = &r->saved;
+    const tr_train_state *st = &r->saved;
     if (r->train.n != st->n_train || r->val.n != st->n_val)
-        return error_set(err, "%s: %u training and %u validation images, but the run in %s "
-                         "had %u and %u: not the same data", dir, r->train.n, r->val.n, run,
-                         st->n_train, st->n_val);
+        return tr_error_set(err, "%s: %u training and %u validation images, but the run in %s "
+                            "had %u and %u: not the same data", dir, r->train.n, r->val.n, run,
+                            st->n_train, st->n_val);
     if (st->has_fingerprint && (r->all.rows != st->rows || r->all.cols != st->cols))
-        return error_set(err, "%s: not the data the run in %s was trained on (%s): images "
-                         "of %ux%u here, %ux%u in the state", dir, run, st->data_dir,
-                         r->all.rows, r->all.cols, st->rows, st->cols);
+        return tr_error_set(err, "%s: not the data the run in %s was trained on (%s): images "
+                            "of %ux%u here, %ux%u in the state", dir, run, st->data_dir,
+                            r->all.rows, r->all.cols, st->rows, st->cols);
     if (st->has_fingerprint && r->all.fingerprint != st->fingerprint)
-        return error_set(err, "%s: not the data the run in %s was trained on (%s): the same "
-                         "counts and shape, other images or labels (checksums %08x here, "
-                         "%08x in the state)", dir, run, st->data_dir, r->all.fingerprint,
+        return tr_error_set(err, "%s: not the data the run in %s was trained on (%s): the same "
+                            "counts and shape, other images or labels (checksums %08x here, "
+                            "%08x in the state)", dir, run, st->data_dir, r->all.fingerprint,
                          st->fingerprint);
     return 0;
 }
@@ -109,7 +109,7 @@ static void set_source(program *r, const options *o, const char *dir)
         snprintf(r->data_dir, sizeof r->data_dir, "%s", dir);
     if (o->test_dir && !realpath(o->test_dir, r->test_dir))
         snprintf(r->test_dir, sizeof r->test_dir, "%s", o->test_dir);
-    r->source = (dataset_source){
+    r->source = (tr_dataset_source){
         .dir = r->data_dir, .test_dir = o->test_dir ? r->test_dir : NULL,
         .class_names_file = o->class_names,
         .pictures = {.rows = o->image_rows, .cols = o->image_cols,
@@ -127,7 +127,7 @@ static void print_data(const program *r, const char *dir)
         char name[CLASS_NAME_MAX];
         printf(", %u classes (", r->all.classes);
         for (uint32_t k = 0; k < r->all.classes && k < 12; k++)
-            printf("%s%s", k ? ", " : "", class_name(r->all.class_names, (int)k, name));
+            printf("%s%s", k ? ", " : "", tr_class_name(r->all.class_names, (int)k, name));
         printf("%s)", r->all.classes > 12 ? ", ..." : "");
     } else if (r->all.classes != 10) {
         printf(", %u classes", r->all.classes);
@@ -145,16 +145,16 @@ static int load_data(program *r, const options *o, tr_error *err)
     char text[32];
     const char *dir = options_data_dir(o);
     if (!dir)
-        return error_set(err, "no MNIST data in data/mnist nor in %s/data/mnist; fetch it "
-                         "with %s/tools/fetch-mnist (or name a directory with --data)",
-                         TRAINER_SOURCE_DIR, TRAINER_SOURCE_DIR);
+        return tr_error_set(err, "no MNIST data in data/mnist nor in %s/data/mnist; fetch it "
+                            "with %s/tools/fetch-mnist (or name a directory with --data)",
+                            TRAINER_SOURCE_DIR, TRAINER_SOURCE_DIR);
     set_source(r, o, dir);
-    if (dataset_load_sets(&r->all, &r->test, &r->source, err))
+    if (tr_dataset_load_sets(&r->all, &r->test, &r->source, err))
         return -1;
-    dataset_split(&r->all, o->validation_split, &r->train, &r->val);
+    tr_dataset_split(&r->all, o->validation_split, &r->train, &r->val);
     if (o->epochs > 0 && r->train.n == 0)
-        return error_set(err, "--validation-split %s leaves no training samples out of %u",
-                         cli_exact(text, sizeof text, o->validation_split), r->all.n);
+        return tr_error_set(err, "--validation-split %s leaves no training samples out of %u",
+                            cli_exact(text, sizeof text, o->validation_split), r->all.n);
     print_data(r, dir);
     if (o->resume)
         return check_same_data(r, dir, o->resume, err);
@@ -163,11 +163,11 @@ static int load_data(program *r, const options *o, tr_error *err)
 
 /* The data must fit the model: its images the model's input, its labels
  * (training and test) the model's classes. */
-static int check_model_fits(const program *r, const model *m, tr_error *err)
+static int check_model_fits(const program *r, const tr_model *m, tr_error *err)
 {
     char images[PATH_MAX + 64], labels[PATH_MAX + 64];
     for (int test = 0; test < 2; test++) {
-        const dataset *d = test ? &r->test : &r->all;
+        const tr_dataset *d = test ? &r->test : &r->all;
         if (d->n == 0)
             continue;
         if (d->format == DATASET_IDX) {
@@ -182,7 +182,7 @@ static int check_model_fits(const program *r, const model *m, tr_error *err)
                      ? r->source.test_dir : r->data_dir, test ? "test" : "training");
             snprintf(labels, sizeof labels, "%s", images);
         }
-        if (model_check_data(m, d, images, labels, err))
+        if (tr_model_check_data(m, d, images, labels, err))
             return -1;
     }
     return 0;
@@ -191,7 +191,7 @@ static int check_model_fits(const program *r, const model *m, tr_error *err)
 /* A new model learns its classes' names from its data, and how pictures
  * are fitted to it: as MNIST's digits for 28x28 grey data, resized
  * otherwise (model.h). */
-static void take_classes(model *m, const dataset *d)
+static void take_classes(tr_model *m, const tr_dataset *d)
 {
     memcpy(m->class_names, d->class_names, sizeof m->class_names);
     m->fit = d->rows == 28 && d->cols == 28 && d->channels == 1 ? MODEL_FIT_DIGIT
@@ -203,121 +203,121 @@ static int build_model(program *r, const options *o, tr_error *err)
     if (o->resume)
         return check_model_fits(r, &r->model, err);
     if (o->load) {
-        if (ckpt_load(&r->model, o->load, err) || check_model_fits(r, &r->model, err))
+        if (tr_ckpt_load(&r->model, o->load, err) || check_model_fits(r, &r->model, err))
             return -1;
         if (!r->model.class_names[0])
             take_classes(&r->model, &r->all);
-        mlp_shape want, have;
+        tr_mlp_shape want, have;
         if ((o->given & (GIVEN_HIDDEN | GIVEN_LAYERS)) && o->layers_text)
-            return error_set(err, "--load takes the model's layers from %s; --layers and "
-                             "--model do not go with it", o->load);
+            return tr_error_set(err, "--load takes the model's layers from %s; --layers and "
+                                "--model do not go with it", o->load);
         if ((o->given & GIVEN_HIDDEN) &&
-            (mlp_shape_make(&want, (int)r->all.dim, o->hidden, o->n_hidden,
-                            model_classes(&r->model), err) ||
-             model_mlp_shape(&r->model, &have, err) ||
+            (tr_mlp_shape_make(&want, (int)r->all.dim, o->hidden, o->n_hidden,
+                               tr_model_classes(&r->model), err) ||
+             tr_model_mlp_shape(&r->model, &have, err) ||
              memcmp(want.sizes, have.sizes, sizeof want.sizes) != 0 ||
              want.n_layers != have.n_layers))
-            return error_set(err, "--hidden %s does not match the model in %s",
-                             o->hidden_text, o->load);
+            return tr_error_set(err, "--hidden %s does not match the model in %s",
+                                o->hidden_text, o->load);
         return 0;
     }
-    mlp_shape shape;
-    const tensor_shape images = {(int)r->all.rows, (int)r->all.cols, (int)r->all.channels};
+    tr_mlp_shape shape;
+    const tr_tensor_shape images = {(int)r->all.rows, (int)r->all.cols, (int)r->all.channels};
     const int classes = (int)r->all.classes;
     if (o->layers_text) {
-        layer layers[MODEL_MAX_LAYERS];
+        tr_layer layers[MODEL_MAX_LAYERS];
         int n;
         tr_error why;
         char preset[512];
         /* The preset's classifier has the data's classes. */
         const char *text = o->layers_text;
-        if (o->preset && !model_preset_layers(o->preset, classes, preset, sizeof preset))
+        if (o->preset && !tr_model_preset_layers(o->preset, classes, preset, sizeof preset))
             text = preset;
         /* Parsed when the flags were read; here the shapes meet the data. */
-        if (model_parse_layers(text, layers, &n, &why) ||
-            model_init(&r->model, images, layers, n, &why)) {
+        if (tr_model_parse_layers(text, layers, &n, &why) ||
+            tr_model_init(&r->model, images, layers, n, &why)) {
             r->bad_layers = 1;
-            return error_set(err, "--layers: %s", why.msg);
+            return tr_error_set(err, "--layers: %s", why.msg);
         }
-        if (model_classes(&r->model) != classes) {
+        if (tr_model_classes(&r->model) != classes) {
             r->bad_layers = 1;
-            return error_set(err, "--layers: the last layer has %d classes, the labels %d",
-                             model_classes(&r->model), classes);
+            return tr_error_set(err, "--layers: the last layer has %d classes, the labels %d",
+                                tr_model_classes(&r->model), classes);
         }
-    } else if (mlp_shape_make(&shape, (int)r->all.dim, o->hidden, o->n_hidden, classes, err) ||
-               model_init_mlp(&r->model, images, &shape, err)) {
+    } else if (tr_mlp_shape_make(&shape, (int)r->all.dim, o->hidden, o->n_hidden, classes, err) ||
+               tr_model_init_mlp(&r->model, images, &shape, err)) {
         return -1;
     }
     if (check_model_fits(r, &r->model, err))
         return -1;
-    model_init_glorot(&r->model, o->seed);
+    tr_model_init_glorot(&r->model, o->seed);
     take_classes(&r->model, &r->all);
     return 0;
 }
 
 /* Writes the canvas that a plot function just drew (plot_status is what it
  * returned) to path, and frees it. */
-static int save_picture(int plot_status, canvas *c, const char *path, tr_error *err)
+static int save_picture(int plot_status, tr_canvas *c, const char *path, tr_error *err)
 {
     if (plot_status)
         return -1;
-    int status = canvas_save_png(c, path, err);
-    canvas_free(c);
+    int status = tr_canvas_save_png(c, path, err);
+    tr_canvas_free(c);
     return status;
 }
 
 /* Trains to the last epoch.  Returns 0, -1 on error, -2 when another rank
  * than 0 could not start and has said so, or the signal number when
  * interrupted (the state then saved). */
-static int fit(program *r, const options *o, const run_files *out, tr_error *err)
+static int fit(program *r, const options *o, const tr_run_files *out, tr_error *err)
 {
-    const int rank = group_rank();
-    const run_config cfg = {.epochs = o->epochs, .batch_size = o->batch_size,
+    const int rank = tr_group_rank();
+    const tr_run_config cfg = {.epochs = o->epochs, .batch_size = o->batch_size,
                             .threads = o->threads, .shards = o->shards,
-                            .ranks = group_size(), .lr = o->lr, .opt = o->opt,
+                            .ranks = tr_group_size(), .lr = o->lr, .opt = o->opt,
                             .label_smoothing = o->label_smoothing,
                             .validation_split = o->validation_split, .seed = o->seed,
                             .out_dir = rank == 0 ? o->out_dir : NULL,
                             .data = &r->source, .plots = o->plots,
                             .callbacks = o->callbacks};
-    const int failed = run_new(&r->run, &r->model, &r->train, &r->val, &cfg, err) ||
-                       (o->resume && run_resume(r->run, &r->saved, r->saved_m, r->saved_v,
-                                                err));
+    const int failed = tr_run_new(&r->run, &r->model, &r->train, &r->val, &cfg, err) ||
+                       (o->resume && tr_run_resume(r->run, &r->saved, r->saved_m, r->saved_v,
+                                                   err));
     /* The first rank that could not start says why: rank 0 at the end, as
      * for any error, another here; the others end without a word. */
-    const int first = group_first(failed);
+    const int first = tr_group_first(failed);
     if (first > 0 && rank == first)
-        cli_fail_as(err, rank, group_size());
+        cli_fail_as(err, rank, tr_group_size());
     if (first >= 0)
         return first > 0 ? -2 : -1;
     /* Under mpirun the standard output is a pseudo-terminal even when it goes
      * to a file: the progress bar only for a process alone. */
     console prog;
-    const run_observer observer =
-        console_start(&prog, group_size() == 1 && isatty(STDOUT_FILENO), o->callbacks.monitor);
-    const long steps0 = run_steps(r->run);
-    const double sent0 = group_bytes_sent();
-    const int rc = run_fit(r->run, &interrupt_signal, &observer, err);
-    if (rc >= 0 && group_size() > 1 && run_steps(r->run) > steps0)
+    const tr_run_observer observer =
+        console_start(&prog, tr_group_size() == 1 && isatty(STDOUT_FILENO), o->callbacks.monitor);
+    const long steps0 = tr_run_steps(r->run);
+    const double sent0 = tr_group_bytes_sent();
+    const int rc = tr_run_fit(r->run, &interrupt_signal, &observer, err);
+    if (rc >= 0 && tr_group_size() > 1 && tr_run_steps(r->run) > steps0)
         printf("Between the processes: rank 0 sent %.1f kB a step (%ld steps)\n",
-               (group_bytes_sent() - sent0) / 1e3 / (double)(run_steps(r->run) - steps0),
-               run_steps(r->run) - steps0);
+               (tr_group_bytes_sent() - sent0) / 1e3 / (double)(tr_run_steps(r->run) - steps0),
+               tr_run_steps(r->run) - steps0);
     if (rc == 0) {
         int epoch;
         long step, n_batches;
-        run_position(r->run, &epoch, &step, &n_batches);
-        console_report_callbacks(run_callbacks(r->run), &o->callbacks, epoch - 1);
+        tr_run_position(r->run, &epoch, &step, &n_batches);
+        console_report_callbacks(tr_run_callbacks(r->run), &o->callbacks, epoch - 1);
     }
     if (rc <= 0)
         return rc;
     int epoch;
     long step, n_batches;
-    run_position(r->run, &epoch, &step, &n_batches);
+    tr_run_position(r->run, &epoch, &step, &n_batches);
     printf("\n");
     if (rank == 0) {
         fprintf(stderr, "trainer: interrupted in epoch %d after step %ld of %ld; the state "
                 "is saved in %s\ncontinue with: %s", epoch, step, n_batches, out->state,
-                group_size() > 1 ? "mpirun -np R " : "");
+                tr_group_size() > 1 ? "mpirun -np R " : "");
         cli_print_shell_word(stderr, o->invoked);
         fputs(" --resume ", stderr);
         cli_print_shell_word(stderr, o->out_dir);
@@ -326,22 +326,22 @@ static int fit(program *r, const options *o, const run_files *out, tr_error *err
     return interrupt_signal ? interrupt_signal : SIGINT;
 }
 
-static int report_test(program *r, const options *o, const run_files *out,
+static int report_test(program *r, const options *o, const tr_run_files *out,
                        tr_error *err)
 {
     if (r->test.n == 0) /* the Data line said so */
         return 0;
     uint8_t *pred = malloc(r->test.n);
     if (!pred)
-        return error_set(err, "out of memory");
+        return tr_error_set(err, "out of memory");
     double loss, acc;
     /* The run's evaluator when there was a run: one set of workspaces. */
-    if (!r->run && evaluator_new(&r->eval, &r->model, options_threads(o), err)) {
+    if (!r->run && tr_evaluator_new(&r->eval, &r->model, options_threads(o), err)) {
         free(pred);
         return -1;
     }
-    evaluator *e = r->run ? run_evaluator(r->run) : r->eval;
-    if (evaluator_run(e, &r->model, &r->test, &loss, &acc, pred, err)) {
+    tr_evaluator *e = r->run ? tr_run_evaluator(r->run) : r->eval;
+    if (tr_evaluator_run(e, &r->model, &r->test, &loss, &acc, pred, err)) {
         free(pred);
         return -1;
     }
@@ -349,13 +349,13 @@ static int report_test(program *r, const options *o, const run_files *out,
     if (r->test.n > 1) {
         char a[CLASS_NAME_MAX], b[CLASS_NAME_MAX];
         printf("Test image 1: predicted %s, true label %s\n",
-               class_name(r->model.class_names, pred[1], a),
-               class_name(r->model.class_names, r->test.labels[1], b));
+               tr_class_name(r->model.class_names, pred[1], a),
+               tr_class_name(r->model.class_names, r->test.labels[1], b));
     }
     int status = 0;
-    canvas c;
-    if (group_rank() == 0 && o->plots && o->epochs > 0)
-        status = save_picture(plot_predictions(&c, &r->test, pred, 0, 40, 0, err), &c,
+    tr_canvas c;
+    if (tr_group_rank() == 0 && o->plots && o->epochs > 0)
+        status = save_picture(tr_plot_predictions(&c, &r->test, pred, 0, 40, 0, err), &c,
                               out->predictions, err);
     free(pred);
     return status;
@@ -374,12 +374,12 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "dataset") == 0)
         return dataset_main(argc - 1, argv + 1);
     tr_error err;
-    if (group_start(&err)) {
+    if (tr_group_start(&err)) {
         fprintf(stderr, "trainer: %s\n", err.msg);
-        group_end();
+        tr_group_end();
         return EXIT_FAILURE;
     }
-    const int ranks = group_size(), rank = group_rank();
+    const int ranks = tr_group_size(), rank = tr_group_rank();
     /* Rank 0 speaks for the group; the others say only what is theirs
      * alone: their failures. */
     int quiet_fd = -1;
@@ -393,12 +393,12 @@ int main(int argc, char **argv)
     int parsed = options_parse(&o, argc, argv);
     cli_restore_stderr(quiet_fd);
     if (parsed) {
-        group_end();
+        tr_group_end();
         return parsed > 0 ? EXIT_SUCCESS : EXIT_USAGE;
     }
 
     program r = {0};
-    run_files out;
+    tr_run_files out;
     int status = EXIT_FAILURE;
     char state_path[4096];
     int lock_fd = -1;
@@ -408,45 +408,45 @@ int main(int argc, char **argv)
      * files with its own.  A new run reads nothing there, and locks it once
      * its inputs have passed, so that bad input leaves no directory behind. */
     int failed = o.resume && rank == 0 && lock_resumed(&o, &lock_fd, &err);
-    if (o.resume && group_first(failed) >= 0) {
+    if (o.resume && tr_group_first(failed) >= 0) {
         if (rank == 0)
             cli_fail_as(&err, rank, ranks);
-        file_unlock_dir(lock_fd);
-        group_end();
+        tr_file_unlock_dir(lock_fd);
+        tr_group_end();
         return EXIT_FAILURE;
     }
     failed = (o.resume && read_saved_run(&r, &o, state_path, sizeof state_path, &err)) ||
-             run_files_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
+             tr_run_files_make(&out, o.out_dir, &err) || load_data(&r, &o, &err) ||
              build_model(&r, &o, &err);
     if (!failed && o.shards % ranks)
-        failed = error_set(&err, "--shards %d cannot be split evenly over %d processes: "
-                           "give a multiple of %d", o.shards, ranks, ranks) != 0;
+        failed = tr_error_set(&err, "--shards %d cannot be split evenly over %d processes: "
+                              "give a multiple of %d", o.shards, ranks, ranks) != 0;
     if (!failed && rank == 0 && o.epochs > 0 && !o.resume)
-        failed = file_make_dirs(o.out_dir, &err) || file_check_writable(o.out_dir, &err) ||
-                 file_lock_dir(o.out_dir, &lock_fd, &err);
+        failed = tr_file_make_dirs(o.out_dir, &err) || tr_file_check_writable(o.out_dir, &err) ||
+                 tr_file_lock_dir(o.out_dir, &lock_fd, &err);
     /* Every process has read the data and built the model, or none trains:
      * the first that could not names itself. */
-    const int first_failed = group_first(failed);
+    const int first_failed = tr_group_first(failed);
     if (first_failed >= 0) {
         if (rank == first_failed)
             cli_fail_as(&err, rank, ranks);
         status = r.bad_layers ? EXIT_USAGE : EXIT_FAILURE;
         program_free(&r);
-        file_unlock_dir(lock_fd);
-        group_end();
+        tr_file_unlock_dir(lock_fd);
+        tr_group_end();
         return status;
     }
 
     char shape[512];
-    mlp_shape widths;
+    tr_mlp_shape widths;
     tr_error not_mlp;
-    if (model_mlp_shape(&r.model, &widths, &not_mlp) == 0)
-        mlp_shape_format(&widths, shape, sizeof shape);
+    if (tr_model_mlp_shape(&r.model, &widths, &not_mlp) == 0)
+        tr_mlp_shape_format(&widths, shape, sizeof shape);
     else
-        model_format_layers(&r.model, shape, sizeof shape);
+        tr_model_format_layers(&r.model, shape, sizeof shape);
     int nt = options_threads(&o);
     char hosts[1024];
-    group_hosts(hosts, sizeof hosts);
+    tr_group_hosts(hosts, sizeof hosts);
     printf("trainer %s: %s, batch %d in %d shard%s, ", TRAINER_VERSION, shape, o.batch_size,
            o.shards, o.shards == 1 ? "" : "s");
     if (ranks > 1)
@@ -456,39 +456,39 @@ int main(int argc, char **argv)
     if (nt < o.threads && (o.given & GIVEN_THREADS))
         printf(" (of %d asked: no more threads than shards)", o.threads);
     if (ranks == 1)
-        printf(" on %d core%s,", train_cores(), train_cores() == 1 ? "" : "s");
+        printf(" on %d core%s,", tr_train_cores(), tr_train_cores() == 1 ? "" : "s");
     char opt[256];
-    optimizer_describe(&o.opt, o.label_smoothing, opt, sizeof opt);
+    tr_optimizer_describe(&o.opt, o.label_smoothing, opt, sizeof opt);
     printf(" %d epoch%s, %s, seed %llu\n", o.epochs, o.epochs == 1 ? "" : "s", opt, o.seed);
-    model_summary(&r.model, stdout);
+    tr_model_summary(&r.model, stdout);
     if (o.resume)
         printf("Resuming %s at epoch %d, step %ld\n", state_path, r.saved.epoch,
                r.saved.progress.next_batch);
     if (o.epochs > 0) {
-        double t0 = run_clock();
-        const char *why = o.plots ? canvas_font_fallback() : NULL;
+        double t0 = tr_run_clock();
+        const char *why = o.plots ? tr_canvas_font_fallback() : NULL;
         if (why)
             fprintf(stderr, "trainer: text in the pictures in the built-in bitmap font: %s\n",
                     why);
-        canvas c;
+        tr_canvas c;
         /* samples.png, before training (the notebook shows a digit first). */
         if (rank == 0 && o.plots &&
-            save_picture(plot_digits(&c, &r.train, 0, 20, 1, &err), &c, out.samples, &err))
+            save_picture(tr_plot_digits(&c, &r.train, 0, 20, 1, &err), &c, out.samples, &err))
             failed = 1;
-        if (group_first(failed) >= 0) /* a collective: every rank is here */
+        if (tr_group_first(failed) >= 0) /* a collective: every rank is here */
             goto done;
-        interrupt_catch(group_size() > 1);
+        interrupt_catch(tr_group_size() > 1);
         int rc = fit(&r, &o, &out, &err);
         told = rc == -2;
         if (rc < 0)
             goto done;
         if (rc > 0) {
             program_free(&r);
-            file_unlock_dir(lock_fd);
-            group_end();
+            tr_file_unlock_dir(lock_fd);
+            tr_group_end();
             return 128 + rc;
         }
-        printf("Trained in %.2fs; wrote %s and %s\n", run_clock() - t0, out.history, out.model);
+        printf("Trained in %.2fs; wrote %s and %s\n", tr_run_clock() - t0, out.history, out.model);
     }
     if (report_test(&r, &o, &out, &err))
         goto done;
@@ -497,14 +497,14 @@ int main(int argc, char **argv)
                r.test.n ? out.predictions : "");
     status = EXIT_SUCCESS;
 done:
-    /* After the start, the errors are the group's (run_fit agrees on them):
+    /* After the start, the errors are the group's (tr_run_fit agrees on them):
      * rank 0 tells them. */
     if (status != EXIT_SUCCESS && rank == 0 && !told)
         cli_fail_as(&err, rank, ranks);
     if (r.bad_layers)
         status = EXIT_USAGE;
     program_free(&r);
-    file_unlock_dir(lock_fd);
-    group_end();
+    tr_file_unlock_dir(lock_fd);
+    tr_group_end();
     return status;
 }

@@ -8,7 +8,7 @@
 #include "fileio.h"
 
 /* Well-formed UTF-8 without control characters (C0, DEL, C1). */
-int class_name_valid(const char *name, size_t len)
+int tr_class_name_valid(const char *name, size_t len)
 {
     if (len < 1 || len >= CLASS_NAME_MAX)
         return 0;
@@ -36,7 +36,7 @@ int class_name_valid(const char *name, size_t len)
     return 1;
 }
 
-int class_names_count(const char *names)
+int tr_class_names_count(const char *names)
 {
     if (!names[0])
         return 0;
@@ -46,32 +46,32 @@ int class_names_count(const char *names)
     return n;
 }
 
-int class_names_check(const char *names, int classes, const char *what, tr_error *err)
+int tr_class_names_check(const char *names, int classes, const char *what, tr_error *err)
 {
     if (!names[0])
         return 0;
     if (strlen(names) >= CLASS_NAMES_MAX)
-        return error_set(err, "%s: class names of more than %d bytes in all", what,
-                         CLASS_NAMES_MAX - 1);
+        return tr_error_set(err, "%s: class names of more than %d bytes in all", what,
+                            CLASS_NAMES_MAX - 1);
     int k = 0;
     for (const char *p = names;; k++) {
         const char *end = strchr(p, '\n');
         const size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (!class_name_valid(p, len))
-            return error_set(err, "%s: class name %d is %s", what, k + 1,
-                             len == 0 ? "empty"
-                             : len >= CLASS_NAME_MAX ? "too long (at most 63 bytes)"
+        if (!tr_class_name_valid(p, len))
+            return tr_error_set(err, "%s: class name %d is %s", what, k + 1,
+                                len == 0 ? "empty"
+                                : len >= CLASS_NAME_MAX ? "too long (at most 63 bytes)"
                                                      : "not printable UTF-8");
         if (!end)
             break;
         p = end + 1;
     }
     if (k + 1 != classes)
-        return error_set(err, "%s: %d class names for %d classes", what, k + 1, classes);
+        return tr_error_set(err, "%s: %d class names for %d classes", what, k + 1, classes);
     return 0;
 }
 
-const char *class_name(const char *names, int k, char *buf)
+const char *tr_class_name(const char *names, int k, char *buf)
 {
     const char *p = names;
     for (int i = 0; p && *p && i < k; i++) {
@@ -91,27 +91,27 @@ const char *class_name(const char *names, int k, char *buf)
     return buf;
 }
 
-int class_names_add(char *names, const char *name, tr_error *err)
+int tr_class_names_add(char *names, const char *name, tr_error *err)
 {
     const size_t have = strlen(names), len = strlen(name);
-    if (!class_name_valid(name, len))
-        return error_set(err, "%s: not a class name (1 to %d bytes of printable UTF-8)", name,
-                         CLASS_NAME_MAX - 1);
+    if (!tr_class_name_valid(name, len))
+        return tr_error_set(err, "%s: not a class name (1 to %d bytes of printable UTF-8)", name,
+                            CLASS_NAME_MAX - 1);
     if (have + (have > 0) + len >= CLASS_NAMES_MAX)
-        return error_set(err, "%s: class names of more than %d bytes in all", name,
-                         CLASS_NAMES_MAX - 1);
+        return tr_error_set(err, "%s: class names of more than %d bytes in all", name,
+                            CLASS_NAMES_MAX - 1);
     if (have)
         names[have] = '\n';
     memcpy(names + have + (have > 0), name, len + 1);
     return 0;
 }
 
-int class_names_read(char *names, const char *path, tr_error *err)
+int tr_class_names_read(char *names, const char *path, tr_error *err)
 {
     uint8_t *data;
     size_t len;
     names[0] = '\0';
-    if (file_read_all(path, CLASS_NAMES_MAX * 2, &data, &len, err))
+    if (tr_file_read_all(path, CLASS_NAMES_MAX * 2, &data, &len, err))
         return -1;
     char *text = (char *)data;
     size_t n = 0;
@@ -122,16 +122,16 @@ int class_names_read(char *names, const char *path, tr_error *err)
         n--;
     int rc = 0;
     if (n == 0)
-        rc = error_set(err, "%s: no class names in the file", path);
+        rc = tr_error_set(err, "%s: no class names in the file", path);
     else if (memchr(text, '\0', n))
-        rc = error_set(err, "%s: not a text file of class names", path);
+        rc = tr_error_set(err, "%s: not a text file of class names", path);
     else if (n >= CLASS_NAMES_MAX)
-        rc = error_set(err, "%s: class names of more than %d bytes in all", path,
-                       CLASS_NAMES_MAX - 1);
+        rc = tr_error_set(err, "%s: class names of more than %d bytes in all", path,
+                          CLASS_NAMES_MAX - 1);
     if (rc == 0) {
         memcpy(names, text, n);
         names[n] = '\0';
-        rc = class_names_check(names, class_names_count(names), path, err);
+        rc = tr_class_names_check(names, tr_class_names_count(names), path, err);
         if (rc)
             names[0] = '\0';
     }
@@ -139,7 +139,7 @@ int class_names_read(char *names, const char *path, tr_error *err)
     return rc;
 }
 
-int json_escape(char *out, size_t size, const char *s, size_t len)
+int tr_json_escape(char *out, size_t size, const char *s, size_t len)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
@@ -154,7 +154,7 @@ int json_escape(char *out, size_t size, const char *s, size_t len)
     return 0;
 }
 
-int class_names_json(const char *names, char *buf, size_t size)
+int tr_class_names_json(const char *names, char *buf, size_t size)
 {
     size_t n = 0;
     if (size < 3)
@@ -168,7 +168,7 @@ int class_names_json(const char *names, char *buf, size_t size)
         if (p != names)
             buf[n++] = ',';
         buf[n++] = '"';
-        if (json_escape(buf + n, size - n - 2, p, len))
+        if (tr_json_escape(buf + n, size - n - 2, p, len))
             return -1;
         n += strlen(buf + n);
         buf[n++] = '"';

@@ -45,14 +45,14 @@ static int file_list_add(file_list *f, const char *path, int label, tr_error *er
         if (l)
             f->label = l;
         if (!p || !l)
-            return error_set(err, "out of memory listing the pictures");
+            return tr_error_set(err, "out of memory listing the pictures");
         f->cap = cap;
     }
     if (f->n >= DATASET_MAX_SAMPLES)
-        return error_set(err, "%s: more than %u pictures", path, DATASET_MAX_SAMPLES);
+        return tr_error_set(err, "%s: more than %u pictures", path, DATASET_MAX_SAMPLES);
     f->path[f->n] = strdup(path);
     if (!f->path[f->n])
-        return error_set(err, "out of memory listing the pictures");
+        return tr_error_set(err, "out of memory listing the pictures");
     f->label[f->n++] = (uint8_t)label;
     return 0;
 }
@@ -84,7 +84,7 @@ static int list_dir(dir_listing *l, const char *dir, int follow, tr_error *err)
     memset(l, 0, sizeof *l);
     DIR *d = opendir(dir);
     if (!d)
-        return error_set(err, "%s: cannot read the folder: %s", dir, strerror(errno));
+        return tr_error_set(err, "%s: cannot read the folder: %s", dir, strerror(errno));
     size_t cap = 0;
     int rc = 0;
     struct dirent *e;
@@ -95,13 +95,13 @@ static int list_dir(dir_listing *l, const char *dir, int follow, tr_error *err)
             cap = cap ? 2 * cap : 64;
             char **p = realloc(l->name, cap * sizeof *p);
             if (!p) {
-                rc = error_set(err, "%s: out of memory", dir);
+                rc = tr_error_set(err, "%s: out of memory", dir);
                 break;
             }
             l->name = p;
         }
         if (!(l->name[l->n] = strdup(e->d_name)))
-            rc = error_set(err, "%s: out of memory", dir);
+            rc = tr_error_set(err, "%s: out of memory", dir);
         else
             l->n++;
     }
@@ -110,12 +110,12 @@ static int list_dir(dir_listing *l, const char *dir, int follow, tr_error *err)
         qsort(l->name, l->n, sizeof *l->name, compare_names);
     l->is_dir = calloc(l->n ? l->n : 1, 1);
     if (rc == 0 && !l->is_dir)
-        rc = error_set(err, "%s: out of memory", dir);
+        rc = tr_error_set(err, "%s: out of memory", dir);
     for (size_t i = 0; rc == 0 && i < l->n; i++) {
         char path[4096];
         struct stat st;
         if (snprintf(path, sizeof path, "%s/%s", dir, l->name[i]) >= (int)sizeof path)
-            rc = error_set(err, "%s/%s: path too long", dir, l->name[i]);
+            rc = tr_error_set(err, "%s/%s: path too long", dir, l->name[i]);
         else if ((follow ? stat(path, &st) : lstat(path, &st)) == 0)
             l->is_dir[i] = S_ISDIR(st.st_mode);
     }
@@ -136,7 +136,7 @@ static int has_picture_extension(const char *name)
 static int walk_class(file_list *f, const char *dir, int label, int depth, tr_error *err)
 {
     if (depth > FOLDER_MAX_DEPTH)
-        return error_set(err, "%s: folders nested more than %d deep", dir, FOLDER_MAX_DEPTH);
+        return tr_error_set(err, "%s: folders nested more than %d deep", dir, FOLDER_MAX_DEPTH);
     dir_listing l;
     if (list_dir(&l, dir, 0, err))
         return -1;
@@ -147,7 +147,7 @@ static int walk_class(file_list *f, const char *dir, int label, int depth, tr_er
             if (l.is_dir[i] != pass)
                 continue;
             if (snprintf(path, sizeof path, "%s/%s", dir, l.name[i]) >= (int)sizeof path)
-                rc = error_set(err, "%s/%s: path too long", dir, l.name[i]);
+                rc = tr_error_set(err, "%s/%s: path too long", dir, l.name[i]);
             else if (pass == 1)
                 rc = walk_class(f, path, label, depth + 1, err);
             else if (has_picture_extension(l.name[i]))
@@ -177,26 +177,26 @@ static int list_pictures(file_list *f, const char *dir, char *names, int known,
             continue;
         }
         if (snprintf(path, sizeof path, "%s/%s", dir, l.name[i]) >= (int)sizeof path) {
-            rc = error_set(err, "%s/%s: path too long", dir, l.name[i]);
+            rc = tr_error_set(err, "%s/%s: path too long", dir, l.name[i]);
             break;
         }
         int label = classes;
         if (known) {
-            const int n = class_names_count(names);
+            const int n = tr_class_names_count(names);
             for (label = 0; label < n; label++)
-                if (!strcmp(class_name(names, label, buf), l.name[i]))
+                if (!strcmp(tr_class_name(names, label, buf), l.name[i]))
                     break;
             if (label == n) {
-                rc = error_set(err, "%s: a class the training data does not have", path);
+                rc = tr_error_set(err, "%s: a class the training data does not have", path);
                 break;
             }
         } else if (classes == DATASET_MAX_CLASSES) {
-            rc = error_set(err, "%s: more than %d classes (subfolders)", dir,
-                           DATASET_MAX_CLASSES);
+            rc = tr_error_set(err, "%s: more than %d classes (subfolders)", dir,
+                              DATASET_MAX_CLASSES);
             break;
-        } else if (class_names_add(names, l.name[i], err)) {
-            rc = error_set(err, "%s: a folder name that cannot be a class name (1 to %d "
-                           "bytes of printable UTF-8)", path, CLASS_NAME_MAX - 1);
+        } else if (tr_class_names_add(names, l.name[i], err)) {
+            rc = tr_error_set(err, "%s: a folder name that cannot be a class name (1 to %d "
+                              "bytes of printable UTF-8)", path, CLASS_NAME_MAX - 1);
             break;
         }
         classes++;
@@ -204,17 +204,17 @@ static int list_pictures(file_list *f, const char *dir, char *names, int known,
     }
     listing_free(&l);
     if (rc == 0 && classes == 0)
-        rc = error_set(err, "%s: no subfolders: pictures go in one folder per class "
-                       "(DIR/cat/1.png, DIR/dog/2.jpg)", dir);
+        rc = tr_error_set(err, "%s: no subfolders: pictures go in one folder per class "
+                          "(DIR/cat/1.png, DIR/dog/2.jpg)", dir);
     if (rc == 0 && f->n == 0)
-        rc = error_set(err, "%s: no PNG or JPEG pictures in its %d class folder%s", dir,
-                       classes, classes == 1 ? "" : "s");
+        rc = tr_error_set(err, "%s: no PNG or JPEG pictures in its %d class folder%s", dir,
+                          classes, classes == 1 ? "" : "s");
     if (rc)
         file_list_free(f);
     return rc;
 }
 
-static int picture_is_grey(const image *im)
+static int picture_is_grey(const tr_image *im)
 {
     const size_t n = (size_t)im->w * (size_t)im->h;
     for (size_t j = 0; j < n; j++) {
@@ -225,13 +225,13 @@ static int picture_is_grey(const image *im)
     return 1;
 }
 
-static int read_picture(image *im, const char *path, tr_error *err)
+static int read_picture(tr_image *im, const char *path, tr_error *err)
 {
     uint8_t *data;
     size_t len;
-    if (file_read_all(path, IMAGE_MAX_FILE_BYTES, &data, &len, err))
+    if (tr_file_read_all(path, IMAGE_MAX_FILE_BYTES, &data, &len, err))
         return -1;
-    const int rc = image_decode(im, data, len, path, err);
+    const int rc = tr_image_decode(im, data, len, path, err);
     free(data);
     return rc;
 }
@@ -239,7 +239,7 @@ static int read_picture(image *im, const char *path, tr_error *err)
 /* Decodes every picture of f in the order order[] into d->pixels (already
  * sized); *colour is set when a picture is not grey.  The first failure in
  * that order is reported. */
-static int decode_pictures(dataset *d, const file_list *f, const uint32_t *order,
+static int decode_pictures(tr_dataset *d, const file_list *f, const uint32_t *order,
                            int fixed_size, int *colour, tr_error *err)
 {
     long failed_at = -1;
@@ -256,22 +256,22 @@ static int decode_pictures(dataset *d, const file_list *f, const uint32_t *order
             if (seen_failure >= 0 && seen_failure < i)
                 continue;
             const char *path = f->path[order[i]];
-            image im;
+            tr_image im;
             int rc = read_picture(&im, path, &why);
             if (rc == 0 && !fixed_size && (im.w != (int)d->cols || im.h != (int)d->rows))
-                rc = error_set(&why, "%s: %dx%d pixels, but %s has %ux%u (all pictures must "
-                               "have one size, or give --image-size HxW)", path, im.h, im.w,
+                rc = tr_error_set(&why, "%s: %dx%d pixels, but %s has %ux%u (all pictures must "
+                                  "have one size, or give --image-size HxW)", path, im.h, im.w,
                                f->path[order[0]], d->rows, d->cols);
-            if (rc == 0 && image_bytes(d->pixels + (size_t)i * d->dim, &im, (int)d->rows,
-                                       (int)d->cols, (int)d->channels))
-                rc = error_set(&why, "%s: out of memory", path);
+            if (rc == 0 && tr_image_bytes(d->pixels + (size_t)i * d->dim, &im, (int)d->rows,
+                                          (int)d->cols, (int)d->channels))
+                rc = tr_error_set(&why, "%s: out of memory", path);
             if (rc == 0) {
                 any_colour |= !picture_is_grey(&im);
                 d->labels[i] = f->label[order[i]];
             }
-            image_free(&im);
+            tr_image_free(&im);
             if (rc) {
-#pragma omp critical(folder_failure)
+#pragma omp critical
                 if (failed_at < 0 || i < failed_at) {
                     failed_at = i;
                     *err = why;
@@ -292,10 +292,10 @@ static uint32_t *file_order(size_t n, uint64_t seed, uint64_t stream)
         return NULL;
     for (size_t i = 0; i < n; i++)
         order[i] = (uint32_t)i;
-    rng r;
-    rng_seed(&r, seed, stream);
+    tr_rng r;
+    tr_rng_seed(&r, seed, stream);
     for (size_t i = n; i > 1; i--) {
-        const size_t j = (size_t)rng_below(&r, i);
+        const size_t j = (size_t)tr_rng_below(&r, i);
         const uint32_t t = order[i - 1];
         order[i - 1] = order[j];
         order[j] = t;
@@ -303,8 +303,8 @@ static uint32_t *file_order(size_t n, uint64_t seed, uint64_t stream)
     return order;
 }
 
-int dataset_load_folder(dataset *d, const char *dir, const dataset_options *o,
-                        const char *train_names, tr_error *err)
+int tr_dataset_load_folder(tr_dataset *d, const char *dir, const tr_dataset_options *o,
+                           const char *train_names, tr_error *err)
 {
     memset(d, 0, sizeof *d);
     file_list f;
@@ -314,9 +314,9 @@ int dataset_load_folder(dataset *d, const char *dir, const dataset_options *o,
         return -1;
     uint32_t *order = file_order(f.n, o->seed, train_names ? RNG_STREAM_FILES + 1
                                                             : RNG_STREAM_FILES);
-    int rc = order ? 0 : error_set(err, "%s: out of memory", dir);
+    int rc = order ? 0 : tr_error_set(err, "%s: out of memory", dir);
     /* The size and colour come from the first picture unless given. */
-    image first = {0};
+    tr_image first = {0};
     if (rc == 0 && (!o->rows || !o->channels))
         rc = read_picture(&first, f.path[order[0]], err);
     if (rc == 0) {
@@ -325,23 +325,23 @@ int dataset_load_folder(dataset *d, const char *dir, const dataset_options *o,
         d->cols = (uint32_t)(o->rows ? o->cols : first.w);
         d->channels = (uint32_t)(o->channels ? o->channels : picture_is_grey(&first) ? 1 : 3);
         d->dim = d->rows * d->cols * d->channels;
-        d->classes = (uint32_t)class_names_count(d->class_names);
+        d->classes = (uint32_t)tr_class_names_count(d->class_names);
         d->ignored = f.ignored;
         d->owned = 1;
         d->format = DATASET_FOLDER;
         if ((size_t)d->dim > DATASET_MAX_IMAGE)
-            rc = error_set(err, "%s: images of %ux%ux%u values, more than %d", dir, d->rows,
-                           d->cols, d->channels, DATASET_MAX_IMAGE);
+            rc = tr_error_set(err, "%s: images of %ux%ux%u values, more than %d", dir, d->rows,
+                              d->cols, d->channels, DATASET_MAX_IMAGE);
     }
-    image_free(&first);
+    tr_image_free(&first);
     for (int attempt = 0; rc == 0 && attempt < 2; attempt++) {
         free(d->pixels);
         free(d->labels);
         d->pixels = malloc((size_t)d->n * d->dim);
         d->labels = malloc(d->n);
         if (!d->pixels || !d->labels) {
-            rc = error_set(err, "%s: out of memory for %u pictures of %ux%ux%u", dir, d->n,
-                           d->rows, d->cols, d->channels);
+            rc = tr_error_set(err, "%s: out of memory for %u pictures of %ux%ux%u", dir, d->n,
+                              d->rows, d->cols, d->channels);
             break;
         }
         int colour = 0;
@@ -355,10 +355,10 @@ int dataset_load_folder(dataset *d, const char *dir, const dataset_options *o,
         d->dim = d->rows * d->cols * 3;
     }
     if (rc == 0)
-        dataset_set_fingerprint(d);
+        tr_dataset_set_fingerprint(d);
     free(order);
     file_list_free(&f);
     if (rc)
-        dataset_free(d);
+        tr_dataset_free(d);
     return rc;
 }

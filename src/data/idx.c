@@ -19,20 +19,20 @@ static uint32_t be32(const uint8_t *p)
 /* Reads the header of buf and the total size it announces.  Returns 0 when the
  * header is complete and valid, 1 when more bytes are needed, -1 on error. */
 static int parse_header(const uint8_t *buf, size_t len, const char *name,
-                        idx_array *hdr, size_t *total, tr_error *err)
+                        tr_idx_array *hdr, size_t *total, tr_error *err)
 {
     if (len < 4)
         return 1;
     if (buf[0] != 0 || buf[1] != 0)
-        return error_set(err, "%s: not an IDX file (magic bytes %02x %02x %02x %02x)",
-                         name, buf[0], buf[1], buf[2], buf[3]);
+        return tr_error_set(err, "%s: not an IDX file (magic bytes %02x %02x %02x %02x)",
+                            name, buf[0], buf[1], buf[2], buf[3]);
     if (buf[2] != IDX_TYPE_UBYTE)
-        return error_set(err, "%s: IDX element type 0x%02x is not supported "
-                         "(only unsigned bytes, 0x08)", name, buf[2]);
+        return tr_error_set(err, "%s: IDX element type 0x%02x is not supported "
+                            "(only unsigned bytes, 0x08)", name, buf[2]);
     int ndim = buf[3];
     if (ndim < 1 || ndim > IDX_MAX_DIMS)
-        return error_set(err, "%s: IDX header has %d dimensions (1 to %d supported)",
-                         name, ndim, IDX_MAX_DIMS);
+        return tr_error_set(err, "%s: IDX header has %d dimensions (1 to %d supported)",
+                            name, ndim, IDX_MAX_DIMS);
     size_t header = 4 + 4 * (size_t)ndim;
     if (len < header)
         return 1;
@@ -43,10 +43,10 @@ static int parse_header(const uint8_t *buf, size_t len, const char *name,
         uint32_t d = be32(buf + 4 + 4 * i);
         hdr->dims[i] = d;
         if (d == 0)
-            return error_set(err, "%s: dimension %d of the IDX header is 0", name, i);
+            return tr_error_set(err, "%s: dimension %d of the IDX header is 0", name, i);
         if (bytes > IDX_MAX_BYTES / d)
-            return error_set(err, "%s: IDX header announces more than %zu bytes",
-                             name, IDX_MAX_BYTES);
+            return tr_error_set(err, "%s: IDX header announces more than %zu bytes",
+                                name, IDX_MAX_BYTES);
         bytes *= d;
         if (i > 0)
             hdr->item_size *= d;
@@ -58,56 +58,56 @@ static int parse_header(const uint8_t *buf, size_t len, const char *name,
 /* Checks that buf holds exactly one well-formed IDX array; fills hdr (no data)
  * and the offset of the payload. */
 static int check_layout(const uint8_t *buf, size_t len, const char *name,
-                        idx_array *hdr, size_t *offset, tr_error *err)
+                        tr_idx_array *hdr, size_t *offset, tr_error *err)
 {
     if (len == 0)
-        return error_set(err, "%s: file is empty", name);
+        return tr_error_set(err, "%s: file is empty", name);
     size_t total = 0;
     int r = parse_header(buf, len, name, hdr, &total, err);
     if (r < 0)
         return -1;
     if (r > 0)
-        return error_set(err, "%s: truncated IDX header (%zu bytes)", name, len);
+        return tr_error_set(err, "%s: truncated IDX header (%zu bytes)", name, len);
     if (len < total)
-        return error_set(err, "%s: truncated: header announces %u items of %zu bytes "
-                         "(%zu bytes in all) but the file has %zu",
-                         name, hdr->dims[0], hdr->item_size, total, len);
+        return tr_error_set(err, "%s: truncated: header announces %u items of %zu bytes "
+                            "(%zu bytes in all) but the file has %zu",
+                            name, hdr->dims[0], hdr->item_size, total, len);
     if (len > total)
-        return error_set(err, "%s: unexpected bytes after the %u items the header "
-                         "announces", name, hdr->dims[0]);
+        return tr_error_set(err, "%s: unexpected bytes after the %u items the header "
+                            "announces", name, hdr->dims[0]);
     *offset = 4 + 4 * (size_t)hdr->ndim;
     return 0;
 }
 
-int idx_parse(idx_array *out, const uint8_t *buf, size_t len, const char *name,
-              tr_error *err)
+int tr_idx_parse(tr_idx_array *out, const uint8_t *buf, size_t len, const char *name,
+                 tr_error *err)
 {
     memset(out, 0, sizeof *out);
-    idx_array hdr = {0};
+    tr_idx_array hdr = {0};
     size_t offset = 0;
     if (check_layout(buf, len, name, &hdr, &offset, err))
         return -1;
     size_t payload = len - offset;
     hdr.data = malloc(payload);
     if (!hdr.data)
-        return error_set(err, "%s: out of memory for %zu bytes", name, payload);
+        return tr_error_set(err, "%s: out of memory for %zu bytes", name, payload);
     memcpy(hdr.data, buf + offset, payload);
     *out = hdr;
     return 0;
 }
 
-int idx_encode(int ndim, const uint32_t *dims, const uint8_t *data, uint8_t **out,
-               size_t *len, tr_error *err)
+int tr_idx_encode(int ndim, const uint32_t *dims, const uint8_t *data, uint8_t **out,
+                  size_t *len, tr_error *err)
 {
     if (ndim < 1 || ndim > IDX_MAX_DIMS)
-        return error_set(err, "IDX: %d dimensions, not 1 to %d", ndim, IDX_MAX_DIMS);
+        return tr_error_set(err, "IDX: %d dimensions, not 1 to %d", ndim, IDX_MAX_DIMS);
     size_t items = 1;
     for (int d = 0; d < ndim; d++)
         items *= dims[d];
     const size_t header = 4 + 4 * (size_t)ndim;
     uint8_t *buf = malloc(header + items);
     if (!buf)
-        return error_set(err, "IDX: out of memory for %zu bytes", header + items);
+        return tr_error_set(err, "IDX: out of memory for %zu bytes", header + items);
     buf[0] = buf[1] = 0;
     buf[2] = 0x08;
     buf[3] = (uint8_t)ndim;
@@ -120,7 +120,7 @@ int idx_encode(int ndim, const uint32_t *dims, const uint8_t *data, uint8_t **ou
     return 0;
 }
 
-/* The reading side of idx_load: a file read in chunks, its bytes handed to
+/* The reading side of tr_idx_load: a file read in chunks, its bytes handed to
  * the caller as they are or inflated when the file is gzip. */
 typedef struct {
     FILE *f;
@@ -142,7 +142,7 @@ static long refill(idx_reader *rd, tr_error *err)
         memmove(rd->in, rd->zs.next_in, have);
     size_t n = fread(rd->in + have, 1, sizeof rd->in - have, rd->f);
     if (n == 0 && ferror(rd->f))
-        return error_set(err, "%s: read failed: %s", rd->path, strerror(errno));
+        return tr_error_set(err, "%s: read failed: %s", rd->path, strerror(errno));
     rd->zs.next_in = rd->in;
     rd->zs.avail_in = (uInt)(have + n);
     return (long)(have + n);
@@ -164,9 +164,9 @@ static int next_member(idx_reader *rd, tr_error *err)
     if (rd->zs.avail_in == 0)
         return 0;
     if (rd->zs.avail_in < 2 || rd->zs.next_in[0] != 0x1f || rd->zs.next_in[1] != 0x8b)
-        return error_set(err, "%s: unexpected bytes after the end of the gzip data", rd->path);
+        return tr_error_set(err, "%s: unexpected bytes after the end of the gzip data", rd->path);
     if (inflateReset(&rd->zs) != Z_OK)
-        return error_set(err, "%s: zlib could not start the next gzip member", rd->path);
+        return tr_error_set(err, "%s: zlib could not start the next gzip member", rd->path);
     return 1;
 }
 
@@ -182,7 +182,7 @@ static long produce(idx_reader *rd, uint8_t *out, size_t room, tr_error *err)
         if (n == 0) {
             n = fread(out, 1, room, rd->f);
             if (n == 0 && ferror(rd->f))
-                return error_set(err, "%s: read failed: %s", rd->path, strerror(errno));
+                return tr_error_set(err, "%s: read failed: %s", rd->path, strerror(errno));
         }
         rd->crc = (uint32_t)crc32_z(rd->crc, out, n);
         return (long)n;
@@ -203,7 +203,7 @@ static long produce(idx_reader *rd, uint8_t *out, size_t room, tr_error *err)
             if (n < 0)
                 return -1;
             if (n == 0)
-                return error_set(err, "%s: truncated gzip data", rd->path);
+                return tr_error_set(err, "%s: truncated gzip data", rd->path);
         }
         const size_t before = rd->zs.avail_out;
         int r = inflate(&rd->zs, Z_NO_FLUSH);
@@ -214,27 +214,27 @@ static long produce(idx_reader *rd, uint8_t *out, size_t room, tr_error *err)
             rd->crc = (uint32_t)crc32_combine(rd->crc, rd->zs.adler, (z_off_t)rd->member_len);
             rd->member_open = 0;
         } else if (r == Z_MEM_ERROR) {
-            return error_set(err, "%s: out of memory for zlib", rd->path);
+            return tr_error_set(err, "%s: out of memory for zlib", rd->path);
         } else if (r != Z_OK && r != Z_BUF_ERROR) {
-            return error_set(err, "%s: corrupt gzip data (%s)", rd->path,
-                             rd->zs.msg ? rd->zs.msg : "inflate failed");
+            return tr_error_set(err, "%s: corrupt gzip data (%s)", rd->path,
+                                rd->zs.msg ? rd->zs.msg : "inflate failed");
         }
     }
     return (long)(room - rd->zs.avail_out);
 }
 
-int idx_load(idx_array *out, const char *path, uint32_t items, tr_error *err)
+int tr_idx_load(tr_idx_array *out, const char *path, uint32_t items, tr_error *err)
 {
     memset(out, 0, sizeof *out);
     idx_reader *rd = calloc(1, sizeof *rd);
     if (!rd)
-        return error_set(err, "%s: out of memory", path);
+        return tr_error_set(err, "%s: out of memory", path);
     rd->path = path;
     size_t cap = 1 << 16, len = 0, total = 0;
     int have_total = 0;
     uint8_t *buf = NULL;
     int status = 0;
-    rd->f = file_open_regular(path, err);
+    rd->f = tr_file_open_regular(path, err);
     if (!rd->f) {
         status = -1;
         goto done;
@@ -246,13 +246,13 @@ int idx_load(idx_array *out, const char *path, uint32_t items, tr_error *err)
     rd->gzip = rd->zs.avail_in >= 2 && rd->in[0] == 0x1f && rd->in[1] == 0x8b;
     if (rd->gzip) {
         if (inflateInit2(&rd->zs, 16 + MAX_WBITS) != Z_OK) {
-            status = error_set(err, "%s: zlib could not start", path);
+            status = tr_error_set(err, "%s: zlib could not start", path);
             goto done;
         }
         rd->zs_ready = 1;
     }
     if (!(buf = malloc(cap))) {
-        status = error_set(err, "%s: out of memory", path);
+        status = tr_error_set(err, "%s: out of memory", path);
         goto done;
     }
     for (;;) {
@@ -262,7 +262,7 @@ int idx_load(idx_array *out, const char *path, uint32_t items, tr_error *err)
                 want = total + 1;
             uint8_t *nb = realloc(buf, want);
             if (!nb) {
-                status = error_set(err, "%s: out of memory for %zu bytes", path, want);
+                status = tr_error_set(err, "%s: out of memory for %zu bytes", path, want);
                 goto done;
             }
             buf = nb;
@@ -277,7 +277,7 @@ int idx_load(idx_array *out, const char *path, uint32_t items, tr_error *err)
             break;
         len += (size_t)n;
         if (!have_total) {
-            idx_array hdr;
+            tr_idx_array hdr;
             int r = parse_header(buf, len, path, &hdr, &total, err);
             if (r < 0) {
                 status = -1;
@@ -285,8 +285,8 @@ int idx_load(idx_array *out, const char *path, uint32_t items, tr_error *err)
             }
             have_total = r == 0;
             if (have_total && items && hdr.dims[0] != items) {
-                status = error_set(err, "%s: the header announces %u items, %u expected", path,
-                                   hdr.dims[0], items);
+                status = tr_error_set(err, "%s: the header announces %u items, %u expected", path,
+                                      hdr.dims[0], items);
                 goto done;
             }
         }
@@ -297,7 +297,7 @@ int idx_load(idx_array *out, const char *path, uint32_t items, tr_error *err)
     {
         /* Hand the buffer over instead of copying: the training images are
          * most of the program's memory. */
-        idx_array hdr = {0};
+        tr_idx_array hdr = {0};
         size_t offset = 0;
         if (check_layout(buf, len, path, &hdr, &offset, err)) {
             status = -1;
@@ -320,7 +320,7 @@ done:
     return status;
 }
 
-void idx_free(idx_array *a)
+void tr_idx_free(tr_idx_array *a)
 {
     free(a->data);
     a->data = NULL;

@@ -11,9 +11,9 @@
 
 /* A module of the Sequential (export.h): what its layer's kind says of it. */
 typedef struct {
-    const layer *l;        /* the layer it comes from */
+    const tr_layer *l;        /* the layer it comes from */
     const layer_ops *kind;
-    tensor_shape order;    /* the order of the layer's input (layer_kinds.h) */
+    tr_tensor_shape order;    /* the order of the layer's input (layer_kinds.h) */
     const export_module *md;
 } torch_module;
 
@@ -46,19 +46,19 @@ static void add(text *t, const char *fmt, ...)
         t->len += (size_t)n;
 }
 
-static int is_image(tensor_shape s)
+static int is_image(tr_tensor_shape s)
 {
     return s.h > 1 || s.w > 1;
 }
 
 /* The Sequential's modules, layer after layer. */
-static void collect_modules(const model *m, torch_modules *t)
+static void collect_modules(const tr_model *m, torch_modules *t)
 {
     t->n = 0;
-    tensor_shape order = m->input;
+    tr_tensor_shape order = m->input;
     for (int k = 0; k < m->n_layers; k++) {
-        const layer *l = &m->layer[k];
-        const layer_ops *kind = layer_kind_ops(l->kind);
+        const tr_layer *l = &m->layer[k];
+        const layer_ops *kind = tr_layer_kind_ops(l->kind);
         if (is_image(l->in))
             order = l->in;
         t->layer[k].n = 0;
@@ -102,22 +102,22 @@ static int sequential_text(const torch_modules *t, char *buf, size_t size, tr_er
         add(&x, "%s%s", k ? ", " : "", t->mod[k].md->torch);
     add(&x, ")");
     if (x.failed)
-        return error_set(err, "the model's PyTorch modules are longer than %zu bytes", size);
+        return tr_error_set(err, "the model's PyTorch modules are longer than %zu bytes", size);
     return 0;
 }
 
-int export_torch_modules(const model *m, char *buf, size_t size, tr_error *err)
+int tr_export_torch_modules(const tr_model *m, char *buf, size_t size, tr_error *err)
 {
     torch_modules *t = malloc(sizeof *t);
     if (!t)
-        return error_set(err, "out of memory for the model's PyTorch modules");
+        return tr_error_set(err, "out of memory for the model's PyTorch modules");
     collect_modules(m, t);
     const int status = sequential_text(t, buf, size, err);
     free(t);
     return status;
 }
 
-int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *err)
+int tr_export_safetensors(const tr_model *m, uint8_t **data, size_t *len, tr_error *err)
 {
     torch_modules *t = malloc(sizeof *t);
     char *sequential = malloc(8192), *header = malloc(65536), layers[4096];
@@ -125,27 +125,27 @@ int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *er
     int status = -1;
     *data = NULL;
     if (!t || !sequential || !header) {
-        error_set(err, "out of memory for the safetensors header");
+        tr_error_set(err, "out of memory for the safetensors header");
         goto done;
     }
     collect_modules(m, t);
     if (sequential_text(t, sequential, 8192, err))
         goto done;
-    if (model_format_layers(m, layers, sizeof layers)) {
-        error_set(err, "the model's layers are longer than %zu bytes", sizeof layers);
+    if (tr_model_format_layers(m, layers, sizeof layers)) {
+        tr_error_set(err, "the model's layers are longer than %zu bytes", sizeof layers);
         goto done;
     }
     text h = {header, header_size, 0, 0};
     add(&h, "{\"__metadata__\":{\"format\":\"pt\",\"trainer.sequential\":\"%s\","
         "\"trainer.layers\":\"%s\",\"trainer.input\":\"%dx%dx%d\",\"trainer.classes\":\"%d\","
         "\"trainer.input_layout\":\"NCHW float32, pixel / 255\"",
-        sequential, layers, m->input.h, m->input.w, m->input.c, model_classes(m));
+        sequential, layers, m->input.h, m->input.w, m->input.c, tr_model_classes(m));
     /* The names as a JSON array, itself a string of the header's JSON. */
     char names[2 * CLASS_NAMES_MAX + 8], quoted[4 * CLASS_NAMES_MAX + 16];
     if (m->class_names[0]) {
-        if (class_names_json(m->class_names, names, sizeof names) ||
-            json_escape(quoted, sizeof quoted, names, strlen(names))) {
-            error_set(err, "the class names are too long for the header");
+        if (tr_class_names_json(m->class_names, names, sizeof names) ||
+            tr_json_escape(quoted, sizeof quoted, names, strlen(names))) {
+            tr_error_set(err, "the class names are too long for the header");
             goto done;
         }
         add(&h, ",\"trainer.class_names\":\"%s\"", quoted);
@@ -174,7 +174,7 @@ int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *er
     while (!h.failed && (8 + h.len) % 8)
         add(&h, " ");
     if (h.failed) {
-        error_set(err, "the safetensors header is longer than %zu bytes", header_size);
+        tr_error_set(err, "the safetensors header is longer than %zu bytes", header_size);
         goto done;
     }
     *len = 8 + h.len + at;
@@ -183,7 +183,7 @@ int export_safetensors(const model *m, uint8_t **data, size_t *len, tr_error *er
     if (!out || !w) {
         free(out), free(w);
         *data = NULL;
-        error_set(err, "out of memory for a %zu-byte safetensors file", *len);
+        tr_error_set(err, "out of memory for a %zu-byte safetensors file", *len);
         goto done;
     }
     byte_writer bw = {out};
@@ -391,14 +391,14 @@ static void metadata(pb *model, const char *key, const char *value)
 
 /* The graph's nodes and initializers, module after module; the last node
  * (the head's) gives "probabilities". */
-static int onnx_graph(pb *graph, const model *m, const torch_modules *t, float *scratch)
+static int onnx_graph(pb *graph, const tr_model *m, const torch_modules *t, float *scratch)
 {
     char x[32] = "input", y[32], name[48], pname[EXPORT_MAX_PARAMS][48];
     int last = -1;
     for (int k = 0; k < t->n; k++)
         if (t->mod[k].md->onnx)
             last = k;
-    if (last < 0 || !layer_is_head(t->mod[last].l))
+    if (last < 0 || !tr_layer_is_head(t->mod[last].l))
         return -1;
     for (int k = 0; k <= last; k++) {
         const export_module *md = t->mod[k].md;
@@ -431,37 +431,37 @@ static int onnx_graph(pb *graph, const model *m, const torch_modules *t, float *
     return 0;
 }
 
-int export_onnx(const model *m, uint8_t **data, size_t *len, tr_error *err)
+int tr_export_onnx(const tr_model *m, uint8_t **data, size_t *len, tr_error *err)
 {
     torch_modules *t = malloc(sizeof *t);
     if (!t)
-        return error_set(err, "out of memory for the ONNX model");
+        return tr_error_set(err, "out of memory for the ONNX model");
     collect_modules(m, t);
     float *scratch = malloc(largest_param(t) * sizeof(float));
     if (!scratch) {
         free(t);
-        return error_set(err, "out of memory for the ONNX model's weights");
+        return tr_error_set(err, "out of memory for the ONNX model's weights");
     }
     pb graph = {0};
     pb_string(&graph, GRAPH_NAME, "trainer");
     const int64_t in_dims[3] = {m->input.c, m->input.h, m->input.w};
     value_info(&graph, GRAPH_INPUT, "input", in_dims, 3);
-    const int64_t out_dims[1] = {model_classes(m)};
+    const int64_t out_dims[1] = {tr_model_classes(m)};
     value_info(&graph, GRAPH_OUTPUT, "probabilities", out_dims, 1);
     const int ended = onnx_graph(&graph, m, t, scratch);
     free(scratch);
     free(t);
     if (ended) {
         free(graph.p);
-        return error_set(err, "the model does not end in a softmax head");
+        return tr_error_set(err, "the model does not end in a softmax head");
     }
     char layers[4096], shape[64], classes[16];
-    if (model_format_layers(m, layers, sizeof layers)) {
+    if (tr_model_format_layers(m, layers, sizeof layers)) {
         free(graph.p);
-        return error_set(err, "the model's layers are longer than %zu bytes", sizeof layers);
+        return tr_error_set(err, "the model's layers are longer than %zu bytes", sizeof layers);
     }
     snprintf(shape, sizeof shape, "%dx%dx%d", m->input.h, m->input.w, m->input.c);
-    snprintf(classes, sizeof classes, "%d", model_classes(m));
+    snprintf(classes, sizeof classes, "%d", tr_model_classes(m));
     pb model = {0}, opset = {0};
     pb_int(&model, MODEL_IR_VERSION, ONNX_IR_VERSION);
     pb_string(&model, MODEL_PRODUCER_NAME, "trainer");
@@ -486,11 +486,11 @@ int export_onnx(const model *m, uint8_t **data, size_t *len, tr_error *err)
                    "ratio, centred by its centre of mass (as trainer predict does)");
     metadata(&model, "layers", layers);
     char names[2 * CLASS_NAMES_MAX + 8];
-    if (m->class_names[0] && class_names_json(m->class_names, names, sizeof names) == 0)
+    if (m->class_names[0] && tr_class_names_json(m->class_names, names, sizeof names) == 0)
         metadata(&model, "class_names", names);
     if (model.failed) {
         free(model.p);
-        return error_set(err, "out of memory for the ONNX model");
+        return tr_error_set(err, "out of memory for the ONNX model");
     }
     *data = model.p;
     *len = model.len;

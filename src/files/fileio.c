@@ -29,33 +29,33 @@ static int write_temp(char *tmp, size_t size, const char *path, const void *data
                       size_t len, tr_error *err)
 {
     if (snprintf(tmp, size, "%s.tmp-XXXXXX", path) >= (int)size)
-        return error_set(err, "%s: path too long", path);
+        return tr_error_set(err, "%s: path too long", path);
     int fd = mkstemp(tmp);
     if (fd < 0)
-        return error_set(err, "%s: cannot create a file there: %s", path, strerror(errno));
+        return tr_error_set(err, "%s: cannot create a file there: %s", path, strerror(errno));
     mode_t mask = umask(0);
     umask(mask);
     int status = 0;
     if (fchmod(fd, 0666 & ~mask) || write_all(fd, data, len) || fsync(fd)) {
-        status = error_set(err, "%s: write failed: %s", path, strerror(errno));
+        status = tr_error_set(err, "%s: write failed: %s", path, strerror(errno));
         close(fd);
     } else if (close(fd)) {
-        status = error_set(err, "%s: write failed: %s", path, strerror(errno));
+        status = tr_error_set(err, "%s: write failed: %s", path, strerror(errno));
     }
     if (status)
         unlink(tmp);
     return status;
 }
 
-int file_batch_add(file_batch *b, const char *path, const void *data, size_t len,
-                   tr_error *err)
+int tr_file_batch_add(tr_file_batch *b, const char *path, const void *data, size_t len,
+                      tr_error *err)
 {
     if (b->n == FILE_BATCH_MAX) {
-        file_batch_abort(b);
-        return error_set(err, "%s: too many files in one batch", path);
+        tr_file_batch_abort(b);
+        return tr_error_set(err, "%s: too many files in one batch", path);
     }
     if (write_temp(b->tmp[b->n], sizeof b->tmp[b->n], path, data, len, err)) {
-        file_batch_abort(b);
+        tr_file_batch_abort(b);
         return -1;
     }
     snprintf(b->dst[b->n], sizeof b->dst[b->n], "%s", path);
@@ -95,7 +95,7 @@ static int restore_old(const char *dst, const char *bak, int kept)
     return rename(bak, dst);
 }
 
-int file_batch_commit(file_batch *b, tr_error *err)
+int tr_file_batch_commit(tr_file_batch *b, tr_error *err)
 {
     char bak[FILE_BATCH_MAX][4096 + 8];
     int kept[FILE_BATCH_MAX];
@@ -106,8 +106,8 @@ int file_batch_commit(file_batch *b, tr_error *err)
     for (; k < b->n; k++) {
         kept[k] = keep_old(b->dst[k], bak[k]);
         if (kept[k] < 0) {
-            status = error_set(err, "%s: cannot keep the earlier file while replacing it: %s",
-                               b->dst[k], strerror(errno));
+            status = tr_error_set(err, "%s: cannot keep the earlier file while replacing it: %s",
+                                  b->dst[k], strerror(errno));
             break;
         }
     }
@@ -122,11 +122,11 @@ int file_batch_commit(file_batch *b, tr_error *err)
                 if (restore_old(b->dst[j], bak[j], kept[j]))
                     break;
             if (j >= 0)
-                status = error_set(err, "%s: cannot replace: %s; and %s could not be put "
-                                   "back: %s (its earlier version is %s)", failed,
-                                   strerror(e), b->dst[j], strerror(errno), bak[j]);
+                status = tr_error_set(err, "%s: cannot replace: %s; and %s could not be put "
+                                      "back: %s (its earlier version is %s)", failed,
+                                      strerror(e), b->dst[j], strerror(errno), bak[j]);
             else
-                status = error_set(err, "%s: cannot replace: %s", failed, strerror(e));
+                status = tr_error_set(err, "%s: cannot replace: %s", failed, strerror(e));
             break;
         }
     }
@@ -145,67 +145,67 @@ int file_batch_commit(file_batch *b, tr_error *err)
     return status;
 }
 
-void file_batch_abort(file_batch *b)
+void tr_file_batch_abort(tr_file_batch *b)
 {
     for (int i = 0; i < b->n; i++)
         unlink(b->tmp[i]);
     b->n = 0;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t len, tr_error *err)
+int tr_file_write_atomic(const char *path, const void *data, size_t len, tr_error *err)
 {
-    file_batch b = {0};
-    if (file_batch_add(&b, path, data, len, err))
+    tr_file_batch b = {0};
+    if (tr_file_batch_add(&b, path, data, len, err))
         return -1;
-    return file_batch_commit(&b, err);
+    return tr_file_batch_commit(&b, err);
 }
 
-FILE *file_open_regular(const char *path, tr_error *err)
+FILE *tr_file_open_regular(const char *path, tr_error *err)
 {
     /* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
     const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        tr_error_set(err, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
     const int flags = fcntl(fd, F_GETFL);
     FILE *f = NULL;
     if (fstat(fd, &st))
-        error_set(err, "%s: %s", path, strerror(errno));
+        tr_error_set(err, "%s: %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode))
-        error_set(err, "%s: not a regular file", path);
+        tr_error_set(err, "%s: not a regular file", path);
     else if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
-        error_set(err, "%s: %s", path, strerror(errno));
+        tr_error_set(err, "%s: %s", path, strerror(errno));
     else if (!(f = fdopen(fd, "rb")))
-        error_set(err, "%s: %s", path, strerror(errno));
+        tr_error_set(err, "%s: %s", path, strerror(errno));
     if (!f)
         close(fd);
     return f;
 }
 
-int file_read_all(const char *path, size_t max, uint8_t **data, size_t *len,
-                  tr_error *err)
+int tr_file_read_all(const char *path, size_t max, uint8_t **data, size_t *len,
+                     tr_error *err)
 {
     *data = NULL;
     *len = 0;
-    FILE *f = file_open_regular(path, err);
+    FILE *f = tr_file_open_regular(path, err);
     if (!f)
         return -1;
     struct stat st;
     int status = 0;
     if (fstat(fileno(f), &st)) {
-        status = error_set(err, "%s: %s", path, strerror(errno));
+        status = tr_error_set(err, "%s: %s", path, strerror(errno));
     } else if ((unsigned long long)st.st_size > max) {
-        status = error_set(err, "%s: %lld bytes is larger than the %zu this file may "
-                           "have", path, (long long)st.st_size, max);
+        status = tr_error_set(err, "%s: %lld bytes is larger than the %zu this file may "
+                              "have", path, (long long)st.st_size, max);
     } else {
         size_t n = (size_t)st.st_size;
         uint8_t *buf = malloc(n ? n : 1);
         if (!buf) {
-            status = error_set(err, "%s: out of memory", path);
+            status = tr_error_set(err, "%s: out of memory", path);
         } else if (fread(buf, 1, n, f) != n || ferror(f)) {
-            status = error_set(err, "%s: read failed", path);
+            status = tr_error_set(err, "%s: read failed", path);
             free(buf);
         } else {
             *data = buf;
@@ -216,52 +216,52 @@ int file_read_all(const char *path, size_t max, uint8_t **data, size_t *len,
     return status;
 }
 
-int file_make_dirs(const char *dir, tr_error *err)
+int tr_file_make_dirs(const char *dir, tr_error *err)
 {
     char buf[4096];
     if (dir[0] == '\0')
-        return error_set(err, "empty directory name");
+        return tr_error_set(err, "empty directory name");
     if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return error_set(err, "%s: path too long", dir);
+        return tr_error_set(err, "%s: path too long", dir);
     for (char *p = buf + 1;; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         char c = *p;
         *p = '\0';
         if (mkdir(buf, 0777) && errno != EEXIST)
-            return error_set(err, "%s: cannot create directory: %s", buf, strerror(errno));
+            return tr_error_set(err, "%s: cannot create directory: %s", buf, strerror(errno));
         *p = c;
         if (c == '\0')
             break;
     }
     struct stat st;
     if (stat(dir, &st) || !S_ISDIR(st.st_mode))
-        return error_set(err, "%s: not a directory", dir);
+        return tr_error_set(err, "%s: not a directory", dir);
     return 0;
 }
 
-int file_check_writable(const char *dir, tr_error *err)
+int tr_file_check_writable(const char *dir, tr_error *err)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s/.trainer-probe-XXXXXX", dir) >= (int)sizeof tmp)
-        return error_set(err, "%s: path too long", dir);
+        return tr_error_set(err, "%s: path too long", dir);
     int fd = mkstemp(tmp);
     if (fd < 0)
-        return error_set(err, "%s: cannot write there: %s", dir, strerror(errno));
+        return tr_error_set(err, "%s: cannot write there: %s", dir, strerror(errno));
     close(fd);
     unlink(tmp);
     return 0;
 }
 
-int file_lock_dir(const char *dir, int *fd_out, tr_error *err)
+int tr_file_lock_dir(const char *dir, int *fd_out, tr_error *err)
 {
     char path[4096];
     *fd_out = -1;
     if (snprintf(path, sizeof path, "%s/.trainer.lock", dir) >= (int)sizeof path)
-        return error_set(err, "%s: path too long", dir);
+        return tr_error_set(err, "%s: path too long", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
     if (fd < 0)
-        return error_set(err, "%s: cannot create a lock file there: %s", dir, strerror(errno));
+        return tr_error_set(err, "%s: cannot create a lock file there: %s", dir, strerror(errno));
     struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(fd, F_SETLK, &lk) == 0) {
         *fd_out = fd;
@@ -272,13 +272,13 @@ int file_lock_dir(const char *dir, int *fd_out, tr_error *err)
     const int known = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK;
     close(fd);
     if (e != EAGAIN && e != EACCES)
-        return error_set(err, "%s: cannot lock %s: %s", dir, path, strerror(e));
+        return tr_error_set(err, "%s: cannot lock %s: %s", dir, path, strerror(e));
     if (known)
-        return error_set(err, "%s is in use by process %ld", dir, (long)who.l_pid);
-    return error_set(err, "%s is in use by another process", dir);
+        return tr_error_set(err, "%s is in use by process %ld", dir, (long)who.l_pid);
+    return tr_error_set(err, "%s is in use by another process", dir);
 }
 
-void file_unlock_dir(int fd)
+void tr_file_unlock_dir(int fd)
 {
     if (fd >= 0)
         close(fd);

@@ -12,7 +12,7 @@
 #define HISTORY_MAX_ROWS 1000000
 
 /* The rate as a float holds it: 9 significant digits give it back exactly. */
-static int format_row(char *buf, size_t size, const epoch_stats *r, int with_lr)
+static int format_row(char *buf, size_t size, const tr_epoch_stats *r, int with_lr)
 {
     if (with_lr)
         return snprintf(buf, size, "%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.9g\n", r->epoch, r->loss,
@@ -22,8 +22,8 @@ static int format_row(char *buf, size_t size, const epoch_stats *r, int with_lr)
                     r->accuracy, r->val_loss, r->val_accuracy, r->seconds);
 }
 
-int history_format(const epoch_stats *rows, int n, int with_lr, char **text, size_t *len,
-                   tr_error *err)
+int tr_history_format(const tr_epoch_stats *rows, int n, int with_lr, char **text, size_t *len,
+                      tr_error *err)
 {
     const char *header = with_lr ? HISTORY_HEADER_LR : HISTORY_HEADER;
     /* Sized exactly: a diverged loss can print hundreds of digits. */
@@ -32,7 +32,7 @@ int history_format(const epoch_stats *rows, int n, int with_lr, char **text, siz
         cap += (size_t)format_row(NULL, 0, &rows[i], with_lr);
     char *buf = malloc(cap);
     if (!buf)
-        return error_set(err, "out of memory for the history");
+        return tr_error_set(err, "out of memory for the history");
     size_t used = (size_t)snprintf(buf, cap, "%s\n", header);
     for (int i = 0; i < n; i++)
         used += (size_t)format_row(buf + used, cap - used, &rows[i], with_lr);
@@ -52,8 +52,8 @@ static int parse_row(const char *p, const char *end, double *v, int want, const 
     for (const char *q = p; q < end; q++)
         fields += *q == ',';
     if (fields != want)
-        return error_set(err, "%s: line %d: %d field%s, expected %d (%s)", name, line,
-                         fields, fields == 1 ? "" : "s", want, header);
+        return tr_error_set(err, "%s: line %d: %d field%s, expected %d (%s)", name, line,
+                            fields, fields == 1 ? "" : "s", want, header);
     for (int f = 0; f < want; f++) {
         const char *q = p;
         while (q < end && *q != ',')
@@ -68,8 +68,8 @@ static int parse_row(const char *p, const char *end, double *v, int want, const 
             v[f] = strtod(tmp, &stop);
         }
         if (k == 0 || k >= sizeof tmp || *stop != '\0' || errno == ERANGE)
-            return error_set(err, "%s: line %d: field %d ('%.*s') is not a number", name,
-                             line, f + 1, (int)(k < 32 ? k : 32), p);
+            return tr_error_set(err, "%s: line %d: field %d ('%.*s') is not a number", name,
+                                line, f + 1, (int)(k < 32 ? k : 32), p);
         p = q + 1;
     }
     return 0;
@@ -83,8 +83,8 @@ static int starts_with_line(const char *text, size_t len, const char *header)
            (len == hl || text[hl] == '\n' || text[hl] == '\r');
 }
 
-int history_parse(epoch_stats **rows_out, int *n_out, int *with_lr, const char *text,
-                  size_t len, const char *name, tr_error *err)
+int tr_history_parse(tr_epoch_stats **rows_out, int *n_out, int *with_lr, const char *text,
+                     size_t len, const char *name, tr_error *err)
 {
     *rows_out = NULL;
     *n_out = 0;
@@ -92,8 +92,8 @@ int history_parse(epoch_stats **rows_out, int *n_out, int *with_lr, const char *
     const int lr = starts_with_line(text, len, HISTORY_HEADER_LR);
     const char *header = lr ? HISTORY_HEADER_LR : HISTORY_HEADER;
     if (!lr && !starts_with_line(text, len, HISTORY_HEADER))
-        return error_set(err, "%s: line 1: expected the header '%s' (or '%s')", name,
-                         HISTORY_HEADER, HISTORY_HEADER_LR);
+        return tr_error_set(err, "%s: line 1: expected the header '%s' (or '%s')", name,
+                            HISTORY_HEADER, HISTORY_HEADER_LR);
     if (with_lr)
         *with_lr = lr;
     p += strlen(header);
@@ -102,9 +102,9 @@ int history_parse(epoch_stats **rows_out, int *n_out, int *with_lr, const char *
     if (p < end && *p == '\n')
         p++;
     int cap = 64, n = 0;
-    epoch_stats *rows = malloc(sizeof *rows * (size_t)cap);
+    tr_epoch_stats *rows = malloc(sizeof *rows * (size_t)cap);
     if (!rows)
-        return error_set(err, "out of memory");
+        return tr_error_set(err, "out of memory");
     int line = 2;
     while (p < end) {
         if (*p == '\n') { /* a blank line */
@@ -114,14 +114,14 @@ int history_parse(epoch_stats **rows_out, int *n_out, int *with_lr, const char *
         }
         if (n == HISTORY_MAX_ROWS) {
             free(rows);
-            return error_set(err, "%s: more than %d rows", name, HISTORY_MAX_ROWS);
+            return tr_error_set(err, "%s: more than %d rows", name, HISTORY_MAX_ROWS);
         }
         if (n == cap) {
             cap *= 2;
-            epoch_stats *nr = realloc(rows, sizeof *rows * (size_t)cap);
+            tr_epoch_stats *nr = realloc(rows, sizeof *rows * (size_t)cap);
             if (!nr) {
                 free(rows);
-                return error_set(err, "out of memory");
+                return tr_error_set(err, "out of memory");
             }
             rows = nr;
         }
@@ -136,10 +136,10 @@ int history_parse(epoch_stats **rows_out, int *n_out, int *with_lr, const char *
         p = eol < end ? eol + 1 : end;
         if (v[0] != (double)(n + 1)) {
             free(rows);
-            return error_set(err, "%s: line %d: epoch %g, expected %d", name, line, v[0],
-                             n + 1);
+            return tr_error_set(err, "%s: line %d: epoch %g, expected %d", name, line, v[0],
+                                n + 1);
         }
-        rows[n] = (epoch_stats){.epoch = n + 1, .loss = v[1], .accuracy = v[2],
+        rows[n] = (tr_epoch_stats){.epoch = n + 1, .loss = v[1], .accuracy = v[2],
                                   .val_loss = v[3], .val_accuracy = v[4],
                                   .seconds = v[5], .learning_rate = lr ? v[6] : NAN};
         n++;
@@ -147,32 +147,32 @@ int history_parse(epoch_stats **rows_out, int *n_out, int *with_lr, const char *
     }
     if (n == 0) {
         free(rows);
-        return error_set(err, "%s: no rows after the header", name);
+        return tr_error_set(err, "%s: no rows after the header", name);
     }
     *rows_out = rows;
     *n_out = n;
     return 0;
 }
 
-int history_save(const epoch_stats *rows, int n, int with_lr, const char *path,
-                 tr_error *err)
+int tr_history_save(const tr_epoch_stats *rows, int n, int with_lr, const char *path,
+                    tr_error *err)
 {
     char *text;
     size_t len;
-    if (history_format(rows, n, with_lr, &text, &len, err))
+    if (tr_history_format(rows, n, with_lr, &text, &len, err))
         return -1;
-    int status = file_write_atomic(path, text, len, err);
+    int status = tr_file_write_atomic(path, text, len, err);
     free(text);
     return status;
 }
 
-int history_load(epoch_stats **rows, int *n, int *with_lr, const char *path, tr_error *err)
+int tr_history_load(tr_epoch_stats **rows, int *n, int *with_lr, const char *path, tr_error *err)
 {
     uint8_t *data;
     size_t len;
-    if (file_read_all(path, HISTORY_MAX_BYTES, &data, &len, err))
+    if (tr_file_read_all(path, HISTORY_MAX_BYTES, &data, &len, err))
         return -1;
-    int status = history_parse(rows, n, with_lr, (const char *)data, len, path, err);
+    int status = tr_history_parse(rows, n, with_lr, (const char *)data, len, path, err);
     free(data);
     return status;
 }

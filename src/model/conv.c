@@ -5,8 +5,8 @@
 #include "dense.h"
 #include "simd.h"
 
-void conv_im2col(float *restrict patches, const float *restrict in, int n, int h, int w,
-                 int c, int k, int pad)
+void tr_conv_im2col(float *restrict patches, const float *restrict in, int n, int h, int w,
+                    int c, int k, int pad)
 {
     const int oh = conv_out_side(h, k, pad), ow = conv_out_side(w, k, pad);
     const size_t row = (size_t)k * (size_t)c;
@@ -40,8 +40,8 @@ void conv_im2col(float *restrict patches, const float *restrict in, int n, int h
     }
 }
 
-void conv_col2im(float *restrict d_in, const float *restrict d_patches, int n, int h, int w,
-                 int c, int k, int pad)
+void tr_conv_col2im(float *restrict d_in, const float *restrict d_patches, int n, int h, int w,
+                    int c, int k, int pad)
 {
     const int oh = conv_out_side(h, k, pad), ow = conv_out_side(w, k, pad);
     memset(d_in, 0, sizeof(float) * (size_t)n * (size_t)h * (size_t)w * (size_t)c);
@@ -64,8 +64,8 @@ void conv_col2im(float *restrict d_in, const float *restrict d_patches, int n, i
     }
 }
 
-void conv2d_forward_ref(float *out, const float *in, const float *wk, const float *b, int n,
-                        int h, int w, int c, int k, int pad, int f, int relu)
+void tr_conv2d_forward_ref(float *out, const float *in, const float *wk, const float *b, int n,
+                           int h, int w, int c, int k, int pad, int f, int relu)
 {
     const int oh = conv_out_side(h, k, pad), ow = conv_out_side(w, k, pad);
     for (int s = 0; s < n; s++)
@@ -87,9 +87,9 @@ void conv2d_forward_ref(float *out, const float *in, const float *wk, const floa
                 }
 }
 
-void conv2d_backward_ref(float *d_in, float *d_wk, float *d_b, const float *d_out,
-                         const float *in, const float *wk, int n, int h, int w, int c, int k,
-                         int pad, int f)
+void tr_conv2d_backward_ref(float *d_in, float *d_wk, float *d_b, const float *d_out,
+                            const float *in, const float *wk, int n, int h, int w, int c, int k,
+                            int pad, int f)
 {
     const int oh = conv_out_side(h, k, pad), ow = conv_out_side(w, k, pad);
     memset(d_wk, 0, sizeof(float) * (size_t)k * (size_t)k * (size_t)c * (size_t)f);
@@ -118,8 +118,8 @@ void conv2d_backward_ref(float *d_in, float *d_wk, float *d_b, const float *d_ou
                 }
 }
 
-void maxpool_forward(float *restrict out, const float *restrict in, int n, int h, int w,
-                     int c, int p)
+void tr_maxpool_forward(float *restrict out, const float *restrict in, int n, int h, int w,
+                        int c, int p)
 {
     const int oh = h / p, ow = w / p;
     for (int s = 0; s < n; s++)
@@ -142,9 +142,9 @@ void maxpool_forward(float *restrict out, const float *restrict in, int n, int h
 /* Lane masks of vf: all ones where a comparison holds, else 0. */
 typedef int vmask __attribute__((vector_size(VF_LEN * sizeof(int))));
 
-void maxpool_backward(float *restrict d_in, const float *restrict d_out,
-                      const float *restrict in, const float *restrict out, int n, int h, int w,
-                      int c, int p)
+void tr_maxpool_backward(float *restrict d_in, const float *restrict d_out,
+                         const float *restrict in, const float *restrict out, int n, int h, int w,
+                         int c, int p)
 {
     const int oh = h / p, ow = w / p;
     for (int s = 0; s < n; s++) {
@@ -182,10 +182,10 @@ void maxpool_backward(float *restrict d_in, const float *restrict d_out,
  * pixel p's patch row is the k image rows of k * c floats starting at
  * in + base[p] + ky * w * c, for ky = 0 .. k - 1, so no patch rows are
  * written.  The sums run over the patch row in order, as the dense kernels'
- * do over conv_im2col's rows: the same bits. */
+ * do over tr_conv_im2col's rows: the same bits. */
 
 /* Pixel p's patch row's first float, from in: base[p] for p < n * oh * ow. */
-void conv_patch_bases(int *base, int n, int h, int w, int c, int k)
+void tr_conv_patch_bases(int *base, int n, int h, int w, int c, int k)
 {
     const int oh = h - k + 1, ow = w - k + 1;
     int p = 0;
@@ -230,9 +230,9 @@ forward_pixels(float *restrict out, const float *const *x, const float *restrict
             vf_store_part(out + (long)m * f + v * VF_LEN, acc[m][v], v == nv - 1 ? lanes : VF_LEN);
 }
 
-void conv2d_forward_valid(float *restrict out, const float *restrict in, const int *base,
-                          const float *restrict wk, const float *restrict b, int n, int h,
-                          int w, int c, int k, int f, int relu)
+void tr_conv2d_forward_valid(float *restrict out, const float *restrict in, const int *base,
+                             const float *restrict wk, const float *restrict b, int n, int h,
+                             int w, int c, int k, int f, int relu)
 {
     const long pixels = (long)n * (h - k + 1) * (w - k + 1);
     const int kc = k * c, stride = w * c;
@@ -255,7 +255,7 @@ void conv2d_forward_valid(float *restrict out, const float *restrict in, const i
 #undef PIXELS_CHUNK
 #undef PIXEL_CHUNK
     if (relu)
-        dense_relu(out, pixels * f);
+        tr_dense_relu(out, pixels * f);
 }
 
 /* The weight gradient's sums of GRAD_ROWS kernel rows by up to GRAD_VECTORS
@@ -294,14 +294,14 @@ weight_rows(float *restrict d_wk, const float *restrict in, const int *restrict 
             vf_store_part(d_wk + (long)j * f + v * VF_LEN, acc[j][v], v == nv - 1 ? lanes : VF_LEN);
 }
 
-void conv2d_weight_gradient_valid(float *restrict d_wk, float *restrict d_b,
-                                  const float *restrict d_out, const float *restrict in,
-                                  const int *base, int n, int h, int w, int c, int k, int f,
-                                  int accumulate)
+void tr_conv2d_weight_gradient_valid(float *restrict d_wk, float *restrict d_b,
+                                     const float *restrict d_out, const float *restrict in,
+                                     const int *base, int n, int h, int w, int c, int k, int f,
+                                     int accumulate)
 {
     const long pixels = (long)n * (h - k + 1) * (w - k + 1);
     const int kc = k * c, rows = k * kc;
-    dense_bias_gradient(d_b, d_out, (int)pixels, f, accumulate);
+    tr_dense_bias_gradient(d_b, d_out, (int)pixels, f, accumulate);
     long off[GRAD_ROWS];
     int j = 0;
 #define ROWS_CHUNK(o, nv, lanes)                                                        \

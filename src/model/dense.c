@@ -8,8 +8,8 @@
 #include <immintrin.h>
 #endif
 
-void dense_forward_ref(float *out, const float *in, const float *w, const float *b,
-                       int n, int in_dim, int out_dim, int relu)
+void tr_dense_forward_ref(float *out, const float *in, const float *w, const float *b,
+                          int n, int in_dim, int out_dim, int relu)
 {
     for (int s = 0; s < n; s++) {
         for (int o = 0; o < out_dim; o++) {
@@ -21,9 +21,9 @@ void dense_forward_ref(float *out, const float *in, const float *w, const float 
     }
 }
 
-void dense_backward_ref(float *d_in, float *d_w, float *d_b, const float *d_out,
-                        const float *in, const float *w, int n, int in_dim,
-                        int out_dim)
+void tr_dense_backward_ref(float *d_in, float *d_w, float *d_b, const float *d_out,
+                           const float *in, const float *w, int n, int in_dim,
+                           int out_dim)
 {
     for (int o = 0; o < out_dim; o++) {
         float acc = 0.0f;
@@ -130,7 +130,7 @@ static size_t align64(size_t bytes)
     return (bytes + 63) / 64 * 64;
 }
 
-size_t dense_inputs_bytes(int max_n, int in_dim)
+size_t tr_dense_inputs_bytes(int max_n, int in_dim)
 {
     const size_t groups = (size_t)group_count(in_dim), entries = (size_t)max_n * groups;
     return align64(sizeof(int) * (groups + 1)) + align64(sizeof(int) * (size_t)max_n) +
@@ -138,7 +138,7 @@ size_t dense_inputs_bytes(int max_n, int in_dim)
            align64(DENSE_GROUP * entries) + align64(sizeof(float) * groups * DENSE_GROUP);
 }
 
-void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim)
+void tr_dense_inputs_init(tr_dense_inputs *l, void *mem, int max_n, int in_dim)
 {
     char *p = mem;
     const size_t groups = (size_t)group_count(in_dim), entries = (size_t)max_n * groups;
@@ -161,7 +161,7 @@ void dense_inputs_init(dense_inputs *l, void *mem, int max_n, int in_dim)
  * start[g]) from the per-sample lists: l->counts[k] nonzero groups for sample
  * k in l->scratch, after those of the samples before it.  The fills then place
  * each sample's entries in sample order. */
-static void count_groups(dense_inputs *restrict l, int n, int groups)
+static void count_groups(tr_dense_inputs *restrict l, int n, int groups)
 {
     int *restrict start = l->start;
     memset(start, 0, sizeof(int) * ((size_t)groups + 1));
@@ -183,8 +183,8 @@ static void restore_starts(int *start, int groups)
     start[0] = 0;
 }
 
-void dense_inputs_index(dense_inputs *restrict l, const float *restrict in, int n,
-                        int in_dim)
+void tr_dense_inputs_index(tr_dense_inputs *restrict l, const float *restrict in, int n,
+                           int in_dim)
 {
     const int groups = group_count(in_dim);
     int total = 0;
@@ -209,8 +209,8 @@ void dense_inputs_index(dense_inputs *restrict l, const float *restrict in, int 
     restore_starts(l->start, groups);
 }
 
-void dense_inputs_index_bytes(dense_inputs *restrict l, const uint8_t *const *rows, int n,
-                              int in_dim, float divisor)
+void tr_dense_inputs_index_bytes(tr_dense_inputs *restrict l, const uint8_t *const *rows, int n,
+                                 int in_dim, float divisor)
 {
     const int groups = group_count(in_dim);
     int total = 0;
@@ -240,7 +240,7 @@ void dense_inputs_index_bytes(dense_inputs *restrict l, const uint8_t *const *ro
     restore_starts(l->start, groups);
 }
 
-void dense_relu(float *restrict x, long count)
+void tr_dense_relu(float *restrict x, long count)
 {
     for (long k = 0; k < count; k++)
         x[k] = x[k] < 0.0f ? 0.0f : x[k];
@@ -251,7 +251,7 @@ void dense_relu(float *restrict x, long count)
  * added in row order, the rows held in registers; the last vector is `lanes`
  * wide.  Inlined with constant nv and, but for a last partial group, rows. */
 static inline __attribute__((always_inline)) void
-forward_group(float *restrict out, int nv, int lanes, int rows, const dense_inputs *restrict in,
+forward_group(float *restrict out, int nv, int lanes, int rows, const tr_dense_inputs *restrict in,
               int g, const float *restrict w, int out_dim)
 {
     vf wr[DENSE_GROUP][MAX_VECTORS];
@@ -285,7 +285,7 @@ forward_group(float *restrict out, int nv, int lanes, int rows, const dense_inpu
  * group adds 0 * w, which changes no sum but for the sign of a zero sum: so
  * the sums are those of the plain loop over inputs. */
 static inline __attribute__((always_inline)) void
-forward_block(float *restrict out, int nv, int lanes, const dense_inputs *const *lists,
+forward_block(float *restrict out, int nv, int lanes, const tr_dense_inputs *const *lists,
               const int *base, int n_lists, const float *restrict w, int g0, int g1,
               int in_dim, int out_dim)
 {
@@ -303,9 +303,9 @@ forward_block(float *restrict out, int nv, int lanes, const dense_inputs *const 
     }
 }
 
-void dense_forward_rows(float *restrict out, const dense_inputs *const *lists,
-                        const int *base, int n_lists, const float *restrict w, int i0,
-                        int i1, int in_dim, int out_dim)
+void tr_dense_forward_rows(float *restrict out, const tr_dense_inputs *const *lists,
+                           const int *base, int n_lists, const float *restrict w, int i0,
+                           int i1, int in_dim, int out_dim)
 {
     const int g0 = group_count(i0), g1 = group_count(i1);
 #define FORWARD_CHUNK(o, nv, lanes)                                                     \
@@ -314,21 +314,21 @@ void dense_forward_rows(float *restrict out, const dense_inputs *const *lists,
 #undef FORWARD_CHUNK
 }
 
-void dense_forward(float *restrict out, const dense_inputs *restrict in,
-                   const float *restrict w, const float *restrict b, int n,
-                   int in_dim, int out_dim, int relu)
+void tr_dense_forward(float *restrict out, const tr_dense_inputs *restrict in,
+                      const float *restrict w, const float *restrict b, int n,
+                      int in_dim, int out_dim, int relu)
 {
     for (int s = 0; s < n; s++)
         memcpy(out + (long)s * out_dim, b, sizeof(float) * (size_t)out_dim);
-    const dense_inputs *list = in;
+    const tr_dense_inputs *list = in;
     const int base = 0;
-    dense_forward_rows(out, &list, &base, 1, w, 0, in_dim, in_dim, out_dim);
+    tr_dense_forward_rows(out, &list, &base, 1, w, 0, in_dim, in_dim, out_dim);
     if (relu)
-        dense_relu(out, (long)n * out_dim);
+        tr_dense_relu(out, (long)n * out_dim);
 }
 
-void dense_sum_parts(float *restrict out, const float *const *parts, int n_parts,
-                     const float *restrict b, int n, int out_dim, int relu)
+void tr_dense_sum_parts(float *restrict out, const float *const *parts, int n_parts,
+                        const float *restrict b, int n, int out_dim, int relu)
 {
     for (int s = 0; s < n; s++) {
         float *restrict y = out + (long)s * out_dim;
@@ -340,7 +340,7 @@ void dense_sum_parts(float *restrict out, const float *const *parts, int n_parts
         }
     }
     if (relu)
-        dense_relu(out, (long)n * out_dim);
+        tr_dense_relu(out, (long)n * out_dim);
 }
 
 /* The `rows` rows of d_w of group g, over one chunk of nv vectors (the last
@@ -350,7 +350,7 @@ void dense_sum_parts(float *restrict out, const float *const *parts, int n_parts
  * rows. */
 static inline __attribute__((always_inline)) void
 weight_gradient_group(float *restrict d_w, int nv, int lanes, int rows,
-                      const dense_inputs *restrict in, int g, const float *restrict d_out,
+                      const tr_dense_inputs *restrict in, int g, const float *restrict d_out,
                       int out_dim)
 {
     vf acc[DENSE_GROUP][MAX_VECTORS];
@@ -379,7 +379,7 @@ weight_gradient_group(float *restrict d_w, int nv, int lanes, int rows,
 }
 
 static inline __attribute__((always_inline)) void
-weight_gradient_block(float *restrict d_w, int nv, int lanes, const dense_inputs *restrict in,
+weight_gradient_block(float *restrict d_w, int nv, int lanes, const tr_dense_inputs *restrict in,
                       const float *restrict d_out, int g0, int g1, int in_dim, int out_dim,
                       int skip_empty)
 {
@@ -401,7 +401,7 @@ typedef int32_t group_ints __attribute__((vector_size(DENSE_GROUP * sizeof(int32
 /* row_used[i] = whether input i is nonzero in some listed sample, for the
  * inputs of groups [g0, g1): a group's entries compared DENSE_GROUP at a
  * time (as floats: a -0.0 from the ReLU is a zero). */
-static void mark_used_rows(uint8_t *restrict row_used, const dense_inputs *restrict in,
+static void mark_used_rows(uint8_t *restrict row_used, const tr_dense_inputs *restrict in,
                            int g0, int g1, int in_dim)
 {
     const float *restrict values = in->value;
@@ -420,7 +420,7 @@ static void mark_used_rows(uint8_t *restrict row_used, const dense_inputs *restr
 /* With row_used, the groups no sample lit are skipped, and their rows keep
  * what they held; the other rows of a listed group get their sums, zeros
  * included. */
-static void weight_gradient(float *restrict d_w, const dense_inputs *restrict in,
+static void weight_gradient(float *restrict d_w, const tr_dense_inputs *restrict in,
                             const float *restrict d_out, int g0, int g1, int in_dim,
                             int out_dim, uint8_t *restrict row_used)
 {
@@ -433,9 +433,9 @@ static void weight_gradient(float *restrict d_w, const dense_inputs *restrict in
 #undef GRADIENT_CHUNK
 }
 
-void dense_weight_gradient_rows(float *restrict d_w, const dense_inputs *restrict in,
-                                const float *restrict d_out, int i0, int i1, int in_dim,
-                                int out_dim, uint8_t *restrict row_used)
+void tr_dense_weight_gradient_rows(float *restrict d_w, const tr_dense_inputs *restrict in,
+                                   const float *restrict d_out, int i0, int i1, int in_dim,
+                                   int out_dim, uint8_t *restrict row_used)
 {
     weight_gradient(d_w, in, d_out, group_count(i0), group_count(i1), in_dim, out_dim, row_used);
 }
@@ -492,7 +492,7 @@ static void transpose_tile(float *restrict dst, long dst_stride, const float *re
         vf_store(dst + r * dst_stride, a[r]);
 }
 
-void dense_transpose(float *restrict dst, const float *restrict src, int rows, int cols)
+void tr_dense_transpose(float *restrict dst, const float *restrict src, int rows, int cols)
 {
     const int rt = rows / VF_LEN * VF_LEN, ct = cols / VF_LEN * VF_LEN;
     for (int r = 0; r < rt; r += VF_LEN)
@@ -510,7 +510,7 @@ static void input_gradient(float *restrict d_in, const float *restrict d_out,
                            const float *restrict w, float *restrict wt, int n, int in_dim,
                            int out_dim)
 {
-    dense_transpose(wt, w, in_dim, out_dim);
+    tr_dense_transpose(wt, w, in_dim, out_dim);
     for (int s = 0; s < n; s++) {
         const float *restrict g = d_out + (long)s * out_dim;
         float *restrict di = d_in + (long)s * in_dim;
@@ -526,8 +526,8 @@ static void input_gradient(float *restrict d_in, const float *restrict d_out,
     }
 }
 
-void dense_bias_gradient(float *restrict d_b, const float *restrict d_out, int n, int out_dim,
-                         int accumulate)
+void tr_dense_bias_gradient(float *restrict d_b, const float *restrict d_out, int n, int out_dim,
+                            int accumulate)
 {
     if (!accumulate)
         memset(d_b, 0, sizeof(float) * (size_t)out_dim);
@@ -536,12 +536,12 @@ void dense_bias_gradient(float *restrict d_b, const float *restrict d_out, int n
             d_b[o] += d_out[(long)s * out_dim + o];
 }
 
-void dense_backward(float *restrict d_in, float *restrict d_w, float *restrict d_b,
-                    const float *restrict d_out, const dense_inputs *restrict in,
-                    const float *restrict w, float *restrict wt, int n, int in_dim,
-                    int out_dim, uint8_t *restrict row_used)
+void tr_dense_backward(float *restrict d_in, float *restrict d_w, float *restrict d_b,
+                       const float *restrict d_out, const tr_dense_inputs *restrict in,
+                       const float *restrict w, float *restrict wt, int n, int in_dim,
+                       int out_dim, uint8_t *restrict row_used)
 {
-    dense_bias_gradient(d_b, d_out, n, out_dim, 0);
+    tr_dense_bias_gradient(d_b, d_out, n, out_dim, 0);
     if (d_w)
         weight_gradient(d_w, in, d_out, 0, group_count(in_dim), in_dim, out_dim, row_used);
     if (d_in)
@@ -577,9 +577,9 @@ forward_small_block(float *restrict out, const float *restrict in, const float *
                           v == nv - 1 ? lanes : VF_LEN);
 }
 
-void dense_forward_small(float *restrict out, const float *restrict in,
-                         const float *restrict w, const float *restrict b, int n, int in_dim,
-                         int out_dim, int relu)
+void tr_dense_forward_small(float *restrict out, const float *restrict in,
+                            const float *restrict w, const float *restrict b, int n, int in_dim,
+                            int out_dim, int relu)
 {
     int s = 0;
 #define SAMPLES_CHUNK(o, nv, lanes)                                                     \
@@ -595,7 +595,7 @@ void dense_forward_small(float *restrict out, const float *restrict in,
 #undef SAMPLES_CHUNK
 #undef SAMPLE_CHUNK
     if (relu)
-        dense_relu(out, (long)n * out_dim);
+        tr_dense_relu(out, (long)n * out_dim);
 }
 
 /* d_w[r][o .. o + nv*VF_LEN) for nr rows, the last vector possibly partial;
@@ -665,8 +665,8 @@ input_gradient_block(float *restrict d_in, const float *restrict d_out,
  * inputs in blocks of up to SMALL_INPUT_VECTORS vectors, each block's sums
  * held in registers while the output gradients stream past. */
 _Static_assert(SMALL_INPUT_VECTORS == 8, "dense_input_gradient_small has a case per vector count");
-void dense_input_gradient_small(float *restrict d_in, const float *restrict d_out,
-                                const float *restrict wt, int n, int in_dim, int out_dim)
+void tr_dense_input_gradient_small(float *restrict d_in, const float *restrict d_out,
+                                   const float *restrict wt, int n, int in_dim, int out_dim)
 {
     for (int i0 = 0; i0 < in_dim; i0 += SMALL_INPUT_VECTORS * VF_LEN) {
         const int width = in_dim - i0 < SMALL_INPUT_VECTORS * VF_LEN
@@ -683,11 +683,11 @@ void dense_input_gradient_small(float *restrict d_in, const float *restrict d_ou
     }
 }
 
-void dense_weight_gradient_small(float *restrict d_w, float *restrict d_b,
-                                 const float *restrict d_out, const float *restrict in, int n,
-                                 int in_dim, int out_dim, int accumulate)
+void tr_dense_weight_gradient_small(float *restrict d_w, float *restrict d_b,
+                                    const float *restrict d_out, const float *restrict in, int n,
+                                    int in_dim, int out_dim, int accumulate)
 {
-    dense_bias_gradient(d_b, d_out, n, out_dim, accumulate);
+    tr_dense_bias_gradient(d_b, d_out, n, out_dim, accumulate);
     /* The samples go in chunks whose inputs and gradients stay in the L2
      * cache while every block of the weight gradient passes over them; a
      * block's sums carry on from one chunk to the next in d_w, in the same
@@ -711,19 +711,19 @@ void dense_weight_gradient_small(float *restrict d_w, float *restrict d_b,
     }
 }
 
-void dense_backward_small(float *restrict d_in, float *restrict d_w, float *restrict d_b,
-                          const float *restrict d_out, const float *restrict in,
-                          const float *restrict w, float *restrict wt, int n, int in_dim,
-                          int out_dim)
+void tr_dense_backward_small(float *restrict d_in, float *restrict d_w, float *restrict d_b,
+                             const float *restrict d_out, const float *restrict in,
+                             const float *restrict w, float *restrict wt, int n, int in_dim,
+                             int out_dim)
 {
-    dense_weight_gradient_small(d_w, d_b, d_out, in, n, in_dim, out_dim, 0);
+    tr_dense_weight_gradient_small(d_w, d_b, d_out, in, n, in_dim, out_dim, 0);
     if (!d_in)
         return;
-    dense_transpose(wt, w, in_dim, out_dim);
-    dense_input_gradient_small(d_in, d_out, wt, n, in_dim, out_dim);
+    tr_dense_transpose(wt, w, in_dim, out_dim);
+    tr_dense_input_gradient_small(d_in, d_out, wt, n, in_dim, out_dim);
 }
 
-void dense_relu_backward(float *restrict d, const float *restrict out, long count)
+void tr_dense_relu_backward(float *restrict d, const float *restrict out, long count)
 {
     for (long k = 0; k < count; k++)
         d[k] = out[k] > 0.0f ? d[k] : 0.0f;

@@ -41,12 +41,12 @@ typedef struct {
  * from hp[0], then the fill; random_zoom's hp[2] says whether a width factor
  * is given. */
 typedef struct {
-    affine (*map)(const layer *l, float u, float v);
+    affine (*map)(const tr_layer *l, float u, float v);
     int fill_at;
 } augment_kind;
 
 /* Two uniforms in [-1, 1) from the sample's draw. */
-static void draws(const layer *l, const layer_pass *p, uint32_t sample, float *u, float *v)
+static void draws(const tr_layer *l, const tr_layer_pass *p, uint32_t sample, float *u, float *v)
 {
     const uint64_t stream = rng_hash(p->seed) ^ (RNG_STREAM_AUGMENT + (uint64_t)l->index);
     const uint64_t key = rng_hash(rng_hash(stream) ^ ((uint64_t)p->epoch << 40) ^ (uint64_t)p->step);
@@ -56,7 +56,7 @@ static void draws(const layer *l, const layer_pass *p, uint32_t sample, float *u
 }
 
 /* Keras' [1, 0, -dx, 0, 1, -dy]. */
-static affine translation_map(const layer *l, float u, float v)
+static affine translation_map(const tr_layer *l, float u, float v)
 {
     const float dy = u * word_float(l->hp[0]) * (float)l->in.h;
     const float dx = v * word_float(l->hp[1]) * (float)l->in.w;
@@ -64,7 +64,7 @@ static affine translation_map(const layer *l, float u, float v)
 }
 
 /* A turn about the centre, as Keras' rotation matrix. */
-static affine rotation_map(const layer *l, float u, float v)
+static affine rotation_map(const tr_layer *l, float u, float v)
 {
     (void)v;
     const float h = (float)l->in.h, w = (float)l->in.w;
@@ -76,7 +76,7 @@ static affine rotation_map(const layer *l, float u, float v)
 }
 
 /* Keras' [zx, 0, (w - 1) / 2 (1 - zx), 0, zy, (h - 1) / 2 (1 - zy)]. */
-static affine zoom_map(const layer *l, float u, float v)
+static affine zoom_map(const tr_layer *l, float u, float v)
 {
     const float h = (float)l->in.h, w = (float)l->in.w;
     const float zy = 1.0f + u * word_float(l->hp[0]);
@@ -89,7 +89,7 @@ static const augment_kind translation_kind = {translation_map, 2};
 static const augment_kind rotation_kind = {rotation_map, 1};
 static const augment_kind zoom_kind = {zoom_map, 3};
 
-static affine sample_map(const layer *l, const augment_kind *k, const layer_pass *p,
+static affine sample_map(const tr_layer *l, const augment_kind *k, const tr_layer_pass *p,
                          uint32_t sample)
 {
     float u, v;
@@ -144,10 +144,10 @@ static int inside(int x, int y, int w, int h)
     return x >= 0 && x < w && y >= 0 && y < h;
 }
 
-static void augment_forward(const layer *l, const augment_kind *k, float *out,
-                            const layer_input *in, int n, const layer_pass *pass)
+static void augment_forward(const tr_layer *l, const augment_kind *k, float *out,
+                            const tr_layer_input *in, int n, const tr_layer_pass *pass)
 {
-    const long size = tensor_size(l->in);
+    const long size = tr_tensor_size(l->in);
     if (!pass || !pass->training) {
         memcpy(out, in->x, sizeof(float) * (size_t)(n * size));
         return;
@@ -161,7 +161,8 @@ static void augment_forward(const layer *l, const augment_kind *k, float *out,
             for (int ox = 0; ox < w; ox++) {
                 const tap t = tap_at(&m, ox, oy, w, h, fill);
                 const int x1 = t.x0 + 1, y1 = t.y0 + 1;
-                const float *p00 = inside(t.x0, t.y0, w, h) ? x + ((long)t.y0 * w + t.x0) * c : NULL;
+                const float *p00 = inside(t.x0, t.y0, w,
+                                          h) ? x + ((long)t.y0 * w + t.x0) * c : NULL;
                 const float *p01 = inside(x1, t.y0, w, h) ? x + ((long)t.y0 * w + x1) * c : NULL;
                 const float *p10 = inside(t.x0, y1, w, h) ? x + ((long)y1 * w + t.x0) * c : NULL;
                 const float *p11 = inside(x1, y1, w, h) ? x + ((long)y1 * w + x1) * c : NULL;
@@ -180,12 +181,12 @@ static void augment_forward(const layer *l, const augment_kind *k, float *out,
 
 /* The transpose of the sampling: each output's gradient goes back to the
  * four pixels it read, by their weights. */
-static void augment_backward(const layer *l, const augment_kind *k, float *d_in,
-                             const float *d_out, int n, const layer_pass *pass)
+static void augment_backward(const tr_layer *l, const augment_kind *k, float *d_in,
+                             const float *d_out, int n, const tr_layer_pass *pass)
 {
     if (!d_in)
         return;
-    const long size = tensor_size(l->in);
+    const long size = tr_tensor_size(l->in);
     const int h = l->in.h, w = l->in.w, c = l->in.c, fill = (int)l->hp[k->fill_at];
     memset(d_in, 0, sizeof(float) * (size_t)(n * size));
     for (int s = 0; s < n; s++) {
@@ -210,7 +211,7 @@ static void augment_backward(const layer *l, const augment_kind *k, float *d_in,
     }
 }
 
-static int augment_build(layer *l, tr_error *err)
+static int augment_build(tr_layer *l, tr_error *err)
 {
     (void)err;
     l->out = l->in;
@@ -237,15 +238,15 @@ static int parse_factors(const spec_item *it, uint32_t *hp, int min, int max, in
 {
     const int n = count_numbers(it);
     if (n < min || n > max)
-        return error_set(err, "'%s': expected %s", it->text, usage);
+        return tr_error_set(err, "'%s': expected %s", it->text, usage);
     for (int k = 0; k < n; k++) {
         float f;
-        if (spec_fraction(it, k, 0.0, 1.0, &f, "factor", err))
+        if (tr_spec_fraction(it, k, 0.0, 1.0, &f, "factor", err))
             return -1;
         hp[k] = float_word(f);
     }
     int fill = FILL_REFLECT;
-    if (spec_options(it, n, (const char *const *const[]){fills}, 1, &fill, err))
+    if (tr_spec_options(it, n, (const char *const *const[]){fills}, 1, &fill, err))
         return -1;
     hp[fill_at] = (uint32_t)fill;
     return n;
@@ -282,21 +283,21 @@ static const char *fill_text(uint32_t fill)
     return fill == FILL_CONSTANT ? ",constant" : "";
 }
 
-static void translation_format(const layer *l, int last, char *buf, size_t size)
+static void translation_format(const tr_layer *l, int last, char *buf, size_t size)
 {
     (void)last;
     snprintf(buf, size, "random_translation(%g,%g%s)", (double)word_float(l->hp[0]),
              (double)word_float(l->hp[1]), fill_text(l->hp[2]));
 }
 
-static void rotation_format(const layer *l, int last, char *buf, size_t size)
+static void rotation_format(const tr_layer *l, int last, char *buf, size_t size)
 {
     (void)last;
     snprintf(buf, size, "random_rotation(%g%s)", (double)word_float(l->hp[0]),
              fill_text(l->hp[1]));
 }
 
-static void zoom_format(const layer *l, int last, char *buf, size_t size)
+static void zoom_format(const tr_layer *l, int last, char *buf, size_t size)
 {
     (void)last;
     if (l->hp[2])
@@ -321,14 +322,14 @@ static int factors_ok(const uint32_t *words, int n)
 static int translation_check(const uint32_t *words, tr_error *err)
 {
     if (!factors_ok(words, 2) || words[2] > FILL_CONSTANT)
-        return error_set(err, "random_translation factors or fill mode out of range");
+        return tr_error_set(err, "random_translation factors or fill mode out of range");
     return 0;
 }
 
 static int rotation_check(const uint32_t *words, tr_error *err)
 {
     if (!factors_ok(words, 1) || words[1] > FILL_CONSTANT)
-        return error_set(err, "random_rotation factor or fill mode out of range");
+        return tr_error_set(err, "random_rotation factor or fill mode out of range");
     return 0;
 }
 
@@ -336,47 +337,47 @@ static int zoom_check(const uint32_t *words, tr_error *err)
 {
     if (!factors_ok(words, 2) || words[2] > 1 || (!words[2] && words[1]) ||
         words[3] > FILL_CONSTANT)
-        return error_set(err, "random_zoom factors or fill mode out of range");
+        return tr_error_set(err, "random_zoom factors or fill mode out of range");
     return 0;
 }
 
 /* The identity in inference: PyTorch's module, no ONNX node. */
-static void augment_export(const layer *l, tensor_shape order, layer_export *e)
+static void augment_export(const tr_layer *l, tr_tensor_shape order, layer_export *e)
 {
     (void)l, (void)order;
-    export_add(e, NULL, "Identity()");
+    tr_export_add(e, NULL, "Identity()");
 }
 
 /* Each kind's passes: the shared ones with its map. */
-#define AUGMENT_PASSES(prefix)                                                                 \
-    static void prefix##_forward(const layer *l, float *out, const layer_input *in,           \
-                                 const float *params, void *work, int n,                      \
-                                 const layer_pass *pass)                                      \
-    {                                                                                          \
-        (void)params, (void)work;                                                              \
-        augment_forward(l, &prefix##_kind, out, in, n, pass);                                  \
-    }                                                                                          \
-    static void prefix##_backward(const layer *l, float *d_in, float *grad, float *d_out,     \
-                                  const float *in, const float *out, const float *params,     \
-                                  void *work, int n, const layer_pass *pass)                  \
-    {                                                                                          \
-        (void)grad, (void)in, (void)out, (void)params, (void)work;                             \
-        augment_backward(l, &prefix##_kind, d_in, d_out, n, pass);                             \
+#define AUGMENT_PASSES(prefix)                                                               \
+    static void prefix##_forward(const tr_layer *l, float *out, const tr_layer_input *in,    \
+                                 const float *params, void *work, int n,                     \
+                                 const tr_layer_pass *pass)                                  \
+    {                                                                                        \
+        (void)params, (void)work;                                                            \
+        augment_forward(l, &prefix##_kind, out, in, n, pass);                                \
+    }                                                                                        \
+    static void prefix##_backward(const tr_layer *l, float *d_in, float *grad, float *d_out, \
+                                  const float *in, const float *out, const float *params,    \
+                                  void *work, int n, const tr_layer_pass *pass)              \
+    {                                                                                        \
+        (void)grad, (void)in, (void)out, (void)params, (void)work;                           \
+        augment_backward(l, &prefix##_kind, d_in, d_out, n, pass);                           \
     }
 AUGMENT_PASSES(translation)
 AUGMENT_PASSES(rotation)
 AUGMENT_PASSES(zoom)
 
-#define AUGMENT_OPS(kind_name, keras_name, prefix, n_words)                                   \
-    {                                                                                          \
-        .name = kind_name, .keras = keras_name, .keeps_order = 1, .parse = prefix##_parse,    \
-        .format = prefix##_format, .words = n_words, .check = prefix##_check,                 \
-        .build = augment_build, .forward = prefix##_forward, .backward = prefix##_backward,   \
-        .export = augment_export,                                                             \
+#define AUGMENT_OPS(kind_name, keras_name, prefix, n_words)                                 \
+    {                                                                                       \
+        .name = kind_name, .keras = keras_name, .keeps_order = 1, .parse = prefix##_parse,  \
+        .format = prefix##_format, .words = n_words, .check = prefix##_check,               \
+        .build = augment_build, .forward = prefix##_forward, .backward = prefix##_backward, \
+        .export = augment_export,                                                           \
     }
 
-const layer_ops random_translation_layer_ops =
+const layer_ops tr_random_translation_layer_ops =
     AUGMENT_OPS("random_translation", "RandomTranslation", translation, 3);
-const layer_ops random_rotation_layer_ops =
+const layer_ops tr_random_rotation_layer_ops =
     AUGMENT_OPS("random_rotation", "RandomRotation", rotation, 2);
-const layer_ops random_zoom_layer_ops = AUGMENT_OPS("random_zoom", "RandomZoom", zoom, 4);
+const layer_ops tr_random_zoom_layer_ops = AUGMENT_OPS("random_zoom", "RandomZoom", zoom, 4);

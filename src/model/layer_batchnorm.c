@@ -29,18 +29,18 @@ enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
 #define BN_MOMENTUM 0.99
 #define BN_EPSILON 1e-3
 
-static int channels(const layer *l)
+static int channels(const tr_layer *l)
 {
     return l->in.c;
 }
 
 /* Values per channel in one sample. */
-static long pixels(const layer *l)
+static long pixels(const tr_layer *l)
 {
     return (long)l->in.h * l->in.w;
 }
 
-static int bn_build(layer *l, tr_error *err)
+static int bn_build(tr_layer *l, tr_error *err)
 {
     (void)err;
     l->out = l->in;
@@ -51,7 +51,7 @@ static int bn_build(layer *l, tr_error *err)
     return 0;
 }
 
-static void bn_init(const layer *l, float *params, uint64_t seed)
+static void bn_init(const tr_layer *l, float *params, uint64_t seed)
 {
     (void)seed;
     for (int ch = 0; ch < channels(l); ch++) {
@@ -63,12 +63,12 @@ static void bn_init(const layer *l, float *params, uint64_t seed)
 }
 
 /* The sums: S1, S2 (forward), D1, D2 (backward), each per channel. */
-static int bn_batch_sums(const layer *l)
+static int bn_batch_sums(const tr_layer *l)
 {
     return 4 * channels(l);
 }
 
-static void bn_forward_sums(const layer *l, double *sums, const float *in, int n)
+static void bn_forward_sums(const tr_layer *l, double *sums, const float *in, int n)
 {
     const int c = channels(l);
     double *s1 = sums, *s2 = sums + c;
@@ -91,7 +91,7 @@ typedef struct {
     double *mean, *inv, *dgamma, *dbeta;
 } bn_work;
 
-static bn_work work_of(const layer *l, void *work)
+static bn_work work_of(const tr_layer *l, void *work)
 {
     const size_t c = (size_t)channels(l);
     double *d = work;
@@ -100,7 +100,7 @@ static bn_work work_of(const layer *l, void *work)
                      .a = f, .b = f + c, .k = f + 2 * c, .k1 = f + 3 * c, .k2 = f + 4 * c};
 }
 
-static size_t bn_work_bytes(const layer *l, int max_n)
+static size_t bn_work_bytes(const tr_layer *l, int max_n)
 {
     (void)max_n;
     return (sizeof(double) * 4 + sizeof(float) * 5) * (size_t)channels(l);
@@ -108,7 +108,7 @@ static size_t bn_work_bytes(const layer *l, int max_n)
 
 /* Channel ch's mean and biased variance (at least 0) from a batch's sums
  * over batch_n samples. */
-static void sums_moments(const layer *l, const double *batch, uint32_t batch_n, int ch,
+static void sums_moments(const tr_layer *l, const double *batch, uint32_t batch_n, int ch,
                          double *mean, double *var)
 {
     const double count = (double)batch_n * (double)pixels(l);
@@ -118,7 +118,7 @@ static void sums_moments(const layer *l, const double *batch, uint32_t batch_n, 
 }
 
 /* The batch's mean and 1 / sqrt(var + eps) of channel ch from its sums. */
-static void batch_moments(const layer *l, const layer_pass *pass, int ch, double *mean,
+static void batch_moments(const tr_layer *l, const tr_layer_pass *pass, int ch, double *mean,
                           double *inv)
 {
     double var;
@@ -128,8 +128,8 @@ static void batch_moments(const layer *l, const layer_pass *pass, int ch, double
 
 /* y = x a + b per channel, a = gamma / sqrt(var + eps), b = beta - mean a,
  * from the batch (training) or the moving statistics (inference). */
-static void bn_forward(const layer *l, float *out, const layer_input *in, const float *params,
-                       void *work, int n, const layer_pass *pass)
+static void bn_forward(const tr_layer *l, float *out, const tr_layer_input *in, const float *params,
+                       void *work, int n, const tr_layer_pass *pass)
 {
     const int c = channels(l);
     const bn_work w = work_of(l, work);
@@ -159,7 +159,7 @@ static void bn_forward(const layer *l, float *out, const layer_input *in, const 
 }
 
 /* After the training forward pass of the same block (its moments in work). */
-static void bn_backward_sums(const layer *l, double *sums, const float *d_out, const float *in,
+static void bn_backward_sums(const tr_layer *l, double *sums, const float *d_out, const float *in,
                              void *work, int n)
 {
     const int c = channels(l);
@@ -178,9 +178,9 @@ static void bn_backward_sums(const layer *l, double *sums, const float *d_out, c
 }
 
 /* In training only: the step's backward passes read the batch's sums. */
-static void bn_backward(const layer *l, float *d_in, float *grad, float *d_out,
+static void bn_backward(const tr_layer *l, float *d_in, float *grad, float *d_out,
                         const float *in, const float *out, const float *params, void *work,
-                        int n, const layer_pass *pass)
+                        int n, const tr_layer_pass *pass)
 {
     (void)out;
     const int c = channels(l);
@@ -216,7 +216,7 @@ static void bn_backward(const layer *l, float *d_in, float *grad, float *d_out,
 }
 
 /* Keras: moving * momentum + batch * (1 - momentum), in float. */
-static void bn_batch_update(const layer *l, float *params, const double *batch,
+static void bn_batch_update(const tr_layer *l, float *params, const double *batch,
                             uint32_t batch_n)
 {
     const float keep = (float)BN_MOMENTUM, take = (float)(1.0 - BN_MOMENTUM);
@@ -232,27 +232,27 @@ static void bn_batch_update(const layer *l, float *params, const double *batch,
 /* ONNX's BatchNormalization (inference) and PyTorch's BatchNorm2d on an
  * image, BatchNorm1d on a vector, with Keras' epsilon and momentum (PyTorch
  * counts momentum the other way: 1 - 0.99). */
-static void bn_export(const layer *l, tensor_shape order, layer_export *e)
+static void bn_export(const tr_layer *l, tr_tensor_shape order, layer_export *e)
 {
     (void)order;
     const int c = channels(l);
-    export_module *m = export_add(e, "BatchNormalization", "BatchNorm%dd(%d, eps=0.001, "
-                                  "momentum=0.01)", pixels(l) > 1 ? 2 : 1, c);
-    export_attr_float(m, "epsilon", (float)BN_EPSILON);
+    export_module *m = tr_export_add(e, "BatchNormalization", "BatchNorm%dd(%d, eps=0.001, "
+                                     "momentum=0.01)", pixels(l) > 1 ? 2 : 1, c);
+    tr_export_attr_float(m, "epsilon", (float)BN_EPSILON);
     static const char *const names[] = {"weight", "bias", "running_mean", "running_var"};
     for (int t = 0; t < 4; t++)
-        export_param_add(m, names[t], t, 1, (const int64_t[]){c});
+        tr_export_param_add(m, names[t], t, 1, (const int64_t[]){c});
     m->count_buffer = "num_batches_tracked";
 }
 
 /* A vector that a flatten made from an image holds its values in PyTorch's
  * channel-first order there (order): the per-value tensors follow it. */
-static void bn_export_values(const layer *l, const export_param *p, tensor_shape s,
+static void bn_export_values(const tr_layer *l, const export_param *p, tr_tensor_shape s,
                              const float *params, float *out)
 {
     const float *v = params + l->offset[p->tensor];
     const long n = channels(l);
-    if (pixels(l) > 1 || tensor_size(s) != n) {
+    if (pixels(l) > 1 || tr_tensor_size(s) != n) {
         memcpy(out, v, sizeof(float) * (size_t)n);
         return;
     }
@@ -262,7 +262,7 @@ static void bn_export_values(const layer *l, const export_param *p, tensor_shape
                 *out++ = v[((long)y * s.w + x) * s.c + ch];
 }
 
-const layer_ops batchnorm_layer_ops = {
+const layer_ops tr_batchnorm_layer_ops = {
     .name = "batchnorm",
     .alias = "batchnormalization",
     .keras = "BatchNormalization",
@@ -282,41 +282,42 @@ const layer_ops batchnorm_layer_ops = {
 
 /* ---- ReLU ------------------------------------------------------------------ */
 
-static int relu_build(layer *l, tr_error *err)
+static int relu_build(tr_layer *l, tr_error *err)
 {
     (void)err;
     l->out = l->in;
     return 0;
 }
 
-static void relu_forward(const layer *l, float *out, const layer_input *in, const float *params,
-                         void *work, int n, const layer_pass *pass)
+static void relu_forward(const tr_layer *l, float *out, const tr_layer_input *in,
+                         const float *params,
+                         void *work, int n, const tr_layer_pass *pass)
 {
     (void)params, (void)work, (void)pass;
-    const long count = (long)n * tensor_size(l->in);
+    const long count = (long)n * tr_tensor_size(l->in);
     for (long j = 0; j < count; j++)
         out[j] = in->x[j] > 0.0f ? in->x[j] : 0.0f;
 }
 
-static void relu_backward(const layer *l, float *d_in, float *grad, float *d_out,
+static void relu_backward(const tr_layer *l, float *d_in, float *grad, float *d_out,
                           const float *in, const float *out, const float *params, void *work,
-                          int n, const layer_pass *pass)
+                          int n, const tr_layer_pass *pass)
 {
     (void)grad, (void)in, (void)params, (void)work, (void)pass;
     if (!d_in)
         return;
-    const long count = (long)n * tensor_size(l->in);
+    const long count = (long)n * tr_tensor_size(l->in);
     for (long j = 0; j < count; j++)
         d_in[j] = out[j] > 0.0f ? d_out[j] : 0.0f;
 }
 
-static void relu_export(const layer *l, tensor_shape order, layer_export *e)
+static void relu_export(const tr_layer *l, tr_tensor_shape order, layer_export *e)
 {
     (void)l, (void)order;
-    export_add(e, "Relu", "ReLU()");
+    tr_export_add(e, "Relu", "ReLU()");
 }
 
-const layer_ops relu_layer_ops = {
+const layer_ops tr_relu_layer_ops = {
     .name = "relu",
     .keras = "ReLU",
     .keeps_order = 1,

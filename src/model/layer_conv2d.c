@@ -35,55 +35,55 @@ static size_t align64(size_t bytes)
 
 /* The hyper-parameter words: filters, kernel side, padding (0 valid, 1
  * same), activation (0 none, 1 relu). */
-static int filters(const layer *l)
+static int filters(const tr_layer *l)
 {
     return (int)l->hp[0];
 }
 
-static int kernel(const layer *l)
+static int kernel(const tr_layer *l)
 {
     return (int)l->hp[1];
 }
 
-static int same(const layer *l)
+static int same(const tr_layer *l)
 {
     return (int)l->hp[2];
 }
 
-static int relu(const layer *l)
+static int relu(const tr_layer *l)
 {
     return (int)l->hp[3];
 }
 
-static int pad_of(const layer *l)
+static int pad_of(const tr_layer *l)
 {
     return same(l) ? (kernel(l) - 1) / 2 : 0;
 }
 
-static int patch_len(const layer *l)
+static int patch_len(const tr_layer *l)
 {
     return kernel(l) * kernel(l) * l->in.c;
 }
 
-static long patch_rows(const layer *l, int n)
+static long patch_rows(const tr_layer *l, int n)
 {
     return (long)n * l->out.h * l->out.w;
 }
 
-static int conv_build(layer *l, tr_error *err)
+static int conv_build(tr_layer *l, tr_error *err)
 {
     const int k = kernel(l);
     if (filters(l) < 1 || filters(l) > 4096)
-        return error_set(err, "layer %d: conv2d with %d filters (1 to 4096)", l->index + 1,
-                         filters(l));
+        return tr_error_set(err, "layer %d: conv2d with %d filters (1 to 4096)", l->index + 1,
+                            filters(l));
     if (k < 1 || k > 64 || (same(l) && k % 2 == 0))
-        return error_set(err, "layer %d: conv2d kernel %d (1 to 64, odd with padding same)",
-                         l->index + 1, k);
+        return tr_error_set(err, "layer %d: conv2d kernel %d (1 to 64, odd with padding same)",
+                            l->index + 1, k);
     if (!same(l) && (k > l->in.h || k > l->in.w))
-        return error_set(err, "layer %d: conv2d %dx%d on a %dx%d input", l->index + 1, k, k,
-                         l->in.h, l->in.w);
+        return tr_error_set(err, "layer %d: conv2d %dx%d on a %dx%d input", l->index + 1, k, k,
+                            l->in.h, l->in.w);
     const int pad = pad_of(l);
-    l->out = (tensor_shape){conv_out_side(l->in.h, k, pad), conv_out_side(l->in.w, k, pad),
+    l->out = (tr_tensor_shape){conv_out_side(l->in.h, k, pad), conv_out_side(l->in.w, k, pad),
                             filters(l)};
     l->n_tensors = 2;
     l->count[DENSE_W] = (size_t)patch_len(l) * (size_t)filters(l);
@@ -99,20 +99,20 @@ static int conv_parse(const spec_item *it, uint32_t *hp, int *head, tr_error *er
 {
     (void)head;
     if (it->n_args < 2)
-        return error_set(err, "'%s': conv2d needs filters and a kernel size, as "
-                         "conv2d(32,3,relu)", it->text);
+        return tr_error_set(err, "'%s': conv2d needs filters and a kernel size, as "
+                            "conv2d(32,3,relu)", it->text);
     int choice[2] = {0, 0};
-    if (spec_whole(it, 0, 1, 4096, &hp[0], "filters", err) ||
-        spec_whole(it, 1, 1, 64, &hp[1], "kernel size", err) ||
-        spec_options(it, 2, (const char *const *const[]){activations, paddings}, 2, choice,
-                     err))
+    if (tr_spec_whole(it, 0, 1, 4096, &hp[0], "filters", err) ||
+        tr_spec_whole(it, 1, 1, 64, &hp[1], "kernel size", err) ||
+        tr_spec_options(it, 2, (const char *const *const[]){activations, paddings}, 2, choice,
+                        err))
         return -1;
     hp[2] = (uint32_t)choice[1];
     hp[3] = choice[0] == 1;
     return 0;
 }
 
-static void conv_format(const layer *l, int last, char *buf, size_t size)
+static void conv_format(const tr_layer *l, int last, char *buf, size_t size)
 {
     (void)last;
     snprintf(buf, size, "conv2d(%d,%d%s%s)", filters(l), kernel(l), same(l) ? ",same" : "",
@@ -123,24 +123,24 @@ static int conv_check(const uint32_t *words, tr_error *err)
 {
     if (words[0] < 1 || words[0] > 4096 || words[1] < 1 || words[1] > 64 || words[2] > 1 ||
         words[3] > 1)
-        return error_set(err, "conv2d filters %u, kernel %u, padding %u, activation %u out "
-                         "of range", words[0], words[1], words[2], words[3]);
+        return tr_error_set(err, "conv2d filters %u, kernel %u, padding %u, activation %u out "
+                            "of range", words[0], words[1], words[2], words[3]);
     return 0;
 }
 
-static double conv_macs(const layer *l)
+static double conv_macs(const tr_layer *l)
 {
     return (double)l->count[DENSE_W] * l->out.h * l->out.w;
 }
 
-static int chunk_samples(const layer *l, int max_n)
+static int chunk_samples(const tr_layer *l, int max_n)
 {
     const size_t sample = sizeof(float) * (size_t)patch_rows(l, 1) * (size_t)patch_len(l);
     const size_t fit = CHUNK_BYTES / sample;
     return fit < 1 ? 1 : fit < (size_t)max_n ? (int)fit : max_n;
 }
 
-static size_t conv_work_bytes(const layer *l, int max_n)
+static size_t conv_work_bytes(const tr_layer *l, int max_n)
 {
     const size_t rows = (size_t)patch_rows(l, chunk_samples(l, max_n));
     const size_t patches = sizeof(float) * rows * (size_t)patch_len(l);
@@ -150,7 +150,7 @@ static size_t conv_work_bytes(const layer *l, int max_n)
            align64(sizeof(float) * l->count[DENSE_W]) + align64(sizeof(int) * rows);
 }
 
-static void conv_work_init(const layer *l, void *mem, int max_n)
+static void conv_work_init(const tr_layer *l, void *mem, int max_n)
 {
     conv_work *w = mem;
     w->chunk = chunk_samples(l, max_n);
@@ -164,93 +164,94 @@ static void conv_work_init(const layer *l, void *mem, int max_n)
     p += align64(sizeof(float) * l->count[DENSE_W]);
     w->base = (int *)p;
     if (!same(l))
-        conv_patch_bases(w->base, w->chunk, l->in.h, l->in.w, l->in.c, kernel(l));
+        tr_conv_patch_bases(w->base, w->chunk, l->in.h, l->in.w, l->in.c, kernel(l));
 }
 
 /* Glorot-uniform with fan_in = k * k * c and fan_out = k * k * f, as Keras
  * computes them for a convolution kernel; zero biases. */
-static void conv_init(const layer *l, float *params, uint64_t seed)
+static void conv_init(const tr_layer *l, float *params, uint64_t seed)
 {
     const double fan_in = (double)patch_len(l), fan_out = (double)kernel(l) * kernel(l) * filters(l);
     const float limit = (float)sqrt(6.0 / (fan_in + fan_out));
-    rng r;
-    rng_seed(&r, seed, RNG_STREAM_INIT + (uint64_t)l->index);
+    tr_rng r;
+    tr_rng_seed(&r, seed, RNG_STREAM_INIT + (uint64_t)l->index);
     float *wk = params + l->offset[DENSE_W];
     for (size_t j = 0; j < l->count[DENSE_W]; j++)
-        wk[j] = (2.0f * rng_uniform(&r) - 1.0f) * limit;
+        wk[j] = (2.0f * tr_rng_uniform(&r) - 1.0f) * limit;
     memset(params + l->offset[DENSE_B], 0, sizeof(float) * (size_t)filters(l));
 }
 
-static void conv_forward(const layer *l, float *out, const layer_input *in, const float *params,
-                         void *work, int n, const layer_pass *pass)
+static void conv_forward(const tr_layer *l, float *out, const tr_layer_input *in,
+                         const float *params,
+                         void *work, int n, const tr_layer_pass *pass)
 {
     (void)pass;
     conv_work *w = work;
     for (int s = 0; s < n; s += w->chunk) {
         const int ns = n - s < w->chunk ? n - s : w->chunk;
-        const float *x = in->x + s * tensor_size(l->in), *wk = params + l->offset[DENSE_W];
+        const float *x = in->x + s * tr_tensor_size(l->in), *wk = params + l->offset[DENSE_W];
         const float *b = params + l->offset[DENSE_B];
-        float *y = out + s * tensor_size(l->out);
+        float *y = out + s * tr_tensor_size(l->out);
         if (!same(l)) {
-            conv2d_forward_valid(y, x, w->base, wk, b, ns, l->in.h, l->in.w, l->in.c,
-                                 kernel(l), filters(l), relu(l));
+            tr_conv2d_forward_valid(y, x, w->base, wk, b, ns, l->in.h, l->in.w, l->in.c,
+                                    kernel(l), filters(l), relu(l));
             continue;
         }
-        conv_im2col(w->patches, x, ns, l->in.h, l->in.w, l->in.c, kernel(l), pad_of(l));
-        dense_forward_small(y, w->patches, wk, b, (int)patch_rows(l, ns), patch_len(l),
-                            filters(l), relu(l));
+        tr_conv_im2col(w->patches, x, ns, l->in.h, l->in.w, l->in.c, kernel(l), pad_of(l));
+        tr_dense_forward_small(y, w->patches, wk, b, (int)patch_rows(l, ns), patch_len(l),
+                               filters(l), relu(l));
     }
 }
 
-static void conv_backward(const layer *l, float *d_in, float *grad, float *d_out,
+static void conv_backward(const tr_layer *l, float *d_in, float *grad, float *d_out,
                           const float *in, const float *out, const float *params, void *work,
-                          int n, const layer_pass *pass)
+                          int n, const tr_layer_pass *pass)
 {
     (void)pass;
     conv_work *w = work;
     if (d_in)
-        dense_transpose(w->wt, params + l->offset[DENSE_W], patch_len(l), filters(l));
+        tr_dense_transpose(w->wt, params + l->offset[DENSE_W], patch_len(l), filters(l));
     for (int s = 0; s < n; s += w->chunk) {
         const int ns = n - s < w->chunk ? n - s : w->chunk;
         const long rows = patch_rows(l, ns);
-        float *d = d_out + s * tensor_size(l->out);
+        float *d = d_out + s * tr_tensor_size(l->out);
         if (relu(l))
-            dense_relu_backward(d, out + s * tensor_size(l->out), rows * filters(l));
-        const float *x = in + s * tensor_size(l->in);
+            tr_dense_relu_backward(d, out + s * tr_tensor_size(l->out), rows * filters(l));
+        const float *x = in + s * tr_tensor_size(l->in);
         float *d_wk = grad + l->offset[DENSE_W], *d_b = grad + l->offset[DENSE_B];
         if (same(l)) {
-            conv_im2col(w->patches, x, ns, l->in.h, l->in.w, l->in.c, kernel(l), pad_of(l));
-            dense_weight_gradient_small(d_wk, d_b, d, w->patches, (int)rows, patch_len(l),
-                                        filters(l), s > 0);
+            tr_conv_im2col(w->patches, x, ns, l->in.h, l->in.w, l->in.c, kernel(l), pad_of(l));
+            tr_dense_weight_gradient_small(d_wk, d_b, d, w->patches, (int)rows, patch_len(l),
+                                           filters(l), s > 0);
         } else {
-            conv2d_weight_gradient_valid(d_wk, d_b, d, x, w->base, ns, l->in.h, l->in.w,
-                                         l->in.c, kernel(l), filters(l), s > 0);
+            tr_conv2d_weight_gradient_valid(d_wk, d_b, d, x, w->base, ns, l->in.h, l->in.w,
+                                            l->in.c, kernel(l), filters(l), s > 0);
         }
         if (!d_in)
             continue;
-        dense_input_gradient_small(w->d_patches, d, w->wt, (int)rows, patch_len(l), filters(l));
-        conv_col2im(d_in + s * tensor_size(l->in), w->d_patches, ns, l->in.h, l->in.w,
-                    l->in.c, kernel(l), pad_of(l));
+        tr_dense_input_gradient_small(w->d_patches, d, w->wt, (int)rows, patch_len(l), filters(l));
+        tr_conv_col2im(d_in + s * tr_tensor_size(l->in), w->d_patches, ns, l->in.h, l->in.w,
+                       l->in.c, kernel(l), pad_of(l));
     }
 }
 
-static void conv_export(const layer *l, tensor_shape order, layer_export *e)
+static void conv_export(const tr_layer *l, tr_tensor_shape order, layer_export *e)
 {
     (void)order;
     const int k = kernel(l), pad = pad_of(l);
-    export_module *m = export_add(e, "Conv", "Conv2d(%d, %d, %d, padding=%d)", l->in.c,
-                                  filters(l), k, pad);
-    export_attr_ints(m, "kernel_shape", 2, (const int64_t[]){k, k});
-    export_attr_ints(m, "pads", 4, (const int64_t[]){pad, pad, pad, pad});
-    export_attr_ints(m, "strides", 2, (const int64_t[]){1, 1});
-    export_param_add(m, "weight", DENSE_W, 4, (const int64_t[]){filters(l), l->in.c, k, k});
-    export_param_add(m, "bias", DENSE_B, 1, (const int64_t[]){filters(l)});
+    export_module *m = tr_export_add(e, "Conv", "Conv2d(%d, %d, %d, padding=%d)", l->in.c,
+                                     filters(l), k, pad);
+    tr_export_attr_ints(m, "kernel_shape", 2, (const int64_t[]){k, k});
+    tr_export_attr_ints(m, "pads", 4, (const int64_t[]){pad, pad, pad, pad});
+    tr_export_attr_ints(m, "strides", 2, (const int64_t[]){1, 1});
+    tr_export_param_add(m, "weight", DENSE_W, 4, (const int64_t[]){filters(l), l->in.c, k, k});
+    tr_export_param_add(m, "bias", DENSE_B, 1, (const int64_t[]){filters(l)});
     if (relu(l))
-        export_add(e, "Relu", "ReLU()");
+        tr_export_add(e, "Relu", "ReLU()");
 }
 
 /* PyTorch's kernel is [f][c][k][k]; this one's [k][k][c][f]. */
-static void conv_export_values(const layer *l, const export_param *p, tensor_shape order,
+static void conv_export_values(const tr_layer *l, const export_param *p, tr_tensor_shape order,
                                const float *params, float *out)
 {
     (void)order;
@@ -267,7 +268,7 @@ static void conv_export_values(const layer *l, const export_param *p, tensor_sha
                     *out++ = w[(((long)ky * k + kx) * c + ch) * f + o];
 }
 
-const layer_ops conv2d_layer_ops = {
+const layer_ops tr_conv2d_layer_ops = {
     .name = "conv2d",
     .keras = "Conv2D",
     .parse = conv_parse,

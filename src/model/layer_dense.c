@@ -18,7 +18,7 @@
 enum { SMALL_WEIGHTS = 32768 };
 
 typedef struct {
-    dense_inputs list; /* the block's input, listed, when the layer is */
+    tr_dense_inputs list; /* the block's input, listed, when the layer is */
     float *wt;         /* [units][in]: w transposed, for the input gradient */
 } dense_work;
 
@@ -28,47 +28,47 @@ static size_t align64(size_t bytes)
 }
 
 /* The hyper-parameter words: units, then 1 for a ReLU or 0 for none. */
-static int units(const layer *l)
+static int units(const tr_layer *l)
 {
     return (int)l->hp[0];
 }
 
-static int relu(const layer *l)
+static int relu(const tr_layer *l)
 {
     return (int)l->hp[1];
 }
 
-static int in_dim(const layer *l)
+static int in_dim(const tr_layer *l)
 {
-    return (int)tensor_size(l->in);
+    return (int)tr_tensor_size(l->in);
 }
 
-static size_t weights(const layer *l)
+static size_t weights(const tr_layer *l)
 {
     return (size_t)in_dim(l) * (size_t)units(l);
 }
 
-static int listed(const layer *l)
+static int listed(const tr_layer *l)
 {
     return l->reads_images || weights(l) > SMALL_WEIGHTS;
 }
 
 /* The model's first layer has no input gradient to compute. */
-static int needs_d_in(const layer *l)
+static int needs_d_in(const tr_layer *l)
 {
     return l->index > 0;
 }
 
-static int dense_build(layer *l, tr_error *err)
+static int dense_build(tr_layer *l, tr_error *err)
 {
-    const long n = tensor_size(l->in);
+    const long n = tr_tensor_size(l->in);
     if (units(l) < 1 || units(l) > LAYER_MAX_WIDTH)
-        return error_set(err, "layer %d: dense with %d units (1 to %d)", l->index + 1,
-                         units(l), LAYER_MAX_WIDTH);
+        return tr_error_set(err, "layer %d: dense with %d units (1 to %d)", l->index + 1,
+                            units(l), LAYER_MAX_WIDTH);
     if (n < 1 || n > LAYER_MAX_WIDTH)
-        return error_set(err, "layer %d: dense on %ld inputs (1 to %d)", l->index + 1, n,
-                         LAYER_MAX_WIDTH);
-    l->out = (tensor_shape){1, 1, units(l)};
+        return tr_error_set(err, "layer %d: dense on %ld inputs (1 to %d)", l->index + 1, n,
+                            LAYER_MAX_WIDTH);
+    l->out = (tr_tensor_shape){1, 1, units(l)};
     l->n_tensors = 2;
     l->count[DENSE_W] = weights(l);
     l->count[DENSE_B] = (size_t)units(l);
@@ -81,17 +81,17 @@ static const char *const activations[] = {"linear", "relu", "softmax", "none", N
 static int dense_parse(const spec_item *it, uint32_t *hp, int *head, tr_error *err)
 {
     if (it->n_args < 1)
-        return error_set(err, "'%s': dense needs its units, as dense(128,relu)", it->text);
+        return tr_error_set(err, "'%s': dense needs its units, as dense(128,relu)", it->text);
     int act = 0;
-    if (spec_whole(it, 0, 1, LAYER_MAX_WIDTH, &hp[0], "units", err) ||
-        spec_options(it, 1, (const char *const *const[]){activations}, 1, &act, err))
+    if (tr_spec_whole(it, 0, 1, LAYER_MAX_WIDTH, &hp[0], "units", err) ||
+        tr_spec_options(it, 1, (const char *const *const[]){activations}, 1, &act, err))
         return -1;
     hp[1] = act == 1;
     *head = act == 2;
     return 0;
 }
 
-static void dense_format(const layer *l, int last, char *buf, size_t size)
+static void dense_format(const tr_layer *l, int last, char *buf, size_t size)
 {
     snprintf(buf, size, "dense(%d%s)", units(l), last ? ",softmax" : relu(l) ? ",relu" : "");
 }
@@ -99,35 +99,35 @@ static void dense_format(const layer *l, int last, char *buf, size_t size)
 static int dense_check(const uint32_t *words, tr_error *err)
 {
     if (words[0] < 1 || words[0] > LAYER_MAX_WIDTH)
-        return error_set(err, "dense with %u units (1 to %d)", words[0], LAYER_MAX_WIDTH);
+        return tr_error_set(err, "dense with %u units (1 to %d)", words[0], LAYER_MAX_WIDTH);
     if (words[1] > 1)
-        return error_set(err, "dense activation %u (0 none, 1 relu)", words[1]);
+        return tr_error_set(err, "dense activation %u (0 none, 1 relu)", words[1]);
     return 0;
 }
 
-static double dense_macs(const layer *l)
+static double dense_macs(const tr_layer *l)
 {
     return (double)weights(l);
 }
 
-static size_t dense_work_bytes(const layer *l, int max_n)
+static size_t dense_work_bytes(const tr_layer *l, int max_n)
 {
     size_t bytes = align64(sizeof(dense_work));
     if (listed(l))
-        bytes += align64(dense_inputs_bytes(max_n, in_dim(l)));
+        bytes += align64(tr_dense_inputs_bytes(max_n, in_dim(l)));
     if (needs_d_in(l))
         bytes += align64(sizeof(float) * weights(l));
     return bytes;
 }
 
-static void dense_work_init(const layer *l, void *mem, int max_n)
+static void dense_work_init(const tr_layer *l, void *mem, int max_n)
 {
     dense_work *w = mem;
     char *p = (char *)mem + align64(sizeof *w);
     memset(w, 0, sizeof *w);
     if (listed(l)) {
-        dense_inputs_init(&w->list, p, max_n, in_dim(l));
-        p += align64(dense_inputs_bytes(max_n, in_dim(l)));
+        tr_dense_inputs_init(&w->list, p, max_n, in_dim(l));
+        p += align64(tr_dense_inputs_bytes(max_n, in_dim(l)));
     }
     if (needs_d_in(l))
         w->wt = (float *)p;
@@ -135,71 +135,71 @@ static void dense_work_init(const layer *l, void *mem, int max_n)
 
 /* Glorot-uniform weights, U(-a, a) with a = sqrt(6 / (fan_in + fan_out)),
  * and zero biases. */
-static void dense_init(const layer *l, float *params, uint64_t seed)
+static void dense_init(const tr_layer *l, float *params, uint64_t seed)
 {
     const int in = in_dim(l), out = units(l);
     const float limit = (float)sqrt(6.0 / (double)(in + out));
-    rng r;
-    rng_seed(&r, seed, RNG_STREAM_INIT + (uint64_t)l->index);
+    tr_rng r;
+    tr_rng_seed(&r, seed, RNG_STREAM_INIT + (uint64_t)l->index);
     float *w = params + l->offset[DENSE_W];
     for (long k = 0; k < (long)in * out; k++)
-        w[k] = (2.0f * rng_uniform(&r) - 1.0f) * limit;
+        w[k] = (2.0f * tr_rng_uniform(&r) - 1.0f) * limit;
     memset(params + l->offset[DENSE_B], 0, sizeof(float) * (size_t)out);
 }
 
-static void dense_layer_forward(const layer *l, float *out, const layer_input *in,
+static void dense_layer_forward(const tr_layer *l, float *out, const tr_layer_input *in,
                                 const float *params, void *work, int n,
-                                const layer_pass *pass)
+                                const tr_layer_pass *pass)
 {
     (void)pass;
     dense_work *w = work;
     const float *wt = params + l->offset[DENSE_W], *b = params + l->offset[DENSE_B];
     if (!listed(l)) {
-        dense_forward_small(out, in->x, wt, b, n, in_dim(l), units(l), relu(l));
+        tr_dense_forward_small(out, in->x, wt, b, n, in_dim(l), units(l), relu(l));
         return;
     }
     if (in->rows)
-        dense_inputs_index_bytes(&w->list, in->rows, n, in_dim(l), in->divisor);
+        tr_dense_inputs_index_bytes(&w->list, in->rows, n, in_dim(l), in->divisor);
     else
-        dense_inputs_index(&w->list, in->x, n, in_dim(l));
-    dense_forward(out, &w->list, wt, b, n, in_dim(l), units(l), relu(l));
+        tr_dense_inputs_index(&w->list, in->x, n, in_dim(l));
+    tr_dense_forward(out, &w->list, wt, b, n, in_dim(l), units(l), relu(l));
 }
 
-static void dense_layer_backward(const layer *l, float *d_in, float *grad, float *d_out,
+static void dense_layer_backward(const tr_layer *l, float *d_in, float *grad, float *d_out,
                                  const float *in, const float *out, const float *params,
-                                 void *work, int n, const layer_pass *pass)
+                                 void *work, int n, const tr_layer_pass *pass)
 {
     (void)pass;
     dense_work *w = work;
     if (relu(l))
-        dense_relu_backward(d_out, out, (long)n * units(l));
+        tr_dense_relu_backward(d_out, out, (long)n * units(l));
     const float *wt = params + l->offset[DENSE_W];
     float *d_w = grad + l->offset[DENSE_W], *d_b = grad + l->offset[DENSE_B];
     if (listed(l))
-        dense_backward(d_in, d_w, d_b, d_out, &w->list, wt, w->wt, n, in_dim(l), units(l),
-                       NULL);
+        tr_dense_backward(d_in, d_w, d_b, d_out, &w->list, wt, w->wt, n, in_dim(l), units(l),
+                          NULL);
     else
-        dense_backward_small(d_in, d_w, d_b, d_out, in, wt, w->wt, n, in_dim(l), units(l));
+        tr_dense_backward_small(d_in, d_w, d_b, d_out, in, wt, w->wt, n, in_dim(l), units(l));
 }
 
 /* A Flatten first when the input is an image; Linear's weight is [units][in],
  * its inputs in PyTorch's channel-first order. */
-static void dense_export(const layer *l, tensor_shape order, layer_export *e)
+static void dense_export(const tr_layer *l, tr_tensor_shape order, layer_export *e)
 {
     (void)order;
     if (l->in.h > 1 || l->in.w > 1)
-        export_attr_int(export_add(e, "Flatten", "Flatten()"), "axis", 1);
-    export_module *m = export_add(e, "Gemm", "Linear(%d, %d)", in_dim(l), units(l));
-    export_attr_int(m, "transB", 1);
-    export_param_add(m, "weight", DENSE_W, 2, (const int64_t[]){units(l), in_dim(l)});
-    export_param_add(m, "bias", DENSE_B, 1, (const int64_t[]){units(l)});
+        tr_export_attr_int(tr_export_add(e, "Flatten", "Flatten()"), "axis", 1);
+    export_module *m = tr_export_add(e, "Gemm", "Linear(%d, %d)", in_dim(l), units(l));
+    tr_export_attr_int(m, "transB", 1);
+    tr_export_param_add(m, "weight", DENSE_W, 2, (const int64_t[]){units(l), in_dim(l)});
+    tr_export_param_add(m, "bias", DENSE_B, 1, (const int64_t[]){units(l)});
     if (relu(l))
-        export_add(e, "Relu", "ReLU()");
+        tr_export_add(e, "Relu", "ReLU()");
 }
 
 /* PyTorch's input j is (channel, row, column) of the image the input
  * flattens; this engine's is (row, column, channel). */
-static void dense_export_values(const layer *l, const export_param *p, tensor_shape s,
+static void dense_export_values(const tr_layer *l, const export_param *p, tr_tensor_shape s,
                                 const float *params, float *out)
 {
     const float *w = params + l->offset[p->tensor];
@@ -218,12 +218,12 @@ static void dense_export_values(const layer *l, const export_param *p, tensor_sh
                 }
 }
 
-static const layer_trainer_ops *dense_trainer(const layer *l)
+static const layer_trainer_ops *dense_trainer(const tr_layer *l)
 {
-    return l->reads_images ? &dense_rows_trainer : NULL;
+    return l->reads_images ? &tr_dense_rows_trainer : NULL;
 }
 
-const layer_ops dense_layer_ops = {
+const layer_ops tr_dense_layer_ops = {
     .name = "dense",
     .keras = "Dense",
     .reads_images = 1,

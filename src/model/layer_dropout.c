@@ -11,16 +11,16 @@
 #include "rng.h"
 
 /* The hyper-parameter word: the rate's float bits. */
-static float rate(const layer *l)
+static float rate(const tr_layer *l)
 {
     return word_float(l->hp[0]);
 }
 
-static int dropout_build(layer *l, tr_error *err)
+static int dropout_build(tr_layer *l, tr_error *err)
 {
     if (!(rate(l) >= 0.0f && rate(l) < 1.0f))
-        return error_set(err, "layer %d: dropout rate %g (0 to 1, 1 excluded)", l->index + 1,
-                         (double)rate(l));
+        return tr_error_set(err, "layer %d: dropout rate %g (0 to 1, 1 excluded)", l->index + 1,
+                            (double)rate(l));
     l->out = l->in;
     return 0;
 }
@@ -29,16 +29,16 @@ static int dropout_parse(const spec_item *it, uint32_t *hp, int *head, tr_error 
 {
     (void)head;
     if (it->n_args != 1)
-        return error_set(err, "'%s': dropout rate %s (from 0 to 1, 1 excluded)", it->text,
-                         it->n_args ? "needs one value" : "missing");
+        return tr_error_set(err, "'%s': dropout rate %s (from 0 to 1, 1 excluded)", it->text,
+                            it->n_args ? "needs one value" : "missing");
     float r;
-    if (spec_fraction(it, 0, 0.0, 1.0, &r, "dropout rate", err))
+    if (tr_spec_fraction(it, 0, 0.0, 1.0, &r, "dropout rate", err))
         return -1;
     hp[0] = float_word(r);
     return 0;
 }
 
-static void dropout_format(const layer *l, int last, char *buf, size_t size)
+static void dropout_format(const tr_layer *l, int last, char *buf, size_t size)
 {
     (void)last;
     snprintf(buf, size, "dropout(%g)", (double)rate(l));
@@ -48,35 +48,35 @@ static int dropout_check(const uint32_t *words, tr_error *err)
 {
     const float r = word_float(words[0]);
     if (!(r >= 0.0f && r < 1.0f))
-        return error_set(err, "dropout rate %g (0 to 1, 1 excluded)", (double)r);
+        return tr_error_set(err, "dropout rate %g (0 to 1, 1 excluded)", (double)r);
     return 0;
 }
 
 /* The identity in inference: PyTorch's module, no ONNX node. */
-static void dropout_export(const layer *l, tensor_shape order, layer_export *e)
+static void dropout_export(const tr_layer *l, tr_tensor_shape order, layer_export *e)
 {
     (void)order;
-    export_add(e, NULL, "Dropout(%.7g)", (double)rate(l));
+    tr_export_add(e, NULL, "Dropout(%.7g)", (double)rate(l));
 }
 
 /* The mask of the last training pass: 1 where a value was kept. */
-static size_t dropout_work_bytes(const layer *l, int max_n)
+static size_t dropout_work_bytes(const tr_layer *l, int max_n)
 {
-    return (size_t)max_n * (size_t)tensor_size(l->in);
+    return (size_t)max_n * (size_t)tr_tensor_size(l->in);
 }
 
 /* The key of a step's masks for this layer. */
-static uint64_t mask_key(const layer *l, const layer_pass *p)
+static uint64_t mask_key(const tr_layer *l, const tr_layer_pass *p)
 {
     const uint64_t stream = rng_hash(p->seed) ^ (RNG_STREAM_DROPOUT + (uint64_t)l->index);
     return rng_hash(rng_hash(stream) ^ ((uint64_t)p->epoch << 40) ^ (uint64_t)p->step);
 }
 
-static void dropout_forward(const layer *l, float *out, const layer_input *in,
-                            const float *params, void *work, int n, const layer_pass *pass)
+static void dropout_forward(const tr_layer *l, float *out, const tr_layer_input *in,
+                            const float *params, void *work, int n, const tr_layer_pass *pass)
 {
     (void)params;
-    const long size = tensor_size(l->in), count = (long)n * size;
+    const long size = tr_tensor_size(l->in), count = (long)n * size;
     uint8_t *keep = work;
     if (!pass || !pass->training || rate(l) == 0.0f) {
         memcpy(out, in->x, sizeof(float) * (size_t)count);
@@ -102,22 +102,22 @@ static void dropout_forward(const layer *l, float *out, const layer_input *in,
     }
 }
 
-static void dropout_backward(const layer *l, float *d_in, float *grad, float *d_out,
+static void dropout_backward(const tr_layer *l, float *d_in, float *grad, float *d_out,
                              const float *in, const float *out, const float *params,
-                             void *work, int n, const layer_pass *pass)
+                             void *work, int n, const tr_layer_pass *pass)
 {
     (void)pass;
     (void)grad, (void)in, (void)out, (void)params;
     if (!d_in)
         return;
-    const long count = (long)n * tensor_size(l->in);
+    const long count = (long)n * tr_tensor_size(l->in);
     const uint8_t *keep = work;
     const float scale = rate(l) == 0.0f ? 1.0f : 1.0f / (1.0f - rate(l));
     for (long j = 0; j < count; j++)
         d_in[j] = keep[j] ? d_out[j] * scale : 0.0f;
 }
 
-const layer_ops dropout_layer_ops = {
+const layer_ops tr_dropout_layer_ops = {
     .name = "dropout",
     .keras = "Dropout",
     .keeps_order = 1,

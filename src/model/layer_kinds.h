@@ -25,20 +25,20 @@ typedef struct {
 
 /* Argument k as a whole number in [lo, hi] into *out; fails naming it as
  * `what` ("'conv2d(0,3)': filters '0' (a whole number from 1 to 4096)"). */
-int spec_whole(const spec_item *it, int k, long lo, long hi, uint32_t *out, const char *what,
-               tr_error *err);
+int tr_spec_whole(const spec_item *it, int k, long lo, long hi, uint32_t *out, const char *what,
+                  tr_error *err);
 
 /* Argument k as a number in [lo, hi) into *out. */
-int spec_fraction(const spec_item *it, int k, double lo, double hi, float *out,
-                  const char *what, tr_error *err);
+int tr_spec_fraction(const spec_item *it, int k, double lo, double hi, float *out,
+                     const char *what, tr_error *err);
 
 /* The arguments from `from` on as option words: each must be a word of one
  * of the groups (groups[g] a NULL-terminated list), and a group may be given
  * once; choice[g] receives the index of its word in the group, and keeps its
  * value for a group not given.  Fails on an unknown word, or on a second
  * word of a group ("'dense(10,softmax,relu)': 'relu' after 'softmax'"). */
-int spec_options(const spec_item *it, int from, const char *const *const *groups, int n_groups,
-                 int *choice, tr_error *err);
+int tr_spec_options(const spec_item *it, int from, const char *const *const *groups, int n_groups,
+                    int *choice, tr_error *err);
 
 /* A float hyper-parameter held in a word as its bits (dropout's rate, the
  * augmentation factors), and back. */
@@ -101,27 +101,27 @@ typedef struct {
 
 /* A module appended to e: its PyTorch text from fmt, its ONNX operator (NULL
  * for none); returns it, for its attributes and parameters. */
-export_module *export_add(layer_export *e, const char *onnx, const char *fmt, ...)
+export_module *tr_export_add(layer_export *e, const char *onnx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void export_attr_ints(export_module *m, const char *name, int n, const int64_t *v);
-void export_attr_int(export_module *m, const char *name, int64_t v);
-void export_attr_float(export_module *m, const char *name, float v);
-void export_param_add(export_module *m, const char *name, int tensor, int nd,
-                      const int64_t *dims);
+void tr_export_attr_ints(export_module *m, const char *name, int n, const int64_t *v);
+void tr_export_attr_int(export_module *m, const char *name, int64_t v);
+void tr_export_attr_float(export_module *m, const char *name, float v);
+void tr_export_param_add(export_module *m, const char *name, int tensor, int nd,
+                         const int64_t *dims);
 
 /* ---- The pooling kinds' window ------------------------------------------- */
 
 /* Their one word: a square window's side, which is also its stride (1 to
- * 64).  window_parse reads "KIND(P)" and window_check a file's word (kind
- * names them in messages); window_build is the shape rule, floor(h / p) x
+ * 64).  tr_window_parse reads "KIND(P)" and tr_window_check a file's word (kind
+ * names them in messages); tr_window_build is the shape rule, floor(h / p) x
  * floor(w / p) x c, the rows and columns past the last window left out;
- * window_format writes the spec item; window_export one module, the ONNX
+ * tr_window_format writes the spec item; tr_window_export one module, the ONNX
  * operator onnx with kernel_shape and strides P, and PyTorch's torch(P). */
-int window_parse(const spec_item *it, const char *kind, uint32_t *hp, tr_error *err);
-int window_check(const uint32_t *words, const char *kind, tr_error *err);
-int window_build(layer *l, tr_error *err);
-void window_format(const layer *l, int last, char *buf, size_t size);
-void window_export(const layer *l, const char *onnx, const char *torch, layer_export *e);
+int tr_window_parse(const spec_item *it, const char *kind, uint32_t *hp, tr_error *err);
+int tr_window_check(const uint32_t *words, const char *kind, tr_error *err);
+int tr_window_build(tr_layer *l, tr_error *err);
+void tr_window_format(const tr_layer *l, int last, char *buf, size_t size);
+void tr_window_export(const tr_layer *l, const char *onnx, const char *torch, layer_export *e);
 
 /* ---- The table ------------------------------------------------------------- */
 
@@ -138,52 +138,52 @@ typedef struct {
      * also ends the model with the head (dense(10,softmax)). */
     int (*parse)(const spec_item *it, uint32_t *hp, int *head, tr_error *err);
     /* The layer as a spec item; last: it is the one before the head. */
-    void (*format)(const layer *l, int last, char *buf, size_t size);
+    void (*format)(const tr_layer *l, int last, char *buf, size_t size);
     /* The hyper-parameter words it uses, the first ones; a file's others
      * must be 0. */
     int words;
     /* Checks the words it uses, read from a file. */
     int (*check)(const uint32_t *hp, tr_error *err);
-    int (*build)(layer *l, tr_error *err);
-    double (*macs)(const layer *l);
-    size_t (*work_bytes)(const layer *l, int max_n);
-    void (*work_init)(const layer *l, void *mem, int max_n);
-    void (*init)(const layer *l, float *params, uint64_t seed);
-    void (*forward)(const layer *l, float *out, const layer_input *in, const float *params,
-                    void *work, int n, const layer_pass *pass);
-    void (*backward)(const layer *l, float *d_in, float *grad, float *d_out, const float *in,
+    int (*build)(tr_layer *l, tr_error *err);
+    double (*macs)(const tr_layer *l);
+    size_t (*work_bytes)(const tr_layer *l, int max_n);
+    void (*work_init)(const tr_layer *l, void *mem, int max_n);
+    void (*init)(const tr_layer *l, float *params, uint64_t seed);
+    void (*forward)(const tr_layer *l, float *out, const tr_layer_input *in, const float *params,
+                    void *work, int n, const tr_layer_pass *pass);
+    void (*backward)(const tr_layer *l, float *d_in, float *grad, float *d_out, const float *in,
                      const float *out, const float *params, void *work, int n,
-                     const layer_pass *pass);
-    /* Batch statistics (layer.h's layer_batch_sums): all four or none. */
-    int (*batch_sums)(const layer *l);
-    void (*forward_sums)(const layer *l, double *sums, const float *in, int n);
-    void (*backward_sums)(const layer *l, double *sums, const float *d_out, const float *in,
+                     const tr_layer_pass *pass);
+    /* Batch statistics (layer.h's tr_layer_batch_sums): all four or none. */
+    int (*batch_sums)(const tr_layer *l);
+    void (*forward_sums)(const tr_layer *l, double *sums, const float *in, int n);
+    void (*backward_sums)(const tr_layer *l, double *sums, const float *d_out, const float *in,
                           void *work, int n);
-    void (*batch_update)(const layer *l, float *params, const double *batch, uint32_t batch_n);
-    double (*loss)(const layer *l, float *d_in, const float *in, const uint8_t *labels, int n,
+    void (*batch_update)(const tr_layer *l, float *params, const double *batch, uint32_t batch_n);
+    double (*loss)(const tr_layer *l, float *d_in, const float *in, const uint8_t *labels, int n,
                    float scale, float ls, int *correct);
-    double (*predict)(const layer *l, uint8_t *pred, const float *in, const uint8_t *labels,
+    double (*predict)(const tr_layer *l, uint8_t *pred, const float *in, const uint8_t *labels,
                       int n, float ls, int *correct);
     /* Its modules; order: the shape whose channel-first flattening gives the
      * order of its input's values in the exported graph (its input itself
      * unless that is a vector some layer flattened). */
-    void (*export)(const layer *l, tensor_shape order, layer_export *out);
+    void (*export)(const tr_layer *l, tr_tensor_shape order, layer_export *out);
     /* Parameter p's values in PyTorch's layout into out; NULL: the tensor as
      * it is stored. */
-    void (*export_values)(const layer *l, const export_param *p, tensor_shape order,
+    void (*export_values)(const tr_layer *l, const export_param *p, tr_tensor_shape order,
                           const float *params, float *out);
     /* The training specialisation for this layer, or NULL to train it by
      * shards of samples like any other (layer_trainer.h). */
-    const layer_trainer_ops *(*trainer)(const layer *l);
+    const layer_trainer_ops *(*trainer)(const tr_layer *l);
 } layer_ops;
 
 /* The kind's entry in the table, or NULL for a number that is no kind. */
-const layer_ops *layer_kind_ops(layer_kind kind);
+const layer_ops *tr_layer_kind_ops(tr_layer_kind kind);
 
 /* The kind a spec names (its name or alias, any case), or 0. */
-layer_kind layer_kind_named(const char *name);
+tr_layer_kind tr_layer_kind_named(const char *name);
 
 /* The names of every kind a spec may use, for messages: "conv2d, maxpool2d, ...". */
-void layer_kind_list(char *buf, size_t size);
+void tr_layer_kind_list(char *buf, size_t size);
 
 #endif

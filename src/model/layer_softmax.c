@@ -34,8 +34,8 @@ static double smoothing_term(const float *z, float m, int classes, float ls)
     return (double)ls * sum / classes;
 }
 
-double softmax_xent(float *d_logits, const float *logits, const uint8_t *labels,
-                    int n, int classes, float scale, float ls, int *correct)
+double tr_softmax_xent(float *d_logits, const float *logits, const uint8_t *labels,
+                       int n, int classes, float scale, float ls, int *correct)
 {
     double loss = 0.0;
     for (int s = 0; s < n; s++) {
@@ -72,8 +72,8 @@ double softmax_xent(float *d_logits, const float *logits, const uint8_t *labels,
     return loss;
 }
 
-double softmax_xent_eval(uint8_t *pred, const float *logits, const uint8_t *labels,
-                         int n, int classes, float ls, int *correct)
+double tr_softmax_xent_eval(uint8_t *pred, const float *logits, const uint8_t *labels,
+                            int n, int classes, float ls, int *correct)
 {
     double loss = 0.0;
     for (int s = 0; s < n; s++) {
@@ -93,34 +93,34 @@ double softmax_xent_eval(uint8_t *pred, const float *logits, const uint8_t *labe
     return loss;
 }
 
-static int softmax_build(layer *l, tr_error *err)
+static int softmax_build(tr_layer *l, tr_error *err)
 {
-    const long n = tensor_size(l->in);
+    const long n = tr_tensor_size(l->in);
     if (n < 1 || n > 256)
-        return error_set(err, "layer %d: softmax over %ld classes (1 to 256)", l->index + 1, n);
+        return tr_error_set(err, "layer %d: softmax over %ld classes (1 to 256)", l->index + 1, n);
     l->out = l->in;
     return 0;
 }
 
-static double softmax_loss(const layer *l, float *d_in, const float *in, const uint8_t *labels,
+static double softmax_loss(const tr_layer *l, float *d_in, const float *in, const uint8_t *labels,
                            int n, float scale, float ls, int *correct)
 {
-    return softmax_xent(d_in, in, labels, n, (int)tensor_size(l->in), scale, ls, correct);
+    return tr_softmax_xent(d_in, in, labels, n, (int)tr_tensor_size(l->in), scale, ls, correct);
 }
 
-static double softmax_predict(const layer *l, uint8_t *pred, const float *in,
+static double softmax_predict(const tr_layer *l, uint8_t *pred, const float *in,
                               const uint8_t *labels, int n, float ls, int *correct)
 {
-    return softmax_xent_eval(pred, in, labels, n, (int)tensor_size(l->in), ls, correct);
+    return tr_softmax_xent_eval(pred, in, labels, n, (int)tr_tensor_size(l->in), ls, correct);
 }
 
-static void softmax_export(const layer *l, tensor_shape order, layer_export *e)
+static void softmax_export(const tr_layer *l, tr_tensor_shape order, layer_export *e)
 {
     (void)l, (void)order;
-    export_attr_int(export_add(e, "Softmax", "Softmax(dim=1)"), "axis", 1);
+    tr_export_attr_int(tr_export_add(e, "Softmax", "Softmax(dim=1)"), "axis", 1);
 }
 
-const layer_ops softmax_layer_ops = {
+const layer_ops tr_softmax_layer_ops = {
     .name = "softmax",
     .keras = "Softmax",
     .head = 1,

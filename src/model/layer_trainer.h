@@ -33,7 +33,7 @@ typedef struct {
     const size_t *part; /* [shards + 1]: part k is the floats [part[k], part[k + 1]) */
     float divisor;      /* a pixel's value is its byte / divisor */
     float *params;      /* the model's buffer */
-    optimizer *opt;
+    tr_optimizer *opt;
     float *const *grad; /* [shards]: each shard's gradient buffer */
     int ranks, rank;    /* the processes training together (train.h): rank r runs
                            shards and owns parts [r, r + 1) * shards / ranks */
@@ -50,17 +50,17 @@ typedef struct {
 /* Sums the shards' gradients over the floats [lo, hi) into out or, with out
  * NULL, applies the optimizer's step with coefficients c there.  What a part
  * of a layer without a trainer gets; trainers use it too. */
-void reduce_segment(float *params, optimizer *opt, const shard_grads *g, size_t lo, size_t hi,
-                    float *out, const optimizer_coeffs *c);
+void tr_reduce_segment(float *params, tr_optimizer *opt, const shard_grads *g, size_t lo, size_t hi,
+                       float *out, const tr_optimizer_coeffs *c);
 
 /* The samples [*lo, *hi) of a batch of bn that make up shard k of shards. */
-void shard_range(int k, int shards, uint32_t bn, uint32_t *lo, uint32_t *hi);
+void tr_shard_range(int k, int shards, uint32_t bn, uint32_t *lo, uint32_t *hi);
 
 typedef struct {
     /* Where the step may cut the buffer near `at` (inside [l->begin,
      * l->end)): a trainer's parts of its tensors are whole rows or groups. */
-    size_t (*cut)(const layer *l, size_t at);
-    int (*create)(void **ctx, const layer *l, const layer_train_setup *setup, tr_error *err);
+    size_t (*cut)(const tr_layer *l, size_t at);
+    int (*create)(void **ctx, const tr_layer *l, const layer_train_setup *setup, tr_error *err);
     void (*destroy)(void *ctx);
     /* At the start of an epoch, after the optimizer's state may have been
      * set from outside. */
@@ -75,7 +75,7 @@ typedef struct {
     /* Shard k's forward pass: samples [lo, lo + n) of the batch in buf.
      * out: [n][out size] */
     void (*forward)(void *ctx, int k, int buf, float *out, uint32_t lo, int n);
-    /* Shard k's backward pass, as layer_backward's: d_out may be
+    /* Shard k's backward pass, as tr_layer_backward's: d_out may be
      * overwritten; the gradients the shard computes itself go into grad,
      * its shard buffer; d_in as there. */
     void (*backward)(void *ctx, int k, float *d_in, float *grad, float *d_out,
@@ -84,7 +84,7 @@ typedef struct {
      * out, or updates them with the optimizer (out NULL, coefficients c),
      * for the batch in buf of bn samples. */
     void (*reduce_part)(void *ctx, int k, const shard_grads *g, float *out,
-                        const optimizer_coeffs *c, int buf, uint32_t bn);
+                        const tr_optimizer_coeffs *c, int buf, uint32_t bn);
     /* With several ranks, stage is called for every shard, and these from
      * one thread of every rank (group.h's collectives).  After the shards'
      * passes: what the parts' owners need of every shard (its factors). */
@@ -94,13 +94,13 @@ typedef struct {
     void (*share_parts)(void *ctx, int buf, uint32_t bn);
     /* The floats [*lo, *hi) of the shards' buffers that reduce_part fills
      * itself from the factors: not sent between ranks. */
-    void (*filled)(const layer *l, size_t *lo, size_t *hi);
+    void (*filled)(const tr_layer *l, size_t *lo, size_t *hi);
 } layer_trainer_ops;
 
 /* The layer's trainer, or NULL to train it shard by shard: its kind's
  * choice (layer_kinds.h). */
-const layer_trainer_ops *layer_trainer(const layer *l);
+const layer_trainer_ops *tr_layer_trainer(const tr_layer *l);
 
-extern const layer_trainer_ops dense_rows_trainer;
+extern const layer_trainer_ops tr_dense_rows_trainer;
 
 #endif

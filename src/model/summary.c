@@ -25,9 +25,9 @@ static const char *grouped(size_t n, char buf[48])
  * an underscore before a capital that follows a small letter or starts a
  * capitalized word), then _1, _2, ... for the second and later layers of the
  * class (naming.uniquify), as a fresh Keras session names them. */
-static int keras_layer_name(char *buf, size_t size, const model *m, int l)
+static int keras_layer_name(char *buf, size_t size, const tr_model *m, int l)
 {
-    const char *cls = layer_kind_keras_name(m->layer[l].kind);
+    const char *cls = tr_layer_kind_keras_name(m->layer[l].kind);
     char snake[64];
     size_t k = 0;
     for (size_t i = 0; cls[i] && k + 2 < sizeof snake; i++) {
@@ -48,12 +48,12 @@ static int keras_layer_name(char *buf, size_t size, const model *m, int l)
 
 /* Each layer's output shape and parameters.  A
  * stack of dense layers keeps the notebook's own lines (its Flatten). */
-void model_summary(const model *m, FILE *f)
+void tr_model_summary(const tr_model *m, FILE *f)
 {
     const int body = m->n_layers - 1;
-    mlp_shape widths;
+    tr_mlp_shape widths;
     tr_error ignored;
-    const int mlp = model_mlp_shape(m, &widths, &ignored) == 0;
+    const int mlp = tr_model_mlp_shape(m, &widths, &ignored) == 0;
     /* The name column fits the longest name ("global_average_pooling2d_1
      * (GlobalAveragePooling2D)"). */
     int wide = mlp ? 22 : 26;
@@ -69,7 +69,7 @@ void model_summary(const model *m, FILE *f)
         fprintf(f, "%-*s %-*s %10s\n", wide, "flatten (Flatten)", shapes, "", "0");
     size_t total = 0, trained = 0;
     for (int l = 0; l < body; l++) {
-        const layer *y = &m->layer[l];
+        const tr_layer *y = &m->layer[l];
         size_t n = 0;
         for (int t = 0; t < y->n_tensors; t++) {
             n += y->count[t];
@@ -89,8 +89,8 @@ void model_summary(const model *m, FILE *f)
     if (m->class_names[0]) {
         char name[CLASS_NAME_MAX];
         fprintf(f, "Classes:");
-        for (int k = 0; k < model_classes(m); k++)
-            fprintf(f, "%s %d %s", k ? "," : "", k, class_name(m->class_names, k, name));
+        for (int k = 0; k < tr_model_classes(m); k++)
+            fprintf(f, "%s %d %s", k ? "," : "", k, tr_class_name(m->class_names, k, name));
         fprintf(f, "\n");
     }
     fprintf(f, "\n");

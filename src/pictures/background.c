@@ -52,10 +52,10 @@ typedef struct {
 } light_grid;
 
 /* The grey level (0-255, Rec. 601) of every pixel. */
-static void grey_levels(float *grey, const image *im)
+static void grey_levels(float *grey, const tr_image *im)
 {
     for (long j = 0; j < (long)im->w * im->h; j++)
-        grey[j] = (float)image_grey(im->rgba + 4 * j) / 1000.0f;
+        grey[j] = (float)tr_image_grey(im->rgba + 4 * j) / 1000.0f;
 }
 
 /* A cell's page level: the grey level below which `quantile` of its pixels
@@ -282,7 +282,7 @@ static int clear_specks(float *ink, int w, int h, tr_error *err)
     double *mass = malloc(sizeof(double) * (size_t)(n + 1));
     if (!group || !stack || !mass) {
         free(group), free(stack), free(mass);
-        return error_set(err, "out of memory for a %dx%d picture's ink", w, h);
+        return tr_error_set(err, "out of memory for a %dx%d picture's ink", w, h);
     }
     long groups = 0;
     for (long j = 0; j < n; j++)
@@ -317,7 +317,7 @@ static int clear_specks(float *ink, int w, int h, tr_error *err)
     return 0;
 }
 
-int ink_on_uneven_page(const image *im, int light, float *ink, tr_error *err)
+int tr_ink_on_uneven_page(const tr_image *im, int light, float *ink, tr_error *err)
 {
     const int w = im->w, h = im->h;
     const long n = (long)w * h;
@@ -335,7 +335,7 @@ int ink_on_uneven_page(const image *im, int light, float *ink, tr_error *err)
     g.level = malloc(sizeof(float) * (size_t)cells);
     int rc = 0;
     if (!grey || !page || !scratch || !g.level) {
-        rc = error_set(err, "out of memory for a %dx%d picture's page", w, h);
+        rc = tr_error_set(err, "out of memory for a %dx%d picture's page", w, h);
         goto done;
     }
     grey_levels(grey, im);

@@ -10,15 +10,15 @@
 
 #define CANVAS_MAX_SIDE 16384
 
-int canvas_init(canvas *c, int width, int height, rgb bg, tr_error *err)
+int tr_canvas_init(tr_canvas *c, int width, int height, tr_rgb bg, tr_error *err)
 {
     memset(c, 0, sizeof *c);
     if (width < 1 || height < 1 || width > CANVAS_MAX_SIDE || height > CANVAS_MAX_SIDE)
-        return error_set(err, "picture size %dx%d is out of range (1 to %d)", width, height,
-                         CANVAS_MAX_SIDE);
+        return tr_error_set(err, "picture size %dx%d is out of range (1 to %d)", width, height,
+                            CANVAS_MAX_SIDE);
     c->pixels = malloc((size_t)width * height * 3);
     if (!c->pixels)
-        return error_set(err, "out of memory for a %dx%d picture", width, height);
+        return tr_error_set(err, "out of memory for a %dx%d picture", width, height);
     c->width = width;
     c->height = height;
     for (size_t i = 0; i < (size_t)width * height; i++) {
@@ -29,14 +29,14 @@ int canvas_init(canvas *c, int width, int height, rgb bg, tr_error *err)
     return 0;
 }
 
-void canvas_free(canvas *c)
+void tr_canvas_free(tr_canvas *c)
 {
     free(c->pixels);
     memset(c, 0, sizeof *c);
 }
 
 /* Blends color over pixel (x, y) with coverage a in [0, 1]; outside: nothing. */
-static void canvas_blend(canvas *c, int x, int y, rgb color, float a)
+static void canvas_blend(tr_canvas *c, int x, int y, tr_rgb color, float a)
 {
     if (x < 0 || y < 0 || x >= c->width || y >= c->height || a <= 0.0f)
         return;
@@ -48,7 +48,7 @@ static void canvas_blend(canvas *c, int x, int y, rgb color, float a)
         p[k] = (uint8_t)lrintf((float)p[k] + a * ((float)src[k] - (float)p[k]));
 }
 
-void canvas_fill_rect(canvas *c, int x, int y, int w, int h, rgb color)
+void tr_canvas_fill_rect(tr_canvas *c, int x, int y, int w, int h, tr_rgb color)
 {
     int x0 = x < 0 ? 0 : x, y0 = y < 0 ? 0 : y;
     int x1 = x + w > c->width ? c->width : x + w;
@@ -62,12 +62,12 @@ void canvas_fill_rect(canvas *c, int x, int y, int w, int h, rgb color)
         }
 }
 
-void canvas_frame_rect(canvas *c, int x, int y, int w, int h, rgb color)
+void tr_canvas_frame_rect(tr_canvas *c, int x, int y, int w, int h, tr_rgb color)
 {
-    canvas_fill_rect(c, x, y, w, 1, color);
-    canvas_fill_rect(c, x, y + h - 1, w, 1, color);
-    canvas_fill_rect(c, x, y, 1, h, color);
-    canvas_fill_rect(c, x + w - 1, y, 1, h, color);
+    tr_canvas_fill_rect(c, x, y, w, 1, color);
+    tr_canvas_fill_rect(c, x, y + h - 1, w, 1, color);
+    tr_canvas_fill_rect(c, x, y, 1, h, color);
+    tr_canvas_fill_rect(c, x + w - 1, y, 1, h, color);
 }
 
 /* Coverage of a pixel whose centre lies at distance d from a shape's core of
@@ -78,8 +78,8 @@ static float coverage(float d, float r)
     return a < 0.0f ? 0.0f : (a > 1.0f ? 1.0f : a);
 }
 
-void canvas_line(canvas *c, float x0, float y0, float x1, float y1, float width,
-                 rgb color)
+void tr_canvas_line(tr_canvas *c, float x0, float y0, float x1, float y1, float width,
+                    tr_rgb color)
 {
     if (!isfinite(x0) || !isfinite(y0) || !isfinite(x1) || !isfinite(y1))
         return;
@@ -102,24 +102,24 @@ void canvas_line(canvas *c, float x0, float y0, float x1, float y1, float width,
     }
 }
 
-void canvas_disk(canvas *c, float cx, float cy, float radius, rgb color)
+void tr_canvas_disk(tr_canvas *c, float cx, float cy, float radius, tr_rgb color)
 {
-    canvas_line(c, cx, cy, cx, cy, 2.0f * radius, color);
+    tr_canvas_line(c, cx, cy, cx, cy, 2.0f * radius, color);
 }
 
-int canvas_text_width(const char *text, int scale)
+int tr_canvas_text_width(const char *text, int scale)
 {
-    return font_text_width(text, scale);
+    return tr_font_text_width(text, scale);
 }
 
 /* Draws text's coverage in color; `up` turns it 90 degrees counter-clockwise,
  * its top towards x.  (x, y) is the top-left of the capitals' box. */
-static void draw_text(canvas *c, int x, int y, const char *text, int scale, rgb color,
+static void draw_text(tr_canvas *c, int x, int y, const char *text, int scale, tr_rgb color,
                       int up)
 {
     font_mask m;
     /* Out of memory for a line of text: the picture goes without it. */
-    if (font_render(&m, text, scale))
+    if (tr_font_render(&m, text, scale))
         return;
     for (int r = 0; r < m.h; r++)
         for (int col = 0; col < m.w; col++) {
@@ -132,35 +132,35 @@ static void draw_text(canvas *c, int x, int y, const char *text, int scale, rgb 
             else
                 canvas_blend(c, x + col, y + across, color, (float)a / 255.0f);
         }
-    font_mask_free(&m);
+    tr_font_mask_free(&m);
 }
 
-void canvas_text(canvas *c, int x, int y, const char *text, int scale, rgb color)
+void tr_canvas_text(tr_canvas *c, int x, int y, const char *text, int scale, tr_rgb color)
 {
     draw_text(c, x, y, text, scale, color, 0);
 }
 
-void canvas_text_up(canvas *c, int x, int y, const char *text, int scale, rgb color)
+void tr_canvas_text_up(tr_canvas *c, int x, int y, const char *text, int scale, tr_rgb color)
 {
     draw_text(c, x, y, text, scale, color, 1);
 }
 
-const char *canvas_font_fallback(void)
+const char *tr_canvas_font_fallback(void)
 {
-    return font_fallback_reason();
+    return tr_font_fallback_reason();
 }
 
-void canvas_gray_image(canvas *c, int x, int y, const uint8_t *img, int w, int h,
-                       int scale, int ink_dark)
+void tr_canvas_gray_image(tr_canvas *c, int x, int y, const uint8_t *img, int w, int h,
+                          int scale, int ink_dark)
 {
     for (int j = 0; j < h; j++)
         for (int i = 0; i < w; i++) {
             const uint8_t v = ink_dark ? (uint8_t)(255 - img[j * w + i]) : img[j * w + i];
-            canvas_fill_rect(c, x + i * scale, y + j * scale, scale, scale, (rgb){v, v, v});
+            tr_canvas_fill_rect(c, x + i * scale, y + j * scale, scale, scale, (tr_rgb){v, v, v});
         }
 }
 
-int canvas_encode_png(const canvas *c, uint8_t **png, size_t *len, tr_error *err)
+int tr_canvas_encode_png(const tr_canvas *c, uint8_t **png, size_t *len, tr_error *err)
 {
     *png = NULL;
     *len = 0;
@@ -178,10 +178,10 @@ int canvas_encode_png(const canvas *c, uint8_t **png, size_t *len, tr_error *err
     png_alloc_size_t size = PNG_IMAGE_PNG_SIZE_MAX(image);
     uint8_t *buf = malloc(size);
     if (!buf)
-        return error_set(err, "out of memory for a PNG of up to %zu bytes", (size_t)size);
+        return tr_error_set(err, "out of memory for a PNG of up to %zu bytes", (size_t)size);
     if (!png_image_write_to_memory(&image, buf, &size, 0, c->pixels, 0, NULL)) {
         free(buf);
-        return error_set(err, "PNG encoding failed: %s", image.message);
+        return tr_error_set(err, "PNG encoding failed: %s", image.message);
     }
     uint8_t *fit = realloc(buf, size ? size : 1);
     if (fit)
@@ -191,13 +191,13 @@ int canvas_encode_png(const canvas *c, uint8_t **png, size_t *len, tr_error *err
     return 0;
 }
 
-int canvas_save_png(const canvas *c, const char *path, tr_error *err)
+int tr_canvas_save_png(const tr_canvas *c, const char *path, tr_error *err)
 {
     uint8_t *png;
     size_t len;
-    if (canvas_encode_png(c, &png, &len, err))
+    if (tr_canvas_encode_png(c, &png, &len, err))
         return -1;
-    int status = file_write_atomic(path, png, len, err);
+    int status = tr_file_write_atomic(path, png, len, err);
     free(png);
     return status;
 }

@@ -118,7 +118,7 @@ static const char *const GLYPHS[95] = {
     /* '~'  */ "....." "....." ".#..." "#.#.#" "...#." "....." ".....",
 };
 
-const char *font_glyph(int ch)
+const char *tr_font_glyph(int ch)
 {
     return GLYPHS[printable(ch) - 32];
 }
@@ -138,7 +138,7 @@ static int bitmap_render(font_mask *m, const char *text, int scale)
     if (!m->a)
         return -1;
     for (int k = 0; text[k]; k++) {
-        const char *g = font_glyph((unsigned char)text[k]);
+        const char *g = tr_font_glyph((unsigned char)text[k]);
         for (int row = 0; row < FONT_H * scale; row++)
             for (int col = 0; col < FONT_W * scale; col++)
                 if (g[row / scale * FONT_W + col / scale] == '#')
@@ -249,7 +249,7 @@ static int walk_glyphs(const char *text, font_mask *draw, int baseline)
 }
 #endif
 
-int font_text_width(const char *text, int scale)
+int tr_font_text_width(const char *text, int scale)
 {
 #ifdef TRAINER_FREETYPE
     if (use_face(scale))
@@ -258,7 +258,7 @@ int font_text_width(const char *text, int scale)
     return bitmap_width(text, scale);
 }
 
-int font_render(font_mask *m, const char *text, int scale)
+int tr_font_render(font_mask *m, const char *text, int scale)
 {
     memset(m, 0, sizeof *m);
 #ifdef TRAINER_FREETYPE
@@ -279,13 +279,13 @@ int font_render(font_mask *m, const char *text, int scale)
     return bitmap_render(m, text, scale);
 }
 
-void font_mask_free(font_mask *m)
+void tr_font_mask_free(font_mask *m)
 {
     free(m->a);
     memset(m, 0, sizeof *m);
 }
 
-const char *font_fallback_reason(void)
+const char *tr_font_fallback_reason(void)
 {
 #ifdef TRAINER_FREETYPE
     if (face_state == 0)

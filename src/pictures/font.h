@@ -14,23 +14,23 @@
  * 0; a vector font's ascenders and accents reach higher). */
 typedef struct {
     int w, h, top;
-    uint8_t *a; /* owned; free with font_mask_free */
+    uint8_t *a; /* owned; free with tr_font_mask_free */
 } font_mask;
 
 /* Renders text (ASCII; other bytes draw as '?').  Returns 0, or -1 when out
  * of memory (*m is then empty). */
-int font_render(font_mask *m, const char *text, int scale);
-void font_mask_free(font_mask *m);
+int tr_font_render(font_mask *m, const char *text, int scale);
+void tr_font_mask_free(font_mask *m);
 
-/* The advance width of text in pixels, as font_render lays it out. */
-int font_text_width(const char *text, int scale);
+/* The advance width of text in pixels, as tr_font_render lays it out. */
+int tr_font_text_width(const char *text, int scale);
 
 /* NULL when the vector font is used, else why not (no FreeType in this
  * build, no font file found, a file FreeType cannot read). */
-const char *font_fallback_reason(void);
+const char *tr_font_fallback_reason(void);
 
 /* The bitmap glyph of ch as 35 characters, 7 rows of 5, '#' for ink;
  * characters outside printable ASCII give the glyph of '?'. */
-const char *font_glyph(int ch);
+const char *tr_font_glyph(int ch);
 
 #endif

@@ -10,18 +10,18 @@
 /* Ink fainter than this part of the strongest is the page's noise. */
 #define INK_FLOOR 0.1f
 
-int image_is_png(const uint8_t *data, size_t len)
+int tr_image_is_png(const uint8_t *data, size_t len)
 {
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     return len >= sizeof sig && memcmp(data, sig, sizeof sig) == 0;
 }
 
-int image_decode_png(image *im, const uint8_t *data, size_t len, const char *name,
-                     tr_error *err)
+int tr_image_decode_png(tr_image *im, const uint8_t *data, size_t len, const char *name,
+                        tr_error *err)
 {
-    *im = (image){0};
-    if (!image_is_png(data, len))
-        return error_set(err, "%s: not a PNG file", name);
+    *im = (tr_image){0};
+    if (!tr_image_is_png(data, len))
+        return tr_error_set(err, "%s: not a PNG file", name);
     /* The size, from the IHDR chunk that must come first, is checked before
      * libpng reads further. */
     if (len >= 24 && memcmp(data + 12, "IHDR", 4) == 0) {
@@ -30,8 +30,8 @@ int image_decode_png(image *im, const uint8_t *data, size_t len, const char *nam
         const uint32_t h = (uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 |
                            (uint32_t)data[22] << 8 | data[23];
         if (w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || (size_t)w * h > IMAGE_MAX_PIXELS)
-            return error_set(err, "%s: %ux%u pixels, over the bound of %d a side and %zu "
-                             "in all", name, w, h, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
+            return tr_error_set(err, "%s: %ux%u pixels, over the bound of %d a side and %zu "
+                                "in all", name, w, h, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
     }
     /* libpng's simplified API converts every colour type and depth to 8-bit
      * RGBA and reports errors in a message instead of a longjmp. */
@@ -39,11 +39,11 @@ int image_decode_png(image *im, const uint8_t *data, size_t len, const char *nam
     memset(&png, 0, sizeof png);
     png.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_memory(&png, data, len))
-        return error_set(err, "%s: not a readable PNG file (%s)", name, png.message);
+        return tr_error_set(err, "%s: not a readable PNG file (%s)", name, png.message);
     if (png.width < 1 || png.height < 1 || png.width > IMAGE_MAX_SIDE ||
         png.height > IMAGE_MAX_SIDE || (size_t)png.width * png.height > IMAGE_MAX_PIXELS) {
-        error_set(err, "%s: %ux%u pixels, over the bound of %d a side and %zu in all",
-                  name, png.width, png.height, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
+        tr_error_set(err, "%s: %ux%u pixels, over the bound of %d a side and %zu in all",
+                     name, png.width, png.height, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
         png_image_free(&png);
         return -1;
     }
@@ -51,21 +51,21 @@ int image_decode_png(image *im, const uint8_t *data, size_t len, const char *nam
     uint8_t *px = malloc(PNG_IMAGE_SIZE(png));
     if (!px) {
         png_image_free(&png);
-        return error_set(err, "%s: out of memory for %ux%u pixels", name, png.width,
-                         png.height);
+        return tr_error_set(err, "%s: out of memory for %ux%u pixels", name, png.width,
+                            png.height);
     }
     if (!png_image_finish_read(&png, NULL, px, 0, NULL)) {
         free(px);
-        error_set(err, "%s: damaged or truncated PNG data (%s)", name, png.message);
+        tr_error_set(err, "%s: damaged or truncated PNG data (%s)", name, png.message);
         png_image_free(&png);
         return -1;
     }
-    *im = (image){(int)png.width, (int)png.height, px};
+    *im = (tr_image){(int)png.width, (int)png.height, px};
     png_image_free(&png);
     return 0;
 }
 
-void image_free(image *im)
+void tr_image_free(tr_image *im)
 {
     free(im->rgba);
     im->rgba = NULL;
@@ -82,8 +82,8 @@ static void resize_tap(int i, int n, int m, int *lo, int *hi, float *frac)
     *frac = at - base;
 }
 
-void image_resize_bilinear(uint8_t *out, int oh, int ow, const uint8_t *in, int ih, int iw,
-                           int c)
+void tr_image_resize_bilinear(uint8_t *out, int oh, int ow, const uint8_t *in, int ih, int iw,
+                              int c)
 {
     for (int y = 0; y < oh; y++) {
         int y0, y1;
@@ -107,7 +107,7 @@ void image_resize_bilinear(uint8_t *out, int oh, int ow, const uint8_t *in, int 
     }
 }
 
-int image_bytes(uint8_t *out, const image *im, int rows, int cols, int channels)
+int tr_image_bytes(uint8_t *out, const tr_image *im, int rows, int cols, int channels)
 {
     const size_t n = (size_t)im->w * (size_t)im->h;
     const int same = im->w == cols && im->h == rows;
@@ -117,12 +117,12 @@ int image_bytes(uint8_t *out, const image *im, int rows, int cols, int channels)
     for (size_t j = 0; j < n; j++) {
         const uint8_t *p = im->rgba + 4 * j;
         if (channels == 1)
-            full[j] = (uint8_t)((image_grey(p) + 500) / 1000);
+            full[j] = (uint8_t)((tr_image_grey(p) + 500) / 1000);
         else
             memcpy(full + 3 * j, p, 3);
     }
     if (!same) {
-        image_resize_bilinear(out, rows, cols, full, im->h, im->w, channels);
+        tr_image_resize_bilinear(out, rows, cols, full, im->h, im->w, channels);
         free(full);
     }
     return 0;
@@ -134,7 +134,7 @@ static int compare_ints(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int32_t image_grey(const uint8_t *p)
+int32_t tr_image_grey(const uint8_t *p)
 {
     return 299 * p[0] + 587 * p[1] + 114 * p[2];
 }
@@ -142,19 +142,19 @@ int32_t image_grey(const uint8_t *p)
 /* The page's grey level: the median of the border's opaque pixels, or, when
  * they are less than half the border, the opposite of the ink's mean (a
  * digit drawn on a transparent canvas, which may touch its edge). */
-static int page_level(const image *im, int32_t *page, tr_error *err)
+static int page_level(const tr_image *im, int32_t *page, tr_error *err)
 {
     const int w = im->w, h = im->h;
     const int ring = h == 1 || w == 1 ? w * h : 2 * (w + h) - 4;
     int32_t *border = malloc(sizeof(int32_t) * (size_t)ring);
     if (!border)
-        return error_set(err, "out of memory for %dx%d pixels", w, h);
+        return tr_error_set(err, "out of memory for %dx%d pixels", w, h);
     int n = 0;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             const uint8_t *p = im->rgba + ((long)y * w + x) * 4;
             if ((y == 0 || y == h - 1 || x == 0 || x == w - 1) && p[3] >= 128)
-                border[n++] = image_grey(p);
+                border[n++] = tr_image_grey(p);
         }
     if (n > 0 && 2 * n >= ring) {
         qsort(border, (size_t)n, sizeof *border, compare_ints);
@@ -163,7 +163,7 @@ static int page_level(const image *im, int32_t *page, tr_error *err)
         int64_t sum = 0, weight = 0;
         for (long j = 0; j < (long)w * h; j++) {
             const uint8_t *p = im->rgba + 4 * j;
-            sum += (int64_t)p[3] * image_grey(p);
+            sum += (int64_t)p[3] * tr_image_grey(p);
             weight += p[3];
         }
         *page = weight > 0 && 2 * sum < (int64_t)IMAGE_GREY_MAX * weight ? IMAGE_GREY_MAX : 0;
@@ -176,7 +176,7 @@ static int page_level(const image *im, int32_t *page, tr_error *err)
  * the page by its alpha, minus the page's (the other way on a light page). */
 static int32_t ink_of(const uint8_t *p, int32_t page, int light)
 {
-    const int32_t v = p[3] * image_grey(p) + (255 - p[3]) * page;
+    const int32_t v = p[3] * tr_image_grey(p) + (255 - p[3]) * page;
     const int32_t d = light ? 255 * page - v : v - 255 * page;
     return d > 0 ? d : 0;
 }
@@ -232,20 +232,20 @@ static int only_page_removed(const float *ink, const float *flat, int h, int w)
 /* A photo's page lit unevenly (background.c): its flattened ink replaces
  * one page level's when that took only the page away.  Otherwise one level
  * stays, so that a clean picture keeps its bytes. */
-static int prefer_flat_page(const image *im, int light, float *ink, tr_error *err)
+static int prefer_flat_page(const tr_image *im, int light, float *ink, tr_error *err)
 {
     const long count = (long)im->w * im->h;
     float *flat = malloc(sizeof(float) * (size_t)count);
     if (!flat)
-        return error_set(err, "out of memory for a %dx%d picture's page", im->w, im->h);
-    const int uneven = ink_on_uneven_page(im, light, flat, err);
+        return tr_error_set(err, "out of memory for a %dx%d picture's page", im->w, im->h);
+    const int uneven = tr_ink_on_uneven_page(im, light, flat, err);
     if (uneven == 1 && only_page_removed(ink, flat, im->h, im->w))
         memcpy(ink, flat, sizeof(float) * (size_t)count);
     free(flat);
     return uneven < 0 ? -1 : 0;
 }
 
-int image_ink(const image *im, float *ink, tr_error *err)
+int tr_image_ink(const tr_image *im, float *ink, tr_error *err)
 {
     const long count = (long)im->w * im->h;
     int32_t page = 0;
@@ -259,8 +259,8 @@ int image_ink(const image *im, float *ink, tr_error *err)
     }
     /* Less contrast than 15% is a blank page, or its noise. */
     if (20 * (int64_t)strongest < 3 * (int64_t)IMAGE_GREY_MAX * 255)
-        return error_set(err, "no ink: the page and the strongest mark differ by %.0f%%",
-                         100.0 * strongest / (IMAGE_GREY_MAX * 255.0));
+        return tr_error_set(err, "no ink: the page and the strongest mark differ by %.0f%%",
+                            100.0 * strongest / (IMAGE_GREY_MAX * 255.0));
     for (long j = 0; j < count; j++)
         ink[j] = (float)((double)ink_of(im->rgba + 4 * j, page, light) / strongest);
     return prefer_flat_page(im, light, ink, err);
@@ -282,14 +282,14 @@ static void resample_line(float *out, long out_step, int m, const float *in, lon
     }
 }
 
-int image_field(float *field, int fh, int fw, const float *ink, int h, int w,
-                tr_error *err)
+int tr_image_field(float *field, int fh, int fw, const float *ink, int h, int w,
+                   tr_error *err)
 {
     const float floor = INK_FLOOR;
     int x0, y0, x1, y1;
     if (!ink_box(ink, h, w, floor, &x0, &y0, &x1, &y1))
-        return error_set(err, "no ink: nothing darker than the page by a tenth of the "
-                         "strongest ink");
+        return tr_error_set(err, "no ink: nothing darker than the page by a tenth of the "
+                            "strongest ink");
     const int bw = x1 - x0 + 1, bh = y1 - y0 + 1;
     const double box_w = fw * 20.0 / 28.0, box_h = fh * 20.0 / 28.0;
     const double scale = fmin(box_w / bw, box_h / bh);
@@ -301,7 +301,7 @@ int image_field(float *field, int fh, int fw, const float *ink, int h, int w,
     float *small = malloc(sizeof(float) * (size_t)sw * sh);
     if (!crop || !wide || !small) {
         free(crop), free(wide), free(small);
-        return error_set(err, "out of memory for a %dx%d crop", bw, bh);
+        return tr_error_set(err, "out of memory for a %dx%d crop", bw, bh);
     }
     for (int y = 0; y < bh; y++)
         for (int x = 0; x < bw; x++) {
@@ -333,13 +333,13 @@ int image_field(float *field, int fh, int fw, const float *ink, int h, int w,
     return 0;
 }
 
-int image_prepare(uint8_t *out, int fh, int fw, const float *ink, int h, int w,
-                  tr_error *err)
+int tr_image_prepare(uint8_t *out, int fh, int fw, const float *ink, int h, int w,
+                     tr_error *err)
 {
     float *field = malloc(sizeof(float) * (size_t)fw * fh);
     if (!field)
-        return error_set(err, "out of memory for a %dx%d field", fw, fh);
-    const int rc = image_field(field, fh, fw, ink, h, w, err);
+        return tr_error_set(err, "out of memory for a %dx%d field", fw, fh);
+    const int rc = tr_image_field(field, fh, fw, ink, h, w, err);
     for (long j = 0; rc == 0 && j < (long)fw * fh; j++)
         out[j] = (uint8_t)lround(field[j] * 255.0f);
     free(field);

@@ -9,7 +9,7 @@
 
 #include <jpeglib.h>
 
-int image_is_jpeg(const uint8_t *data, size_t len)
+int tr_image_is_jpeg(const uint8_t *data, size_t len)
 {
     return len >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
 }
@@ -83,7 +83,7 @@ static int exif_orientation(const uint8_t *seg, size_t len)
 /* Turns a picture stored with EXIF orientation o upright: o says where the
  * stored rows go (2 mirrored, 3 turned half way, 4 flipped, 5 transposed, 6
  * turned a quarter clockwise, 7 transversed, 8 a quarter anticlockwise). */
-static int orient(image *im, int o)
+static int orient(tr_image *im, int o)
 {
     if (o == 1)
         return 0;
@@ -124,12 +124,12 @@ typedef struct {
     int orientation;
 } jpeg_job;
 
-static int jpeg_run(jpeg_job *j, const uint8_t *data, size_t len, image *im,
+static int jpeg_run(jpeg_job *j, const uint8_t *data, size_t len, tr_image *im,
                     const char *name, tr_error *err)
 {
     struct jpeg_decompress_struct *c = &j->cinfo;
     if (setjmp(j->fail.jump))
-        return error_set(err, "%s: not a readable JPEG file: %s", name, j->fail.msg);
+        return tr_error_set(err, "%s: not a readable JPEG file: %s", name, j->fail.msg);
     jpeg_create_decompress(c);
     jpeg_mem_src(c, data, (unsigned long)len);
     jpeg_save_markers(c, JPEG_APP0 + 1, 0xFFFF);
@@ -140,15 +140,15 @@ static int jpeg_run(jpeg_job *j, const uint8_t *data, size_t len, image *im,
     if (c->image_width < 1 || c->image_height < 1 || c->image_width > IMAGE_MAX_SIDE ||
         c->image_height > IMAGE_MAX_SIDE ||
         (size_t)c->image_width * c->image_height > IMAGE_MAX_PIXELS)
-        return error_set(err, "%s: %ux%u pixels (at most %d a side and %zu in all)", name,
-                         c->image_width, c->image_height, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
+        return tr_error_set(err, "%s: %ux%u pixels (at most %d a side and %zu in all)", name,
+                            c->image_width, c->image_height, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
     const int cmyk = c->jpeg_color_space == JCS_CMYK || c->jpeg_color_space == JCS_YCCK;
     c->out_color_space = cmyk ? JCS_CMYK : JCS_EXT_RGBA;
     jpeg_start_decompress(c);
     const size_t w = c->output_width, h = c->output_height;
     j->rgba = malloc(w * h * 4);
     if (!j->rgba)
-        return error_set(err, "%s: out of memory", name);
+        return tr_error_set(err, "%s: out of memory", name);
     while (c->output_scanline < h) {
         JSAMPROW row = j->rgba + (size_t)c->output_scanline * w * 4;
         jpeg_read_scanlines(c, &row, 1);
@@ -170,15 +170,15 @@ static int jpeg_run(jpeg_job *j, const uint8_t *data, size_t len, image *im,
     return 0;
 }
 
-int image_decode_jpeg(image *im, const uint8_t *data, size_t len, const char *name,
-                      tr_error *err)
+int tr_image_decode_jpeg(tr_image *im, const uint8_t *data, size_t len, const char *name,
+                         tr_error *err)
 {
     memset(im, 0, sizeof *im);
-    if (!image_is_jpeg(data, len))
-        return error_set(err, "%s: not a JPEG file", name);
+    if (!tr_image_is_jpeg(data, len))
+        return tr_error_set(err, "%s: not a JPEG file", name);
     jpeg_job *j = calloc(1, sizeof *j);
     if (!j)
-        return error_set(err, "%s: out of memory", name);
+        return tr_error_set(err, "%s: out of memory", name);
     j->cinfo.err = jpeg_std_error(&j->fail.mgr);
     j->fail.mgr.error_exit = jpeg_fail;
     j->fail.mgr.emit_message = jpeg_warn;
@@ -187,19 +187,19 @@ int image_decode_jpeg(image *im, const uint8_t *data, size_t len, const char *na
     jpeg_destroy_decompress(&j->cinfo);
     free(j->rgba);
     if (rc == 0 && orient(im, j->orientation)) {
-        image_free(im);
-        rc = error_set(err, "%s: out of memory", name);
+        tr_image_free(im);
+        rc = tr_error_set(err, "%s: out of memory", name);
     }
     free(j);
     return rc;
 }
 
-int image_decode(image *im, const uint8_t *data, size_t len, const char *name, tr_error *err)
+int tr_image_decode(tr_image *im, const uint8_t *data, size_t len, const char *name, tr_error *err)
 {
-    if (image_is_png(data, len))
-        return image_decode_png(im, data, len, name, err);
-    if (image_is_jpeg(data, len))
-        return image_decode_jpeg(im, data, len, name, err);
+    if (tr_image_is_png(data, len))
+        return tr_image_decode_png(im, data, len, name, err);
+    if (tr_image_is_jpeg(data, len))
+        return tr_image_decode_jpeg(im, data, len, name, err);
     memset(im, 0, sizeof *im);
-    return error_set(err, "%s: not a PNG or JPEG picture", name);
+    return tr_error_set(err, "%s: not a PNG or JPEG picture", name);
 }

@@ -7,10 +7,10 @@
 
 #include "model.h"
 
-static const rgb WHITE = {255, 255, 255};
-static const rgb INK = {30, 30, 30};
-static const rgb AXIS = {90, 90, 90};
-static const rgb GRID = {228, 228, 228};
+static const tr_rgb WHITE = {255, 255, 255};
+static const tr_rgb INK = {30, 30, 30};
+static const tr_rgb AXIS = {90, 90, 90};
+static const tr_rgb GRID = {228, 228, 228};
 
 /* ---- axes ---------------------------------------------------------------- */
 
@@ -102,31 +102,31 @@ static void format_tick(char *buf, size_t size, double v, int decimals)
     snprintf(buf, size, "%.*f", decimals, v);
 }
 
-static void draw_frame(canvas *c, const frame *f, const char *xlabel, const char *ylabel)
+static void draw_frame(tr_canvas *c, const frame *f, const char *xlabel, const char *ylabel)
 {
     char buf[32];
     int max_label = 0;
     for (double v = f->ay.lo; v <= f->ay.hi + f->ay.step * 1e-6; v += f->ay.step) {
         int y = (int)lrintf(px_y(f, v));
-        canvas_fill_rect(c, f->x, y, f->w, 1, GRID);
-        canvas_fill_rect(c, f->x - 6, y, 6, 1, AXIS);
+        tr_canvas_fill_rect(c, f->x, y, f->w, 1, GRID);
+        tr_canvas_fill_rect(c, f->x - 6, y, 6, 1, AXIS);
         format_tick(buf, sizeof buf, v, f->ay.decimals);
-        int w = canvas_text_width(buf, 2);
+        int w = tr_canvas_text_width(buf, 2);
         max_label = w > max_label ? w : max_label;
-        canvas_text(c, f->x - 10 - w, y - FONT_H, buf, 2, INK);
+        tr_canvas_text(c, f->x - 10 - w, y - FONT_H, buf, 2, INK);
     }
     for (double v = f->ax.lo; v <= f->ax.hi + f->ax.step * 1e-6; v += f->ax.step) {
         int x = (int)lrintf(px_x(f, v));
-        canvas_fill_rect(c, x, f->y, 1, f->h, GRID);
-        canvas_fill_rect(c, x, f->y + f->h, 1, 6, AXIS);
+        tr_canvas_fill_rect(c, x, f->y, 1, f->h, GRID);
+        tr_canvas_fill_rect(c, x, f->y + f->h, 1, 6, AXIS);
         format_tick(buf, sizeof buf, v, f->ax.decimals);
-        canvas_text(c, x - canvas_text_width(buf, 2) / 2, f->y + f->h + 12, buf, 2, INK);
+        tr_canvas_text(c, x - tr_canvas_text_width(buf, 2) / 2, f->y + f->h + 12, buf, 2, INK);
     }
-    canvas_frame_rect(c, f->x, f->y, f->w + 1, f->h + 1, AXIS);
-    canvas_text(c, f->x + (f->w - canvas_text_width(xlabel, 2)) / 2, f->y + f->h + 36,
-                xlabel, 2, INK);
-    canvas_text_up(c, f->x - 24 - max_label - FONT_H * 2,
-                   f->y + (f->h - canvas_text_width(ylabel, 2)) / 2, ylabel, 2, INK);
+    tr_canvas_frame_rect(c, f->x, f->y, f->w + 1, f->h + 1, AXIS);
+    tr_canvas_text(c, f->x + (f->w - tr_canvas_text_width(xlabel, 2)) / 2, f->y + f->h + 36,
+                   xlabel, 2, INK);
+    tr_canvas_text_up(c, f->x - 24 - max_label - FONT_H * 2,
+                      f->y + (f->h - tr_canvas_text_width(ylabel, 2)) / 2, ylabel, 2, INK);
 }
 
 /* ---- curves -------------------------------------------------------------- */
@@ -167,7 +167,7 @@ static void value_range(const double *v, int n, double *lo, double *hi)
 
 /* One series: the line, then the markers, then the value of points clipped off
  * the top. */
-static void draw_series(canvas *c, const frame *f, const double *v, int n, rgb color)
+static void draw_series(tr_canvas *c, const frame *f, const double *v, int n, tr_rgb color)
 {
     const float marker = n <= 60 ? 3.5f : n <= 150 ? 2.5f : 0.0f;
     for (int i = 0; i + 1 < n; i++) {
@@ -176,7 +176,7 @@ static void draw_series(canvas *c, const frame *f, const double *v, int n, rgb c
         float x0 = px_x(f, i + 1), y0 = px_y(f, v[i]);
         float x1 = px_x(f, i + 2), y1 = px_y(f, v[i + 1]);
         if (clip(f, &x0, &y0, &x1, &y1))
-            canvas_line(c, x0, y0, x1, y1, 2.0f, color);
+            tr_canvas_line(c, x0, y0, x1, y1, 2.0f, color);
     }
     for (int i = 0; i < n; i++) {
         if (!isfinite(v[i]))
@@ -185,10 +185,10 @@ static void draw_series(canvas *c, const frame *f, const double *v, int n, rgb c
         if (v[i] > f->ay.hi) {
             char buf[32];
             snprintf(buf, sizeof buf, "%.3g", v[i]);
-            canvas_disk(c, x, (float)f->y, 4.0f, color);
-            canvas_text(c, (int)x + 6, f->y + 4, buf, 2, color);
+            tr_canvas_disk(c, x, (float)f->y, 4.0f, color);
+            tr_canvas_text(c, (int)x + 6, f->y + 4, buf, 2, color);
         } else if (marker > 0.0f || n == 1) {
-            canvas_disk(c, x, y, marker > 0.0f ? marker : 3.5f, color);
+            tr_canvas_disk(c, x, y, marker > 0.0f ? marker : 3.5f, color);
         }
     }
 }
@@ -201,17 +201,17 @@ static int any_finite(const double *v, int n)
     return 0;
 }
 
-static void draw_legend(canvas *c, int right, int y, int with_val)
+static void draw_legend(tr_canvas *c, int right, int y, int with_val)
 {
     const char *names[2] = {"training", "validation"};
-    const rgb colors[2] = {PLOT_TRAIN_COLOR, PLOT_VAL_COLOR};
+    const tr_rgb colors[2] = {PLOT_TRAIN_COLOR, PLOT_VAL_COLOR};
     int x = right;
     for (int s = with_val ? 1 : 0; s >= 0; s--) {
-        x -= canvas_text_width(names[s], 2);
-        canvas_text(c, x, y, names[s], 2, INK);
+        x -= tr_canvas_text_width(names[s], 2);
+        tr_canvas_text(c, x, y, names[s], 2, INK);
         x -= 34;
-        canvas_line(c, (float)x, y + 7.0f, x + 24.0f, y + 7.0f, 2.0f, colors[s]);
-        canvas_disk(c, x + 12.0f, y + 7.0f, 3.5f, colors[s]);
+        tr_canvas_line(c, (float)x, y + 7.0f, x + 24.0f, y + 7.0f, 2.0f, colors[s]);
+        tr_canvas_disk(c, x + 12.0f, y + 7.0f, 3.5f, colors[s]);
         x -= 20;
     }
 }
@@ -224,11 +224,11 @@ static int label_left(const frame *f, float x, int w)
 }
 
 /* A vertical line at epoch e across the frame, labelled at height y. */
-static void mark_epoch(canvas *c, const frame *f, int e, int y, const char *label, rgb color)
+static void mark_epoch(tr_canvas *c, const frame *f, int e, int y, const char *label, tr_rgb color)
 {
     const float x = px_x(f, e);
-    canvas_line(c, x, (float)f->y, x, (float)(f->y + f->h), 1.5f, color);
-    canvas_text(c, label_left(f, x, canvas_text_width(label, 2)), y, label, 2, color);
+    tr_canvas_line(c, x, (float)f->y, x, (float)(f->y + f->h), 1.5f, color);
+    tr_canvas_text(c, label_left(f, x, tr_canvas_text_width(label, 2)), y, label, 2, color);
 }
 
 enum { LABEL_H = 20, LABEL_ROWS = 8 };
@@ -276,10 +276,10 @@ static float label_clearance(const frame *f, const double *const *series, int n,
 /* The mark at epoch e with its label in the row, from the top of the frame
  * down, that keeps clear of both curves (8 pixels or more), else in the one
  * farthest from them; the label's box joins those taken. */
-static void mark_epoch_clear(canvas *c, const frame *f, int e, const char *label, rgb color,
+static void mark_epoch_clear(tr_canvas *c, const frame *f, int e, const char *label, tr_rgb color,
                              const double *const *series, int n, label_box *taken, int *n_taken)
 {
-    const int w = canvas_text_width(label, 2);
+    const int w = tr_canvas_text_width(label, 2);
     label_box b = {.x0 = label_left(f, px_x(f, e), w)};
     b.x1 = b.x0 + w;
     int best_y = f->y + 6;
@@ -302,7 +302,7 @@ static void mark_epoch_clear(canvas *c, const frame *f, int e, const char *label
 /* Whether the rate steps at epoch i + 1 (rows[i]) from a rate that held, or
  * to one that holds: a rule's change.  A schedule's rate moves every epoch
  * and is not marked. */
-static int rate_steps(const epoch_stats *rows, int n, int i)
+static int rate_steps(const tr_epoch_stats *rows, int n, int i)
 {
     const double a = rows[i - 1].learning_rate, b = rows[i].learning_rate;
     if (!isfinite(a) || !isfinite(b) || a == b)
@@ -313,8 +313,8 @@ static int rate_steps(const epoch_stats *rows, int n, int i)
 
 /* What the callbacks did: the best epoch, where training stopped, and each
  * epoch where the learning rate steps (rate_steps). */
-static void draw_marks(canvas *c, const frame *f, const epoch_stats *rows, int n,
-                       const curve_marks *m, const double *const *series)
+static void draw_marks(tr_canvas *c, const frame *f, const tr_epoch_stats *rows, int n,
+                       const tr_curve_marks *m, const double *const *series)
 {
     /* Labels of changes close together climb in turn so as not to overlap. */
     for (int i = 1, k = 0; i < n; i++) {
@@ -337,7 +337,7 @@ static void draw_marks(canvas *c, const frame *f, const epoch_stats *rows, int n
 }
 
 /* Whether draw_marks puts a line at epoch e. */
-static int marked(const epoch_stats *rows, int n, const curve_marks *m, int e)
+static int marked(const tr_epoch_stats *rows, int n, const tr_curve_marks *m, int e)
 {
     if (m && (m->best_epoch == e || m->stopped_epoch == e))
         return 1;
@@ -346,9 +346,9 @@ static int marked(const epoch_stats *rows, int n, const curve_marks *m, int e)
 
 /* A panel; values never go above `ceiling` (1 for accuracy), so the axis does not
  * either. */
-static void draw_panel(canvas *c, int left, const char *title, const double *train,
-                       const double *val, int n, double ceiling, const epoch_stats *rows,
-                       const curve_marks *marks)
+static void draw_panel(tr_canvas *c, int left, const char *title, const double *train,
+                       const double *val, int n, double ceiling, const tr_epoch_stats *rows,
+                       const tr_curve_marks *marks)
 {
     enum { PANEL_W = 600, TOP = 56, BOTTOM = 64, LEFT = 96, RIGHT = 24 };
     double *both = malloc(sizeof(double) * (size_t)(2 * n));
@@ -374,21 +374,21 @@ static void draw_panel(canvas *c, int left, const char *title, const double *tra
     draw_marks(c, &f, rows, n, marks, series);
     draw_series(c, &f, train, n, PLOT_TRAIN_COLOR);
     draw_series(c, &f, val, n, PLOT_VAL_COLOR);
-    canvas_text(c, f.x, 18, title, 3, INK);
+    tr_canvas_text(c, f.x, 18, title, 3, INK);
     draw_legend(c, f.x + f.w, 22, any_finite(val, n));
 }
 
-int plot_curves(canvas *c, const epoch_stats *rows, int n, const curve_marks *marks,
-                tr_error *err)
+int tr_plot_curves(tr_canvas *c, const tr_epoch_stats *rows, int n, const tr_curve_marks *marks,
+                   tr_error *err)
 {
     if (n < 1)
-        return error_set(err, "no epochs to plot");
-    if (canvas_init(c, 1200, 520, WHITE, err))
+        return tr_error_set(err, "no epochs to plot");
+    if (tr_canvas_init(c, 1200, 520, WHITE, err))
         return -1;
     double *v = malloc(sizeof(double) * 4 * (size_t)n);
     if (!v) {
-        canvas_free(c);
-        return error_set(err, "out of memory");
+        tr_canvas_free(c);
+        return tr_error_set(err, "out of memory");
     }
     for (int i = 0; i < n; i++) {
         v[i] = rows[i].accuracy;
@@ -406,13 +406,13 @@ int plot_curves(canvas *c, const epoch_stats *rows, int n, const curve_marks *ma
 
 enum { GRID_COLS = 10, TILE_PAD = 12, CAPTION_H = 28, TITLE_H = 44 };
 
-static int tile_scale(const dataset *d)
+static int tile_scale(const tr_dataset *d)
 {
     int s = 84 / (int)(d->rows > d->cols ? d->rows : d->cols);
     return s < 1 ? 1 : s;
 }
 
-static int cell_width(const dataset *d)
+static int cell_width(const tr_dataset *d)
 {
     /* Room for a mistake's caption, "#9999: 7 (2)", or with named classes
      * for "name (name)" of the widest name, up to a bound (longer captions
@@ -421,20 +421,20 @@ static int cell_width(const dataset *d)
     int widest = 0;
     char name[CLASS_NAME_MAX];
     for (uint32_t k = 0; d->class_names[0] && k < d->classes; k++) {
-        const int n = canvas_text_width(class_name(d->class_names, (int)k, name), 2);
+        const int n = tr_canvas_text_width(tr_class_name(d->class_names, (int)k, name), 2);
         widest = n > widest ? n : widest;
     }
-    const int named = widest ? 2 * widest + canvas_text_width(" ()", 2) + 8 : 0;
+    const int named = widest ? 2 * widest + tr_canvas_text_width(" ()", 2) + 8 : 0;
     w = named > w ? named : w;
     return w < 120 ? 120 : w > 240 ? 240 : w;
 }
 
-static int cell_height(const dataset *d)
+static int cell_height(const tr_dataset *d)
 {
     return (int)d->rows * tile_scale(d) + CAPTION_H + TILE_PAD;
 }
 
-void plot_tile_rect(const dataset *d, int slot, int *x, int *y, int *w, int *h)
+void tr_plot_tile_rect(const tr_dataset *d, int slot, int *x, int *y, int *w, int *h)
 {
     int s = tile_scale(d), cw = cell_width(d);
     *w = (int)d->cols * s;
@@ -444,31 +444,31 @@ void plot_tile_rect(const dataset *d, int slot, int *x, int *y, int *w, int *h)
 }
 
 /* Allocates a grid canvas for count tiles of d. */
-static int grid_init(canvas *c, const dataset *d, uint32_t count, const char *title,
+static int grid_init(tr_canvas *c, const tr_dataset *d, uint32_t count, const char *title,
                      tr_error *err)
 {
     int cols = count < GRID_COLS ? (int)count : GRID_COLS;
     int rows = (int)((count + GRID_COLS - 1) / GRID_COLS);
     int width = cols * cell_width(d);
-    int tw = canvas_text_width(title, 2) + 2 * TILE_PAD;
+    int tw = tr_canvas_text_width(title, 2) + 2 * TILE_PAD;
     if (width < tw)
         width = tw;
-    if (canvas_init(c, width, TITLE_H + rows * cell_height(d), WHITE, err))
+    if (tr_canvas_init(c, width, TITLE_H + rows * cell_height(d), WHITE, err))
         return -1;
-    canvas_text(c, TILE_PAD, 14, title, 2, INK);
+    tr_canvas_text(c, TILE_PAD, 14, title, 2, INK);
     return 0;
 }
 
 /* Draws tile pixels: grey, or in colour for three channels. */
-static void tile_pixels(canvas *c, const dataset *d, const uint8_t *img, int x, int y)
+static void tile_pixels(tr_canvas *c, const tr_dataset *d, const uint8_t *img, int x, int y)
 {
     const int s = tile_scale(d);
     if (d->channels == 3) {
         for (uint32_t r = 0; r < d->rows; r++)
             for (uint32_t q = 0; q < d->cols; q++) {
                 const uint8_t *p = img + ((size_t)r * d->cols + q) * 3;
-                canvas_fill_rect(c, x + (int)q * s, y + (int)r * s, s, s,
-                                 (rgb){p[0], p[1], p[2]});
+                tr_canvas_fill_rect(c, x + (int)q * s, y + (int)r * s, s, s,
+                                    (tr_rgb){p[0], p[1], p[2]});
             }
         return;
     }
@@ -484,33 +484,33 @@ static void tile_pixels(canvas *c, const dataset *d, const uint8_t *img, int x, 
         img = mean;
     }
     if (d->channels == 1 || mean)
-        canvas_gray_image(c, x, y, img, (int)d->cols, (int)d->rows, s, 1);
+        tr_canvas_gray_image(c, x, y, img, (int)d->cols, (int)d->rows, s, 1);
     free(mean);
 }
 
-static void grid_tile(canvas *c, const dataset *d, uint32_t sample, int slot,
-                      const char *caption, rgb color)
+static void grid_tile(tr_canvas *c, const tr_dataset *d, uint32_t sample, int slot,
+                      const char *caption, tr_rgb color)
 {
     int x, y, w, h;
-    plot_tile_rect(d, slot, &x, &y, &w, &h);
+    tr_plot_tile_rect(d, slot, &x, &y, &w, &h);
     tile_pixels(c, d, d->pixels + (size_t)sample * d->dim, x, y);
-    canvas_frame_rect(c, x - 1, y - 1, w + 2, h + 2, GRID);
+    tr_canvas_frame_rect(c, x - 1, y - 1, w + 2, h + 2, GRID);
     /* Class names can be long: a smaller font, then a shortened caption. */
     const int room = cell_width(d) - 4;
-    int scale = canvas_text_width(caption, 2) <= room ? 2 : 1;
+    int scale = tr_canvas_text_width(caption, 2) <= room ? 2 : 1;
     char text[96];
     snprintf(text, sizeof text, "%s", caption);
-    for (size_t n = strlen(text); n > 3 && canvas_text_width(text, scale) > room; n--)
+    for (size_t n = strlen(text); n > 3 && tr_canvas_text_width(text, scale) > room; n--)
         memcpy(text + n - 3, "..", 3);
-    canvas_text(c, x + (w - canvas_text_width(text, scale)) / 2, y + h + 8, text, scale,
-                color);
+    tr_canvas_text(c, x + (w - tr_canvas_text_width(text, scale)) / 2, y + h + 8, text, scale,
+                   color);
 }
 
-int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
-                int with_labels, tr_error *err)
+int tr_plot_digits(tr_canvas *c, const tr_dataset *d, uint32_t first, uint32_t count,
+                   int with_labels, tr_error *err)
 {
     if (first >= d->n || count == 0)
-        return error_set(err, "no images from %u on (the file has %u)", first, d->n);
+        return tr_error_set(err, "no images from %u on (the file has %u)", first, d->n);
     if (count > d->n - first)
         count = d->n - first;
     char title[96];
@@ -521,7 +521,7 @@ int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
     for (uint32_t k = 0; k < count; k++) {
         char caption[CLASS_NAME_MAX];
         if (with_labels)
-            class_name(d->class_names, d->labels[first + k], caption);
+            tr_class_name(d->class_names, d->labels[first + k], caption);
         else
             snprintf(caption, sizeof caption, "#%u", first + k);
         grid_tile(c, d, first + k, (int)k, caption, INK);
@@ -529,14 +529,14 @@ int plot_digits(canvas *c, const dataset *d, uint32_t first, uint32_t count,
     return 0;
 }
 
-int plot_classes(canvas *c, const dataset *d, int per_class, tr_error *err)
+int tr_plot_classes(tr_canvas *c, const tr_dataset *d, int per_class, tr_error *err)
 {
     if (d->n == 0 || per_class < 1 || per_class > GRID_COLS)
-        return error_set(err, "no images to draw");
+        return tr_error_set(err, "no images to draw");
     /* The first per_class images of each class, a row each. */
     uint32_t *pick = malloc(sizeof *pick * (size_t)d->classes * (size_t)per_class);
     if (!pick)
-        return error_set(err, "out of memory");
+        return tr_error_set(err, "out of memory");
     uint32_t n = 0;
     for (uint32_t k = 0; k < d->classes; k++) {
         uint32_t got = 0;
@@ -555,14 +555,14 @@ int plot_classes(canvas *c, const dataset *d, int per_class, tr_error *err)
         const uint32_t k = d->labels[pick[j]];
         within = j > 0 && d->labels[pick[j - 1]] == k ? within + 1 : 0;
         grid_tile(c, d, pick[j], (int)(k * GRID_COLS + within),
-                  class_name(d->class_names, (int)k, caption), INK);
+                  tr_class_name(d->class_names, (int)k, caption), INK);
     }
     free(pick);
     return rc;
 }
 
-uint32_t plot_pick(const dataset *d, const uint8_t *pred, uint32_t first, uint32_t count,
-                   int errors_only, uint32_t *pick, uint32_t *wrong)
+uint32_t tr_plot_pick(const tr_dataset *d, const uint8_t *pred, uint32_t first, uint32_t count,
+                      int errors_only, uint32_t *pick, uint32_t *wrong)
 {
     /* Without errors_only every image visited is picked; with it, every
      * mistake from first on is visited and counted. */
@@ -577,19 +577,19 @@ uint32_t plot_pick(const dataset *d, const uint8_t *pred, uint32_t first, uint32
     return n;
 }
 
-int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t first,
-                     uint32_t count, int errors_only, tr_error *err)
+int tr_plot_predictions(tr_canvas *c, const tr_dataset *d, const uint8_t *pred, uint32_t first,
+                        uint32_t count, int errors_only, tr_error *err)
 {
     if (first >= d->n || count == 0)
-        return error_set(err, "no images from %u on (the file has %u)", first, d->n);
+        return tr_error_set(err, "no images from %u on (the file has %u)", first, d->n);
     uint32_t *pick = malloc(sizeof *pick * count);
     if (!pick)
-        return error_set(err, "out of memory");
+        return tr_error_set(err, "out of memory");
     uint32_t wrong;
-    const uint32_t n = plot_pick(d, pred, first, count, errors_only, pick, &wrong);
+    const uint32_t n = tr_plot_pick(d, pred, first, count, errors_only, pick, &wrong);
     if (n == 0) {
         free(pick);
-        return error_set(err, "no mistakes from image %u on: nothing to show", first);
+        return tr_error_set(err, "no mistakes from image %u on: nothing to show", first);
     }
     char title[160];
     if (errors_only && first == 0)
@@ -610,8 +610,8 @@ int plot_predictions(canvas *c, const dataset *d, const uint8_t *pred, uint32_t 
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = pick[k];
         char caption[2 * CLASS_NAME_MAX + 32], p[CLASS_NAME_MAX], t[CLASS_NAME_MAX];
-        class_name(d->class_names, pred[i], p);
-        class_name(d->class_names, d->labels[i], t);
+        tr_class_name(d->class_names, pred[i], p);
+        tr_class_name(d->class_names, d->labels[i], t);
         if (errors_only)
             snprintf(caption, sizeof caption, "#%u: %s (%s)", i, p, t);
         else
@@ -630,42 +630,42 @@ enum { VERDICT_PAD = 16, VERDICT_ROW = 210, VERDICT_BARS = 10, VERDICT_BAR_H = 1
 
 /* rgb pixels [h][w][3] drawn at (x, y), shrunk by whole steps to fit a box
  * of side `box` (nearest pixel). */
-static void draw_rgb(canvas *c, int x, int y, const uint8_t *px, int w, int h, int box)
+static void draw_rgb(tr_canvas *c, int x, int y, const uint8_t *px, int w, int h, int box)
 {
     const int step = (w > h ? w : h) > box ? ((w > h ? w : h) + box - 1) / box : 1;
     for (int ty = 0; ty * step < h; ty++)
         for (int tx = 0; tx * step < w; tx++) {
             const uint8_t *p = px + ((long)ty * step * w + (long)tx * step) * 3;
-            canvas_fill_rect(c, x + tx, y + ty, 1, 1, (rgb){p[0], p[1], p[2]});
+            tr_canvas_fill_rect(c, x + tx, y + ty, 1, 1, (tr_rgb){p[0], p[1], p[2]});
         }
 }
 
-int plot_verdicts(canvas *c, const plot_verdict *v, int n, int classes, const char *title,
-                  tr_error *err)
+int tr_plot_verdicts(tr_canvas *c, const tr_plot_verdict *v, int n, int classes, const char *title,
+                     tr_error *err)
 {
     if (n < 1 || n > PLOT_VERDICTS_MAX || classes < 1 || classes > DATASET_MAX_CLASSES)
-        return error_set(err, "%d pictures of %d classes to draw", n, classes);
+        return tr_error_set(err, "%d pictures of %d classes to draw", n, classes);
     const int bars = classes < VERDICT_BARS ? classes : VERDICT_BARS;
     const int left_bars = VERDICT_PAD * 3 + 2 * PLOT_THUMB + 24;
     const int width = left_bars + 40 + VERDICT_BAR_W + 110;
-    if (canvas_init(c, width, TITLE_H + n * VERDICT_ROW, WHITE, err))
+    if (tr_canvas_init(c, width, TITLE_H + n * VERDICT_ROW, WHITE, err))
         return -1;
-    canvas_text(c, VERDICT_PAD, 14, title, 2, INK);
+    tr_canvas_text(c, VERDICT_PAD, 14, title, 2, INK);
     for (int k = 0; k < n; k++) {
         const int top = TITLE_H + k * VERDICT_ROW, y = top + 30;
         char name[64];
         snprintf(name, sizeof name, "%.60s", v[k].name);
-        canvas_text(c, VERDICT_PAD, top + 6, name, 2, INK);
-        canvas_frame_rect(c, VERDICT_PAD - 1, y - 1, PLOT_THUMB + 2, PLOT_THUMB + 2, GRID);
+        tr_canvas_text(c, VERDICT_PAD, top + 6, name, 2, INK);
+        tr_canvas_frame_rect(c, VERDICT_PAD - 1, y - 1, PLOT_THUMB + 2, PLOT_THUMB + 2, GRID);
         draw_rgb(c, VERDICT_PAD, y, v[k].thumb, v[k].tw, v[k].th, PLOT_THUMB);
         const int sx = VERDICT_PAD * 2 + PLOT_THUMB + 12;
         const int side = v[k].sw > v[k].sh ? v[k].sw : v[k].sh;
         const int scale = side < PLOT_THUMB ? PLOT_THUMB / side : 1;
-        canvas_frame_rect(c, sx - 1, y - 1, PLOT_THUMB + 2, PLOT_THUMB + 2, GRID);
-        canvas_gray_image(c, sx, y, v[k].seen, v[k].sw, v[k].sh, scale, 0);
+        tr_canvas_frame_rect(c, sx - 1, y - 1, PLOT_THUMB + 2, PLOT_THUMB + 2, GRID);
+        tr_canvas_gray_image(c, sx, y, v[k].seen, v[k].sw, v[k].sh, scale, 0);
         /* The likeliest classes, most likely first. */
         int order[VERDICT_BARS];
-        model_top_classes(v[k].probs, classes, order, bars);
+        tr_model_top_classes(v[k].probs, classes, order, bars);
         const int bar_h = VERDICT_BAR_H;
         for (int b = 0; b < bars; b++) {
             const float p = v[k].probs[order[b]];
@@ -673,11 +673,11 @@ int plot_verdicts(canvas *c, const plot_verdict *v, int n, int classes, const ch
             char label[16], pct[16];
             snprintf(label, sizeof label, "%d", order[b]);
             snprintf(pct, sizeof pct, "%.1f%%", 100.0 * p);
-            canvas_text(c, left_bars, by + 1, label, 2, INK);
+            tr_canvas_text(c, left_bars, by + 1, label, 2, INK);
             const int len = (int)(p * VERDICT_BAR_W + 0.5f);
-            canvas_fill_rect(c, left_bars + 32, by + 1, len > 0 ? len : 1, bar_h - 3,
-                             b == 0 ? PLOT_TRAIN_COLOR : GRID);
-            canvas_text(c, left_bars + 40 + VERDICT_BAR_W, by + 1, pct, 2, INK);
+            tr_canvas_fill_rect(c, left_bars + 32, by + 1, len > 0 ? len : 1, bar_h - 3,
+                                b == 0 ? PLOT_TRAIN_COLOR : GRID);
+            tr_canvas_text(c, left_bars + 40 + VERDICT_BAR_W, by + 1, pct, 2, INK);
         }
     }
     return 0;
@@ -685,8 +685,8 @@ int plot_verdicts(canvas *c, const plot_verdict *v, int n, int classes, const ch
 
 /* ---- confusion matrix ---------------------------------------------------- */
 
-void confusion_count(uint32_t *counts, int classes, const uint8_t *labels,
-                     const uint8_t *pred, uint32_t n)
+void tr_confusion_count(uint32_t *counts, int classes, const uint8_t *labels,
+                        const uint8_t *pred, uint32_t n)
 {
     memset(counts, 0, sizeof(uint32_t) * (size_t)classes * (size_t)classes);
     for (uint32_t i = 0; i < n; i++)
@@ -697,18 +697,18 @@ void confusion_count(uint32_t *counts, int classes, const uint8_t *labels,
  * with "..") or its number. */
 static void class_label(char *buf, const char *names, int k, int room, int scale)
 {
-    class_name(names, k, buf);
-    for (size_t n = strlen(buf); n > 3 && canvas_text_width(buf, scale) > room; n--)
+    tr_class_name(names, k, buf);
+    for (size_t n = strlen(buf); n > 3 && tr_canvas_text_width(buf, scale) > room; n--)
         memcpy(buf + n - 3, "..", 3);
 }
 
-int plot_confusion(canvas *c, const uint32_t *counts, int classes, const char *names,
-                   tr_error *err)
+int tr_plot_confusion(tr_canvas *c, const uint32_t *counts, int classes, const char *names,
+                      tr_error *err)
 {
     enum { RIGHT = 130, NAME_ROOM = 180 };
     const int K = classes;
     if (K < 1 || K > DATASET_MAX_CLASSES)
-        return error_set(err, "a confusion matrix of %d classes", K);
+        return tr_error_set(err, "a confusion matrix of %d classes", K);
     /* Cells of 60 pixels up to 12 classes, then smaller, so that 47 classes
      * still fit a screen; the counts are written in cells wide enough. */
     const int CELL = K <= 12 ? 60 : K * 16 <= 900 ? 900 / K : 16;
@@ -721,11 +721,11 @@ int plot_confusion(canvas *c, const uint32_t *counts, int classes, const char *n
     char buf[96], label[CLASS_NAME_MAX];
     for (int k = 0; named && k < K; k++) {
         class_label(label, names, k, NAME_ROOM, scale);
-        const int w = canvas_text_width(label, scale);
+        const int w = tr_canvas_text_width(label, scale);
         widest = w > widest ? w : widest;
     }
     const int LEFT = named ? 60 + widest : 90, TOP = named ? 82 + widest : 110;
-    if (canvas_init(c, LEFT + K * CELL + RIGHT, TOP + K * CELL + 30, WHITE, err))
+    if (tr_canvas_init(c, LEFT + K * CELL + RIGHT, TOP + K * CELL + 30, WHITE, err))
         return -1;
     uint64_t total = 0, right = 0;
     for (int t = 0; t < K; t++)
@@ -735,43 +735,45 @@ int plot_confusion(canvas *c, const uint32_t *counts, int classes, const char *n
         }
     snprintf(buf, sizeof buf, "Confusion matrix: %llu images, accuracy %.2f%%",
              (unsigned long long)total, total ? 100.0 * (double)right / (double)total : 0.0);
-    canvas_text(c, 16, 14, buf, 2, INK);
-    canvas_text(c, LEFT + (K * CELL - canvas_text_width("predicted", 2)) / 2,
-                named ? 48 : TOP - 56, "predicted", 2, INK);
-    canvas_text_up(c, 16, TOP + (K * CELL - canvas_text_width("true", 2)) / 2, "true", 2, INK);
-    canvas_text(c, LEFT + K * CELL + 14, TOP - 28, "right", 2, INK);
+    tr_canvas_text(c, 16, 14, buf, 2, INK);
+    tr_canvas_text(c, LEFT + (K * CELL - tr_canvas_text_width("predicted", 2)) / 2,
+                   named ? 48 : TOP - 56, "predicted", 2, INK);
+    tr_canvas_text_up(c, 16, TOP + (K * CELL - tr_canvas_text_width("true", 2)) / 2, "true", 2,
+                      INK);
+    tr_canvas_text(c, LEFT + K * CELL + 14, TOP - 28, "right", 2, INK);
     for (int t = 0; t < K; t++) {
         uint64_t row = 0;
         for (int p = 0; p < K; p++)
             row += counts[t * K + p];
         class_label(label, names, t, NAME_ROOM, scale);
-        const int w = canvas_text_width(label, scale);
-        canvas_text(c, LEFT - 14 - w, TOP + t * CELL + CELL / 2 - font_h, label, scale, INK);
+        const int w = tr_canvas_text_width(label, scale);
+        tr_canvas_text(c, LEFT - 14 - w, TOP + t * CELL + CELL / 2 - font_h, label, scale, INK);
         if (named)
-            canvas_text_up(c, LEFT + t * CELL + CELL / 2 - font_h, TOP - 10 - w, label, scale,
-                           INK);
+            tr_canvas_text_up(c, LEFT + t * CELL + CELL / 2 - font_h, TOP - 10 - w, label, scale,
+                              INK);
         /* Column numbers that would touch are written every other column. */
         else if (w + 4 <= CELL || t % 2 == 0)
-            canvas_text(c, LEFT + t * CELL + (CELL - w) / 2, TOP - 28, label, scale, INK);
+            tr_canvas_text(c, LEFT + t * CELL + (CELL - w) / 2, TOP - 28, label, scale, INK);
         for (int p = 0; p < K; p++) {
             const uint32_t n = counts[t * K + p];
             /* The share of the true class' row, on a white-to-blue ramp. */
             double share = row ? (double)n / (double)row : 0.0;
             double a = n ? 0.08 + 0.92 * sqrt(share) : 0.0;
-            rgb cell = {(uint8_t)lrint(255 - a * (255 - 8)), (uint8_t)lrint(255 - a * (255 - 48)),
-                        (uint8_t)lrint(255 - a * (255 - 107))};
+            tr_rgb cell = {(uint8_t)lrint(255 - a * (255 - 8)),
+                           (uint8_t)lrint(255 - a * (255 - 48)),
+                           (uint8_t)lrint(255 - a * (255 - 107))};
             int x = LEFT + p * CELL, y = TOP + t * CELL;
-            canvas_fill_rect(c, x, y, CELL, CELL, cell);
+            tr_canvas_fill_rect(c, x, y, CELL, CELL, cell);
             if (!with_counts)
                 continue;
             snprintf(buf, sizeof buf, "%u", n);
-            canvas_text(c, x + (CELL - canvas_text_width(buf, 2)) / 2, y + CELL / 2 - FONT_H,
-                        buf, 2, a > 0.55 ? WHITE : INK);
+            tr_canvas_text(c, x + (CELL - tr_canvas_text_width(buf, 2)) / 2, y + CELL / 2 - FONT_H,
+                           buf, 2, a > 0.55 ? WHITE : INK);
         }
         snprintf(buf, sizeof buf, "%.1f%%", row ? 100.0 * counts[t * K + t] / (double)row : 0.0);
-        canvas_text(c, LEFT + K * CELL + 14, TOP + t * CELL + CELL / 2 - font_h, buf, scale,
-                    INK);
+        tr_canvas_text(c, LEFT + K * CELL + 14, TOP + t * CELL + CELL / 2 - font_h, buf, scale,
+                       INK);
     }
-    canvas_frame_rect(c, LEFT - 1, TOP - 1, K * CELL + 2, K * CELL + 2, AXIS);
+    tr_canvas_frame_rect(c, LEFT - 1, TOP - 1, K * CELL + 2, K * CELL + 2, AXIS);
     return 0;
 }

@@ -5,33 +5,33 @@
 
 static const char *const NAMES[] = {"val_loss", "val_accuracy", "loss", "accuracy"};
 
-int monitor_parse(const char *name, monitor *out, tr_error *err)
+int tr_monitor_parse(const char *name, tr_monitor *out, tr_error *err)
 {
     for (int k = 0; k < 4; k++)
         if (strcmp(name, NAMES[k]) == 0) {
-            *out = (monitor)k;
+            *out = (tr_monitor)k;
             return 0;
         }
-    return error_set(err, "--monitor '%s': expected val_loss, val_accuracy, loss or accuracy",
-                     name);
+    return tr_error_set(err, "--monitor '%s': expected val_loss, val_accuracy, loss or accuracy",
+                        name);
 }
 
-const char *monitor_name(monitor m)
+const char *tr_monitor_name(tr_monitor m)
 {
     return NAMES[m];
 }
 
-int monitor_higher_is_better(monitor m)
+int tr_monitor_higher_is_better(tr_monitor m)
 {
     return m == MONITOR_VAL_ACCURACY || m == MONITOR_ACCURACY;
 }
 
-int monitor_needs_validation(monitor m)
+int tr_monitor_needs_validation(tr_monitor m)
 {
     return m == MONITOR_VAL_LOSS || m == MONITOR_VAL_ACCURACY;
 }
 
-double monitor_value(monitor m, const epoch_stats *st)
+double tr_monitor_value(tr_monitor m, const tr_epoch_stats *st)
 {
     switch (m) {
     case MONITOR_VAL_LOSS: return st->val_loss;
@@ -41,29 +41,29 @@ double monitor_value(monitor m, const epoch_stats *st)
     }
 }
 
-callback_config callback_defaults(void)
+tr_callback_config tr_callback_defaults(void)
 {
-    return (callback_config){.monitor = MONITOR_VAL_LOSS, .restore_best = 1, .factor = 0.1,
+    return (tr_callback_config){.monitor = MONITOR_VAL_LOSS, .restore_best = 1, .factor = 0.1,
                              .lr_patience = 10, .lr_min_delta = 1e-4};
 }
 
-void callbacks_start(callback_state *s, const callback_config *c, float lr)
+void tr_callbacks_start(tr_callback_state *s, const tr_callback_config *c, float lr)
 {
-    const double worst = monitor_higher_is_better(c->monitor) ? -INFINITY : INFINITY;
-    *s = (callback_state){.best = worst, .saved_best = worst, .lr_best = worst, .lr = lr};
+    const double worst = tr_monitor_higher_is_better(c->monitor) ? -INFINITY : INFINITY;
+    *s = (tr_callback_state){.best = worst, .saved_best = worst, .lr_best = worst, .lr = lr};
 }
 
 /* EarlyStopping's improvement: monitor_op(value - min_delta, reference),
  * min_delta negated for a quantity that is better lower. */
-static int early_improves(const callback_config *c, double value, double reference)
+static int early_improves(const tr_callback_config *c, double value, double reference)
 {
     const double delta = fabs(c->min_delta);
-    return monitor_higher_is_better(c->monitor) ? value - delta > reference
+    return tr_monitor_higher_is_better(c->monitor) ? value - delta > reference
                                                 : value + delta < reference;
 }
 
-static void early_stopping(callback_state *s, const callback_config *c, int epoch,
-                           double value, callback_actions *a)
+static void early_stopping(tr_callback_state *s, const tr_callback_config *c, int epoch,
+                           double value, tr_callback_actions *a)
 {
     /* With weights to restore and none kept yet, this epoch's are the best
      * so far, even when it does not improve (a NaN). */
@@ -85,10 +85,10 @@ static void early_stopping(callback_state *s, const callback_config *c, int epoc
     }
 }
 
-static void save_best(callback_state *s, const callback_config *c, int epoch, double value,
-                      callback_actions *a)
+static void save_best(tr_callback_state *s, const tr_callback_config *c, int epoch, double value,
+                      tr_callback_actions *a)
 {
-    const int better = monitor_higher_is_better(c->monitor) ? value > s->saved_best
+    const int better = tr_monitor_higher_is_better(c->monitor) ? value > s->saved_best
                                                             : value < s->saved_best;
     if (better) {
         s->saved_best = value;
@@ -97,14 +97,14 @@ static void save_best(callback_state *s, const callback_config *c, int epoch, do
     }
 }
 
-static void reduce_lr(callback_state *s, const callback_config *c, double value,
-                      callback_actions *a)
+static void reduce_lr(tr_callback_state *s, const tr_callback_config *c, double value,
+                      tr_callback_actions *a)
 {
     if (s->cooldown_left > 0) {
         s->cooldown_left--;
         s->lr_wait = 0;
     }
-    const int better = monitor_higher_is_better(c->monitor)
+    const int better = tr_monitor_higher_is_better(c->monitor)
                            ? value > s->lr_best + c->lr_min_delta
                            : value < s->lr_best - c->lr_min_delta;
     if (better) {
@@ -127,11 +127,12 @@ static void reduce_lr(callback_state *s, const callback_config *c, double value,
     }
 }
 
-void callbacks_epoch_end(callback_state *s, const callback_config *c, const epoch_stats *st,
-                         callback_actions *a)
+void tr_callbacks_epoch_end(tr_callback_state *s, const tr_callback_config *c,
+                            const tr_epoch_stats *st,
+                            tr_callback_actions *a)
 {
-    *a = (callback_actions){0};
-    const double value = monitor_value(c->monitor, st);
+    *a = (tr_callback_actions){0};
+    const double value = tr_monitor_value(c->monitor, st);
     if (c->early_stopping)
         early_stopping(s, c, st->epoch, value, a);
     if (c->save_best)
@@ -140,8 +141,8 @@ void callbacks_epoch_end(callback_state *s, const callback_config *c, const epoc
         reduce_lr(s, c, value, a);
 }
 
-int callback_config_check(const callback_config *c, unsigned given, double validation_split,
-                          tr_error *err)
+int tr_callback_config_check(const tr_callback_config *c, unsigned given, double validation_split,
+                             tr_error *err)
 {
     const int any = c->early_stopping || c->save_best || c->reduce_lr;
     const struct {
@@ -159,9 +160,9 @@ int callback_config_check(const callback_config *c, unsigned given, double valid
     };
     for (size_t k = 0; k < sizeof settings / sizeof *settings; k++)
         if ((given & settings[k].bit) && !settings[k].on)
-            return error_set(err, "%s sets a callback that is not on", settings[k].flag);
-    if (any && monitor_needs_validation(c->monitor) && validation_split == 0.0)
-        return error_set(err, "--monitor %s needs validation data, and --validation-split is "
-                         "0 (watch loss or accuracy instead)", monitor_name(c->monitor));
+            return tr_error_set(err, "%s sets a callback that is not on", settings[k].flag);
+    if (any && tr_monitor_needs_validation(c->monitor) && validation_split == 0.0)
+        return tr_error_set(err, "--monitor %s needs validation data, and --validation-split is "
+                            "0 (watch loss or accuracy instead)", tr_monitor_name(c->monitor));
     return 0;
 }

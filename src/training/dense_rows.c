@@ -26,14 +26,14 @@
 #include "train.h"
 
 typedef struct {
-    const layer *l;
+    const tr_layer *l;
     layer_train_setup s;
     int inputs, width;
     size_t w0, w1;              /* the weights' floats in the buffer */
     int *part_row;              /* [shards + 1]: part k holds rows [part_row[k], part_row[k + 1]) */
     /* Each shard's inputs, listed, for two batches: the one being trained
      * and the next, listed before the update that sums it. */
-    dense_inputs (*lists)[2];   /* [shards][2] */
+    tr_dense_inputs (*lists)[2];   /* [shards][2] */
     void *list_block;
     float *partial;             /* [shards][batch_size][width]: part k's sums */
     float *factors;             /* [shards][max_shard][width]: each shard's output gradient */
@@ -41,15 +41,15 @@ typedef struct {
                                    each part's found by the part's owner */
     uint8_t *row_idle;          /* [inputs]: rows whose m and v are all 0 */
     int still;                  /* whether the optimizer leaves such a row with no
-                                   gradient as it is (optimizer_zero_is_still) */
+                                   gradient as it is (tr_optimizer_zero_is_still) */
 } dense_rows;
 
 /* Parts cut the weights only between groups of DENSE_GROUP rows, so that
  * each row has one owner and each part's sums cover whole groups. */
-static size_t rows_cut(const layer *l, size_t at)
+static size_t rows_cut(const tr_layer *l, size_t at)
 {
     const size_t w0 = l->offset[DENSE_W], w1 = w0 + l->count[DENSE_W];
-    const size_t group = (size_t)tensor_size(l->out) * DENSE_GROUP;
+    const size_t group = (size_t)tr_tensor_size(l->out) * DENSE_GROUP;
     if (at > w0 && at < w1) {
         at = w0 + (at - w0 + group / 2) / group * group;
         at = at < w1 ? at : w1;
@@ -69,22 +69,22 @@ static void rows_destroy(void *ctx)
     free(r->lists);
     free(r->list_block);
     free(r->part_row);
-    model_buffer_free(r->partial);
-    model_buffer_free(r->factors);
+    tr_model_buffer_free(r->partial);
+    tr_model_buffer_free(r->factors);
     free(r);
 }
 
-static int rows_create(void **ctx, const layer *l, const layer_train_setup *s, tr_error *err)
+static int rows_create(void **ctx, const tr_layer *l, const layer_train_setup *s, tr_error *err)
 {
     *ctx = NULL;
     dense_rows *r = calloc(1, sizeof *r);
     if (!r)
-        return error_set(err, "out of memory");
+        return tr_error_set(err, "out of memory");
     r->l = l;
     r->s = *s;
-    r->still = optimizer_zero_is_still(&s->opt->hp);
-    r->inputs = (int)tensor_size(l->in);
-    r->width = (int)tensor_size(l->out);
+    r->still = tr_optimizer_zero_is_still(&s->opt->hp);
+    r->inputs = (int)tr_tensor_size(l->in);
+    r->width = (int)tr_tensor_size(l->out);
     r->w0 = l->offset[DENSE_W];
     r->w1 = r->w0 + l->count[DENSE_W];
     const size_t shards = (size_t)s->shards;
@@ -92,10 +92,10 @@ static int rows_create(void **ctx, const layer *l, const layer_train_setup *s, t
     r->lists = calloc(shards, sizeof *r->lists);
     r->rows_used = calloc(shards, sizeof *r->rows_used);
     r->row_idle = calloc((size_t)r->inputs, 1);
-    const size_t list_bytes = dense_inputs_bytes(s->max_shard, r->inputs);
+    const size_t list_bytes = tr_dense_inputs_bytes(s->max_shard, r->inputs);
     r->list_block = aligned_alloc(64, 2 * shards * list_bytes);
-    r->partial = model_buffer_new(shards * (size_t)s->batch_size * (size_t)r->width);
-    r->factors = model_buffer_new(shards * (size_t)s->max_shard * (size_t)r->width);
+    r->partial = tr_model_buffer_new(shards * (size_t)s->batch_size * (size_t)r->width);
+    r->factors = tr_model_buffer_new(shards * (size_t)s->max_shard * (size_t)r->width);
     if (!r->part_row || !r->lists || !r->rows_used || !r->row_idle || !r->list_block ||
         !r->partial || !r->factors)
         goto oom;
@@ -105,7 +105,7 @@ static int rows_create(void **ctx, const layer *l, const layer_train_setup *s, t
         if (!r->rows_used[k])
             goto oom;
         for (int b = 0; b < 2; b++, mem += list_bytes)
-            dense_inputs_init(&r->lists[k][b], mem, s->max_shard, r->inputs);
+            tr_dense_inputs_init(&r->lists[k][b], mem, s->max_shard, r->inputs);
     }
     for (int k = 0; k <= s->shards; k++) {
         size_t at = s->part[k];
@@ -116,7 +116,7 @@ static int rows_create(void **ctx, const layer *l, const layer_train_setup *s, t
     return 0;
 oom:
     rows_destroy(r);
-    return error_set(err, "out of memory for the training buffers");
+    return tr_error_set(err, "out of memory for the training buffers");
 }
 
 /* Marks the rows whose Adam moments are all 0: untouched so far, or decayed
@@ -138,7 +138,7 @@ static void rows_epoch_start(void *ctx)
 static void rows_stage(void *ctx, int k, int buf, const uint8_t *const *rows, int n)
 {
     dense_rows *r = ctx;
-    dense_inputs_index_bytes(&r->lists[k][buf], rows, n, r->inputs, r->s.divisor);
+    tr_dense_inputs_index_bytes(&r->lists[k][buf], rows, n, r->inputs, r->s.divisor);
 }
 
 static float *part_sums(const dense_rows *r, int k)
@@ -158,19 +158,19 @@ static void rows_prepare_part(void *ctx, int k, int buf, uint32_t bn)
     dense_rows *r = ctx;
     if (r->part_row[k] == r->part_row[k + 1])
         return;
-    const dense_inputs *lists[TRAIN_MAX_SHARDS];
+    const tr_dense_inputs *lists[TRAIN_MAX_SHARDS];
     int base[TRAIN_MAX_SHARDS], n = 0;
     for (int q = 0; q < r->s.shards; q++) {
         uint32_t lo, hi;
-        shard_range(q, r->s.shards, bn, &lo, &hi);
+        tr_shard_range(q, r->s.shards, bn, &lo, &hi);
         if (hi > lo) {
             lists[n] = &r->lists[q][buf];
             base[n++] = (int)lo;
         }
     }
     memset(part_sums(r, k), 0, sizeof(float) * bn * (size_t)r->width);
-    dense_forward_rows(part_sums(r, k), lists, base, n, r->s.params + r->w0,
-                       r->part_row[k], r->part_row[k + 1], r->inputs, r->width);
+    tr_dense_forward_rows(part_sums(r, k), lists, base, n, r->s.params + r->w0,
+                          r->part_row[k], r->part_row[k + 1], r->inputs, r->width);
 }
 
 static void rows_forward(void *ctx, int k, int buf, float *out, uint32_t lo, int n)
@@ -183,8 +183,8 @@ static void rows_forward(void *ctx, int k, int buf, float *out, uint32_t lo, int
     for (int p = 0; p < r->s.shards; p++)
         if (r->part_row[p] < r->part_row[p + 1])
             parts[np++] = part_sums(r, p) + (size_t)lo * (size_t)r->width;
-    dense_sum_parts(out, parts, np, r->s.params + r->l->offset[DENSE_B], n, r->width,
-                    r->l->hp[1] /* dense: relu */);
+    tr_dense_sum_parts(out, parts, np, r->s.params + r->l->offset[DENSE_B], n, r->width,
+                       r->l->hp[1] /* dense: relu */);
 }
 
 /* The shard keeps its factors; the weight gradient is left to the rows'
@@ -195,9 +195,9 @@ static void rows_backward(void *ctx, int k, float *d_in, float *grad, float *d_o
     dense_rows *r = ctx;
     (void)d_in;
     if (r->l->hp[1] /* dense: relu */)
-        dense_relu_backward(d_out, out, (long)n * r->width);
-    dense_backward(NULL, NULL, grad + r->l->offset[DENSE_B], d_out, NULL, NULL, NULL, n,
-                   r->inputs, r->width, NULL);
+        tr_dense_relu_backward(d_out, out, (long)n * r->width);
+    tr_dense_backward(NULL, NULL, grad + r->l->offset[DENSE_B], d_out, NULL, NULL, NULL, n,
+                      r->inputs, r->width, NULL);
     memcpy(shard_factors(r, k), d_out, sizeof(float) * (size_t)n * (size_t)r->width);
 }
 
@@ -207,11 +207,11 @@ static void fill_gradient_rows(dense_rows *r, int r0, int r1, int buf, uint32_t 
 {
     for (int q = 0; q < r->s.shards; q++) {
         uint32_t lo, hi;
-        shard_range(q, r->s.shards, bn, &lo, &hi);
+        tr_shard_range(q, r->s.shards, bn, &lo, &hi);
         if (hi > lo)
-            dense_weight_gradient_rows(r->s.grad[q] + r->w0, &r->lists[q][buf],
-                                       shard_factors(r, q), r0, r1, r->inputs, r->width,
-                                       r->rows_used[q]);
+            tr_dense_weight_gradient_rows(r->s.grad[q] + r->w0, &r->lists[q][buf],
+                                          shard_factors(r, q), r0, r1, r->inputs, r->width,
+                                          r->rows_used[q]);
     }
 }
 
@@ -219,7 +219,7 @@ static void fill_gradient_rows(dense_rows *r, int r0, int r1, int buf, uint32_t 
  * there is 0, so the sums are the same as over every shard, bit for bit, and
  * rows no sample used are not read at all. */
 static void reduce_rows(dense_rows *r, int r0, int r1, const shard_grads *g, float *out,
-                        const optimizer_coeffs *c)
+                        const tr_optimizer_coeffs *c)
 {
     const float *using[TRAIN_MAX_SHARDS];
     for (int row = r0; row < r1; row++) {
@@ -234,13 +234,13 @@ static void reduce_rows(dense_rows *r, int r0, int r1, const shard_grads *g, flo
         if (out || u.ng > 0 || !r->row_idle[row] || !r->still) {
             if (!out)
                 r->row_idle[row] = 0;
-            reduce_segment(r->s.params, r->s.opt, &u, j, j + (size_t)r->width, out, c);
+            tr_reduce_segment(r->s.params, r->s.opt, &u, j, j + (size_t)r->width, out, c);
         }
     }
 }
 
 static void rows_reduce_part(void *ctx, int k, const shard_grads *g, float *out,
-                             const optimizer_coeffs *c, int buf, uint32_t bn)
+                             const tr_optimizer_coeffs *c, int buf, uint32_t bn)
 {
     dense_rows *r = ctx;
     const int r0 = r->part_row[k], r1 = r->part_row[k + 1];
@@ -250,7 +250,7 @@ static void rows_reduce_part(void *ctx, int k, const shard_grads *g, float *out,
     }
     const size_t lo = r->s.part[k] > r->w1 ? r->s.part[k] : r->w1;
     const size_t hi = r->s.part[k + 1] < r->l->end ? r->s.part[k + 1] : r->l->end;
-    reduce_segment(r->s.params, r->s.opt, g, lo, hi, out, c);
+    tr_reduce_segment(r->s.params, r->s.opt, g, lo, hi, out, c);
 }
 
 /* Every shard's factors to every rank: the owners of the rows fill every
@@ -260,7 +260,7 @@ static void rows_share_factors(void *ctx)
 {
     dense_rows *r = ctx;
     const size_t per = (size_t)(r->s.shards / r->s.ranks);
-    group_allgather(r->factors, sizeof(float) * per * (size_t)r->s.max_shard * (size_t)r->width);
+    tr_group_allgather(r->factors, sizeof(float) * per * (size_t)r->s.max_shard * (size_t)r->width);
 }
 
 /* The samples of the batch of bn that rank q's shards hold: [*lo, *hi). */
@@ -268,8 +268,8 @@ static void rank_samples(const dense_rows *r, int q, uint32_t bn, uint32_t *lo, 
 {
     const int per = r->s.shards / r->s.ranks;
     uint32_t a, b;
-    shard_range(q * per, r->s.shards, bn, lo, &b);
-    shard_range((q + 1) * per - 1, r->s.shards, bn, &a, hi);
+    tr_shard_range(q * per, r->s.shards, bn, lo, &b);
+    tr_shard_range((q + 1) * per - 1, r->s.shards, bn, &a, hi);
 }
 
 /* Each part's sums of a rank's samples to that rank, from the part's owner. */
@@ -277,7 +277,8 @@ static void rows_share_parts(void *ctx, int buf, uint32_t bn)
 {
     dense_rows *r = ctx;
     (void)buf;
-    group_transfer send[TRAIN_MAX_SHARDS], recv[TRAIN_MAX_SHARDS]; /* per * (ranks - 1) < shards */
+    /* per * (ranks - 1) < shards */
+    tr_group_transfer send[TRAIN_MAX_SHARDS], recv[TRAIN_MAX_SHARDS];
     int ns = 0, nr = 0;
     const int per = r->s.shards / r->s.ranks;
     uint32_t mine_lo, mine_hi;
@@ -289,7 +290,7 @@ static void rows_share_parts(void *ctx, int buf, uint32_t bn)
         const int owner = p / per;
         if (owner != r->s.rank) {
             if (mine_hi > mine_lo)
-                recv[nr++] = (group_transfer){part_sums(r, p) + (size_t)mine_lo * r->width,
+                recv[nr++] = (tr_group_transfer){part_sums(r, p) + (size_t)mine_lo * r->width,
                                               row * (mine_hi - mine_lo), owner, p};
             continue;
         }
@@ -297,20 +298,20 @@ static void rows_share_parts(void *ctx, int buf, uint32_t bn)
             uint32_t lo, hi;
             rank_samples(r, q, bn, &lo, &hi);
             if (q != r->s.rank && hi > lo)
-                send[ns++] = (group_transfer){part_sums(r, p) + (size_t)lo * r->width,
+                send[ns++] = (tr_group_transfer){part_sums(r, p) + (size_t)lo * r->width,
                                               row * (hi - lo), q, p};
         }
     }
-    group_exchange(send, ns, recv, nr);
+    tr_group_exchange(send, ns, recv, nr);
 }
 
-static void rows_filled(const layer *l, size_t *lo, size_t *hi)
+static void rows_filled(const tr_layer *l, size_t *lo, size_t *hi)
 {
     *lo = l->offset[DENSE_W];
     *hi = *lo + l->count[DENSE_W];
 }
 
-const layer_trainer_ops dense_rows_trainer = {
+const layer_trainer_ops tr_dense_rows_trainer = {
     .share_factors = rows_share_factors,
     .share_parts = rows_share_parts,
     .filled = rows_filled,

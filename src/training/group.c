@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-int group_launched(void)
+int tr_group_launched(void)
 {
     /* Open MPI's mpirun, then PMIx and PMI launchers (srun, Hydra). */
     static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK",

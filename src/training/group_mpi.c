@@ -9,7 +9,7 @@
 static int started, rank, size = 1;
 static double sent;
 
-/* Between group_open and group_close, operations are posted, not waited
+/* Between tr_group_open and tr_group_close, operations are posted, not waited
  * for: their requests, and the counts an allgatherv reads until it ends. */
 enum { MAX_POSTED = 4096, MAX_GATHERV = 4 };
 static int open_section;
@@ -37,36 +37,36 @@ static MPI_Request *post(void)
     return &posted[n_posted++];
 }
 
-void group_open(void)
+void tr_group_open(void)
 {
     open_section = size > 1;
 }
 
-void group_close(void)
+void tr_group_close(void)
 {
     open_section = 0;
     settle();
 }
 
-int group_start(tr_error *err)
+int tr_group_start(tr_error *err)
 {
-    if (started || !group_launched())
+    if (started || !tr_group_launched())
         return 0;
     int provided;
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
-        return error_set(err, "MPI did not start");
+        return tr_error_set(err, "MPI did not start");
     started = 1;
     if (provided < MPI_THREAD_FUNNELED)
-        return error_set(err, "this MPI cannot be called from a threaded program");
+        return tr_error_set(err, "this MPI cannot be called from a threaded program");
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     for (int k = 0; k < MAX_GATHERV; k++)
         if (!(gatherv_counts[k] = malloc(sizeof(int) * 2 * (size_t)size)))
-            return error_set(err, "out of memory for %d processes", size);
+            return tr_error_set(err, "out of memory for %d processes", size);
     return 0;
 }
 
-void group_end(void)
+void tr_group_end(void)
 {
     if (started)
         MPI_Finalize();
@@ -77,17 +77,17 @@ void group_end(void)
     }
 }
 
-int group_rank(void)
+int tr_group_rank(void)
 {
     return rank;
 }
 
-int group_size(void)
+int tr_group_size(void)
 {
     return size;
 }
 
-int group_any(int flag)
+int tr_group_any(int flag)
 {
     int any = flag != 0;
     if (size > 1)
@@ -95,7 +95,7 @@ int group_any(int flag)
     return any;
 }
 
-int group_first(int flag)
+int tr_group_first(int flag)
 {
     int first = flag ? rank : size;
     if (size > 1)
@@ -103,7 +103,7 @@ int group_first(int flag)
     return first < size ? first : -1;
 }
 
-void group_allgather(void *buf, size_t each)
+void tr_group_allgather(void *buf, size_t each)
 {
     if (size == 1)
         return;
@@ -113,7 +113,7 @@ void group_allgather(void *buf, size_t each)
     settle();
 }
 
-void group_allgather_floats(float *buf, const size_t *at)
+void tr_group_allgather_floats(float *buf, const size_t *at)
 {
     if (size == 1)
         return;
@@ -132,8 +132,8 @@ void group_allgather_floats(float *buf, const size_t *at)
     settle();
 }
 
-void group_exchange(const group_transfer *send, int n_send, const group_transfer *recv,
-                    int n_recv)
+void tr_group_exchange(const tr_group_transfer *send, int n_send, const tr_group_transfer *recv,
+                       int n_recv)
 {
     for (int i = 0; i < n_recv; i++)
         MPI_Irecv(recv[i].buf, (int)recv[i].bytes, MPI_BYTE, recv[i].peer, recv[i].tag,
@@ -146,12 +146,12 @@ void group_exchange(const group_transfer *send, int n_send, const group_transfer
     settle();
 }
 
-double group_bytes_sent(void)
+double tr_group_bytes_sent(void)
 {
     return sent;
 }
 
-void group_hosts(char *buf, size_t size_of_buf)
+void tr_group_hosts(char *buf, size_t size_of_buf)
 {
     enum { NAME = 64 };
     char *names = calloc((size_t)size, NAME);
@@ -164,7 +164,7 @@ void group_hosts(char *buf, size_t size_of_buf)
         return;
     }
     snprintf(names + (size_t)rank * NAME, NAME, "%s", mine);
-    group_allgather(names, NAME);
+    tr_group_allgather(names, NAME);
     size_t at = 0;
     buf[0] = '\0';
     for (int r = 0; r < size && at < size_of_buf;) {

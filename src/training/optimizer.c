@@ -10,84 +10,84 @@ static const double PI = 3.14159265358979323846;
 static const char *const optimizer_names[] = {"adam", "adamw", "sgd", "rmsprop"};
 static const char *const schedule_names[] = {"constant", "cosine", "exponential", "onecycle"};
 
-optimizer_hparams optimizer_defaults(optimizer_kind kind)
+tr_optimizer_hparams tr_optimizer_defaults(tr_optimizer_kind kind)
 {
-    return (optimizer_hparams){
+    return (tr_optimizer_hparams){
         .kind = kind, .lr = kind == OPTIMIZER_SGD ? 1e-2f : 1e-3f, .beta1 = 0.9f,
         .beta2 = 0.999f, .eps = 1e-7f, .rho = 0.9f,
         .weight_decay = kind == OPTIMIZER_ADAMW ? 0.004f : 0.0f,
         .schedule = SCHEDULE_CONSTANT, .decay_rate = 1.0};
 }
 
-optimizer_hparams adam_defaults(void)
+tr_optimizer_hparams tr_adam_defaults(void)
 {
-    return optimizer_defaults(OPTIMIZER_ADAM);
+    return tr_optimizer_defaults(OPTIMIZER_ADAM);
 }
 
-const char *optimizer_name(optimizer_kind kind)
+const char *tr_optimizer_name(tr_optimizer_kind kind)
 {
     return (unsigned)kind < 4 ? optimizer_names[kind] : "?";
 }
 
-const char *schedule_name(schedule_kind kind)
+const char *tr_schedule_name(tr_schedule_kind kind)
 {
     return (unsigned)kind < 4 ? schedule_names[kind] : "?";
 }
 
-int optimizer_find(const char *name, optimizer_kind *kind)
+int tr_optimizer_find(const char *name, tr_optimizer_kind *kind)
 {
     for (int k = 0; k < 4; k++)
         if (strcmp(name, optimizer_names[k]) == 0) {
-            *kind = (optimizer_kind)k;
+            *kind = (tr_optimizer_kind)k;
             return 0;
         }
     return -1;
 }
 
-int schedule_find(const char *name, schedule_kind *kind)
+int tr_schedule_find(const char *name, tr_schedule_kind *kind)
 {
     for (int k = 0; k < 4; k++)
         if (strcmp(name, schedule_names[k]) == 0) {
-            *kind = (schedule_kind)k;
+            *kind = (tr_schedule_kind)k;
             return 0;
         }
     return -1;
 }
 
-int optimizer_check(const optimizer_hparams *hp, tr_error *err)
+int tr_optimizer_check(const tr_optimizer_hparams *hp, tr_error *err)
 {
-    const char *name = optimizer_name(hp->kind);
+    const char *name = tr_optimizer_name(hp->kind);
     if ((unsigned)hp->kind > OPTIMIZER_RMSPROP || (unsigned)hp->schedule > SCHEDULE_ONECYCLE)
-        return error_set(err, "unknown optimizer or schedule (%d, %d)", (int)hp->kind,
-                         (int)hp->schedule);
+        return tr_error_set(err, "unknown optimizer or schedule (%d, %d)", (int)hp->kind,
+                            (int)hp->schedule);
     if (!(hp->lr > 0.0f && hp->lr <= 1e6f))
-        return error_set(err, "learning rate %g out of range (0 to 1e6)", (double)hp->lr);
+        return tr_error_set(err, "learning rate %g out of range (0 to 1e6)", (double)hp->lr);
     if (!(hp->beta1 >= 0.0f && hp->beta1 < 1.0f && hp->beta2 >= 0.0f && hp->beta2 < 1.0f &&
           hp->eps > 0.0f && hp->eps < 1.0f && hp->rho >= 0.0f && hp->rho < 1.0f))
-        return error_set(err, "beta1, beta2, rho out of [0, 1) or epsilon out of (0, 1)");
+        return tr_error_set(err, "beta1, beta2, rho out of [0, 1) or epsilon out of (0, 1)");
     if (!(hp->momentum >= 0.0f && hp->momentum < 1.0f))
-        return error_set(err, "momentum %g out of range (0 to 1)", (double)hp->momentum);
+        return tr_error_set(err, "momentum %g out of range (0 to 1)", (double)hp->momentum);
     if (!(hp->weight_decay >= 0.0f && hp->weight_decay < 1.0f))
-        return error_set(err, "weight decay %g out of range (0 to 1)",
-                         (double)hp->weight_decay);
+        return tr_error_set(err, "weight decay %g out of range (0 to 1)",
+                            (double)hp->weight_decay);
     if (hp->momentum > 0.0f && hp->kind != OPTIMIZER_SGD && hp->kind != OPTIMIZER_RMSPROP)
-        return error_set(err, "%s has no momentum setting (sgd and rmsprop have)", name);
+        return tr_error_set(err, "%s has no momentum setting (sgd and rmsprop have)", name);
     if (hp->nesterov && !(hp->kind == OPTIMIZER_SGD && hp->momentum > 0.0f))
-        return error_set(err, "Nesterov momentum is sgd's, with a momentum above 0");
+        return tr_error_set(err, "Nesterov momentum is sgd's, with a momentum above 0");
     if (!(hp->warmup_epochs >= 0.0 && hp->warmup_epochs <= 1e6))
-        return error_set(err, "warm-up of %g epochs out of range", hp->warmup_epochs);
+        return tr_error_set(err, "warm-up of %g epochs out of range", hp->warmup_epochs);
     if (hp->schedule == SCHEDULE_EXPONENTIAL ? !(hp->decay_rate > 0.0 && hp->decay_rate <= 1.0)
                                              : hp->decay_rate != 1.0)
-        return error_set(err, hp->schedule == SCHEDULE_EXPONENTIAL
+        return tr_error_set(err, hp->schedule == SCHEDULE_EXPONENTIAL
                                   ? "the decay rate must be above 0 and at most 1"
                                   : "a decay rate goes with the exponential schedule only");
     if (hp->epochs > 0 && hp->warmup_epochs > hp->epochs)
-        return error_set(err, "a warm-up of %g epochs in a run of %d", hp->warmup_epochs,
-                         hp->epochs);
+        return tr_error_set(err, "a warm-up of %g epochs in a run of %d", hp->warmup_epochs,
+                            hp->epochs);
     return 0;
 }
 
-int optimizer_scheduled(const optimizer_hparams *hp)
+int tr_optimizer_scheduled(const tr_optimizer_hparams *hp)
 {
     return hp->schedule != SCHEDULE_CONSTANT || hp->warmup_epochs > 0.0;
 }
@@ -98,7 +98,7 @@ static double anneal_cos(double start, double end, double pct)
     return end + (start - end) / 2.0 * (cos(PI * pct) + 1.0);
 }
 
-static double onecycle_lr_at(const optimizer_hparams *hp, long i, double total, double warm)
+static double onecycle_lr_at(const tr_optimizer_hparams *hp, long i, double total, double warm)
 {
     const double max_lr = hp->lr, initial = max_lr / 25.0, final = initial / 1e4;
     const double up_end = (warm > 0.0 ? warm : 0.3 * total) - 1.0, end = total - 1.0;
@@ -107,9 +107,9 @@ static double onecycle_lr_at(const optimizer_hparams *hp, long i, double total, 
     return anneal_cos(max_lr, final, ((double)i - up_end) / (end - up_end));
 }
 
-double optimizer_lr_at(const optimizer_hparams *hp, long i)
+double tr_optimizer_lr_at(const tr_optimizer_hparams *hp, long i)
 {
-    if (!optimizer_scheduled(hp))
+    if (!tr_optimizer_scheduled(hp))
         return hp->lr;
     const double total = (double)hp->steps_per_epoch * hp->epochs;
     const double warm = round(hp->warmup_epochs * (double)hp->steps_per_epoch);
@@ -130,20 +130,20 @@ double optimizer_lr_at(const optimizer_hparams *hp, long i)
     }
 }
 
-float adam_alpha(float lr, const optimizer_hparams *hp, long t)
+float tr_adam_alpha(float lr, const tr_optimizer_hparams *hp, long t)
 {
     double b1t = pow((double)hp->beta1, (double)t);
     double b2t = pow((double)hp->beta2, (double)t);
     return (float)((double)lr * sqrt(1.0 - b2t) / (1.0 - b1t));
 }
 
-optimizer_coeffs optimizer_coeffs_at(const optimizer_hparams *hp, long t)
+tr_optimizer_coeffs tr_optimizer_coeffs_at(const tr_optimizer_hparams *hp, long t)
 {
-    const float lr = (float)optimizer_lr_at(hp, t - 1);
-    return (optimizer_coeffs){lr, adam_alpha(lr, hp, t)};
+    const float lr = (float)tr_optimizer_lr_at(hp, t - 1);
+    return (tr_optimizer_coeffs){lr, tr_adam_alpha(lr, hp, t)};
 }
 
-int optimizer_zero_is_still(const optimizer_hparams *hp)
+int tr_optimizer_zero_is_still(const tr_optimizer_hparams *hp)
 {
     return hp->weight_decay == 0.0f;
 }
@@ -159,7 +159,7 @@ static float *slot_new(size_t len)
     return p;
 }
 
-int optimizer_init(optimizer *o, size_t len, const optimizer_hparams *hp, tr_error *err)
+int tr_optimizer_init(tr_optimizer *o, size_t len, const tr_optimizer_hparams *hp, tr_error *err)
 {
     memset(o, 0, sizeof *o);
     o->hp = *hp;
@@ -167,13 +167,13 @@ int optimizer_init(optimizer *o, size_t len, const optimizer_hparams *hp, tr_err
     o->m = slot_new(len);
     o->v = slot_new(len);
     if (!o->m || !o->v) {
-        optimizer_free(o);
-        return error_set(err, "out of memory for the optimizer state");
+        tr_optimizer_free(o);
+        return tr_error_set(err, "out of memory for the optimizer state");
     }
     return 0;
 }
 
-void optimizer_free(optimizer *o)
+void tr_optimizer_free(tr_optimizer *o)
 {
     free(o->m);
     free(o->v);
@@ -195,7 +195,7 @@ static inline void adam_one(float *restrict p, float *restrict m, float *restric
  * one or two shard buffers, as on two cores. */
 static void adam_direct(float *restrict p, float *restrict m, float *restrict v,
                         const float *restrict g0, const float *restrict g1, size_t lo,
-                        size_t hi, const optimizer_hparams *hp, float alpha)
+                        size_t hi, const tr_optimizer_hparams *hp, float alpha)
 {
     const float c1 = 1.0f - hp->beta1, c2 = 1.0f - hp->beta2, eps = hp->eps;
     for (size_t i = lo; i < hi; i++)
@@ -203,7 +203,7 @@ static void adam_direct(float *restrict p, float *restrict m, float *restrict v,
 }
 
 static void adam_block(float *restrict p, float *restrict m, float *restrict v,
-                       const float *restrict g, size_t n, const optimizer_hparams *hp,
+                       const float *restrict g, size_t n, const tr_optimizer_hparams *hp,
                        float alpha)
 {
     const float c1 = 1.0f - hp->beta1, c2 = 1.0f - hp->beta2, eps = hp->eps;
@@ -212,7 +212,7 @@ static void adam_block(float *restrict p, float *restrict m, float *restrict v,
 }
 
 static void sgd_block(float *restrict p, float *restrict m, const float *restrict g, size_t n,
-                      const optimizer_hparams *hp, float lr)
+                      const tr_optimizer_hparams *hp, float lr)
 {
     const float mu = hp->momentum;
     if (mu == 0.0f) {
@@ -232,7 +232,7 @@ static void sgd_block(float *restrict p, float *restrict m, const float *restric
 }
 
 static void rmsprop_block(float *restrict p, float *restrict m, float *restrict v,
-                          const float *restrict g, size_t n, const optimizer_hparams *hp,
+                          const float *restrict g, size_t n, const tr_optimizer_hparams *hp,
                           float lr)
 {
     const float rho = hp->rho, c = 1.0f - hp->rho, eps = hp->eps, mu = hp->momentum;
@@ -255,9 +255,9 @@ static void decay_block(float *restrict p, size_t n, float wd, float lr)
         p[i] = p[i] - p[i] * wd * lr;
 }
 
-void optimizer_update(const optimizer_hparams *hp, float *restrict p, float *restrict m,
-                      float *restrict v, const float *const *grads, int n_grads, size_t lo,
-                      size_t hi, const optimizer_coeffs *c)
+void tr_optimizer_update(const tr_optimizer_hparams *hp, float *restrict p, float *restrict m,
+                         float *restrict v, const float *const *grads, int n_grads, size_t lo,
+                         size_t hi, const tr_optimizer_coeffs *c)
 {
     const int decay = hp->weight_decay > 0.0f;
     const int adam = hp->kind == OPTIMIZER_ADAM || hp->kind == OPTIMIZER_ADAMW;
@@ -290,8 +290,8 @@ void optimizer_update(const optimizer_hparams *hp, float *restrict p, float *res
     }
 }
 
-void optimizer_describe(const optimizer_hparams *hp, float label_smoothing, char *buf,
-                        size_t size)
+void tr_optimizer_describe(const tr_optimizer_hparams *hp, float label_smoothing, char *buf,
+                           size_t size)
 {
     static const char *const titles[] = {"Adam", "AdamW", "SGD", "RMSprop"};
     int n = snprintf(buf, size, "%s lr %g", titles[hp->kind], (double)hp->lr);
@@ -306,7 +306,7 @@ void optimizer_describe(const optimizer_hparams *hp, float label_smoothing, char
         n += snprintf(buf + n, size - (size_t)n, ", %g warm-up epoch%s", hp->warmup_epochs,
                       hp->warmup_epochs == 1.0 ? "" : "s");
     if (hp->schedule != SCHEDULE_CONSTANT && n >= 0 && (size_t)n < size)
-        n += snprintf(buf + n, size - (size_t)n, ", %s schedule", schedule_name(hp->schedule));
+        n += snprintf(buf + n, size - (size_t)n, ", %s schedule", tr_schedule_name(hp->schedule));
     if (hp->schedule == SCHEDULE_EXPONENTIAL && n >= 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, " (x%g per epoch)", hp->decay_rate);
     if (label_smoothing > 0.0f && n >= 0 && (size_t)n < size)

@@ -29,15 +29,15 @@ typedef struct {
     int fwd_from, fwd_to, loss, bwd_from, bwd_to, fwd_sums, bwd_sums;
 } step_phase;
 
-struct train_session {
-    model *model;
-    train_config cfg;
+struct tr_train_session {
+    tr_model *model;
+    tr_train_config cfg;
     int threads; /* threads that run: cfg.threads, at most shards */
     int shards;
     int max_shard;              /* samples in the largest shard */
-    optimizer opt;
+    tr_optimizer opt;
     float **grad;               /* [shards] buffers of model->len floats */
-    model_work *work;           /* [threads] */
+    tr_model_work *work;           /* [threads] */
     shard_result *result;       /* [shards] */
     size_t *part;               /* [shards + 1]: part k of the parameters is
                                    [part[k], part[k + 1]) */
@@ -57,14 +57,14 @@ struct train_session {
      * the floats [own[rank], own[rank + 1]) of the buffer. */
     int ranks, rank, k0, k1;
     size_t *own;                /* [ranks + 1] */
-    group_transfer *sends;      /* [shards * ranks]: a step's transfers */
-    group_transfer *recvs;      /* [shards] */
+    tr_group_transfer *sends;      /* [shards * ranks]: a step's transfers */
+    tr_group_transfer *recvs;      /* [shards] */
     int n_trainers;             /* layers with a trainer */
     /* The floats ranks send each other: the buffer but for the ranges the
      * layer trainers fill themselves, as [lo, hi) segments in order. */
     size_t shared[MODEL_MAX_LAYERS + 1][2];
     int n_shared;
-    /* Layers of batch statistics (layer_batch_sums): each shard's sums, and
+    /* Layers of batch statistics (tr_layer_batch_sums): each shard's sums, and
      * the batch's, at sums_at[l] of their arrays. */
     int n_sync;
     uint8_t has_sums[MODEL_MAX_LAYERS];
@@ -80,15 +80,15 @@ struct train_session {
 };
 
 /* The phases of a step (step_phase) and where each layer's sums go. */
-static void plan_phases(train_session *s)
+static void plan_phases(tr_train_session *s)
 {
-    const model *m = s->model;
+    const tr_model *m = s->model;
     const int head = m->n_layers - 1;
     int sync[MODEL_MAX_LAYERS];
     s->n_sync = 0;
     s->sums_len = 0;
     for (int l = 0; l < head; l++) {
-        const int len = layer_batch_sums(&m->layer[l]);
+        const int len = tr_layer_batch_sums(&m->layer[l]);
         s->has_sums[l] = len > 0;
         s->sums_at[l] = s->sums_len;
         s->sums_len += (size_t)len;
@@ -115,24 +115,24 @@ static void plan_phases(train_session *s)
 /* The workspaces a session keeps: one per shard when the step has phases (a
  * layer of batch statistics keeps every shard's activations across them),
  * else one per thread. */
-static int work_count(const train_session *s)
+static int work_count(const tr_train_session *s)
 {
     return s->n_sync ? s->shards : s->threads;
 }
 
-void shard_range(int k, int shards, uint32_t bn, uint32_t *lo, uint32_t *hi)
+void tr_shard_range(int k, int shards, uint32_t bn, uint32_t *lo, uint32_t *hi)
 {
     *lo = (uint32_t)((uint64_t)k * bn / (uint64_t)shards);
     *hi = (uint32_t)((uint64_t)(k + 1) * bn / (uint64_t)shards);
 }
 
-void reduce_segment(float *params, optimizer *opt, const shard_grads *g, size_t lo, size_t hi,
-                    float *out, const optimizer_coeffs *c)
+void tr_reduce_segment(float *params, tr_optimizer *opt, const shard_grads *g, size_t lo, size_t hi,
+                       float *out, const tr_optimizer_coeffs *c)
 {
     if (lo >= hi)
         return;
     if (!out) {
-        optimizer_update(&opt->hp, params, opt->m, opt->v, g->g, g->ng, lo, hi, c);
+        tr_optimizer_update(&opt->hp, params, opt->m, opt->v, g->g, g->ng, lo, hi, c);
         return;
     }
     for (size_t j = lo; j < hi; j++) {
@@ -145,9 +145,9 @@ void reduce_segment(float *params, optimizer *opt, const shard_grads *g, size_t 
 
 /* Where part k of the buffer starts: on a cache line, moved to where the
  * layers' trainers allow a cut. */
-static size_t part_start(const train_session *s, int k)
+static size_t part_start(const tr_train_session *s, int k)
 {
-    const model *m = s->model;
+    const tr_model *m = s->model;
     const size_t lines = (m->len + MODEL_ALIGN - 1) / MODEL_ALIGN;
     const size_t per = (lines + (size_t)s->shards - 1) / (size_t)s->shards;
     size_t at = (size_t)k * per * MODEL_ALIGN;
@@ -159,17 +159,17 @@ static size_t part_start(const train_session *s, int k)
     return at;
 }
 
-static const uint8_t **shard_rows(const train_session *s, int k, int buf)
+static const uint8_t **shard_rows(const tr_train_session *s, int k, int buf)
 {
     return s->rows + ((size_t)k * 2 + (size_t)buf) * (size_t)s->max_shard;
 }
 
-static uint8_t *shard_labels(const train_session *s, int k, int buf)
+static uint8_t *shard_labels(const tr_train_session *s, int k, int buf)
 {
     return s->labels + ((size_t)k * 2 + (size_t)buf) * (size_t)s->max_shard;
 }
 
-static int create_trainers(train_session *s, tr_error *err)
+static int create_trainers(tr_train_session *s, tr_error *err)
 {
     const layer_train_setup setup = {
         .shards = s->shards, .max_shard = s->max_shard, .batch_size = s->cfg.batch_size,
@@ -184,7 +184,7 @@ static int create_trainers(train_session *s, tr_error *err)
 }
 
 /* s->shared from the layer trainers' filled ranges. */
-static void find_shared(train_session *s)
+static void find_shared(tr_train_session *s)
 {
     size_t at = 0;
     s->n_shared = 0;
@@ -205,30 +205,30 @@ static void find_shared(train_session *s)
     }
 }
 
-int train_session_new(train_session **out, model *m, const train_config *cfg,
-                      tr_error *err)
+int tr_train_session_new(tr_train_session **out, tr_model *m, const tr_train_config *cfg,
+                         tr_error *err)
 {
     *out = NULL;
     const int ranks = cfg->ranks > 1 ? cfg->ranks : 1;
     const int shards = cfg->shards ? cfg->shards : cfg->threads * ranks;
     if (cfg->threads < 1 || cfg->batch_size < 1 || shards < 1 || shards > TRAIN_MAX_SHARDS)
-        return error_set(err, "training needs threads >= 1, a batch size >= 1 and 1 to %d "
-                         "shards (got %d, %d, %d)", TRAIN_MAX_SHARDS, cfg->threads,
-                         cfg->batch_size, shards);
+        return tr_error_set(err, "training needs threads >= 1, a batch size >= 1 and 1 to %d "
+                            "shards (got %d, %d, %d)", TRAIN_MAX_SHARDS, cfg->threads,
+                            cfg->batch_size, shards);
     if (shards % ranks)
-        return error_set(err, "%d shards cannot be split evenly over %d processes: give "
-                         "--shards a multiple of %d", shards, ranks, ranks);
-    train_session *s = calloc(1, sizeof *s);
+        return tr_error_set(err, "%d shards cannot be split evenly over %d processes: give "
+                            "--shards a multiple of %d", shards, ranks, ranks);
+    tr_train_session *s = calloc(1, sizeof *s);
     if (!s)
-        return error_set(err, "out of memory");
+        return tr_error_set(err, "out of memory");
     s->model = m;
     s->cfg = *cfg;
     s->shards = shards;
     s->ranks = ranks;
-    s->rank = ranks > 1 ? group_rank() : 0;
+    s->rank = ranks > 1 ? tr_group_rank() : 0;
     s->k0 = s->rank * (shards / ranks);
     s->k1 = s->k0 + shards / ranks;
-    s->threads = train_threads_used(cfg->threads, shards / ranks);
+    s->threads = tr_train_threads_used(cfg->threads, shards / ranks);
     s->max_shard = (cfg->batch_size + s->shards - 1) / s->shards;
     plan_phases(s);
     const int n_work = work_count(s);
@@ -253,30 +253,30 @@ int train_session_new(train_session **out, model *m, const train_config *cfg,
         !s->part || !s->rows || !s->labels || !s->own || !s->sends || !s->recvs)
         goto oom;
     for (int l = 0; l < m->n_layers; l++)
-        s->n_trainers += (s->trainer[l] = layer_trainer(&m->layer[l])) != NULL;
+        s->n_trainers += (s->trainer[l] = tr_layer_trainer(&m->layer[l])) != NULL;
     for (int k = 0; k <= s->shards; k++)
         s->part[k] = part_start(s, k);
     for (int r = 0; r <= ranks; r++)
         s->own[r] = s->part[r * (shards / ranks)];
     find_shared(s);
     for (int k = 0; k < s->shards; k++)
-        if (!(s->grad[k] = model_buffer_new(m->len)))
+        if (!(s->grad[k] = tr_model_buffer_new(m->len)))
             goto oom;
     for (int t = 0; t < n_work; t++)
-        if (model_work_init(&s->work[t], m, s->max_shard, err))
+        if (tr_model_work_init(&s->work[t], m, s->max_shard, err))
             goto fail;
-    if (optimizer_init(&s->opt, m->len, &cfg->opt, err) || create_trainers(s, err))
+    if (tr_optimizer_init(&s->opt, m->len, &cfg->opt, err) || create_trainers(s, err))
         goto fail;
     *out = s;
     return 0;
 oom:
-    error_set(err, "out of memory for the training buffers");
+    tr_error_set(err, "out of memory for the training buffers");
 fail:
-    train_session_free(s);
+    tr_train_session_free(s);
     return -1;
 }
 
-void train_session_free(train_session *s)
+void tr_train_session_free(tr_train_session *s)
 {
     if (!s)
         return;
@@ -284,12 +284,12 @@ void train_session_free(train_session *s)
         if (s->trainer_ctx[l])
             s->trainer[l]->destroy(s->trainer_ctx[l]);
     for (int k = 0; s->grad && k < s->shards; k++)
-        model_buffer_free(s->grad[k]);
+        tr_model_buffer_free(s->grad[k]);
     for (int t = 0; s->work && t < work_count(s); t++)
-        model_work_free(&s->work[t]);
+        tr_model_work_free(&s->work[t]);
     free(s->sums);
     free(s->batch);
-    optimizer_free(&s->opt);
+    tr_optimizer_free(&s->opt);
     free(s->grad);
     free(s->work);
     free(s->result);
@@ -305,7 +305,7 @@ void train_session_free(train_session *s)
     free(s);
 }
 
-int train_cores(void)
+int tr_train_cores(void)
 {
 #ifdef _OPENMP
     return omp_get_num_procs();
@@ -314,29 +314,29 @@ int train_cores(void)
 #endif
 }
 
-int train_threads_used(int threads, int shards)
+int tr_train_threads_used(int threads, int shards)
 {
     return shards && shards < threads ? shards : threads;
 }
 
-const optimizer *train_session_optimizer(const train_session *s)
+const tr_optimizer *tr_train_session_optimizer(const tr_train_session *s)
 {
     return &s->opt;
 }
 
-void train_session_set_optimizer(train_session *s, const float *m, const float *v, long step)
+void tr_train_session_set_optimizer(tr_train_session *s, const float *m, const float *v, long step)
 {
     memcpy(s->opt.m, m, sizeof(float) * s->opt.len);
     memcpy(s->opt.v, v, sizeof(float) * s->opt.len);
     s->opt.step = step;
 }
 
-void train_session_set_learning_rate(train_session *s, float lr)
+void tr_train_session_set_learning_rate(tr_train_session *s, float lr)
 {
     s->opt.hp.lr = lr;
 }
 
-int train_session_threads_ran(const train_session *s)
+int tr_train_session_threads_ran(const tr_train_session *s)
 {
     return s->threads_ran;
 }
@@ -344,51 +344,52 @@ int train_session_threads_ran(const train_session *s)
 /* The model must take one input per value of an image, and give an output
  * for every label: a label past the last would have the softmax read past a
  * row. */
-static int check_fit(const model *m, const dataset *d, tr_error *err)
+static int check_fit(const tr_model *m, const tr_dataset *d, tr_error *err)
 {
-    const long inputs = tensor_size(m->input);
+    const long inputs = tr_tensor_size(m->input);
     if (inputs != (long)d->dim)
-        return error_set(err, "the model takes %ld inputs, the images have %u values",
-                         inputs, d->dim);
-    const int classes = model_classes(m);
+        return tr_error_set(err, "the model takes %ld inputs, the images have %u values",
+                            inputs, d->dim);
+    const int classes = tr_model_classes(m);
     if (d->classes > (uint32_t)classes)
-        return error_set(err, "the model has %d classes, the labels go up to %u", classes,
-                         d->classes - 1);
+        return tr_error_set(err, "the model has %d classes, the labels go up to %u", classes,
+                            d->classes - 1);
     return 0;
 }
 
-int model_check_data(const model *m, const dataset *d, const char *images, const char *labels,
-                     tr_error *err)
+int tr_model_check_data(const tr_model *m, const tr_dataset *d, const char *images,
+                        const char *labels,
+                        tr_error *err)
 {
-    const tensor_shape in = m->input;
+    const tr_tensor_shape in = m->input;
     const int flat = in.h == 1 && in.w == 1;
-    if (flat ? tensor_size(in) != (long)d->dim
+    if (flat ? tr_tensor_size(in) != (long)d->dim
              : (uint32_t)in.h != d->rows || (uint32_t)in.w != d->cols ||
                    (uint32_t)in.c != d->channels)
-        return error_set(err, "%s: images of %ux%ux%u, the model takes %dx%dx%d", images,
-                         d->rows, d->cols, d->channels, in.h, in.w, in.c);
-    const uint32_t classes = (uint32_t)model_classes(m);
+        return tr_error_set(err, "%s: images of %ux%ux%u, the model takes %dx%dx%d", images,
+                            d->rows, d->cols, d->channels, in.h, in.w, in.c);
+    const uint32_t classes = (uint32_t)tr_model_classes(m);
     for (uint32_t i = 0; i < d->n; i++)
         if (d->labels[i] >= classes)
-            return error_set(err, "%s: item %u has label %u, the model has %u classes (0 to "
-                             "%u)", labels, i, d->labels[i], classes, classes - 1);
+            return tr_error_set(err, "%s: item %u has label %u, the model has %u classes (0 to "
+                                "%u)", labels, i, d->labels[i], classes, classes - 1);
     return 0;
 }
 
 /* Stages the shards that thread t runs of the batch order[first .. first +
  * bn) (first .. first + bn when order is NULL) into their slots number buf. */
-static void stage_shards(train_session *s, const dataset *data, const uint32_t *order,
+static void stage_shards(tr_train_session *s, const tr_dataset *data, const uint32_t *order,
                          uint32_t first, uint32_t bn, int buf, int t, int nt)
 {
     /* With several ranks, a layer trainer's parts use every shard's input. */
     const int all = s->ranks > 1 && s->n_trainers > 0;
     for (int k = (all ? 0 : s->k0) + t; k < (all ? s->shards : s->k1); k += nt) {
         uint32_t lo, hi;
-        shard_range(k, s->shards, bn, &lo, &hi);
+        tr_shard_range(k, s->shards, bn, &lo, &hi);
         if (hi == lo)
             continue;
         const uint8_t **rows = shard_rows(s, k, buf);
-        dataset_rows(rows, shard_labels(s, k, buf), data, order, first + lo, hi - lo);
+        tr_dataset_rows(rows, shard_labels(s, k, buf), data, order, first + lo, hi - lo);
         for (int l = 0; l < s->model->n_layers; l++)
             if (s->trainer[l])
                 s->trainer[l]->stage(s->trainer_ctx[l], k, buf, rows, (int)(hi - lo));
@@ -396,7 +397,7 @@ static void stage_shards(train_session *s, const dataset *data, const uint32_t *
 }
 
 /* The layer trainers' share of part k of the batch in buf. */
-static void prepare_part(train_session *s, int k, int buf, uint32_t bn)
+static void prepare_part(tr_train_session *s, int k, int buf, uint32_t bn)
 {
     for (int l = 0; l < s->model->n_layers; l++)
         if (s->trainer[l])
@@ -404,15 +405,16 @@ static void prepare_part(train_session *s, int k, int buf, uint32_t bn)
 }
 
 /* Shard k's workspace (work_count): its own, or its thread's. */
-static model_work *shard_work(const train_session *s, int k, int t)
+static tr_model_work *shard_work(const tr_train_session *s, int k, int t)
 {
     return &s->work[s->n_sync ? k : t];
 }
 
 /* The pass of layer l: with the batch's sums when it has them. */
-static layer_pass pass_of(const train_session *s, int l, const layer_pass *pass, uint32_t bn)
+static tr_layer_pass pass_of(const tr_train_session *s, int l, const tr_layer_pass *pass,
+                             uint32_t bn)
 {
-    layer_pass p = *pass;
+    tr_layer_pass p = *pass;
     if (s->has_sums[l]) {
         p.batch = s->batch + s->sums_at[l];
         p.batch_n = bn;
@@ -420,7 +422,7 @@ static layer_pass pass_of(const train_session *s, int l, const layer_pass *pass,
     return p;
 }
 
-static double *shard_sums(const train_session *s, int k, int l)
+static double *shard_sums(const tr_train_session *s, int k, int l)
 {
     return s->sums + (size_t)k * s->sums_len + s->sums_at[l];
 }
@@ -429,51 +431,51 @@ static double *shard_sums(const train_session *s, int k, int l)
  * slots buf, on workspace w: forward layers, the loss (its share of the
  * batch's mean loss), backward layers into the shard's gradient buffer,
  * and the sums that end the phase.  pass: the step's. */
-static void shard_phase(train_session *s, model_work *w, int k, int buf, uint32_t lo, int n,
-                        uint32_t bn, const layer_pass *step, const step_phase *ph)
+static void shard_phase(tr_train_session *s, tr_model_work *w, int k, int buf, uint32_t lo, int n,
+                        uint32_t bn, const tr_layer_pass *step, const step_phase *ph)
 {
-    const model *m = s->model;
+    const tr_model *m = s->model;
     const int head = m->n_layers - 1;
-    layer_pass pass = *step;
+    tr_layer_pass pass = *step;
     pass.first = lo;
-    const layer_input images = {NULL, shard_rows(s, k, buf), DATASET_PIXEL_DIVISOR};
+    const tr_layer_input images = {NULL, shard_rows(s, k, buf), DATASET_PIXEL_DIVISOR};
     /* The first layer's input as floats, when it does not read the bytes. */
     const float *x0 = m->layer[0].reads_images ? NULL : w->x;
-    layer_input first = {x0, x0 ? NULL : images.rows, x0 ? 1.0f : images.divisor};
+    tr_layer_input first = {x0, x0 ? NULL : images.rows, x0 ? 1.0f : images.divisor};
     if (ph->fwd_from == 0 && (ph->fwd_to > 0 || ph->fwd_sums == 0))
-        first = model_first_input(m, w, &images, n);
+        first = tr_model_first_input(m, w, &images, n);
     for (int l = ph->fwd_from; l < ph->fwd_to; l++) {
-        const layer_input in = l ? (layer_input){w->act[l - 1], NULL, 1.0f} : first;
-        const layer_pass p = pass_of(s, l, &pass, bn);
+        const tr_layer_input in = l ? (tr_layer_input){w->act[l - 1], NULL, 1.0f} : first;
+        const tr_layer_pass p = pass_of(s, l, &pass, bn);
         if (s->trainer[l])
             s->trainer[l]->forward(s->trainer_ctx[l], k, buf, w->act[l], lo, n);
         else
-            layer_forward(&m->layer[l], w->act[l], &in, m->params, w->work[l], n, &p);
+            tr_layer_forward(&m->layer[l], w->act[l], &in, m->params, w->work[l], n, &p);
     }
     if (ph->fwd_sums >= 0) {
         const int l = ph->fwd_sums;
-        layer_forward_sums(&m->layer[l], shard_sums(s, k, l), l ? w->act[l - 1] : x0, n);
+        tr_layer_forward_sums(&m->layer[l], shard_sums(s, k, l), l ? w->act[l - 1] : x0, n);
     }
     shard_result *r = &s->result[k];
     if (ph->loss)
-        r->loss = layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1],
-                             shard_labels(s, k, buf), n, 1.0f / (float)bn,
-                             s->cfg.label_smoothing, &r->correct);
+        r->loss = tr_layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1],
+                                shard_labels(s, k, buf), n, 1.0f / (float)bn,
+                                s->cfg.label_smoothing, &r->correct);
     for (int l = ph->bwd_from; l >= ph->bwd_to && l >= s->first_trained; l--) {
         /* Below the lowest layer with parameters no gradient is wanted. */
         float *d_in = l > s->first_trained ? w->delta[l - 1] : NULL;
-        const layer_pass p = pass_of(s, l, &pass, bn);
+        const tr_layer_pass p = pass_of(s, l, &pass, bn);
         if (s->trainer[l])
             s->trainer[l]->backward(s->trainer_ctx[l], k, d_in, s->grad[k], w->delta[l],
                                     w->act[l], n);
         else
-            layer_backward(&m->layer[l], d_in, s->grad[k], w->delta[l],
-                           l ? w->act[l - 1] : x0, w->act[l], m->params, w->work[l], n, &p);
+            tr_layer_backward(&m->layer[l], d_in, s->grad[k], w->delta[l],
+                              l ? w->act[l - 1] : x0, w->act[l], m->params, w->work[l], n, &p);
     }
     if (ph->bwd_sums >= 0) {
         const int l = ph->bwd_sums;
-        layer_backward_sums(&m->layer[l], shard_sums(s, k, l), w->delta[l],
-                            l ? w->act[l - 1] : x0, w->work[l], n);
+        tr_layer_backward_sums(&m->layer[l], shard_sums(s, k, l), w->delta[l],
+                               l ? w->act[l - 1] : x0, w->work[l], n);
     }
 }
 
@@ -481,27 +483,27 @@ static void shard_phase(train_session *s, model_work *w, int k, int buf, uint32_
  * batch's, added in shard order over every rank's shards with samples (bn
  * in the batch); update: also the layer's state from them (a training
  * step's forward sums). */
-static void add_sums(train_session *s, int l, uint32_t bn, int t, int update)
+static void add_sums(tr_train_session *s, int l, uint32_t bn, int t, int update)
 {
 #pragma omp barrier
     if (t == 0) {
-        const layer *y = &s->model->layer[l];
-        const size_t len = (size_t)layer_batch_sums(y);
+        const tr_layer *y = &s->model->layer[l];
+        const size_t len = (size_t)tr_layer_batch_sums(y);
         if (s->ranks > 1)
-            group_allgather(s->sums, sizeof(double) * s->sums_len *
+            tr_group_allgather(s->sums, sizeof(double) * s->sums_len *
                                          (size_t)(s->shards / s->ranks));
         double *b = s->batch + s->sums_at[l];
         memset(b, 0, sizeof(double) * len);
         for (int k = 0; k < s->shards; k++) {
             uint32_t lo, hi;
-            shard_range(k, s->shards, bn, &lo, &hi);
+            tr_shard_range(k, s->shards, bn, &lo, &hi);
             const double *part = shard_sums(s, k, l);
             if (hi > lo)
                 for (size_t j = 0; j < len; j++)
                     b[j] += part[j];
         }
         if (update)
-            layer_batch_update(y, s->model->params, b, bn);
+            tr_layer_batch_update(y, s->model->params, b, bn);
     }
 #pragma omp barrier
 }
@@ -509,12 +511,12 @@ static void add_sums(train_session *s, int l, uint32_t bn, int t, int update)
 /* Every shard of the batch of bn samples in slots buf that thread t owns,
  * phase by phase; pass: the step's; update: a training step, whose batch
  * statistics move the layers' state. */
-static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt,
-                       const layer_pass *pass, int update)
+static void run_shards(tr_train_session *s, int buf, uint32_t bn, int t, int nt,
+                       const tr_layer_pass *pass, int update)
 {
     for (int k = s->k0 + t; k < s->k1; k += nt) {
         uint32_t lo, hi;
-        shard_range(k, s->shards, bn, &lo, &hi);
+        tr_shard_range(k, s->shards, bn, &lo, &hi);
         shard_result *r = &s->result[k];
         r->n = (int)(hi - lo);
         r->loss = 0.0;
@@ -524,7 +526,7 @@ static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt,
         const step_phase *ph = &s->phase[p];
         for (int k = s->k0 + t; k < s->k1; k += nt) {
             uint32_t lo, hi;
-            shard_range(k, s->shards, bn, &lo, &hi);
+            tr_shard_range(k, s->shards, bn, &lo, &hi);
             if (hi > lo)
                 shard_phase(s, shard_work(s, k, t), k, buf, lo, (int)(hi - lo), bn, pass, ph);
         }
@@ -537,7 +539,7 @@ static void run_shards(train_session *s, int buf, uint32_t bn, int t, int nt,
 
 /* The gradient buffers of the shards that had samples in this step, in shard
  * order, in thread t's scratch. */
-static shard_grads nonempty_grads(train_session *s, int t)
+static shard_grads nonempty_grads(tr_train_session *s, int t)
 {
     const float **g = s->nonempty + (size_t)t * s->shards;
     int *which = s->nonempty_shard + (size_t)t * s->shards;
@@ -554,15 +556,15 @@ static shard_grads nonempty_grads(train_session *s, int t)
  * into out, or into the optimizer's step `step` when out is NULL, layer by layer; then,
  * with next_bn nonzero, the trainers' share of the part for the next batch
  * (slots buf ^ 1). */
-static void reduce_part(train_session *s, int k, int t, float *out, long step, int buf,
+static void reduce_part(tr_train_session *s, int k, int t, float *out, long step, int buf,
                         uint32_t bn, uint32_t next_bn)
 {
-    const model *m = s->model;
+    const tr_model *m = s->model;
     const shard_grads g = nonempty_grads(s, t);
-    const optimizer_coeffs c = optimizer_coeffs_at(&s->opt.hp, step > 0 ? step : 1);
+    const tr_optimizer_coeffs c = tr_optimizer_coeffs_at(&s->opt.hp, step > 0 ? step : 1);
     const size_t lo = s->part[k], hi = s->part[k + 1];
     for (int l = 0; l < m->n_layers; l++) {
-        const layer *y = &m->layer[l];
+        const tr_layer *y = &m->layer[l];
         if (s->trainer[l]) {
             s->trainer[l]->reduce_part(s->trainer_ctx[l], k, &g, out, &c, buf, bn);
             continue;
@@ -571,8 +573,8 @@ static void reduce_part(train_session *s, int k, int t, float *out, long step, i
         for (int t = 0; t < y->n_tensors; t++) {
             const size_t a = y->offset[t], b = a + y->count[t];
             if (y->trainable[t])
-                reduce_segment(m->params, &s->opt, &g, lo > a ? lo : a, hi < b ? hi : b, out,
-                               &c);
+                tr_reduce_segment(m->params, &s->opt, &g, lo > a ? lo : a, hi < b ? hi : b, out,
+                                  &c);
         }
     }
     if (next_bn)
@@ -581,7 +583,7 @@ static void reduce_part(train_session *s, int k, int t, float *out, long step, i
 
 /* With several ranks, from one thread: what the layer trainers' parts of
  * the batch in buf give every rank's shards. */
-static void share_parts(train_session *s, int buf, uint32_t bn)
+static void share_parts(tr_train_session *s, int buf, uint32_t bn)
 {
     for (int l = 0; l < s->model->n_layers; l++)
         if (s->trainer[l])
@@ -591,7 +593,7 @@ static void share_parts(train_session *s, int buf, uint32_t bn)
 /* The first step of a run: stages thread t's shards of the batch [first,
  * first + bn) into slots buf and, once every thread has, prepares its
  * parts.  Later steps get both from the update before. */
-static void start_batch(train_session *s, const dataset *data, const uint32_t *order,
+static void start_batch(tr_train_session *s, const tr_dataset *data, const uint32_t *order,
                         uint32_t first, uint32_t bn, int buf, int t, int nt)
 {
     stage_shards(s, data, order, first, bn, buf, t, nt);
@@ -606,14 +608,14 @@ static void start_batch(train_session *s, const dataset *data, const uint32_t *o
 
 /* Adds to t[n..] the transfers of buf's shared floats in [a, b) with peer;
  * returns the new n. */
-static int add_transfers(const train_session *s, group_transfer *t, int n, float *buf,
+static int add_transfers(const tr_train_session *s, tr_group_transfer *t, int n, float *buf,
                          size_t a, size_t b, int peer, int tag)
 {
     for (int g = 0; g < s->n_shared; g++) {
         const size_t lo = a > s->shared[g][0] ? a : s->shared[g][0];
         const size_t hi = b < s->shared[g][1] ? b : s->shared[g][1];
         if (hi > lo)
-            t[n++] = (group_transfer){buf + lo, sizeof(float) * (hi - lo), peer, tag};
+            t[n++] = (tr_group_transfer){buf + lo, sizeof(float) * (hi - lo), peer, tag};
     }
     return n;
 }
@@ -622,12 +624,12 @@ static int add_transfers(const train_session *s, group_transfer *t, int n, float
  * every rank, with the ranks' stop requests (want_stop is this one's), and
  * each shard's gradient over each part to the part's owner.  Returns
  * whether any rank was asked to stop. */
-static int share_step(train_session *s, uint32_t bn, int want_stop)
+static int share_step(tr_train_session *s, uint32_t bn, int want_stop)
 {
     const int per = s->shards / s->ranks;
     s->result[s->k0].stop = want_stop;
-    group_open();
-    group_allgather(s->result + 0, sizeof *s->result * (size_t)per);
+    tr_group_open();
+    tr_group_allgather(s->result + 0, sizeof *s->result * (size_t)per);
     for (int l = 0; l < s->model->n_layers; l++)
         if (s->trainer[l])
             s->trainer[l]->share_factors(s->trainer_ctx[l]);
@@ -636,7 +638,7 @@ static int share_step(train_session *s, uint32_t bn, int want_stop)
     for (int k = 0; k < s->shards; k++) {
         const int owner = k / per;
         uint32_t lo, hi;
-        shard_range(k, s->shards, bn, &lo, &hi);
+        tr_shard_range(k, s->shards, bn, &lo, &hi);
         if (hi == lo)
             continue;
         if (owner == s->rank) {
@@ -648,48 +650,48 @@ static int share_step(train_session *s, uint32_t bn, int want_stop)
             nr = add_transfers(s, s->recvs, nr, s->grad[k], mine, mine_end, owner, k);
         }
     }
-    group_exchange(s->sends, ns, s->recvs, nr);
-    group_close();
+    tr_group_exchange(s->sends, ns, s->recvs, nr);
+    tr_group_close();
     for (int k = 0; k < s->shards; k += per)
         any_stop |= s->result[k].stop;
     return any_stop;
 }
 
 /* Every rank's parts of buf's floats [a, b) to every rank. */
-static void gather_range(const train_session *s, float *buf, size_t a, size_t b)
+static void gather_range(const tr_train_session *s, float *buf, size_t a, size_t b)
 {
     size_t at[TRAIN_MAX_SHARDS + 1];
     for (int r = 0; r <= s->ranks; r++)
         at[r] = s->own[r] < a ? a : s->own[r] > b ? b : s->own[r];
-    group_allgather_floats(buf, at);
+    tr_group_allgather_floats(buf, at);
 }
 
 /* After a step: the updated parameters to every rank, but for the ranges
  * the layer trainers fill, which only their owners read until the epoch
- * ends (train_session_share_state). */
-static void gather_step(const train_session *s)
+ * ends (tr_train_session_share_state). */
+static void gather_step(const tr_train_session *s)
 {
     for (int g = 0; g < s->n_shared; g++)
         gather_range(s, s->model->params, s->shared[g][0], s->shared[g][1]);
 }
 
-void train_session_share_state(train_session *s)
+void tr_train_session_share_state(tr_train_session *s)
 {
     if (s->ranks < 2)
         return;
-    group_allgather_floats(s->model->params, s->own);
-    group_allgather_floats(s->opt.m, s->own);
-    group_allgather_floats(s->opt.v, s->own);
+    tr_group_allgather_floats(s->model->params, s->own);
+    tr_group_allgather_floats(s->opt.m, s->own);
+    tr_group_allgather_floats(s->opt.v, s->own);
 }
 
-int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
-                   uint32_t n, float *grad, double *loss, tr_error *err)
+int tr_train_gradient(tr_train_session *s, const tr_dataset *data, const uint32_t *idx,
+                      uint32_t n, float *grad, double *loss, tr_error *err)
 {
     if (n < 1 || n > (uint32_t)s->cfg.batch_size)
-        return error_set(err, "train_gradient: %u samples, the batch size is %d", n,
-                         s->cfg.batch_size);
+        return tr_error_set(err, "train_gradient: %u samples, the batch size is %d", n,
+                            s->cfg.batch_size);
     if (s->ranks > 1)
-        return error_set(err, "train_gradient runs in one process");
+        return tr_error_set(err, "train_gradient runs in one process");
     if (check_fit(s->model, data, err))
         return -1;
     omp_set_dynamic(0);
@@ -700,7 +702,7 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
         if (t == 0)
             s->threads_ran = nt;
         start_batch(s, data, idx, 0, n, 0, t, nt);
-        const layer_pass pass = {.training = 1, .seed = s->cfg.seed};
+        const tr_layer_pass pass = {.training = 1, .seed = s->cfg.seed};
         run_shards(s, 0, n, t, nt, &pass, 0);
 #pragma omp barrier
         for (int k = t; k < s->shards; k += nt)
@@ -714,7 +716,7 @@ int train_gradient(train_session *s, const dataset *data, const uint32_t *idx,
     return 0;
 }
 
-static int prepare_order(train_session *s, uint32_t n, int epoch)
+static int prepare_order(tr_train_session *s, uint32_t n, int epoch)
 {
     if (n > s->order_cap) {
         uint32_t *o = realloc(s->order, sizeof *o * n);
@@ -725,31 +727,32 @@ static int prepare_order(train_session *s, uint32_t n, int epoch)
     }
     for (uint32_t i = 0; i < n; i++)
         s->order[i] = i;
-    rng r;
-    rng_seed(&r, s->cfg.seed, RNG_STREAM_SHUFFLE + (uint64_t)epoch);
-    rng_shuffle(&r, s->order, n);
+    tr_rng r;
+    tr_rng_seed(&r, s->cfg.seed, RNG_STREAM_SHUFFLE + (uint64_t)epoch);
+    tr_rng_shuffle(&r, s->order, n);
     return 0;
 }
 
-int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_progress *p,
-                     const volatile sig_atomic_t *stop, double *loss, double *accuracy,
-                     train_progress_fn progress, void *ctx, tr_error *err)
+int tr_train_epoch_from(tr_train_session *s, const tr_dataset *data, int epoch,
+                        tr_epoch_progress *p,
+                        const volatile sig_atomic_t *stop, double *loss, double *accuracy,
+                        tr_train_progress_fn progress, void *ctx, tr_error *err)
 {
     *loss = *accuracy = NAN;
     if (data->n == 0)
-        return error_set(err, "no training samples");
+        return tr_error_set(err, "no training samples");
     if (check_fit(s->model, data, err))
         return -1;
     if (prepare_order(s, data->n, epoch))
-        return error_set(err, "out of memory for the sample order");
+        return tr_error_set(err, "out of memory for the sample order");
     for (int l = 0; l < s->model->n_layers; l++)
         if (s->trainer[l])
             s->trainer[l]->epoch_start(s->trainer_ctx[l]);
     const uint32_t bs = (uint32_t)s->cfg.batch_size;
     const long n_batches = (long)((data->n + bs - 1) / bs);
     if (p->next_batch < 0 || p->next_batch > n_batches)
-        return error_set(err, "epoch %d has %ld batches, cannot start at %ld", epoch,
-                         n_batches, p->next_batch);
+        return tr_error_set(err, "epoch %d has %ld batches, cannot start at %ld", epoch,
+                            n_batches, p->next_batch);
     /* Adam's step count is the batches applied so far, this epoch's included. */
     const long step0 = s->opt.step - p->next_batch;
     double loss_sum = p->loss_sum;
@@ -761,7 +764,7 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
     int stopping = stop && *stop;
     int group_stop = 0; /* with several ranks: whether any was asked to stop */
     if (s->ranks > 1)
-        stopping = group_any(stopping);
+        stopping = tr_group_any(stopping);
     omp_set_dynamic(0);
 #pragma omp parallel num_threads(s->threads)
     {
@@ -779,7 +782,7 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
             const uint32_t next_bn = rest < bs ? rest : bs;
             if (b == p->next_batch)
                 start_batch(s, data, s->order, first, bn, buf, t, nt);
-            const layer_pass pass = {.training = 1, .seed = s->cfg.seed, .epoch = epoch,
+            const tr_layer_pass pass = {.training = 1, .seed = s->cfg.seed, .epoch = epoch,
                                      .step = b};
             run_shards(s, buf, bn, t, nt, &pass, 1);
             if (next_bn)
@@ -805,11 +808,11 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
             if (s->ranks > 1) {
 #pragma omp barrier
                 if (t == 0) {
-                    group_open();
+                    tr_group_open();
                     gather_step(s);
                     if (next_bn)
                         share_parts(s, buf ^ 1, next_bn);
-                    group_close();
+                    tr_group_close();
                 }
             }
             if (t == 0) {
@@ -828,10 +831,10 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
         fp_restore(fp_mode);
     }
     s->opt.step = step0 + done;
-    *p = (epoch_progress){done, loss_sum, correct, seen};
+    *p = (tr_epoch_progress){done, loss_sum, correct, seen};
     if (diverged >= 0)
-        return error_set(err, "epoch %d, step %ld of %ld: the loss is not finite; training "
-                         "diverged (try a smaller --lr)", epoch, diverged + 1, n_batches);
+        return tr_error_set(err, "epoch %d, step %ld of %ld: the loss is not finite; training "
+                            "diverged (try a smaller --lr)", epoch, diverged + 1, n_batches);
     if (done < n_batches)
         return 1;
     *loss = loss_sum / (double)data->n;
@@ -839,11 +842,11 @@ int train_epoch_from(train_session *s, const dataset *data, int epoch, epoch_pro
     return 0;
 }
 
-int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
-                double *accuracy, train_progress_fn progress, void *ctx, tr_error *err)
+int tr_train_epoch(tr_train_session *s, const tr_dataset *data, int epoch, double *loss,
+                   double *accuracy, tr_train_progress_fn progress, void *ctx, tr_error *err)
 {
-    epoch_progress p = {0};
-    return train_epoch_from(s, data, epoch, &p, NULL, loss, accuracy, progress, ctx, err)
+    tr_epoch_progress p = {0};
+    return tr_train_epoch_from(s, data, epoch, &p, NULL, loss, accuracy, progress, ctx, err)
                ? -1 : 0;
 }
 
@@ -855,12 +858,12 @@ int train_epoch(train_session *s, const dataset *data, int epoch, double *loss,
  * KB a sample, which would otherwise stream through memory). */
 enum { EVAL_CHUNK = 64, EVAL_PASS_BYTES = 512 * 1024 };
 
-struct evaluator {
+struct tr_evaluator {
     int threads;
     int pass;           /* samples a forward pass takes */
     int classes;
     float label_smoothing;
-    model_work *work;   /* [threads], for `pass` samples */
+    tr_model_work *work;   /* [threads], for `pass` samples */
     float *logits;      /* [threads][EVAL_CHUNK][classes] */
     uint8_t *labels;    /* [threads][EVAL_CHUNK] */
     double *chunk_loss; /* [chunk_cap] */
@@ -869,51 +872,51 @@ struct evaluator {
 };
 
 /* Samples per forward pass of an evaluation block (see EVAL_CHUNK). */
-static int eval_pass_samples(const model *m)
+static int eval_pass_samples(const tr_model *m)
 {
     size_t sample = 0;
     for (int l = 0; l < m->n_layers; l++)
-        sample += sizeof(float) * (size_t)tensor_size(m->layer[l].out);
+        sample += sizeof(float) * (size_t)tr_tensor_size(m->layer[l].out);
     const size_t fit = EVAL_PASS_BYTES / (sample ? sample : 1);
     return fit < 1 ? 1 : fit < EVAL_CHUNK ? (int)fit : EVAL_CHUNK;
 }
 
-int evaluator_new(evaluator **out, const model *m, int threads, tr_error *err)
+int tr_evaluator_new(tr_evaluator **out, const tr_model *m, int threads, tr_error *err)
 {
     *out = NULL;
-    evaluator *e = calloc(1, sizeof *e);
+    tr_evaluator *e = calloc(1, sizeof *e);
     if (!e)
-        return error_set(err, "out of memory for evaluation");
+        return tr_error_set(err, "out of memory for evaluation");
     e->threads = threads;
     e->pass = eval_pass_samples(m);
-    e->classes = model_classes(m);
+    e->classes = tr_model_classes(m);
     e->work = calloc((size_t)threads, sizeof *e->work);
     e->logits = malloc(sizeof(float) * (size_t)threads * EVAL_CHUNK * (size_t)e->classes);
     e->labels = malloc((size_t)threads * EVAL_CHUNK);
     if (!e->work || !e->logits || !e->labels) {
-        evaluator_free(e);
-        return error_set(err, "out of memory for evaluation");
+        tr_evaluator_free(e);
+        return tr_error_set(err, "out of memory for evaluation");
     }
     for (int t = 0; t < threads; t++)
-        if (model_work_init(&e->work[t], m, e->pass, err)) {
-            evaluator_free(e);
+        if (tr_model_work_init(&e->work[t], m, e->pass, err)) {
+            tr_evaluator_free(e);
             return -1;
         }
     *out = e;
     return 0;
 }
 
-void evaluator_set_label_smoothing(evaluator *e, float ls)
+void tr_evaluator_set_label_smoothing(tr_evaluator *e, float ls)
 {
     e->label_smoothing = ls;
 }
 
-void evaluator_free(evaluator *e)
+void tr_evaluator_free(tr_evaluator *e)
 {
     if (!e)
         return;
     for (int t = 0; e->work && t < e->threads; t++)
-        model_work_free(&e->work[t]);
+        tr_model_work_free(&e->work[t]);
     free(e->work);
     free(e->logits);
     free(e->labels);
@@ -922,8 +925,8 @@ void evaluator_free(evaluator *e)
     free(e);
 }
 
-int evaluator_run(evaluator *e, const model *m, const dataset *d, double *loss,
-                  double *accuracy, uint8_t *pred, tr_error *err)
+int tr_evaluator_run(tr_evaluator *e, const tr_model *m, const tr_dataset *d, double *loss,
+                     double *accuracy, uint8_t *pred, tr_error *err)
 {
     *loss = *accuracy = NAN;
     if (d->n == 0)
@@ -939,12 +942,12 @@ int evaluator_run(evaluator *e, const model *m, const dataset *d, double *loss,
         if (cc)
             e->chunk_correct = cc;
         if (!cl || !cc)
-            return error_set(err, "out of memory for evaluation");
+            return tr_error_set(err, "out of memory for evaluation");
         e->chunk_cap = n_chunks;
     }
     const int threads = e->threads < n_chunks ? e->threads : (int)n_chunks;
     (void)threads; /* used only by the OpenMP clause */
-    const layer *head = &m->layer[m->n_layers - 1];
+    const tr_layer *head = &m->layer[m->n_layers - 1];
     double *chunk_loss = e->chunk_loss;
     int *chunk_correct = e->chunk_correct;
     omp_set_dynamic(0);
@@ -954,7 +957,7 @@ int evaluator_run(evaluator *e, const model *m, const dataset *d, double *loss,
 #pragma omp for schedule(static)
         for (long c = 0; c < n_chunks; c++) {
             const int t = omp_get_thread_num(), k = e->classes;
-            model_work *w = &e->work[t];
+            tr_model_work *w = &e->work[t];
             float *logits = e->logits + (size_t)t * EVAL_CHUNK * (size_t)k;
             uint8_t *labels = e->labels + (size_t)t * EVAL_CHUNK;
             uint32_t first = (uint32_t)c * EVAL_CHUNK;
@@ -962,17 +965,17 @@ int evaluator_run(evaluator *e, const model *m, const dataset *d, double *loss,
             const float *out = logits;
             for (uint32_t s = 0; s < n; s += (uint32_t)e->pass) {
                 const uint32_t ns = n - s < (uint32_t)e->pass ? n - s : (uint32_t)e->pass;
-                dataset_rows(w->rows, labels + s, d, NULL, first + s, ns);
-                const layer_input in = model_input(w, w->rows, DATASET_PIXEL_DIVISOR);
-                const float *y = model_forward(m, w, &in, (int)ns, NULL);
+                tr_dataset_rows(w->rows, labels + s, d, NULL, first + s, ns);
+                const tr_layer_input in = tr_model_input(w, w->rows, DATASET_PIXEL_DIVISOR);
+                const float *y = tr_model_forward(m, w, &in, (int)ns, NULL);
                 if (ns == n)
                     out = y; /* the block in one pass: no copy */
                 else
                     memcpy(logits + (size_t)s * k, y, sizeof(float) * ns * (size_t)k);
             }
             chunk_correct[c] = 0;
-            chunk_loss[c] = layer_predict(head, pred ? pred + first : NULL, out, labels,
-                                          (int)n, e->label_smoothing, &chunk_correct[c]);
+            chunk_loss[c] = tr_layer_predict(head, pred ? pred + first : NULL, out, labels,
+                                             (int)n, e->label_smoothing, &chunk_correct[c]);
         }
         fp_restore(fp_mode);
     }
@@ -987,13 +990,13 @@ int evaluator_run(evaluator *e, const model *m, const dataset *d, double *loss,
     return 0;
 }
 
-int evaluate(const model *m, const dataset *d, int threads, double *loss,
-             double *accuracy, uint8_t *pred, tr_error *err)
+int tr_evaluate(const tr_model *m, const tr_dataset *d, int threads, double *loss,
+                double *accuracy, uint8_t *pred, tr_error *err)
 {
-    evaluator *e;
-    if (evaluator_new(&e, m, threads, err))
+    tr_evaluator *e;
+    if (tr_evaluator_new(&e, m, threads, err))
         return -1;
-    int status = evaluator_run(e, m, d, loss, accuracy, pred, err);
-    evaluator_free(e);
+    int status = tr_evaluator_run(e, m, d, loss, accuracy, pred, err);
+    tr_evaluator_free(e);
     return status;
 }

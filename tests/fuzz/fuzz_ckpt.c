@@ -15,19 +15,19 @@
 static void round_trip(const uint8_t *data, size_t size, uint8_t **again, size_t *len,
                        float **params, size_t *n)
 {
-    model m;
+    tr_model m;
     tr_error err;
     *again = NULL;
-    if (ckpt_decode(&m, data, size, "fuzz", &err))
+    if (tr_ckpt_decode(&m, data, size, "fuzz", &err))
         return;
-    if (ckpt_encode(&m, again, len, &err) == 0) {
+    if (tr_ckpt_encode(&m, again, len, &err) == 0) {
         *n = m.len;
         *params = malloc(sizeof(float) * m.len);
         if (!*params)
             abort();
         memcpy(*params, m.params, sizeof(float) * m.len);
     }
-    model_free(&m);
+    tr_model_free(&m);
 }
 
 static void check_one(const uint8_t *data, size_t size)

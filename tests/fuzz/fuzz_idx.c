@@ -11,12 +11,12 @@ static char path[64];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    idx_array a;
+    tr_idx_array a;
     tr_error err;
-    if (idx_parse(&a, data, size, "fuzz", &err) == 0) {
+    if (tr_idx_parse(&a, data, size, "fuzz", &err) == 0) {
         if (a.item_size * a.dims[0] + 4 + 4 * (size_t)a.ndim != size)
             abort(); /* accepted a file whose size does not match its header */
-        idx_free(&a);
+        tr_idx_free(&a);
     }
     if (!path[0]) {
         snprintf(path, sizeof path, "/tmp/fuzz-idx-%d", (int)getpid());
@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     fwrite(data, 1, size, f);
     fclose(f);
-    if (idx_load(&a, path, 0, &err) == 0)
-        idx_free(&a);
+    if (tr_idx_load(&a, path, 0, &err) == 0)
+        tr_idx_free(&a);
     return 0;
 }

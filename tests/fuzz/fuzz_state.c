@@ -14,21 +14,21 @@
  * refuses it). */
 static void round_trip(const uint8_t *data, size_t size, uint8_t **again, size_t *len)
 {
-    train_state st;
-    model m;
+    tr_train_state st;
+    tr_model m;
     float *m1, *m2;
     tr_error err;
     *again = NULL;
-    if (state_decode(&st, &m, &m1, &m2, data, size, "fuzz", &err))
+    if (tr_state_decode(&st, &m, &m1, &m2, data, size, "fuzz", &err))
         return;
-    optimizer opt = {.len = m.len, .m = m1, .v = m2, .step = st.opt_step};
-    if (state_encode(&st, &m, &opt, again, len, &err))
+    tr_optimizer opt = {.len = m.len, .m = m1, .v = m2, .step = st.opt_step};
+    if (tr_state_encode(&st, &m, &opt, again, len, &err))
         *again = NULL;
     free(st.history);
-    model_buffer_free(st.best_weights);
-    model_buffer_free(m1);
-    model_buffer_free(m2);
-    model_free(&m);
+    tr_model_buffer_free(st.best_weights);
+    tr_model_buffer_free(m1);
+    tr_model_buffer_free(m2);
+    tr_model_free(&m);
 }
 
 static void check_one(const uint8_t *data, size_t size)
