@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conv.h"
-#include "dense.h"
+#include "model/conv.h"
+#include "model/dense.h"
 #include "model.h"
 #include "rng.h"
 #include "testutil.h"

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dense.h"
+#include "model/dense.h"
 #include "rng.h"
-#include "softmax.h"
+#include "model/softmax.h"
 #include "testutil.h"
 
 /* Float rounding of sums of up to a few hundred products of numbers near 1:

@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dense.h"
-#include "group.h"
+#include "model/dense.h"
+#include "exchange.h"
 #include "model.h"
 #include "model/layer_trainer.h"
 #include "train.h"

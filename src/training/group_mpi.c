@@ -1,5 +1,5 @@
 /* group.h over MPI: the ranks of MPI_COMM_WORLD. */
-#include "group.h"
+#include "exchange.h"
 
 #include <mpi.h>
 #include <stdio.h>

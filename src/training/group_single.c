@@ -1,5 +1,5 @@
 /* group.h without MPI: this process alone. */
-#include "group.h"
+#include "exchange.h"
 
 #include <stdlib.h>
 #include <unistd.h>

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "group.h"
+#include "exchange.h"
 #include "model/layer_trainer.h"
 #include "parallel.h"
 #include "rng.h"
