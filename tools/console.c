@@ -209,3 +209,28 @@ tr_run_observer console_start(console *p, int tty, tr_monitor watched)
                           .epoch_end = console_epoch_end, .callbacks = console_callbacks,
                           .ctx = p};
 }
+
+/* The "Data:" line: the sets, the image shape and the classes. */
+void console_print_data(const char *dir, const tr_dataset *all, const tr_dataset *train,
+                        const tr_dataset *val, const tr_dataset *test)
+{
+    printf("Data: %s: %u training, %u validation, %u test images of %ux%u", dir, train->n, val->n,
+           test->n, all->rows, all->cols);
+    if (all->channels > 1)
+        printf("x%u", all->channels);
+    if (all->class_names[0]) {
+        char name[CLASS_NAME_MAX];
+        printf(", %u classes (", all->classes);
+        for (uint32_t k = 0; k < all->classes && k < 12; k++)
+            printf("%s%s", k ? ", " : "", tr_class_name(all->class_names, (int)k, name));
+        printf("%s)", all->classes > 12 ? ", ..." : "");
+    } else if (all->classes != 10) {
+        printf(", %u classes", all->classes);
+    }
+    if (all->ignored + test->ignored)
+        printf("; %u other file%s left out", all->ignored + test->ignored,
+               all->ignored + test->ignored == 1 ? "" : "s");
+    if (test->n == 0)
+        printf("; no test set (--test-data DIR names one)");
+    printf("\n");
+}

@@ -3,6 +3,7 @@
 #define TRAINER_TOOLS_CONSOLE_H
 
 #include "callbacks.h"
+#include "dataset.h"
 #include "run.h"
 
 typedef struct {
@@ -19,5 +20,10 @@ tr_run_observer console_start(console *c, int tty, tr_monitor watched);
 /* Why training ended and whose weights the model holds, once it has. */
 void console_report_callbacks(const tr_callback_state *cb, const tr_callback_config *c,
                               int epochs_done);
+
+/* The "Data:" line: the sets, the image shape, the classes, the files
+ * left out. */
+void console_print_data(const char *dir, const tr_dataset *all, const tr_dataset *train,
+                        const tr_dataset *val, const tr_dataset *test);
 
 #endif

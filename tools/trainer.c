@@ -97,7 +97,7 @@ static int check_same_data(const program *r, const char *dir, const char *run,
         return tr_error_set(err, "%s: not the data the run in %s was trained on (%s): the same "
                             "counts and shape, other images or labels (checksums %08x here, "
                             "%08x in the state)", dir, run, st->data_dir, r->all.fingerprint,
-                         st->fingerprint);
+                            st->fingerprint);
     return 0;
 }
 
@@ -116,30 +116,6 @@ static void set_source(program *r, const options *o, const char *dir)
                      .channels = o->image_channels, .seed = o->seed}};
 }
 
-/* The "Data:" line: the sets, the image shape and the classes. */
-static void print_data(const program *r, const char *dir)
-{
-    printf("Data: %s: %u training, %u validation, %u test images of %ux%u", dir, r->train.n,
-           r->val.n, r->test.n, r->all.rows, r->all.cols);
-    if (r->all.channels > 1)
-        printf("x%u", r->all.channels);
-    if (r->all.class_names[0]) {
-        char name[CLASS_NAME_MAX];
-        printf(", %u classes (", r->all.classes);
-        for (uint32_t k = 0; k < r->all.classes && k < 12; k++)
-            printf("%s%s", k ? ", " : "", tr_class_name(r->all.class_names, (int)k, name));
-        printf("%s)", r->all.classes > 12 ? ", ..." : "");
-    } else if (r->all.classes != 10) {
-        printf(", %u classes", r->all.classes);
-    }
-    if (r->all.ignored + r->test.ignored)
-        printf("; %u other file%s left out", r->all.ignored + r->test.ignored,
-               r->all.ignored + r->test.ignored == 1 ? "" : "s");
-    if (r->test.n == 0)
-        printf("; no test set (--test-data DIR names one)");
-    printf("\n");
-}
-
 static int load_data(program *r, const options *o, tr_error *err)
 {
     char text[32];
@@ -155,7 +131,7 @@ static int load_data(program *r, const options *o, tr_error *err)
     if (o->epochs > 0 && r->train.n == 0)
         return tr_error_set(err, "--validation-split %s leaves no training samples out of %u",
                             cli_exact(text, sizeof text, o->validation_split), r->all.n);
-    print_data(r, dir);
+    console_print_data(dir, &r->all, &r->train, &r->val, &r->test);
     if (o->resume)
         return check_same_data(r, dir, o->resume, err);
     return 0;
