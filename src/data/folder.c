@@ -261,7 +261,7 @@ static int decode_pictures(tr_dataset *d, const file_list *f, const uint32_t *or
             if (rc == 0 && !fixed_size && (im.w != (int)d->cols || im.h != (int)d->rows))
                 rc = tr_error_set(&why, "%s: %dx%d pixels, but %s has %ux%u (all pictures must "
                                   "have one size, or give --image-size HxW)", path, im.h, im.w,
-                               f->path[order[0]], d->rows, d->cols);
+                                  f->path[order[0]], d->rows, d->cols);
             if (rc == 0 && tr_image_bytes(d->pixels + (size_t)i * d->dim, &im, (int)d->rows,
                                           (int)d->cols, (int)d->channels))
                 rc = tr_error_set(&why, "%s: out of memory", path);

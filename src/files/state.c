@@ -379,8 +379,8 @@ static int get_run(byte_reader *r, tr_train_state *st, uint32_t version, const c
         if (!figures_plausible(h))
             return tr_error_set(err, "%s: history row %u holds figures out of range (loss %g, "
                                 "accuracy %g, val_loss %g, val_accuracy %g, seconds %g, rate %g)",
-                             name, i + 1, h->loss, h->accuracy, h->val_loss, h->val_accuracy,
-                             h->seconds, h->learning_rate);
+                                name, i + 1, h->loss, h->accuracy, h->val_loss, h->val_accuracy,
+                                h->seconds, h->learning_rate);
     }
     return 0;
 }
@@ -439,7 +439,7 @@ int tr_state_decode(tr_train_state *st, tr_model *m, float **m1, float **m2, con
     if (left != 4 * arrays * expect) {
         tr_error_set(err, "%s: %zu bytes of parameters and moments, %zu expected (%zu arrays "
                      "of %zu floats): the file is %s", name, left, 4 * arrays * expect, arrays,
-                  expect, left < 4 * arrays * expect ? "cut" : "longer than its contents");
+                     expect, left < 4 * arrays * expect ? "cut" : "longer than its contents");
         goto fail;
     }
     if (tr_model_alloc(m, err))

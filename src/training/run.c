@@ -118,7 +118,7 @@ int tr_run_new(tr_run **out, tr_model *m, const tr_dataset *train, const tr_data
         tr_evaluator_new(&r->eval, m,
                          tr_train_threads_used(cfg->threads,
                                                cfg->shards / (cfg->ranks > 1 ? cfg->ranks : 1)),
-                      err) ||
+                         err) ||
         tr_model_init(&r->epoch_model, m->input, m->layer, m->n_layers, err)) {
         tr_run_free(r);
         return -1;
