@@ -27,6 +27,7 @@
 #include "background.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,15 +104,6 @@ static void extreme_grid(light_grid *g, float *scratch, int radius, int largest)
         extreme_line(g->level + x, scratch + x, g->rows, g->cols, radius, largest);
 }
 
-/* Lowers m (rows x cols, at least `levels` everywhere: on a light page;
- * the other way round on a dark one) towards `levels` wherever a path of
- * values no brighter than the level leads to where m is darker: a
- * reconstruction by erosion, in raster sweeps until nothing changes.  On
- * the grid it gives a shadow's narrow ends, which no window of the closing
- * fits, the shadow's level, while strokes on the lit page stay removed; on
- * the pixels it moves a shadow's edge from the grid's cells to where the
- * edge is.  The sweeps are bounded, as a winding path needs many: what
- * they leave undone is a light a little too bright, never a wrong one. */
 static float least(float a, float b)
 {
     return a < b ? a : b;
@@ -150,7 +142,17 @@ static int sweep(float *m, const float *levels, float *row_before, int cols, int
     return changed;
 }
 
-/* m and levels are turned upside down for a dark page (exactly: negated)
+/* Lowers m (rows x cols, at least `levels` everywhere: on a light page;
+ * the other way round on a dark one) towards `levels` wherever a path of
+ * values no brighter than the level leads to where m is darker: a
+ * reconstruction by erosion, in raster sweeps until nothing changes.  On
+ * the grid it gives a shadow's narrow ends, which no window of the closing
+ * fits, the shadow's level, while strokes on the lit page stay removed; on
+ * the pixels it moves a shadow's edge from the grid's cells to where the
+ * edge is.  The sweeps are bounded, as a winding path needs many: what
+ * they leave undone is a light a little too bright, never a wrong one.
+ *
+ * m and levels are turned upside down for a dark page (exactly: negated)
  * and back, so that one sweep serves both.  row: cols floats of scratch. */
 static void reconstruct(float *m, float *levels, float *row, int cols, int rows, int light)
 {
@@ -252,10 +254,8 @@ static void box_blur(float *out, float *scratch, const float *in, int w, int h, 
 static void low_quantiles(const float *v, long n, float lo, float hi, float *q8, float *q4)
 {
     enum { BINS = 4096 };
-    long *count = calloc(BINS, sizeof *count);
+    long count[BINS] = {0};
     *q8 = *q4 = lo;
-    if (!count)
-        return;
     const float width = (hi - lo) / BINS;
     for (long j = 0; j < n; j++) {
         const int b = width > 0.0f ? (int)((v[j] - lo) / width) : 0;
@@ -269,7 +269,6 @@ static void low_quantiles(const float *v, long n, float lo, float hi, float *q8,
         if (found == 1 && 4 * seen >= n)
             *q4 = lo + ((float)b + 0.5f) * width, found = 2;
     }
-    free(count);
 }
 
 /* Clears the specks: groups of touching ink pixels (8 neighbours) with
@@ -278,13 +277,15 @@ static void low_quantiles(const float *v, long n, float lo, float hi, float *q8,
 static int clear_specks(float *ink, int w, int h, tr_error *err)
 {
     const long n = (long)w * h;
-    long *group = malloc(sizeof(long) * (size_t)n), *stack = malloc(sizeof(long) * (size_t)n);
-    double *mass = malloc(sizeof(double) * (size_t)(n + 1));
+    /* Pictures are bounded (IMAGE_MAX_PIXELS): indices fit 32 bits. */
+    int32_t *group = malloc(sizeof(int32_t) * (size_t)n);
+    int32_t *stack = malloc(sizeof(int32_t) * (size_t)n);
+    double *mass = malloc(sizeof(double) * (size_t)n);
     if (!group || !stack || !mass) {
         free(group), free(stack), free(mass);
         return tr_error_set(err, "out of memory for a %dx%d picture's ink", w, h);
     }
-    long groups = 0;
+    int32_t groups = 0;
     for (long j = 0; j < n; j++)
         group[j] = -1;
     for (long j = 0; j < n; j++) {
@@ -292,7 +293,7 @@ static int clear_specks(float *ink, int w, int h, tr_error *err)
             continue;
         long top = 0;
         mass[groups] = 0.0;
-        group[j] = groups, stack[top++] = j;
+        group[j] = groups, stack[top++] = (int32_t)j;
         while (top > 0) {
             const long k = stack[--top];
             mass[groups] += ink[k];
@@ -302,13 +303,13 @@ static int clear_specks(float *ink, int w, int h, tr_error *err)
                     const int nx = x + dx, ny = y + dy;
                     const long m = (long)ny * w + nx;
                     if (nx >= 0 && nx < w && ny >= 0 && ny < h && ink[m] > 0.0f && group[m] < 0)
-                        group[m] = groups, stack[top++] = m;
+                        group[m] = groups, stack[top++] = (int32_t)m;
                 }
         }
         groups++;
     }
     double largest = 0.0;
-    for (long g = 0; g < groups; g++)
+    for (int32_t g = 0; g < groups; g++)
         largest = mass[g] > largest ? mass[g] : largest;
     for (long j = 0; j < n; j++)
         if (group[j] >= 0 && mass[group[j]] < SPECK * largest)
