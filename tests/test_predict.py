@@ -226,8 +226,8 @@ def real_digits(tmp, source):
     r = predict("--json", "--model", model, images)
     got = [json.loads(line) for line in r.stdout.splitlines()]
     check(r.returncode == 0 and len(got) == 10000, f"the test images: {r.stderr}")
-    got_all = got
-    sure = [g for g in got if g["top"][0]["probability"] > 0.99][:30]
+    confident = [g for g in got if g["top"][0]["probability"] > 0.99][:60]
+    sure = confident[:30]
     x = read_idx(images)
     files, want = [], []
     for g in sure:
@@ -251,7 +251,7 @@ def real_digits(tmp, source):
             check(False, f"test image {item} as '{name}': {g['class']}, the original {cls}")
     for name, (same, n) in counts.items():
         print(f"{name}: {same} of {n} as the original")
-    photos(tmp, model, x, [g for g in got_all if g["top"][0]["probability"] > 0.99][:60])
+    photos(tmp, model, x, confident)
 
 
 def photos(tmp, model, x, sure):
