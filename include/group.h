@@ -4,7 +4,7 @@
  * group: the MPI ranks of MPI_COMM_WORLD.  Otherwise, and in a build without
  * MPI, the group is this process alone and every exchange below does
  * nothing.  The training step (train.h) uses the group to share its shards'
- * gradients (through its exchanges, src/training/exchange.h); the program
+ * gradients (through its exchanges, src/group/exchange.h); the program
  * uses it to agree on failures and to name the processes.
  *
  * Every function but tr_group_rank, tr_group_size and tr_group_launched is

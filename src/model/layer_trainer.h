@@ -25,6 +25,9 @@
 #include "error.h"
 #include "layer.h"
 
+/* The most shards a trainer takes: no fewer than train.h's TRAIN_MAX_SHARDS. */
+#define LAYER_MAX_SHARDS 256
+
 /* What a layer trainer works with: the step's geometry and buffers. */
 typedef struct {
     int shards;

@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "exchange.h"
+#include "group/exchange.h"
 #include "model/layer_trainer.h"
 #include "parallel.h"
 #include "rng.h"
+
+_Static_assert(TRAIN_MAX_SHARDS <= LAYER_MAX_SHARDS, "a layer trainer takes every shard");
 
 /* Per-shard results of one step, one cache line each so that threads writing
  * neighbouring shards do not share a line. */
@@ -77,6 +79,8 @@ struct tr_train_session {
     int first_trained;          /* the lowest layer with a trainable tensor: the
                                    backward pass ends there (augmentation
                                    before it needs no gradient) */
+    int group_stop;             /* with several ranks: whether any was asked to
+                                   stop in this step */
 };
 
 /* The phases of a step (step_phase) and where each layer's sums go. */
@@ -118,29 +122,6 @@ static void plan_phases(tr_train_session *s)
 static int work_count(const tr_train_session *s)
 {
     return s->n_sync ? s->shards : s->threads;
-}
-
-void tr_shard_range(int k, int shards, uint32_t bn, uint32_t *lo, uint32_t *hi)
-{
-    *lo = (uint32_t)((uint64_t)k * bn / (uint64_t)shards);
-    *hi = (uint32_t)((uint64_t)(k + 1) * bn / (uint64_t)shards);
-}
-
-void tr_reduce_segment(float *params, tr_optimizer *opt, const shard_grads *g, size_t lo, size_t hi,
-                       float *out, const tr_optimizer_coeffs *c)
-{
-    if (lo >= hi)
-        return;
-    if (!out) {
-        tr_optimizer_update(&opt->hp, params, opt->m, opt->v, g->g, g->ng, lo, hi, c);
-        return;
-    }
-    for (size_t j = lo; j < hi; j++) {
-        float sum = g->ng ? g->g[0][j] : 0.0f;
-        for (int k = 1; k < g->ng; k++)
-            sum += g->g[k][j];
-        out[j] = sum;
-    }
 }
 
 /* Where part k of the buffer starts: on a cache line, moved to where the
@@ -675,6 +656,77 @@ static void gather_step(const tr_train_session *s)
         gather_range(s, s->model->params, s->shared[g][0], s->shared[g][1]);
 }
 
+/* A training step's batch, as every thread of the step sees it. */
+typedef struct {
+    uint32_t first, n; /* samples [first, first + n) of the epoch's order */
+    uint32_t next_n;   /* the next batch's samples: 0 after the epoch's last */
+    int buf;           /* the batch's slots (shard_rows); the next batch's are buf ^ 1 */
+    long step;         /* the optimizer's step it applies, from 1 */
+    tr_layer_pass pass;
+} step_batch;
+
+/* With several processes, after the shards' passes: their results and
+ * gradients to the owners of the parts, and whether any process was asked
+ * to stop (want_stop: this one) into s->group_stop.  One process: nothing. */
+static void exchange_gradients(tr_train_session *s, const step_batch *b, int t, int want_stop)
+{
+    if (s->ranks < 2)
+        return;
+    if (t == 0)
+        s->group_stop = share_step(s, b->n, want_stop);
+#pragma omp barrier
+}
+
+/* With several processes, after the update: the updated parts to every
+ * process, and the layer trainers' share of the next batch.  One process:
+ * nothing. */
+static void exchange_parameters(tr_train_session *s, const step_batch *b, int t)
+{
+    if (s->ranks < 2)
+        return;
+#pragma omp barrier
+    if (t == 0) {
+        tr_group_open();
+        gather_step(s);
+        if (b->next_n)
+            share_parts(s, b->buf ^ 1, b->next_n);
+        tr_group_close();
+    }
+}
+
+/* The step's loss, summed in shard order: every thread reaches the same
+ * value, and so the same verdict on a loss that is not finite. */
+static double step_loss(const tr_train_session *s)
+{
+    double loss = 0.0;
+    for (int k = 0; k < s->shards; k++)
+        loss += s->result[k].loss;
+    return loss;
+}
+
+/* One training step, run by every thread t of nt: forward, loss and
+ * backward, each shard into its own gradient buffer; each part of the
+ * parameters summed over the shards in shard order and updated by the
+ * optimizer.  Returns the batch's summed loss; a step whose loss is not
+ * finite is not applied. */
+static double train_step(tr_train_session *s, const tr_dataset *data, const step_batch *b,
+                         int t, int nt, int want_stop)
+{
+    run_shards(s, b->buf, b->n, t, nt, &b->pass, 1);
+    /* Staged before the update: the layer trainers start on it there. */
+    if (b->next_n)
+        stage_shards(s, data, s->order, b->first + b->n, b->next_n, b->buf ^ 1, t, nt);
+#pragma omp barrier
+    exchange_gradients(s, b, t, want_stop);
+    const double loss = step_loss(s);
+    if (!isfinite(loss))
+        return loss;
+    for (int k = s->k0 + t; k < s->k1; k += nt)
+        reduce_part(s, k, t, NULL, b->step, b->buf, b->n, b->next_n);
+    exchange_parameters(s, b, t);
+    return loss;
+}
+
 void tr_train_session_share_state(tr_train_session *s)
 {
     if (s->ranks < 2)
@@ -762,7 +814,6 @@ int tr_train_epoch_from(tr_train_session *s, const tr_dataset *data, int epoch,
     /* The stop request is read by one thread only, before the barrier that
      * ends a step, so that every thread acts on the same value. */
     int stopping = stop && *stop;
-    int group_stop = 0; /* with several ranks: whether any was asked to stop */
     if (s->ranks > 1)
         stopping = tr_group_any(stopping);
     omp_set_dynamic(0);
@@ -773,57 +824,31 @@ int tr_train_epoch_from(tr_train_session *s, const tr_dataset *data, int epoch,
         if (t == 0)
             s->threads_ran = nt;
         int buf = 0;
-        for (long b = p->next_batch; b < n_batches; b++, buf ^= 1) {
-            if (stopping)
-                break;
-            const uint32_t first = (uint32_t)b * bs;
+        for (long i = p->next_batch; i < n_batches && !stopping; i++, buf ^= 1) {
+            const uint32_t first = (uint32_t)i * bs;
             const uint32_t bn = data->n - first < bs ? data->n - first : bs;
             const uint32_t rest = data->n - first - bn;
-            const uint32_t next_bn = rest < bs ? rest : bs;
-            if (b == p->next_batch)
+            const step_batch b = {
+                .first = first, .n = bn, .next_n = rest < bs ? rest : bs, .buf = buf,
+                .step = step0 + i + 1,
+                .pass = {.training = 1, .seed = s->cfg.seed, .epoch = epoch, .step = i}};
+            if (i == p->next_batch)
                 start_batch(s, data, s->order, first, bn, buf, t, nt);
-            const tr_layer_pass pass = {.training = 1, .seed = s->cfg.seed, .epoch = epoch,
-                                     .step = b};
-            run_shards(s, buf, bn, t, nt, &pass, 1);
-            if (next_bn)
-                stage_shards(s, data, s->order, first + bn, next_bn, buf ^ 1, t, nt);
-#pragma omp barrier
-            if (s->ranks > 1) {
+            const double loss = train_step(s, data, &b, t, nt, stop && *stop);
+            if (!isfinite(loss)) {
                 if (t == 0)
-                    group_stop = share_step(s, bn, stop && *stop);
-#pragma omp barrier
-            }
-            /* Every thread sums the losses in shard order and so reaches the
-             * same verdict: a diverged step is not applied, and all stop. */
-            double step_loss = 0.0;
-            for (int k = 0; k < s->shards; k++)
-                step_loss += s->result[k].loss;
-            if (!isfinite(step_loss)) {
-                if (t == 0)
-                    diverged = b;
+                    diverged = i;
                 break;
             }
-            for (int k = s->k0 + t; k < s->k1; k += nt)
-                reduce_part(s, k, t, NULL, step0 + b + 1, buf, bn, next_bn);
-            if (s->ranks > 1) {
-#pragma omp barrier
-                if (t == 0) {
-                    tr_group_open();
-                    gather_step(s);
-                    if (next_bn)
-                        share_parts(s, buf ^ 1, next_bn);
-                    tr_group_close();
-                }
-            }
             if (t == 0) {
-                loss_sum += step_loss;
+                loss_sum += loss;
                 for (int k = 0; k < s->shards; k++)
                     correct += s->result[k].correct;
                 seen += bn;
-                done = b + 1;
-                stopping = s->ranks > 1 ? group_stop : stop && *stop;
+                done = i + 1;
+                stopping = s->ranks > 1 ? s->group_stop : stop && *stop;
                 if (progress)
-                    progress(ctx, b + 1, n_batches, loss_sum / (double)seen,
+                    progress(ctx, i + 1, n_batches, loss_sum / (double)seen,
                              (double)correct / (double)seen);
             }
 #pragma omp barrier

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "bytes.h"
+#include "files/bytes.h"
+#include "files/model_io.h"
 #include "fileio.h"
-#include "model_io.h"
 #include "train.h"
 
 static const char MAGIC[8] = {'T', 'R', 'N', 'R', 'S', 'T', 'A', 'T'};

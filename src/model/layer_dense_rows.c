@@ -1,13 +1,14 @@
-/* The trainer of a dense layer on the model's input (layer_trainer.h): its
- * weight rows, one per input, are owned by the threads that update them.
+/* The dense module's trainer of a dense layer on the model's input
+ * (layer_trainer.h): its weight rows, one per input, are owned by the
+ * threads that update them.
  *
  * Forward: the thread that updates a part's weight rows goes on to compute,
  * over those rows, the next batch's sums for every sample (each shard lists
  * its samples of the next batch before the update).  A thread so reads only
- * the weight rows it has just written, never the ones another core has: that
- * traffic had cost more than the sums.  A sample's output is its bias plus
- * the parts' sums, added in part order.  Measured: 1.07x samples/s at 2
- * threads, medians of 9 alternated runs.
+ * the weight rows it has just written, never the ones another core has:
+ * that traffic costs more than the sums, and most where the two cores are
+ * far apart.  A sample's output is its bias plus the parts' sums, added in
+ * part order.
  *
  * Backward: each shard's weight gradient, the largest part of its buffer, is
  * filled by the thread that owns the rows, in every shard's buffer, from the
@@ -15,15 +16,14 @@
  * just before it reduces and updates them.  The buffers hold the same values
  * as if each shard's thread had filled them, bit for bit; what crosses from
  * core to core is the factors instead of gradient rows (100 kB and more a
- * step).  Measured: 1.078x samples/s at 2 threads, 11 alternated runs. */
+ * step). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/dense.h"
-#include "exchange.h"
+#include "dense.h"
+#include "group/exchange.h"
+#include "layer_trainer.h"
 #include "model.h"
-#include "model/layer_trainer.h"
-#include "train.h"
 
 typedef struct {
     const tr_layer *l;
@@ -158,8 +158,8 @@ static void rows_prepare_part(void *ctx, int k, int buf, uint32_t bn)
     dense_rows *r = ctx;
     if (r->part_row[k] == r->part_row[k + 1])
         return;
-    const tr_dense_inputs *lists[TRAIN_MAX_SHARDS];
-    int base[TRAIN_MAX_SHARDS], n = 0;
+    const tr_dense_inputs *lists[LAYER_MAX_SHARDS];
+    int base[LAYER_MAX_SHARDS], n = 0;
     for (int q = 0; q < r->s.shards; q++) {
         uint32_t lo, hi;
         tr_shard_range(q, r->s.shards, bn, &lo, &hi);
@@ -178,7 +178,7 @@ static void rows_forward(void *ctx, int k, int buf, float *out, uint32_t lo, int
     dense_rows *r = ctx;
     (void)k;
     (void)buf;
-    const float *parts[TRAIN_MAX_SHARDS];
+    const float *parts[LAYER_MAX_SHARDS];
     int np = 0;
     for (int p = 0; p < r->s.shards; p++)
         if (r->part_row[p] < r->part_row[p + 1])
@@ -221,7 +221,7 @@ static void fill_gradient_rows(dense_rows *r, int r0, int r1, int buf, uint32_t 
 static void reduce_rows(dense_rows *r, int r0, int r1, const shard_grads *g, float *out,
                         const tr_optimizer_coeffs *c)
 {
-    const float *using[TRAIN_MAX_SHARDS];
+    const float *using[LAYER_MAX_SHARDS];
     for (int row = r0; row < r1; row++) {
         const size_t j = r->w0 + (size_t)row * (size_t)r->width;
         shard_grads u = {using, NULL, 0};
@@ -278,7 +278,7 @@ static void rows_share_parts(void *ctx, int buf, uint32_t bn)
     dense_rows *r = ctx;
     (void)buf;
     /* per * (ranks - 1) < shards */
-    tr_group_transfer send[TRAIN_MAX_SHARDS], recv[TRAIN_MAX_SHARDS];
+    tr_group_transfer send[LAYER_MAX_SHARDS], recv[LAYER_MAX_SHARDS];
     int ns = 0, nr = 0;
     const int per = r->s.shards / r->s.ranks;
     uint32_t mine_lo, mine_hi;
