@@ -1,7 +1,8 @@
 /* trainer-bench - training and inference speed of the engine on this machine.
  *
  * Trains the default model (784-128-32-10, Keras semantics), or with
- * --model convnet Keras' mnist_convnet, on MNIST's training images (48,000,
+ * --model convnet Keras' mnist_convnet, or convnet-bn the recipe's layers
+ * (trained with Adam at batch 128 here), on MNIST's training images (48,000,
  * or the first --samples of them), or on random images of the same shape
  * when MNIST is absent (and says so), for 1, 2 and 8 threads and batch sizes
  * 32 and 128.  Prints medians over repeated epochs: samples/s, seconds per
@@ -9,10 +10,10 @@
  * peak, which it measures rather than assumes.  Then inference over the test
  * images, and the process' peak resident memory.
  *
- *   trainer-bench [--data DIR] [--epochs N] [--model mlp|convnet] [--samples N]
+ *   trainer-bench [--data DIR] [--epochs N] [--model mlp|convnet|convnet-bn] [--samples N]
  *                 [--quick [--threads N] [--batch-size N]]
- * --quick measures only 2 threads (or --threads) at batch 32, or 128 for the
- * conv net (or --batch-size), and prints one line of figures, for
+ * --quick measures only 2 threads (or --threads) at the preset's batch (32
+ * for the MLP, 128 for the conv nets; or --batch-size), and prints one line of figures, for
  * tools/ab-bench and tools/compare-torch. */
 #include <errno.h>
 #include <getopt.h>
@@ -224,7 +225,8 @@ int main(int argc, char **argv)
 {
     cli_set_program("trainer-bench");
     const char *dir = NULL;
-    int epochs = 3, quick = 0, convnet = 0, quick_threads = 2, quick_batch = 0;
+    int epochs = 3, quick = 0, quick_threads = 2, quick_batch = 0;
+    const char *model = "mlp";
     long samples = 0;
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'}, {"epochs", required_argument, NULL, 'e'},
@@ -244,8 +246,8 @@ int main(int argc, char **argv)
             epochs = (int)v;
         } else if (c == 'q') {
             quick = 1;
-        } else if (c == 'm' && (!strcmp(optarg, "mlp") || !strcmp(optarg, "convnet"))) {
-            convnet = !strcmp(optarg, "convnet");
+        } else if (c == 'm') {
+            model = optarg;
         } else if (c == 's') {
             if (cli_long("--samples", optarg, 1, 1L << 30, &samples))
                 return 2;
@@ -255,13 +257,19 @@ int main(int argc, char **argv)
                 return 2;
             *(c == 't' ? &quick_threads : &quick_batch) = (int)v;
         } else {
-            printf("Usage: trainer-bench [--data DIR] [--epochs N] [--model mlp|convnet] "
+            printf("Usage: trainer-bench [--data DIR] [--epochs N] [--model mlp|convnet|convnet-bn] "
                    "[--samples N] [--quick [--threads N] [--batch-size N]]\n");
             return c == 'h' ? 0 : 2;
         }
     }
     tr_dataset all = {0}, test = {0}, train, val;
     tr_error err;
+    const tr_model_preset *preset;
+    if (tr_model_preset_find(model, &preset, &err)) {
+        fprintf(stderr, "trainer-bench: %s\n", err.msg);
+        return 2;
+    }
+    const int convnet = strcmp(model, "mlp") != 0;
     const char *source = "random images of MNIST's shape (MNIST not found)";
     if (!dir)
         dir = tr_dataset_default_dir();
@@ -282,14 +290,12 @@ int main(int argc, char **argv)
         samples = 6400;
     if (samples && (uint32_t)samples < train.n)
         train.n = (uint32_t)samples;
-    const tr_model_preset *preset;
     char spec[512];
     tr_model proto;
     tr_layer layers[MODEL_MAX_LAYERS];
     int n_layers;
     const tr_tensor_shape input = {28, 28, 1};
-    if (tr_model_preset_find(convnet ? "convnet" : "mlp", &preset, &err) ||
-        tr_model_preset_layers(preset, 10, spec, sizeof spec) ||
+    if (tr_model_preset_layers(preset, 10, spec, sizeof spec) ||
         tr_model_parse_layers(spec, layers, &n_layers, &err) ||
         tr_model_define(&proto, input, layers, n_layers, &err)) {
         fprintf(stderr, "trainer-bench: %s\n", err.msg);
