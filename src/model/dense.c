@@ -59,11 +59,13 @@ enum { MAX_VECTORS = VF_REGS >= 32 ? 4 : 2 };
 /* The small-layer kernels keep SMALL_SAMPLES x SMALL_VECTORS output sums (16
  * of AVX-512's 32 registers, 8 of AVX2's 16), and SMALL_ROWS x
  * SMALL_GRAD_VECTORS weight gradient sums, so that enough independent FMA
- * chains hide their latency; an input gradient of up to SMALL_INPUT_VECTORS
- * vectors stays in registers. */
+ * chains hide their latency; INPUT_ROWS x INPUT_VECTORS input gradient sums
+ * (24 of AVX-512's registers, 12 of AVX2's), as many as the conv kernels
+ * keep, with a register for each vector of wt and one for a gradient. */
 enum {
     SMALL_SAMPLES = 4, SMALL_VECTORS = VF_REGS >= 32 ? 4 : 2, SMALL_ROWS = 4,
-    SMALL_GRAD_VECTORS = 2, SMALL_INPUT_VECTORS = 8, GRAD_CHUNK = 256
+    SMALL_GRAD_VECTORS = 2, GRAD_CHUNK = 256, INPUT_ROWS = 6,
+    INPUT_VECTORS = VF_REGS >= 32 ? 4 : 2
 };
 
 static int group_count(int in_dim)
@@ -629,57 +631,71 @@ weight_gradient_small_block(float *restrict d_w, const float *restrict in,
                           v == nv - 1 ? lanes : VF_LEN);
 }
 
-/* d_in[s] = sum over o of d_out[s][o] * wt[o] for an input of nv vectors, the
- * last one `lanes` wide, held in registers.  Zero gradients (the ReLU's, about
- * half of them, in no pattern a branch predictor could learn) are multiplied
- * like the others: skipping them cost more in mispredicted branches than
- * their products, and adding 0 * w leaves a finite sum as it was.  Inlined
- * with a constant nv. */
+/* d_in[s][i0 + ..] = sum over o of d_out[s][o] * wt[o][i0 + ..] for np rows
+ * of samples and nv vectors of inputs (the last `lanes` wide) from d_in and
+ * wt: each wt vector loaded once serves np rows.  Each sum runs over o in
+ * order from 0, whatever the tile, so the tiles do not change the bits.
+ * Zero gradients (the ReLU's, about half of them, in no pattern a branch
+ * predictor could learn) are multiplied like the others: skipping them cost
+ * more in mispredicted branches than their products, and adding 0 * w
+ * leaves a finite sum as it was.  Inlined with constant np and nv. */
 static inline __attribute__((always_inline)) void
-input_gradient_block(float *restrict d_in, const float *restrict d_out,
-                     const float *restrict wt, int nv, int lanes, int n, int in_dim,
-                     int out_dim)
+input_gradient_tile(float *restrict d_in, const float *restrict d_out,
+                    const float *restrict wt, int np, int nv, int lanes, int in_dim,
+                    int out_dim)
 {
-    /* in_dim is the rows' stride; a block of a wider input covers the first
-     * nv vectors of each row from where d_in and wt point. */
-    for (int s = 0; s < n; s++) {
-        const float *restrict g = d_out + (long)s * out_dim;
-        vf acc[SMALL_INPUT_VECTORS];
+    vf acc[INPUT_ROWS][INPUT_VECTORS];
+    for (int m = 0; m < np; m++)
         for (int v = 0; v < nv; v++)
-            acc[v] = vf_splat(0.0f);
-        for (int o = 0; o < out_dim; o++) {
-            const vf go = vf_splat(g[o]);
+            acc[m][v] = vf_splat(0.0f);
+    for (int o = 0; o < out_dim; o++) {
+        vf w[INPUT_VECTORS];
+        for (int v = 0; v < nv; v++)
+            w[v] = vf_load_part(wt + (long)o * in_dim + v * VF_LEN, v == nv - 1 ? lanes : VF_LEN);
+        for (int m = 0; m < np; m++) {
+            const vf g = vf_splat(d_out[(long)m * out_dim + o]);
             for (int v = 0; v < nv; v++)
-                acc[v] = vf_madd(go,
-                                 vf_load_part(wt + (long)o * in_dim + v * VF_LEN,
-                                              v == nv - 1 ? lanes : VF_LEN),
-                                 acc[v]);
+                acc[m][v] = vf_madd(g, w[v], acc[m][v]);
         }
-        for (int v = 0; v < nv; v++)
-            vf_store_part(d_in + (long)s * in_dim + v * VF_LEN, acc[v],
-                          v == nv - 1 ? lanes : VF_LEN);
     }
+    for (int m = 0; m < np; m++)
+        for (int v = 0; v < nv; v++)
+            vf_store_part(d_in + (long)m * in_dim + v * VF_LEN, acc[m][v],
+                          v == nv - 1 ? lanes : VF_LEN);
 }
 
-/* The input gradient with wt ([out_dim][in_dim]) in registers' reach: the
- * inputs in blocks of up to SMALL_INPUT_VECTORS vectors, each block's sums
- * held in registers while the output gradients stream past. */
-_Static_assert(SMALL_INPUT_VECTORS == 8, "dense_input_gradient_small has a case per vector count");
+/* The input gradient with wt ([out_dim][in_dim]): tiles of INPUT_ROWS
+ * samples by INPUT_VECTORS vectors of inputs, the samples' output gradients
+ * in the L1 cache while wt streams past. */
 void tr_dense_input_gradient_small(float *restrict d_in, const float *restrict d_out,
                                    const float *restrict wt, int n, int in_dim, int out_dim)
 {
-    for (int i0 = 0; i0 < in_dim; i0 += SMALL_INPUT_VECTORS * VF_LEN) {
-        const int width = in_dim - i0 < SMALL_INPUT_VECTORS * VF_LEN
-                              ? in_dim - i0 : SMALL_INPUT_VECTORS * VF_LEN;
-        const int nv = (width + VF_LEN - 1) / VF_LEN, lanes = width - (nv - 1) * VF_LEN;
-        switch (nv) {
-#define CASE(k)                                                                         \
-    case k:                                                                             \
-        input_gradient_block(d_in + i0, d_out, wt + i0, k, lanes, n, in_dim, out_dim);  \
+    _Static_assert(INPUT_ROWS == 6, "a case for each count of rows");
+    for (int s = 0; s < n; s += INPUT_ROWS) {
+        float *restrict d = d_in + (long)s * in_dim;
+        const float *restrict g = d_out + (long)s * out_dim;
+#define TILE(np)                                                                        \
+    case np:                                                                            \
+        FOR_OUTPUT_CHUNKS(in_dim, INPUT_VECTORS, TILE_##np);                            \
         break;
-            CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
-#undef CASE
+#define TILE_OF(i, nv, lanes, np) input_gradient_tile(d + (i), g, wt + (i), np, nv, lanes, in_dim, out_dim)
+#define TILE_1(i, nv, lanes) TILE_OF(i, nv, lanes, 1)
+#define TILE_2(i, nv, lanes) TILE_OF(i, nv, lanes, 2)
+#define TILE_3(i, nv, lanes) TILE_OF(i, nv, lanes, 3)
+#define TILE_4(i, nv, lanes) TILE_OF(i, nv, lanes, 4)
+#define TILE_5(i, nv, lanes) TILE_OF(i, nv, lanes, 5)
+#define TILE_6(i, nv, lanes) TILE_OF(i, nv, lanes, 6)
+        switch (n - s < INPUT_ROWS ? n - s : INPUT_ROWS) {
+            TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
         }
+#undef TILE
+#undef TILE_OF
+#undef TILE_1
+#undef TILE_2
+#undef TILE_3
+#undef TILE_4
+#undef TILE_5
+#undef TILE_6
     }
 }
 
