@@ -15,10 +15,7 @@
  * Backward, with xhat = (x - mean) / sqrt(var + eps) and the batch's sums
  * D1 = sum dy and D2 = sum dy xhat:
  *   dx = gamma / sqrt(var + eps) (dy - D1 / N - xhat D2 / N)
- *   dgamma = sum dy xhat, dbeta = sum dy (each shard its own part: the
- *   shard's D2 and D1, as its backward sums found them).
- * dx goes in float, as k dy - kx x + k0 with the factors per channel from
- * the double moments: the element-wise passes are the layer's cost.
+ *   dgamma = sum dy xhat, dbeta = sum dy (each shard its own part).
  *
  * ReLU, Keras' standalone layer: max(x, 0), so that batch normalization can
  * sit between a layer and its activation. */
@@ -88,9 +85,9 @@ static void bn_forward_sums(const tr_layer *l, double *sums, const float *in, in
 
 /* The workspace: per channel the forward pass's a and b (floats), and its
  * mean and 1 / sqrt(var + eps), which the backward passes read, then the
- * shard's own backward sums and the backward pass's factors. */
+ * backward pass's sums and factors. */
 typedef struct {
-    float *a, *b, *k, *kx, *k0;
+    float *a, *b, *k, *k1, *k2;
     double *mean, *inv, *dgamma, *dbeta;
 } bn_work;
 
@@ -100,7 +97,7 @@ static bn_work work_of(const tr_layer *l, void *work)
     double *d = work;
     float *f = (float *)(void *)(d + 4 * c);
     return (bn_work){.mean = d, .inv = d + c, .dgamma = d + 2 * c, .dbeta = d + 3 * c,
-                     .a = f, .b = f + c, .k = f + 2 * c, .kx = f + 3 * c, .k0 = f + 4 * c};
+                     .a = f, .b = f + c, .k = f + 2 * c, .k1 = f + 3 * c, .k2 = f + 4 * c};
 }
 
 static size_t bn_work_bytes(const tr_layer *l, int max_n)
@@ -178,12 +175,11 @@ static void bn_backward_sums(const tr_layer *l, double *sums, const float *d_out
             d2[ch] += (double)dy[ch] * ((x[ch] - mean[ch]) * inv[ch]);
         }
     }
-    memcpy(w.dbeta, d1, sizeof(double) * (size_t)c);
-    memcpy(w.dgamma, d2, sizeof(double) * (size_t)c);
 }
 
-/* In training only: the step's backward passes read the batch's sums. */
-/* After bn_backward_sums of the same block. */
+/* In training only: the step's backward passes read the batch's sums.  A
+ * row's sums and its dx are two loops over the channels, each of which
+ * vectorizes (one did not: GCC 12 found no vector type for it). */
 static void bn_backward(const tr_layer *l, float *d_in, float *grad, float *d_out,
                         const float *in, const float *out, const float *params, void *work,
                         int n, const tr_layer_pass *pass)
@@ -194,25 +190,35 @@ static void bn_backward(const tr_layer *l, float *d_in, float *grad, float *d_ou
     const double *d1 = pass->batch + 2 * c, *d2 = pass->batch + 3 * c;
     const float *gamma = params + l->offset[BN_GAMMA];
     const bn_work w = work_of(l, work);
+    const double *restrict mean = w.mean, *restrict inv = w.inv;
+    double *restrict dgamma = w.dgamma, *restrict dbeta = w.dbeta;
+    float *restrict k = w.k, *restrict k1 = w.k1, *restrict k2 = w.k2;
     for (int ch = 0; ch < c; ch++) {
-        grad[l->offset[BN_GAMMA] + ch] = (float)w.dgamma[ch];
-        grad[l->offset[BN_BETA] + ch] = (float)w.dbeta[ch];
-        /* dx = k dy - k1 - k2 xhat, k1 = k D1 / N, k2 = k D2 / N */
-        const double k = gamma[ch] * w.inv[ch], k1 = k * d1[ch] / count;
-        const double k2 = k * d2[ch] / count;
-        w.k[ch] = (float)k;
-        w.kx[ch] = (float)(k2 * w.inv[ch]);
-        w.k0[ch] = (float)(k2 * w.inv[ch] * w.mean[ch] - k1);
+        dgamma[ch] = dbeta[ch] = 0.0;
+        /* dx = k dy - k1 - k2 xhat */
+        k[ch] = (float)(gamma[ch] * inv[ch]);
+        k1[ch] = (float)(gamma[ch] * inv[ch] * d1[ch] / count);
+        k2[ch] = (float)(gamma[ch] * inv[ch] * d2[ch] / count);
     }
-    if (!d_in)
-        return;
-    const float *restrict kd = w.k, *restrict kx = w.kx, *restrict k0 = w.k0;
     const long rows = (long)n * pixels(l);
     for (long r = 0; r < rows; r++) {
         const float *restrict x = in + r * c, *restrict dy = d_out + r * c;
+        for (int ch = 0; ch < c; ch++) {
+            const float xhat = (float)((x[ch] - mean[ch]) * inv[ch]);
+            dgamma[ch] += (double)dy[ch] * xhat;
+            dbeta[ch] += dy[ch];
+        }
+        if (!d_in)
+            continue;
         float *restrict dx = d_in + r * c;
-        for (int ch = 0; ch < c; ch++)
-            dx[ch] = kd[ch] * dy[ch] - kx[ch] * x[ch] + k0[ch];
+        for (int ch = 0; ch < c; ch++) {
+            const float xhat = (float)((x[ch] - mean[ch]) * inv[ch]);
+            dx[ch] = k[ch] * dy[ch] - k1[ch] - k2[ch] * xhat;
+        }
+    }
+    for (int ch = 0; ch < c; ch++) {
+        grad[l->offset[BN_GAMMA] + ch] = (float)dgamma[ch];
+        grad[l->offset[BN_BETA] + ch] = (float)dbeta[ch];
     }
 }
 
