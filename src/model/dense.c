@@ -664,6 +664,18 @@ input_gradient_tile(float *restrict d_in, const float *restrict d_out,
                           v == nv - 1 ? lanes : VF_LEN);
 }
 
+/* np rows of the input gradient, in tiles of INPUT_VECTORS vectors across.
+ * Inlined with a constant np. */
+static inline __attribute__((always_inline)) void
+input_gradient_rows(float *restrict d_in, const float *restrict d_out,
+                    const float *restrict wt, int np, int in_dim, int out_dim)
+{
+#define TILE(i, nv, lanes)                                                              \
+    input_gradient_tile(d_in + (i), d_out, wt + (i), np, nv, lanes, in_dim, out_dim)
+    FOR_OUTPUT_CHUNKS(in_dim, INPUT_VECTORS, TILE);
+#undef TILE
+}
+
 /* The input gradient with wt ([out_dim][in_dim]): tiles of INPUT_ROWS
  * samples by INPUT_VECTORS vectors of inputs, the samples' output gradients
  * in the L1 cache while wt streams past. */
@@ -674,28 +686,14 @@ void tr_dense_input_gradient_small(float *restrict d_in, const float *restrict d
     for (int s = 0; s < n; s += INPUT_ROWS) {
         float *restrict d = d_in + (long)s * in_dim;
         const float *restrict g = d_out + (long)s * out_dim;
-#define TILE(np)                                                                        \
-    case np:                                                                            \
-        FOR_OUTPUT_CHUNKS(in_dim, INPUT_VECTORS, TILE_##np);                            \
-        break;
-#define TILE_OF(i, nv, lanes, np) input_gradient_tile(d + (i), g, wt + (i), np, nv, lanes, in_dim, out_dim)
-#define TILE_1(i, nv, lanes) TILE_OF(i, nv, lanes, 1)
-#define TILE_2(i, nv, lanes) TILE_OF(i, nv, lanes, 2)
-#define TILE_3(i, nv, lanes) TILE_OF(i, nv, lanes, 3)
-#define TILE_4(i, nv, lanes) TILE_OF(i, nv, lanes, 4)
-#define TILE_5(i, nv, lanes) TILE_OF(i, nv, lanes, 5)
-#define TILE_6(i, nv, lanes) TILE_OF(i, nv, lanes, 6)
         switch (n - s < INPUT_ROWS ? n - s : INPUT_ROWS) {
-            TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
+        case 1: input_gradient_rows(d, g, wt, 1, in_dim, out_dim); break;
+        case 2: input_gradient_rows(d, g, wt, 2, in_dim, out_dim); break;
+        case 3: input_gradient_rows(d, g, wt, 3, in_dim, out_dim); break;
+        case 4: input_gradient_rows(d, g, wt, 4, in_dim, out_dim); break;
+        case 5: input_gradient_rows(d, g, wt, 5, in_dim, out_dim); break;
+        default: input_gradient_rows(d, g, wt, INPUT_ROWS, in_dim, out_dim); break;
         }
-#undef TILE
-#undef TILE_OF
-#undef TILE_1
-#undef TILE_2
-#undef TILE_3
-#undef TILE_4
-#undef TILE_5
-#undef TILE_6
     }
 }
 

@@ -761,10 +761,7 @@ int tr_train_gradient(tr_train_session *s, const tr_dataset *data, const uint32_
             reduce_part(s, k, t, grad, 0, 0, n, 0);
         fp_restore(fp_mode);
     }
-    double sum = 0.0;
-    for (int k = 0; k < s->shards; k++)
-        sum += s->result[k].loss;
-    *loss = sum / (double)n;
+    *loss = step_loss(s) / (double)n;
     return 0;
 }
 
