@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "barrier.h"
 #include "group/exchange.h"
 #include "model/layer_trainer.h"
 #include "parallel.h"
@@ -81,6 +82,7 @@ struct tr_train_session {
                                    before it needs no gradient) */
     int group_stop;             /* with several ranks: whether any was asked to
                                    stop in this step */
+    tr_barrier barrier;         /* the step's meetings */
 };
 
 /* The phases of a step (step_phase) and where each layer's sums go. */
@@ -357,6 +359,17 @@ int tr_model_check_data(const tr_model *m, const tr_dataset *d, const char *imag
     return 0;
 }
 
+/* Where each parallel region starts, in each of its nt threads (t): the
+ * step's barrier, set for nt threads. */
+static void join_threads(tr_train_session *s, int t, int nt)
+{
+    if (t == 0) {
+        s->threads_ran = nt;
+        tr_barrier_init(&s->barrier, nt);
+    }
+#pragma omp barrier
+}
+
 /* Stages the shards that thread t runs of the batch order[first .. first +
  * bn) (first .. first + bn when order is NULL) into their slots number buf. */
 static void stage_shards(tr_train_session *s, const tr_dataset *data, const uint32_t *order,
@@ -466,7 +479,7 @@ static void shard_phase(tr_train_session *s, tr_model_work *w, int k, int buf, u
  * step's forward sums). */
 static void add_sums(tr_train_session *s, int l, uint32_t bn, int t, int update)
 {
-#pragma omp barrier
+    tr_barrier_wait(&s->barrier);
     if (t == 0) {
         const tr_layer *y = &s->model->layer[l];
         const size_t len = (size_t)tr_layer_batch_sums(y);
@@ -486,7 +499,7 @@ static void add_sums(tr_train_session *s, int l, uint32_t bn, int t, int update)
         if (update)
             tr_layer_batch_update(y, s->model->params, b, bn);
     }
-#pragma omp barrier
+    tr_barrier_wait(&s->barrier);
 }
 
 /* Every shard of the batch of bn samples in slots buf that thread t owns,
@@ -578,13 +591,13 @@ static void start_batch(tr_train_session *s, const tr_dataset *data, const uint3
                         uint32_t first, uint32_t bn, int buf, int t, int nt)
 {
     stage_shards(s, data, order, first, bn, buf, t, nt);
-#pragma omp barrier
+    tr_barrier_wait(&s->barrier);
     for (int k = s->k0 + t; k < s->k1; k += nt)
         prepare_part(s, k, buf, bn);
-#pragma omp barrier
+    tr_barrier_wait(&s->barrier);
     if (s->ranks > 1 && t == 0)
         share_parts(s, buf, bn);
-#pragma omp barrier
+    tr_barrier_wait(&s->barrier);
 }
 
 /* Adds to t[n..] the transfers of buf's shared floats in [a, b) with peer;
@@ -674,7 +687,7 @@ static void exchange_gradients(tr_train_session *s, const step_batch *b, int t, 
         return;
     if (t == 0)
         s->group_stop = share_step(s, b->n, want_stop);
-#pragma omp barrier
+    tr_barrier_wait(&s->barrier);
 }
 
 /* With several processes, after the update: the updated parts to every
@@ -684,7 +697,7 @@ static void exchange_parameters(tr_train_session *s, const step_batch *b, int t)
 {
     if (s->ranks < 2)
         return;
-#pragma omp barrier
+    tr_barrier_wait(&s->barrier);
     if (t == 0) {
         tr_group_open();
         gather_step(s);
@@ -716,7 +729,7 @@ static double train_step(tr_train_session *s, const tr_dataset *data, const step
     /* Staged before the update: the layer trainers start on it there. */
     if (b->next_n)
         stage_shards(s, data, s->order, b->first + b->n, b->next_n, b->buf ^ 1, t, nt);
-#pragma omp barrier
+    tr_barrier_wait(&s->barrier);
     exchange_gradients(s, b, t, want_stop);
     const double loss = step_loss(s);
     if (!isfinite(loss))
@@ -751,12 +764,11 @@ int tr_train_gradient(tr_train_session *s, const tr_dataset *data, const uint32_
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const unsigned fp_mode = fp_flush_denormals();
-        if (t == 0)
-            s->threads_ran = nt;
+        join_threads(s, t, nt);
         start_batch(s, data, idx, 0, n, 0, t, nt);
         const tr_layer_pass pass = {.training = 1, .seed = s->cfg.seed};
         run_shards(s, 0, n, t, nt, &pass, 0);
-#pragma omp barrier
+    tr_barrier_wait(&s->barrier);
         for (int k = t; k < s->shards; k += nt)
             reduce_part(s, k, t, grad, 0, 0, n, 0);
         fp_restore(fp_mode);
@@ -818,8 +830,7 @@ int tr_train_epoch_from(tr_train_session *s, const tr_dataset *data, int epoch,
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const unsigned fp_mode = fp_flush_denormals();
-        if (t == 0)
-            s->threads_ran = nt;
+        join_threads(s, t, nt);
         int buf = 0;
         for (long i = p->next_batch; i < n_batches && !stopping; i++, buf ^= 1) {
             const uint32_t first = (uint32_t)i * bs;
@@ -848,7 +859,7 @@ int tr_train_epoch_from(tr_train_session *s, const tr_dataset *data, int epoch,
                     progress(ctx, i + 1, n_batches, loss_sum / (double)seen,
                              (double)correct / (double)seen);
             }
-#pragma omp barrier
+    tr_barrier_wait(&s->barrier);
         }
         fp_restore(fp_mode);
     }
