@@ -91,7 +91,7 @@ int main(void)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         tr_barrier_init(&tr.barrier, cases[c].threads);
         if (cases[c].spin_ns >= 0)
-            tr.barrier.spin_ns = cases[c].spin_ns;
+            tr.barrier.spin_ns = tr.barrier.quiet_spin_ns = cases[c].spin_ns;
         tr.threads = cases[c].threads;
         tr.rounds = cases[c].rounds;
         tr.late_ns = cases[c].late_ns;

@@ -1,7 +1,8 @@
-#define _GNU_SOURCE /* syscall() */
+#define _GNU_SOURCE /* syscall(), RUSAGE_THREAD */
 #include "barrier.h"
 
 #include <limits.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #ifdef __linux__
@@ -19,6 +20,13 @@ void tr_barrier_init(tr_barrier *b, int threads)
     atomic_init(&b->sleepers, 0);
     b->threads = threads < 1 ? 1u : (unsigned)threads;
     b->spin_ns = TR_BARRIER_SPIN_NS;
+    b->quiet_spin_ns = TR_BARRIER_QUIET_SPIN_NS;
+#ifdef RUSAGE_THREAD
+    atomic_init(&b->shared_until, 0);
+#else
+    /* Nothing tells when the cores are shared: assume they are. */
+    atomic_init(&b->shared_until, LLONG_MAX);
+#endif
 }
 
 static void cpu_relax(void)
@@ -60,6 +68,32 @@ static void wake_sleepers(atomic_uint *round)
 #endif
 }
 
+/* When the calling thread last looked at its count of preemptions, and
+ * the count then. */
+static _Thread_local long long looked_at;
+static _Thread_local long preemptions;
+
+/* Marks the cores as shared for TR_BARRIER_SHARED_NS when the calling
+ * thread was preempted more than twice since it last looked, at most every
+ * TR_BARRIER_LOOK_NS. */
+static void look_for_sharing(tr_barrier *b, long long now)
+{
+#ifdef RUSAGE_THREAD
+    if (now - looked_at < TR_BARRIER_LOOK_NS)
+        return;
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+        if (looked_at && ru.ru_nivcsw - preemptions > 2)
+            atomic_store(&b->shared_until, now + TR_BARRIER_SHARED_NS);
+        preemptions = ru.ru_nivcsw;
+    }
+    looked_at = now;
+#else
+    (void)b;
+    (void)now;
+#endif
+}
+
 void tr_barrier_wait(tr_barrier *b)
 {
     const unsigned r = atomic_load(&b->round);
@@ -70,8 +104,11 @@ void tr_barrier_wait(tr_barrier *b)
             wake_sleepers(&b->round);
         return;
     }
-    if (b->spin_ns > 0) {
-        const long long until = now_ns() + b->spin_ns;
+    const long long now = now_ns();
+    look_for_sharing(b, now);
+    const long spin = now < atomic_load(&b->shared_until) ? b->spin_ns : b->quiet_spin_ns;
+    if (spin > 0) {
+        const long long until = now + spin;
         for (unsigned i = 1; atomic_load_explicit(&b->round, memory_order_acquire) == r; i++) {
             cpu_relax();
             if (i % 64 == 0 && now_ns() > until)
