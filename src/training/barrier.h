@@ -14,11 +14,11 @@
  * On a quiet machine it must not sleep: the waits are the imbalance of the
  * threads' shares (0.6 ms on average in the recipe's steps), and a virtual
  * machine's idle core may go to another guest and come back late, its
- * caches cold (the recipe ran 8% slower sleeping after 5 us or 1 ms than
- * spinning through).  So each thread looks, every TR_BARRIER_LOOK_NS,
- * whether the system preempted it more than twice since its last look (a
- * core shared with another runnable program: on a quiet machine 3 times in
- * 470 looks, beside a busy process 2 in 3), and then the short spin
+ * caches cold (the recipe ran 9% slower sleeping after 5 us, as slow
+ * after 1 ms, than spinning through).  So each thread looks, every
+ * TR_BARRIER_LOOK_NS, whether the system preempted it more than twice since its last look (a
+ * core shared with another runnable program: on a quiet machine once in
+ * 471 looks, beside a busy process 2 in 3), and then the short spin
  * holds for every thread for TR_BARRIER_SHARED_NS; otherwise they spin up
  * to TR_BARRIER_QUIET_SPIN_NS.  More threads than processors preempt each
  * other, so they count as shared. */

@@ -768,7 +768,7 @@ int tr_train_gradient(tr_train_session *s, const tr_dataset *data, const uint32_
         start_batch(s, data, idx, 0, n, 0, t, nt);
         const tr_layer_pass pass = {.training = 1, .seed = s->cfg.seed};
         run_shards(s, 0, n, t, nt, &pass, 0);
-    tr_barrier_wait(&s->barrier);
+        tr_barrier_wait(&s->barrier);
         for (int k = t; k < s->shards; k += nt)
             reduce_part(s, k, t, grad, 0, 0, n, 0);
         fp_restore(fp_mode);
@@ -859,7 +859,7 @@ int tr_train_epoch_from(tr_train_session *s, const tr_dataset *data, int epoch,
                     progress(ctx, i + 1, n_batches, loss_sum / (double)seen,
                              (double)correct / (double)seen);
             }
-    tr_barrier_wait(&s->barrier);
+            tr_barrier_wait(&s->barrier);
         }
         fp_restore(fp_mode);
     }
