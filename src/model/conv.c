@@ -241,19 +241,39 @@ void tr_conv2d_forward_valid(float *restrict out, const float *restrict in, cons
 #define PIXELS_CHUNK(o, nv, lanes)                                                      \
     forward_pixels(out + p * f + (o), x, wk + (o), b + (o), CONV_PIXELS, nv, lanes, k, kc,  \
                    stride, f)
-#define PIXEL_CHUNK(o, nv, lanes)                                                       \
-    forward_pixels(out + p * f + (o), x, wk + (o), b + (o), 1, nv, lanes, k, kc, stride, f)
+#define LAST_CHUNK(np, o, nv, lanes)                                                    \
+    forward_pixels(out + p * f + (o), x, wk + (o), b + (o), np, nv, lanes, k, kc, stride, f)
+#define LAST_CHUNK_1(o, nv, lanes) LAST_CHUNK(1, o, nv, lanes)
+#define LAST_CHUNK_2(o, nv, lanes) LAST_CHUNK(2, o, nv, lanes)
+#define LAST_CHUNK_3(o, nv, lanes) LAST_CHUNK(3, o, nv, lanes)
+#define LAST_CHUNK_4(o, nv, lanes) LAST_CHUNK(4, o, nv, lanes)
+#define LAST_CHUNK_5(o, nv, lanes) LAST_CHUNK(5, o, nv, lanes)
     for (; pixels - p >= CONV_PIXELS; p += CONV_PIXELS) {
         for (int m = 0; m < CONV_PIXELS; m++)
             x[m] = in + base[p + m];
         FOR_OUTPUT_CHUNKS(f, CONV_VECTORS, PIXELS_CHUNK);
     }
-    for (; p < pixels; p++) {
-        x[0] = in + base[p];
-        FOR_OUTPUT_CHUNKS(f, CONV_VECTORS, PIXEL_CHUNK);
+    /* The last pixels as one block: alone, a pixel's few sums would wait on
+     * the FMA latency. */
+    const int left = (int)(pixels - p);
+    for (int m = 0; m < left; m++)
+        x[m] = in + base[p + m];
+    _Static_assert(CONV_PIXELS == 6, "a case for each count of pixels");
+    switch (left) {
+    case 1: FOR_OUTPUT_CHUNKS(f, CONV_VECTORS, LAST_CHUNK_1); break;
+    case 2: FOR_OUTPUT_CHUNKS(f, CONV_VECTORS, LAST_CHUNK_2); break;
+    case 3: FOR_OUTPUT_CHUNKS(f, CONV_VECTORS, LAST_CHUNK_3); break;
+    case 4: FOR_OUTPUT_CHUNKS(f, CONV_VECTORS, LAST_CHUNK_4); break;
+    case 5: FOR_OUTPUT_CHUNKS(f, CONV_VECTORS, LAST_CHUNK_5); break;
+    default: break;
     }
 #undef PIXELS_CHUNK
-#undef PIXEL_CHUNK
+#undef LAST_CHUNK
+#undef LAST_CHUNK_1
+#undef LAST_CHUNK_2
+#undef LAST_CHUNK_3
+#undef LAST_CHUNK_4
+#undef LAST_CHUNK_5
     if (relu)
         tr_dense_relu(out, pixels * f);
 }

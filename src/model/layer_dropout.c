@@ -65,6 +65,21 @@ static size_t dropout_work_bytes(const tr_layer *l, int max_n)
     return (size_t)max_n * (size_t)tr_tensor_size(l->in);
 }
 
+/* y = x * scale where kept, else 0, as a mask on the bits: GCC turns the
+ * plain `kept ? x * scale : 0` into a branch, as often mispredicted as a
+ * value is dropped. */
+static void apply_mask(float *restrict y, const float *restrict x,
+                       const uint8_t *restrict kept, float scale, long count)
+{
+    for (long u = 0; u < count; u++) {
+        const float v = x[u] * scale;
+        uint32_t bits;
+        memcpy(&bits, &v, sizeof bits);
+        bits &= -(uint32_t)kept[u];
+        memcpy(&y[u], &bits, sizeof bits);
+    }
+}
+
 /* The key of a step's masks for this layer. */
 static uint64_t mask_key(const tr_layer *l, const tr_layer_pass *p)
 {
@@ -93,12 +108,9 @@ static void dropout_forward(const tr_layer *l, float *out, const tr_layer_input 
         const float *restrict x = in->x + k * size;
         float *restrict y = out + k * size;
         uint8_t *restrict kept = keep + k * size;
-        for (long u = 0; u < size; u++) {
-            const int on = (uint32_t)(rng_hash(key ^ (base + (uint64_t)u)) >> 40) >= threshold;
-            const float scaled = x[u] * scale;
-            kept[u] = (uint8_t)on;
-            y[u] = on ? scaled : 0.0f;
-        }
+        for (long u = 0; u < size; u++)
+            kept[u] = (uint32_t)(rng_hash(key ^ (base + (uint64_t)u)) >> 40) >= threshold;
+        apply_mask(y, x, kept, scale, size);
     }
 }
 
@@ -113,8 +125,7 @@ static void dropout_backward(const tr_layer *l, float *d_in, float *grad, float 
     const long count = (long)n * tr_tensor_size(l->in);
     const uint8_t *keep = work;
     const float scale = rate(l) == 0.0f ? 1.0f : 1.0f / (1.0f - rate(l));
-    for (long j = 0; j < count; j++)
-        d_in[j] = keep[j] ? d_out[j] * scale : 0.0f;
+    apply_mask(d_in, d_out, keep, scale, count);
 }
 
 const layer_ops tr_dropout_layer_ops = {
