@@ -61,6 +61,11 @@ typedef struct {
     int index;             /* position in the model, from 0 */
     tr_tensor_shape in, out;  /* one sample's input and output */
     int reads_images;      /* its input is the model's: image bytes, not floats */
+    /* Set by tr_model_define: this layer ends in a ReLU whose derivative the
+     * next layer's backward pass applies (a max pooling, which reads the
+     * maxima anyway), sparing a pass over the gradient; and the next
+     * layer's side of it. */
+    int relu_by_next, relu_of_prev;
     int n_tensors;         /* parameter tensors */
     size_t count[LAYER_MAX_TENSORS];  /* floats in each */
     /* Whether the optimizer trains each; one that is not (a moving mean) is
@@ -130,6 +135,10 @@ double tr_layer_forward_macs(const tr_layer *l);
  * hyper-parameters; fails, saying what is wrong, on a layer that cannot take
  * that input ("dense with 0 units"). */
 int tr_layer_build(tr_layer *l, tr_error *err);
+
+/* Marks two built layers in a row: the ReLU derivative that prev's backward
+ * pass can leave to next's (relu_by_next, relu_of_prev). */
+void tr_layer_link(tr_layer *prev, tr_layer *next);
 
 /* Whether the kind is a model's head: the last layer, which turns the
  * previous layer's output into a loss and its gradient. */

@@ -183,12 +183,23 @@ static void check_maxpool_against_plain(int n, int h, int w, int c, int p)
                     ref[o] = x[best];
                     d_ref[best] = g[o];
                 }
-    tr_maxpool_backward(d, g, x, out, n, h, w, c, p);
+    tr_maxpool_backward(d, g, x, out, n, h, w, c, p, 0);
     CHECK(memcmp(out, ref, sizeof(float) * (size_t)out_n) == 0,
           "maxpool_forward %dx%dx%d p%d: not the plain kernel's maxima", h, w, c, p);
     CHECK(memcmp(d, d_ref, sizeof(float) * (size_t)in_n) == 0,
           "maxpool_backward %dx%dx%d p%d: the gradient is not where the plain kernel's "
           "maxima were", h, w, c, p);
+    /* After a ReLU (as conv2d's keeps -0): the derivative applied by the
+     * pooling gives the bits of applying it to the pooling's gradient. */
+    for (long j = 0; j < in_n; j++)
+        x[j] = x[j] < 0.0f ? 0.0f : x[j];
+    tr_maxpool_forward(out, x, n, h, w, c, p);
+    tr_maxpool_backward(d_ref, g, x, out, n, h, w, c, p, 0);
+    tr_dense_relu_backward(d_ref, x, in_n);
+    tr_maxpool_backward(d, g, x, out, n, h, w, c, p, 1);
+    CHECK(memcmp(d, d_ref, sizeof(float) * (size_t)in_n) == 0,
+          "maxpool_backward %dx%dx%d p%d with the ReLU before it: not the bits of the "
+          "ReLU's derivative applied after it", h, w, c, p);
     free(x), free(out), free(ref), free(g), free(d), free(d_ref);
 }
 
@@ -208,7 +219,7 @@ static void check_maxpool(void)
     float d_out[4] = {1, 2, 3, 4}, d_in[25];
     for (int j = 0; j < 25; j++)
         d_in[j] = 7.0f;
-    tr_maxpool_backward(d_in, d_out, in, out, 1, 5, 5, 1, 2);
+    tr_maxpool_backward(d_in, d_out, in, out, 1, 5, 5, 1, 2, 0);
     float sum = 0.0f;
     for (int j = 0; j < 25; j++)
         sum += d_in[j];

@@ -144,7 +144,7 @@ typedef int vmask __attribute__((vector_size(VF_LEN * sizeof(int))));
 
 void tr_maxpool_backward(float *restrict d_in, const float *restrict d_out,
                          const float *restrict in, const float *restrict out, int n, int h, int w,
-                         int c, int p)
+                         int c, int p, int relu)
 {
     const int oh = h / p, ow = w / p;
     for (int s = 0; s < n; s++) {
@@ -162,7 +162,9 @@ void tr_maxpool_backward(float *restrict d_in, const float *restrict d_out,
                 for (int c0 = 0; c0 < c; c0 += VF_LEN) {
                     const int lanes = c - c0 < VF_LEN ? c - c0 : VF_LEN;
                     const vf max = vf_load_part(out + o + c0, lanes);
-                    const vmask grad = (vmask)vf_load_part(d_out + o + c0, lanes);
+                    vmask grad = (vmask)vf_load_part(d_out + o + c0, lanes);
+                    if (relu)
+                        grad &= max > vf_splat(0.0f);
                     /* The channels whose maximum has been met, in row-major
                      * order: only its first position gets the gradient. */
                     vmask met = {0};

@@ -66,8 +66,11 @@ void tr_maxpool_forward(float *out, const float *in, int n, int h, int w, int c,
 /* d_in (overwritten): d_out at the first position of each window, in
  * row-major order, where in equals the window's maximum out; 0 elsewhere.
  * That is where the maximum was taken from, so nothing is kept between the
- * passes. */
+ * passes.  relu nonzero: in is a ReLU's output, and d_in also carries the
+ * ReLU's derivative (0 where the maximum is not above 0), the bits that
+ * applying it to d_in afterwards would give.
+ * d_in: [n][h][w][c]   d_out: [n][h / p][w / p][c] */
 void tr_maxpool_backward(float *d_in, const float *d_out, const float *in, const float *out,
-                         int n, int h, int w, int c, int p);
+                         int n, int h, int w, int c, int p, int relu);
 
 #endif

@@ -108,6 +108,12 @@ int tr_layer_build(tr_layer *l, tr_error *err)
     return ops(l)->build(l, err);
 }
 
+void tr_layer_link(tr_layer *prev, tr_layer *next)
+{
+    prev->relu_by_next = next->relu_of_prev =
+        ops(next)->takes_relu && ops(prev)->ends_in_relu && ops(prev)->ends_in_relu(prev);
+}
+
 int tr_layer_is_head(const tr_layer *l)
 {
     return ops(l)->head;

@@ -215,7 +215,7 @@ static void conv_backward(const tr_layer *l, float *d_in, float *grad, float *d_
         const int ns = n - s < w->chunk ? n - s : w->chunk;
         const long rows = patch_rows(l, ns);
         float *d = d_out + s * tr_tensor_size(l->out);
-        if (relu(l))
+        if (relu(l) && !l->relu_by_next)
             tr_dense_relu_backward(d, out + s * tr_tensor_size(l->out), rows * filters(l));
         const float *x = in + s * tr_tensor_size(l->in);
         float *d_wk = grad + l->offset[DENSE_W], *d_b = grad + l->offset[DENSE_B];
@@ -282,6 +282,7 @@ const layer_ops tr_conv2d_layer_ops = {
     .init = conv_init,
     .forward = conv_forward,
     .backward = conv_backward,
+    .ends_in_relu = relu,
     .export = conv_export,
     .export_values = conv_export_values,
 };

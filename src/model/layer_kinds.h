@@ -131,6 +131,11 @@ typedef struct {
     const char *keras;  /* Keras' class name: "Conv2D" */
     int head;
     int reads_images; /* can take the model's input as image bytes */
+    /* Its backward pass can apply the derivative of a ReLU that ends the
+     * layer before (layer.h's relu_of_prev). */
+    int takes_relu;
+    /* Whether its output is a ReLU's, which ends its forward pass. */
+    int (*ends_in_relu)(const tr_layer *l);
     /* Its output holds its input's values in their order (flatten, dropout):
      * a Linear after it reads them in the order of the image before. */
     int keeps_order;

@@ -45,7 +45,8 @@ static void pool_backward(const tr_layer *l, float *d_in, float *grad, float *d_
     (void)pass;
     (void)grad, (void)params, (void)work;
     if (d_in)
-        tr_maxpool_backward(d_in, d_out, in, out, n, l->in.h, l->in.w, l->in.c, pool(l));
+        tr_maxpool_backward(d_in, d_out, in, out, n, l->in.h, l->in.w, l->in.c, pool(l),
+                            l->relu_of_prev);
 }
 
 const layer_ops tr_maxpool2d_layer_ops = {
@@ -59,6 +60,7 @@ const layer_ops tr_maxpool2d_layer_ops = {
     .build = tr_window_build,
     .forward = pool_forward,
     .backward = pool_backward,
+    .takes_relu = 1,
     .export = pool_export,
 };
 

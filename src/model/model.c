@@ -21,8 +21,11 @@ static int build_layers(tr_model *m, tr_error *err)
         y->index = l;
         y->in = in;
         y->reads_images = l == 0;
+        y->relu_by_next = y->relu_of_prev = 0;
         if (tr_layer_build(y, err))
             return -1;
+        if (l > 0)
+            tr_layer_link(&m->layer[l - 1], y);
         if (tr_layer_is_head(y) != (l == m->n_layers - 1))
             return tr_error_set(err, "layer %d: a %s layer can %s", l + 1,
                                 tr_layer_kind_name(y->kind),
