@@ -533,6 +533,11 @@ int main(void)
     check_valid_kernels(13, 13, 32, 3, 64, 1, 3);
     check_valid_kernels(9, 7, 3, 5, 17, 0, 2);
     check_valid_kernels(6, 6, 5, 1, 70, 1, 3);
+    /* Pixel counts that leave 1, 2 and 5 for the forward pass's last block
+     * (those above: 4, 3 and none). */
+    check_valid_kernels(7, 7, 3, 3, 33, 1, 1);
+    check_valid_kernels(4, 4, 3, 3, 16, 1, 2);
+    check_valid_kernels(3, 13, 2, 3, 16, 0, 1);
     check_maxpool();
 
     check_stack("conv valid, pool, conv same, dropout 0.3", (tr_tensor_shape){7, 7, 2},

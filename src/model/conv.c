@@ -5,6 +5,9 @@
 #include "dense.h"
 #include "simd.h"
 
+/* Lane masks of vf: all ones where a comparison holds, else 0. */
+typedef int vmask __attribute__((vector_size(VF_LEN * sizeof(int))));
+
 void tr_conv_im2col(float *restrict patches, const float *restrict in, int n, int h, int w,
                     int c, int k, int pad)
 {
@@ -139,8 +142,6 @@ void tr_maxpool_forward(float *restrict out, const float *restrict in, int n, in
             }
 }
 
-/* Lane masks of vf: all ones where a comparison holds, else 0. */
-typedef int vmask __attribute__((vector_size(VF_LEN * sizeof(int))));
 
 void tr_maxpool_backward(float *restrict d_in, const float *restrict d_out,
                          const float *restrict in, const float *restrict out, int n, int h, int w,
@@ -207,7 +208,7 @@ enum { CONV_PIXELS = 6, CONV_VECTORS = VF_REGS >= 32 ? 4 : 2 };
 static inline __attribute__((always_inline)) void
 forward_pixels(float *restrict out, const float *const *x, const float *restrict wk,
                const float *restrict b, int np, int nv, int lanes, int k, int kc, int stride,
-               int f)
+               int f, int relu)
 {
     vf acc[CONV_PIXELS][CONV_VECTORS];
     for (int m = 0; m < np; m++)
@@ -228,8 +229,12 @@ forward_pixels(float *restrict out, const float *const *x, const float *restrict
         }
     }
     for (int m = 0; m < np; m++)
-        for (int v = 0; v < nv; v++)
+        for (int v = 0; v < nv; v++) {
+            /* tr_dense_relu's x < 0 ? 0 : x, -0 and NaN kept, on the way out */
+            if (relu)
+                acc[m][v] = (vf)((vmask)acc[m][v] & ~(acc[m][v] < vf_splat(0.0f)));
             vf_store_part(out + (long)m * f + v * VF_LEN, acc[m][v], v == nv - 1 ? lanes : VF_LEN);
+        }
 }
 
 void tr_conv2d_forward_valid(float *restrict out, const float *restrict in, const int *base,
@@ -242,9 +247,10 @@ void tr_conv2d_forward_valid(float *restrict out, const float *restrict in, cons
     const float *x[CONV_PIXELS];
 #define PIXELS_CHUNK(o, nv, lanes)                                                      \
     forward_pixels(out + p * f + (o), x, wk + (o), b + (o), CONV_PIXELS, nv, lanes, k, kc,  \
-                   stride, f)
+                   stride, f, relu)
 #define LAST_CHUNK(np, o, nv, lanes)                                                    \
-    forward_pixels(out + p * f + (o), x, wk + (o), b + (o), np, nv, lanes, k, kc, stride, f)
+    forward_pixels(out + p * f + (o), x, wk + (o), b + (o), np, nv, lanes, k, kc, stride, f, \
+                   relu)
 #define LAST_CHUNK_1(o, nv, lanes) LAST_CHUNK(1, o, nv, lanes)
 #define LAST_CHUNK_2(o, nv, lanes) LAST_CHUNK(2, o, nv, lanes)
 #define LAST_CHUNK_3(o, nv, lanes) LAST_CHUNK(3, o, nv, lanes)
@@ -276,8 +282,6 @@ void tr_conv2d_forward_valid(float *restrict out, const float *restrict in, cons
 #undef LAST_CHUNK_3
 #undef LAST_CHUNK_4
 #undef LAST_CHUNK_5
-    if (relu)
-        tr_dense_relu(out, pixels * f);
 }
 
 /* The weight gradient's sums of GRAD_ROWS kernel rows by up to GRAD_VECTORS
