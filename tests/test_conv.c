@@ -519,8 +519,33 @@ static void check_step(const char *spec)
     tr_model_free(&m);
 }
 
+/* Which layers tr_model_define pairs for the ReLU derivative: a conv layer
+ * that ends in a ReLU with a max pooling after it, and no other. */
+static void check_relu_links(void)
+{
+    const char *spec = "conv2d(4,3,relu),maxpool2d(2),conv2d(4,3),maxpool2d(2),"
+                       "conv2d(4,1,relu),avgpool2d(1),conv2d(4,1,same,relu),maxpool2d(1),"
+                       "flatten,dense(10,softmax)";
+    static const int by_next[] = {1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0};
+    tr_layer layers[MODEL_MAX_LAYERS];
+    int n;
+    tr_model m;
+    tr_error err;
+    CHECK(tr_model_parse_layers(spec, layers, &n, &err) == 0, "%s", err.msg);
+    CHECK(n == 11, "%d layers (the head is two)", n);
+    CHECK(tr_model_define(&m, (tr_tensor_shape){14, 14, 1}, layers, n, &err) == 0, "%s",
+          err.msg);
+    for (int l = 0; l < n; l++) {
+        CHECK(m.layer[l].relu_by_next == by_next[l], "layer %d: relu_by_next %d", l + 1,
+              m.layer[l].relu_by_next);
+        CHECK(m.layer[l].relu_of_prev == (l > 0 && by_next[l - 1]),
+              "layer %d: relu_of_prev %d", l + 1, m.layer[l].relu_of_prev);
+    }
+}
+
 int main(void)
 {
+    check_relu_links();
     check_conv_layer(6, 7, 1, 3, 0, 5, 1, 3);
     check_conv_layer(6, 7, 2, 3, 1, 4, 0, 2);
     check_conv_layer(9, 9, 3, 5, 1, 17, 1, 2);
