@@ -92,6 +92,10 @@ typedef struct {
     int epoch;       /* 1-based */
     long step;       /* the batch within the epoch, 0-based */
     uint32_t first;  /* the block's first sample's position in its batch */
+    /* Backward: add the parameter gradients to grad (the block continues
+     * the one before, in sample order) rather than overwrite them; only
+     * for a layer that is tr_layer_per_sample. */
+    int accumulate;
     /* A layer of batch statistics (tr_layer_batch_sums) in training: its sums
      * over the whole batch of batch_n samples, added in shard order; the
      * forward pass reads the forward ones, the backward pass the backward
@@ -135,6 +139,12 @@ double tr_layer_forward_macs(const tr_layer *l);
  * hyper-parameters; fails, saying what is wrong, on a layer that cannot take
  * that input ("dense with 0 units"). */
 int tr_layer_build(tr_layer *l, tr_error *err);
+
+/* Whether the layer's passes over a block give the bits of its passes over
+ * the block's parts in order (the backward ones adding to the gradient,
+ * layer_pass.accumulate), so that a step may take a few samples at a time
+ * through several layers while their data are in the cache. */
+int tr_layer_per_sample(const tr_layer *l);
 
 /* Marks two built layers in a row: the ReLU derivative that prev's backward
  * pass can leave to next's (relu_by_next, relu_of_prev). */

@@ -543,9 +543,56 @@ static void check_relu_links(void)
     }
 }
 
+/* A run of per-sample layers whose activations fill more than a step takes
+ * through them at once: the step's gradient, a few samples at a time
+ * through the run, has the bits of the plain passes over the whole block. */
+static void check_runs(void)
+{
+    const char *spec = "conv2d(128,3,relu),maxpool2d(2),conv2d(8,3,same,relu),flatten,"
+                       "dense(10,softmax)";
+    enum { B = 12 };
+    tr_layer layers[MODEL_MAX_LAYERS];
+    int n_layers;
+    tr_model m;
+    tr_error err;
+    CHECK(tr_model_parse_layers(spec, layers, &n_layers, &err) == 0, "%s", err.msg);
+    CHECK(tr_model_init(&m, (tr_tensor_shape){16, 16, 1}, layers, n_layers, &err) == 0, "%s",
+          err.msg);
+    tr_model_init_glorot(&m, 3);
+    tr_dataset d;
+    test_make_dataset(&d, 40, 16, 16, 6);
+    uint32_t idx[B];
+    for (int i = 0; i < B; i++)
+        idx[i] = (uint32_t)(3 * i + 2);
+    float *g = tr_model_buffer_new(m.len), *ref = tr_model_buffer_new(m.len);
+    double loss, lref;
+    tr_train_config cfg = {.threads = 1, .shards = 1, .batch_size = B,
+                           .opt = tr_adam_defaults(), .seed = 5};
+    tr_train_session *s;
+    CHECK(tr_train_session_new(&s, &m, &cfg, &err) == 0, "%s", err.msg);
+    CHECK(tr_train_gradient(s, &d, idx, B, g, &loss, &err) == 0, "%s", err.msg);
+    tr_train_session_free(s);
+    tr_model_work w;
+    CHECK(tr_model_work_init(&w, &m, B, &err) == 0, "%s", err.msg);
+    tr_dataset_gather(w.x, w.y, &d, idx, 0, B);
+    const tr_layer_input in = tr_model_input(&w, NULL, 1.0f);
+    int correct = 0;
+    tr_model_forward(&m, &w, &in, B, &(tr_layer_pass){.training = 1});
+    lref = tr_model_backward(&m, &w, &in, w.y, B, 1.0f / B, ref, &correct) / B;
+    printf("%s: step %.9f, plain passes %.9f\n", spec, loss, lref);
+    CHECK(loss == lref && memcmp(g, ref, sizeof(float) * m.len) == 0,
+          "the step's runs in chunks differ from the plain passes: loss %.9f vs %.9f, "
+          "gradient %.2g", loss, lref, max_rel_diff(g, ref, (long)m.len));
+    tr_model_work_free(&w);
+    tr_model_buffer_free(g), tr_model_buffer_free(ref);
+    tr_dataset_free(&d);
+    tr_model_free(&m);
+}
+
 int main(void)
 {
     check_relu_links();
+    check_runs();
     check_conv_layer(6, 7, 1, 3, 0, 5, 1, 3);
     check_conv_layer(6, 7, 2, 3, 1, 4, 0, 2);
     check_conv_layer(9, 9, 3, 5, 1, 17, 1, 2);

@@ -108,6 +108,11 @@ int tr_layer_build(tr_layer *l, tr_error *err)
     return ops(l)->build(l, err);
 }
 
+int tr_layer_per_sample(const tr_layer *l)
+{
+    return ops(l)->per_sample;
+}
+
 void tr_layer_link(tr_layer *prev, tr_layer *next)
 {
     prev->relu_by_next = next->relu_of_prev =

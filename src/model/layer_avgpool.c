@@ -99,6 +99,7 @@ const layer_ops tr_avgpool2d_layer_ops = {
     .build = tr_window_build,
     .forward = avgpool_forward,
     .backward = avgpool_backward,
+    .per_sample = 1,
     .export = avgpool_export,
 };
 

@@ -331,5 +331,6 @@ const layer_ops tr_relu_layer_ops = {
     .build = relu_build,
     .forward = relu_forward,
     .backward = relu_backward,
+    .per_sample = 1,
     .export = relu_export,
 };

@@ -207,9 +207,10 @@ static void conv_backward(const tr_layer *l, float *d_in, float *grad, float *d_
                           const float *in, const float *out, const float *params, void *work,
                           int n, const tr_layer_pass *pass)
 {
-    (void)pass;
     conv_work *w = work;
-    if (d_in)
+    /* A block that continues the one before finds its kernel transposed. */
+    const int more = pass && pass->accumulate;
+    if (d_in && !more)
         tr_dense_transpose(w->wt, params + l->offset[DENSE_W], patch_len(l), filters(l));
     for (int s = 0; s < n; s += w->chunk) {
         const int ns = n - s < w->chunk ? n - s : w->chunk;
@@ -222,10 +223,10 @@ static void conv_backward(const tr_layer *l, float *d_in, float *grad, float *d_
         if (same(l)) {
             tr_conv_im2col(w->patches, x, ns, l->in.h, l->in.w, l->in.c, kernel(l), pad_of(l));
             tr_dense_weight_gradient_small(d_wk, d_b, d, w->patches, (int)rows, patch_len(l),
-                                           filters(l), s > 0);
+                                           filters(l), s > 0 || more);
         } else {
             tr_conv2d_weight_gradient_valid(d_wk, d_b, d, x, w->base, ns, l->in.h, l->in.w,
-                                            l->in.c, kernel(l), filters(l), s > 0);
+                                            l->in.c, kernel(l), filters(l), s > 0 || more);
         }
         if (!d_in)
             continue;
@@ -282,6 +283,7 @@ const layer_ops tr_conv2d_layer_ops = {
     .init = conv_init,
     .forward = conv_forward,
     .backward = conv_backward,
+    .per_sample = 1,
     .ends_in_relu = relu,
     .export = conv_export,
     .export_values = conv_export_values,

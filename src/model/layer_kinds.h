@@ -131,6 +131,8 @@ typedef struct {
     const char *keras;  /* Keras' class name: "Conv2D" */
     int head;
     int reads_images; /* can take the model's input as image bytes */
+    /* layer.h's tr_layer_per_sample. */
+    int per_sample;
     /* Its backward pass can apply the derivative of a ReLU that ends the
      * layer before (layer.h's relu_of_prev). */
     int takes_relu;

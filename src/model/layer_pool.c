@@ -60,6 +60,7 @@ const layer_ops tr_maxpool2d_layer_ops = {
     .build = tr_window_build,
     .forward = pool_forward,
     .backward = pool_backward,
+    .per_sample = 1,
     .takes_relu = 1,
     .export = pool_export,
 };
@@ -105,4 +106,5 @@ const layer_ops tr_flatten_layer_ops = {
     .export = flatten_export,
     .forward = flatten_forward,
     .backward = flatten_backward,
+    .per_sample = 1,
 };

@@ -421,6 +421,82 @@ static double *shard_sums(const tr_train_session *s, int k, int l)
     return s->sums + (size_t)k * s->sums_len + s->sums_at[l];
 }
 
+/* A run of per-sample layers (tr_layer_per_sample) goes through a few
+ * samples at a time, whose activations and gradients for the run then stay
+ * in the L2 cache from one layer to the next: at most this many bytes. */
+enum { RUN_CHUNK_BYTES = 256 * 1024 };
+
+/* Whether layer l can be in a run. */
+static int in_run(const tr_train_session *s, int l)
+{
+    return !s->trainer[l] && tr_layer_per_sample(&s->model->layer[l]);
+}
+
+/* Samples per chunk of the run of layers [a, b] over n samples. */
+static int run_chunk(const tr_model *m, int a, int b, int n)
+{
+    size_t per = 0;
+    for (int l = a; l <= b; l++)
+        per += 2 * sizeof(float) * (size_t)tr_tensor_size(m->layer[l].out);
+    const size_t fit = RUN_CHUNK_BYTES / per;
+    return fit < 1 ? 1 : fit < (size_t)n ? (int)fit : n;
+}
+
+/* Layer l's input for samples [c, c + nc) of the block whose is `first` at
+ * layer 0. */
+static tr_layer_input chunk_input(const tr_model *m, const tr_model_work *w,
+                                  const tr_layer_input *first, int l, int c)
+{
+    const long at = (long)c * tr_tensor_size(m->layer[l].in);
+    if (l)
+        return (tr_layer_input){w->act[l - 1] + at, NULL, 1.0f};
+    return first->x ? (tr_layer_input){first->x + at, NULL, first->divisor}
+                    : (tr_layer_input){NULL, first->rows + c, first->divisor};
+}
+
+/* The forward passes of layers [a, b], a run, a chunk of samples at a
+ * time. */
+static void forward_run(const tr_train_session *s, tr_model_work *w, int a, int b,
+                        const tr_layer_input *first, int n, const tr_layer_pass *pass)
+{
+    const tr_model *m = s->model;
+    const int chunk = run_chunk(m, a, b, n);
+    for (int c = 0; c < n; c += chunk) {
+        const int nc = n - c < chunk ? n - c : chunk;
+        tr_layer_pass p = *pass;
+        p.first += (uint32_t)c;
+        for (int l = a; l <= b; l++) {
+            const tr_layer_input in = chunk_input(m, w, first, l, c);
+            tr_layer_forward(&m->layer[l], w->act[l] + (long)c * tr_tensor_size(m->layer[l].out),
+                             &in, m->params, w->work[l], nc, &p);
+        }
+    }
+}
+
+/* The backward passes of layers b down to a, a run, a chunk of samples at
+ * a time, into shard k's gradient; x0: the model's input as floats. */
+static void backward_run(const tr_train_session *s, tr_model_work *w, int k, int a, int b,
+                         const float *x0, int n, const tr_layer_pass *pass)
+{
+    const tr_model *m = s->model;
+    const int chunk = run_chunk(m, a, b, n);
+    for (int c = 0; c < n; c += chunk) {
+        const int nc = n - c < chunk ? n - c : chunk;
+        tr_layer_pass p = *pass;
+        p.first += (uint32_t)c;
+        p.accumulate = c > 0;
+        for (int l = b; l >= a; l--) {
+            const tr_layer *y = &m->layer[l];
+            const long in_at = (long)c * tr_tensor_size(y->in);
+            const long out_at = (long)c * tr_tensor_size(y->out);
+            float *d_in = l > s->first_trained ? w->delta[l - 1] + in_at : NULL;
+            const float *in = l ? w->act[l - 1] + in_at : x0 ? x0 + in_at : NULL;
+            tr_layer_backward(y, d_in, s->grad[k], w->delta[l] + out_at, in, w->act[l] + out_at,
+                              m->params, w->work[l], nc, &p);
+        }
+    }
+}
+
 /* Phase ph of shard k's passes, samples [lo, lo + n) of the batch of bn in
  * slots buf, on workspace w: forward layers, the loss (its share of the
  * batch's mean loss), backward layers into the shard's gradient buffer,
@@ -439,6 +515,14 @@ static void shard_phase(tr_train_session *s, tr_model_work *w, int k, int buf, u
     if (ph->fwd_from == 0 && (ph->fwd_to > 0 || ph->fwd_sums == 0))
         first = tr_model_first_input(m, w, &images, n);
     for (int l = ph->fwd_from; l < ph->fwd_to; l++) {
+        int b = l;
+        while (b + 1 < ph->fwd_to && in_run(s, l) && in_run(s, b + 1))
+            b++;
+        if (b > l) {
+            forward_run(s, w, l, b, &first, n, &pass);
+            l = b;
+            continue;
+        }
         const tr_layer_input in = l ? (tr_layer_input){w->act[l - 1], NULL, 1.0f} : first;
         const tr_layer_pass p = pass_of(s, l, &pass, bn);
         if (s->trainer[l])
@@ -456,6 +540,15 @@ static void shard_phase(tr_train_session *s, tr_model_work *w, int k, int buf, u
                                 shard_labels(s, k, buf), n, 1.0f / (float)bn,
                                 s->cfg.label_smoothing, &r->correct);
     for (int l = ph->bwd_from; l >= ph->bwd_to && l >= s->first_trained; l--) {
+        int a = l;
+        while (a - 1 >= ph->bwd_to && a - 1 >= s->first_trained && in_run(s, l) &&
+               in_run(s, a - 1))
+            a--;
+        if (a < l) {
+            backward_run(s, w, k, a, l, x0, n, &pass);
+            l = a;
+            continue;
+        }
         /* Below the lowest layer with parameters no gradient is wanted. */
         float *d_in = l > s->first_trained ? w->delta[l - 1] : NULL;
         const tr_layer_pass p = pass_of(s, l, &pass, bn);
