@@ -442,8 +442,8 @@ static int run_chunk(const tr_model *m, int a, int b, int n)
     return fit < 1 ? 1 : fit < (size_t)n ? (int)fit : n;
 }
 
-/* Layer l's input for samples [c, c + nc) of the block whose is `first` at
- * layer 0. */
+/* Layer l's input for the block's samples from c on; first: the block's
+ * input at layer 0. */
 static tr_layer_input chunk_input(const tr_model *m, const tr_model_work *w,
                                   const tr_layer_input *first, int l, int c)
 {
