@@ -142,7 +142,6 @@ void tr_maxpool_forward(float *restrict out, const float *restrict in, int n, in
             }
 }
 
-
 void tr_maxpool_backward(float *restrict d_in, const float *restrict d_out,
                          const float *restrict in, const float *restrict out, int n, int h, int w,
                          int c, int p, int relu)

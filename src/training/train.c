@@ -432,9 +432,33 @@ static int in_run(const tr_train_session *s, int l)
     return !s->trainer[l] && tr_layer_per_sample(&s->model->layer[l]);
 }
 
-/* Samples per chunk of the run of layers [a, b] over n samples. */
+/* The last layer of the run that starts at l, below `to`: l itself when
+ * it cannot be in one. */
+static int run_last(const tr_train_session *s, int l, int to)
+{
+    int b = l;
+    if (in_run(s, l))
+        while (b + 1 < to && in_run(s, b + 1))
+            b++;
+    return b;
+}
+
+/* The first layer of the run that ends at l, not below `low`. */
+static int run_first(const tr_train_session *s, int l, int low)
+{
+    int a = l;
+    if (in_run(s, l))
+        while (a - 1 >= low && in_run(s, a - 1))
+            a--;
+    return a;
+}
+
+/* Samples per chunk of layers [a, b] over n samples: one layer alone takes
+ * them all. */
 static int run_chunk(const tr_model *m, int a, int b, int n)
 {
+    if (a == b)
+        return n;
     size_t per = 0;
     for (int l = a; l <= b; l++)
         per += 2 * sizeof(float) * (size_t)tr_tensor_size(m->layer[l].out);
@@ -447,25 +471,27 @@ static int run_chunk(const tr_model *m, int a, int b, int n)
 static tr_layer_input chunk_input(const tr_model *m, const tr_model_work *w,
                                   const tr_layer_input *first, int l, int c)
 {
-    const long at = (long)c * tr_tensor_size(m->layer[l].in);
-    if (l)
-        return (tr_layer_input){w->act[l - 1] + at, NULL, 1.0f};
-    return first->x ? (tr_layer_input){first->x + at, NULL, first->divisor}
-                    : (tr_layer_input){NULL, first->rows + c, first->divisor};
+    tr_layer_input in = l ? (tr_layer_input){w->act[l - 1], NULL, 1.0f} : *first;
+    if (in.x)
+        in.x += (long)c * tr_tensor_size(m->layer[l].in);
+    else
+        in.rows += c;
+    return in;
 }
 
-/* The forward passes of layers [a, b], a run, a chunk of samples at a
- * time. */
-static void forward_run(const tr_train_session *s, tr_model_work *w, int a, int b,
-                        const tr_layer_input *first, int n, const tr_layer_pass *pass)
+/* The forward passes of layers [a, b] (a run, or one layer), a chunk of
+ * samples at a time. */
+static void forward_layers(const tr_train_session *s, tr_model_work *w, int a, int b,
+                           const tr_layer_input *first, int n, const tr_layer_pass *pass,
+                           uint32_t bn)
 {
     const tr_model *m = s->model;
     const int chunk = run_chunk(m, a, b, n);
     for (int c = 0; c < n; c += chunk) {
         const int nc = n - c < chunk ? n - c : chunk;
-        tr_layer_pass p = *pass;
-        p.first += (uint32_t)c;
         for (int l = a; l <= b; l++) {
+            tr_layer_pass p = pass_of(s, l, pass, bn);
+            p.first += (uint32_t)c;
             const tr_layer_input in = chunk_input(m, w, first, l, c);
             tr_layer_forward(&m->layer[l], w->act[l] + (long)c * tr_tensor_size(m->layer[l].out),
                              &in, m->params, w->work[l], nc, &p);
@@ -473,22 +499,24 @@ static void forward_run(const tr_train_session *s, tr_model_work *w, int a, int 
     }
 }
 
-/* The backward passes of layers b down to a, a run, a chunk of samples at
- * a time, into shard k's gradient; x0: the model's input as floats. */
-static void backward_run(const tr_train_session *s, tr_model_work *w, int k, int a, int b,
-                         const float *x0, int n, const tr_layer_pass *pass)
+/* The backward passes of layers b down to a (a run, or one layer), a chunk
+ * of samples at a time, into shard k's gradient; x0: the model's input as
+ * floats. */
+static void backward_layers(const tr_train_session *s, tr_model_work *w, int k, int a, int b,
+                            const float *x0, int n, const tr_layer_pass *pass, uint32_t bn)
 {
     const tr_model *m = s->model;
     const int chunk = run_chunk(m, a, b, n);
     for (int c = 0; c < n; c += chunk) {
         const int nc = n - c < chunk ? n - c : chunk;
-        tr_layer_pass p = *pass;
-        p.first += (uint32_t)c;
-        p.accumulate = c > 0;
         for (int l = b; l >= a; l--) {
             const tr_layer *y = &m->layer[l];
+            tr_layer_pass p = pass_of(s, l, pass, bn);
+            p.first += (uint32_t)c;
+            p.accumulate = c > 0;
             const long in_at = (long)c * tr_tensor_size(y->in);
             const long out_at = (long)c * tr_tensor_size(y->out);
+            /* Below the lowest layer with parameters no gradient is wanted. */
             float *d_in = l > s->first_trained ? w->delta[l - 1] + in_at : NULL;
             const float *in = l ? w->act[l - 1] + in_at : x0 ? x0 + in_at : NULL;
             tr_layer_backward(y, d_in, s->grad[k], w->delta[l] + out_at, in, w->act[l] + out_at,
@@ -515,20 +543,13 @@ static void shard_phase(tr_train_session *s, tr_model_work *w, int k, int buf, u
     if (ph->fwd_from == 0 && (ph->fwd_to > 0 || ph->fwd_sums == 0))
         first = tr_model_first_input(m, w, &images, n);
     for (int l = ph->fwd_from; l < ph->fwd_to; l++) {
-        int b = l;
-        while (b + 1 < ph->fwd_to && in_run(s, l) && in_run(s, b + 1))
-            b++;
-        if (b > l) {
-            forward_run(s, w, l, b, &first, n, &pass);
-            l = b;
+        if (s->trainer[l]) {
+            s->trainer[l]->forward(s->trainer_ctx[l], k, buf, w->act[l], lo, n);
             continue;
         }
-        const tr_layer_input in = l ? (tr_layer_input){w->act[l - 1], NULL, 1.0f} : first;
-        const tr_layer_pass p = pass_of(s, l, &pass, bn);
-        if (s->trainer[l])
-            s->trainer[l]->forward(s->trainer_ctx[l], k, buf, w->act[l], lo, n);
-        else
-            tr_layer_forward(&m->layer[l], w->act[l], &in, m->params, w->work[l], n, &p);
+        const int b = run_last(s, l, ph->fwd_to);
+        forward_layers(s, w, l, b, &first, n, &pass, bn);
+        l = b;
     }
     if (ph->fwd_sums >= 0) {
         const int l = ph->fwd_sums;
@@ -539,25 +560,17 @@ static void shard_phase(tr_train_session *s, tr_model_work *w, int k, int buf, u
         r->loss = tr_layer_loss(&m->layer[head], w->delta[head - 1], w->act[head - 1],
                                 shard_labels(s, k, buf), n, 1.0f / (float)bn,
                                 s->cfg.label_smoothing, &r->correct);
-    for (int l = ph->bwd_from; l >= ph->bwd_to && l >= s->first_trained; l--) {
-        int a = l;
-        while (a - 1 >= ph->bwd_to && a - 1 >= s->first_trained && in_run(s, l) &&
-               in_run(s, a - 1))
-            a--;
-        if (a < l) {
-            backward_run(s, w, k, a, l, x0, n, &pass);
-            l = a;
-            continue;
-        }
-        /* Below the lowest layer with parameters no gradient is wanted. */
-        float *d_in = l > s->first_trained ? w->delta[l - 1] : NULL;
-        const tr_layer_pass p = pass_of(s, l, &pass, bn);
-        if (s->trainer[l])
+    const int low = ph->bwd_to > s->first_trained ? ph->bwd_to : s->first_trained;
+    for (int l = ph->bwd_from; l >= low; l--) {
+        if (s->trainer[l]) {
+            float *d_in = l > s->first_trained ? w->delta[l - 1] : NULL;
             s->trainer[l]->backward(s->trainer_ctx[l], k, d_in, s->grad[k], w->delta[l],
                                     w->act[l], n);
-        else
-            tr_layer_backward(&m->layer[l], d_in, s->grad[k], w->delta[l],
-                              l ? w->act[l - 1] : x0, w->act[l], m->params, w->work[l], n, &p);
+            continue;
+        }
+        const int a = run_first(s, l, low);
+        backward_layers(s, w, k, a, l, x0, n, &pass, bn);
+        l = a;
     }
     if (ph->bwd_sums >= 0) {
         const int l = ph->bwd_sums;
